@@ -1,0 +1,142 @@
+// Checks of berth.yaml that span fields (routes → services, Procfile fallback, names, env); run on the raw value.
+
+import type { FieldPath } from './spec-location.js';
+import {
+  describeValue,
+  ENV_NAME_EXPECTED,
+  ENV_NAME_PATTERN,
+  NAME_EXPECTED,
+  NAME_PATTERN,
+} from './spec-schema.js';
+
+/** A problem found before positions are known; `target: 'key'` means the key itself is wrong. */
+export interface SpecProblem {
+  path: FieldPath;
+  message: string;
+  target: 'key' | 'value';
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Finds the problems that no single field shows. It runs whatever the field checks found, so one pass reports
+ * everything; where a part has the wrong shape it is skipped here, because the schema already reports it.
+ * `procfile` holds the Procfile's commands when the app has one.
+ */
+export function crossCheck(raw: unknown, procfile: Record<string, string> | undefined): SpecProblem[] {
+  const problems: SpecProblem[] = [];
+  if (!isRecord(raw)) return problems;
+  const services = isRecord(raw['services']) ? raw['services'] : undefined;
+  const names = services === undefined ? [] : Object.keys(services);
+
+  if (services !== undefined && names.length === 0) {
+    problems.push({ path: ['services'], target: 'key', message: 'expected at least one service' });
+  }
+
+  const portOwners = new Map<number, string>();
+  for (const name of names) {
+    const path = ['services', name];
+    if (!NAME_PATTERN.test(name)) {
+      problems.push({
+        path,
+        target: 'key',
+        message: `expected ${NAME_EXPECTED}, got ${describeValue(name)}`,
+      });
+    }
+    const service = services?.[name] ?? {};
+    if (!isRecord(service)) continue;
+
+    if (service['run'] === undefined && procfile?.[name] === undefined) {
+      const where = procfile === undefined ? 'there is no Procfile' : 'the Procfile has no such line';
+      problems.push({
+        path,
+        target: 'key',
+        message: `service "${name}" has no command: add "run:" or a "${name}: <command>" line to the Procfile (${where})`,
+      });
+    }
+
+    const port = service['port'];
+    if (typeof port === 'number') {
+      const owner = portOwners.get(port);
+      if (owner === undefined) portOwners.set(port, name);
+      else
+        problems.push({
+          path: [...path, 'port'],
+          target: 'value',
+          message: `port ${port} is already used by service "${owner}"`,
+        });
+    }
+
+    const env = isRecord(service['env']) ? service['env'] : {};
+    for (const key of Object.keys(env)) {
+      const envPath = [...path, 'env', key];
+      if (!ENV_NAME_PATTERN.test(key)) {
+        problems.push({
+          path: envPath,
+          target: 'key',
+          message: `expected ${ENV_NAME_EXPECTED}, got ${describeValue(key)}`,
+        });
+      } else if (key === 'PORT') {
+        problems.push({
+          path: envPath,
+          target: 'key',
+          message:
+            'PORT is assigned by the platform to each instance; remove it (set "port:" on the service to fix it)',
+        });
+      }
+    }
+
+    const secrets = service['secrets'];
+    if (Array.isArray(secrets)) {
+      const seen = new Set<unknown>();
+      secrets.forEach((secret, index) => {
+        const secretPath = [...path, 'secrets', index];
+        if (seen.has(secret)) {
+          problems.push({
+            path: secretPath,
+            target: 'value',
+            message: `${describeValue(secret)} is listed twice`,
+          });
+        } else if (typeof secret === 'string' && Object.hasOwn(env, secret)) {
+          problems.push({
+            path: secretPath,
+            target: 'value',
+            message: `${describeValue(secret)} is also set in env; a variable comes from env or from secrets, not both`,
+          });
+        }
+        seen.add(secret);
+      });
+    }
+  }
+
+  const routes = Array.isArray(raw['routes']) ? raw['routes'] : [];
+  const routed = new Map<string, number>();
+  routes.forEach((route: unknown, index) => {
+    if (!isRecord(route)) return;
+    const target = route['service'];
+    if (services !== undefined && typeof target === 'string' && !Object.hasOwn(services, target)) {
+      const known = names.length === 0 ? 'none defined' : names.join(', ');
+      problems.push({
+        path: ['routes', index, 'service'],
+        target: 'value',
+        message: `expected the name of a service in this file (${known}), got ${describeValue(target)}`,
+      });
+    }
+    if (typeof route['host'] === 'string') {
+      const prefix = typeof route['pathPrefix'] === 'string' ? route['pathPrefix'] : '/';
+      const key = `${route['host']} ${prefix}`;
+      const first = routed.get(key);
+      if (first === undefined) routed.set(key, index);
+      else
+        problems.push({
+          path: ['routes', index, 'host'],
+          target: 'value',
+          message: `host ${route['host']} with path prefix ${prefix} is already routed by routes[${first}]`,
+        });
+    }
+  });
+
+  return problems;
+}

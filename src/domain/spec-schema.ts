@@ -1,0 +1,286 @@
+// The zod schema of berth.yaml as written: strict objects, one leaf per field kind, one message style.
+
+import { z } from 'zod';
+import { DURATION_EXAMPLES, formatDuration, parseDuration } from '../lib/duration.js';
+import { parseSize } from '../lib/size.js';
+import { DEFAULT_AUTOSCALE_MIN, DEFAULT_DEPLOY, DEFAULT_HEALTH_CHECK } from './spec-defaults.js';
+
+/** Names of apps and services become host labels, directory names and Kubernetes object names. */
+export const NAME_PATTERN = /^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
+export const NAME_EXPECTED =
+  'a name of lowercase letters, digits and dashes, starting with a letter (at most 63 characters)';
+export const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
+export const ENV_NAME_EXPECTED =
+  'an environment variable name (letters, digits and underscores, not starting with a digit)';
+
+const HOST_LABEL = '[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?';
+const HOST_PATTERN = new RegExp(`^(\\*\\.)?${HOST_LABEL}(\\.${HOST_LABEL})*$`);
+const STATUS_CODES_PATTERN = /^[1-5]\d\d(-[1-5]\d\d)?(,[1-5]\d\d(-[1-5]\d\d)?)*$/;
+
+/** How a value reads in an error message: strings quoted, containers named, missing values called nothing. */
+export function describeValue(value: unknown): string {
+  if (value === undefined || value === null) return 'nothing';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a mapping';
+  if (typeof value === 'string') {
+    const shown = value.length > 40 ? `${value.slice(0, 37)}...` : value;
+    return JSON.stringify(shown);
+  }
+  return String(value);
+}
+
+type Converted<T> = { ok: true; value: T } | { ok: false; hint?: string };
+const ok = <T>(value: T): Converted<T> => ({ ok: true, value });
+const no = (hint?: string): Converted<never> => (hint === undefined ? { ok: false } : { ok: false, hint });
+
+/**
+ * A field whose checking and conversion is one function, so that every failure reads
+ * `expected <what>, got <value>` (or `missing; expected <what>` when the key is absent).
+ */
+function leaf<T>(expected: string, convert: (value: unknown) => Converted<T>) {
+  return z.unknown().transform((value, ctx): T => {
+    const result = value === undefined ? no() : convert(value);
+    if (result.ok) return result.value;
+    const message =
+      value === undefined
+        ? `missing; expected ${expected}`
+        : `expected ${expected}, got ${describeValue(value)}${result.hint === undefined ? '' : ` (${result.hint})`}`;
+    ctx.addIssue({ code: 'custom', message, input: value });
+    return z.NEVER;
+  });
+}
+
+const nonEmptyText = (expected: string) =>
+  leaf(expected, (v) => (typeof v === 'string' && v.trim() !== '' ? ok(v.trim()) : no()));
+
+const name = leaf(NAME_EXPECTED, (v) => (typeof v === 'string' && NAME_PATTERN.test(v) ? ok(v) : no()));
+
+const wholeNumber = (min: number, max: number, what = 'a whole number') =>
+  leaf(`${what} from ${min} to ${max}`, (v) =>
+    typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max ? ok(v) : no(),
+  );
+
+const duration = leaf(`a duration such as ${DURATION_EXAMPLES}`, (v) => {
+  if (typeof v === 'number') return no(`add a unit, e.g. "${v}s"`);
+  if (typeof v !== 'string') return no();
+  if (/^\d+(\.\d+)?$/.test(v)) return no(`add a unit, e.g. "${v}s"`);
+  try {
+    return ok(parseDuration(v));
+  } catch {
+    return no();
+  }
+});
+
+const size = leaf('a size such as 512Mi, 1Gi, 100M, 64Ki or a number of bytes', (v) => {
+  if (typeof v === 'number') return Number.isSafeInteger(v) && v >= 0 ? ok(v) : no();
+  if (typeof v !== 'string') return no();
+  const withB = /^(\d+(?:\.\d+)?)([kKMGT])i?B$/.exec(v);
+  if (withB !== null)
+    return no(`write "${withB[1]}${withB[2]}i" for binary or "${withB[1]}${withB[2]}" for decimal`);
+  try {
+    return ok(parseSize(v));
+  } catch {
+    return no();
+  }
+});
+
+/** Deploy percentages must carry `%`: a bare `50` next to `instances: 2` could be read as a count. */
+const percentWithSign = (min: number, max: number) =>
+  leaf(`a percentage from ${min}% to ${max}% such as "50%"`, (v) => {
+    if (typeof v === 'number') return no(`add a percent sign, e.g. "${v}%"`);
+    if (typeof v !== 'string') return no();
+    const match = /^(\d+)%$/.exec(v);
+    const n = match === null ? Number.NaN : Number(match[1]);
+    return n >= min && n <= max ? ok(n) : no();
+  });
+
+/** Utilisation targets read as plain numbers (`cpu: 70`) as in DESIGN.md; `70%` is accepted too. */
+const utilisation = leaf('a percentage from 1 to 100', (v) => {
+  const n =
+    typeof v === 'number'
+      ? v
+      : typeof v === 'string' && /^\d+(\.\d+)?%$/.test(v)
+        ? Number.parseFloat(v)
+        : NaN;
+  return n >= 1 && n <= 100 ? ok(n) : no();
+});
+
+const boolean = leaf('true or false', (v) => (typeof v === 'boolean' ? ok(v) : no()));
+
+const urlPath = leaf('a URL path starting with "/"', (v) =>
+  typeof v === 'string' && v.startsWith('/') && !/\s/.test(v) ? ok(v) : no(),
+);
+
+const host = leaf('a host name such as shop.localhost or *.example.com (lowercase, no port)', (v) =>
+  typeof v === 'string' && v.length <= 253 && HOST_PATTERN.test(v) ? ok(v) : no(),
+);
+
+const successCodes = leaf('HTTP status codes such as "200", "200-299" or "200,204"', (v) => {
+  const text = typeof v === 'number' ? String(v) : typeof v === 'string' ? v.replace(/\s+/g, '') : '';
+  if (!STATUS_CODES_PATTERN.test(text)) return no();
+  const reversed = text.split(',').some((part) => {
+    const [low, high] = part.split('-');
+    return high !== undefined && Number(high) < Number(low);
+  });
+  return reversed ? no('a range must go from low to high') : ok(text);
+});
+
+const commands = leaf('a command or a list of commands', (v) => {
+  if (typeof v === 'string' && v.trim() !== '') return ok([v.trim()]);
+  if (Array.isArray(v) && v.every((c) => typeof c === 'string' && c.trim() !== '')) {
+    return ok(v.map((c: string) => c.trim()));
+  }
+  return no();
+});
+
+const deployMode = leaf<'auto' | 'manual'>('"auto" or "manual"', (v) =>
+  v === 'auto' || v === 'manual' ? ok(v) : no(),
+);
+
+/** Env values are strings; YAML numbers and booleans are taken as written (the YAML reader passes their text). */
+const envValue = leaf('a string, number or boolean', (v) =>
+  typeof v === 'string' ? ok(v) : typeof v === 'number' || typeof v === 'boolean' ? ok(String(v)) : no(),
+);
+
+const envName = leaf(ENV_NAME_EXPECTED, (v) =>
+  typeof v === 'string' && ENV_NAME_PATTERN.test(v) ? ok(v) : no(),
+);
+
+const cpu = leaf('a number of CPUs greater than 0 such as 0.5 or 2', (v) =>
+  typeof v === 'number' && v > 0 && v <= 1024 ? ok(v) : no(),
+);
+
+const healthSchema = z
+  .strictObject({
+    path: urlPath.optional(),
+    interval: duration.optional(),
+    timeout: duration.optional(),
+    healthy: wholeNumber(1, 10).optional(),
+    unhealthy: wholeNumber(1, 10).optional(),
+    grace: duration.optional(),
+    successCodes: successCodes.optional(),
+  })
+  .superRefine((health, ctx) => {
+    // As on ALB, a check must time out before the next one is due, or checks would pile up.
+    const interval = health.interval ?? DEFAULT_HEALTH_CHECK.intervalMs;
+    const timeout = health.timeout ?? DEFAULT_HEALTH_CHECK.timeoutMs;
+    if (timeout >= interval) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [health.timeout === undefined ? 'interval' : 'timeout'],
+        message: `expected timeout (${formatDuration(timeout)}) to be shorter than interval (${formatDuration(interval)})`,
+      });
+    }
+  });
+
+const deploySchema = z
+  .strictObject({
+    maxSurge: percentWithSign(0, 100).optional(),
+    minHealthy: percentWithSign(0, 100).optional(),
+    drain: duration.optional(),
+    stopTimeout: duration.optional(),
+    autoRollback: boolean.optional(),
+  })
+  .superRefine((deploy, ctx) => {
+    const surge = deploy.maxSurge ?? DEFAULT_DEPLOY.maxSurgePercent;
+    const minHealthy = deploy.minHealthy ?? DEFAULT_DEPLOY.minHealthyPercent;
+    if (surge === 0 && minHealthy === 100) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [deploy.maxSurge === undefined ? 'minHealthy' : 'maxSurge'],
+        message:
+          'maxSurge 0% with minHealthy 100% can neither start nor stop an instance; raise maxSurge or lower minHealthy',
+      });
+    }
+  });
+
+const autoscaleSchema = z
+  .strictObject({
+    min: wholeNumber(0, 100).optional(),
+    max: wholeNumber(1, 100),
+    requestsPerMinute: wholeNumber(1, 1_000_000).optional(),
+    cpu: utilisation.optional(),
+    memory: utilisation.optional(),
+    scaleOutCooldown: duration.optional(),
+    scaleInCooldown: duration.optional(),
+  })
+  .superRefine((autoscale, ctx) => {
+    const min = autoscale.min ?? DEFAULT_AUTOSCALE_MIN;
+    if (min > autoscale.max) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [autoscale.min === undefined ? 'max' : 'min'],
+        message: `expected min (${min}) to be at most max (${autoscale.max})`,
+      });
+    }
+    if (
+      autoscale.requestsPerMinute === undefined &&
+      autoscale.cpu === undefined &&
+      autoscale.memory === undefined
+    ) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [],
+        message: 'expected at least one target: requestsPerMinute, cpu or memory',
+      });
+    }
+  });
+
+const resourcesSchema = z.strictObject({
+  memory: size.optional(),
+  cpu: cpu.optional(),
+});
+
+const serviceSchema = z.preprocess(
+  // `web:` with no settings is a service whose command comes from the Procfile.
+  (v) => (v === null ? {} : v),
+  z
+    .strictObject({
+      run: nonEmptyText('a command to run, e.g. "node server.js"').optional(),
+      build: nonEmptyText('a build command, e.g. "npm ci && npm run build"').optional(),
+      port: wholeNumber(1, 65535, 'a port number').optional(),
+      instances: wholeNumber(0, 100).optional(),
+      health: z.preprocess((v) => (v === false ? null : v), healthSchema.nullable()).optional(),
+      deploy: deploySchema.optional(),
+      autoscale: autoscaleSchema.optional(),
+      resources: resourcesSchema.optional(),
+      env: z.record(z.string(), envValue).optional(),
+      secrets: z.array(envName).optional(),
+      responseTimeout: duration.optional(),
+    })
+    .superRefine((service, ctx) => {
+      const scale = service.autoscale;
+      if (scale === undefined || service.instances === undefined) return;
+      const min = scale.min ?? DEFAULT_AUTOSCALE_MIN;
+      if (service.instances < min || service.instances > scale.max) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['instances'],
+          message: `expected a whole number from autoscale.min (${min}) to autoscale.max (${scale.max}), got ${service.instances}`,
+        });
+      }
+    }),
+);
+
+const routeSchema = z.strictObject({
+  host,
+  pathPrefix: urlPath.optional(),
+  service: nonEmptyText('the name of a service'),
+});
+
+const pipelineSchema = z.strictObject({
+  check: commands.optional(),
+  test: commands.optional(),
+  deploy: deployMode.optional(),
+});
+
+/** berth.yaml as written, after field-level checks and unit conversion; defaults are filled in later. */
+export const specInputSchema = z.strictObject({
+  app: name,
+  routes: z.array(routeSchema).optional(),
+  services: z.record(z.string(), serviceSchema),
+  pipeline: pipelineSchema.optional(),
+});
+
+export type SpecInput = z.output<typeof specInputSchema>;
+export type ServiceInput = SpecInput['services'][string];

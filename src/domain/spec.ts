@@ -1,0 +1,460 @@
+// The app spec (berth.yaml): its normalised types, and the one way to turn text or JSON into an AppSpec.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { isMap, isScalar, LineCounter, parseDocument } from 'yaml';
+import type { core } from 'zod';
+import { BerthError, type Issue } from './errors.js';
+import { parseProcfile } from './procfile.js';
+import { crossCheck, type SpecProblem } from './spec-checks.js';
+import {
+  DEFAULT_AUTOSCALE_COOLDOWNS,
+  DEFAULT_AUTOSCALE_MIN,
+  DEFAULT_DEPLOY,
+  DEFAULT_HEALTH_CHECK,
+  DEFAULT_INSTANCES,
+  DEFAULT_PIPELINE,
+  DEFAULT_RESPONSE_TIMEOUT_MS,
+} from './spec-defaults.js';
+import { type FieldPath, formatPath, locate } from './spec-location.js';
+import { type ServiceInput, type SpecInput, specInputSchema } from './spec-schema.js';
+
+export * from './spec-defaults.js';
+
+/** A route: requests for `host` (and, if set, paths under `pathPrefix`) go to `service`. */
+export interface RouteSpec {
+  host: string;
+  pathPrefix?: string;
+  service: string;
+}
+
+/** Active HTTP health check of a service's instances. Times in milliseconds. */
+export interface HealthCheckSpec {
+  /** Path requested on each instance, e.g. `/health`. */
+  path: string;
+  intervalMs: number;
+  timeoutMs: number;
+  /** Consecutive passes that make an unhealthy instance healthy. */
+  healthyThreshold: number;
+  /** Consecutive failures that make a healthy instance unhealthy. */
+  unhealthyThreshold: number;
+  /** After an instance starts, failed checks within this time do not count against it (ECS's grace period). */
+  graceMs: number;
+  /** Status codes that pass, ALB matcher syntax: `200`, `200-299`, `200,204`. */
+  successCodes: string;
+}
+
+/** How a new release replaces the old one. Times in milliseconds. */
+export interface DeploySpec {
+  /** Instances started above the desired count during a deploy, as % of desired (ECS maximumPercent − 100). */
+  maxSurgePercent: number;
+  /** Healthy instances kept during a deploy, as % of desired (ECS minimumHealthyPercent). */
+  minHealthyPercent: number;
+  /** How long a deregistered instance may finish in-flight requests before it is stopped. */
+  drainMs: number;
+  /** SIGTERM → SIGKILL delay. */
+  stopTimeoutMs: number;
+  /** Restore the last succeeded release when a deploy fails. */
+  autoRollback: boolean;
+}
+
+/** Target tracking: each set target is a per-instance value the autoscaler keeps the service near. */
+export interface AutoscaleSpec {
+  min: number;
+  max: number;
+  requestsPerMinute?: number;
+  /** Average CPU % per instance (100 = one core). */
+  cpuPercent?: number;
+  /** Average memory % of `resources.memoryBytes` (of the machine's memory when no limit is set). */
+  memoryPercent?: number;
+  scaleOutCooldownMs: number;
+  scaleInCooldownMs: number;
+}
+
+/** Resource limits of one instance. */
+export interface ResourcesSpec {
+  memoryBytes?: number;
+  /** CPUs, may be fractional (0.5). */
+  cpu?: number;
+}
+
+/** One service (process type) of an app, with every default filled in. */
+export interface ServiceSpec {
+  name: string;
+  /** Command run in the release directory (from berth.yaml `run`, else the Procfile line of this name). */
+  run: string;
+  build?: string;
+  /** Fixed port; when absent the platform assigns one per instance in `PORT`. */
+  port?: number;
+  instances: number;
+  /** `null` for services that take no HTTP traffic (not routed, no port, no `health` set) or `health: false`. */
+  health: HealthCheckSpec | null;
+  deploy: DeploySpec;
+  autoscale?: AutoscaleSpec;
+  resources?: ResourcesSpec;
+  env: Record<string, string>;
+  /** Names of secrets given to the instances as environment variables of the same name. */
+  secrets: string[];
+  responseTimeoutMs: number;
+}
+
+/** The CI/CD pipeline: commands of each stage, and whether a passing build deploys by itself. */
+export interface PipelineSpec {
+  check: string[];
+  test: string[];
+  deploy: 'auto' | 'manual';
+}
+
+/** A whole, valid, normalised app spec: plain JSON data, stored as a release's spec snapshot. */
+export interface AppSpec {
+  app: string;
+  routes: RouteSpec[];
+  services: Record<string, ServiceSpec>;
+  pipeline: PipelineSpec;
+}
+
+/** Options of `parseSpec`: the file name used in error positions, and the app's Procfile text if it has one. */
+export interface ParseSpecOptions {
+  file: string;
+  procfile?: string;
+  /** Name used for Procfile positions; defaults to `Procfile`. */
+  procfileName?: string;
+}
+
+interface PlacedIssue extends Issue {
+  order: [file: number, line: number, column: number];
+}
+
+const SPEC_KEYS_HINT_DISTANCE = 2;
+
+/**
+ * Parses and validates berth.yaml text into a normalised AppSpec.
+ * @throws BerthError `invalid_spec` listing every problem with `file:line:column`, sorted by position.
+ */
+export function parseSpec(text: string, options: ParseSpecOptions): AppSpec {
+  const { file } = options;
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const at = (offset: number): { location: string; line: number; column: number } => {
+    const { line, col } = lines.linePos(offset);
+    return { location: `${file}:${line}:${col}`, line, column: col };
+  };
+
+  if (doc.errors.length > 0) {
+    const issues = doc.errors.map((error): PlacedIssue => {
+      const { location, line, column } = at(error.pos[0]);
+      return {
+        path: '',
+        message: `invalid YAML: ${firstLine(error.message)}`,
+        location,
+        order: [0, line, column],
+      };
+    });
+    throw specError(file, issues);
+  }
+  if (doc.contents === null) {
+    const { location } = at(0);
+    throw specError(file, [
+      {
+        path: '',
+        location,
+        message: 'the file is empty; expected at least "app" and "services"',
+        order: [0, 1, 1],
+      },
+    ]);
+  }
+
+  const raw: unknown = doc.toJS({ maxAliasCount: 100 });
+  keepEnvTextAsWritten(doc, raw);
+
+  return validate(
+    raw,
+    options.procfile,
+    options.procfileName ?? 'Procfile',
+    (path, target) => {
+      const [line, column] = locate(doc, lines, path, target).split(':').map(Number) as [number, number];
+      return { location: `${file}:${line}:${column}`, order: [0, line, column] };
+    },
+    file,
+  );
+}
+
+/**
+ * Validates a spec that arrives as JSON (the berth.yaml document as an object, e.g. in an API request body)
+ * with the same rules and messages as `parseSpec`. Issues carry a field path but no file position.
+ * @throws BerthError `invalid_spec`.
+ */
+export function validateAppSpec(value: unknown, options: { procfile?: string } = {}): AppSpec {
+  return validate(value, options.procfile, 'Procfile', () => ({ order: [0, 0, 0] }), 'spec');
+}
+
+/**
+ * Reads a berth.yaml file and the `Procfile` beside it (if any) and parses them.
+ * @throws BerthError `invalid_spec` when the file is missing or invalid.
+ */
+export function loadSpecFile(path: string): AppSpec {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (cause) {
+    const reason = (cause as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : 'cannot be read';
+    throw new BerthError('invalid_spec', `${path} ${reason}`, {
+      cause,
+      issues: [{ path: '', message: `${path} ${reason}; expected an app spec (berth.yaml)` }],
+    });
+  }
+  const procfilePath = join(dirname(path), 'Procfile');
+  const procfile = existsSync(procfilePath) ? readFileSync(procfilePath, 'utf8') : undefined;
+  return parseSpec(
+    text,
+    procfile === undefined ? { file: path } : { file: path, procfile, procfileName: procfilePath },
+  );
+}
+
+type Locator = (
+  path: FieldPath,
+  target: 'key' | 'value',
+) => { location?: string; order: PlacedIssue['order'] };
+
+function validate(
+  raw: unknown,
+  procfileText: string | undefined,
+  procfileName: string,
+  place: Locator,
+  subject: string,
+): AppSpec {
+  const procfile = procfileText === undefined ? undefined : parseProcfile(procfileText, procfileName);
+  const problems: SpecProblem[] = [];
+  const parsed = specInputSchema.safeParse(raw, { error: structuralMessage, reportInput: true });
+  if (!parsed.success) problems.push(...parsed.error.issues.flatMap(fromZodIssue));
+  problems.push(...crossCheck(raw, procfile?.processes));
+
+  const issues: PlacedIssue[] = problems.map((problem) => {
+    const placed = place(problem.path, problem.target);
+    const issue: PlacedIssue = {
+      path: formatPath(problem.path),
+      message: problem.message,
+      order: placed.order,
+    };
+    if (placed.location !== undefined) issue.location = placed.location;
+    return issue;
+  });
+  // Procfile lines matter only when a service takes its command from there.
+  const usesProcfile = parsed.success && Object.values(parsed.data.services).some((s) => s.run === undefined);
+  if (procfile !== undefined && (usesProcfile || !parsed.success)) {
+    for (const issue of procfile.issues) {
+      const [, line, column] = (issue.location ?? '').match(/:(\d+):(\d+)$/) ?? [];
+      issues.push({
+        ...issue,
+        path: issue.path === '' ? 'Procfile' : `Procfile.${issue.path}`,
+        order: [1, Number(line), Number(column)],
+      });
+    }
+  }
+  if (issues.length > 0 || !parsed.success) throw specError(subject, issues);
+  return normalise(parsed.data, procfile?.processes ?? {});
+}
+
+function specError(subject: string, placed: PlacedIssue[]): BerthError {
+  const sorted = [...placed].sort(
+    (a, b) =>
+      a.order[0] - b.order[0] ||
+      a.order[1] - b.order[1] ||
+      a.order[2] - b.order[2] ||
+      a.path.localeCompare(b.path),
+  );
+  const issues = sorted.map(({ order: _order, ...issue }) => issue);
+  const count = issues.length === 1 ? '1 error' : `${issues.length} errors`;
+  return new BerthError('invalid_spec', `${subject} has ${count}`, { issues });
+}
+
+/** Messages for the issues zod raises itself (shapes and unknown keys); field leaves write their own. */
+function structuralMessage(issue: core.$ZodRawIssue): string | undefined {
+  if (issue.code === 'invalid_type') {
+    const expected =
+      issue.expected === 'array'
+        ? 'a list'
+        : issue.expected === 'object' || issue.expected === 'record'
+          ? 'a mapping (key: value pairs)'
+          : `a ${issue.expected}`;
+    if (issue.input === undefined) return `missing; expected ${expected}`;
+    return `expected ${expected}, got ${describeForMessage(issue.input)}`;
+  }
+  if (issue.code === 'unrecognized_keys') {
+    const shape = (issue.inst as { shape?: Record<string, unknown> } | undefined)?.shape;
+    return shape === undefined ? 'unknown field' : Object.keys(shape).join(', ');
+  }
+  return undefined;
+}
+
+function describeForMessage(value: unknown): string {
+  if (value === null) return 'nothing';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a mapping';
+  return typeof value === 'string' ? JSON.stringify(value) : String(value);
+}
+
+function fromZodIssue(issue: core.$ZodIssue): SpecProblem[] {
+  const path = issue.path.filter((segment): segment is string | number => typeof segment !== 'symbol');
+  if (issue.code === 'unrecognized_keys') {
+    const allowed = issue.message === 'unknown field' ? [] : issue.message.split(', ');
+    return issue.keys.map((key) => {
+      const guess = closest(key, allowed);
+      const hint = guess === undefined ? '' : ` did you mean "${guess}"?`;
+      const list = allowed.length === 0 ? '' : ` expected one of: ${allowed.join(', ')}`;
+      return { path: [...path, key], target: 'key' as const, message: `unknown field;${hint}${list}` };
+    });
+  }
+  if (issue.code === 'invalid_type' && path.length === 1 && path[0] === 'services') {
+    const expected = 'a mapping of service names to their settings, e.g. "web: { run: node server.js }"';
+    const message =
+      issue.input === undefined
+        ? `missing; expected ${expected}`
+        : `expected ${expected}, got ${describeForMessage(issue.input)}`;
+    return [{ path, target: 'value', message }];
+  }
+  return [{ path, target: 'value', message: issue.message }];
+}
+
+/** The allowed key nearest to a mistyped one, if it is only a typo or two away. */
+function closest(key: string, allowed: string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = SPEC_KEYS_HINT_DISTANCE + 1;
+  for (const candidate of allowed) {
+    const distance = editDistance(key.toLowerCase(), candidate.toLowerCase());
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current[j] = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, substitution);
+    }
+    previous = current;
+  }
+  return previous[b.length] ?? 0;
+}
+
+function firstLine(message: string): string {
+  return (message.split('\n')[0] ?? message).replace(/ at line \d+, column \d+:?$/, '');
+}
+
+/**
+ * YAML reads `VERSION: 1.10` as the number 1.1 and `DEBUG: yes` as a string; env values are strings, so numbers
+ * and booleans are kept exactly as written in the file.
+ */
+function keepEnvTextAsWritten(doc: ReturnType<typeof parseDocument>, raw: unknown): void {
+  const services = doc.get('services', true);
+  if (!isMap(services) || typeof raw !== 'object' || raw === null) return;
+  const rawServices = (raw as Record<string, unknown>)['services'];
+  for (const pair of services.items) {
+    const name = isScalar(pair.key) ? String(pair.key.value) : undefined;
+    const env = isMap(pair.value) ? pair.value.get('env', true) : undefined;
+    if (name === undefined || !isMap(env)) continue;
+    const rawEnv = (rawServices as Record<string, Record<string, Record<string, unknown>>>)?.[name]?.['env'];
+    if (typeof rawEnv !== 'object' || rawEnv === null) continue;
+    for (const item of env.items) {
+      if (!isScalar(item.key) || !isScalar(item.value)) continue;
+      const value = item.value.value;
+      if ((typeof value === 'number' || typeof value === 'boolean') && item.value.source !== undefined) {
+        rawEnv[String(item.key.value)] = item.value.source;
+      }
+    }
+  }
+}
+
+function normalise(input: SpecInput, procfile: Record<string, string>): AppSpec {
+  const routes = (input.routes ?? []).map((route): RouteSpec => {
+    const out: RouteSpec = { host: route.host, service: route.service };
+    if (route.pathPrefix !== undefined) out.pathPrefix = route.pathPrefix;
+    return out;
+  });
+  const routed = new Set(routes.map((route) => route.service));
+  const services: Record<string, ServiceSpec> = {};
+  for (const [name, service] of Object.entries(input.services)) {
+    services[name] = normaliseService(name, service, procfile[name] ?? '', routed.has(name));
+  }
+  const pipeline = input.pipeline ?? {};
+  return {
+    app: input.app,
+    routes,
+    services,
+    pipeline: {
+      check: [...(pipeline.check ?? DEFAULT_PIPELINE.check)],
+      test: [...(pipeline.test ?? DEFAULT_PIPELINE.test)],
+      deploy: pipeline.deploy ?? DEFAULT_PIPELINE.deploy,
+    },
+  };
+}
+
+function normaliseService(
+  name: string,
+  input: ServiceInput,
+  procfileCommand: string,
+  routed: boolean,
+): ServiceSpec {
+  const takesHttp =
+    routed || input.port !== undefined || (input.health !== undefined && input.health !== null);
+  const health =
+    input.health === null || !takesHttp
+      ? null
+      : {
+          path: input.health?.path ?? DEFAULT_HEALTH_CHECK.path,
+          intervalMs: input.health?.interval ?? DEFAULT_HEALTH_CHECK.intervalMs,
+          timeoutMs: input.health?.timeout ?? DEFAULT_HEALTH_CHECK.timeoutMs,
+          healthyThreshold: input.health?.healthy ?? DEFAULT_HEALTH_CHECK.healthyThreshold,
+          unhealthyThreshold: input.health?.unhealthy ?? DEFAULT_HEALTH_CHECK.unhealthyThreshold,
+          graceMs: input.health?.grace ?? DEFAULT_HEALTH_CHECK.graceMs,
+          successCodes: input.health?.successCodes ?? DEFAULT_HEALTH_CHECK.successCodes,
+        };
+  const deploy: DeploySpec = {
+    maxSurgePercent: input.deploy?.maxSurge ?? DEFAULT_DEPLOY.maxSurgePercent,
+    minHealthyPercent: input.deploy?.minHealthy ?? DEFAULT_DEPLOY.minHealthyPercent,
+    drainMs: input.deploy?.drain ?? DEFAULT_DEPLOY.drainMs,
+    stopTimeoutMs: input.deploy?.stopTimeout ?? DEFAULT_DEPLOY.stopTimeoutMs,
+    autoRollback: input.deploy?.autoRollback ?? DEFAULT_DEPLOY.autoRollback,
+  };
+  let autoscale: AutoscaleSpec | undefined;
+  if (input.autoscale !== undefined) {
+    const a = input.autoscale;
+    autoscale = {
+      min: a.min ?? DEFAULT_AUTOSCALE_MIN,
+      max: a.max,
+      scaleOutCooldownMs: a.scaleOutCooldown ?? DEFAULT_AUTOSCALE_COOLDOWNS.scaleOutCooldownMs,
+      scaleInCooldownMs: a.scaleInCooldown ?? DEFAULT_AUTOSCALE_COOLDOWNS.scaleInCooldownMs,
+    };
+    if (a.requestsPerMinute !== undefined) autoscale.requestsPerMinute = a.requestsPerMinute;
+    if (a.cpu !== undefined) autoscale.cpuPercent = a.cpu;
+    if (a.memory !== undefined) autoscale.memoryPercent = a.memory;
+  }
+  let resources: ResourcesSpec | undefined;
+  if (input.resources !== undefined) {
+    resources = {};
+    if (input.resources.memory !== undefined) resources.memoryBytes = input.resources.memory;
+    if (input.resources.cpu !== undefined) resources.cpu = input.resources.cpu;
+  }
+  // Optional fields are left out rather than set to undefined, so a JSON round trip gives an equal object.
+  return {
+    name,
+    run: input.run ?? procfileCommand,
+    ...(input.build !== undefined && { build: input.build }),
+    ...(input.port !== undefined && { port: input.port }),
+    // An autoscaled service starts at its minimum, so the autoscaler is not fighting the spec.
+    instances: input.instances ?? autoscale?.min ?? DEFAULT_INSTANCES,
+    health,
+    deploy,
+    ...(autoscale !== undefined && { autoscale }),
+    ...(resources !== undefined && { resources }),
+    env: { ...(input.env ?? {}) },
+    secrets: [...(input.secrets ?? [])],
+    responseTimeoutMs: input.responseTimeout ?? DEFAULT_RESPONSE_TIMEOUT_MS,
+  };
+}
