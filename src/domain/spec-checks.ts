@@ -20,6 +20,12 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** Whether some service takes its command from the Procfile (it has no `run`). */
+export function needsProcfile(raw: unknown): boolean {
+  const services = isRecord(raw) && isRecord(raw['services']) ? Object.values(raw['services']) : [];
+  return services.some((service) => service === null || (isRecord(service) && service['run'] === undefined));
+}
+
 /**
  * Finds the problems that no single field shows. It runs whatever the field checks found, so one pass reports
  * everything; where a part has the wrong shape it is skipped here, because the schema already reports it.

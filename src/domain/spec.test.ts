@@ -471,3 +471,12 @@ describe('loadSpecFile', () => {
     }
   });
 });
+
+describe('parseSpec: Procfile problems', () => {
+  it('reports a broken Procfile alongside other errors only when a service needs it', () => {
+    assert.deepEqual(
+      errorsOf('app: a\nservices:\n  web: { run: x, instances: -1 }\n', { procfile: 'oops\n' }),
+      ['berth.yaml:3:29 services.web.instances: expected a whole number from 0 to 100, got -1'],
+    );
+  });
+});

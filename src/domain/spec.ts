@@ -6,7 +6,7 @@ import { isMap, isScalar, LineCounter, parseDocument } from 'yaml';
 import type { core } from 'zod';
 import { BerthError, type Issue } from './errors.js';
 import { parseProcfile } from './procfile.js';
-import { crossCheck, type SpecProblem } from './spec-checks.js';
+import { crossCheck, needsProcfile, type SpecProblem } from './spec-checks.js';
 import {
   DEFAULT_AUTOSCALE_COOLDOWNS,
   DEFAULT_AUTOSCALE_MIN,
@@ -240,8 +240,7 @@ function validate(
     return issue;
   });
   // Procfile lines matter only when a service takes its command from there.
-  const usesProcfile = parsed.success && Object.values(parsed.data.services).some((s) => s.run === undefined);
-  if (procfile !== undefined && (usesProcfile || !parsed.success)) {
+  if (procfile !== undefined && needsProcfile(raw)) {
     for (const issue of procfile.issues) {
       const [, line, column] = (issue.location ?? '').match(/:(\d+):(\d+)$/) ?? [];
       issues.push({
