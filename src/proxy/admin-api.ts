@@ -1,0 +1,162 @@
+// The admin API: JSON over HTTP on a unix socket with owner-only permissions; the control plane's only way in.
+import { chmod, rm } from 'node:fs/promises';
+import http from 'node:http';
+import { BerthError, httpStatusOf } from '../domain/errors.js';
+import type { ProxyServer } from './proxy-server.js';
+
+const MAX_BODY = 16 * 1024 * 1024;
+const MAX_WAIT_MS = 60_000;
+
+/**
+ * Routes (all JSON):
+ *   GET    /health                                   → { ok: true, ports }
+ *   GET    /route-table                              → RouteTable (with current targets)
+ *   PUT    /route-table                              → RouteTable; 400 invalid_route_table with issues
+ *   GET    /targets                                  → TargetStatus[] (every group)
+ *   GET    /target-groups/:group/targets             → TargetStatus[]
+ *   PUT    /target-groups/:group/targets/:id         { host, port, weight? } → TargetStatus (register)
+ *   PATCH  /target-groups/:group/targets/:id         { weight } → TargetStatus
+ *   DELETE /target-groups/:group/targets/:id         → TargetStatus (state draining, or drained)
+ *   GET    /target-groups/:group/targets/:id[?waitDrained=ms] → TargetStatus
+ *   GET    /metrics                                  → MetricsResponse
+ *   GET    /events?after=N[&wait=ms]                 → EventsResponse
+ */
+export class AdminApi {
+  readonly #proxy: ProxyServer;
+  readonly #server: http.Server;
+  readonly #aborts = new Set<AbortController>();
+  #path = '';
+
+  constructor(proxy: ProxyServer) {
+    this.#proxy = proxy;
+    this.#server = http.createServer((req, res) => {
+      this.#handle(req, res).catch((err: unknown) => sendError(res, err));
+    });
+  }
+
+  /** Listens on `path` (a stale socket file is removed first) and restricts it to the owner. */
+  async listen(path: string): Promise<void> {
+    await rm(path, { force: true });
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(path, () => {
+        this.#server.off('error', reject);
+        resolve();
+      });
+    });
+    await chmod(path, 0o600);
+    this.#path = path;
+  }
+
+  async close(): Promise<void> {
+    for (const abort of this.#aborts) abort.abort();
+    this.#server.closeAllConnections();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    if (this.#path !== '') await rm(this.#path, { force: true });
+  }
+
+  async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    const parts = url.pathname
+      .split('/')
+      .filter((p) => p !== '')
+      .map(decodeURIComponent);
+    const method = req.method ?? 'GET';
+    const proxy = this.#proxy;
+    const [p0, p1, p2, p3] = parts;
+
+    if (parts.length === 1 && p0 === 'health' && method === 'GET')
+      return send(res, 200, { ok: true, ports: proxy.ports });
+    if (parts.length === 1 && p0 === 'route-table') {
+      if (method === 'GET') return send(res, 200, proxy.routeTable());
+      if (method === 'PUT') return send(res, 200, await proxy.applyRouteTable(await readJson(req)));
+    }
+    if (parts.length === 1 && p0 === 'targets' && method === 'GET')
+      return send(res, 200, proxy.listTargets());
+    if (parts.length === 1 && p0 === 'metrics' && method === 'GET') return send(res, 200, proxy.metrics());
+    if (parts.length === 1 && p0 === 'events' && method === 'GET') {
+      const after = intParam(url, 'after', 0);
+      const wait = Math.min(intParam(url, 'wait', 0), MAX_WAIT_MS);
+      const abort = new AbortController();
+      this.#aborts.add(abort);
+      res.on('close', () => abort.abort());
+      try {
+        return send(res, 200, await proxy.events.wait(after, wait, abort.signal));
+      } finally {
+        this.#aborts.delete(abort);
+      }
+    }
+    if (p0 === 'target-groups' && p1 !== undefined && p2 === 'targets') {
+      if (parts.length === 3 && method === 'GET') return send(res, 200, proxy.listTargets(p1));
+      if (parts.length === 4 && p3 !== undefined) {
+        switch (method) {
+          case 'GET': {
+            const wait = Math.min(intParam(url, 'waitDrained', 0), MAX_WAIT_MS);
+            return send(
+              res,
+              200,
+              wait > 0 ? await proxy.waitDrained(p1, p3, wait) : proxy.targetStatus(p1, p3),
+            );
+          }
+          case 'PUT':
+            return send(res, 200, await proxy.registerTarget(p1, p3, await readJson(req)));
+          case 'PATCH': {
+            const body = await readJson(req);
+            const weight =
+              typeof body === 'object' && body !== null ? (body as { weight?: unknown }).weight : undefined;
+            return send(res, 200, await proxy.setWeight(p1, p3, weight));
+          }
+          case 'DELETE':
+            return send(res, 202, await proxy.deregisterTarget(p1, p3));
+        }
+      }
+    }
+    throw new BerthError('not_found', `no admin route ${method} ${url.pathname}`);
+  }
+}
+
+function intParam(url: URL, name: string, fallback: number): number {
+  const raw = url.searchParams.get(name);
+  if (raw === null) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) {
+    throw new BerthError('invalid_request', `query parameter ${name} must be a non-negative integer`, {
+      issues: [{ path: name, message: 'must be a non-negative integer' }],
+    });
+  }
+  return n;
+}
+
+async function readJson(req: http.IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY) throw new BerthError('invalid_request', 'request body too large');
+    chunks.push(chunk as Buffer);
+  }
+  if (size === 0) return {};
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new BerthError('invalid_request', 'request body is not valid JSON');
+  }
+}
+
+function send(res: http.ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function sendError(res: http.ServerResponse, err: unknown): void {
+  const error =
+    err instanceof BerthError
+      ? err
+      : new BerthError('internal', err instanceof Error ? err.message : String(err));
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  send(res, httpStatusOf(error.code), { error: error.toJSON() });
+}

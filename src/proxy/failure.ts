@@ -1,0 +1,78 @@
+// The one place where a failed exchange becomes a status code (502/503/504/499), and the pages the proxy sends.
+
+/** Why the proxy could not deliver an upstream response. */
+export type Failure =
+  /** No target is registered (or every target is draining). */
+  | 'no_target'
+  /** TCP connect to the target failed (refused, unreachable, timed out). */
+  | 'connect_failed'
+  /** The upstream closed or reset the connection before sending a complete response head. */
+  | 'reset_before_response'
+  /** The upstream sent something that is not valid HTTP/1.1. */
+  | 'bad_response'
+  /** The response head did not arrive within the target group's response timeout. */
+  | 'response_timeout'
+  /** The client closed its connection before the response was complete. */
+  | 'client_gone';
+
+/** Maps a failure to the status the proxy sends (or records, for 499). */
+export function classifyFailure(failure: Failure): 499 | 502 | 503 | 504 {
+  switch (failure) {
+    case 'no_target':
+      return 503;
+    case 'connect_failed':
+    case 'reset_before_response':
+    case 'bad_response':
+      return 502;
+    case 'response_timeout':
+      return 504;
+    case 'client_gone':
+      return 499;
+  }
+}
+
+const REASONS: Record<number, string> = {
+  301: 'Moved Permanently',
+  308: 'Permanent Redirect',
+  400: 'Bad Request',
+  404: 'Not Found',
+  414: 'URI Too Long',
+  431: 'Request Header Fields Too Large',
+  501: 'Not Implemented',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+  504: 'Gateway Timeout',
+  505: 'HTTP Version Not Supported',
+};
+
+const EXPLANATIONS: Record<number, string> = {
+  404: 'No application is configured for this host.',
+  502: 'The application could not be reached or closed the connection.',
+  503: 'The application has no running instances right now.',
+  504: 'The application did not answer in time.',
+};
+
+/** Reason phrase for a status the proxy produces. */
+export function reasonPhrase(status: number): string {
+  return REASONS[status] ?? 'Error';
+}
+
+/** A complete HTTP/1.1 response with a small HTML page naming the request id. */
+export function errorResponse(status: number, requestId: string, close: boolean, detail?: string): string {
+  const reason = reasonPhrase(status);
+  const text = detail ?? EXPLANATIONS[status] ?? reason;
+  const body =
+    `<!doctype html><html><head><title>${status} ${reason}</title></head><body>` +
+    `<h1>${status} ${reason}</h1><p>${escapeHtml(text)}</p><p>Request id: <code>${escapeHtml(requestId)}</code></p>` +
+    `<hr><small>berth proxy</small></body></html>\n`;
+  return (
+    `HTTP/1.1 ${status} ${reason}\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+    `cache-control: no-store\r\nx-request-id: ${requestId}\r\n${close ? 'connection: close\r\n' : ''}\r\n${body}`
+  );
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"]/g, (c) =>
+    c === '&' ? '&amp;' : c === '<' ? '&lt;' : c === '>' ? '&gt;' : '&quot;',
+  );
+}

@@ -1,0 +1,341 @@
+// The proxy: listeners, the swappable route table, target groups, events and metrics, wired together.
+import net from 'node:net';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import tls from 'node:tls';
+import { BerthError } from '../domain/errors.js';
+import {
+  type MetricsResponse,
+  parseRouteTable,
+  parseTarget,
+  type RouteTable,
+  type TargetStatus,
+} from '../domain/route-table.js';
+import type { AccessLog } from './access-log.js';
+import { CertificateStore } from './certificate-store.js';
+import { ClientConnection, type ListenerInfo, type ProxyContext } from './client-connection.js';
+import { EventLog } from './event-log.js';
+import { type HealthProbe, httpProbe } from './health-check.js';
+import { LocalCa } from './local-ca.js';
+import { Metrics } from './metrics.js';
+import { RouteTableStore } from './route-table-store.js';
+import { Router } from './router.js';
+import { POOL_DEFAULTS, type Target } from './target.js';
+import { TargetGroup, type TargetGroupListener } from './target-group.js';
+
+/** Options of a proxy server; defaults are what `berth up` uses. */
+export interface ProxyServerOptions {
+  /** The proxy's state directory (`<data-dir>/proxy`): route-table.json, ca/, certs/. */
+  stateDir: string;
+  /** Plain HTTP listener port (0 = any free port). Default 8080. */
+  httpPort?: number;
+  /** TLS listener port (0 = any free port). Default 8443. */
+  httpsPort?: number;
+  /** Address to listen on; default all interfaces. */
+  host?: string;
+  /** Plain HTTP redirects to HTTPS (except reserved paths). Default true; false serves routes over HTTP too. */
+  redirectHttp?: boolean;
+  /** Client keep-alive idle timeout. Default 60 s (ALB's idle timeout). */
+  clientIdleTimeoutMs?: number;
+  accessLog?: AccessLog;
+  /** Health probe; the default makes real HTTP requests. */
+  probe?: HealthProbe;
+  openssl?: string;
+}
+
+export const DEFAULT_PORTS = { http: 8080, https: 8443 } as const;
+
+/** Everything the admin API drives. */
+export class ProxyServer {
+  readonly events = new EventLog();
+  readonly #options: ProxyServerOptions;
+  readonly #store: RouteTableStore;
+  readonly #certs: CertificateStore;
+  readonly #groups = new Map<string, TargetGroup>();
+  readonly #retired = new Set<TargetGroup>();
+  readonly #ctx: ProxyContext;
+  #table: RouteTable;
+  #http: net.Server | undefined;
+  #https: tls.Server | undefined;
+  #sweep: NodeJS.Timeout | undefined;
+  #ports = { http: 0, https: 0 };
+  readonly #listener: TargetGroupListener;
+
+  private constructor(options: ProxyServerOptions) {
+    this.#options = options;
+    this.#store = new RouteTableStore(join(options.stateDir, 'route-table.json'));
+    this.#certs = new CertificateStore(
+      new LocalCa(join(options.stateDir, 'ca'), options.openssl),
+      join(options.stateDir, 'certs'),
+    );
+    this.#table = parseRouteTable({});
+    this.#ctx = {
+      router: new Router([], this.#groups),
+      reservedPathPrefixes: this.#table.reservedPathPrefixes,
+      accessLog: options.accessLog,
+      unrouted: { notFound: 0, redirected: 0 },
+      stopping: false,
+      connections: new Set(),
+    };
+    this.#listener = {
+      onHealthChange: (target, change) => {
+        this.events.append({
+          type: 'target_health',
+          targetGroup: target.groupName,
+          target: target.id,
+          from: change.from,
+          to: change.to,
+          reason: change.reason,
+        });
+      },
+      onDrained: (target, forced) => {
+        this.events.append({
+          type: 'target_drained',
+          targetGroup: target.groupName,
+          target: target.id,
+          forced,
+        });
+        for (const group of this.#retired) {
+          if (group.targets().length === 0) {
+            group.close();
+            this.#retired.delete(group);
+          }
+        }
+      },
+    };
+  }
+
+  /** Loads the persisted route table, creates the local CA if needed, and starts listening. */
+  static async start(options: ProxyServerOptions): Promise<ProxyServer> {
+    const server = new ProxyServer(options);
+    await server.#certs.init();
+    const persisted = server.#store.load();
+    if (persisted !== undefined) await server.#apply(persisted, false);
+    await server.#listen();
+    server.#sweep = setInterval(() => {
+      const now = performance.now();
+      for (const group of server.#groups.values()) group.expireIdle(now, POOL_DEFAULTS.idleTimeoutMs);
+    }, 500);
+    server.#sweep.unref();
+    return server;
+  }
+
+  get ports(): { http: number; https: number } {
+    return { ...this.#ports };
+  }
+
+  get caCertPath(): string {
+    return join(this.#options.stateDir, 'ca', 'ca.crt');
+  }
+
+  async #listen(): Promise<void> {
+    const idle = this.#options.clientIdleTimeoutMs ?? 60_000;
+    const redirect = this.#options.redirectHttp ?? true;
+    const httpInfo: ListenerInfo = { proto: 'http', port: 0, redirect, httpsPort: 0 };
+    const httpsInfo: ListenerInfo = { proto: 'https', port: 0, redirect: false, httpsPort: 0 };
+    const http = net.createServer({ noDelay: true }, (socket) => {
+      socket.setTimeout(idle);
+      new ClientConnection(socket, this.#ctx, httpInfo);
+    });
+    const pem = this.#certs.defaultPem;
+    const https = tls.createServer(
+      {
+        cert: pem.cert,
+        key: pem.key,
+        SNICallback: this.#certs.sniCallback,
+        ALPNProtocols: ['http/1.1'],
+        noDelay: true,
+      },
+      (socket) => {
+        socket.setTimeout(idle);
+        new ClientConnection(socket, this.#ctx, httpsInfo);
+      },
+    );
+    https.on('tlsClientError', () => {});
+    const host = this.#options.host;
+    await listen(http, this.#options.httpPort ?? DEFAULT_PORTS.http, host);
+    await listen(https, this.#options.httpsPort ?? DEFAULT_PORTS.https, host);
+    this.#ports = {
+      http: (http.address() as net.AddressInfo).port,
+      https: (https.address() as net.AddressInfo).port,
+    };
+    httpInfo.port = this.#ports.http;
+    httpInfo.httpsPort = this.#ports.https;
+    httpsInfo.port = this.#ports.https;
+    httpsInfo.httpsPort = this.#ports.https;
+    this.#http = http;
+    this.#https = https;
+  }
+
+  /** Validates, applies atomically and persists a whole route table. Throws `BerthError('invalid_route_table')`. */
+  async applyRouteTable(input: unknown): Promise<RouteTable> {
+    const table = parseRouteTable(input);
+    await this.#apply(table, true);
+    return this.routeTable();
+  }
+
+  async #apply(table: RouteTable, persist: boolean): Promise<void> {
+    // Certificates first: they are the only part that can still fail, and then nothing has changed.
+    this.#certs.replace(table.certificates);
+    const wanted = new Set(table.targetGroups.map((g) => g.name));
+    for (const config of table.targetGroups) {
+      const existing = this.#groups.get(config.name);
+      if (existing !== undefined) existing.reconfigure(config);
+      else {
+        this.#groups.set(
+          config.name,
+          new TargetGroup(config, { probe: this.#options.probe ?? httpProbe, listener: this.#listener }),
+        );
+      }
+    }
+    for (const [name, group] of [...this.#groups]) {
+      if (wanted.has(name)) continue;
+      this.#groups.delete(name);
+      for (const target of group.targets()) if (target.state === 'active') group.deregister(target.id);
+      this.#retired.add(group);
+      if (group.targets().length === 0) {
+        group.close();
+        this.#retired.delete(group);
+      }
+    }
+    this.#table = table;
+    // The swap: requests that start from now on see the new routes; requests in flight keep their targets.
+    this.#ctx.router = new Router(table.routes, this.#groups);
+    this.#ctx.reservedPathPrefixes = table.reservedPathPrefixes;
+    this.events.append({
+      type: 'route_table_applied',
+      routes: table.routes.length,
+      targetGroups: table.targetGroups.length,
+    });
+    if (persist) await this.#store.save(this.routeTable());
+  }
+
+  /** The current table, with each group's current targets. */
+  routeTable(): RouteTable {
+    return {
+      ...this.#table,
+      targetGroups: this.#table.targetGroups.map((g) => this.#groups.get(g.name)?.toConfig() ?? g),
+    };
+  }
+
+  #group(name: string): TargetGroup {
+    const group = this.#groups.get(name);
+    if (group === undefined) throw new BerthError('not_found', `target group "${name}" does not exist`);
+    return group;
+  }
+
+  /** Registers (or re-weights) a target; it gets traffic once its first health check passes. */
+  async registerTarget(groupName: string, id: string, input: unknown): Promise<TargetStatus> {
+    const group = this.#group(groupName);
+    const config = parseTarget({ ...(typeof input === 'object' && input !== null ? input : {}), id });
+    const target = group.register(config);
+    await this.#store.save(this.routeTable());
+    return target.toStatus();
+  }
+
+  /** Sets a target's weight (0 = no new requests, still healthy-checked). */
+  async setWeight(groupName: string, id: string, weight: unknown): Promise<TargetStatus> {
+    const group = this.#group(groupName);
+    if (typeof weight !== 'number' || !Number.isInteger(weight) || weight < 0 || weight > 1000) {
+      throw new BerthError('invalid_request', 'invalid weight', {
+        issues: [{ path: 'weight', message: 'must be an integer from 0 to 1000' }],
+      });
+    }
+    if (!group.setWeight(id, weight)) throw new BerthError('not_found', `target "${id}" is not registered`);
+    await this.#store.save(this.routeTable());
+    return group.status(id)!;
+  }
+
+  /** Deregisters: no new requests from now; `state` becomes `drained` when in-flight work is done. */
+  async deregisterTarget(groupName: string, id: string): Promise<TargetStatus> {
+    const group = this.#group(groupName);
+    const target = group.deregister(id);
+    if (target === undefined) {
+      const known = group.status(id);
+      if (known !== undefined) return known;
+      throw new BerthError('not_found', `target "${id}" is not registered`);
+    }
+    await this.#store.save(this.routeTable());
+    return group.status(id)!;
+  }
+
+  targetStatus(groupName: string, id: string): TargetStatus {
+    const status = this.#group(groupName).status(id);
+    if (status === undefined) throw new BerthError('not_found', `target "${id}" is not registered`);
+    return status;
+  }
+
+  /** Waits until the target is drained (or gone), up to `waitMs`. */
+  async waitDrained(groupName: string, id: string, waitMs: number): Promise<TargetStatus> {
+    const deadline = Date.now() + waitMs;
+    let after = this.events.lastSeq;
+    for (;;) {
+      const status = this.targetStatus(groupName, id);
+      const left = deadline - Date.now();
+      if (status.state === 'drained' || left <= 0) return status;
+      const { lastSeq } = await this.events.wait(after, left);
+      after = lastSeq;
+    }
+  }
+
+  /** Active and draining targets of one group, or of all groups. */
+  listTargets(groupName?: string): TargetStatus[] {
+    const groups =
+      groupName === undefined ? [...this.#groups.values(), ...this.#retired] : [this.#group(groupName)];
+    return groups.flatMap((g) => g.targets().map((t: Target) => t.toStatus()));
+  }
+
+  metrics(): MetricsResponse {
+    const total = new Metrics();
+    const targetGroups: MetricsResponse['targetGroups'] = {};
+    for (const group of [...this.#groups.values(), ...this.#retired]) {
+      const sum = new Metrics();
+      sum.add(group.metrics);
+      for (const t of group.targets()) sum.add(t.metrics);
+      targetGroups[group.name] = sum.toJSON();
+      total.add(sum);
+    }
+    return {
+      total: total.toJSON(),
+      targetGroups,
+      targets: this.listTargets(),
+      unrouted: { ...this.#ctx.unrouted },
+    };
+  }
+
+  /**
+   * Graceful stop: stop accepting, let in-flight exchanges finish (up to `drainMs`), then close what is left.
+   */
+  async close(drainMs = 10_000): Promise<void> {
+    this.#ctx.stopping = true;
+    clearInterval(this.#sweep);
+    const closing = [closeServer(this.#http), closeServer(this.#https)];
+    for (const conn of [...this.#ctx.connections]) conn.closeWhenIdle();
+    const deadline = Date.now() + drainMs;
+    while (this.#ctx.connections.size > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    for (const conn of [...this.#ctx.connections]) conn.socket.destroy();
+    await Promise.all(closing);
+    for (const group of [...this.#groups.values(), ...this.#retired]) group.close();
+    this.events.wakeAll();
+    await this.#options.accessLog?.close();
+  }
+}
+
+function listen(server: net.Server, port: number, host: string | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ port, host }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+function closeServer(server: net.Server | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (server === undefined || !server.listening) resolve();
+    else server.close(() => resolve());
+  });
+}

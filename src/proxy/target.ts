@@ -1,0 +1,148 @@
+// One registered upstream: address, weight, health, drain state, metrics and its keep-alive connection pool.
+import type net from 'node:net';
+import type { HealthCheckConfig, TargetConfig, TargetState, TargetStatus } from '../domain/route-table.js';
+import { HealthCheck } from './health-check.js';
+import { Metrics } from './metrics.js';
+import { UpstreamConnection } from './upstream-connection.js';
+
+/** Pool limits. The idle timeout stays below Node's default server keepAliveTimeout (5 s) to avoid reuse races. */
+export const POOL_DEFAULTS = { maxIdle: 256, idleTimeoutMs: 3000 } as const;
+
+/** A target in a target group. Traffic goes only to `active` targets; see `TargetGroup.candidates`. */
+export class Target {
+  readonly id: string;
+  readonly host: string;
+  readonly port: number;
+  readonly groupName: string;
+  weight: number;
+  currentWeight = 0;
+  readonly metrics = new Metrics();
+  readonly health: HealthCheck;
+  /** Open upgraded (tunnelled) client connections; closed when the drain time is over. */
+  readonly upgraded = new Set<net.Socket>();
+  #state: TargetState = 'active';
+  readonly #idle: UpstreamConnection[] = [];
+  readonly #maxIdle: number;
+  #onDrained: (() => void) | undefined;
+
+  constructor(
+    groupName: string,
+    config: TargetConfig,
+    health: HealthCheckConfig,
+    maxIdle: number = POOL_DEFAULTS.maxIdle,
+  ) {
+    this.groupName = groupName;
+    this.id = config.id;
+    this.host = config.host;
+    this.port = config.port;
+    this.weight = config.weight;
+    this.health = new HealthCheck(health);
+    this.#maxIdle = maxIdle;
+  }
+
+  get state(): TargetState {
+    return this.#state;
+  }
+
+  get inFlight(): number {
+    return this.metrics.inFlight;
+  }
+
+  /** The one transition method of the lifecycle: active → draining → drained. */
+  transition(to: TargetState): boolean {
+    const from = this.#state;
+    if (from === to) return false;
+    const allowed = (from === 'active' && to === 'draining') || (from === 'draining' && to === 'drained');
+    if (!allowed) throw new Error(`target ${this.id}: ${from} → ${to} is not a valid transition`);
+    this.#state = to;
+    if (to === 'drained') this.closeIdle();
+    return true;
+  }
+
+  /** Starts draining; `onDrained` runs once nothing is in flight and no upgraded connection is open. */
+  drain(onDrained: () => void): void {
+    this.transition('draining');
+    this.#onDrained = onDrained;
+    this.closeIdle();
+    this.checkDrained();
+  }
+
+  /** Called whenever in-flight work ends. */
+  checkDrained(): void {
+    if (this.#state !== 'draining' || this.metrics.inFlight > 0 || this.upgraded.size > 0) return;
+    const done = this.#onDrained;
+    this.#onDrained = undefined;
+    done?.();
+  }
+
+  /** A pooled idle connection, or a new one. */
+  acquire(): UpstreamConnection {
+    while (this.#idle.length > 0) {
+      const conn = this.#idle.pop()!;
+      if (!conn.closed) return conn;
+    }
+    this.metrics.activeConnections++;
+    return new UpstreamConnection(this.host, this.port, this.#onConnectionClosed);
+  }
+
+  /** A new connection, bypassing the pool (upgrades, and retries after a stale pooled connection). */
+  acquireFresh(): UpstreamConnection {
+    this.metrics.activeConnections++;
+    return new UpstreamConnection(this.host, this.port, this.#onConnectionClosed);
+  }
+
+  /** Returns a connection after a complete exchange; it is closed instead when the pool is full or draining. */
+  release(conn: UpstreamConnection, now: number): void {
+    conn.owner = null;
+    if (conn.closed) return;
+    if (this.#state !== 'active' || this.#idle.length >= this.#maxIdle) {
+      conn.destroy();
+      return;
+    }
+    conn.idleSince = now;
+    this.#idle.push(conn);
+  }
+
+  /** Closes connections idle for longer than `idleTimeoutMs` (called by a periodic sweep). */
+  expireIdle(now: number, idleTimeoutMs: number): void {
+    // Oldest first: the pool is LIFO, so expired connections sit at the bottom.
+    let expired = 0;
+    while (expired < this.#idle.length && now - this.#idle[expired]!.idleSince >= idleTimeoutMs) expired++;
+    if (expired === 0) return;
+    for (const conn of this.#idle.splice(0, expired)) conn.destroy();
+  }
+
+  closeIdle(): void {
+    for (const conn of this.#idle.splice(0)) conn.destroy();
+  }
+
+  get idleConnections(): number {
+    return this.#idle.length;
+  }
+
+  readonly #onConnectionClosed = (conn: UpstreamConnection): void => {
+    this.metrics.activeConnections--;
+    const i = this.#idle.indexOf(conn);
+    if (i !== -1) this.#idle.splice(i, 1);
+  };
+
+  toStatus(): TargetStatus {
+    return {
+      targetGroup: this.groupName,
+      id: this.id,
+      host: this.host,
+      port: this.port,
+      weight: this.weight,
+      state: this.#state,
+      health: this.health.state,
+      healthReason: this.health.reason,
+      inFlight: this.metrics.inFlight,
+      upgraded: this.upgraded.size,
+      counters: this.metrics.toJSON(),
+    };
+  }
+
+  toConfig(): TargetConfig {
+    return { id: this.id, host: this.host, port: this.port, weight: this.weight };
+  }
+}

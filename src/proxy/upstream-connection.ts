@@ -1,0 +1,60 @@
+// One pooled TCP connection to a target, with permanent listeners that forward to whoever holds it.
+import net from 'node:net';
+
+/** Whoever currently uses an upstream connection (an exchange of a client connection). */
+export interface UpstreamOwner {
+  onUpstreamData(conn: UpstreamConnection, chunk: Buffer): void;
+  onUpstreamClosed(conn: UpstreamConnection, error: NodeJS.ErrnoException | undefined): void;
+  onUpstreamConnect(conn: UpstreamConnection): void;
+  onUpstreamDrain(conn: UpstreamConnection): void;
+}
+
+/**
+ * Wraps a socket so that listeners are attached once for its whole life (adding and removing listeners per
+ * request is a measurable cost in Node). `owner` is null while the connection idles in its target's pool.
+ */
+export class UpstreamConnection {
+  readonly socket: net.Socket;
+  owner: UpstreamOwner | null = null;
+  connected = false;
+  closed = false;
+  /** Requests served on this connection so far (a reused connection may have been closed by the peer). */
+  uses = 0;
+  /** When it went back to the pool (ms, monotonic), for idle expiry. */
+  idleSince = 0;
+  #error: NodeJS.ErrnoException | undefined;
+  readonly #onClose: (conn: UpstreamConnection) => void;
+
+  constructor(host: string, port: number, onClose: (conn: UpstreamConnection) => void) {
+    this.#onClose = onClose;
+    const socket = net.connect({ host, port, noDelay: true });
+    this.socket = socket;
+    socket.on('connect', () => {
+      this.connected = true;
+      this.owner?.onUpstreamConnect(this);
+    });
+    socket.on('data', (chunk: Buffer) => {
+      if (this.owner !== null) this.owner.onUpstreamData(this, chunk);
+      else socket.destroy(); // Unsolicited bytes on an idle connection: it cannot be reused safely.
+    });
+    socket.on('drain', () => this.owner?.onUpstreamDrain(this));
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      this.#error = err;
+    });
+    socket.on('end', () => {
+      // Half-close from the peer: we never keep half-open upstream connections.
+      socket.destroy();
+    });
+    socket.on('close', () => {
+      this.closed = true;
+      this.#onClose(this);
+      const owner = this.owner;
+      this.owner = null;
+      owner?.onUpstreamClosed(this, this.#error);
+    });
+  }
+
+  destroy(): void {
+    if (!this.closed) this.socket.destroy();
+  }
+}
