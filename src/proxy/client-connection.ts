@@ -232,7 +232,7 @@ export class ClientConnection implements UpstreamOwner {
     const entry = this.#ctx.router.match(head.host, head.target);
     if (entry === undefined) {
       this.#ctx.unrouted.notFound++;
-      this.#localResponse(404, `No application is configured for host "${head.host}".`, false);
+      this.#localResponse(404, `No application is configured for host ${head.host}.`, false);
       return;
     }
     const group = entry.pickGroup();
