@@ -1,0 +1,358 @@
+// Side-by-side proxy benchmark: the same backend direct, through Berth, nginx and haproxy, with wrk, interleaved rounds.
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ProxyAdminClient } from '../../src/domain/proxy-admin-client.js';
+import { proxyPaths } from '../../src/domain/proxy-paths.js';
+
+const DURATION = process.env.BENCH_DURATION ?? '10s';
+const WARMUP = process.env.BENCH_WARMUP ?? '3s';
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
+const THREADS = Number(process.env.BENCH_THREADS ?? 2);
+const MODES = (process.env.BENCH_MODES ?? 'hello,work').split(',');
+const SETUPS = (process.env.BENCH_SETUPS ?? 'direct,berth,nginx,haproxy').split(',');
+const ROOT = join(import.meta.dirname, '..', '..');
+const HOST = 'bench.localhost';
+
+const children: ChildProcess[] = [];
+const dir = mkdtempSync(join(tmpdir(), 'berth-bench-'));
+
+function cleanup(): void {
+  for (const child of children)
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+}
+process.on('exit', () => {
+  cleanup();
+  rmSync(dir, { recursive: true, force: true });
+});
+process.on('SIGINT', () => process.exit(130));
+
+/** Spawns a process we own; resolves with the first stdout line matching `ready` (or after `settleMs`). */
+function start(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  child.stderr!.on('data', (c: Buffer) => {
+    if (process.env.BENCH_VERBOSE) process.stderr.write(c);
+  });
+  children.push(child);
+  return child;
+}
+
+function firstJsonLine<T>(child: ChildProcess, key: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`no ${key} line within 15 s`)), 15_000);
+    child.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+      for (const line of out.split('\n')) {
+        if (line.includes(key)) {
+          clearTimeout(timer);
+          resolve(JSON.parse(line) as T);
+          return;
+        }
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`exited with ${code} before ${key}`)));
+  });
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 8000);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function freePort(): Promise<number> {
+  const server = http.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+async function waitReady(port: number, host = HOST): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const status = await new Promise<number>((resolve) => {
+      const req = http.get({ host: '127.0.0.1', port, path: '/', headers: { host }, agent: false }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', () => resolve(0));
+    });
+    if (status === 200) return;
+    if (Date.now() > deadline) throw new Error(`port ${port} not ready`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** CPU seconds (user+sys) of a process and its children threads, from /proc. */
+function cpuSeconds(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // process gone
+    }
+  }
+  return ticks / 100;
+}
+
+function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+interface Sample {
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  cpuUsPerReq: number;
+}
+
+function parseLatency(text: string, pct: string): number {
+  const m = new RegExp(`^\\s+${pct}%\\s+([\\d.]+)(us|ms|s)`, 'm').exec(text);
+  if (m === null) return Number.NaN;
+  const v = Number(m[1]);
+  return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
+}
+
+function wrk(port: number, duration: string, pids: number[]): Sample {
+  const before = cpuSeconds(pids);
+  const out = execFileSync(
+    'wrk',
+    [
+      `-t${THREADS}`,
+      `-c${CONNECTIONS}`,
+      `-d${duration}`,
+      '--latency',
+      '-H',
+      `Host: ${HOST}`,
+      `http://127.0.0.1:${port}/`,
+    ],
+    { encoding: 'utf8' },
+  );
+  const cpu = cpuSeconds(pids) - before;
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
+  const total = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
+  const sockErr = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const errors = non2xx + (sockErr ? sockErr.slice(1).reduce((s, x) => s + Number(x), 0) : 0);
+  return {
+    rps,
+    p50: parseLatency(out, '50'),
+    p99: parseLatency(out, '99'),
+    errors,
+    cpuUsPerReq: pids.length === 0 || total === 0 ? 0 : (cpu * 1e6) / total,
+  };
+}
+
+interface Setup {
+  name: string;
+  port: number;
+  pids: number[];
+  stop(): Promise<void>;
+}
+
+async function startBerth(backendPort: number): Promise<Setup> {
+  const dataDir = join(dir, 'berth');
+  const child = start(process.execPath, [
+    join(ROOT, 'src', 'main', 'proxy.js'),
+    '--data-dir',
+    dataDir,
+    '--http-port',
+    '0',
+    '--https-port',
+    '0',
+    '--host',
+    '127.0.0.1',
+    '--no-redirect',
+  ]);
+  const ready = await firstJsonLine<{ http: number }>(child, '"listening"');
+  const admin = new ProxyAdminClient(proxyPaths(dataDir).adminSocket);
+  await admin.putRouteTable({
+    routes: [{ host: HOST, backends: [{ targetGroup: 'bench' }] }],
+    targetGroups: [
+      {
+        name: 'bench',
+        // Health checks on (every second), metrics are always on.
+        health: { path: '/health', intervalMs: 1000, timeoutMs: 500 },
+        targets: [{ id: 'b1', host: '127.0.0.1', port: backendPort }],
+      },
+    ],
+  });
+  await waitReady(ready.http);
+  return { name: 'berth', port: ready.http, pids: [child.pid!], stop: () => stop(child) };
+}
+
+async function startNginx(backendPort: number): Promise<Setup> {
+  const port = await freePort();
+  const ndir = join(dir, 'nginx');
+  execFileSync('mkdir', ['-p', ndir]);
+  writeFileSync(
+    join(ndir, 'nginx.conf'),
+    `daemon off;
+master_process on;
+worker_processes 1;
+pid ${ndir}/nginx.pid;
+error_log ${ndir}/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${ndir}; proxy_temp_path ${ndir};
+  fastcgi_temp_path ${ndir}; uwsgi_temp_path ${ndir}; scgi_temp_path ${ndir};
+  keepalive_timeout 65s;
+  keepalive_requests 1000000;
+  upstream backend {
+    server 127.0.0.1:${backendPort};
+    keepalive 128;
+    keepalive_requests 1000000;
+    keepalive_timeout 60s;
+  }
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+`,
+  );
+  const child = start('nginx', ['-c', join(ndir, 'nginx.conf'), '-p', ndir]);
+  await waitReady(port);
+  return { name: 'nginx', port, pids: [child.pid!, ...childPids(child.pid!)], stop: () => stop(child) };
+}
+
+async function startHaproxy(backendPort: number): Promise<Setup> {
+  const port = await freePort();
+  const cfg = join(dir, 'haproxy.cfg');
+  writeFileSync(
+    cfg,
+    `global
+  nbthread 1
+  maxconn 8000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  timeout http-keep-alive 60s
+  option http-keep-alive
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:${port}
+  default_backend be
+backend be
+  balance roundrobin
+  server s1 127.0.0.1:${backendPort}
+`,
+  );
+  const child = start('haproxy', ['-db', '-f', cfg]);
+  await waitReady(port);
+  return { name: 'haproxy', port, pids: [child.pid!], stop: () => stop(child) };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].filter((v) => !Number.isNaN(v)).sort((a, b) => a - b);
+  if (sorted.length === 0) return Number.NaN;
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+const fmt = (n: number, digits = 2) => (Number.isNaN(n) ? '–' : n.toFixed(digits));
+
+async function benchMode(mode: string): Promise<string> {
+  const backend = start(process.execPath, [join(import.meta.dirname, 'backend.js')], { MODE: mode });
+  const { port: backendPort } = await firstJsonLine<{ port: number }>(backend, '"port"');
+  const setups: Setup[] = [];
+  for (const name of SETUPS) {
+    if (name === 'direct') {
+      setups.push({ name, port: backendPort, pids: [], stop: async () => {} });
+    } else if (name === 'berth') setups.push(await startBerth(backendPort));
+    else if (name === 'nginx') setups.push(await startNginx(backendPort));
+    else if (name === 'haproxy') setups.push(await startHaproxy(backendPort));
+  }
+  const samples = new Map<string, Sample[]>(setups.map((s) => [s.name, []]));
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const setup of setups) {
+      wrk(setup.port, WARMUP, []);
+      const sample = wrk(setup.port, DURATION, setup.pids);
+      samples.get(setup.name)!.push(sample);
+      process.stderr.write(
+        `[${mode} round ${round}] ${setup.name.padEnd(8)} ${fmt(sample.rps, 0)} req/s p50 ${fmt(sample.p50)} ms p99 ${fmt(sample.p99)} ms` +
+          ` errors ${sample.errors} cpu ${fmt(sample.cpuUsPerReq, 1)} µs/req\n`,
+      );
+    }
+  }
+  for (const setup of setups) await setup.stop();
+  await stop(backend);
+
+  const perRound = (a: string, b: string, f: (s: Sample) => number) => {
+    const xs = samples.get(a);
+    const ys = samples.get(b);
+    if (xs === undefined || ys === undefined) return Number.NaN;
+    return median(xs.map((x, i) => f(x) / f(ys[i]!)));
+  };
+  const lines = [
+    `### backend "${mode}", wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION}, ${ROUNDS} interleaved rounds (medians)`,
+    '',
+    '| setup | req/s | p50 ms | p99 ms | proxy CPU µs/req | errors | req/s ÷ nginx | p99 ÷ nginx | req/s ÷ haproxy | req/s ÷ direct |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const setup of setups) {
+    const s = samples.get(setup.name)!;
+    lines.push(
+      `| ${setup.name} | ${fmt(median(s.map((x) => x.rps)), 0)} | ${fmt(median(s.map((x) => x.p50)))} | ${fmt(median(s.map((x) => x.p99)))} | ` +
+        `${setup.pids.length === 0 ? '–' : fmt(median(s.map((x) => x.cpuUsPerReq)), 1)} | ${s.reduce((n, x) => n + x.errors, 0)} | ` +
+        `${fmt(perRound(setup.name, 'nginx', (x) => x.rps))} | ${fmt(perRound(setup.name, 'nginx', (x) => x.p99))} | ` +
+        `${fmt(perRound(setup.name, 'haproxy', (x) => x.rps))} | ${fmt(perRound(setup.name, 'direct', (x) => x.rps))} |`,
+    );
+  }
+  lines.push(
+    '',
+    `Berth ÷ nginx: throughput ${fmt(perRound('berth', 'nginx', (x) => x.rps))}, p99 ${fmt(perRound('berth', 'nginx', (x) => x.p99))}; ` +
+      `Berth ÷ haproxy: ${fmt(perRound('berth', 'haproxy', (x) => x.rps))}; Berth ÷ direct: ${fmt(perRound('berth', 'direct', (x) => x.rps))} ` +
+      '(ratios are medians of per-round ratios).',
+    '',
+  );
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  for (const tool of ['wrk', ...SETUPS.filter((s) => s === 'nginx' || s === 'haproxy')]) {
+    try {
+      execFileSync('sh', ['-c', `command -v ${tool}`]);
+    } catch {
+      console.error(`${tool} is not installed (apt-get install -y wrk nginx haproxy)`);
+      process.exit(2);
+    }
+  }
+  const reports: string[] = [];
+  for (const mode of MODES) reports.push(await benchMode(mode));
+  console.log(`\n${reports.join('\n')}`);
+  cleanup();
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  cleanup();
+  process.exit(1);
+});
