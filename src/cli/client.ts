@@ -1,0 +1,153 @@
+// The CLI's typed client of the control plane's REST API: finds it through the data directory, sends the token.
+import { existsSync, readFileSync } from 'node:fs';
+import type {
+  ApplyResult,
+  AppStatus,
+  InstanceView,
+  LogLine,
+  ReleaseRecord,
+  ServiceStatus,
+} from '../domain/api-types.js';
+import { type ControlEndpoint, controlPaths } from '../domain/data-dir.js';
+import { BerthError, type ErrorCode, type Issue } from '../domain/errors.js';
+import type { BerthEvent } from '../domain/event.js';
+
+export class ApiClient {
+  readonly url: string;
+  readonly #token: string;
+
+  constructor(url: string, token: string) {
+    this.url = url;
+    this.#token = token;
+  }
+
+  /** The client of the control plane running on `dataDir`, or a clear error if none runs there. */
+  static fromDataDir(dataDir: string): ApiClient {
+    const paths = controlPaths(dataDir);
+    if (!existsSync(paths.endpoint) || !existsSync(paths.token)) {
+      throw new BerthError(
+        'runtime_failure',
+        `Berth is not running with data directory ${dataDir}; start it with \`berth up\``,
+      );
+    }
+    const endpoint = JSON.parse(readFileSync(paths.endpoint, 'utf8')) as ControlEndpoint;
+    return new ApiClient(endpoint.url, readFileSync(paths.token, 'utf8').trim());
+  }
+
+  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const response = await this.#fetch(method, path, body);
+    return (await response.json()) as T;
+  }
+
+  /** A streaming response, for `logs -f`: yields each line as it comes. */
+  async *stream(path: string, signal?: AbortSignal): AsyncGenerator<string> {
+    const response = await this.#fetch('GET', path, undefined, signal);
+    const decoder = new TextDecoder();
+    let buffered = '';
+    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+      buffered += decoder.decode(chunk, { stream: true });
+      const lines = buffered.split('\n');
+      buffered = lines.pop() ?? '';
+      yield* lines;
+    }
+  }
+
+  async #fetch(method: string, path: string, body: unknown, signal?: AbortSignal): Promise<Response> {
+    let response: Response;
+    try {
+      response = await fetch(new URL(path, this.url), {
+        method,
+        headers: {
+          authorization: `Bearer ${this.#token}`,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal,
+      });
+    } catch (error) {
+      throw new BerthError(
+        'runtime_failure',
+        `cannot reach the control plane at ${this.url}; is \`berth up\` running?`,
+        {
+          cause: error,
+        },
+      );
+    }
+    if (!response.ok) {
+      const payload = (await response.json().catch(() => ({}))) as {
+        error?: { code: ErrorCode; message: string; issues?: Issue[] };
+      };
+      const error = payload.error;
+      throw new BerthError(error?.code ?? 'internal', error?.message ?? `HTTP ${response.status}`, {
+        issues: error?.issues ?? [],
+      });
+    }
+    return response;
+  }
+
+  ping(): Promise<{ ok: boolean; version: string }> {
+    return this.request('GET', '/v1/ping');
+  }
+
+  apply(input: { file: string; text: string; procfile?: string; directory: string }): Promise<ApplyResult> {
+    return this.request('POST', '/v1/apply', input);
+  }
+
+  apps(): Promise<AppStatus[]> {
+    return this.request('GET', '/v1/apps');
+  }
+
+  app(name: string): Promise<AppStatus> {
+    return this.request('GET', `/v1/apps/${encodeURIComponent(name)}`);
+  }
+
+  releases(app: string): Promise<ReleaseRecord[]> {
+    return this.request('GET', `/v1/apps/${encodeURIComponent(app)}/releases`);
+  }
+
+  scale(app: string, counts: Record<string, number>): Promise<ServiceStatus[]> {
+    return this.request('POST', `/v1/apps/${encodeURIComponent(app)}/scale`, { counts });
+  }
+
+  down(app: string): Promise<AppStatus> {
+    return this.request('POST', `/v1/apps/${encodeURIComponent(app)}/down`, {});
+  }
+
+  downAll(): Promise<AppStatus[]> {
+    return this.request('POST', '/v1/down', {});
+  }
+
+  instances(filter: { app?: string; all?: boolean } = {}): Promise<InstanceView[]> {
+    const query = new URLSearchParams();
+    if (filter.app) query.set('app', filter.app);
+    if (filter.all) query.set('all', '1');
+    return this.request('GET', `/v1/instances?${query}`);
+  }
+
+  events(filter: { app?: string; after?: number; limit?: number } = {}): Promise<BerthEvent[]> {
+    const query = new URLSearchParams();
+    for (const [key, value] of Object.entries(filter)) if (value !== undefined) query.set(key, String(value));
+    return this.request('GET', `/v1/events?${query}`);
+  }
+
+  logs(app: string, options: { lines?: number; service?: string; instance?: string }): Promise<LogLine[]> {
+    return this.request('GET', `/v1/apps/${encodeURIComponent(app)}/logs?${logQuery(options)}`);
+  }
+
+  followLogs(
+    app: string,
+    options: { lines?: number; service?: string; instance?: string },
+    signal?: AbortSignal,
+  ): AsyncGenerator<string> {
+    return this.stream(
+      `/v1/apps/${encodeURIComponent(app)}/logs?${logQuery({ ...options, follow: '1' })}`,
+      signal,
+    );
+  }
+}
+
+function logQuery(options: Record<string, string | number | undefined>): URLSearchParams {
+  const query = new URLSearchParams();
+  for (const [key, value] of Object.entries(options)) if (value !== undefined) query.set(key, String(value));
+  return query;
+}

@@ -1,0 +1,35 @@
+// `berth up`: runs the control plane in the foreground; stopping it leaves the instances running.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
+import type { CliContext } from '../context.js';
+import { UsageError } from '../output.js';
+
+const CONTROL_PLANE = fileURLToPath(new URL('../../main/control-plane.js', import.meta.url));
+
+export function registerUp(program: Command, context: CliContext): void {
+  program
+    .command('up')
+    .description('run the control plane in the foreground (Ctrl-C stops Berth, not the apps)')
+    .option('--port <port>', 'port of the REST API on 127.0.0.1', '7070')
+    .action(async (options: { port: string }) => {
+      if (!/^\d+$/.test(options.port))
+        throw new UsageError(`--port: expected a port number, got ${options.port}`);
+      const child = spawn(
+        process.execPath,
+        [CONTROL_PLANE, '--data-dir', context.dataDir, '--port', options.port],
+        {
+          stdio: 'inherit',
+        },
+      );
+      const forward = (signal: NodeJS.Signals): void => {
+        child.kill(signal);
+      };
+      process.on('SIGINT', forward);
+      process.on('SIGTERM', forward);
+      const code = await new Promise<number>((resolve) =>
+        child.on('exit', (exitCode) => resolve(exitCode ?? 1)),
+      );
+      process.exitCode = code;
+    });
+}

@@ -1,0 +1,45 @@
+// The `berth` command line: a thin client of the control plane's REST API.
+import { Command, CommanderError } from 'commander';
+import { registerApply } from './commands/apply.js';
+import { registerDown } from './commands/down.js';
+import { registerEvents } from './commands/events.js';
+import { registerLogs } from './commands/logs.js';
+import { registerPs } from './commands/ps.js';
+import { registerScale } from './commands/scale.js';
+import { registerUp } from './commands/up.js';
+import { CliContext } from './context.js';
+import { EXIT_USAGE, printError } from './output.js';
+
+export function buildProgram(): Command {
+  const program = new Command('berth')
+    .description('Berth: run your apps behind a health-checked load balancer with zero-downtime deploys')
+    .option('--data-dir <dir>', 'data directory (default: $BERTH_HOME or ~/.berth)')
+    .exitOverride()
+    .showHelpAfterError();
+  const context = new CliContext(program);
+  registerUp(program, context);
+  registerApply(program, context);
+  registerPs(program, context);
+  registerScale(program, context);
+  registerEvents(program, context);
+  registerLogs(program, context);
+  registerDown(program, context);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Help and version print and exit 0; every other commander error is a usage error.
+      return error.exitCode === 0 ? 0 : EXIT_USAGE;
+    }
+    return printError(error);
+  }
+}
+
+main(process.argv).then((code) => {
+  process.exitCode = code;
+});

@@ -1,0 +1,170 @@
+// The control plane's REST API (fastify): every route needs the bearer token; errors have one shape.
+import fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import { z } from 'zod';
+import { BerthError, httpStatusOf, type Issue } from '../../domain/errors.js';
+import type { Instance } from '../../domain/instance.js';
+import { parseSpec } from '../../domain/spec.js';
+import type { AppManager } from '../app-manager.js';
+import { followInstances, tailInstances } from '../logs/instance-logs.js';
+import type { Store } from '../store/store.js';
+import type { UsageMonitor } from '../usage-monitor.js';
+import { bearerMatches } from './admin-token.js';
+
+export interface ApiOptions {
+  token: string;
+  store: Store;
+  apps: AppManager;
+  usage: UsageMonitor;
+  version: string;
+}
+
+/** The actor recorded in events for requests made with the admin token. */
+const ADMIN_ACTOR = 'admin';
+
+const applyBody = z.strictObject({
+  file: z.string().min(1),
+  text: z.string(),
+  procfile: z.string().optional(),
+  directory: z.string().startsWith('/', 'must be an absolute path'),
+});
+
+const scaleBody = z.strictObject({
+  counts: z.record(z.string(), z.number().int().min(0).max(100)),
+});
+
+const eventsQuery = z.strictObject({
+  app: z.string().optional(),
+  after: z.coerce.number().int().min(0).optional(),
+  limit: z.coerce.number().int().min(1).max(10_000).optional(),
+});
+
+const logsQuery = z.strictObject({
+  lines: z.coerce.number().int().min(1).max(100_000).default(100),
+  follow: z.enum(['0', '1', 'true', 'false']).optional(),
+  service: z.string().optional(),
+  instance: z.string().optional(),
+});
+
+/** Validates `value` against `schema`, or throws `invalid_request` naming each bad field. */
+function parseInput<T extends z.ZodType>(schema: T, value: unknown, where: string): z.output<T> {
+  const result = schema.safeParse(value ?? {});
+  if (result.success) return result.data;
+  const issues: Issue[] = result.error.issues.map((issue) => ({
+    path: [where, ...issue.path.map(String)].join('.'),
+    message: issue.message,
+  }));
+  throw new BerthError(
+    'invalid_request',
+    `invalid ${where}: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
+    {
+      issues,
+    },
+  );
+}
+
+export function createApi(options: ApiOptions): FastifyInstance {
+  const { store, apps, usage } = options;
+  const api = fastify({ logger: false, bodyLimit: 10 * 1024 * 1024 });
+
+  api.addHook('onRequest', async (request, reply) => {
+    if (!bearerMatches(request.headers.authorization, options.token)) {
+      return sendError(
+        reply,
+        new BerthError(
+          'unauthorized',
+          'missing or wrong bearer token; the CLI reads it from the data directory',
+        ),
+      );
+    }
+  });
+
+  api.setErrorHandler(async (error, _request, reply) => {
+    if (error instanceof BerthError) return sendError(reply, error);
+    const fastifyError = error as { statusCode?: number; message: string };
+    if (fastifyError.statusCode !== undefined && fastifyError.statusCode < 500) {
+      return sendError(reply, new BerthError('invalid_request', fastifyError.message));
+    }
+    return sendError(reply, new BerthError('internal', (error as Error).message, { cause: error }));
+  });
+
+  api.setNotFoundHandler(async (request, reply) =>
+    sendError(reply, new BerthError('not_found', `no route ${request.method} ${request.url}`)),
+  );
+
+  api.get('/v1/ping', async () => ({ ok: true, version: options.version }));
+
+  api.post('/v1/apply', async (request) => {
+    const body = parseInput(applyBody, request.body, 'body');
+    const spec = parseSpec(body.text, { file: body.file, procfile: body.procfile });
+    return apps.apply(spec, body.directory, ADMIN_ACTOR);
+  });
+
+  api.get('/v1/apps', async () => store.listApps().map((app) => apps.status(app.name)));
+
+  api.get<{ Params: { app: string } }>('/v1/apps/:app', async (request) => apps.status(request.params.app));
+
+  api.get<{ Params: { app: string } }>('/v1/apps/:app/releases', async (request) => {
+    apps.status(request.params.app);
+    return store.listReleases(request.params.app);
+  });
+
+  api.post<{ Params: { app: string } }>('/v1/apps/:app/scale', async (request) => {
+    const body = parseInput(scaleBody, request.body, 'body');
+    return apps.scale(request.params.app, body.counts, ADMIN_ACTOR);
+  });
+
+  api.post<{ Params: { app: string } }>('/v1/apps/:app/down', async (request) => {
+    apps.down(request.params.app, ADMIN_ACTOR);
+    return apps.status(request.params.app);
+  });
+
+  api.post('/v1/down', async () => {
+    for (const app of store.listApps()) apps.down(app.name, ADMIN_ACTOR);
+    return store.listApps().map((app) => apps.status(app.name));
+  });
+
+  api.get<{ Querystring: { app?: string; all?: string } }>('/v1/instances', async (request) => {
+    const { app, all } = request.query;
+    const instances = store.listInstances({ app, live: all !== '1' && all !== 'true' });
+    return instances.map((instance) => ({ ...instance, usage: usage.usageOf(instance) }));
+  });
+
+  api.get('/v1/events', async (request) => {
+    const query = parseInput(eventsQuery, request.query, 'query');
+    return store.listEvents(query);
+  });
+
+  api.get<{ Params: { app: string } }>('/v1/apps/:app/logs', async (request, reply) => {
+    const app = request.params.app;
+    apps.status(app);
+    const query = parseInput(logsQuery, request.query, 'query');
+    const select = (instances: Instance[]): Instance[] =>
+      instances.filter(
+        (i) =>
+          (query.service === undefined || i.service === query.service) &&
+          (query.instance === undefined || i.id === query.instance),
+      );
+    // Recent instances too, so the output of one that just crashed can still be read.
+    const recent = select(store.listInstances({ app, limit: 50 }));
+    const lines = tailInstances(recent, query.lines);
+    if (query.follow !== '1' && query.follow !== 'true') return lines;
+
+    reply.raw.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+    for (const line of lines) reply.raw.write(`${JSON.stringify(line)}\n`);
+    const stop = new AbortController();
+    request.raw.on('close', () => stop.abort());
+    await followInstances(
+      () => select(store.listInstances({ app, live: true })),
+      (line) => reply.raw.write(`${JSON.stringify(line)}\n`),
+      stop.signal,
+    );
+    reply.raw.end();
+    return reply;
+  });
+
+  return api;
+}
+
+function sendError(reply: FastifyReply, error: BerthError): FastifyReply {
+  return reply.code(httpStatusOf(error.code)).send({ error: error.toJSON() });
+}

@@ -1,0 +1,187 @@
+// What users ask of apps: apply a spec, scale a service, take an app down, and see whether it has converged.
+import { createHash } from 'node:crypto';
+import type { ApplyResult, AppStatus, ServiceStatus } from '../domain/api-types.js';
+import { BerthError } from '../domain/errors.js';
+import type { Instance } from '../domain/instance.js';
+import type { AppSpec, ServiceSpec } from '../domain/spec.js';
+import type { EventLog } from './event-log.js';
+import type { ServiceRecord, Store } from './store/store.js';
+
+export class AppManager {
+  readonly #store: Store;
+  readonly #events: EventLog;
+  readonly #changed: () => void;
+
+  /** `changed` is called after every change of desired state, to wake the reconciler. */
+  constructor(store: Store, events: EventLog, changed: () => void) {
+    this.#store = store;
+    this.#events = events;
+    this.#changed = changed;
+  }
+
+  /** Stores a validated spec as the app's desired state (a new release when it differs), in one transaction. */
+  apply(spec: AppSpec, sourceDir: string, actor: string): ApplyResult {
+    const eventsAfter = this.#store.listEvents({ limit: 1 }).at(-1)?.id ?? 0;
+    const result = this.#store.transaction((): ApplyResult => {
+      const app = this.#store.getApp(spec.app);
+      const previous = app ? this.#store.getRelease(spec.app, app.currentRelease) : undefined;
+      const services = this.#store.listServices(spec.app);
+      const changes = describeChanges(previous?.spec, previous?.sourceDir, spec, sourceDir, services);
+      if (app && changes.length === 0) {
+        return { app: spec.app, release: app.currentRelease, created: false, changes, eventsAfter };
+      }
+      const release = this.#store.createRelease(spec, sourceDir, changes.join('; ') || 'first release');
+      for (const [name, service] of Object.entries(spec.services)) {
+        const existing = services.find((s) => s.name === name);
+        this.#store.putService({
+          app: spec.app,
+          name,
+          release,
+          desiredCount: service.instances,
+          configHash: configHashOf(service, sourceDir),
+          spec: service,
+          sourceDir,
+          failures: existing?.failures ?? 0,
+          nextStartAt: existing?.nextStartAt ?? 0,
+        });
+      }
+      for (const service of services) {
+        if (!(service.name in spec.services)) this.#store.deleteService(spec.app, service.name);
+      }
+      this.#events.record({
+        actor,
+        kind: 'app.applied',
+        app: spec.app,
+        message: `${spec.app} v${release} applied: ${changes.join('; ') || 'first release'}`,
+        data: { release, changes },
+      });
+      return { app: spec.app, release, created: true, changes, eventsAfter };
+    });
+    if (result.created) this.#changed();
+    return result;
+  }
+
+  /** Sets desired counts, e.g. `{ web: 3 }`; every name must be a service of the app, or nothing changes. */
+  scale(appName: string, counts: Record<string, number>, actor: string): ServiceStatus[] {
+    this.#requireApp(appName);
+    this.#store.transaction(() => {
+      const services = this.#store.listServices(appName);
+      const unknown = Object.keys(counts).filter((name) => !services.some((s) => s.name === name));
+      if (unknown.length > 0) {
+        throw new BerthError('not_found', `${appName} has no service ${unknown.join(', ')}`, {
+          issues: unknown.map((name) => ({
+            path: name,
+            message: `no such service; services: ${services.map((s) => s.name).join(', ')}`,
+          })),
+        });
+      }
+      for (const [name, count] of Object.entries(counts)) {
+        const service = services.find((s) => s.name === name)!;
+        if (service.desiredCount === count) continue;
+        this.#store.setDesiredCount(appName, name, count);
+        // A deliberate scale is a fresh start for the crash-loop backoff.
+        this.#store.setRestartBackoff(appName, name, 0, 0);
+        this.#events.record({
+          actor,
+          kind: 'service.scaled',
+          app: appName,
+          service: name,
+          message: `${appName}/${name} scaled ${service.desiredCount} → ${count}`,
+          data: { from: service.desiredCount, to: count },
+        });
+      }
+    });
+    this.#changed();
+    return this.status(appName).services;
+  }
+
+  /** Scales every service of the app to zero; `apply` brings it back. */
+  down(appName: string, actor: string): void {
+    this.#requireApp(appName);
+    const counts = Object.fromEntries(this.#store.listServices(appName).map((s) => [s.name, 0]));
+    this.scale(appName, counts, actor);
+  }
+
+  status(appName: string): AppStatus {
+    const app = this.#requireApp(appName);
+    const live = this.#store.listInstances({ app: appName, live: true });
+    const services = this.#store.listServices(appName).map((service) => serviceStatus(service, live));
+    return {
+      app: appName,
+      release: app.currentRelease,
+      services,
+      converged: services.every((s) => s.converged),
+    };
+  }
+
+  #requireApp(name: string) {
+    const app = this.#store.getApp(name);
+    if (!app) throw new BerthError('not_found', `no app named ${name}; apply a berth.yaml first`);
+    return app;
+  }
+}
+
+function serviceStatus(service: ServiceRecord, live: Instance[]): ServiceStatus {
+  const own = live.filter((i) => i.service === service.name);
+  const current = own.filter((i) => i.configHash === service.configHash && i.state !== 'draining');
+  const count = (state: Instance['state']): number => current.filter((i) => i.state === state).length;
+  const outdated = own.filter((i) => i.configHash !== service.configHash && i.state !== 'draining').length;
+  const draining = own.filter((i) => i.state === 'draining').length;
+  const healthy = count('healthy');
+  return {
+    name: service.name,
+    release: service.release,
+    desired: service.desiredCount,
+    healthy,
+    starting: count('starting'),
+    unhealthy: count('unhealthy'),
+    outdated,
+    draining,
+    converged:
+      healthy === service.desiredCount && current.length === healthy && outdated === 0 && draining === 0,
+  };
+}
+
+/** Everything that, changed, needs new processes: the command, the environment and where it runs. */
+export function configHashOf(service: ServiceSpec, sourceDir: string): string {
+  return createHash('sha256')
+    .update(JSON.stringify({ run: service.run, env: service.env, sourceDir }))
+    .digest('hex')
+    .slice(0, 16);
+}
+
+/** Human lines describing how `next` differs from what runs now. */
+function describeChanges(
+  previous: AppSpec | undefined,
+  previousDir: string | undefined,
+  next: AppSpec,
+  nextDir: string,
+  services: ServiceRecord[],
+): string[] {
+  const changes: string[] = [];
+  if (previousDir !== undefined && previousDir !== nextDir)
+    changes.push(`~ source: ${previousDir} → ${nextDir}`);
+  for (const [name, spec] of Object.entries(next.services)) {
+    const before = previous?.services[name];
+    const running = services.find((s) => s.name === name);
+    if (!before) {
+      changes.push(`+ ${name}: ${spec.instances} × \`${spec.run}\``);
+      continue;
+    }
+    if (before.run !== spec.run) changes.push(`~ ${name}: command \`${before.run}\` → \`${spec.run}\``);
+    const envNames = new Set([...Object.keys(before.env), ...Object.keys(spec.env)]);
+    const changedEnv = [...envNames].filter((key) => before.env[key] !== spec.env[key]).sort();
+    if (changedEnv.length > 0) changes.push(`~ ${name}: env ${changedEnv.join(', ')}`);
+    const runningCount = running?.desiredCount ?? before.instances;
+    if (runningCount !== spec.instances)
+      changes.push(`~ ${name}: instances ${runningCount} → ${spec.instances}`);
+    const { run: _r, env: _e, instances: _i, ...restBefore } = before;
+    const { run: _r2, env: _e2, instances: _i2, ...restNext } = spec;
+    if (JSON.stringify(restBefore) !== JSON.stringify(restNext)) changes.push(`~ ${name}: settings`);
+  }
+  for (const name of Object.keys(previous?.services ?? {})) {
+    if (!(name in next.services)) changes.push(`- ${name}`);
+  }
+  if (previous && JSON.stringify(previous.routes) !== JSON.stringify(next.routes)) changes.push('~ routes');
+  return changes;
+}

@@ -1,0 +1,440 @@
+// The one loop that keeps every service at its desired count: observe → plan (pure) → apply, then wait for a kick.
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import type { Instance } from '../../domain/instance.js';
+import { isLive } from '../../domain/instance.js';
+import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF, nextFailureCount } from '../../lib/backoff.js';
+import type { Clock } from '../../lib/clock.js';
+import { formatDuration } from '../../lib/duration.js';
+import type { Logger } from '../../lib/logger.js';
+import type { EventLog } from '../event-log.js';
+import type { ExitStatus, ProcessHandle, Runtime } from '../runtime/runtime.js';
+import type { ServiceRecord, Store } from '../store/store.js';
+import { type HealthChange, type HealthCheckSettings, HealthMonitor } from './health-monitor.js';
+import { type HealthProbe, probeHttp } from './health-probe.js';
+import { type DesiredService, planChanges, type StopAction } from './plan.js';
+
+export interface ReconcilerOptions {
+  store: Store;
+  runtime: Runtime;
+  events: EventLog;
+  clock: Clock;
+  log: Logger;
+  /** Instance output files go under `<logDir>/<app>/`. */
+  logDir: string;
+  probe?: HealthProbe;
+  backoff?: BackoffOptions;
+  /** Environment variables every instance inherits from the platform (PATH, HOME, ...). */
+  baseEnv?: Record<string, string>;
+  /** How often liveness is looked at when nothing else wakes the loop (adopted processes send no exit event). */
+  pollMs?: number;
+  healthTickMs?: number;
+}
+
+const ACTOR = 'reconciler';
+
+export class Reconciler {
+  readonly #options: Required<Omit<ReconcilerOptions, 'probe' | 'backoff' | 'baseEnv'>> & {
+    backoff: BackoffOptions;
+    baseEnv: Record<string, string>;
+  };
+  readonly #health: HealthMonitor;
+  readonly #stopping = new Map<string, Promise<void>>();
+  #wake: AbortController = new AbortController();
+  readonly #shutdown = new AbortController();
+  #running = false;
+  #loop: Promise<void> | undefined;
+  #healthLoop: Promise<void> | undefined;
+  #idle: (() => void)[] = [];
+
+  constructor(options: ReconcilerOptions) {
+    this.#options = {
+      pollMs: 1000,
+      healthTickMs: 50,
+      ...options,
+      backoff: options.backoff ?? DEFAULT_BACKOFF,
+      baseEnv: options.baseEnv ?? pickBaseEnv(process.env),
+    };
+    this.#health = new HealthMonitor({
+      probe: options.probe ?? probeHttp,
+      now: () => this.#options.clock.now(),
+      onChange: (change) => this.#onHealthChange(change),
+    });
+    this.#options.runtime.onExit((handle, status) => this.#onExit(handle, status));
+  }
+
+  /** Re-adopts the instances that survived a restart, then runs the loop until `stop`. */
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#adopt();
+    this.#loop = this.#run();
+    this.#healthLoop = this.#runHealthChecks();
+  }
+
+  /** Stops the loop. Instances keep running: a restart of Berth disturbs no app. */
+  async stop(): Promise<void> {
+    this.#running = false;
+    this.#wake.abort();
+    this.#shutdown.abort();
+    await Promise.all([this.#loop, this.#healthLoop]);
+    await Promise.all(this.#stopping.values());
+  }
+
+  /** Asks the loop to look again now (after an apply, a scale, an exit, a health change). */
+  kick(): void {
+    this.#wake.abort();
+  }
+
+  /** Resolves after the next full pass of the loop: used by callers that want to see its effect. */
+  settled(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#idle.push(resolve);
+      this.kick();
+    });
+  }
+
+  async #run(): Promise<void> {
+    while (this.#running) {
+      const wake = this.#wake;
+      const waiters = this.#idle;
+      this.#idle = [];
+      let wakeAt: number | null = null;
+      try {
+        wakeAt = await this.reconcileOnce();
+      } catch (error) {
+        this.#options.log.error({ err: error }, 'reconcile pass failed');
+      }
+      for (const resolve of waiters) resolve();
+      if (!this.#running) break;
+      // A kick during the pass means something changed that the pass may have missed: look again at once.
+      if (!wake.signal.aborted) {
+        const now = this.#options.clock.now();
+        const untilWake = wakeAt === null ? Number.POSITIVE_INFINITY : wakeAt - now;
+        await this.#options.clock.sleep(Math.max(0, Math.min(this.#options.pollMs, untilWake)), wake.signal);
+      }
+      if (wake.signal.aborted) this.#wake = new AbortController();
+    }
+  }
+
+  async #runHealthChecks(): Promise<void> {
+    while (this.#running) {
+      const live = this.#options.store.listInstances({ live: true }).filter((i) => i.state !== 'draining');
+      const services = new Map(this.#options.store.listServices().map((s) => [`${s.app}/${s.name}`, s]));
+      this.#health.sync(live, (instance) =>
+        healthSettingsOf(services.get(`${instance.app}/${instance.service}`)),
+      );
+      await this.#health.checkDue();
+      await this.#options.clock.sleep(this.#options.healthTickMs, this.#shutdown.signal);
+    }
+  }
+
+  /** One pass: observe liveness, plan, apply. Returns when the loop should look again at the latest. */
+  async reconcileOnce(): Promise<number | null> {
+    const { store } = this.#options;
+    this.#observeLiveness();
+    const services = store.listServices();
+    const live = store.listInstances({ live: true });
+    const now = this.#options.clock.now();
+    const plan = planChanges(services.map(toDesired), live, now);
+    const byName = new Map(services.map((s) => [`${s.app}/${s.name}`, s]));
+    for (const action of plan.stop) this.#beginStop(action, live.find((i) => i.id === action.instanceId)!);
+    for (const action of plan.start) {
+      const service = byName.get(`${action.app}/${action.service}`)!;
+      for (let n = 0; n < action.count; n++) await this.#startInstance(service);
+    }
+    return plan.wakeAt;
+  }
+
+  #adopt(): void {
+    const { store, runtime, events } = this.#options;
+    for (const instance of store.listInstances({ live: true })) {
+      const handle = handleOf(instance);
+      if (handle && runtime.isRunning(handle)) {
+        events.record({
+          actor: 'system',
+          kind: 'instance.adopted',
+          app: instance.app,
+          service: instance.service,
+          instance: instance.id,
+          message: `${instance.id} adopted after a restart of the control plane (pid ${instance.pid}, ${instance.state})`,
+          data: { pid: instance.pid, state: instance.state },
+        });
+        if (instance.state === 'draining')
+          this.#finishStop(instance, 'the stop was interrupted by a restart');
+      } else if (instance.state === 'draining') {
+        this.#markEnded(instance, 'stopped', 'stopped while the control plane was down', null);
+      } else {
+        this.#recordCrash(instance, 'process gone while the control plane was down', null);
+      }
+    }
+  }
+
+  #observeLiveness(): void {
+    const { store, runtime } = this.#options;
+    for (const instance of store.listInstances({ live: true })) {
+      if (instance.state === 'draining') continue;
+      const handle = handleOf(instance);
+      if (handle && !runtime.isRunning(handle)) this.#recordCrash(instance, 'process exited', null);
+    }
+  }
+
+  #onExit(handle: ProcessHandle, status: ExitStatus): void {
+    const instance = this.#options.store
+      .listInstances({ live: true })
+      .find((i) => i.pid === handle.pid && i.processStart === handle.processStart);
+    if (!instance || instance.state === 'draining') return;
+    this.#recordCrash(instance, describeExit(status), status);
+    this.kick();
+  }
+
+  #recordCrash(instance: Instance, reason: string, status: ExitStatus | null): void {
+    this.#markEnded(instance, 'crashed', reason, status);
+    this.#countFailure(instance, 'instance.crashed', reason, status);
+  }
+
+  /** A failed instance counts toward its service's crash-loop backoff, and is an event with the numbers. */
+  #countFailure(instance: Instance, kind: string, reason: string, status: ExitStatus | null): void {
+    const { store, events, clock, backoff } = this.#options;
+    const now = clock.now();
+    const upMs = now - instance.createdAt;
+    const service = store.getService(instance.app, instance.service);
+    if (!service) return;
+    const failures = nextFailureCount(service.failures, upMs, backoff);
+    const delay = backoffDelay(failures, backoff);
+    store.setRestartBackoff(service.app, service.name, failures, now + delay);
+    events.record({
+      actor: ACTOR,
+      kind,
+      app: instance.app,
+      service: instance.service,
+      instance: instance.id,
+      message:
+        `${instance.id} ${reason} after ${formatDuration(upMs)}; ` +
+        (delay === 0
+          ? 'replacing it now'
+          : `${failures} failures in a row, next start in ${formatDuration(delay)} (crash-loop backoff)`),
+      data: {
+        reason,
+        upMs,
+        failures,
+        backoffMs: delay,
+        exitCode: status?.code ?? null,
+        signal: status?.signal ?? null,
+      },
+    });
+  }
+
+  #markEnded(
+    instance: Instance,
+    state: 'stopped' | 'crashed',
+    reason: string,
+    status: ExitStatus | null,
+  ): void {
+    this.#options.store.updateInstance(instance.id, {
+      state,
+      endedAt: this.#options.clock.now(),
+      reason,
+      exitCode: status?.code ?? null,
+      exitSignal: status?.signal ?? null,
+    });
+  }
+
+  async #startInstance(service: ServiceRecord): Promise<void> {
+    const { store, runtime, events, clock } = this.#options;
+    const id = `${service.app}.${service.name}.${randomBytes(3).toString('hex')}`;
+    const port = await allocatePort();
+    const logBase = join(this.#options.logDir, service.app, id);
+    const instance: Instance = {
+      id,
+      app: service.app,
+      service: service.name,
+      release: service.release,
+      configHash: service.configHash,
+      state: 'starting',
+      pid: null,
+      processStart: null,
+      port,
+      createdAt: clock.now(),
+      healthyAt: null,
+      endedAt: null,
+      exitCode: null,
+      exitSignal: null,
+      reason: null,
+      stdoutPath: `${logBase}.out.log`,
+      stderrPath: `${logBase}.err.log`,
+    };
+    store.insertInstance(instance);
+    const env: Record<string, string> = {
+      ...this.#options.baseEnv,
+      ...service.spec.env,
+      PORT: String(port),
+      BERTH_APP: service.app,
+      BERTH_SERVICE: service.name,
+      BERTH_INSTANCE: id,
+      BERTH_RELEASE: `v${service.release}`,
+    };
+    try {
+      const handle = await runtime.start({
+        instanceId: id,
+        cwd: service.sourceDir,
+        command: service.spec.run,
+        env,
+        stdoutPath: instance.stdoutPath,
+        stderrPath: instance.stderrPath,
+      });
+      // The process may already have exited (and been recorded) before we get here.
+      if (store.getInstance(id)?.state === 'starting') {
+        store.updateInstance(id, { pid: handle.pid, processStart: handle.processStart });
+      }
+      events.record({
+        actor: ACTOR,
+        kind: 'instance.started',
+        app: service.app,
+        service: service.name,
+        instance: id,
+        message: `${id} started (v${service.release}, pid ${handle.pid}, port ${port}): ${service.spec.run}`,
+        data: { pid: handle.pid, port, release: service.release },
+      });
+    } catch (error) {
+      this.#recordCrash(instance, `failed to start: ${(error as Error).message}`, null);
+    }
+  }
+
+  #beginStop(action: StopAction, instance: Instance): void {
+    const { store, events } = this.#options;
+    store.updateInstance(instance.id, { state: 'draining', reason: action.reason });
+    events.record({
+      actor: ACTOR,
+      kind: 'instance.stopping',
+      app: instance.app,
+      service: instance.service,
+      instance: instance.id,
+      message: `${instance.id} stopping: ${describeStopReason(action.reason)}`,
+      data: { reason: action.reason, was: instance.state },
+    });
+    this.#finishStop(instance, action.reason);
+  }
+
+  #finishStop(instance: Instance, reason: string, endState: 'stopped' | 'crashed' = 'stopped'): void {
+    if (this.#stopping.has(instance.id)) return;
+    const service = this.#options.store.getService(instance.app, instance.service);
+    const timeoutMs = service?.spec.deploy.stopTimeoutMs ?? 30_000;
+    const handle = handleOf(instance);
+    const stopped = (async () => {
+      const outcome = handle ? await this.#options.runtime.stop(handle, timeoutMs) : 'gone';
+      this.#markEnded(instance, endState, reason, null);
+      this.#options.events.record({
+        actor: ACTOR,
+        kind: 'instance.stopped',
+        app: instance.app,
+        service: instance.service,
+        instance: instance.id,
+        message: `${instance.id} stopped (${outcome === 'killed' ? `SIGKILL after ${formatDuration(timeoutMs)}` : outcome === 'terminated' ? 'exited on SIGTERM' : 'already gone'})`,
+        data: { outcome, reason },
+      });
+    })()
+      .catch((error: unknown) =>
+        this.#options.log.error({ err: error, instance: instance.id }, 'stop failed'),
+      )
+      .finally(() => {
+        this.#stopping.delete(instance.id);
+        this.kick();
+      });
+    this.#stopping.set(instance.id, stopped);
+  }
+
+  #onHealthChange(change: HealthChange): void {
+    const { store, events, clock } = this.#options;
+    const instance = store.getInstance(change.instanceId);
+    if (!instance || !isLive(instance.state) || instance.state === 'draining') return;
+    if (change.to === 'failed_to_start') {
+      const reason = `never passed its health check (last: ${change.reason})`;
+      store.updateInstance(instance.id, { state: 'draining', reason });
+      this.#countFailure(instance, 'instance.failed_to_start', reason, null);
+      this.#finishStop(instance, reason, 'crashed');
+      return;
+    }
+    const patch: Partial<Instance> = {
+      state: change.to,
+      reason: change.to === 'unhealthy' ? change.reason : null,
+    };
+    if (change.to === 'healthy' && instance.healthyAt === null) patch.healthyAt = clock.now();
+    store.updateInstance(instance.id, patch);
+    events.record({
+      actor: 'health',
+      kind: `instance.${change.to}`,
+      app: instance.app,
+      service: instance.service,
+      instance: instance.id,
+      message: `${instance.id} ${instance.state} → ${change.to} (${change.reason})`,
+      data: { from: instance.state, to: change.to, reason: change.reason },
+    });
+    this.kick();
+  }
+}
+
+function toDesired(service: ServiceRecord): DesiredService {
+  return {
+    app: service.app,
+    name: service.name,
+    desiredCount: service.desiredCount,
+    configHash: service.configHash,
+    nextStartAt: service.nextStartAt,
+  };
+}
+
+function handleOf(instance: Instance): ProcessHandle | null {
+  return instance.pid === null || instance.processStart === null
+    ? null
+    : { pid: instance.pid, processStart: instance.processStart };
+}
+
+function healthSettingsOf(service: ServiceRecord | undefined): HealthCheckSettings | null {
+  return service?.spec.health ?? null;
+}
+
+function describeExit(status: ExitStatus): string {
+  return status.signal ? `killed by ${status.signal}` : `exited with code ${status.code}`;
+}
+
+function describeStopReason(reason: string): string {
+  switch (reason) {
+    case 'scale_in':
+      return 'more instances than desired';
+    case 'unhealthy_replaced':
+      return 'unhealthy, and its replacement is healthy';
+    case 'outdated':
+      return 'replaced by an instance of the new configuration';
+    case 'service_removed':
+      return 'its service was removed or stopped';
+    default:
+      return reason;
+  }
+}
+
+/** The few variables of the platform's own environment that an instance needs to find its tools. */
+function pickBaseEnv(env: NodeJS.ProcessEnv): Record<string, string> {
+  const picked: Record<string, string> = {};
+  for (const name of ['PATH', 'HOME', 'LANG', 'TZ']) {
+    const value = env[name];
+    if (value !== undefined) picked[name] = value;
+  }
+  return picked;
+}
+
+/** A free loopback port: bind port 0, read what the kernel gave, release it for the instance. */
+function allocatePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
+    });
+  });
+}

@@ -1,0 +1,76 @@
+// Reading Linux's /proc: a process's identity (start time), state, process group and CPU/memory counters.
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+
+export interface ProcStat {
+  pid: number;
+  /** One-letter state: R, S, D, Z (zombie), T, ... */
+  state: string;
+  pgrp: number;
+  /** User + system CPU time, in clock ticks. */
+  cpuTicks: number;
+  /** Start time in clock ticks since boot. */
+  startTicks: number;
+  /** Resident set size in bytes. */
+  rssBytes: number;
+}
+
+let ticksPerSecond: number | undefined;
+let pageSize: number | undefined;
+
+function sysconf(name: string, fallback: number): number {
+  try {
+    const value = Number.parseInt(execFileSync('getconf', [name], { encoding: 'utf8' }).trim(), 10);
+    return Number.isFinite(value) && value > 0 ? value : fallback;
+  } catch {
+    return fallback;
+  }
+}
+
+export function clockTicksPerSecond(): number {
+  ticksPerSecond ??= sysconf('CLK_TCK', 100);
+  return ticksPerSecond;
+}
+
+function bytesPerPage(): number {
+  pageSize ??= sysconf('PAGESIZE', 4096);
+  return pageSize;
+}
+
+/** Parses /proc/PID/stat; the command name may hold spaces and parentheses, so fields are read after the last `)`. */
+export function parseProcStat(text: string): ProcStat | undefined {
+  const open = text.indexOf('(');
+  const close = text.lastIndexOf(')');
+  if (open < 0 || close < open) return undefined;
+  const pid = Number.parseInt(text.slice(0, open), 10);
+  // Fields after the name start at field 3 (state); field n is at index n - 3.
+  const fields = text.slice(close + 2).split(' ');
+  const field = (n: number): number => Number(fields[n - 3]);
+  return {
+    pid,
+    state: fields[0] ?? '?',
+    pgrp: field(5),
+    cpuTicks: field(14) + field(15),
+    startTicks: field(22),
+    rssBytes: field(24) * bytesPerPage(),
+  };
+}
+
+export function readProcStat(pid: number): ProcStat | undefined {
+  try {
+    return parseProcStat(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every process on the machine, for summing usage per process group. */
+export function readAllProcStats(): ProcStat[] {
+  const stats: ProcStat[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (name.charCodeAt(0) < 48 || name.charCodeAt(0) > 57) continue;
+    const stat = readProcStat(Number(name));
+    if (stat) stats.push(stat);
+  }
+  return stats;
+}

@@ -1,0 +1,42 @@
+// The runtime interface: how the control plane starts, watches, samples and stops instances.
+import type { InstanceUsage } from '../../domain/instance.js';
+
+export interface StartRequest {
+  instanceId: string;
+  /** Directory the command runs in (the release's directory). */
+  cwd: string;
+  /** Shell command line, e.g. `node server.js`. */
+  command: string;
+  /** The whole environment of the instance (the runtime adds nothing). */
+  env: Record<string, string>;
+  stdoutPath: string;
+  stderrPath: string;
+}
+
+/** Identifies a running instance across control-plane restarts: pid plus the process's start time. */
+export interface ProcessHandle {
+  pid: number;
+  /** Start time in clock ticks since boot, from /proc/PID/stat. */
+  processStart: number;
+}
+
+export interface ExitStatus {
+  code: number | null;
+  signal: string | null;
+}
+
+/** How a stop ended: the process left after SIGTERM, needed SIGKILL, or was already gone. */
+export type StopOutcome = 'terminated' | 'killed' | 'gone';
+
+export interface Runtime {
+  /** Starts the instance; resolves once the process exists. */
+  start(request: StartRequest): Promise<ProcessHandle>;
+  /** True when the process still runs and is the same process (same start time), so a recycled pid never counts. */
+  isRunning(handle: ProcessHandle): boolean;
+  /** SIGTERM to the instance's process group, SIGKILL after `timeoutMs`; resolves once it is gone. */
+  stop(handle: ProcessHandle, timeoutMs: number): Promise<StopOutcome>;
+  /** CPU and memory of each instance's whole process group, keyed by pid. */
+  sample(handles: readonly ProcessHandle[]): Map<number, InstanceUsage>;
+  /** Called when a process this runtime started exits (adopted ones are found by `isRunning`). */
+  onExit(listener: (handle: ProcessHandle, status: ExitStatus) => void): void;
+}

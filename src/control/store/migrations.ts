@@ -1,0 +1,75 @@
+// Numbered schema migrations, applied in order at start; a migration once landed is never edited.
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'apps, releases, services, instances, events',
+    sql: `
+      CREATE TABLE apps (
+        name TEXT PRIMARY KEY,
+        current_release INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      );
+      CREATE TABLE releases (
+        app TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE,
+        version INTEGER NOT NULL,
+        spec_json TEXT NOT NULL,
+        source_dir TEXT NOT NULL,
+        description TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (app, version)
+      );
+      CREATE TABLE services (
+        app TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        release INTEGER NOT NULL,
+        desired_count INTEGER NOT NULL,
+        config_hash TEXT NOT NULL,
+        spec_json TEXT NOT NULL,
+        source_dir TEXT NOT NULL,
+        failures INTEGER NOT NULL DEFAULT 0,
+        next_start_at INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (app, name)
+      );
+      CREATE TABLE instances (
+        id TEXT PRIMARY KEY,
+        app TEXT NOT NULL,
+        service TEXT NOT NULL,
+        release INTEGER NOT NULL,
+        config_hash TEXT NOT NULL,
+        state TEXT NOT NULL,
+        pid INTEGER,
+        process_start INTEGER,
+        port INTEGER,
+        created_at INTEGER NOT NULL,
+        healthy_at INTEGER,
+        ended_at INTEGER,
+        exit_code INTEGER,
+        exit_signal TEXT,
+        reason TEXT,
+        stdout_path TEXT NOT NULL,
+        stderr_path TEXT NOT NULL
+      );
+      CREATE INDEX instances_by_service ON instances (app, service, state);
+      CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        app TEXT,
+        service TEXT,
+        instance TEXT,
+        message TEXT NOT NULL,
+        data_json TEXT NOT NULL
+      );
+      CREATE INDEX events_by_app ON events (app, id);
+    `,
+  },
+];

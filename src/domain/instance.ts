@@ -1,0 +1,44 @@
+// Instances: one running copy of a service release, and the states it moves through.
+
+/** `starting` until its health check passes; `draining`/`stopping` on the way out; `stopped`/`crashed` are final. */
+export type InstanceState = 'starting' | 'healthy' | 'unhealthy' | 'draining' | 'stopped' | 'crashed';
+
+/** States of an instance whose process is (meant to be) running. */
+export const LIVE_STATES: readonly InstanceState[] = ['starting', 'healthy', 'unhealthy', 'draining'];
+
+export function isLive(state: InstanceState): boolean {
+  return LIVE_STATES.includes(state);
+}
+
+/** An instance as the control plane records it. Times are epoch milliseconds. */
+export interface Instance {
+  id: string;
+  app: string;
+  service: string;
+  /** Release number (v1 = 1) whose spec this instance runs. */
+  release: number;
+  /** Hash of everything that, changed, needs a new process (command, env, directory, port). */
+  configHash: string;
+  state: InstanceState;
+  pid: number | null;
+  /** The process's start time in clock ticks since boot (from /proc), so a recycled pid is never mistaken for it. */
+  processStart: number | null;
+  port: number | null;
+  createdAt: number;
+  /** When it became healthy, if it did. */
+  healthyAt: number | null;
+  endedAt: number | null;
+  exitCode: number | null;
+  exitSignal: string | null;
+  /** Why it ended or why it is unhealthy: the last health-check result or the exit reason. */
+  reason: string | null;
+  stdoutPath: string;
+  stderrPath: string;
+}
+
+/** Resource usage sampled from /proc. */
+export interface InstanceUsage {
+  cpuPercent: number;
+  memoryBytes: number;
+  sampledAt: number;
+}

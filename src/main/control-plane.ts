@@ -1,0 +1,117 @@
+// The control plane process's composition root: store, runtime, reconciler and API wired together.
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { loadOrCreateToken } from '../control/api/admin-token.js';
+import { createApi } from '../control/api/server.js';
+import { AppManager } from '../control/app-manager.js';
+import { EventLog } from '../control/event-log.js';
+import { Reconciler } from '../control/reconcile/reconciler.js';
+import { ProcessRuntime } from '../control/runtime/process-runtime.js';
+import { Store } from '../control/store/store.js';
+import { UsageMonitor } from '../control/usage-monitor.js';
+import { type ControlEndpoint, controlPaths, resolveDataDir } from '../domain/data-dir.js';
+import { systemClock } from '../lib/clock.js';
+import { createLogger } from '../lib/logger.js';
+
+export const VERSION = '0.1.0';
+
+export interface ControlPlaneOptions {
+  dataDir: string;
+  /** 0 picks a free port. */
+  port: number;
+  host?: string;
+}
+
+export interface RunningControlPlane {
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startControlPlane(options: ControlPlaneOptions): Promise<RunningControlPlane> {
+  const paths = controlPaths(options.dataDir);
+  mkdirSync(paths.dataDir, { recursive: true, mode: 0o700 });
+  mkdirSync(paths.logs, { recursive: true });
+  const log = createLogger({ name: 'berth-control' });
+  const token = loadOrCreateToken(paths.token);
+  const store = new Store(paths.database);
+  const events = new EventLog(store, log);
+  const runtime = new ProcessRuntime();
+  const reconciler = new Reconciler({ store, runtime, events, clock: systemClock, log, logDir: paths.logs });
+  const apps = new AppManager(store, events, () => reconciler.kick());
+  const usage = new UsageMonitor(store, runtime);
+  const api = createApi({ token, store, apps, usage, version: VERSION });
+
+  events.record({
+    actor: 'system',
+    kind: 'control.started',
+    message: `control plane started (pid ${process.pid})`,
+  });
+  reconciler.start();
+  usage.start();
+  const host = options.host ?? '127.0.0.1';
+  await api.listen({ host, port: options.port });
+  const address = api.server.address();
+  const port = typeof address === 'object' && address ? address.port : options.port;
+  const url = `http://${host}:${port}`;
+  const endpoint: ControlEndpoint = { url, pid: process.pid };
+  writeFileSync(paths.endpoint, `${JSON.stringify(endpoint)}\n`, { mode: 0o600 });
+  log.info({ url, dataDir: paths.dataDir }, 'control plane listening');
+
+  return {
+    url,
+    async close() {
+      await api.close();
+      usage.stop();
+      await reconciler.stop();
+      events.record({
+        actor: 'system',
+        kind: 'control.stopped',
+        message: 'control plane stopped; instances keep running',
+      });
+      store.close();
+      rmSync(paths.endpoint, { force: true });
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      'data-dir': { type: 'string' },
+      port: { type: 'string', default: '7070' },
+      host: { type: 'string', default: '127.0.0.1' },
+    },
+  });
+  const port = Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    process.stderr.write(`--port: expected a port number from 0 to 65535, got ${values.port}\n`);
+    process.exit(2);
+  }
+  const plane = await startControlPlane({
+    dataDir: resolveDataDir(values['data-dir']),
+    port,
+    host: values.host,
+  });
+  process.stdout.write(`${JSON.stringify({ event: 'listening', url: plane.url, pid: process.pid })}\n`);
+  let closing = false;
+  const shutdown = (): void => {
+    if (closing) return;
+    closing = true;
+    plane.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        process.stderr.write(`shutdown failed: ${String(error)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main().catch((error: unknown) => {
+    process.stderr.write(`berth control plane: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  });
+}
