@@ -78,7 +78,9 @@ export class ClientConnection implements UpstreamOwner {
   #upstreamPaused = false;
   #bytesIn = 0;
   #bytesOut = 0;
-  #timer: NodeJS.Timeout | undefined;
+  /** Response-head deadline (performance.now() ms); 0 when none. Checked by a periodic sweep, not a timer per request. */
+  #deadline = 0;
+  #lastActive = performance.now();
   #aborted = false;
 
   constructor(socket: net.Socket, ctx: ProxyContext, listener: ListenerInfo) {
@@ -91,9 +93,6 @@ export class ClientConnection implements UpstreamOwner {
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('drain', () => this.#onDrain());
     socket.on('error', () => {});
-    socket.on('timeout', () => {
-      if (this.#phase === 'idle') socket.destroy();
-    });
     socket.on('close', () => this.#onClose());
   }
 
@@ -376,13 +375,21 @@ export class ClientConnection implements UpstreamOwner {
     // Until connected, hold further body bytes so a refused connection can be retried elsewhere.
     if (!conn.connected && !this.#reqBodyDone) this.#pause(P_CONNECTING);
     const timeoutMs = this.#group?.config.responseTimeoutMs ?? 30_000;
-    this.#timer = setTimeout(this.#onTimeout, timeoutMs);
+    this.#deadline = performance.now() + timeoutMs;
   }
 
-  readonly #onTimeout = (): void => {
-    this.#timer = undefined;
-    if (this.#phase === 'exchange' && !this.#resHeadDone) this.#fail('response_timeout');
-  };
+  /**
+   * Called by the proxy's sweep (every 100 ms): fails an exchange whose response head is late (504) and closes a
+   * connection idle for longer than `idleTimeoutMs` (which also bounds how long a request head may take).
+   */
+  checkTimers(now: number, idleTimeoutMs: number): void {
+    if (this.#phase === 'exchange') {
+      if (this.#deadline !== 0 && now >= this.#deadline && !this.#resHeadDone) this.#fail('response_timeout');
+    } else if (this.#phase === 'idle' && now - this.#lastActive >= idleTimeoutMs) {
+      this.#phase = 'closed';
+      this.socket.destroy();
+    }
+  }
 
   onUpstreamConnect(conn: UpstreamConnection): void {
     if (conn === this.#upstream) this.#resume(P_CONNECTING);
@@ -452,10 +459,7 @@ export class ClientConnection implements UpstreamOwner {
       }
       this.#resHeadBuf = null;
       this.#resHeadDone = true;
-      if (this.#timer !== undefined) {
-        clearTimeout(this.#timer);
-        this.#timer = undefined;
-      }
+      this.#deadline = 0;
       const head = this.#head!;
       this.#status = res.status;
       if (head.method === 'HEAD' || res.status === 204 || res.status === 304) this.#resFramer.reset('none');
@@ -555,10 +559,7 @@ export class ClientConnection implements UpstreamOwner {
   #fail(failure: Failure, conn?: UpstreamConnection, error?: NodeJS.ErrnoException): void {
     const target = this.#target;
     const group = this.#group;
-    if (this.#timer !== undefined) {
-      clearTimeout(this.#timer);
-      this.#timer = undefined;
-    }
+    this.#deadline = 0;
     if (
       conn !== undefined &&
       target !== undefined &&
@@ -622,10 +623,7 @@ export class ClientConnection implements UpstreamOwner {
   }
 
   #startTunnel(conn: UpstreamConnection, buf: Buffer, restStart: number): void {
-    if (this.#timer !== undefined) {
-      clearTimeout(this.#timer);
-      this.#timer = undefined;
-    }
+    this.#deadline = 0;
     this.#status = 101;
     this.#resHeadDone = true;
     this.#write(buf.subarray(0, restStart));
@@ -635,7 +633,6 @@ export class ClientConnection implements UpstreamOwner {
     target.metrics.inFlight--;
     this.#phase = 'tunnel';
     target.upgraded.add(this.socket);
-    this.socket.setTimeout(0);
     const pending = this.#buf;
     this.#buf = null;
     if (pending !== null && pending.length > 0) conn.socket.write(pending);
@@ -683,10 +680,7 @@ export class ClientConnection implements UpstreamOwner {
 
   /** Records the exchange, returns or closes the upstream connection, and moves on to the next request. */
   #finish(proxyError: boolean): void {
-    if (this.#timer !== undefined) {
-      clearTimeout(this.#timer);
-      this.#timer = undefined;
-    }
+    this.#deadline = 0;
     this.#recordExchange(proxyError);
     const target = this.#target;
     const conn = this.#upstream;
@@ -720,6 +714,7 @@ export class ClientConnection implements UpstreamOwner {
       return;
     }
     this.#phase = 'idle';
+    this.#lastActive = performance.now();
     this.#paused &= ~(P_CONNECTING | P_BACKPRESSURE | P_PIPELINE);
     if (this.#buf !== null && this.#buf.length > 0) this.#processBuffer();
     if (this.#paused === 0 && this.socket.isPaused()) this.socket.resume();

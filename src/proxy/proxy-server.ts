@@ -112,10 +112,16 @@ export class ProxyServer {
     const persisted = server.#store.load();
     if (persisted !== undefined) await server.#apply(persisted, false);
     await server.#listen();
+    const clientIdleMs = options.clientIdleTimeoutMs ?? 60_000;
+    let ticks = 0;
+    // One sweep instead of a timer per request: response timeouts and idle clients every 100 ms, pools every 500 ms.
     server.#sweep = setInterval(() => {
       const now = performance.now();
-      for (const group of server.#groups.values()) group.expireIdle(now, POOL_DEFAULTS.idleTimeoutMs);
-    }, 500);
+      for (const conn of server.#ctx.connections) conn.checkTimers(now, clientIdleMs);
+      if (++ticks % 5 === 0) {
+        for (const group of server.#groups.values()) group.expireIdle(now, POOL_DEFAULTS.idleTimeoutMs);
+      }
+    }, 100);
     server.#sweep.unref();
     return server;
   }
@@ -129,12 +135,10 @@ export class ProxyServer {
   }
 
   async #listen(): Promise<void> {
-    const idle = this.#options.clientIdleTimeoutMs ?? 60_000;
     const redirect = this.#options.redirectHttp ?? true;
     const httpInfo: ListenerInfo = { proto: 'http', port: 0, redirect, httpsPort: 0 };
     const httpsInfo: ListenerInfo = { proto: 'https', port: 0, redirect: false, httpsPort: 0 };
     const http = net.createServer({ noDelay: true }, (socket) => {
-      socket.setTimeout(idle);
       new ClientConnection(socket, this.#ctx, httpInfo);
     });
     const pem = this.#certs.defaultPem;
@@ -147,7 +151,6 @@ export class ProxyServer {
         noDelay: true,
       },
       (socket) => {
-        socket.setTimeout(idle);
         new ClientConnection(socket, this.#ctx, httpsInfo);
       },
     );
