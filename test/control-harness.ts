@@ -1,0 +1,142 @@
+// Test harness: a real control plane process on a temp data dir, the real CLI, and helpers to wait with deadlines.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { ApiClient } from '../src/cli/client.js';
+
+const DIST = fileURLToPath(new URL('..', import.meta.url));
+export const CONTROL_PLANE = join(DIST, 'src/main/control-plane.js');
+export const CLI = join(DIST, 'src/cli/main.js');
+/** The fixture app's source stays in test/ (it is plain JS, not compiled). */
+export const FIXTURE_APP = fileURLToPath(new URL('../../test/fixtures/app', import.meta.url));
+
+export interface ControlPlaneProcess {
+  child: ChildProcess;
+  client: ApiClient;
+  stop(): Promise<void>;
+}
+
+/** Starts `dist/src/main/control-plane.js` and resolves once it says it is listening. */
+export async function startControlPlane(dataDir: string, timeoutMs = 10_000): Promise<ControlPlaneProcess> {
+  const child = spawn(process.execPath, [CONTROL_PLANE, '--data-dir', dataDir, '--port', '0'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, BERTH_LOG_LEVEL: 'warn' },
+  });
+  let stderr = '';
+  child.stderr!.on('data', (chunk) => {
+    stderr += String(chunk);
+  });
+  const lines = createInterface({ input: child.stdout! });
+  const listening = new Promise<void>((resolve, reject) => {
+    lines.on('line', (line) => {
+      if (line.includes('"listening"')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`control plane exited with ${code}: ${stderr}`)));
+  });
+  await withDeadline(listening, timeoutMs, 'control plane to listen');
+  return {
+    child,
+    client: ApiClient.fromDataDir(dataDir),
+    async stop() {
+      if (child.exitCode !== null) return;
+      child.kill('SIGTERM');
+      await withDeadline(once(child, 'exit'), 10_000, 'control plane to exit');
+    },
+  };
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the real CLI as a process. */
+export async function runCli(dataDir: string, args: string[], cwd = process.cwd()): Promise<CliResult> {
+  const child = spawn(process.execPath, [CLI, '--data-dir', dataDir, ...args], {
+    cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk) => {
+    stdout += String(chunk);
+  });
+  child.stderr.on('data', (chunk) => {
+    stderr += String(chunk);
+  });
+  const [code] = (await withDeadline(once(child, 'exit'), 60_000, `berth ${args.join(' ')}`)) as [number];
+  return { code, stdout, stderr };
+}
+
+export function tempDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** Writes a berth.yaml (and optionally more files) into a fresh directory and returns its path. */
+export function writeApp(files: Record<string, string>): string {
+  const dir = tempDir('berth-app-');
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+  return dir;
+}
+
+export async function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms}ms waiting for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Polls `check` until it returns a value other than undefined, or fails after `ms`. */
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined> | T | undefined,
+  ms = 15_000,
+  everyMs = 50,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() >= deadline) {
+      throw new Error(
+        `timed out after ${ms}ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
+  }
+}
+
+/** GET http://127.0.0.1:port/ → parsed JSON, or undefined if nothing answers. */
+export async function getJson(port: number, path = '/'): Promise<Record<string, unknown> | undefined> {
+  try {
+    const response = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(2000) });
+    return (await response.json()) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
+
+/** True while a process with this pid exists. */
+export function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
