@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { ApiClient } from '../src/cli/client.js';
+import { readProxyPid } from '../src/control/traffic/proxy-supervisor.js';
 
 const DIST = fileURLToPath(new URL('..', import.meta.url));
 export const CONTROL_PLANE = join(DIST, 'src/main/control-plane.js');
@@ -17,12 +18,23 @@ export const FIXTURE_APP = fileURLToPath(new URL('../../test/fixtures/app', impo
 export interface ControlPlaneProcess {
   child: ChildProcess;
   client: ApiClient;
+  /** The proxy's listener ports (it was started by this control plane, or by an earlier one). */
+  proxyPorts: { http: number; https: number };
   stop(): Promise<void>;
+}
+
+/** Stops the proxy a control plane started on this data dir (it outlives control planes by design). */
+export async function stopProxy(dataDir: string): Promise<void> {
+  const pid = readProxyPid(dataDir);
+  if (pid === null || !processExists(pid)) return;
+  process.kill(pid, 'SIGTERM');
+  await waitFor('the proxy to exit', () => (processExists(pid) ? undefined : true), 15_000);
 }
 
 /** Starts `dist/src/main/control-plane.js` and resolves once it says it is listening. */
 export async function startControlPlane(dataDir: string, timeoutMs = 10_000): Promise<ControlPlaneProcess> {
-  const child = spawn(process.execPath, [CONTROL_PLANE, '--data-dir', dataDir, '--port', '0'], {
+  const args = ['--data-dir', dataDir, '--port', '0', '--http-port', '0', '--https-port', '0'];
+  const child = spawn(process.execPath, [CONTROL_PLANE, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, BERTH_LOG_LEVEL: 'warn' },
   });
@@ -31,15 +43,17 @@ export async function startControlPlane(dataDir: string, timeoutMs = 10_000): Pr
     stderr += String(chunk);
   });
   const lines = createInterface({ input: child.stdout! });
-  const listening = new Promise<void>((resolve, reject) => {
+  const listening = new Promise<{ http: number; https: number }>((resolve, reject) => {
     lines.on('line', (line) => {
-      if (line.includes('"listening"')) resolve();
+      if (line.includes('"listening"'))
+        resolve((JSON.parse(line) as { proxy: { http: number; https: number } }).proxy);
     });
     child.once('exit', (code) => reject(new Error(`control plane exited with ${code}: ${stderr}`)));
   });
-  await withDeadline(listening, timeoutMs, 'control plane to listen');
+  const proxyPorts = await withDeadline(listening, timeoutMs, 'control plane to listen');
   return {
     child,
+    proxyPorts,
     client: ApiClient.fromDataDir(dataDir),
     async stop() {
       if (child.exitCode !== null) return;

@@ -11,6 +11,7 @@ import {
   processExists,
   runCli,
   startControlPlane,
+  stopProxy,
   tempDir,
   waitFor,
   writeApp,
@@ -57,6 +58,7 @@ describe('control plane with the process runtime', () => {
       (await plane.client.instances()).length === 0 ? true : undefined,
     ).catch(() => undefined);
     await plane.stop();
+    await stopProxy(dataDir);
   });
 
   it('applies a spec with 3 instances and all 3 answer on their own ports', async () => {
@@ -250,6 +252,7 @@ describe('control plane API and CLI input', () => {
 
   after(async () => {
     await plane.stop();
+    await stopProxy(dataDir);
   });
 
   it('answers 401 to a request without a token or with a wrong one', async () => {

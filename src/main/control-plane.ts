@@ -1,5 +1,6 @@
 // The control plane process's composition root: store, runtime, reconciler and API wired together.
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadOrCreateToken } from '../control/api/admin-token.js';
 import { createApi } from '../control/api/server.js';
@@ -8,6 +9,8 @@ import { EventLog } from '../control/event-log.js';
 import { Reconciler } from '../control/reconcile/reconciler.js';
 import { ProcessRuntime } from '../control/runtime/process-runtime.js';
 import { Store } from '../control/store/store.js';
+import { ProxySupervisor, type RunningProxy } from '../control/traffic/proxy-supervisor.js';
+import { RouteSync } from '../control/traffic/route-sync.js';
 import { UsageMonitor } from '../control/usage-monitor.js';
 import { type ControlEndpoint, controlPaths, resolveDataDir } from '../domain/data-dir.js';
 import { systemClock } from '../lib/clock.js';
@@ -17,13 +20,19 @@ export const VERSION = '0.1.0';
 
 export interface ControlPlaneOptions {
   dataDir: string;
-  /** 0 picks a free port. */
+  /** Port of the REST API; 0 picks a free port. */
   port: number;
   host?: string;
+  /** Ports of the proxy's listeners, used when this control plane has to start the proxy. */
+  httpPort: number;
+  httpsPort: number;
 }
+
+const PROXY_MAIN = fileURLToPath(new URL('./proxy.js', import.meta.url));
 
 export interface RunningControlPlane {
   url: string;
+  proxy: RunningProxy;
   close(): Promise<void>;
 }
 
@@ -36,7 +45,23 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   const store = new Store(paths.database);
   const events = new EventLog(store, log);
   const runtime = new ProcessRuntime();
-  const reconciler = new Reconciler({ store, runtime, events, clock: systemClock, log, logDir: paths.logs });
+  const proxy = await new ProxySupervisor({
+    dataDir: paths.dataDir,
+    command: [process.execPath, PROXY_MAIN],
+    httpPort: options.httpPort,
+    httpsPort: options.httpsPort,
+    log,
+  }).ensureRunning();
+  const traffic = new RouteSync(proxy.admin, store, log);
+  const reconciler = new Reconciler({
+    store,
+    runtime,
+    events,
+    traffic,
+    clock: systemClock,
+    log,
+    logDir: paths.logs,
+  });
   const apps = new AppManager(store, events, () => reconciler.kick());
   const usage = new UsageMonitor(store, runtime);
   const api = createApi({ token, store, apps, usage, version: VERSION });
@@ -59,6 +84,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
 
   return {
     url,
+    proxy,
     async close() {
       await api.close();
       usage.stop();
@@ -74,25 +100,35 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   };
 }
 
+function portOption(flag: string, value: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    process.stderr.write(`--${flag}: expected a port number from 0 to 65535, got ${value}\n`);
+    process.exit(2);
+  }
+  return port;
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       'data-dir': { type: 'string' },
       port: { type: 'string', default: '7070' },
       host: { type: 'string', default: '127.0.0.1' },
+      'http-port': { type: 'string', default: '8080' },
+      'https-port': { type: 'string', default: '8443' },
     },
   });
-  const port = Number(values.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    process.stderr.write(`--port: expected a port number from 0 to 65535, got ${values.port}\n`);
-    process.exit(2);
-  }
   const plane = await startControlPlane({
     dataDir: resolveDataDir(values['data-dir']),
-    port,
+    port: portOption('port', values.port),
     host: values.host,
+    httpPort: portOption('http-port', values['http-port']),
+    httpsPort: portOption('https-port', values['https-port']),
   });
-  process.stdout.write(`${JSON.stringify({ event: 'listening', url: plane.url, pid: process.pid })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ event: 'listening', url: plane.url, pid: process.pid, proxy: plane.proxy.ports })}\n`,
+  );
   let closing = false;
   const shutdown = (): void => {
     if (closing) return;

@@ -1,5 +1,6 @@
 // One HTTP health check of an instance: GET its health path on loopback, judged by status code, within a timeout.
 import { request } from 'node:http';
+import { successCodeMatcher } from '../../domain/route-table.js';
 
 export interface ProbeResult {
   ok: boolean;
@@ -14,14 +15,6 @@ export type HealthProbe = (
   successCodes: string,
 ) => Promise<ProbeResult>;
 
-/** True when `status` is in a list such as `200-399` or `200,204,300-302`. */
-export function statusMatches(successCodes: string, status: number): boolean {
-  return successCodes.split(',').some((part) => {
-    const [low, high] = part.trim().split('-').map(Number);
-    return high === undefined ? status === low : status >= (low ?? 0) && status <= high;
-  });
-}
-
 export const probeHttp: HealthProbe = (port, path, timeoutMs, successCodes) =>
   new Promise((resolve) => {
     const req = request(
@@ -29,7 +22,7 @@ export const probeHttp: HealthProbe = (port, path, timeoutMs, successCodes) =>
       (res) => {
         res.resume();
         const status = res.statusCode ?? 0;
-        resolve({ ok: statusMatches(successCodes, status), detail: `status ${status}` });
+        resolve({ ok: successCodeMatcher(successCodes)(status), detail: `status ${status}` });
       },
     );
     req.on('timeout', () => {

@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { Instance } from '../../domain/instance.js';
 import { isLive } from '../../domain/instance.js';
+import { DEFAULT_DRAIN_MS, DEFAULT_STOP_TIMEOUT_MS } from '../../domain/spec.js';
 import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF, nextFailureCount } from '../../lib/backoff.js';
 import type { Clock } from '../../lib/clock.js';
 import { formatDuration } from '../../lib/duration.js';
@@ -15,6 +16,12 @@ import { type HealthChange, type HealthCheckSettings, HealthMonitor } from './he
 import { type HealthProbe, probeHttp } from './health-probe.js';
 import { type DesiredService, planChanges, type StopAction } from './plan.js';
 
+/** The load balancer as the reconciler needs it: send who takes traffic, and drain one before it stops. */
+export interface TrafficControl {
+  sync(): Promise<void>;
+  drain(instance: Instance, drainMs: number): Promise<void>;
+}
+
 export interface ReconcilerOptions {
   store: Store;
   runtime: Runtime;
@@ -24,6 +31,8 @@ export interface ReconcilerOptions {
   /** Instance output files go under `<logDir>/<app>/`. */
   logDir: string;
   probe?: HealthProbe;
+  /** The proxy; without it instances run but take no routed traffic (tests of the runtime alone). */
+  traffic?: TrafficControl;
   backoff?: BackoffOptions;
   /** Environment variables every instance inherits from the platform (PATH, HOME, ...). */
   baseEnv?: Record<string, string>;
@@ -35,9 +44,10 @@ export interface ReconcilerOptions {
 const ACTOR = 'reconciler';
 
 export class Reconciler {
-  readonly #options: Required<Omit<ReconcilerOptions, 'probe' | 'backoff' | 'baseEnv'>> & {
+  readonly #options: Required<Omit<ReconcilerOptions, 'probe' | 'backoff' | 'baseEnv' | 'traffic'>> & {
     backoff: BackoffOptions;
     baseEnv: Record<string, string>;
+    traffic: TrafficControl | undefined;
   };
   readonly #health: HealthMonitor;
   readonly #stopping = new Map<string, Promise<void>>();
@@ -54,6 +64,7 @@ export class Reconciler {
       healthTickMs: 50,
       ...options,
       backoff: options.backoff ?? DEFAULT_BACKOFF,
+      traffic: options.traffic,
       baseEnv: options.baseEnv ?? pickBaseEnv(process.env),
     };
     this.#health = new HealthMonitor({
@@ -144,6 +155,7 @@ export class Reconciler {
       const service = byName.get(`${action.app}/${action.service}`)!;
       for (let n = 0; n < action.count; n++) await this.#startInstance(service);
     }
+    await this.#options.traffic?.sync();
     return plan.wakeAt;
   }
 
@@ -320,9 +332,13 @@ export class Reconciler {
   #finishStop(instance: Instance, reason: string, endState: 'stopped' | 'crashed' = 'stopped'): void {
     if (this.#stopping.has(instance.id)) return;
     const service = this.#options.store.getService(instance.app, instance.service);
-    const timeoutMs = service?.spec.deploy.stopTimeoutMs ?? 30_000;
+    const timeoutMs = service?.spec.deploy.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS;
+    const drainMs = service?.spec.deploy.drainMs ?? DEFAULT_DRAIN_MS;
     const handle = handleOf(instance);
     const stopped = (async () => {
+      // No new requests, in-flight ones finish (up to drainMs), and only then the signal.
+      if (handle && this.#options.runtime.isRunning(handle))
+        await this.#options.traffic?.drain(instance, drainMs);
       const outcome = handle ? await this.#options.runtime.stop(handle, timeoutMs) : 'gone';
       this.#markEnded(instance, endState, reason, null);
       this.#options.events.record({

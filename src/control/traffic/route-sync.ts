@@ -1,0 +1,115 @@
+// Keeps the proxy's route table equal to what the store says should get traffic, and drains instances before stops.
+import type { Instance } from '../../domain/instance.js';
+import type { ProxyAdminClient } from '../../domain/proxy-admin-client.js';
+import type { RouteTableInput } from '../../domain/route-table.js';
+import type { AppSpec } from '../../domain/spec.js';
+import type { Logger } from '../../lib/logger.js';
+import type { Store } from '../store/store.js';
+
+/** The target group of a service: one per app and service. */
+export function targetGroupName(app: string, service: string): string {
+  return `${app}.${service}`;
+}
+
+/** Instances that may take traffic: seen healthy by the control plane (or since turned unhealthy, for fail-open). */
+function servesTraffic(instance: Instance): boolean {
+  return instance.state === 'healthy' || instance.state === 'unhealthy';
+}
+
+/**
+ * The whole route table for these apps and their live instances. Pure: the same input gives the same table,
+ * so an unchanged table is never sent again.
+ */
+export function routeTableFor(apps: readonly AppSpec[], instances: readonly Instance[]): RouteTableInput {
+  const routes: NonNullable<RouteTableInput['routes']> = [];
+  const targetGroups: NonNullable<RouteTableInput['targetGroups']> = [];
+  for (const spec of apps) {
+    for (const route of spec.routes) {
+      routes.push({
+        host: route.host,
+        ...(route.pathPrefix === undefined ? {} : { pathPrefix: route.pathPrefix }),
+        backends: [{ targetGroup: targetGroupName(spec.app, route.service), weight: 1 }],
+      });
+    }
+    const routed = new Set(spec.routes.map((route) => route.service));
+    for (const [name, service] of Object.entries(spec.services)) {
+      if (!routed.has(name)) continue;
+      const health = service.health;
+      targetGroups.push({
+        name: targetGroupName(spec.app, name),
+        balancing: 'least_outstanding',
+        ...(health === null
+          ? {}
+          : {
+              health: {
+                path: health.path,
+                intervalMs: health.intervalMs,
+                timeoutMs: health.timeoutMs,
+                healthyThreshold: health.healthyThreshold,
+                unhealthyThreshold: health.unhealthyThreshold,
+                successCodes: health.successCodes,
+              },
+            }),
+        responseTimeoutMs: service.responseTimeoutMs,
+        drainMs: service.deploy.drainMs,
+        targets: instances
+          .filter((i) => i.app === spec.app && i.service === name && i.port !== null && servesTraffic(i))
+          .map((i) => ({ id: i.id, host: '127.0.0.1', port: i.port!, weight: 1 }))
+          .sort((a, b) => a.id.localeCompare(b.id)),
+      });
+    }
+  }
+  return { routes, targetGroups };
+}
+
+export class RouteSync {
+  readonly #admin: ProxyAdminClient;
+  readonly #store: Store;
+  readonly #log: Logger;
+  #lastSent: string | undefined;
+  #pending: Promise<void> = Promise.resolve();
+
+  constructor(admin: ProxyAdminClient, store: Store, log: Logger) {
+    this.#admin = admin;
+    this.#store = store;
+    this.#log = log;
+  }
+
+  /** Sends the route table if it changed since the last send. Calls are serialised, so tables never cross. */
+  sync(): Promise<void> {
+    this.#pending = this.#pending
+      .then(() => this.#send())
+      .catch((error: unknown) => {
+        // The proxy may be restarting; the next sync sends the whole table again.
+        this.#lastSent = undefined;
+        this.#log.warn({ err: error }, 'route table not sent to the proxy');
+      });
+    return this.#pending;
+  }
+
+  /**
+   * Takes the instance out of the proxy (it is no longer a target once it is `draining`) and waits until its
+   * in-flight requests have finished, up to `drainMs`.
+   */
+  async drain(instance: Instance, drainMs: number): Promise<void> {
+    await this.sync();
+    const group = targetGroupName(instance.app, instance.service);
+    const status = await this.#admin.target(group, instance.id).catch(() => undefined);
+    if (!status || status.state === 'drained') return;
+    await this.#admin.waitDrained(group, instance.id, drainMs).catch((error: unknown) => {
+      this.#log.warn({ err: error, instance: instance.id }, 'could not wait for the drain; stopping anyway');
+    });
+  }
+
+  async #send(): Promise<void> {
+    const apps = this.#store
+      .listApps()
+      .map((app) => this.#store.getRelease(app.name, app.currentRelease)?.spec)
+      .filter((spec): spec is AppSpec => spec !== undefined);
+    const table = routeTableFor(apps, this.#store.listInstances({ live: true }));
+    const json = JSON.stringify(table);
+    if (json === this.#lastSent) return;
+    await this.#admin.putRouteTable(table);
+    this.#lastSent = json;
+  }
+}
