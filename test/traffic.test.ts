@@ -133,6 +133,12 @@ describe('traffic through the proxy', () => {
     assert.deepEqual([...seen].sort(), live.map((i) => i.id).sort());
   });
 
+  it('prints the local CA path with `berth ca`', async () => {
+    const result = await runCli(dataDir, ['ca']);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout.trim(), proxyPaths(dataDir).caCert);
+  });
+
   it('redirects plain HTTP to HTTPS', async () => {
     const answer = await new Promise<{ status: number; location: string | undefined }>((resolve, reject) => {
       const req = httpRequest(

@@ -1,6 +1,7 @@
 // The `berth` command line: a thin client of the control plane's REST API.
 import { Command, CommanderError } from 'commander';
 import { registerApply } from './commands/apply.js';
+import { registerCa } from './commands/ca.js';
 import { registerDown } from './commands/down.js';
 import { registerEvents } from './commands/events.js';
 import { registerLogs } from './commands/logs.js';
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerEvents(program, context);
   registerLogs(program, context);
   registerDown(program, context);
+  registerCa(program, context);
   return program;
 }
 

@@ -134,7 +134,7 @@ const cases: {
     name: 'stops everything of a service scaled to zero',
     services: [service({ desiredCount: 0 })],
     instances: [instance('i1', 'healthy'), instance('i2', 'healthy', { configHash: 'h1' })],
-    expected: { start: 0, stop: ['i2:scale_in', 'i1:outdated'], wakeAt: null },
+    expected: { start: 0, stop: ['i1:scale_in', 'i2:outdated'], wakeAt: null },
   },
   {
     name: 'stops the instances of a service that no longer exists',
