@@ -127,9 +127,14 @@ export class Store {
     this.#db.exec(
       'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)',
     );
-    const applied = this.schemaVersion();
-    for (const migration of MIGRATIONS) {
-      if (migration.version <= applied) continue;
+    // Applied by set, not by maximum: migrations written on parallel branches may land out of order.
+    const applied = new Set(
+      (this.#db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map(
+        (r) => r.version,
+      ),
+    );
+    for (const migration of [...MIGRATIONS].sort((x, y) => x.version - y.version)) {
+      if (applied.has(migration.version)) continue;
       this.transaction(() => {
         this.#db.exec(migration.sql);
         this.#db
