@@ -304,7 +304,8 @@ export class ClientConnection implements UpstreamOwner {
       return socket.write(end > start ? head + body.toString('latin1', start, end) : head, 'latin1');
     socket.cork();
     socket.write(head, 'latin1');
-    const more = socket.write(start === 0 && end === body.length ? body : body.subarray(start, end));
+    // Copied: `body` may be a view into the shared upstream read buffer.
+    const more = socket.write(Buffer.from(body.subarray(start, end)));
     socket.uncork();
     return more;
   }
@@ -405,7 +406,7 @@ export class ClientConnection implements UpstreamOwner {
       return;
     }
     if (this.#phase === 'tunnel') {
-      if (!this.#write(chunk)) {
+      if (!this.#write(Buffer.from(chunk))) {
         this.#upstreamPaused = true;
         conn.socket.pause();
       }
@@ -420,12 +421,13 @@ export class ClientConnection implements UpstreamOwner {
   }
 
   #onResponseHeadData(conn: UpstreamConnection, chunk: Buffer): void {
+    // `chunk` is only valid during this call; a partial head is kept as a copy.
     let buf = this.#resHeadBuf === null ? chunk : Buffer.concat([this.#resHeadBuf, chunk]);
     for (;;) {
       const end = buf.indexOf(CRLF2);
       if (end === -1) {
         if (buf.length > MAX_HEAD_BYTES) this.#fail('bad_response');
-        else this.#resHeadBuf = buf;
+        else this.#resHeadBuf = Buffer.from(buf);
         return;
       }
       let res: ReturnType<typeof parseResponseHead>;
@@ -449,7 +451,7 @@ export class ClientConnection implements UpstreamOwner {
           return;
         }
         // Interim response (100 Continue, 103 Early Hints): pass it on and wait for the final one.
-        this.#write(buf.subarray(0, restStart));
+        this.#write(Buffer.from(buf.subarray(0, restStart)));
         buf = buf.subarray(restStart);
         if (buf.length === 0) {
           this.#resHeadBuf = null;
@@ -509,13 +511,13 @@ export class ClientConnection implements UpstreamOwner {
       return;
     }
     if (end === -1) {
-      if (!this.#write(start === 0 ? buf : buf.subarray(start))) {
+      if (!this.#write(Buffer.from(start === 0 ? buf : buf.subarray(start)))) {
         this.#upstreamPaused = true;
         conn.socket.pause();
       }
       return;
     }
-    if (end > start) this.#write(buf.subarray(start, end));
+    if (end > start) this.#write(Buffer.from(buf.subarray(start, end)));
     this.#responseComplete(conn, end < buf.length);
   }
 
@@ -626,8 +628,8 @@ export class ClientConnection implements UpstreamOwner {
     this.#deadline = 0;
     this.#status = 101;
     this.#resHeadDone = true;
-    this.#write(buf.subarray(0, restStart));
-    if (restStart < buf.length) this.#write(buf.subarray(restStart));
+    this.#write(Buffer.from(buf.subarray(0, restStart)));
+    if (restStart < buf.length) this.#write(Buffer.from(buf.subarray(restStart)));
     const target = this.#target!;
     this.#recordExchange(false);
     target.metrics.inFlight--;

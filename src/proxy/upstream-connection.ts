@@ -3,11 +3,18 @@ import net from 'node:net';
 
 /** Whoever currently uses an upstream connection (an exchange of a client connection). */
 export interface UpstreamOwner {
+  /** `chunk` is a view into a shared read buffer, valid only during the call: copy what you keep or write. */
   onUpstreamData(conn: UpstreamConnection, chunk: Buffer): void;
   onUpstreamClosed(conn: UpstreamConnection, error: NodeJS.ErrnoException | undefined): void;
   onUpstreamConnect(conn: UpstreamConnection): void;
   onUpstreamDrain(conn: UpstreamConnection): void;
 }
+
+/**
+ * One read buffer shared by every upstream socket: reads land here (no allocation per read, no stream `push`).
+ * Owners get a view into it that is only valid during the call, and must copy what they keep or write.
+ */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
 /**
  * Wraps a socket so that listeners are attached once for its whole life (adding and removing listeners per
@@ -27,15 +34,23 @@ export class UpstreamConnection {
 
   constructor(host: string, port: number, onClose: (conn: UpstreamConnection) => void) {
     this.#onClose = onClose;
-    const socket = net.connect({ host, port, noDelay: true });
+    const socket = net.connect({
+      host,
+      port,
+      noDelay: true,
+      onread: {
+        buffer: READ_BUFFER,
+        callback: (n: number, buf: Uint8Array) => {
+          if (this.owner !== null) this.owner.onUpstreamData(this, (buf as Buffer).subarray(0, n));
+          else socket.destroy(); // Unsolicited bytes on an idle connection: it cannot be reused safely.
+          return true;
+        },
+      },
+    });
     this.socket = socket;
     socket.on('connect', () => {
       this.connected = true;
       this.owner?.onUpstreamConnect(this);
-    });
-    socket.on('data', (chunk: Buffer) => {
-      if (this.owner !== null) this.owner.onUpstreamData(this, chunk);
-      else socket.destroy(); // Unsolicited bytes on an idle connection: it cannot be reused safely.
     });
     socket.on('drain', () => this.owner?.onUpstreamDrain(this));
     socket.on('error', (err: NodeJS.ErrnoException) => {
