@@ -35,6 +35,15 @@ export interface ProxyContext {
 }
 
 const CRLF2 = Buffer.from('\r\n\r\n');
+
+// Request ids look like UUIDs: a random per-process prefix and a counter. Unique, and far cheaper than a
+// random UUID per request (which showed up in profiles).
+const ID_PREFIX = randomUUID().slice(0, 24);
+let idCounter = 0;
+function nextRequestId(): string {
+  idCounter++;
+  return ID_PREFIX + idCounter.toString(16).padStart(12, '0');
+}
 const P_PIPELINE = 1;
 const P_CONNECTING = 2;
 const P_BACKPRESSURE = 4;
@@ -179,14 +188,14 @@ export class ClientConnection implements UpstreamOwner {
   #rejectHead(status: number, detail: string): void {
     this.#phase = 'closed';
     this.#buf = null;
-    this.socket.end(errorResponse(status, randomUUID(), true, detail), 'latin1');
+    this.socket.end(errorResponse(status, nextRequestId(), true, detail), 'latin1');
   }
 
   #startExchange(head: RequestHead, rest: Buffer | null): void {
     this.#phase = 'exchange';
     this.#head = head;
     this.#start = performance.now();
-    this.#requestId = head.requestId ?? randomUUID();
+    this.#requestId = head.requestId ?? nextRequestId();
     this.#status = 0;
     this.#sentToClient = false;
     this.#resHeadDone = false;
