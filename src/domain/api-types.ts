@@ -38,6 +38,8 @@ export interface ReleaseRecord {
   version: number;
   spec: AppSpec;
   sourceDir: string;
+  /** `sha256:<hex>` of the built artifact the release runs (null for releases from before artifacts). */
+  artifactDigest: string | null;
   description: string;
   createdAt: number;
 }
@@ -48,4 +50,6 @@ export interface LogLine {
   instance: string;
   stream: 'out' | 'err';
   line: string;
+  /** When the instance wrote it (epoch ms); 0 when unknown. */
+  t?: number;
 }

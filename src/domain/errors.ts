@@ -8,6 +8,7 @@ export type ErrorCode =
   | 'unauthorized'
   | 'not_found'
   | 'conflict'
+  | 'build_failed'
   | 'runtime_failure'
   | 'internal';
 
@@ -51,6 +52,8 @@ export function httpStatusOf(code: ErrorCode): number {
       return 404;
     case 'conflict':
       return 409;
+    case 'build_failed':
+      return 422;
     case 'runtime_failure':
     case 'internal':
       return 500;

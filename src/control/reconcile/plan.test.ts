@@ -4,7 +4,16 @@ import type { Instance, InstanceState } from '../../domain/instance.js';
 import { type DesiredService, type Plan, planChanges } from './plan.js';
 
 function service(overrides: Partial<DesiredService> = {}): DesiredService {
-  return { app: 'shop', name: 'web', desiredCount: 3, configHash: 'h2', nextStartAt: 0, ...overrides };
+  return {
+    app: 'shop',
+    name: 'web',
+    desiredCount: 3,
+    configHash: 'h2',
+    nextStartAt: 0,
+    maxSurgePercent: 100,
+    minHealthyPercent: 100,
+    ...overrides,
+  };
 }
 
 function instance(id: string, state: InstanceState, overrides: Partial<Instance> = {}): Instance {
@@ -24,8 +33,7 @@ function instance(id: string, state: InstanceState, overrides: Partial<Instance>
     exitCode: null,
     exitSignal: null,
     reason: null,
-    stdoutPath: '/dev/null',
-    stderrPath: '/dev/null',
+    logPath: '/dev/null',
     ...overrides,
   };
 }
@@ -129,6 +137,32 @@ const cases: {
       instance('i2', 'starting', { configHash: 'h1' }),
     ],
     expected: { start: 1, stop: ['i1:outdated', 'i2:outdated'], wakeAt: null },
+  },
+  {
+    name: 'starts no more new instances than maxSurge allows above the desired count',
+    services: [service({ desiredCount: 4, maxSurgePercent: 50 })],
+    instances: [1, 2, 3, 4].map((n) => instance(`i${n}`, 'healthy', { configHash: 'h1' })),
+    expected: { start: 2, stop: [], wakeAt: null },
+  },
+  {
+    name: 'with minHealthy below 100 % retires old instances before new ones are healthy, to make room',
+    services: [service({ desiredCount: 2, maxSurgePercent: 0, minHealthyPercent: 50 })],
+    instances: [
+      instance('i1', 'healthy', { configHash: 'h1' }),
+      instance('i2', 'healthy', { configHash: 'h1' }),
+    ],
+    expected: { start: 1, stop: ['i1:outdated'], wakeAt: null },
+  },
+  {
+    name: 'keeps every old instance while no new one is healthy at minHealthy 100 %',
+    services: [service({ desiredCount: 2 })],
+    instances: [
+      instance('i1', 'healthy', { configHash: 'h1' }),
+      instance('i2', 'healthy', { configHash: 'h1' }),
+      instance('i3', 'starting'),
+      instance('i4', 'starting'),
+    ],
+    expected: { start: 0, stop: [], wakeAt: null },
   },
   {
     name: 'stops everything of a service scaled to zero',

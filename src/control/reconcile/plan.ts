@@ -10,6 +10,10 @@ export interface DesiredService {
   configHash: string;
   /** The crash-loop backoff: no start before this time. */
   nextStartAt: number;
+  /** Instances allowed above the desired count while replacing, as % of desired. */
+  maxSurgePercent: number;
+  /** Healthy instances kept while replacing, as % of desired. */
+  minHealthyPercent: number;
 }
 
 export type StopReason = 'scale_in' | 'unhealthy_replaced' | 'outdated' | 'service_removed';
@@ -74,34 +78,42 @@ function planService(service: DesiredService, instances: Instance[], now: number
   const starting = newestFirst(current.filter((i) => i.state === 'starting'));
   const unhealthy = current.filter((i) => i.state === 'unhealthy');
   const desired = service.desiredCount;
-
-  const missing = desired - healthy.length - starting.length;
-  if (missing > 0) {
-    if (now >= service.nextStartAt)
-      plan.start.push({ app: service.app, service: service.name, count: missing });
-    else plan.wakeAt = Math.min(plan.wakeAt ?? Number.POSITIVE_INFINITY, service.nextStartAt);
-  }
+  // As ECS rounds them: the surge down, the healthy floor up.
+  const maxSurge = Math.floor((desired * service.maxSurgePercent) / 100);
+  const minHealthy = Math.ceil((desired * service.minHealthyPercent) / 100);
+  const stops: StopAction[] = [];
 
   // Too many: shed the ones that serve least first (still starting), then the newest healthy ones.
   const excess = healthy.length + starting.length - desired;
   for (const instance of [...starting, ...healthy].slice(0, Math.max(0, excess))) {
-    plan.stop.push(stopOf(instance, 'scale_in'));
+    stops.push(stopOf(instance, 'scale_in'));
   }
 
   const currentHealthy = Math.min(healthy.length, desired);
   if (currentHealthy >= desired) {
-    for (const instance of unhealthy) plan.stop.push(stopOf(instance, 'unhealthy_replaced'));
+    for (const instance of unhealthy) stops.push(stopOf(instance, 'unhealthy_replaced'));
   }
 
-  // Outdated instances that serve nothing go at once; healthy ones only as current ones take over their load.
+  // Outdated instances that serve nothing go at once; healthy ones only while enough healthy ones remain
+  // (minHealthy of desired: at 100 %, each old one waits for a new one to be healthy in its place).
   const outdatedHealthy = oldestFirst(outdated.filter((i) => i.state === 'healthy'));
   for (const instance of outdated) {
-    if (instance.state !== 'healthy') plan.stop.push(stopOf(instance, 'outdated'));
+    if (instance.state !== 'healthy') stops.push(stopOf(instance, 'outdated'));
   }
   const canRetire =
-    desired === 0 ? outdatedHealthy.length : currentHealthy + outdatedHealthy.length - desired;
+    desired === 0 ? outdatedHealthy.length : currentHealthy + outdatedHealthy.length - minHealthy;
   for (const instance of outdatedHealthy.slice(0, Math.max(0, canRetire))) {
-    plan.stop.push(stopOf(instance, 'outdated'));
+    stops.push(stopOf(instance, 'outdated'));
+  }
+  plan.stop.push(...stops);
+
+  // Starts fill the desired count, within maxSurge above it (counting what is not already on its way out).
+  const room = desired + maxSurge - (instances.length - stops.length);
+  const missing = Math.min(desired - healthy.length - starting.length, room);
+  if (missing > 0) {
+    if (now >= service.nextStartAt)
+      plan.start.push({ app: service.app, service: service.name, count: missing });
+    else plan.wakeAt = Math.min(plan.wakeAt ?? Number.POSITIVE_INFINITY, service.nextStartAt);
   }
 }
 

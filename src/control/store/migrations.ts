@@ -72,4 +72,24 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX events_by_app ON events (app, id);
     `,
   },
+  {
+    version: 4,
+    name: 'release artifacts and deployments',
+    sql: `
+      ALTER TABLE releases ADD COLUMN artifact_digest TEXT;
+      CREATE TABLE deployments (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        app TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        from_release INTEGER,
+        to_release INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        services_json TEXT NOT NULL,
+        reason TEXT,
+        started_at INTEGER NOT NULL,
+        ended_at INTEGER
+      );
+      CREATE INDEX deployments_by_app ON deployments (app, id);
+    `,
+  },
 ];

@@ -1,6 +1,12 @@
 // The control plane's state: one SQLite file (WAL mode) holding apps, releases, services, instances and events.
 import Database from 'better-sqlite3';
 import type { ReleaseRecord } from '../../domain/api-types.js';
+import type {
+  Deployment,
+  DeploymentKind,
+  DeploymentService,
+  DeploymentState,
+} from '../../domain/deployment.js';
 import type { BerthEvent, NewEvent } from '../../domain/event.js';
 import type { Instance, InstanceState } from '../../domain/instance.js';
 import { LIVE_STATES } from '../../domain/instance.js';
@@ -45,8 +51,7 @@ interface InstanceRow {
   exit_code: number | null;
   exit_signal: string | null;
   reason: string | null;
-  stdout_path: string;
-  stderr_path: string;
+  log_path: string;
 }
 
 interface ServiceRow {
@@ -59,6 +64,34 @@ interface ServiceRow {
   source_dir: string;
   failures: number;
   next_start_at: number;
+}
+
+interface DeploymentRow {
+  id: number;
+  app: string;
+  kind: DeploymentKind;
+  from_release: number | null;
+  to_release: number;
+  state: DeploymentState;
+  services_json: string;
+  reason: string | null;
+  started_at: number;
+  ended_at: number | null;
+}
+
+function toDeployment(row: DeploymentRow): Deployment {
+  return {
+    id: row.id,
+    app: row.app,
+    kind: row.kind,
+    fromRelease: row.from_release,
+    toRelease: row.to_release,
+    state: row.state,
+    services: JSON.parse(row.services_json) as DeploymentService[],
+    reason: row.reason,
+    startedAt: row.started_at,
+    endedAt: row.ended_at,
+  };
 }
 
 interface EventRow {
@@ -89,8 +122,7 @@ const INSTANCE_COLUMNS: Record<keyof Instance, keyof InstanceRow> = {
   exitCode: 'exit_code',
   exitSignal: 'exit_signal',
   reason: 'reason',
-  stdoutPath: 'stdout_path',
-  stderrPath: 'stderr_path',
+  logPath: 'log_path',
 };
 
 export class Store {
@@ -109,6 +141,11 @@ export class Store {
 
   close(): void {
     this.#db.close();
+  }
+
+  /** The SQLite handle, for modules that keep their own tables and SQL (metrics, alarms, drains). */
+  get db(): Database.Database {
+    return this.#db;
   }
 
   /** Runs `fn` in one transaction: all of it lands or none of it does. */
@@ -166,11 +203,22 @@ export class Store {
   }
 
   /** Records a new numbered release of `spec.app` and makes it the app's current one. Returns its number. */
-  createRelease(spec: AppSpec, sourceDir: string, description: string): number {
+  createRelease(
+    spec: AppSpec,
+    sourceDir: string,
+    description: string,
+    artifactDigest: string | null = null,
+  ): number {
     const now = this.#now();
     const app = spec.app;
     const existing = this.getApp(app);
-    const version = (existing?.currentRelease ?? 0) + 1;
+    // Numbers only grow, even after the current release moved back to an older one (a rollback).
+    const { latest } = this.#db
+      .prepare('SELECT MAX(version) AS latest FROM releases WHERE app = ?')
+      .get(app) as {
+      latest: number | null;
+    };
+    const version = (latest ?? 0) + 1;
     if (existing) {
       this.#db
         .prepare('UPDATE apps SET current_release = ?, updated_at = ? WHERE name = ?')
@@ -182,10 +230,18 @@ export class Store {
     }
     this.#db
       .prepare(
-        'INSERT INTO releases (app, version, spec_json, source_dir, description, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+        `INSERT INTO releases (app, version, spec_json, source_dir, description, created_at, artifact_digest)
+         VALUES (?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(app, version, JSON.stringify(spec), sourceDir, description, now);
+      .run(app, version, JSON.stringify(spec), sourceDir, description, now, artifactDigest);
     return version;
+  }
+
+  /** Points the app at another of its releases (after an automatic rollback). */
+  setCurrentRelease(app: string, version: number): void {
+    this.#db
+      .prepare('UPDATE apps SET current_release = ?, updated_at = ? WHERE name = ?')
+      .run(version, this.#now(), app);
   }
 
   getRelease(app: string, version: number): ReleaseRecord | undefined {
@@ -195,6 +251,7 @@ export class Store {
           version: number;
           spec_json: string;
           source_dir: string;
+          artifact_digest: string | null;
           description: string;
           created_at: number;
         }
@@ -205,6 +262,7 @@ export class Store {
         version: row.version,
         spec: JSON.parse(row.spec_json) as AppSpec,
         sourceDir: row.source_dir,
+        artifactDigest: row.artifact_digest,
         description: row.description,
         createdAt: row.created_at,
       }
@@ -216,6 +274,61 @@ export class Store {
       version: number;
     }[];
     return rows.map((row) => this.getRelease(app, row.version)!);
+  }
+
+  // Deployments
+
+  createDeployment(deployment: Omit<Deployment, 'id' | 'state' | 'reason' | 'endedAt'>): Deployment {
+    const result = this.#db
+      .prepare(
+        `INSERT INTO deployments (app, kind, from_release, to_release, state, services_json, started_at)
+         VALUES (?, ?, ?, ?, 'in_progress', ?, ?)`,
+      )
+      .run(
+        deployment.app,
+        deployment.kind,
+        deployment.fromRelease,
+        deployment.toRelease,
+        JSON.stringify(deployment.services),
+        deployment.startedAt,
+      );
+    return this.getDeployment(Number(result.lastInsertRowid))!;
+  }
+
+  getDeployment(id: number): Deployment | undefined {
+    const row = this.#db.prepare('SELECT * FROM deployments WHERE id = ?').get(id) as
+      | DeploymentRow
+      | undefined;
+    return row && toDeployment(row);
+  }
+
+  /** The app's deployment in progress, if any (there is at most one). */
+  activeDeployment(app: string): Deployment | undefined {
+    const row = this.#db
+      .prepare("SELECT * FROM deployments WHERE app = ? AND state = 'in_progress' ORDER BY id DESC LIMIT 1")
+      .get(app) as DeploymentRow | undefined;
+    return row && toDeployment(row);
+  }
+
+  listDeployments(filter: { app?: string; state?: DeploymentState } = {}): Deployment[] {
+    const rows = this.#db
+      .prepare(
+        'SELECT * FROM deployments WHERE (@app IS NULL OR app = @app) AND (@state IS NULL OR state = @state) ORDER BY id',
+      )
+      .all({ app: filter.app ?? null, state: filter.state ?? null }) as DeploymentRow[];
+    return rows.map(toDeployment);
+  }
+
+  updateDeployment(
+    id: number,
+    patch: Partial<Pick<Deployment, 'state' | 'services' | 'reason' | 'endedAt'>>,
+  ): void {
+    const current = this.getDeployment(id);
+    if (!current) return;
+    const next = { ...current, ...patch };
+    this.#db
+      .prepare('UPDATE deployments SET state = ?, services_json = ?, reason = ?, ended_at = ? WHERE id = ?')
+      .run(next.state, JSON.stringify(next.services), next.reason, next.endedAt, id);
   }
 
   // Services
@@ -392,8 +505,7 @@ function toInstance(row: InstanceRow): Instance {
     exitCode: row.exit_code,
     exitSignal: row.exit_signal,
     reason: row.reason,
-    stdoutPath: row.stdout_path,
-    stderrPath: row.stderr_path,
+    logPath: row.log_path,
   };
 }
 

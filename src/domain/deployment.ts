@@ -1,0 +1,37 @@
+// Deployments: moving an app's services from one release to another, and how that ended.
+
+/** `in_progress` until every changed service runs the new release healthy, or the circuit breaker trips. */
+export type DeploymentState = 'in_progress' | 'succeeded' | 'failed' | 'rolled_back';
+
+/** `deploy`: new code or spec; `rollback`: an earlier release deployed again (`berth rollback`). */
+export type DeploymentKind = 'deploy' | 'rollback';
+
+export interface DeploymentService {
+  name: string;
+  /** Failed new instances (crashed, never healthy, turned unhealthy) that trip the breaker. */
+  threshold: number;
+  failures: number;
+}
+
+export interface Deployment {
+  id: number;
+  app: string;
+  kind: DeploymentKind;
+  fromRelease: number | null;
+  toRelease: number;
+  state: DeploymentState;
+  /** The services this deployment replaces instances of. */
+  services: DeploymentService[];
+  /** Why it failed: the failing instance's last output lines and the last health-check result. */
+  reason: string | null;
+  startedAt: number;
+  endedAt: number | null;
+}
+
+/**
+ * Failed new instances that stop a deployment: half the desired count, at least 3, at most 200 — the ECS
+ * deployment circuit breaker's rule.
+ */
+export function circuitBreakerThreshold(desiredCount: number): number {
+  return Math.min(200, Math.max(3, Math.ceil(desiredCount / 2)));
+}
