@@ -73,6 +73,70 @@ export const MIGRATIONS: readonly Migration[] = [
     `,
   },
   {
+    version: 3,
+    name: 'observability: metric points, collector cursors, alarms, log drains',
+    sql: `
+      -- One row per instance per time bucket, at each resolution (10 s and 60 s are written together, so the
+      -- coarse series is rolled up as data arrives and needs no batch job). instance '' holds what reached no
+      -- target (the proxy's 503s for an empty group).
+      CREATE TABLE metric_points (
+        resolution INTEGER NOT NULL,
+        at INTEGER NOT NULL,
+        app TEXT NOT NULL,
+        service TEXT NOT NULL,
+        release INTEGER NOT NULL,
+        instance TEXT NOT NULL,
+        requests INTEGER NOT NULL DEFAULT 0,
+        s1xx INTEGER NOT NULL DEFAULT 0,
+        s2xx INTEGER NOT NULL DEFAULT 0,
+        s3xx INTEGER NOT NULL DEFAULT 0,
+        s4xx INTEGER NOT NULL DEFAULT 0,
+        s5xx INTEGER NOT NULL DEFAULT 0,
+        e499 INTEGER NOT NULL DEFAULT 0,
+        e502 INTEGER NOT NULL DEFAULT 0,
+        e503 INTEGER NOT NULL DEFAULT 0,
+        e504 INTEGER NOT NULL DEFAULT 0,
+        bytes_in INTEGER NOT NULL DEFAULT 0,
+        bytes_out INTEGER NOT NULL DEFAULT 0,
+        latency_json TEXT NOT NULL DEFAULT '{}',
+        latency_max REAL NOT NULL DEFAULT 0,
+        samples INTEGER NOT NULL DEFAULT 0,
+        in_flight_sum REAL NOT NULL DEFAULT 0,
+        usage_samples INTEGER NOT NULL DEFAULT 0,
+        cpu_sum REAL NOT NULL DEFAULT 0,
+        memory_sum REAL NOT NULL DEFAULT 0,
+        memory_limit REAL,
+        healthy INTEGER NOT NULL DEFAULT 0,
+        unhealthy INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (resolution, app, service, instance, at)
+      );
+      CREATE INDEX metric_points_by_time ON metric_points (resolution, at);
+      CREATE TABLE metric_cursors (
+        target TEXT PRIMARY KEY,
+        counters_json TEXT NOT NULL,
+        at INTEGER NOT NULL
+      );
+      CREATE TABLE alarms (
+        app TEXT NOT NULL,
+        name TEXT NOT NULL,
+        rule_json TEXT NOT NULL,
+        state TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        state_at INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (app, name)
+      );
+      CREATE TABLE log_drains (
+        id TEXT PRIMARY KEY,
+        app TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        url TEXT NOT NULL,
+        options_json TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+      );
+    `,
+  },
+  {
     version: 4,
     name: 'release artifacts and deployments',
     sql: `

@@ -1,0 +1,235 @@
+// Every few seconds: read the proxy's per-target counters and the instances' CPU/memory, store the increments.
+import type { Instance, InstanceUsage } from '../../domain/instance.js';
+import type { Counters, MetricsResponse } from '../../domain/route-table.js';
+import type { Clock } from '../../lib/clock.js';
+import type { Logger } from '../../lib/logger.js';
+import type { Store } from '../store/store.js';
+import { bucketBound, fromCumulative, type SparseHistogram, subtract } from './latency.js';
+import { type CounterDelta, emptyDelta, type InstanceSample, type MetricsStore } from './metrics-store.js';
+
+/** The cumulative counters of one target as last seen, persisted so a restarted control plane counts on. */
+interface Cursor {
+  requests: number;
+  status: Counters['status'];
+  proxyErrors: Counters['proxyErrors'];
+  bytesIn: number;
+  bytesOut: number;
+  latency: SparseHistogram;
+  /** For the group rows: 503s that reached no target. */
+  unrouted503?: number;
+}
+
+export interface MetricsCollectorOptions {
+  store: Store;
+  metrics: MetricsStore;
+  /** The proxy's `GET /metrics` (`ProxyAdminClient.metrics`). */
+  proxyMetrics: () => Promise<MetricsResponse>;
+  usage: { usageOf(instance: Instance): InstanceUsage | null };
+  clock: Clock;
+  log: Logger;
+  /** How often to collect; default 5 s (twice per 10 s bucket). */
+  intervalMs?: number;
+  /** Called after each successful collection (alarms evaluate then). */
+  onCollected?: (at: number) => void;
+}
+
+export const DEFAULT_COLLECT_INTERVAL_MS = 5000;
+
+export class MetricsCollector {
+  readonly #options: MetricsCollectorOptions;
+  readonly #cursors = new Map<string, Cursor>();
+  #latest: { at: number; proxy: MetricsResponse } | undefined;
+  #stop = new AbortController();
+  #loop: Promise<void> | undefined;
+  #lastRetention = 0;
+
+  constructor(options: MetricsCollectorOptions) {
+    this.#options = options;
+    const rows = options.store.db.prepare('SELECT target, counters_json FROM metric_cursors').all() as {
+      target: string;
+      counters_json: string;
+    }[];
+    for (const row of rows) this.#cursors.set(row.target, JSON.parse(row.counters_json) as Cursor);
+  }
+
+  /** The proxy's counters as last read, for the Prometheus endpoint (no extra admin call per scrape). */
+  latest(): { at: number; proxy: MetricsResponse } | undefined {
+    return this.#latest;
+  }
+
+  start(): void {
+    const interval = this.#options.intervalMs ?? DEFAULT_COLLECT_INTERVAL_MS;
+    this.#stop = new AbortController();
+    const signal = this.#stop.signal;
+    this.#loop = (async () => {
+      while (!signal.aborted) {
+        try {
+          await this.collectNow();
+        } catch (error) {
+          this.#options.log.warn({ err: error }, 'metrics collection failed');
+        }
+        // Align to the interval so buckets get an even number of samples.
+        const now = this.#options.clock.now();
+        await this.#options.clock.sleep(interval - (now % interval), signal);
+      }
+    })();
+  }
+
+  async stop(): Promise<void> {
+    this.#stop.abort();
+    await this.#loop;
+  }
+
+  /** One collection: counters → increments since the last one, gauges sampled now; stored in one transaction. */
+  async collectNow(): Promise<void> {
+    const proxy = await this.#options.proxyMetrics();
+    const { store, metrics, clock } = this.#options;
+    const at = clock.now();
+    const services = new Map(store.listServices().map((s) => [`${s.app}.${s.name}`, s]));
+    const live = new Map(store.listInstances({ live: true }).map((i) => [i.id, i]));
+    const samples: InstanceSample[] = [];
+    const seen = new Set<string>();
+    const unroutedByGroup = new Map<string, number>();
+
+    for (const target of proxy.targets) {
+      const service = services.get(target.targetGroup);
+      const key = `${target.targetGroup}/${target.id}`;
+      seen.add(key);
+      unroutedByGroup.set(
+        target.targetGroup,
+        (unroutedByGroup.get(target.targetGroup) ?? 0) + target.counters.proxyErrors['503'],
+      );
+      const instance = live.get(target.id) ?? store.getInstance(target.id);
+      const delta = this.#advance(key, target.counters);
+      if (!service || !instance) continue;
+      samples.push({
+        app: service.app,
+        service: service.name,
+        release: instance.release,
+        instance: instance.id,
+        delta,
+        gauges: live.has(instance.id) ? this.#gauges(instance, target.counters.inFlight) : undefined,
+      });
+    }
+
+    // Live instances without a target (workers, or not yet registered) still get CPU, memory and health.
+    const targeted = new Set(samples.map((s) => s.instance));
+    for (const instance of live.values()) {
+      if (targeted.has(instance.id)) continue;
+      samples.push({
+        app: instance.app,
+        service: instance.service,
+        release: instance.release,
+        instance: instance.id,
+        delta: emptyDelta(),
+        gauges: this.#gauges(instance, 0),
+      });
+    }
+
+    // 503s for a group with no target are counted by the proxy on the group only.
+    for (const [group, counters] of Object.entries(proxy.targetGroups)) {
+      const service = services.get(group);
+      const key = `group:${group}`;
+      seen.add(key);
+      const unrouted = Math.max(0, counters.proxyErrors['503'] - (unroutedByGroup.get(group) ?? 0));
+      const before = this.#cursors.get(key)?.unrouted503;
+      const increment = before === undefined || unrouted < before ? unrouted : unrouted - before;
+      this.#cursors.set(key, { ...toCursor(counters), unrouted503: unrouted });
+      if (!service || increment === 0) continue;
+      samples.push({
+        app: service.app,
+        service: service.name,
+        release: service.release,
+        instance: '',
+        delta: { ...emptyDelta(), requests: increment, e503: increment },
+      });
+    }
+
+    metrics.record(at, samples);
+    this.#saveCursors(seen, at);
+    if (at - this.#lastRetention >= 60_000) {
+      this.#lastRetention = at;
+      metrics.enforceRetention(at);
+    }
+    this.#latest = { at, proxy };
+    this.#options.onCollected?.(at);
+  }
+
+  #gauges(instance: Instance, inFlight: number): NonNullable<InstanceSample['gauges']> {
+    const sample = this.#options.usage.usageOf(instance);
+    const limit = this.#options.store.getService(instance.app, instance.service)?.spec.resources?.memoryBytes;
+    return {
+      inFlight,
+      cpuPercent: sample?.cpuPercent ?? null,
+      memoryBytes: sample?.memoryBytes ?? null,
+      memoryLimit: limit ?? null,
+      healthy: instance.state === 'healthy',
+      unhealthy: instance.state === 'unhealthy',
+    };
+  }
+
+  /** Increments of `counters` since the cursor of `key`; a counter that went down means the proxy restarted. */
+  #advance(key: string, counters: Counters): CounterDelta {
+    const now = toCursor(counters);
+    const before = this.#cursors.get(key);
+    this.#cursors.set(key, now);
+    const reset = before === undefined || now.requests < before.requests;
+    const base: Cursor = reset ? toCursor(undefined) : before;
+    const latency = subtract(now.latency, base.latency);
+    const top = Math.max(-1, ...Object.keys(latency).map(Number));
+    return {
+      requests: now.requests - base.requests,
+      s1xx: now.status['1xx'] - base.status['1xx'],
+      s2xx: now.status['2xx'] - base.status['2xx'],
+      s3xx: now.status['3xx'] - base.status['3xx'],
+      s4xx: now.status['4xx'] - base.status['4xx'],
+      s5xx: now.status['5xx'] - base.status['5xx'],
+      e499: now.proxyErrors['499'] - base.proxyErrors['499'],
+      e502: now.proxyErrors['502'] - base.proxyErrors['502'],
+      e503: now.proxyErrors['503'] - base.proxyErrors['503'],
+      e504: now.proxyErrors['504'] - base.proxyErrors['504'],
+      bytesIn: Math.max(0, now.bytesIn - base.bytesIn),
+      bytesOut: Math.max(0, now.bytesOut - base.bytesOut),
+      latency,
+      // The proxy keeps a lifetime max; this round's max is within the top non-empty bucket of the increment.
+      latencyMax: top < 0 ? 0 : Math.min(counters.latencyMs.max, bucketBound(top)),
+    };
+  }
+
+  #saveCursors(seen: ReadonlySet<string>, at: number): void {
+    const db = this.#options.store.db;
+    const put = db.prepare(
+      'INSERT INTO metric_cursors (target, counters_json, at) VALUES (?, ?, ?) ON CONFLICT (target) DO UPDATE SET counters_json = excluded.counters_json, at = excluded.at',
+    );
+    const remove = db.prepare('DELETE FROM metric_cursors WHERE target = ?');
+    db.transaction(() => {
+      for (const key of seen) put.run(key, JSON.stringify(this.#cursors.get(key)), at);
+      for (const key of [...this.#cursors.keys()]) {
+        if (seen.has(key)) continue;
+        this.#cursors.delete(key);
+        remove.run(key);
+      }
+    })();
+  }
+}
+
+function toCursor(counters: Counters | undefined): Cursor {
+  if (!counters) {
+    return {
+      requests: 0,
+      status: { '1xx': 0, '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0 },
+      proxyErrors: { '499': 0, '502': 0, '503': 0, '504': 0 },
+      bytesIn: 0,
+      bytesOut: 0,
+      latency: {},
+    };
+  }
+  return {
+    requests: counters.requests,
+    status: { ...counters.status },
+    proxyErrors: { ...counters.proxyErrors },
+    bytesIn: counters.bytesIn,
+    bytesOut: counters.bytesOut,
+    latency: fromCumulative(counters.histogram),
+  };
+}
