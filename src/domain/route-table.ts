@@ -263,6 +263,11 @@ export type ProxyEvent =
 export interface EventsResponse {
   events: ProxyEvent[];
   lastSeq: number;
+  /**
+   * Random per proxy process start. Sequence numbers restart at 1 when the proxy restarts: when `epoch` changes
+   * (or `lastSeq` < your cursor), re-read target state and continue from `after=0`.
+   */
+  epoch: string;
   /** True when events after `after` were dropped from the ring (the reader fell too far behind). */
   truncated: boolean;
 }

@@ -1,4 +1,5 @@
 // Ring of numbered proxy events, read with `after=N` and optional long-poll, so a restarted reader catches up.
+import { randomUUID } from 'node:crypto';
 import type { EventsResponse, ProxyEvent } from '../domain/route-table.js';
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
@@ -11,6 +12,7 @@ export class EventLog {
   readonly #capacity: number;
   readonly #now: () => Date;
   #seq = 0;
+  readonly epoch = randomUUID();
   #waiters = new Set<() => void>();
 
   constructor(options: { capacity?: number; now?: () => Date } = {}) {
@@ -36,12 +38,18 @@ export class EventLog {
   read(after: number): EventsResponse {
     const first = this.#ring[0];
     const truncated = first !== undefined && first.seq > after + 1;
-    return { events: this.#ring.filter((e) => e.seq > after), lastSeq: this.#seq, truncated };
+    return {
+      events: this.#ring.filter((e) => e.seq > after),
+      lastSeq: this.#seq,
+      truncated,
+      epoch: this.epoch,
+    };
   }
 
   /** Like `read`, but waits up to `waitMs` for a new event when there is none yet. */
   async wait(after: number, waitMs: number, signal?: AbortSignal): Promise<EventsResponse> {
-    if (this.#seq > after || waitMs <= 0) return this.read(after);
+    // A cursor beyond the last event comes from an earlier process: answer at once so the reader resyncs.
+    if (this.#seq !== after || waitMs <= 0) return this.read(after);
     await new Promise<void>((resolve) => {
       const done = () => {
         clearTimeout(timer);

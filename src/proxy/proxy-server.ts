@@ -110,7 +110,18 @@ export class ProxyServer {
     const server = new ProxyServer(options);
     await server.#certs.init();
     const persisted = server.#store.load();
-    if (persisted !== undefined) await server.#apply(persisted, false);
+    if (persisted !== undefined) {
+      try {
+        await server.#apply(persisted, false);
+      } catch (err) {
+        // Certificate files that vanished must not keep the proxy down: serve the routes with the local CA's
+        // certificates and say so.
+        if (!(err instanceof BerthError) || persisted.certificates.length === 0) throw err;
+        process.stderr.write(`${JSON.stringify({ event: 'certificates_skipped', error: err.toJSON() })}\n`);
+        await server.#apply({ ...persisted, certificates: [] }, false);
+        server.#table = persisted; // keep them configured: the next PUT or restart tries them again
+      }
+    }
     await server.#listen();
     const clientIdleMs = options.clientIdleTimeoutMs ?? 60_000;
     let ticks = 0;
