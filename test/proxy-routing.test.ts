@@ -1,11 +1,15 @@
 // Integration: the proxy process routes, balances, forwards headers, speaks HTTP/1.1 correctly, TLS and WebSocket.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import tls from 'node:tls';
+import { BerthError } from '../src/domain/errors.js';
 import {
   type Backend,
   FAST_HEALTH,
@@ -409,6 +413,73 @@ describe('proxy listeners: redirect and TLS with the generated CA', () => {
       const seen = JSON.parse(body);
       assert.equal(seen.proto, 'https');
       assert.equal(seen.url, '/secure');
+    }
+  });
+
+  it('serves user certificates by SNI and swaps them on a route-table PUT without dropping connections', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'berth-cert-'));
+    try {
+      const makeCert = (name: string) => {
+        execFileSync(
+          'openssl',
+          [
+            'req',
+            '-x509',
+            '-newkey',
+            'ec',
+            '-pkeyopt',
+            'ec_paramgen_curve:prime256v1',
+            '-nodes',
+            '-days',
+            '2',
+            '-subj',
+            '/CN=custom.test',
+            '-addext',
+            'subjectAltName=DNS:custom.test',
+            '-keyout',
+            join(dir, `${name}.key`),
+            '-out',
+            join(dir, `${name}.crt`),
+          ],
+          { stdio: 'ignore' },
+        );
+        return { host: 'custom.test', certFile: join(dir, `${name}.crt`), keyFile: join(dir, `${name}.key`) };
+      };
+      const first = makeCert('first');
+      const second = makeCert('second');
+      const table = await proxy.admin.getRouteTable();
+      await proxy.admin.putRouteTable({ ...table, certificates: [first] });
+      const connect = (ca: Buffer) =>
+        new Promise<tls.TLSSocket>((resolve, reject) => {
+          const socket = tls.connect(
+            { host: '127.0.0.1', port: proxy.https, servername: 'custom.test', ca },
+            () => resolve(socket),
+          );
+          socket.on('error', reject);
+        });
+      const old = await connect(readFileSync(first.certFile));
+      await proxy.admin.putRouteTable({ ...table, certificates: [second] });
+      const fresh = await connect(readFileSync(second.certFile));
+      fresh.destroy();
+      await assert.rejects(connect(readFileSync(first.certFile)));
+      // The connection made before the swap still carries requests.
+      old.write('GET /still HTTP/1.1\r\nHost: app.localhost\r\nConnection: close\r\n\r\n');
+      const text = await new Promise<string>((resolve) => {
+        let out = '';
+        old.on('data', (c: Buffer) => {
+          out += c.toString();
+        });
+        old.on('close', () => resolve(out));
+      });
+      assert.match(text, /^HTTP\/1\.1 200 /);
+      assert.match(text, /"\/still"/);
+      const unreadable = await proxy.admin
+        .putRouteTable({ ...table, certificates: [{ ...second, certFile: join(dir, 'missing.crt') }] })
+        .catch((e: BerthError) => e);
+      assert.ok(unreadable instanceof BerthError);
+      assert.equal(unreadable.issues[0]?.path, 'certificates.0');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -9,6 +9,7 @@ import { BerthError } from '../src/domain/errors.js';
 import { proxyPaths } from '../src/domain/proxy-paths.js';
 import {
   type Backend,
+  eventually,
   FAST_HEALTH,
   type ProxyProcess,
   removeDir,
@@ -60,6 +61,10 @@ describe('proxy streaming, persistence and admin API', () => {
           res.end();
         };
         pump();
+        return;
+      }
+      if (req.url === '/slow') {
+        setTimeout(() => res.end('slow'), 500);
         return;
       }
       res.end('hello');
@@ -201,6 +206,32 @@ describe('proxy streaming, persistence and admin API', () => {
     assert.equal(entry.target, 't1');
   });
 
+  it('applies new route tables under load without failing a single request', async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+    let stop = false;
+    const statuses: number[] = [];
+    const load = Array.from({ length: 8 }, async () => {
+      while (!stop) statuses.push((await request(proxy.http, { agent })).status);
+    });
+    const table = await proxy.admin.getRouteTable();
+    for (let i = 0; i < 20; i++) {
+      const weight = (i % 3) + 1;
+      await proxy.admin.putRouteTable({
+        ...table,
+        routes: [
+          { host: 'app.localhost', backends: [{ targetGroup: 'web', weight }] },
+          { host: `extra${i}.localhost`, backends: [{ targetGroup: 'web' }] },
+        ],
+        targetGroups: table.targetGroups.map((g) => ({ ...g, responseTimeoutMs: 10_000 + i })),
+      });
+    }
+    stop = true;
+    await Promise.all(load);
+    agent.destroy();
+    assert.ok(statuses.length > 50, `only ${statuses.length} requests`);
+    assert.deepEqual(new Set(statuses), new Set([200]));
+  });
+
   it('restarts with the persisted route table, including targets registered through the API', async () => {
     await proxy.admin.registerTarget('web', { id: 't2', host: '127.0.0.1', port: backend.port, weight: 3 });
     const before = await proxy.admin.getRouteTable();
@@ -209,5 +240,15 @@ describe('proxy streaming, persistence and admin API', () => {
     assert.deepEqual(await proxy.admin.getRouteTable(), before);
     await waitHealthy(proxy.admin, 'web', 2);
     assert.equal((await request(proxy.http)).body, 'hello');
+  });
+
+  it('on SIGTERM stops accepting, lets the in-flight request finish and exits 0', async () => {
+    const slow = request(proxy.http, { path: '/slow' });
+    await eventually(async () => ((await proxy.admin.metrics()).total.inFlight > 0 ? true : undefined));
+    const exit = proxy.stop();
+    const reply = await slow;
+    assert.equal(reply.status, 200);
+    assert.equal(reply.body, 'slow');
+    assert.equal(await exit, 0);
   });
 });
