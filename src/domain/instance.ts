@@ -32,8 +32,8 @@ export interface Instance {
   exitSignal: string | null;
   /** Why it ended or why it is unhealthy: the last health-check result or the exit reason. */
   reason: string | null;
-  stdoutPath: string;
-  stderrPath: string;
+  /** The instance's output: JSON lines `{"t":<epoch ms>,"s":"out"|"err","l":"<text>"}`, secrets scrubbed. */
+  logPath: string;
 }
 
 /** Resource usage sampled from /proc. */

@@ -1,21 +1,35 @@
-// Reads instances' output files: the last lines of each, and following them as they grow.
+// Reads instances' output files (JSON lines written by the instance shim): the last lines, and following them.
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import type { LogLine } from '../../domain/api-types.js';
 import type { Instance } from '../../domain/instance.js';
 
 interface Source {
   instance: string;
-  stream: 'out' | 'err';
   path: string;
 }
 
 const TAIL_CHUNK = 64 * 1024;
 
 function sourcesOf(instances: readonly Instance[]): Source[] {
-  return instances.flatMap((i) => [
-    { instance: i.id, stream: 'out' as const, path: i.stdoutPath },
-    { instance: i.id, stream: 'err' as const, path: i.stderrPath },
-  ]);
+  return instances.map((i) => ({ instance: i.id, path: i.logPath }));
+}
+
+/** One line of an output file as a `LogLine`; a line that is not a shim record is shown as it is. */
+export function parseOutputLine(instance: string, text: string): LogLine {
+  try {
+    const record = JSON.parse(text) as { t?: unknown; s?: unknown; l?: unknown };
+    if (typeof record.l === 'string' && typeof record.t === 'number') {
+      return { instance, stream: record.s === 'err' ? 'err' : 'out', line: record.l, t: record.t };
+    }
+  } catch {
+    // Not JSON: fall through.
+  }
+  return { instance, stream: 'out', line: text, t: 0 };
+}
+
+/** Several instances' lines in the order they were written (stable: one instance's order is kept on ties). */
+function byTime(lines: LogLine[]): LogLine[] {
+  return lines.sort((a, b) => (a.t ?? 0) - (b.t ?? 0));
 }
 
 function sizeOf(path: string): number {
@@ -55,10 +69,12 @@ export function tailFile(path: string, count: number): string[] {
   return lines.slice(-count);
 }
 
-/** The last `count` lines of each instance's stdout and stderr. */
+/** The last `count` lines of each instance's output, merged in timestamp order. */
 export function tailInstances(instances: readonly Instance[], count: number): LogLine[] {
-  return sourcesOf(instances).flatMap((source) =>
-    tailFile(source.path, count).map((line) => ({ instance: source.instance, stream: source.stream, line })),
+  return byTime(
+    sourcesOf(instances).flatMap((source) =>
+      tailFile(source.path, count).map((text) => parseOutputLine(source.instance, text)),
+    ),
   );
 }
 
@@ -76,6 +92,7 @@ export async function followInstances(
   const partial = new Map<string, string>();
   for (const source of sourcesOf(instancesNow())) offsets.set(source.path, sizeOf(source.path));
   while (!signal.aborted) {
+    const batch: LogLine[] = [];
     for (const source of sourcesOf(instancesNow())) {
       const from = offsets.get(source.path) ?? 0;
       const size = sizeOf(source.path);
@@ -84,8 +101,9 @@ export async function followInstances(
       offsets.set(source.path, size);
       const lines = text.split('\n');
       partial.set(source.path, lines.pop() ?? '');
-      for (const line of lines) onLine({ instance: source.instance, stream: source.stream, line });
+      for (const line of lines) batch.push(parseOutputLine(source.instance, line));
     }
+    for (const line of byTime(batch)) onLine(line);
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, pollMs);
       signal.addEventListener('abort', () => {

@@ -16,6 +16,14 @@ import { type HealthChange, type HealthCheckSettings, HealthMonitor } from './he
 import { type HealthProbe, probeHttp } from './health-probe.js';
 import { type DesiredService, planChanges, type StopAction } from './plan.js';
 
+/** Where an instance's secrets and app config come from (the secrets module's `SecretsService`). */
+export interface InstanceSecrets {
+  /** Current values of `names` for `app`; throws naming a missing one. */
+  resolve(app: string, names: readonly string[]): Record<string, string>;
+  /** The app's plain config vars (`berth config set`). */
+  configVars(app: string): Record<string, string>;
+}
+
 /** The load balancer as the reconciler needs it: send who takes traffic, and drain one before it stops. */
 export interface TrafficControl {
   sync(): Promise<void>;
@@ -34,6 +42,8 @@ export interface ReconcilerOptions {
   /** The proxy; without it instances run but take no routed traffic (tests of the runtime alone). */
   traffic?: TrafficControl;
   backoff?: BackoffOptions;
+  /** Secrets and config vars for instances' environments; without it instances get only their spec's env. */
+  secrets?: InstanceSecrets;
   /** Environment variables every instance inherits from the platform (PATH, HOME, ...). */
   baseEnv?: Record<string, string>;
   /** How often liveness is looked at when nothing else wakes the loop (adopted processes send no exit event). */
@@ -44,7 +54,10 @@ export interface ReconcilerOptions {
 const ACTOR = 'reconciler';
 
 export class Reconciler {
-  readonly #options: Required<Omit<ReconcilerOptions, 'probe' | 'backoff' | 'baseEnv' | 'traffic'>> & {
+  readonly #options: Required<
+    Omit<ReconcilerOptions, 'probe' | 'backoff' | 'baseEnv' | 'traffic' | 'secrets'>
+  > & {
+    secrets: InstanceSecrets | undefined;
     backoff: BackoffOptions;
     baseEnv: Record<string, string>;
     traffic: TrafficControl | undefined;
@@ -65,6 +78,7 @@ export class Reconciler {
       ...options,
       backoff: options.backoff ?? DEFAULT_BACKOFF,
       traffic: options.traffic,
+      secrets: options.secrets,
       baseEnv: options.baseEnv ?? pickBaseEnv(process.env),
     };
     this.#health = new HealthMonitor({
@@ -178,7 +192,9 @@ export class Reconciler {
       } else if (instance.state === 'draining') {
         this.#markEnded(instance, 'stopped', 'stopped while the control plane was down', null);
       } else {
-        this.#recordCrash(instance, 'process gone while the control plane was down', null);
+        const status = runtime.exitStatus(instance.logPath);
+        const how = status ? `${describeExit(status)} while the control plane was down` : null;
+        this.#recordCrash(instance, how ?? 'process gone while the control plane was down', status);
       }
     }
   }
@@ -188,7 +204,11 @@ export class Reconciler {
     for (const instance of store.listInstances({ live: true })) {
       if (instance.state === 'draining') continue;
       const handle = handleOf(instance);
-      if (handle && !runtime.isRunning(handle)) this.#recordCrash(instance, 'process exited', null);
+      if (handle && !runtime.isRunning(handle)) {
+        // The exit event of our own child may come later than this look; the status file is there already.
+        const status = runtime.exitStatus(instance.logPath);
+        this.#recordCrash(instance, status ? describeExit(status) : 'process exited', status);
+      }
     }
   }
 
@@ -257,7 +277,6 @@ export class Reconciler {
     const { store, runtime, events, clock } = this.#options;
     const id = `${service.app}.${service.name}.${randomBytes(3).toString('hex')}`;
     const port = await allocatePort();
-    const logBase = join(this.#options.logDir, service.app, id);
     const instance: Instance = {
       id,
       app: service.app,
@@ -274,13 +293,24 @@ export class Reconciler {
       exitCode: null,
       exitSignal: null,
       reason: null,
-      stdoutPath: `${logBase}.out.log`,
-      stderrPath: `${logBase}.err.log`,
+      logPath: join(this.#options.logDir, service.app, `${id}.log`),
     };
     store.insertInstance(instance);
+    let secrets: Record<string, string> = {};
+    let configVars: Record<string, string> = {};
+    try {
+      secrets = this.#options.secrets?.resolve(service.app, service.spec.secrets) ?? {};
+      configVars = this.#options.secrets?.configVars(service.app) ?? {};
+    } catch (error) {
+      this.#recordCrash(instance, `failed to start: ${(error as Error).message}`, null);
+      return;
+    }
     const env: Record<string, string> = {
       ...this.#options.baseEnv,
       ...service.spec.env,
+      // Set with `berth config set`, so a later, deliberate change wins over the spec's default.
+      ...configVars,
+      ...secrets,
       PORT: String(port),
       BERTH_APP: service.app,
       BERTH_SERVICE: service.name,
@@ -293,8 +323,8 @@ export class Reconciler {
         cwd: service.sourceDir,
         command: service.spec.run,
         env,
-        stdoutPath: instance.stdoutPath,
-        stderrPath: instance.stderrPath,
+        logPath: instance.logPath,
+        scrub: secrets,
       });
       // The process may already have exited (and been recorded) before we get here.
       if (store.getInstance(id)?.state === 'starting') {

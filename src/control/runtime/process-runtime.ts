@@ -1,8 +1,9 @@
-// The embedded default runtime: each instance is a child process in its own process group, output to files.
+// The embedded default runtime: each instance is a shim and its app in their own process group, output to a file.
 import { type ChildProcess, spawn as spawnChild } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { BerthError } from '../../domain/errors.js';
 import type { InstanceUsage } from '../../domain/instance.js';
 import { clockTicksPerSecond, readAllProcStats, readProcStat } from './proc.js';
@@ -15,6 +16,22 @@ export interface ProcessRuntimeOptions {
   spawn?: Spawn;
   /** How often `stop` looks whether a process group is gone. */
   pollMs?: number;
+  /** The compiled shim (`dist/src/main/instance-shim.js`) and the node that runs it. */
+  shim?: { node: string; script: string };
+}
+
+/** The shim beside this module in dist/: `dist/src/control/runtime/` → `dist/src/main/instance-shim.js`. */
+export const DEFAULT_SHIM_SCRIPT = fileURLToPath(new URL('../../main/instance-shim.js', import.meta.url));
+
+/**
+ * Node flags for the shim: it holds little (a bounded output queue), so a small heap keeps its resident memory
+ * near node's floor.
+ */
+const SHIM_NODE_FLAGS = ['--max-old-space-size=64', '--max-semi-space-size=1'];
+
+/** `<logs>/<app>/<id>.log` → `<logs>/<app>/<id>.exit`. */
+export function exitPathOf(logPath: string): string {
+  return logPath.endsWith('.log') ? `${logPath.slice(0, -'.log'.length)}.exit` : `${logPath}.exit`;
 }
 
 interface CpuSample {
@@ -25,6 +42,7 @@ interface CpuSample {
 export class ProcessRuntime implements Runtime {
   readonly #spawn: Spawn;
   readonly #pollMs: number;
+  readonly #shim: { node: string; script: string };
   readonly #exitListeners: ((handle: ProcessHandle, status: ExitStatus) => void)[] = [];
   readonly #children = new Map<number, ChildProcess>();
   readonly #lastCpu = new Map<number, CpuSample>();
@@ -32,26 +50,26 @@ export class ProcessRuntime implements Runtime {
   constructor(options: ProcessRuntimeOptions = {}) {
     this.#spawn = options.spawn ?? spawnChild;
     this.#pollMs = options.pollMs ?? 25;
+    this.#shim = options.shim ?? { node: process.execPath, script: DEFAULT_SHIM_SCRIPT };
   }
 
   async start(request: StartRequest): Promise<ProcessHandle> {
-    mkdirSync(dirname(request.stdoutPath), { recursive: true });
-    mkdirSync(dirname(request.stderrPath), { recursive: true });
-    // Files, not pipes: the instance keeps writing its output when the control plane restarts or stops.
-    const stdout = openSync(request.stdoutPath, 'a');
-    const stderr = openSync(request.stderrPath, 'a');
+    mkdirSync(dirname(request.logPath), { recursive: true });
+    // The shim, not the app, is our child: it owns the app's pipes, so the app keeps writing its output when
+    // the control plane restarts or stops. Its config (with the secrets) goes over a pipe that is then closed.
     let child: ChildProcess;
     try {
-      child = this.#spawn('/bin/sh', ['-c', `exec ${request.command}`], {
+      child = this.#spawn(this.#shim.node, [...SHIM_NODE_FLAGS, this.#shim.script], {
         cwd: request.cwd,
-        env: request.env,
-        // detached = setsid(): its own session and process group, so a stop reaches all its children too.
+        env: { PATH: request.env.PATH ?? '/usr/bin:/bin' },
+        // detached = setsid(): its own session and process group, so a stop reaches the app and its children.
         detached: true,
-        stdio: ['ignore', stdout, stderr],
+        stdio: ['pipe', 'ignore', 'ignore'],
       });
-    } finally {
-      closeSync(stdout);
-      closeSync(stderr);
+    } catch (error) {
+      throw new BerthError('runtime_failure', `could not start the instance shim for ${request.instanceId}`, {
+        cause: error,
+      });
     }
     try {
       await once(child, 'spawn');
@@ -60,15 +78,31 @@ export class ProcessRuntime implements Runtime {
         cause: error,
       });
     }
+    const config = {
+      instanceId: request.instanceId,
+      command: request.command,
+      cwd: request.cwd,
+      env: request.env,
+      logPath: request.logPath,
+      exitPath: exitPathOf(request.logPath),
+      scrub: request.scrub ?? {},
+    };
+    child.stdin!.on('error', () => {
+      // The shim died before reading its config: its exit is reported below.
+    });
+    child.stdin!.end(JSON.stringify(config));
     const pid = child.pid!;
     child.unref();
     const stat = readProcStat(pid);
     const handle: ProcessHandle = { pid, processStart: stat?.startTicks ?? 0 };
     this.#children.set(pid, child);
     child.once('exit', (code, signal) => {
+      killOrphans(pid);
       this.#children.delete(pid);
       this.#lastCpu.delete(pid);
-      for (const listener of this.#exitListeners) listener(handle, { code, signal });
+      // The app's own status, as the shim recorded it; the shim's when it could not (killed with SIGKILL).
+      const status = this.exitStatus(request.logPath) ?? { code, signal };
+      for (const listener of this.#exitListeners) listener(handle, status);
     });
     return handle;
   }
@@ -76,7 +110,9 @@ export class ProcessRuntime implements Runtime {
   isRunning(handle: ProcessHandle): boolean {
     const stat = readProcStat(handle.pid);
     // A zombie has exited; it only waits for its parent to reap it.
-    return stat !== undefined && stat.state !== 'Z' && stat.startTicks === handle.processStart;
+    const running = stat !== undefined && stat.state !== 'Z' && stat.startTicks === handle.processStart;
+    if (stat === undefined) killOrphans(handle.pid);
+    return running;
   }
 
   async stop(handle: ProcessHandle, timeoutMs: number): Promise<StopOutcome> {
@@ -121,6 +157,15 @@ export class ProcessRuntime implements Runtime {
     this.#exitListeners.push(listener);
   }
 
+  exitStatus(logPath: string): ExitStatus | null {
+    try {
+      const recorded = JSON.parse(readFileSync(exitPathOf(logPath), 'utf8')) as Partial<ExitStatus>;
+      return { code: recorded.code ?? null, signal: recorded.signal ?? null };
+    } catch {
+      return null;
+    }
+  }
+
   async #waitGone(handle: ProcessHandle, timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     const child = this.#children.get(handle.pid);
@@ -142,6 +187,15 @@ function signalGroup(pgid: number, signal: NodeJS.Signals): void {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
   }
+}
+
+/**
+ * Kills what is left of an instance whose shim is gone (killed with SIGKILL): nothing would record the app's
+ * output or exit any more. Safe against pid reuse: while the group has members, Linux reuses neither its id nor
+ * the leader's pid.
+ */
+function killOrphans(pgid: number): void {
+  if (!groupIsEmpty(pgid)) signalGroup(pgid, 'SIGKILL');
 }
 
 /** True when no live process remains in the group (the leader may have left children behind). */

@@ -9,8 +9,13 @@ export interface StartRequest {
   command: string;
   /** The whole environment of the instance (the runtime adds nothing). */
   env: Record<string, string>;
-  stdoutPath: string;
-  stderrPath: string;
+  /**
+   * The instance's output file: one JSON object per line, `{"t":<epoch ms>,"s":"out"|"err","l":"<text>"}`.
+   * The exit status is written beside it (`<name>.exit` for `<name>.log`).
+   */
+  logPath: string;
+  /** Secret values to replace by `[secret:NAME]` in the output, name → value. */
+  scrub?: Record<string, string>;
 }
 
 /** Identifies a running instance across control-plane restarts: pid plus the process's start time. */
@@ -39,4 +44,10 @@ export interface Runtime {
   sample(handles: readonly ProcessHandle[]): Map<number, InstanceUsage>;
   /** Called when a process this runtime started exits (adopted ones are found by `isRunning`). */
   onExit(listener: (handle: ProcessHandle, status: ExitStatus) => void): void;
+  /**
+   * How an instance's app ended, read from what its runtime left beside `logPath`; null when unknown (still
+   * running, or killed before it could be recorded). Lets the control plane report "exited with code 3" for an
+   * instance it adopted after a restart and so never saw exit.
+   */
+  exitStatus(logPath: string): ExitStatus | null;
 }

@@ -73,6 +73,57 @@ export const MIGRATIONS: readonly Migration[] = [
     `,
   },
   {
+    version: 2,
+    name: 'instance output in one JSON-lines file; secrets (envelope-encrypted versions) and config vars',
+    sql: `
+      ALTER TABLE instances ADD COLUMN log_path TEXT NOT NULL DEFAULT '';
+      UPDATE instances SET log_path = substr(stdout_path, 1, length(stdout_path) - length('.out.log')) || '.log'
+        WHERE stdout_path LIKE '%.out.log';
+      ALTER TABLE instances DROP COLUMN stdout_path;
+      ALTER TABLE instances DROP COLUMN stderr_path;
+
+      -- One row: a value sealed with the master key, so a wrong key is refused before it touches anything.
+      CREATE TABLE secret_master_check (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        check_value BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        rotated_at INTEGER
+      );
+      -- A secret per app and name; labels point at versions. deleted_at/purge_at: soft delete, recovery window.
+      CREATE TABLE secrets (
+        app TEXT NOT NULL,
+        name TEXT NOT NULL,
+        current_version INTEGER NOT NULL,
+        previous_version INTEGER,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        deleted_at INTEGER,
+        purge_at INTEGER,
+        PRIMARY KEY (app, name)
+      );
+      -- Each version: its value sealed with its own data key, the data key sealed with the master key.
+      CREATE TABLE secret_versions (
+        app TEXT NOT NULL,
+        name TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        nonce BLOB NOT NULL,
+        ciphertext BLOB NOT NULL,
+        sealed_key BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        created_by TEXT NOT NULL,
+        PRIMARY KEY (app, name, version),
+        FOREIGN KEY (app, name) REFERENCES secrets (app, name) ON DELETE CASCADE
+      );
+      CREATE TABLE config_vars (
+        app TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (app, key)
+      );
+    `,
+  },
+  {
     version: 3,
     name: 'observability: metric points, collector cursors, alarms, log drains',
     sql: `
