@@ -1,12 +1,16 @@
 // The `berth` command line: a thin client of the control plane's REST API.
 import { Command, CommanderError } from 'commander';
+import { registerAlarms } from './commands/alarms.js';
 import { registerApply } from './commands/apply.js';
 import { registerCa } from './commands/ca.js';
 import { registerDown } from './commands/down.js';
+import { registerDrains } from './commands/drains.js';
 import { registerEvents } from './commands/events.js';
 import { registerLogs } from './commands/logs.js';
+import { registerMetrics } from './commands/metrics.js';
 import { registerPs } from './commands/ps.js';
 import { registerScale } from './commands/scale.js';
+import { registerTop } from './commands/top.js';
 import { registerUp } from './commands/up.js';
 import { CliContext } from './context.js';
 import { EXIT_USAGE, printError } from './output.js';
@@ -24,6 +28,10 @@ export function buildProgram(): Command {
   registerScale(program, context);
   registerEvents(program, context);
   registerLogs(program, context);
+  registerMetrics(program, context);
+  registerTop(program, context);
+  registerAlarms(program, context);
+  registerDrains(program, context);
   registerDown(program, context);
   registerCa(program, context);
   return program;

@@ -123,3 +123,17 @@ export interface DrainView {
   queued: number;
   lastError: string | null;
 }
+
+/** Where a line of an app's log came from: an instance's stdout/stderr, or the platform's event timeline. */
+export type AppLogSource = 'out' | 'err' | 'event';
+
+/** One line of an app's merged log. */
+export interface AppLogLine {
+  /** When it was written, epoch ms. */
+  t: number;
+  source: AppLogSource;
+  /** The instance id, or `berth` for platform events. */
+  instance: string;
+  service: string | null;
+  line: string;
+}

@@ -14,7 +14,9 @@ import { RouteSync } from '../control/traffic/route-sync.js';
 import { UsageMonitor } from '../control/usage-monitor.js';
 import { type ControlEndpoint, controlPaths, resolveDataDir } from '../domain/data-dir.js';
 import { systemClock } from '../lib/clock.js';
+import { parseDuration } from '../lib/duration.js';
 import { createLogger } from '../lib/logger.js';
+import { createObservability } from './observability.js';
 
 export const VERSION = '0.1.0';
 
@@ -26,6 +28,10 @@ export interface ControlPlaneOptions {
   /** Ports of the proxy's listeners, used when this control plane has to start the proxy. */
   httpPort: number;
   httpsPort: number;
+  /** How often metrics are collected from the proxy and the runtime (ms); default 5000. */
+  metricsIntervalMs?: number;
+  /** Also serve `GET /metrics` without a token on 127.0.0.1 at this port (opt-in; 0 = any free port). */
+  openMetricsPort?: number;
 }
 
 const PROXY_MAIN = fileURLToPath(new URL('./proxy.js', import.meta.url));
@@ -64,7 +70,25 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   });
   const apps = new AppManager(store, events, () => reconciler.kick());
   const usage = new UsageMonitor(store, runtime);
-  const api = createApi({ token, store, apps, usage, version: VERSION });
+  const observability = createObservability({
+    store,
+    events,
+    usage,
+    proxyAdmin: proxy.admin,
+    clock: systemClock,
+    log,
+    logDir: paths.logs,
+    collectIntervalMs: options.metricsIntervalMs,
+    openMetricsPort: options.openMetricsPort,
+  });
+  const api = createApi({
+    token,
+    store,
+    apps,
+    usage,
+    version: VERSION,
+    routes: [(a) => observability.routes(a)],
+  });
 
   events.record({
     actor: 'system',
@@ -73,6 +97,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   });
   reconciler.start();
   usage.start();
+  await observability.start();
   const host = options.host ?? '127.0.0.1';
   await api.listen({ host, port: options.port });
   const address = api.server.address();
@@ -87,6 +112,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     proxy,
     async close() {
       await api.close();
+      await observability.stop();
       usage.stop();
       await reconciler.stop();
       events.record({
@@ -109,6 +135,17 @@ function portOption(flag: string, value: string): number {
   return port;
 }
 
+function durationOption(flag: string, value: string): number {
+  try {
+    const ms = parseDuration(value);
+    if (ms > 0) return ms;
+  } catch {
+    // reported below
+  }
+  process.stderr.write(`--${flag}: expected a positive duration such as 5s or 500ms, got ${value}\n`);
+  process.exit(2);
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -117,6 +154,8 @@ async function main(): Promise<void> {
       host: { type: 'string', default: '127.0.0.1' },
       'http-port': { type: 'string', default: '8080' },
       'https-port': { type: 'string', default: '8443' },
+      'metrics-interval': { type: 'string', default: process.env.BERTH_METRICS_INTERVAL ?? '5s' },
+      'metrics-port': { type: 'string' },
     },
   });
   const plane = await startControlPlane({
@@ -125,6 +164,9 @@ async function main(): Promise<void> {
     host: values.host,
     httpPort: portOption('http-port', values['http-port']),
     httpsPort: portOption('https-port', values['https-port']),
+    metricsIntervalMs: durationOption('metrics-interval', values['metrics-interval']),
+    openMetricsPort:
+      values['metrics-port'] === undefined ? undefined : portOption('metrics-port', values['metrics-port']),
   });
   process.stdout.write(
     `${JSON.stringify({ event: 'listening', url: plane.url, pid: process.pid, proxy: plane.proxy.ports })}\n`,

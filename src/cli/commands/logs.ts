@@ -1,45 +1,68 @@
-// `berth logs <app> [-f]`: the instances' output, prefixed with the instance it came from.
+// `berth logs <app> [-f]`: instances' output and platform events, merged in time order, filtered.
 import type { Command } from 'commander';
-import type { LogLine } from '../../domain/api-types.js';
+import type { AppLogLine } from '../../domain/metrics-types.js';
 import type { CliContext } from '../context.js';
 import { printJson, UsageError } from '../output.js';
+
+export function formatLogLine(line: AppLogLine): string {
+  const time = new Date(line.t).toISOString().slice(11, 23);
+  return `${time} ${line.instance}[${line.source}] ${line.line}\n`;
+}
 
 export function registerLogs(program: Command, context: CliContext): void {
   program
     .command('logs')
-    .description("show an app's instance output")
+    .description("show an app's instance output and events, merged in time order")
     .argument('<app>', 'the app')
     .option('-f, --follow', 'keep printing new lines')
-    .option('-n, --lines <count>', 'lines per instance stream to start with', '100')
+    .option('-n, --lines <count>', 'how many of the newest lines to start with', '100')
     .option('-s, --service <name>', 'only this service')
     .option('-i, --instance <id>', 'only this instance')
+    .option('--since <when>', 'only lines from this far back (15m, 2h) or since a time (ISO 8601)')
+    .option('-g, --grep <text>', 'only lines containing this text')
+    .option('--no-events', 'leave out platform events')
     .option('--json', 'print JSON lines')
     .action(
       async (
         app: string,
-        options: { follow?: boolean; lines: string; service?: string; instance?: string; json?: boolean },
+        options: {
+          follow?: boolean;
+          lines: string;
+          service?: string;
+          instance?: string;
+          since?: string;
+          grep?: string;
+          events: boolean;
+          json?: boolean;
+        },
       ) => {
         const lines = Number(options.lines);
         if (!Number.isInteger(lines) || lines < 1)
           throw new UsageError('--lines: expected a positive whole number');
-        const query = { lines, service: options.service, instance: options.instance };
-        const print = (line: LogLine): void => {
-          process.stdout.write(
-            options.json ? `${JSON.stringify(line)}\n` : `${line.instance}[${line.stream}] ${line.line}\n`,
-          );
+        const query = new URLSearchParams({ lines: String(lines) });
+        for (const key of ['service', 'instance', 'since', 'grep'] as const) {
+          const value = options[key];
+          if (value !== undefined) query.set(key, value);
+        }
+        if (!options.events) query.set('events', '0');
+        const print = (line: AppLogLine): void => {
+          process.stdout.write(options.json ? `${JSON.stringify(line)}\n` : formatLogLine(line));
         };
         const client = context.client();
+        const path = `/v1/apps/${encodeURIComponent(app)}/logs`;
         if (!options.follow) {
-          const all = await client.logs(app, query);
+          const all = await client.request<AppLogLine[]>('GET', `${path}?${query}`);
           if (options.json) return printJson(all);
           for (const line of all) print(line);
           return;
         }
+        query.set('follow', '1');
         const stop = new AbortController();
         process.once('SIGINT', () => stop.abort());
         try {
-          for await (const text of client.followLogs(app, query, stop.signal))
-            print(JSON.parse(text) as LogLine);
+          for await (const text of client.stream(`${path}?${query}`, stop.signal)) {
+            if (text !== '') print(JSON.parse(text) as AppLogLine);
+          }
         } catch (error) {
           if (!stop.signal.aborted) throw error;
         }

@@ -2,10 +2,8 @@
 import fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { BerthError, httpStatusOf, type Issue } from '../../domain/errors.js';
-import type { Instance } from '../../domain/instance.js';
 import { parseSpec } from '../../domain/spec.js';
 import type { AppManager } from '../app-manager.js';
-import { followInstances, tailInstances } from '../logs/instance-logs.js';
 import type { Store } from '../store/store.js';
 import type { UsageMonitor } from '../usage-monitor.js';
 import { bearerMatches } from './admin-token.js';
@@ -16,6 +14,8 @@ export interface ApiOptions {
   apps: AppManager;
   usage: UsageMonitor;
   version: string;
+  /** More route sets (observability: metrics, events, logs, drains), registered after the core ones. */
+  routes?: ((api: FastifyInstance) => void)[];
 }
 
 /** The actor recorded in events for requests made with the admin token. */
@@ -30,19 +30,6 @@ const applyBody = z.strictObject({
 
 const scaleBody = z.strictObject({
   counts: z.record(z.string(), z.number().int().min(0).max(100)),
-});
-
-const eventsQuery = z.strictObject({
-  app: z.string().optional(),
-  after: z.coerce.number().int().min(0).optional(),
-  limit: z.coerce.number().int().min(1).max(10_000).optional(),
-});
-
-const logsQuery = z.strictObject({
-  lines: z.coerce.number().int().min(1).max(100_000).default(100),
-  follow: z.enum(['0', '1', 'true', 'false']).optional(),
-  service: z.string().optional(),
-  instance: z.string().optional(),
 });
 
 /** Validates `value` against `schema`, or throws `invalid_request` naming each bad field. */
@@ -129,38 +116,7 @@ export function createApi(options: ApiOptions): FastifyInstance {
     return instances.map((instance) => ({ ...instance, usage: usage.usageOf(instance) }));
   });
 
-  api.get('/v1/events', async (request) => {
-    const query = parseInput(eventsQuery, request.query, 'query');
-    return store.listEvents(query);
-  });
-
-  api.get<{ Params: { app: string } }>('/v1/apps/:app/logs', async (request, reply) => {
-    const app = request.params.app;
-    apps.status(app);
-    const query = parseInput(logsQuery, request.query, 'query');
-    const select = (instances: Instance[]): Instance[] =>
-      instances.filter(
-        (i) =>
-          (query.service === undefined || i.service === query.service) &&
-          (query.instance === undefined || i.id === query.instance),
-      );
-    // Recent instances too, so the output of one that just crashed can still be read.
-    const recent = select(store.listInstances({ app, limit: 50 }));
-    const lines = tailInstances(recent, query.lines);
-    if (query.follow !== '1' && query.follow !== 'true') return lines;
-
-    reply.raw.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
-    for (const line of lines) reply.raw.write(`${JSON.stringify(line)}\n`);
-    const stop = new AbortController();
-    request.raw.on('close', () => stop.abort());
-    await followInstances(
-      () => select(store.listInstances({ app, live: true })),
-      (line) => reply.raw.write(`${JSON.stringify(line)}\n`),
-      stop.signal,
-    );
-    reply.raw.end();
-    return reply;
-  });
+  for (const register of options.routes ?? []) register(api);
 
   return api;
 }

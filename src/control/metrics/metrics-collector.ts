@@ -126,22 +126,34 @@ export class MetricsCollector {
       });
     }
 
-    // 503s for a group with no target are counted by the proxy on the group only.
+    // One service row per service and collection: the health counts, and the 503s of a group with no target
+    // (the proxy counts those on the group only).
+    const health = new Map<string, { healthy: number; unhealthy: number }>();
+    for (const instance of live.values()) {
+      const key = `${instance.app}.${instance.service}`;
+      const entry = health.get(key) ?? { healthy: 0, unhealthy: 0 };
+      if (instance.state === 'healthy') entry.healthy++;
+      if (instance.state === 'unhealthy') entry.unhealthy++;
+      health.set(key, entry);
+    }
+    const unrouted = new Map<string, number>();
     for (const [group, counters] of Object.entries(proxy.targetGroups)) {
-      const service = services.get(group);
       const key = `group:${group}`;
       seen.add(key);
-      const unrouted = Math.max(0, counters.proxyErrors['503'] - (unroutedByGroup.get(group) ?? 0));
+      const count = Math.max(0, counters.proxyErrors['503'] - (unroutedByGroup.get(group) ?? 0));
       const before = this.#cursors.get(key)?.unrouted503;
-      const increment = before === undefined || unrouted < before ? unrouted : unrouted - before;
-      this.#cursors.set(key, { ...toCursor(counters), unrouted503: unrouted });
-      if (!service || increment === 0) continue;
+      unrouted.set(group, before === undefined || count < before ? count : count - before);
+      this.#cursors.set(key, { ...toCursor(counters), unrouted503: count });
+    }
+    for (const [group, service] of services) {
+      const increment = unrouted.get(group) ?? 0;
       samples.push({
         app: service.app,
         service: service.name,
         release: service.release,
         instance: '',
         delta: { ...emptyDelta(), requests: increment, e503: increment },
+        serviceHealth: health.get(group) ?? { healthy: 0, unhealthy: 0 },
       });
     }
 

@@ -48,7 +48,7 @@ export interface InstanceSample {
   release: number;
   instance: string;
   delta: CounterDelta;
-  /** Absent for the '' row and for instances not sampled this round. */
+  /** Absent for instances not sampled this round (a draining target whose process has ended). */
   gauges?: {
     inFlight: number;
     cpuPercent: number | null;
@@ -57,6 +57,11 @@ export interface InstanceSample {
     healthy: boolean;
     unhealthy: boolean;
   };
+  /**
+   * Only on the service row (instance ''): how many instances were healthy and unhealthy at this collection. A
+   * bucket keeps the fewest healthy and the most unhealthy seen, so a dip between two buckets is not lost.
+   */
+  serviceHealth?: { healthy: number; unhealthy: number };
 }
 
 export function emptyDelta(): CounterDelta {
@@ -116,6 +121,8 @@ export interface MetricsQuery {
   by?: MetricsGrouping;
   /** Force a resolution; by default the fine one when `from` is within its retention. */
   resolutionMs?: number;
+  /** One point per series for the whole range (percentiles from the merged histogram), for summaries. */
+  collapse?: boolean;
 }
 
 export class MetricsStore {
@@ -149,8 +156,10 @@ export class MetricsStore {
         in_flight_sum = in_flight_sum + excluded.in_flight_sum,
         usage_samples = usage_samples + excluded.usage_samples, cpu_sum = cpu_sum + excluded.cpu_sum,
         memory_sum = memory_sum + excluded.memory_sum, memory_limit = excluded.memory_limit,
-        healthy = CASE WHEN excluded.samples > 0 THEN excluded.healthy ELSE healthy END,
-        unhealthy = CASE WHEN excluded.samples > 0 THEN excluded.unhealthy ELSE unhealthy END
+        healthy = CASE WHEN excluded.instance = '' THEN MIN(healthy, excluded.healthy)
+          WHEN excluded.samples > 0 THEN excluded.healthy ELSE healthy END,
+        unhealthy = CASE WHEN excluded.instance = '' THEN MAX(unhealthy, excluded.unhealthy)
+          WHEN excluded.samples > 0 THEN excluded.unhealthy ELSE unhealthy END
     `);
   }
 
@@ -202,8 +211,8 @@ export class MetricsStore {
       cpu: hasUsage ? (gauges.cpuPercent ?? 0) : 0,
       memory: hasUsage ? (gauges.memoryBytes ?? 0) : 0,
       memoryLimit: gauges?.memoryLimit ?? null,
-      healthy: gauges?.healthy ? 1 : 0,
-      unhealthy: gauges?.unhealthy ? 1 : 0,
+      healthy: sample.serviceHealth?.healthy ?? (gauges?.healthy ? 1 : 0),
+      unhealthy: sample.serviceHealth?.unhealthy ?? (gauges?.unhealthy ? 1 : 0),
     });
   }
 
@@ -255,15 +264,16 @@ export class MetricsStore {
         group = { labels, buckets: new Map() };
         groups.set(key, group);
       }
-      const bucket = group.buckets.get(row.at);
+      const at = query.collapse ? from : row.at;
+      const bucket = group.buckets.get(at);
       if (bucket) bucket.push(row);
-      else group.buckets.set(row.at, [row]);
+      else group.buckets.set(at, [row]);
     }
     const series: MetricSeries[] = [...groups.values()].map(({ labels, buckets }) => ({
       ...labels,
       points: [...buckets.entries()]
         .sort((a, b) => a[0] - b[0])
-        .map(([at, bucketRows]) => toPoint(at, bucketRows, resolutionMs)),
+        .map(([at, bucketRows]) => toPoint(at, bucketRows, query.collapse ? query.to - from : resolutionMs, by === 'service')),
     }));
     series.sort(
       (a, b) =>
@@ -282,28 +292,56 @@ export class MetricsStore {
   }
 }
 
-/** Merges the rows of one bucket (one per instance) into a point: counts add, histograms merge, gauges average. */
-function toPoint(at: number, rows: readonly PointRow[], resolutionMs: number): MetricPoint {
+/**
+ * Merges rows into one point: counts add and histograms merge; per instance the gauges average over its rows,
+ * then average (CPU, memory) or add up (in flight) over instances; health counts come from the latest bucket.
+ * One bucket holds one row per instance; a collapsed range holds several.
+ */
+function toPoint(at: number, rows: readonly PointRow[], spanMs: number, byService: boolean): MetricPoint {
   const latency: SparseHistogram = {};
   let latencyMax = 0;
   const sum = (pick: (row: PointRow) => number): number => rows.reduce((total, row) => total + pick(row), 0);
+  const latestAt = Math.max(...rows.map((row) => row.at));
+  const perInstance = new Map<
+    string,
+    { samples: number; inFlight: number; usage: number; cpu: number; memory: number; limit: number | null }
+  >();
   for (const row of rows) {
     mergeInto(latency, JSON.parse(row.latency_json) as SparseHistogram);
     latencyMax = Math.max(latencyMax, row.latency_max);
+    if (row.samples === 0 || row.instance === '') continue;
+    const entry = perInstance.get(row.instance) ?? {
+      samples: 0,
+      inFlight: 0,
+      usage: 0,
+      cpu: 0,
+      memory: 0,
+      limit: null,
+    };
+    entry.samples += row.samples;
+    entry.inFlight += row.in_flight_sum;
+    entry.usage += row.usage_samples;
+    entry.cpu += row.cpu_sum;
+    entry.memory += row.memory_sum;
+    entry.limit = row.memory_limit;
+    perInstance.set(row.instance, entry);
   }
-  const sampled = rows.filter((row) => row.samples > 0);
-  const used = rows.filter((row) => row.usage_samples > 0);
-  const limited = used.filter((row) => row.memory_limit !== null && row.memory_limit > 0);
+  const instances = [...perInstance.values()];
+  const used = instances.filter((i) => i.usage > 0);
+  const limited = used.filter((i) => i.limit !== null && i.limit > 0);
+  const average = <T>(list: readonly T[], pick: (item: T) => number): number | null =>
+    list.length === 0 ? null : list.reduce((total, item) => total + pick(item), 0) / list.length;
   const requests = sum((r) => r.requests);
-  const minutes = resolutionMs / 60_000;
-  const average = (list: readonly PointRow[], pick: (row: PointRow) => number): number | null =>
-    list.length === 0 ? null : list.reduce((total, row) => total + pick(row), 0) / list.length;
+  const minutes = spanMs / 60_000;
   const hasLatency = countOf(latency) > 0;
+  const latest = rows.filter((row) => row.at === latestAt && row.instance !== '');
+  // Per service the service row's min/max over the range; per release or instance, the instances' last states.
+  const serviceRows = byService ? rows.filter((row) => row.instance === '') : [];
   return {
     at,
     requests,
     rpm: requests / minutes,
-    rpmPerInstance: sampled.length === 0 ? null : requests / minutes / sampled.length,
+    rpmPerInstance: instances.length === 0 ? null : requests / minutes / instances.length,
     p50: hasLatency ? quantile(latency, 0.5, latencyMax) : null,
     p95: hasLatency ? quantile(latency, 0.95, latencyMax) : null,
     p99: hasLatency ? quantile(latency, 0.99, latencyMax) : null,
@@ -319,11 +357,17 @@ function toPoint(at: number, rows: readonly PointRow[], resolutionMs: number): M
     e504: sum((r) => r.e504),
     bytesIn: sum((r) => r.bytes_in),
     bytesOut: sum((r) => r.bytes_out),
-    inFlight: sampled.length === 0 ? null : sampled.reduce((t, r) => t + r.in_flight_sum / r.samples, 0),
-    healthy: sum((r) => r.healthy),
-    unhealthy: sum((r) => r.unhealthy),
-    cpuPercent: average(used, (r) => r.cpu_sum / r.usage_samples),
-    memoryBytes: average(used, (r) => r.memory_sum / r.usage_samples),
-    memoryPercent: average(limited, (r) => (100 * r.memory_sum) / r.usage_samples / (r.memory_limit ?? 1)),
+    inFlight: instances.length === 0 ? null : instances.reduce((t, i) => t + i.inFlight / i.samples, 0),
+    healthy:
+      serviceRows.length > 0
+        ? Math.min(...serviceRows.map((r) => r.healthy))
+        : latest.reduce((t, r) => t + r.healthy, 0),
+    unhealthy:
+      serviceRows.length > 0
+        ? Math.max(...serviceRows.map((r) => r.unhealthy))
+        : latest.reduce((t, r) => t + r.unhealthy, 0),
+    cpuPercent: average(used, (i) => i.cpu / i.usage),
+    memoryBytes: average(used, (i) => i.memory / i.usage),
+    memoryPercent: average(limited, (i) => (100 * i.memory) / i.usage / (i.limit ?? 1)),
   };
 }

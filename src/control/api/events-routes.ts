@@ -1,0 +1,35 @@
+// GET /v1/events: the timeline, with `wait` to long-poll for events after `after` (what `berth events -f` uses).
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import type { BerthEvent } from '../../domain/event.js';
+import type { Clock } from '../../lib/clock.js';
+import type { Store } from '../store/store.js';
+import { parseInput } from './parse-input.js';
+
+const eventsQuery = z.strictObject({
+  app: z.string().optional(),
+  after: z.coerce.number().int().min(0).optional(),
+  limit: z.coerce.number().int().min(1).max(10_000).optional(),
+  /** Milliseconds to wait for an event after `after` when there is none yet (≤ 60 s). */
+  wait: z.coerce.number().int().min(0).max(60_000).optional(),
+});
+
+/** How often a waiting request looks again: events come from many writers, all through the store. */
+const POLL_MS = 100;
+
+export function registerEventsRoutes(api: FastifyInstance, options: { store: Store; clock: Clock }): void {
+  api.get('/v1/events', async (request) => {
+    const query = parseInput(eventsQuery, request.query, 'query');
+    const { wait, ...filter } = query;
+    let events: BerthEvent[] = options.store.listEvents(filter);
+    if (events.length > 0 || !wait || filter.after === undefined) return events;
+    const stop = new AbortController();
+    request.raw.once('close', () => stop.abort());
+    const deadline = options.clock.now() + wait;
+    while (events.length === 0 && !stop.signal.aborted && options.clock.now() < deadline) {
+      await options.clock.sleep(Math.min(POLL_MS, deadline - options.clock.now()), stop.signal);
+      events = options.store.listEvents(filter);
+    }
+    return events;
+  });
+}

@@ -1,0 +1,106 @@
+// Keeps instance log files within an age and a per-app size: files of ended instances go, oldest first.
+import { readdirSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { isLive } from '../../domain/instance.js';
+import type { Logger } from '../../lib/logger.js';
+import type { Store } from '../store/store.js';
+
+export interface LogRetentionPolicy {
+  /** Files of ended instances not written for this long are deleted. */
+  maxAgeMs: number;
+  /** Per app, files of ended instances are deleted oldest first until the app's files fit. */
+  maxBytesPerApp: number;
+}
+
+export const DEFAULT_LOG_RETENTION: LogRetentionPolicy = {
+  maxAgeMs: 7 * 24 * 3_600_000,
+  maxBytesPerApp: 1024 * 1024 * 1024,
+};
+
+interface LogFile {
+  path: string;
+  instance: string;
+  size: number;
+  mtime: number;
+}
+
+export interface LogRetentionOptions {
+  store: Store;
+  logDir: string;
+  log: Logger;
+  policy?: LogRetentionPolicy;
+  now?: () => number;
+}
+
+export class LogRetention {
+  readonly #options: LogRetentionOptions;
+  readonly #policy: LogRetentionPolicy;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(options: LogRetentionOptions) {
+    this.#options = options;
+    this.#policy = options.policy ?? DEFAULT_LOG_RETENTION;
+  }
+
+  start(everyMs = 60_000): void {
+    this.#timer = setInterval(() => {
+      try {
+        this.enforce();
+      } catch (error) {
+        this.#options.log.warn({ err: error }, 'log retention failed');
+      }
+    }, everyMs);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+
+  /**
+   * One pass over every app directory. A live instance's file is never deleted (its process holds it open and
+   * the shim appends to it), so the size cap can be exceeded by live output alone. Returns the deleted paths.
+   */
+  enforce(): string[] {
+    const now = (this.#options.now ?? Date.now)();
+    const deleted: string[] = [];
+    let apps: string[];
+    try {
+      apps = readdirSync(this.#options.logDir);
+    } catch {
+      return deleted;
+    }
+    for (const app of apps) {
+      const dir = join(this.#options.logDir, app);
+      const files: LogFile[] = [];
+      try {
+        for (const name of readdirSync(dir)) {
+          if (!name.endsWith('.log')) continue;
+          const path = join(dir, name);
+          const stat = statSync(path);
+          if (!stat.isFile()) continue;
+          // `<id>.log`, or the older `<id>.out.log` / `<id>.err.log`.
+          const instance = name.replace(/\.(out|err)\.log$|\.log$/, '');
+          files.push({ path, instance, size: stat.size, mtime: stat.mtimeMs });
+        }
+      } catch {
+        continue;
+      }
+      const live = (file: LogFile): boolean => {
+        const instance = this.#options.store.getInstance(file.instance);
+        return instance !== undefined && isLive(instance.state);
+      };
+      const removable = files.filter((f) => !live(f)).sort((a, b) => a.mtime - b.mtime);
+      let total = files.reduce((sum, f) => sum + f.size, 0);
+      for (const file of removable) {
+        const tooOld = now - file.mtime > this.#policy.maxAgeMs;
+        if (!tooOld && total <= this.#policy.maxBytesPerApp) continue;
+        rmSync(file.path, { force: true });
+        total -= file.size;
+        deleted.push(file.path);
+      }
+    }
+    if (deleted.length > 0) this.#options.log.info({ files: deleted.length }, 'log retention deleted files');
+    return deleted;
+  }
+}

@@ -1,0 +1,93 @@
+// Wires the control plane's observability: metrics collection, alarms, log retention and drains, and their routes.
+import type { FastifyInstance } from 'fastify';
+import { registerEventsRoutes } from '../control/api/events-routes.js';
+import { registerLogsRoutes } from '../control/api/logs-routes.js';
+import {
+  prometheusText,
+  registerMetricsRoutes,
+  startOpenMetricsListener,
+} from '../control/api/metrics-routes.js';
+import type { EventLog } from '../control/event-log.js';
+import { DrainManager } from '../control/logs/drain-manager.js';
+import { LogRetention } from '../control/logs/log-retention.js';
+import { AlarmManager } from '../control/metrics/alarms.js';
+import { MetricsCollector } from '../control/metrics/metrics-collector.js';
+import { DEFAULT_RETENTION, MetricsStore } from '../control/metrics/metrics-store.js';
+import type { Store } from '../control/store/store.js';
+import type { UsageMonitor } from '../control/usage-monitor.js';
+import type { ProxyAdminClient } from '../domain/proxy-admin-client.js';
+import type { Clock } from '../lib/clock.js';
+import type { Logger } from '../lib/logger.js';
+
+export interface ObservabilityOptions {
+  store: Store;
+  events: EventLog;
+  usage: UsageMonitor;
+  proxyAdmin: ProxyAdminClient;
+  clock: Clock;
+  log: Logger;
+  /** `<data-dir>/logs`: one directory per app. */
+  logDir: string;
+  /** How often to collect metrics (ms). */
+  collectIntervalMs?: number;
+  /** When set, also serve `GET /metrics` without a token on 127.0.0.1 at this port (0 = any free port). */
+  openMetricsPort?: number;
+}
+
+export interface Observability {
+  /** Registers the metrics, alarms, events, logs and drains routes on the API. */
+  routes(api: FastifyInstance): void;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** The open metrics listener's port, when one was asked for. */
+  openMetricsPort(): number | undefined;
+}
+
+export function createObservability(options: ObservabilityOptions): Observability {
+  const { store, events, usage, clock, log } = options;
+  const metrics = new MetricsStore(store.db, DEFAULT_RETENTION);
+  const alarms = new AlarmManager({ db: store.db, metrics, events, log });
+  const collector = new MetricsCollector({
+    store,
+    metrics,
+    proxyMetrics: () => options.proxyAdmin.metrics(),
+    usage,
+    clock,
+    log,
+    intervalMs: options.collectIntervalMs,
+    onCollected: (at) => {
+      try {
+        alarms.evaluate(at);
+      } catch (error) {
+        log.warn({ err: error }, 'alarm evaluation failed');
+      }
+    },
+  });
+  const drains = new DrainManager({ db: store.db, store, events, log, clock, logDir: options.logDir });
+  const retention = new LogRetention({ store, logDir: options.logDir, log });
+  const routeOptions = { store, metrics, collector, alarms, usage, now: () => clock.now() };
+  let open: { port: number; close(): Promise<void> } | undefined;
+
+  return {
+    routes(api) {
+      registerMetricsRoutes(api, routeOptions);
+      registerEventsRoutes(api, { store, clock });
+      registerLogsRoutes(api, { store, drains, logDir: options.logDir });
+    },
+    async start() {
+      collector.start();
+      drains.start();
+      retention.start();
+      if (options.openMetricsPort !== undefined) {
+        open = await startOpenMetricsListener(options.openMetricsPort, () => prometheusText(routeOptions));
+      }
+    },
+    async stop() {
+      await open?.close();
+      retention.stop();
+      await drains.stop();
+      await collector.stop();
+    },
+    openMetricsPort: () => open?.port,
+  };
+}
