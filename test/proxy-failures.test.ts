@@ -1,6 +1,7 @@
 // Integration: error classes, retry, health checks with thresholds and fail-open, and draining, on the real process.
 import assert from 'node:assert/strict';
 import type http from 'node:http';
+import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { ProxyEvent } from '../src/domain/route-table.js';
 import {
@@ -206,6 +207,54 @@ describe('proxy failures, health and draining', () => {
     const back = await waitEvent(left.seq, (e) => e.type === 'target_health' && e.target === 'f');
     assert.ok(back.type === 'target_health' && back.from === 'unhealthy' && back.to === 'healthy');
     assert.ok(healthHits - hitsAtRecovery >= 3, 'needs three consecutive passes');
+  });
+
+  it('retries on a fresh connection when a reused keep-alive connection turns out closed', async () => {
+    // A raw backend that drops every connection on its second request, as an app does when its keep-alive
+    // timeout fires just as the proxy reuses the connection.
+    const server = net.createServer((socket) => {
+      let requests = 0;
+      let buf = '';
+      socket.on('data', (c: Buffer) => {
+        buf += c.toString('latin1');
+        while (buf.includes('\r\n\r\n')) {
+          buf = buf.slice(buf.indexOf('\r\n\r\n') + 4);
+          if (++requests === 2) {
+            socket.destroy();
+            return;
+          }
+          socket.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh');
+        }
+      });
+      socket.on('error', () => {});
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as net.AddressInfo).port;
+    try {
+      const table = await proxy.admin.getRouteTable();
+      await proxy.admin.putRouteTable({
+        ...table,
+        routes: [...table.routes, { host: 'stale.localhost', backends: [{ targetGroup: 'stale' }] }],
+        targetGroups: [
+          ...table.targetGroups,
+          {
+            name: 'stale',
+            health: { ...FAST_HEALTH, intervalMs: 60_000, timeoutMs: 1000 },
+            targets: [{ id: 's', host: '127.0.0.1', port }],
+          },
+        ],
+      });
+      for (let i = 0; i < 3; i++) {
+        const reply = await request(proxy.http, { host: 'stale.localhost' });
+        assert.equal(reply.status, 200);
+        assert.equal(reply.body, 'fresh');
+      }
+      const status = await proxy.admin.target('stale', 's');
+      assert.ok(status.counters.retries >= 1);
+      assert.equal(status.counters.proxyErrors['502'], 0);
+    } finally {
+      server.close();
+    }
   });
 
   it('drains: a 5 s request completes on a deregistered target while new requests go elsewhere', async () => {

@@ -77,6 +77,8 @@ export class ClientConnection implements UpstreamOwner {
   #retried = false;
   #reqFramer = new BodyFramer();
   #reqBodyDone = true;
+  /** The whole request body came with the head (so the request can be replayed on a fresh connection). */
+  #wholeBodyInFirst = true;
   #resFramer = new BodyFramer();
   #resHeadBuf: Buffer | null = null;
   #resHeadDone = false;
@@ -230,6 +232,7 @@ export class ClientConnection implements UpstreamOwner {
       }
     }
     this.#reqBodyDone = this.#reqFramer.done;
+    this.#wholeBodyInFirst = this.#reqBodyDone;
     this.#firstBody = body;
     if (body !== null) this.#bytesIn += body.length;
 
@@ -606,16 +609,16 @@ export class ClientConnection implements UpstreamOwner {
       let response = errorResponse(this.#status, this.#requestId, close);
       if (this.#head?.method === 'HEAD') response = response.slice(0, response.indexOf('\r\n\r\n') + 4);
       this.#write(response);
+    } else {
+      // An interim response (100 Continue) already went out: no final response can follow, so close.
+      this.#closeAfter = true;
     }
     this.#finish(true);
   }
 
   #bodyReplayable(): boolean {
-    // Only the first body chunk is kept; a body that streamed in later parts cannot be replayed.
-    const head = this.#head!;
-    if (!head.chunked && head.contentLength <= 0) return true;
-    const first = this.#firstBody;
-    return first !== null && (head.chunked ? this.#reqFramer.done : first.length === head.contentLength);
+    // Only the bytes that came with the head are kept; a body that streamed in later cannot be replayed.
+    return this.#wholeBodyInFirst;
   }
 
   #retry(failed: Target, next: Target, fresh: boolean): void {
