@@ -10,6 +10,7 @@ import { registerLogs } from './commands/logs.js';
 import { registerMetrics } from './commands/metrics.js';
 import { registerPs } from './commands/ps.js';
 import { registerScale } from './commands/scale.js';
+import { registerSecrets } from './commands/secrets.js';
 import { registerTop } from './commands/top.js';
 import { registerUp } from './commands/up.js';
 import { CliContext } from './context.js';
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerApply(program, context);
   registerPs(program, context);
   registerScale(program, context);
+  registerSecrets(program, context);
   registerEvents(program, context);
   registerLogs(program, context);
   registerMetrics(program, context);

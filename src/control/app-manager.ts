@@ -1,16 +1,25 @@
 // What users ask of apps: apply a spec, scale a service, take an app down, and see whether it has converged.
 import { createHash } from 'node:crypto';
 import type { ApplyResult, AppStatus, ServiceStatus } from '../domain/api-types.js';
-import { BerthError } from '../domain/errors.js';
+import { BerthError, type Issue } from '../domain/errors.js';
 import type { Instance } from '../domain/instance.js';
 import type { AppSpec, ServiceSpec } from '../domain/spec.js';
 import type { EventLog } from './event-log.js';
 import type { ServiceRecord, Store } from './store/store.js';
 
+/** What a release needs of the secrets module: that named secrets exist, their versions, the app's config vars. */
+export interface ReleaseSecrets {
+  /** Throws `not_found` naming the missing ones. */
+  resolve(app: string, names: readonly string[]): Record<string, string>;
+  versions(app: string, names: readonly string[]): Record<string, number>;
+  configVars(app: string): Record<string, string>;
+}
+
 export class AppManager {
   readonly #store: Store;
   readonly #events: EventLog;
   readonly #changed: () => void;
+  #secrets: ReleaseSecrets | undefined;
 
   /** `changed` is called after every change of desired state, to wake the reconciler. */
   constructor(store: Store, events: EventLog, changed: () => void) {
@@ -19,10 +28,46 @@ export class AppManager {
     this.#changed = changed;
   }
 
+  /** Makes secret versions and config vars part of each service's config hash, and refuses missing secrets. */
+  useSecrets(secrets: ReleaseSecrets): void {
+    this.#secrets = secrets;
+  }
+
+  /** Refuses a spec naming a secret the app does not have, before anything is stored or stopped. */
+  #checkSecrets(spec: AppSpec): void {
+    if (!this.#secrets) return;
+    const issues: Issue[] = [];
+    for (const [name, service] of Object.entries(spec.services)) {
+      const known = this.#secrets.versions(spec.app, service.secrets);
+      for (const secret of service.secrets) {
+        if (known[secret] === 0)
+          issues.push({ path: `services.${name}.secrets`, message: `no secret ${secret}` });
+      }
+    }
+    if (issues.length > 0) {
+      const missing = [...new Set(issues.map((i) => i.message.slice('no secret '.length)))];
+      throw new BerthError(
+        'invalid_spec',
+        `${spec.app} has no secret ${missing.join(', ')}; set it first with \`berth secrets set ${spec.app} ${missing[0]}=-\``,
+        { issues },
+      );
+    }
+  }
+
+  /** The inputs of a service's config hash that live outside its spec: secret versions and config vars. */
+  #hashInputs(app: string, service: ServiceSpec): ConfigHashInputs {
+    if (!this.#secrets) return {};
+    return {
+      secretVersions: this.#secrets.versions(app, service.secrets),
+      config: this.#secrets.configVars(app),
+    };
+  }
+
   /** Stores a validated spec as the app's desired state (a new release when it differs), in one transaction. */
   apply(spec: AppSpec, sourceDir: string, actor: string): ApplyResult {
     const eventsAfter = this.#store.listEvents({ limit: 1 }).at(-1)?.id ?? 0;
     const result = this.#store.transaction((): ApplyResult => {
+      this.#checkSecrets(spec);
       const app = this.#store.getApp(spec.app);
       const previous = app ? this.#store.getRelease(spec.app, app.currentRelease) : undefined;
       const services = this.#store.listServices(spec.app);
@@ -38,7 +83,7 @@ export class AppManager {
           name,
           release,
           desiredCount: service.instances,
-          configHash: configHashOf(service, sourceDir),
+          configHash: configHashOf(service, sourceDir, this.#hashInputs(spec.app, service)),
           spec: service,
           sourceDir,
           failures: existing?.failures ?? 0,
@@ -142,10 +187,26 @@ function serviceStatus(service: ServiceRecord, live: Instance[]): ServiceStatus 
   };
 }
 
-/** Everything that, changed, needs new processes: the command, the environment and where it runs. */
-export function configHashOf(service: ServiceSpec, sourceDir: string): string {
+/** What the environment of a service's instances takes from outside its spec. */
+export interface ConfigHashInputs {
+  /** Current version of each secret the service names. */
+  secretVersions?: Record<string, number>;
+  /** The app's config vars (`berth config set`). */
+  config?: Record<string, string>;
+}
+
+/**
+ * Everything that, changed, needs new processes: the command, the environment (with secret versions, never
+ * values, and config vars) and where it runs.
+ */
+export function configHashOf(service: ServiceSpec, sourceDir: string, inputs: ConfigHashInputs = {}): string {
+  const extra: ConfigHashInputs = {};
+  // Left out when empty, so the hashes of apps without secrets or config stay what they were (no needless roll).
+  if (inputs.secretVersions && Object.keys(inputs.secretVersions).length > 0)
+    extra.secretVersions = inputs.secretVersions;
+  if (inputs.config && Object.keys(inputs.config).length > 0) extra.config = inputs.config;
   return createHash('sha256')
-    .update(JSON.stringify({ run: service.run, env: service.env, sourceDir }))
+    .update(JSON.stringify({ run: service.run, env: service.env, sourceDir, ...extra }))
     .digest('hex')
     .slice(0, 16);
 }

@@ -7,10 +7,14 @@ export function createLogger(options: {
   name: string;
   level?: string;
   destination?: number | string;
+  /** Rewrites each serialized line before it is written (e.g. to redact values that must never be logged). */
+  transform?: (line: string) => string;
 }): Logger {
   const level = options.level ?? process.env.BERTH_LOG_LEVEL ?? 'info';
   const destination = pino.destination({ dest: options.destination ?? 2, sync: true });
-  return pino({ name: options.name, level, base: { pid: process.pid } }, destination);
+  const transform = options.transform;
+  const stream = transform ? { write: (line: string) => destination.write(transform(line)) } : destination;
+  return pino({ name: options.name, level, base: { pid: process.pid } }, stream);
 }
 
 /** A logger that discards everything, for tests and short-lived commands. */

@@ -3,11 +3,15 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadOrCreateToken } from '../control/api/admin-token.js';
+import { registerSecretsRoutes } from '../control/api/secrets-routes.js';
 import { createApi } from '../control/api/server.js';
 import { AppManager } from '../control/app-manager.js';
 import { EventLog } from '../control/event-log.js';
 import { Reconciler } from '../control/reconcile/reconciler.js';
 import { ProcessRuntime } from '../control/runtime/process-runtime.js';
+import { MASTER_KEY_ENV } from '../control/secrets/master-key.js';
+import { TextScrubber } from '../control/secrets/scrubber.js';
+import { SecretsService } from '../control/secrets/secrets-service.js';
 import { Store } from '../control/store/store.js';
 import { ProxySupervisor, type RunningProxy } from '../control/traffic/proxy-supervisor.js';
 import { RouteSync } from '../control/traffic/route-sync.js';
@@ -46,10 +50,22 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   const paths = controlPaths(options.dataDir);
   mkdirSync(paths.dataDir, { recursive: true, mode: 0o700 });
   mkdirSync(paths.logs, { recursive: true });
-  const log = createLogger({ name: 'berth-control' });
+  // Secret values never reach an event or a platform log line: both pass through this scrubber.
+  const scrubber = new TextScrubber();
+  const log = createLogger({ name: 'berth-control', transform: (line) => scrubber.scrub(line) });
   const token = loadOrCreateToken(paths.token);
   const store = new Store(paths.database);
-  const events = new EventLog(store, log);
+  const events = new EventLog(store, log, scrubber);
+  // Refuses to start (a loose key file, a wrong key) before the proxy or any instance is touched.
+  const secrets = SecretsService.open({
+    store,
+    events,
+    dataDir: paths.dataDir,
+    envKey: process.env[MASTER_KEY_ENV],
+    scrubber,
+  });
+  // No child (proxy, shims) inherits the master key.
+  delete process.env[MASTER_KEY_ENV];
   const runtime = new ProcessRuntime();
   const proxy = await new ProxySupervisor({
     dataDir: paths.dataDir,
@@ -62,6 +78,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   const reconciler = new Reconciler({
     store,
     runtime,
+    secrets,
     events,
     traffic,
     clock: systemClock,
@@ -69,6 +86,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     logDir: paths.logs,
   });
   const apps = new AppManager(store, events, () => reconciler.kick());
+  apps.useSecrets(secrets);
   const usage = new UsageMonitor(store, runtime);
   const observability = createObservability({
     store,
@@ -87,7 +105,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     apps,
     usage,
     version: VERSION,
-    routes: [(a) => observability.routes(a)],
+    routes: [(a) => registerSecretsRoutes(a, secrets), (a) => observability.routes(a)],
   });
 
   events.record({
@@ -120,6 +138,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
         kind: 'control.stopped',
         message: 'control plane stopped; instances keep running',
       });
+      secrets.close();
       store.close();
       rmSync(paths.endpoint, { force: true });
     },

@@ -9,9 +9,13 @@ interface Needle {
   replacement: Buffer;
 }
 
-function needlesOf(secrets: Readonly<Record<string, string>>): Needle[] {
+/** Name → value, as a record or as pairs (pairs allow one name with several values, e.g. two versions). */
+export type SecretValues = Readonly<Record<string, string>> | readonly (readonly [string, string])[];
+
+function needlesOf(secrets: SecretValues): Needle[] {
   const needles: Needle[] = [];
-  for (const [name, value] of Object.entries(secrets)) {
+  const pairs = Array.isArray(secrets) ? secrets : Object.entries(secrets);
+  for (const [name, value] of pairs as [string, string][]) {
     const bytes = Buffer.from(value, 'utf8');
     if (bytes.length < MIN_SCRUB_LENGTH) continue;
     needles.push({ name, value: bytes, replacement: Buffer.from(`[secret:${name}]`, 'utf8') });
@@ -30,7 +34,7 @@ export class StreamScrubber {
   readonly #holdBack: number;
   #pending: Buffer = Buffer.alloc(0);
 
-  constructor(secrets: Readonly<Record<string, string>>) {
+  constructor(secrets: SecretValues) {
     this.#needles = needlesOf(secrets);
     this.#holdBack = Math.max(0, ...this.#needles.map((n) => n.value.length - 1));
   }
@@ -108,8 +112,18 @@ export class TextScrubber {
   #needles: { name: string; value: string }[] = [];
 
   /** Replaces the values to look for: name → value. */
-  setSecrets(secrets: Readonly<Record<string, string>>): void {
-    this.#needles = needlesOf(secrets).map((n) => ({ name: n.name, value: n.value.toString('utf8') }));
+  setSecrets(secrets: SecretValues): void {
+    this.#needles = needlesOf(secrets).flatMap((n) => {
+      const value = n.value.toString('utf8');
+      // Also as it appears inside a JSON string (a serialized log line), when escaping changes it.
+      const escaped = JSON.stringify(value).slice(1, -1);
+      return escaped === value
+        ? [{ name: n.name, value }]
+        : [
+            { name: n.name, value },
+            { name: n.name, value: escaped },
+          ];
+    });
   }
 
   /** How many values it looks for. */
