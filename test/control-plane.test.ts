@@ -27,7 +27,7 @@ function specFor(app: string, instances: number, extra = ''): string {
     '  web:',
     `    run: node ${FIXTURE_APP}/server.js`,
     `    instances: ${instances}`,
-    '    health: { path: /health, interval: 200ms, timeout: 150ms, healthy: 1, unhealthy: 2, grace: 0s }',
+    '    health: { path: /health, interval: 200ms, timeout: 150ms, healthy: 1, unhealthy: 2, grace: 1s }',
     '    deploy: { stopTimeout: 5s }',
     extra,
   ].join('\n');
@@ -67,12 +67,12 @@ describe('control plane with the process runtime', () => {
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, /shop: release v1/);
     assert.match(result.stdout, /\+ web: 3 ×/);
-    assert.match(result.stdout, /what changed:/);
+    assert.match(result.stdout, /v1 is live/);
     const instances = await healthyInstances(plane, 'shop', 3);
     const answers = await Promise.all(instances.map((i) => getJson(i.port!)));
     assert.deepEqual(
-      answers.map((a) => a?.pid).sort(),
-      instances.map((i) => i.pid).sort(),
+      answers.map((a) => a?.instance).sort(),
+      instances.map((i) => i.id).sort(),
       'each port is answered by its own instance',
     );
   });
@@ -271,13 +271,10 @@ describe('control plane API and CLI input', () => {
   });
 
   it('names the bad field of an API request', async () => {
-    await assert.rejects(
-      plane.client.request('POST', '/v1/apply', { file: 'x', text: '', directory: 'relative' }),
-      {
-        code: 'invalid_request',
-        message: /body\.directory: must be an absolute path/,
-      },
-    );
+    await assert.rejects(plane.client.request('POST', '/v1/deploy', { directory: 'relative' }), {
+      code: 'invalid_request',
+      message: /body\.directory: must be an absolute path/,
+    });
   });
 
   it('exits with 2 on a usage error and names the argument', async () => {

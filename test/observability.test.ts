@@ -41,7 +41,7 @@ function spec(instances: number): string {
     '  web:',
     `    run: node ${APP}/server.js`,
     `    instances: ${instances}`,
-    '    health: { path: /health, interval: 200ms, timeout: 150ms, healthy: 1, unhealthy: 2, grace: 0s }',
+    '    health: { path: /health, interval: 200ms, timeout: 150ms, healthy: 1, unhealthy: 2, grace: 1s }',
     '    deploy: { drain: 2s, stopTimeout: 2s }',
   ].join('\n');
 }

@@ -1,8 +1,6 @@
 // Integration: apps answer through the proxy (TLS from the local CA), and scaling or rolling drops no request.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
-import { Agent, request } from 'node:https';
 import { after, before, describe, it } from 'node:test';
 import { proxyPaths } from '../src/domain/proxy-paths.js';
 import {
@@ -15,6 +13,7 @@ import {
   waitFor,
   writeApp,
 } from './control-harness.js';
+import { LoadClient } from './load-client.js';
 
 function spec(instances: number, greeting: string): string {
   return [
@@ -26,73 +25,16 @@ function spec(instances: number, greeting: string): string {
     '  web:',
     `    run: node ${FIXTURE_APP}/server.js`,
     `    instances: ${instances}`,
-    '    health: { path: /health, interval: 200ms, timeout: 150ms, healthy: 1, unhealthy: 2, grace: 0s }',
+    '    health: { path: /health, interval: 200ms, timeout: 150ms, healthy: 1, unhealthy: 2, grace: 1s }',
     '    deploy: { drain: 5s, stopTimeout: 5s }',
     `    env: { GREETING: ${greeting} }`,
   ].join('\n');
 }
 
-interface Answer {
-  status: number;
-  body: string;
-}
-
 describe('traffic through the proxy', () => {
   const dataDir = tempDir('berth-traffic-');
   let plane: ControlPlaneProcess;
-  let agent: Agent;
-
-  function get(path = '/'): Promise<Answer> {
-    return new Promise((resolve, reject) => {
-      const req = request(
-        {
-          host: '127.0.0.1',
-          port: plane.proxyPorts.https,
-          path,
-          servername: 'shop.localhost',
-          headers: { host: 'shop.localhost' },
-          agent,
-          timeout: 5000,
-        },
-        (res) => {
-          let body = '';
-          res.setEncoding('utf8');
-          res.on('data', (chunk: string) => {
-            body += chunk;
-          });
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-        },
-      );
-      req.on('timeout', () => req.destroy(new Error('timeout')));
-      req.on('error', reject);
-      req.end();
-    });
-  }
-
-  /** Sends requests back to back on 4 keep-alive connections while `during` runs; returns every non-200. */
-  async function underLoad(during: () => Promise<void>): Promise<{ sent: number; failures: string[] }> {
-    let running = true;
-    let sent = 0;
-    const failures: string[] = [];
-    const workers = Array.from({ length: 4 }, async () => {
-      while (running) {
-        sent++;
-        try {
-          const answer = await get();
-          if (answer.status !== 200) failures.push(`${answer.status} ${answer.body.slice(0, 100)}`);
-        } catch (error) {
-          failures.push(String(error));
-        }
-      }
-    });
-    try {
-      await during();
-    } finally {
-      running = false;
-      await Promise.all(workers);
-    }
-    return { sent, failures };
-  }
+  let load: LoadClient;
 
   async function converged(desired: number): Promise<void> {
     await waitFor(`${desired} healthy instances`, async () => {
@@ -103,14 +45,14 @@ describe('traffic through the proxy', () => {
 
   before(async () => {
     plane = await startControlPlane(dataDir);
-    agent = new Agent({ keepAlive: true, maxSockets: 8, ca: readFileSync(proxyPaths(dataDir).caCert) });
+    load = new LoadClient(plane.proxyPorts.https, 'shop.localhost', proxyPaths(dataDir).caCert);
     const result = await runCli(dataDir, ['apply'], writeApp({ 'berth.yaml': spec(2, 'one') }));
     assert.equal(result.code, 0, result.stderr);
     await converged(2);
   });
 
   after(async () => {
-    agent.destroy();
+    load.close();
     await runCli(dataDir, ['down', '--all']);
     await waitFor('instances to stop', async () =>
       (await plane.client.instances()).length === 0 ? true : undefined,
@@ -123,7 +65,7 @@ describe('traffic through the proxy', () => {
     const seen = await waitFor('both instances to take traffic', async () => {
       const instances = new Set<string>();
       for (let i = 0; i < 20; i++) {
-        const answer = await get();
+        const answer = await load.get();
         assert.equal(answer.status, 200);
         instances.add((JSON.parse(answer.body) as { instance: string }).instance);
       }
@@ -161,33 +103,33 @@ describe('traffic through the proxy', () => {
   });
 
   it('scales out and in under load without a failed request', async () => {
-    const { sent, failures } = await underLoad(async () => {
+    const { answers, failures } = await load.during(async () => {
       assert.equal((await runCli(dataDir, ['scale', 'shop', 'web=4'])).code, 0);
       await converged(4);
       assert.equal((await runCli(dataDir, ['scale', 'shop', 'web=1'])).code, 0);
       await converged(1);
     });
-    assert.deepEqual(failures, [], `${failures.length} of ${sent} requests failed`);
-    assert.ok(sent > 50, `only ${sent} requests were sent`);
+    assert.deepEqual(failures, [], `${failures.length} of ${answers.length} requests failed`);
+    assert.ok(answers.length > 50, `only ${answers.length} requests were sent`);
   });
 
   it('rolls a config change under load without a failed request', async () => {
-    const { sent, failures } = await underLoad(async () => {
+    const { answers, failures } = await load.during(async () => {
       const result = await runCli(dataDir, ['apply'], writeApp({ 'berth.yaml': spec(2, 'two') }));
       assert.equal(result.code, 0, result.stderr);
       await converged(2);
     });
-    assert.deepEqual(failures, [], `${failures.length} of ${sent} requests failed`);
-    const answer = await get();
+    assert.deepEqual(failures, [], `${failures.length} of ${answers.length} requests failed`);
+    const answer = await load.get();
     assert.equal((JSON.parse(answer.body) as { greeting: string }).greeting, 'two');
   });
 
   it('keeps serving through the proxy while the control plane restarts', async () => {
-    const { sent, failures } = await underLoad(async () => {
+    const { answers, failures } = await load.during(async () => {
       await plane.stop();
       plane = await startControlPlane(dataDir);
       await converged(2);
     });
-    assert.deepEqual(failures, [], `${failures.length} of ${sent} requests failed`);
+    assert.deepEqual(failures, [], `${failures.length} of ${answers.length} requests failed`);
   });
 });

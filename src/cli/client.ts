@@ -1,11 +1,12 @@
 // The CLI's typed client of the control plane's REST API: finds it through the data directory, sends the token.
 import { existsSync, readFileSync } from 'node:fs';
 import type {
-  ApplyResult,
   AppStatus,
+  DeploymentView,
+  DeployResult,
   InstanceView,
   LogLine,
-  ReleaseRecord,
+  ReleaseView,
   ServiceStatus,
 } from '../domain/api-types.js';
 import { type ControlEndpoint, controlPaths } from '../domain/data-dir.js';
@@ -89,8 +90,21 @@ export class ApiClient {
     return this.request('GET', '/v1/ping');
   }
 
-  apply(input: { file: string; text: string; procfile?: string; directory: string }): Promise<ApplyResult> {
-    return this.request('POST', '/v1/apply', input);
+  /** Builds `directory` into a release and deploys it (the server reads the directory: same machine). */
+  deploy(directory: string, file?: string): Promise<DeployResult> {
+    return this.request('POST', '/v1/deploy', file === undefined ? { directory } : { directory, file });
+  }
+
+  rollback(app: string, version?: number): Promise<DeployResult> {
+    return this.request(
+      'POST',
+      `/v1/apps/${encodeURIComponent(app)}/rollback`,
+      version === undefined ? {} : { version },
+    );
+  }
+
+  deployment(id: number): Promise<DeploymentView> {
+    return this.request('GET', `/v1/deployments/${id}`);
   }
 
   apps(): Promise<AppStatus[]> {
@@ -101,7 +115,7 @@ export class ApiClient {
     return this.request('GET', `/v1/apps/${encodeURIComponent(name)}`);
   }
 
-  releases(app: string): Promise<ReleaseRecord[]> {
+  releases(app: string): Promise<ReleaseView[]> {
     return this.request('GET', `/v1/apps/${encodeURIComponent(app)}/releases`);
   }
 

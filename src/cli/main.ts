@@ -1,8 +1,8 @@
 // The `berth` command line: a thin client of the control plane's REST API.
 import { Command, CommanderError } from 'commander';
 import { registerAlarms } from './commands/alarms.js';
-import { registerApply } from './commands/apply.js';
 import { registerCa } from './commands/ca.js';
+import { registerDeploy } from './commands/deploy.js';
 import { registerDown } from './commands/down.js';
 import { registerDrains } from './commands/drains.js';
 import { registerEvents } from './commands/events.js';
@@ -24,7 +24,7 @@ export function buildProgram(): Command {
     .showHelpAfterError();
   const context = new CliContext(program);
   registerUp(program, context);
-  registerApply(program, context);
+  registerDeploy(program, context);
   registerPs(program, context);
   registerScale(program, context);
   registerSecrets(program, context);

@@ -1,11 +1,25 @@
 // What users ask of apps: apply a spec, scale a service, take an app down, and see whether it has converged.
 import { createHash } from 'node:crypto';
-import type { ApplyResult, AppStatus, ServiceStatus } from '../domain/api-types.js';
+import { existsSync } from 'node:fs';
+import type { ApplyResult, AppStatus, ReleaseRecord, ServiceStatus } from '../domain/api-types.js';
+import { circuitBreakerThreshold, type Deployment, type DeploymentKind } from '../domain/deployment.js';
 import { BerthError, type Issue } from '../domain/errors.js';
 import type { Instance } from '../domain/instance.js';
 import type { AppSpec, ServiceSpec } from '../domain/spec.js';
 import type { EventLog } from './event-log.js';
 import type { ServiceRecord, Store } from './store/store.js';
+
+export interface ReleaseOptions {
+  artifactDigest?: string;
+  kind?: DeploymentKind;
+  description?: string;
+}
+
+/** Where artifacts are pruned, and how many releases of each app keep theirs. */
+export interface ArtifactRetention {
+  prune(keep: ReadonlySet<string>): string[];
+  retainReleases: number;
+}
 
 /** What a release needs of the secrets module: that named secrets exist, their versions, the app's config vars. */
 export interface ReleaseSecrets {
@@ -20,12 +34,14 @@ export class AppManager {
   readonly #events: EventLog;
   readonly #changed: () => void;
   #secrets: ReleaseSecrets | undefined;
+  readonly #artifacts: ArtifactRetention | undefined;
 
   /** `changed` is called after every change of desired state, to wake the reconciler. */
-  constructor(store: Store, events: EventLog, changed: () => void) {
+  constructor(store: Store, events: EventLog, changed: () => void, artifacts?: ArtifactRetention) {
     this.#store = store;
     this.#events = events;
     this.#changed = changed;
+    this.#artifacts = artifacts;
   }
 
   /** Makes secret versions and config vars part of each service's config hash, and refuses missing secrets. */
@@ -63,47 +79,201 @@ export class AppManager {
     };
   }
 
-  /** Stores a validated spec as the app's desired state (a new release when it differs), in one transaction. */
-  apply(spec: AppSpec, sourceDir: string, actor: string): ApplyResult {
+  /**
+   * Makes `spec` (running from `sourceDir`, the release's artifact) the app's desired state, in one transaction:
+   * a new release when anything changed, and a deployment for the services whose processes must be replaced.
+   * Refused while another deployment of the app is in progress.
+   */
+  apply(spec: AppSpec, sourceDir: string, actor: string, options: ReleaseOptions = {}): ApplyResult {
     const eventsAfter = this.#store.listEvents({ limit: 1 }).at(-1)?.id ?? 0;
     const result = this.#store.transaction((): ApplyResult => {
+      this.assertNotDeploying(spec.app);
       this.#checkSecrets(spec);
       const app = this.#store.getApp(spec.app);
       const previous = app ? this.#store.getRelease(spec.app, app.currentRelease) : undefined;
       const services = this.#store.listServices(spec.app);
-      const changes = describeChanges(previous?.spec, previous?.sourceDir, spec, sourceDir, services);
-      if (app && changes.length === 0) {
-        return { app: spec.app, release: app.currentRelease, created: false, changes, eventsAfter };
-      }
-      const release = this.#store.createRelease(spec, sourceDir, changes.join('; ') || 'first release');
-      for (const [name, service] of Object.entries(spec.services)) {
-        const existing = services.find((s) => s.name === name);
-        this.#store.putService({
+      const changes = describeChanges(previous, spec, options.artifactDigest ?? null, services);
+      if (app && changes.length === 0 && options.kind !== 'rollback') {
+        return {
           app: spec.app,
-          name,
-          release,
-          desiredCount: service.instances,
-          configHash: configHashOf(service, sourceDir, this.#hashInputs(spec.app, service)),
-          spec: service,
-          sourceDir,
-          failures: existing?.failures ?? 0,
-          nextStartAt: existing?.nextStartAt ?? 0,
-        });
+          release: app.currentRelease,
+          created: false,
+          description: previous?.description ?? '',
+          changes,
+          eventsAfter,
+          deployment: null,
+        };
       }
-      for (const service of services) {
-        if (!(service.name in spec.services)) this.#store.deleteService(spec.app, service.name);
-      }
+      const description = options.description ?? (changes.join('; ') || 'first release');
+      const release = this.#store.createRelease(spec, sourceDir, description, options.artifactDigest ?? null);
+      const replaced = this.#putServices(spec, release, sourceDir, services);
       this.#events.record({
         actor,
-        kind: 'app.applied',
+        kind: 'release.created',
         app: spec.app,
-        message: `${spec.app} v${release} applied: ${changes.join('; ') || 'first release'}`,
-        data: { release, changes },
+        message: `${spec.app} v${release}: ${description}`,
+        data: { release, changes, artifact: options.artifactDigest ?? null },
       });
-      return { app: spec.app, release, created: true, changes, eventsAfter };
+      let deployment: Deployment | null = null;
+      if (replaced.length > 0) {
+        deployment = this.#store.createDeployment({
+          app: spec.app,
+          kind: options.kind ?? 'deploy',
+          fromRelease: previous?.version ?? null,
+          toRelease: release,
+          services: replaced.map((name) => ({
+            name,
+            threshold: circuitBreakerThreshold(spec.services[name]!.instances),
+            failures: 0,
+          })),
+          startedAt: Date.now(),
+        });
+        this.#events.record({
+          actor,
+          kind: 'deployment.started',
+          app: spec.app,
+          message: `deploying ${spec.app} v${release}${previous ? ` over v${previous.version}` : ''}: ${replaced.join(', ')}`,
+          data: { deployment: deployment.id, release, from: previous?.version ?? null, services: replaced },
+        });
+      }
+      return {
+        app: spec.app,
+        release,
+        created: true,
+        description,
+        changes,
+        eventsAfter,
+        deployment: deployment?.id ?? null,
+      };
     });
     if (result.created) this.#changed();
     return result;
+  }
+
+  /** Throws `conflict` while a deployment of the app is in progress. */
+  assertNotDeploying(appName: string): void {
+    const active = this.#store.activeDeployment(appName);
+    if (active) {
+      throw new BerthError(
+        'conflict',
+        `${appName} is being deployed (v${active.toRelease}, deployment ${active.id}); a second deploy waits until it succeeds or rolls back`,
+      );
+    }
+  }
+
+  /**
+   * Ends a deployment as failed. With `rollBack` (the service's autoRollback) the previous release becomes the
+   * desired state again, so the reconciler keeps (or brings back) its instances and stops the new ones.
+   */
+  failDeployment(deployment: Deployment, reason: string, rollBack: boolean): void {
+    this.#store.transaction(() => {
+      const from =
+        deployment.fromRelease === null
+          ? undefined
+          : this.#store.getRelease(deployment.app, deployment.fromRelease);
+      const canRollBack = rollBack && from !== undefined;
+      if (canRollBack) {
+        this.#putServices(from.spec, from.version, from.sourceDir, this.#store.listServices(deployment.app));
+        this.#store.setCurrentRelease(deployment.app, from.version);
+      }
+      this.#store.updateDeployment(deployment.id, {
+        state: canRollBack ? 'rolled_back' : 'failed',
+        reason,
+        endedAt: Date.now(),
+      });
+      this.#events.record({
+        actor: 'deployer',
+        kind: canRollBack ? 'deployment.rolled_back' : 'deployment.failed',
+        app: deployment.app,
+        message: canRollBack
+          ? `v${deployment.toRelease} rolled back to v${from.version}: ${reason}`
+          : `v${deployment.toRelease} failed${rollBack ? ' (no earlier release to roll back to)' : ' (autoRollback is off)'}: ${reason}`,
+        data: {
+          deployment: deployment.id,
+          release: deployment.toRelease,
+          rolledBackTo: canRollBack ? from.version : null,
+          reason,
+        },
+      });
+    });
+    this.#changed();
+  }
+
+  /** The release `berth rollback` deploys again: `version`, or the newest one before the current release. */
+  rollbackTarget(appName: string, version?: number): ReleaseRecord {
+    const app = this.#requireApp(appName);
+    const target =
+      version === undefined
+        ? this.#store
+            .listReleases(appName)
+            .filter((r) => r.version < app.currentRelease)
+            .at(-1)
+        : this.#store.getRelease(appName, version);
+    if (!target) {
+      throw new BerthError(
+        'not_found',
+        version === undefined
+          ? `${appName} has no release before v${app.currentRelease}`
+          : `${appName} has no release v${version}`,
+      );
+    }
+    if (!existsSync(target.sourceDir)) {
+      throw new BerthError(
+        'not_found',
+        `the artifact of ${appName} v${target.version} was pruned; deploy its source again`,
+      );
+    }
+    return target;
+  }
+
+  /** Deletes artifacts no service uses, keeping those of the last `retainReleases` releases of every app. */
+  pruneArtifacts(appName: string): void {
+    if (!this.#artifacts) return;
+    const keep = new Set<string>();
+    for (const app of this.#store.listApps()) {
+      for (const release of this.#store.listReleases(app.name).slice(-this.#artifacts.retainReleases)) {
+        if (release.artifactDigest) keep.add(release.artifactDigest);
+      }
+      for (const service of this.#store.listServices(app.name)) {
+        const release = this.#store.getRelease(app.name, service.release);
+        if (release?.artifactDigest) keep.add(release.artifactDigest);
+      }
+    }
+    const removed = this.#artifacts.prune(keep);
+    if (removed.length > 0) {
+      this.#events.record({
+        actor: 'deployer',
+        kind: 'artifacts.pruned',
+        app: appName,
+        message: `pruned ${removed.length} artifacts no release in use or among the last ${this.#artifacts.retainReleases} needs`,
+        data: { removed },
+      });
+    }
+  }
+
+  /** Writes each service of `spec` as desired; returns the services whose processes must be replaced. */
+  #putServices(spec: AppSpec, release: number, sourceDir: string, existing: ServiceRecord[]): string[] {
+    const replaced: string[] = [];
+    for (const [name, service] of Object.entries(spec.services)) {
+      const before = existing.find((s) => s.name === name);
+      const configHash = configHashOf(service, sourceDir, this.#hashInputs(spec.app, service));
+      if (before?.configHash !== configHash) replaced.push(name);
+      this.#store.putService({
+        app: spec.app,
+        name,
+        release,
+        desiredCount: service.instances,
+        configHash,
+        spec: service,
+        sourceDir,
+        failures: before?.configHash === configHash ? before.failures : 0,
+        nextStartAt: before?.configHash === configHash ? before.nextStartAt : 0,
+      });
+    }
+    for (const service of existing) {
+      if (!(service.name in spec.services)) this.#store.deleteService(spec.app, service.name);
+    }
+    return replaced;
   }
 
   /** Sets desired counts, e.g. `{ web: 3 }`; every name must be a service of the app, or nothing changes. */
@@ -213,17 +383,17 @@ export function configHashOf(service: ServiceSpec, sourceDir: string, inputs: Co
 
 /** Human lines describing how `next` differs from what runs now. */
 function describeChanges(
-  previous: AppSpec | undefined,
-  previousDir: string | undefined,
+  previous: ReleaseRecord | undefined,
   next: AppSpec,
-  nextDir: string,
+  nextDigest: string | null,
   services: ServiceRecord[],
 ): string[] {
   const changes: string[] = [];
-  if (previousDir !== undefined && previousDir !== nextDir)
-    changes.push(`~ source: ${previousDir} → ${nextDir}`);
+  if (previous && previous.artifactDigest !== nextDigest) {
+    changes.push(`~ code: ${shortDigest(previous.artifactDigest)} → ${shortDigest(nextDigest)}`);
+  }
   for (const [name, spec] of Object.entries(next.services)) {
-    const before = previous?.services[name];
+    const before = previous?.spec.services[name];
     const running = services.find((s) => s.name === name);
     if (!before) {
       changes.push(`+ ${name}: ${spec.instances} × \`${spec.run}\``);
@@ -240,9 +410,14 @@ function describeChanges(
     const { run: _r2, env: _e2, instances: _i2, ...restNext } = spec;
     if (JSON.stringify(restBefore) !== JSON.stringify(restNext)) changes.push(`~ ${name}: settings`);
   }
-  for (const name of Object.keys(previous?.services ?? {})) {
+  for (const name of Object.keys(previous?.spec.services ?? {})) {
     if (!(name in next.services)) changes.push(`- ${name}`);
   }
-  if (previous && JSON.stringify(previous.routes) !== JSON.stringify(next.routes)) changes.push('~ routes');
+  if (previous && JSON.stringify(previous.spec.routes) !== JSON.stringify(next.routes))
+    changes.push('~ routes');
   return changes;
+}
+
+function shortDigest(digest: string | null): string {
+  return digest === null ? 'source in place' : digest.slice(0, 'sha256:'.length + 12);
 }

@@ -1,4 +1,5 @@
 // The shapes the control plane's API returns, shared by the control plane and its clients (CLI, dashboard).
+import type { Deployment } from './deployment.js';
 import type { Instance, InstanceUsage } from './instance.js';
 import type { AppSpec } from './spec.js';
 
@@ -7,10 +8,14 @@ export interface ApplyResult {
   /** The release now current: a new one when anything changed, else the one already running. */
   release: number;
   created: boolean;
+  /** What the release is: its changes, or e.g. `rollback to v3`. */
+  description: string;
   /** One line per change, e.g. `~ web: instances 2 → 3`. Empty when the spec is the one already running. */
   changes: string[];
   /** Id of the last event before this apply, so a client can show what followed it. */
   eventsAfter: number;
+  /** The deployment that replaces instances, or null when no process needs replacing. */
+  deployment: number | null;
 }
 
 export interface ServiceStatus {
@@ -52,4 +57,18 @@ export interface LogLine {
   line: string;
   /** When the instance wrote it (epoch ms); 0 when unknown. */
   t?: number;
+}
+
+/** A deployment and the live status of its app, for following its progress. */
+export interface DeploymentView {
+  deployment: Deployment;
+  status: AppStatus;
+}
+
+/** A release as listed, with the deployment that rolled it out (null if none replaced any process). */
+export type ReleaseView = ReleaseRecord & { deployment: Deployment | null };
+
+/** What `POST /v1/deploy` and rollback return: the release, its deployment, and the build when there was one. */
+export interface DeployResult extends ApplyResult {
+  build: { digest: string; commands: string[]; output: string } | null;
 }

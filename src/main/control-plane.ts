@@ -1,13 +1,17 @@
 // The control plane process's composition root: store, runtime, reconciler and API wired together.
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadOrCreateToken } from '../control/api/admin-token.js';
 import { registerSecretsRoutes } from '../control/api/secrets-routes.js';
 import { createApi } from '../control/api/server.js';
 import { AppManager } from '../control/app-manager.js';
+import { ArtifactBuilder } from '../control/deploy/artifact-builder.js';
+import { Deployer } from '../control/deploy/deployer.js';
+import { DeploymentTracker } from '../control/deploy/deployment-tracker.js';
 import { EventLog } from '../control/event-log.js';
-import { Reconciler } from '../control/reconcile/reconciler.js';
+import { platformEnv, Reconciler } from '../control/reconcile/reconciler.js';
 import { ProcessRuntime } from '../control/runtime/process-runtime.js';
 import { MASTER_KEY_ENV } from '../control/secrets/master-key.js';
 import { TextScrubber } from '../control/secrets/scrubber.js';
@@ -23,6 +27,9 @@ import { createLogger } from '../lib/logger.js';
 import { createObservability } from './observability.js';
 
 export const VERSION = '0.1.0';
+
+/** Artifacts of this many most recent releases per app are kept (besides those in use), for rollbacks. */
+const RETAINED_RELEASES = 5;
 
 export interface ControlPlaneOptions {
   dataDir: string;
@@ -75,18 +82,30 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     log,
   }).ensureRunning();
   const traffic = new RouteSync(proxy.admin, store, log);
-  const reconciler = new Reconciler({
+  const builder = new ArtifactBuilder({
+    artifactsDir: join(paths.dataDir, 'artifacts'),
+    buildsDir: join(paths.dataDir, 'builds'),
+    env: platformEnv(),
+  });
+  // The reconciler and the app manager need each other (kick; deployment verdicts): wire through late binding.
+  let reconciler: Reconciler | undefined;
+  const apps = new AppManager(store, events, () => reconciler?.kick(), {
+    prune: (keep) => builder.prune(keep),
+    retainReleases: RETAINED_RELEASES,
+  });
+  apps.useSecrets(secrets);
+  const deployer = new Deployer(apps, builder);
+  reconciler = new Reconciler({
     store,
     runtime,
     secrets,
     events,
     traffic,
+    deployments: new DeploymentTracker(store, events, apps),
     clock: systemClock,
     log,
     logDir: paths.logs,
   });
-  const apps = new AppManager(store, events, () => reconciler.kick());
-  apps.useSecrets(secrets);
   const usage = new UsageMonitor(store, runtime);
   const observability = createObservability({
     store,
@@ -103,6 +122,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     token,
     store,
     apps,
+    deployer,
     usage,
     version: VERSION,
     routes: [(a) => registerSecretsRoutes(a, secrets), (a) => observability.routes(a)],

@@ -1,6 +1,6 @@
 // `npm start`: runs Berth with a data directory inside the repo, deploys examples/hello, and tidies up on Ctrl-C.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, openSync, readFileSync } from 'node:fs';
+import { mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -58,13 +58,7 @@ async function main(): Promise<void> {
   );
   const client = ApiClient.fromDataDir(DATA_DIR);
   const started = Date.now();
-  const procfile = join(EXAMPLE, 'Procfile');
-  const result = await client.apply({
-    file: 'examples/hello/berth.yaml',
-    text: readFileSync(join(EXAMPLE, 'berth.yaml'), 'utf8'),
-    directory: EXAMPLE,
-    ...(readIfExists(procfile) === undefined ? {} : { procfile: readIfExists(procfile) }),
-  });
+  const result = await client.deploy(EXAMPLE);
   const deadline = Date.now() + 60_000;
   while (!(await client.app(result.app)).converged) {
     if (Date.now() > deadline)
@@ -117,14 +111,6 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => void stop());
   process.on('SIGTERM', () => void stop());
-}
-
-function readIfExists(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return undefined;
-  }
 }
 
 main().catch((error: unknown) => {

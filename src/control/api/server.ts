@@ -1,17 +1,20 @@
 // The control plane's REST API (fastify): every route needs the bearer token; errors have one shape.
 import fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { z } from 'zod';
-import { BerthError, httpStatusOf, type Issue } from '../../domain/errors.js';
-import { parseSpec } from '../../domain/spec.js';
+import { BerthError, httpStatusOf } from '../../domain/errors.js';
 import type { AppManager } from '../app-manager.js';
+import type { Deployer } from '../deploy/deployer.js';
 import type { Store } from '../store/store.js';
 import type { UsageMonitor } from '../usage-monitor.js';
 import { bearerMatches } from './admin-token.js';
+import { registerDeployRoutes } from './deploy-routes.js';
+import { parseInput } from './input.js';
 
 export interface ApiOptions {
   token: string;
   store: Store;
   apps: AppManager;
+  deployer: Deployer;
   usage: UsageMonitor;
   version: string;
   /** More route sets (observability: metrics, events, logs, drains), registered after the core ones. */
@@ -21,33 +24,9 @@ export interface ApiOptions {
 /** The actor recorded in events for requests made with the admin token. */
 const ADMIN_ACTOR = 'admin';
 
-const applyBody = z.strictObject({
-  file: z.string().min(1),
-  text: z.string(),
-  procfile: z.string().optional(),
-  directory: z.string().startsWith('/', 'must be an absolute path'),
-});
-
 const scaleBody = z.strictObject({
   counts: z.record(z.string(), z.number().int().min(0).max(100)),
 });
-
-/** Validates `value` against `schema`, or throws `invalid_request` naming each bad field. */
-function parseInput<T extends z.ZodType>(schema: T, value: unknown, where: string): z.output<T> {
-  const result = schema.safeParse(value ?? {});
-  if (result.success) return result.data;
-  const issues: Issue[] = result.error.issues.map((issue) => ({
-    path: [where, ...issue.path.map(String)].join('.'),
-    message: issue.message,
-  }));
-  throw new BerthError(
-    'invalid_request',
-    `invalid ${where}: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
-    {
-      issues,
-    },
-  );
-}
 
 export function createApi(options: ApiOptions): FastifyInstance {
   const { store, apps, usage } = options;
@@ -80,20 +59,11 @@ export function createApi(options: ApiOptions): FastifyInstance {
 
   api.get('/v1/ping', async () => ({ ok: true, version: options.version }));
 
-  api.post('/v1/apply', async (request) => {
-    const body = parseInput(applyBody, request.body, 'body');
-    const spec = parseSpec(body.text, { file: body.file, procfile: body.procfile });
-    return apps.apply(spec, body.directory, ADMIN_ACTOR);
-  });
+  registerDeployRoutes(api, { store, apps, deployer: options.deployer, actor: ADMIN_ACTOR });
 
   api.get('/v1/apps', async () => store.listApps().map((app) => apps.status(app.name)));
 
   api.get<{ Params: { app: string } }>('/v1/apps/:app', async (request) => apps.status(request.params.app));
-
-  api.get<{ Params: { app: string } }>('/v1/apps/:app/releases', async (request) => {
-    apps.status(request.params.app);
-    return store.listReleases(request.params.app);
-  });
 
   api.post<{ Params: { app: string } }>('/v1/apps/:app/scale', async (request) => {
     const body = parseInput(scaleBody, request.body, 'body');

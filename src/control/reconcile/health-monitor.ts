@@ -6,13 +6,7 @@ import type { HealthProbe } from './health-probe.js';
 /** The health check of an instance's service, exactly as the spec gives it. */
 export type HealthCheckSettings = HealthCheckSpec;
 
-/**
- * A starting instance that has not passed a check this long after its grace period failed to start.
- * Generous on purpose: a slow start should not be mistaken for a crash loop.
- */
-export const START_ALLOWANCE_MS = 30_000;
-
-/** While starting, checks run this often (or at the interval, if shorter) so healthy instances join quickly. */
+/** While starting within its grace period, checks run this often (or at the interval, if shorter). */
 export const STARTING_PROBE_MS = 100;
 
 export type HealthTransition = 'healthy' | 'unhealthy' | 'failed_to_start';
@@ -105,10 +99,12 @@ export class HealthMonitor {
     }
     const state = watched.instance.state;
     const inGrace = now < instance.createdAt + settings.graceMs;
+    // Failures within the grace period do not count (ECS's healthCheckGracePeriod): the app may be booting.
+    if (inGrace && !result.ok) watched.failures = 0;
     if (state === 'starting') {
-      // As ALB does for a new target: one passing check is enough.
+      // As ALB does for a new target: one passing check is enough; `unhealthy` failures after grace fail it.
       if (result.ok) this.#report(watched, 'healthy', result.detail);
-      else if (now >= instance.createdAt + settings.graceMs + START_ALLOWANCE_MS) {
+      else if (watched.failures >= settings.unhealthyThreshold) {
         this.#report(watched, 'failed_to_start', result.detail);
       }
     } else if (state === 'healthy' && !inGrace && watched.failures >= settings.unhealthyThreshold) {
@@ -116,8 +112,9 @@ export class HealthMonitor {
     } else if (state === 'unhealthy' && watched.passes >= settings.healthyThreshold) {
       this.#report(watched, 'healthy', result.detail);
     }
+    // Quick checks while a starting instance is in its grace period, so it joins as soon as it answers.
     const every =
-      watched.instance.state === 'starting'
+      watched.instance.state === 'starting' && inGrace
         ? Math.min(STARTING_PROBE_MS, settings.intervalMs)
         : settings.intervalMs;
     watched.nextCheckAt = now + every;

@@ -24,6 +24,12 @@ export interface InstanceSecrets {
   configVars(app: string): Record<string, string>;
 }
 
+/** Deployments in progress: told of failed instances (the circuit breaker), asked to conclude after each pass. */
+export interface DeploymentWatcher {
+  instanceFailed(instance: Instance, reason: string): void;
+  checkProgress(): void;
+}
+
 /** The load balancer as the reconciler needs it: send who takes traffic, and drain one before it stops. */
 export interface TrafficControl {
   sync(): Promise<void>;
@@ -39,6 +45,8 @@ export interface ReconcilerOptions {
   /** Instance output files go under `<logDir>/<app>/`. */
   logDir: string;
   probe?: HealthProbe;
+  /** Deployments in progress; without it instance failures only feed the crash-loop backoff. */
+  deployments?: DeploymentWatcher;
   /** The proxy; without it instances run but take no routed traffic (tests of the runtime alone). */
   traffic?: TrafficControl;
   backoff?: BackoffOptions;
@@ -55,12 +63,13 @@ const ACTOR = 'reconciler';
 
 export class Reconciler {
   readonly #options: Required<
-    Omit<ReconcilerOptions, 'probe' | 'backoff' | 'baseEnv' | 'traffic' | 'secrets'>
+    Omit<ReconcilerOptions, 'probe' | 'backoff' | 'baseEnv' | 'traffic' | 'secrets' | 'deployments'>
   > & {
     secrets: InstanceSecrets | undefined;
     backoff: BackoffOptions;
     baseEnv: Record<string, string>;
     traffic: TrafficControl | undefined;
+    deployments: DeploymentWatcher | undefined;
   };
   readonly #health: HealthMonitor;
   readonly #stopping = new Map<string, Promise<void>>();
@@ -78,8 +87,9 @@ export class Reconciler {
       ...options,
       backoff: options.backoff ?? DEFAULT_BACKOFF,
       traffic: options.traffic,
+      deployments: options.deployments,
       secrets: options.secrets,
-      baseEnv: options.baseEnv ?? pickBaseEnv(process.env),
+      baseEnv: options.baseEnv ?? platformEnv(process.env),
     };
     this.#health = new HealthMonitor({
       probe: options.probe ?? probeHttp,
@@ -170,6 +180,7 @@ export class Reconciler {
       for (let n = 0; n < action.count; n++) await this.#startInstance(service);
     }
     await this.#options.traffic?.sync();
+    this.#options.deployments?.checkProgress();
     return plan.wakeAt;
   }
 
@@ -256,6 +267,7 @@ export class Reconciler {
         signal: status?.signal ?? null,
       },
     });
+    this.#options.deployments?.instanceFailed(instance, reason);
   }
 
   #markEnded(
@@ -417,6 +429,8 @@ export class Reconciler {
       message: `${instance.id} ${instance.state} → ${change.to} (${change.reason})`,
       data: { from: instance.state, to: change.to, reason: change.reason },
     });
+    if (change.to === 'unhealthy')
+      this.#options.deployments?.instanceFailed(instance, `unhealthy: ${change.reason}`);
     this.kick();
   }
 }
@@ -428,6 +442,8 @@ function toDesired(service: ServiceRecord): DesiredService {
     desiredCount: service.desiredCount,
     configHash: service.configHash,
     nextStartAt: service.nextStartAt,
+    maxSurgePercent: service.spec.deploy.maxSurgePercent,
+    minHealthyPercent: service.spec.deploy.minHealthyPercent,
   };
 }
 
@@ -460,8 +476,8 @@ function describeStopReason(reason: string): string {
   }
 }
 
-/** The few variables of the platform's own environment that an instance needs to find its tools. */
-function pickBaseEnv(env: NodeJS.ProcessEnv): Record<string, string> {
+/** The few variables of the platform's own environment that instances and builds need to find their tools. */
+export function platformEnv(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
   const picked: Record<string, string> = {};
   for (const name of ['PATH', 'HOME', 'LANG', 'TZ']) {
     const value = env[name];

@@ -148,11 +148,6 @@ export class Store {
     return this.#db;
   }
 
-  /** The SQLite handle, for modules that keep their own tables and SQL (metrics, alarms, drains). */
-  get db(): Database.Database {
-    return this.#db;
-  }
-
   /** Runs `fn` in one transaction: all of it lands or none of it does. */
   transaction<T>(fn: () => T): T {
     return this.#db.transaction(fn)();

@@ -1,0 +1,165 @@
+// `berth deploy [dir]`, `berth apply -f file`, `berth rollback`, `berth releases`: releases and live deploy progress.
+import { existsSync, statSync } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
+import type { Command } from 'commander';
+import type { DeployResult, ServiceStatus } from '../../domain/api-types.js';
+import type { Deployment } from '../../domain/deployment.js';
+import { BerthError } from '../../domain/errors.js';
+import { parseDuration } from '../../lib/duration.js';
+import type { ApiClient } from '../client.js';
+import type { CliContext } from '../context.js';
+import { formatTime, printJson, printTable, UsageError } from '../output.js';
+
+interface FollowOptions {
+  wait: boolean;
+  timeout: string;
+  json?: boolean;
+}
+
+export function registerDeploy(program: Command, context: CliContext): void {
+  const followOptions = (command: Command): Command =>
+    command
+      .option('--no-wait', 'return once the release is made, without following the deployment')
+      .option('--timeout <duration>', 'how long to follow the deployment', '5m')
+      .option('--json', 'print the result as JSON');
+
+  followOptions(
+    program
+      .command('deploy')
+      .description('build a directory into a release and roll it out, health-gated, with automatic rollback')
+      .argument('[dir]', 'the app directory (with berth.yaml)', '.'),
+  ).action(async (dir: string, options: FollowOptions) => {
+    const directory = resolve(dir);
+    if (!existsSync(directory) || !statSync(directory).isDirectory())
+      throw new UsageError(`${dir}: not a directory`);
+    const client = context.client();
+    await report(client, await client.deploy(directory), options);
+  });
+
+  followOptions(
+    program
+      .command('apply')
+      .description('deploy the app a spec file describes (its directory is the source)')
+      .option('-f, --file <path>', 'the app spec', 'berth.yaml'),
+  ).action(async (options: FollowOptions & { file: string }) => {
+    const path = resolve(options.file);
+    if (!existsSync(path)) throw new BerthError('invalid_spec', `${options.file}: no such file`);
+    const client = context.client();
+    await report(client, await client.deploy(dirname(path), basename(path)), options);
+  });
+
+  followOptions(
+    program
+      .command('rollback')
+      .description('deploy an earlier release again (as a new release), through the same health-gated path')
+      .argument('<app>', 'the app')
+      .argument('[release]', 'e.g. v3 (default: the release before the current one)'),
+  ).action(async (app: string, release: string | undefined, options: FollowOptions) => {
+    const version = release === undefined ? undefined : parseRelease(release);
+    const client = context.client();
+    await report(client, await client.rollback(app, version), options);
+  });
+
+  program
+    .command('releases')
+    .description("list an app's releases and how their deployments ended")
+    .argument('<app>', 'the app')
+    .option('--json', 'print as JSON')
+    .action(async (app: string, options: { json?: boolean }) => {
+      const releases = await context.client().releases(app);
+      if (options.json) return printJson(releases);
+      printTable(
+        ['release', 'created', 'artifact', 'deployment', 'description'],
+        releases.map((r) => [
+          `v${r.version}`,
+          formatTime(r.createdAt),
+          r.artifactDigest?.slice(0, 19) ?? '-',
+          r.deployment?.state ?? '-',
+          r.description,
+        ]),
+      );
+    });
+}
+
+function parseRelease(text: string): number {
+  const match = /^v?(\d+)$/.exec(text);
+  if (!match) throw new UsageError(`${text}: expected a release such as v3`);
+  return Number(match[1]);
+}
+
+/** Prints the release and build, then follows its deployment until it ends; exit code 1 unless it succeeded. */
+async function report(client: ApiClient, result: DeployResult, options: FollowOptions): Promise<void> {
+  const timeoutMs = parseTimeout(options.timeout);
+  if (!options.json) {
+    if (result.build && result.build.commands.length > 0) {
+      process.stdout.write(
+        `built ${result.build.digest.slice(0, 19)} with: ${result.build.commands.join(' && ')}\n`,
+      );
+    }
+    if (!result.created) process.stdout.write(`${result.app}: no changes (v${result.release} is current)\n`);
+    else {
+      const what = result.description.startsWith('rollback') ? ` (${result.description})` : '';
+      process.stdout.write(`${result.app}: release v${result.release}${what}\n`);
+      for (const change of result.changes) process.stdout.write(`  ${change}\n`);
+    }
+  }
+  if (result.deployment === null || !options.wait) {
+    if (options.json) printJson(result);
+    return;
+  }
+  const deployment = await follow(client, result.deployment, timeoutMs, !options.json);
+  if (options.json) printJson({ ...result, deployment });
+  else if (deployment.state === 'succeeded') {
+    process.stdout.write(`v${deployment.toRelease} is live (${seconds(deployment)})\n`);
+  } else if (deployment.state === 'in_progress') {
+    process.stdout.write(
+      `still deploying after ${options.timeout}; follow it with \`berth events ${result.app}\`\n`,
+    );
+  } else {
+    process.stdout.write(
+      `deployment ${deployment.state.replace('_', ' ')}${deployment.state === 'rolled_back' ? ` to v${deployment.fromRelease}` : ''}:\n${deployment.reason ?? ''}\n`,
+    );
+  }
+  if (deployment.state !== 'succeeded') process.exitCode = 1;
+}
+
+/** Polls the deployment, printing a line per service whenever its progress changes. */
+async function follow(client: ApiClient, id: number, timeoutMs: number, show: boolean): Promise<Deployment> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    const { deployment, status } = await client.deployment(id);
+    const involved = status.services.filter((s) => deployment.services.some((d) => d.name === s.name));
+    const line = involved.map((s) => progressOf(s, deployment)).join('  ');
+    if (show && line !== last) process.stdout.write(`  ${line}\n`);
+    last = line;
+    // After a rollback, follow until the previous release is whole again.
+    const settled =
+      deployment.state !== 'in_progress' && (deployment.state !== 'rolled_back' || status.converged);
+    if (settled || Date.now() >= deadline) return deployment;
+    await new Promise((r) => setTimeout(r, 150));
+  }
+}
+
+function progressOf(service: ServiceStatus, deployment: Deployment): string {
+  const failures = deployment.services.find((d) => d.name === service.name)?.failures ?? 0;
+  const parts = [`${service.healthy}/${service.desired} new healthy`];
+  if (service.starting) parts.push(`${service.starting} starting`);
+  if (service.unhealthy) parts.push(`${service.unhealthy} unhealthy`);
+  if (service.outdated) parts.push(`${service.outdated} old`);
+  if (service.draining) parts.push(`${service.draining} draining`);
+  if (failures) parts.push(`${failures} failed`);
+  return `${service.name}: ${parts.join(', ')}`;
+}
+
+function seconds(deployment: Deployment): string {
+  return `${(((deployment.endedAt ?? Date.now()) - deployment.startedAt) / 1000).toFixed(1)}s`;
+}
+
+function parseTimeout(text: string): number {
+  try {
+    return parseDuration(text);
+  } catch (error) {
+    throw new UsageError(`--timeout: ${(error as Error).message}`);
+  }
+}

@@ -1,0 +1,63 @@
+// API routes of releases and deployments: deploy a directory, roll back, list releases, follow a deployment.
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import type { DeploymentView } from '../../domain/api-types.js';
+import { BerthError } from '../../domain/errors.js';
+import type { AppManager } from '../app-manager.js';
+import type { Deployer } from '../deploy/deployer.js';
+import type { Store } from '../store/store.js';
+import { parseInput } from './input.js';
+
+export interface DeployRoutesOptions {
+  store: Store;
+  apps: AppManager;
+  deployer: Deployer;
+  actor: string;
+}
+
+const deployBody = z.strictObject({
+  directory: z.string().startsWith('/', 'must be an absolute path'),
+  file: z
+    .string()
+    .min(1)
+    .regex(/^[^/]+$/, 'must be a file name inside the directory')
+    .optional(),
+});
+
+const rollbackBody = z.strictObject({
+  version: z.number().int().min(1).optional(),
+});
+
+export function registerDeployRoutes(api: FastifyInstance, options: DeployRoutesOptions): void {
+  const { store, apps, deployer, actor } = options;
+
+  api.post('/v1/deploy', async (request) => {
+    const body = parseInput(deployBody, request.body, 'body');
+    return deployer.deploy(body.directory, actor, body.file);
+  });
+
+  api.post<{ Params: { app: string } }>('/v1/apps/:app/rollback', async (request) => {
+    const body = parseInput(rollbackBody, request.body, 'body');
+    return deployer.rollback(request.params.app, actor, body.version);
+  });
+
+  api.get<{ Params: { app: string } }>('/v1/apps/:app/releases', async (request) => {
+    apps.status(request.params.app);
+    const deployments = store.listDeployments({ app: request.params.app });
+    return store.listReleases(request.params.app).map((release) => ({
+      ...release,
+      deployment: deployments.filter((d) => d.toRelease === release.version).at(-1) ?? null,
+    }));
+  });
+
+  api.get<{ Params: { app: string } }>('/v1/apps/:app/deployments', async (request) => {
+    apps.status(request.params.app);
+    return store.listDeployments({ app: request.params.app });
+  });
+
+  api.get<{ Params: { id: string } }>('/v1/deployments/:id', async (request): Promise<DeploymentView> => {
+    const deployment = store.getDeployment(Number(request.params.id));
+    if (!deployment) throw new BerthError('not_found', `no deployment ${request.params.id}`);
+    return { deployment, status: apps.status(deployment.app) };
+  });
+}
