@@ -70,6 +70,42 @@ export class AppManager {
     }
   }
 
+  /**
+   * A secret or config var changed: the current release again, as a new release, so that the services whose
+   * environment changed roll through the health-gated deploy path. Null when no service is affected.
+   */
+  secretsChanged(appName: string, what: string, actor: string): ApplyResult | null {
+    const app = this.#store.getApp(appName);
+    const release = app && this.#store.getRelease(appName, app.currentRelease);
+    if (!release) return null;
+    const result = this.apply(release.spec, release.sourceDir, actor, {
+      artifactDigest: release.artifactDigest ?? undefined,
+      description: what,
+    });
+    return result.created ? result : null;
+  }
+
+  /** Lines for services whose spec and source are unchanged but whose secrets or config vars changed. */
+  #environmentChanges(
+    spec: AppSpec,
+    sourceDir: string,
+    services: ServiceRecord[],
+    changes: string[],
+  ): string[] {
+    if (!this.#secrets) return [];
+    const lines: string[] = [];
+    for (const [name, service] of Object.entries(spec.services)) {
+      const running = services.find((s) => s.name === name);
+      if (!running || running.sourceDir !== sourceDir || changes.some((c) => c.startsWith(`~ ${name}:`)))
+        continue;
+      if (JSON.stringify(running.spec) !== JSON.stringify(service)) continue;
+      // Same spec and source: a different hash can only come from secret versions or config vars.
+      if (configHashOf(service, sourceDir, this.#hashInputs(spec.app, service)) !== running.configHash)
+        lines.push(`~ ${name}: secrets or config vars`);
+    }
+    return lines;
+  }
+
   /** The inputs of a service's config hash that live outside its spec: secret versions and config vars. */
   #hashInputs(app: string, service: ServiceSpec): ConfigHashInputs {
     if (!this.#secrets) return {};
@@ -93,6 +129,7 @@ export class AppManager {
       const previous = app ? this.#store.getRelease(spec.app, app.currentRelease) : undefined;
       const services = this.#store.listServices(spec.app);
       const changes = describeChanges(previous, spec, options.artifactDigest ?? null, services);
+      changes.push(...this.#environmentChanges(spec, sourceDir, services, changes));
       if (app && changes.length === 0 && options.kind !== 'rollback') {
         return {
           app: spec.app,

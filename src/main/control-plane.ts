@@ -94,6 +94,17 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     retainReleases: RETAINED_RELEASES,
   });
   apps.useSecrets(secrets);
+  // A new secret version or config var is a new release: the services using it roll, health-gated.
+  secrets.onChange((change) => {
+    try {
+      apps.secretsChanged(change.app, `${change.kind} ${change.names.join(', ')} changed`, 'secrets');
+    } catch (error) {
+      log.warn(
+        { err: error, app: change.app },
+        'no release after a secrets change; the next deploy takes it',
+      );
+    }
+  });
   const deployer = new Deployer(apps, builder);
   reconciler = new Reconciler({
     store,

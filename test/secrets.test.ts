@@ -1,0 +1,323 @@
+// Integration: secrets through a real control plane, proxy and instances: injected, scrubbed, rolled, never on disk.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { Agent, request } from 'node:https';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import type { InstanceView } from '../src/domain/api-types.js';
+import { proxyPaths } from '../src/domain/proxy-paths.js';
+import {
+  CLI,
+  type ControlPlaneProcess,
+  getJson,
+  runCli,
+  startControlPlane,
+  stopProxy,
+  tempDir,
+  waitFor,
+  withDeadline,
+  writeApp,
+} from './control-harness.js';
+
+const SECRETS_APP = fileURLToPath(new URL('../../test/fixtures/secrets-app/server.js', import.meta.url));
+const DB_URL = `postgres://shop:pw-${Math.random().toString(36).slice(2)}@db.internal/shop`;
+const API_KEY = `sk-live-${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
+const NEW_DB_URL = `postgres://shop:rotated-${Math.random().toString(36).slice(2)}@db.internal/shop`;
+
+function spec(webSecrets: string[] = ['DB_URL', 'API_KEY']): string {
+  const health =
+    '    health: { path: /health, interval: 200ms, timeout: 150ms, healthy: 1, unhealthy: 2, grace: 0s }';
+  return [
+    'app: shop',
+    'routes:',
+    '  - host: shop.localhost',
+    '    service: web',
+    'services:',
+    '  web:',
+    `    run: node ${SECRETS_APP}`,
+    '    instances: 2',
+    health,
+    '    deploy: { drain: 2s, stopTimeout: 5s }',
+    '    env: { PRINT_SECRET: DB_URL }',
+    `    secrets: [${webSecrets.join(', ')}]`,
+    '  worker:',
+    `    run: node ${SECRETS_APP}`,
+    '    instances: 1',
+    health,
+    '    secrets: [API_KEY]',
+  ].join('\n');
+}
+
+/** Every file under `dir`, recursively. */
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) return filesUnder(path);
+    return entry.isFile() ? [path] : [];
+  });
+}
+
+/** Runs the CLI with `input` on its stdin. */
+async function runCliWithStdin(
+  dataDir: string,
+  args: string[],
+  input: string,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [CLI, '--data-dir', dataDir, ...args], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk) => {
+    stdout += String(chunk);
+  });
+  child.stderr.on('data', (chunk) => {
+    stderr += String(chunk);
+  });
+  child.stdin.end(input);
+  const [code] = (await withDeadline(once(child, 'exit'), 30_000, `berth ${args.join(' ')}`)) as [number];
+  return { code, stdout, stderr };
+}
+
+interface EnvAnswer {
+  instance: string;
+  service: string;
+  env: Record<string, string>;
+}
+
+describe('secrets', () => {
+  const dataDir = tempDir('berth-secrets-');
+  let plane: ControlPlaneProcess;
+  let agent: Agent;
+
+  async function healthy(service: string, count: number): Promise<InstanceView[]> {
+    return waitFor(`${count} healthy ${service} instances`, async () => {
+      const status = await plane.client.app('shop');
+      const live = (await plane.client.instances({ app: 'shop' })).filter((i) => i.service === service);
+      return status.converged && live.length === count && live.every((i) => i.state === 'healthy')
+        ? live
+        : undefined;
+    });
+  }
+
+  function get(): Promise<{ status: number; body: string }> {
+    return new Promise((resolve, reject) => {
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port: plane.proxyPorts.https,
+          path: '/',
+          servername: 'shop.localhost',
+          headers: { host: 'shop.localhost' },
+          agent,
+          timeout: 5000,
+        },
+        (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => {
+            body += chunk;
+          });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
+  before(async () => {
+    plane = await startControlPlane(dataDir);
+    agent = new Agent({ keepAlive: true, maxSockets: 8, ca: readFileSync(proxyPaths(dataDir).caCert) });
+    const keyFile = join(tempDir('berth-secret-file-'), 'api-key');
+    writeFileSync(keyFile, API_KEY);
+    const set = await runCliWithStdin(
+      dataDir,
+      ['secrets', 'set', 'shop', 'DB_URL=-', '--from-file', `API_KEY=${keyFile}`],
+      `${DB_URL}\n`,
+    );
+    assert.equal(set.code, 0, set.stderr);
+    assert.match(set.stdout, /DB_URL v1 set/);
+    assert.ok(!set.stdout.includes(DB_URL));
+    assert.equal((await runCli(dataDir, ['config', 'set', 'shop', 'MODE=live'])).code, 0);
+    const deployed = await runCli(dataDir, ['deploy', writeApp({ 'berth.yaml': spec() })]);
+    assert.equal(deployed.code, 0, deployed.stderr + deployed.stdout);
+    await healthy('web', 2);
+    await healthy('worker', 1);
+  });
+
+  after(async () => {
+    agent?.destroy();
+    await runCli(dataDir, ['down', '--all']).catch(() => undefined);
+    await waitFor('instances to stop', async () =>
+      (await plane.client.instances()).length === 0 ? true : undefined,
+    ).catch(() => undefined);
+    await plane.stop();
+    await stopProxy(dataDir);
+  });
+
+  it('gives each instance exactly the secrets its service names, plus the app config', async () => {
+    for (const instance of await plane.client.instances({ app: 'shop' })) {
+      const answer = (await getJson(instance.port!)) as unknown as EnvAnswer;
+      const expected: Record<string, string> =
+        instance.service === 'web'
+          ? { API_KEY, DB_URL, MODE: 'live', PRINT_SECRET: 'DB_URL' }
+          : { API_KEY, MODE: 'live' };
+      assert.deepEqual(answer.env, expected, `${instance.id} (${instance.service})`);
+    }
+  });
+
+  it('lists names, versions and users of secrets, never values', async () => {
+    const list = await runCli(dataDir, ['secrets', 'list', 'shop']);
+    assert.equal(list.code, 0, list.stderr);
+    assert.match(list.stdout, /API_KEY\s+v1\s+-\s+.*web,worker\s+active/);
+    assert.match(list.stdout, /DB_URL\s+v1\s+-\s+.*web\s+active/);
+    for (const value of [DB_URL, API_KEY]) assert.ok(!list.stdout.includes(value));
+    const refused = await runCli(dataDir, ['secrets', 'get', 'shop', 'DB_URL']);
+    assert.equal(refused.code, 2);
+    const revealed = await runCli(dataDir, ['secrets', 'get', 'shop', 'DB_URL', '--reveal']);
+    assert.equal(revealed.stdout, `${DB_URL}\n`);
+    const events = await plane.client.events({ app: 'shop' });
+    assert.ok(events.some((e) => e.kind === 'secret.revealed' && /DB_URL v1 revealed/.test(e.message)));
+  });
+
+  it('scrubs a secret the app prints, even split across two writes, from `berth logs`', async () => {
+    const logs = await waitFor('the app to print its connection string', async () => {
+      const result = await runCli(dataDir, ['logs', 'shop', '--service', 'web']);
+      return result.stdout.includes('connecting with') ? result.stdout : undefined;
+    });
+    assert.match(logs, /\[out\] connecting with \[secret:DB_URL\] now/);
+    assert.ok(!logs.includes(DB_URL));
+    assert.ok(!logs.includes(DB_URL.slice(4)));
+  });
+
+  it('refuses a release naming a missing secret, leaving the running instances alone', async () => {
+    const before = (await plane.client.instances({ app: 'shop' })).map((i) => i.id).sort();
+    const result = await runCli(dataDir, [
+      'deploy',
+      writeApp({ 'berth.yaml': spec(['DB_URL', 'API_KEY', 'NOPE']) }),
+    ]);
+    assert.notEqual(result.code, 0);
+    assert.match(result.stderr, /no secret NOPE/);
+    const after = (await plane.client.instances({ app: 'shop' })).map((i) => i.id).sort();
+    assert.deepEqual(after, before);
+  });
+
+  it('keeps every secret value out of every file of the data directory', async () => {
+    // WAL contents reach the main file only at a checkpoint: both are read, with the logs and everything else.
+    const files = filesUnder(dataDir);
+    assert.ok(files.some((f) => f.endsWith('state.db')) && files.some((f) => f.endsWith('.log')));
+    for (const file of files) {
+      if (statSync(file).size > 64 * 1024 * 1024) continue;
+      const bytes = readFileSync(file);
+      for (const value of [DB_URL, API_KEY, DB_URL.slice(0, 24), API_KEY.slice(8)]) {
+        assert.equal(bytes.includes(Buffer.from(value)), false, `${file} holds a secret value`);
+      }
+    }
+  });
+
+  it('rolls the services using a changed secret with no failed request', async () => {
+    const webBefore = (await healthy('web', 2)).map((i) => i.id);
+    const workerBefore = (await healthy('worker', 1)).map((i) => i.id);
+    let running = true;
+    let sent = 0;
+    const failures: string[] = [];
+    const workers = Array.from({ length: 4 }, async () => {
+      while (running) {
+        sent++;
+        try {
+          const answer = await get();
+          if (answer.status !== 200) failures.push(`${answer.status} ${answer.body.slice(0, 100)}`);
+        } catch (error) {
+          failures.push(String(error));
+        }
+      }
+    });
+    try {
+      const set = await runCli(dataDir, ['secrets', 'set', 'shop', `DB_URL=${NEW_DB_URL}`]);
+      assert.equal(set.code, 0, set.stderr);
+      await waitFor(
+        'web to run the new value',
+        async () => {
+          const live = await healthy('web', 2);
+          if (live.some((i) => webBefore.includes(i.id))) return undefined;
+          const answers = await Promise.all(live.map((i) => getJson(i.port!)));
+          return answers.every((a) => (a as unknown as EnvAnswer | undefined)?.env.DB_URL === NEW_DB_URL)
+            ? true
+            : undefined;
+        },
+        20_000,
+      );
+    } finally {
+      running = false;
+      await Promise.all(workers);
+    }
+    assert.deepEqual(failures, [], `${failures.length} of ${sent} requests failed`);
+    assert.ok(sent > 20, `only ${sent} requests were sent`);
+    // The worker does not use DB_URL: it keeps running.
+    assert.deepEqual(
+      (await healthy('worker', 1)).map((i) => i.id),
+      workerBefore,
+    );
+  });
+
+  it('exports to a passphrase bundle that imports on a second data directory with the same values', async () => {
+    const passphraseFile = join(tempDir('berth-pass-'), 'passphrase');
+    writeFileSync(passphraseFile, 'a long export passphrase\n', { mode: 0o600 });
+    const exported = await runCli(dataDir, [
+      'secrets',
+      'export',
+      'shop',
+      '--passphrase-file',
+      passphraseFile,
+    ]);
+    assert.equal(exported.code, 0, exported.stderr);
+    for (const value of [NEW_DB_URL, API_KEY]) assert.ok(!exported.stdout.includes(value));
+    const bundleFile = join(tempDir('berth-bundle-'), 'shop.bundle');
+    writeFileSync(bundleFile, exported.stdout);
+
+    const otherDir = tempDir('berth-secrets-other-');
+    const other = await startControlPlane(otherDir);
+    try {
+      const wrongFile = join(tempDir('berth-pass-'), 'wrong');
+      writeFileSync(wrongFile, 'not the passphrase\n');
+      const wrong = await runCli(otherDir, [
+        'secrets',
+        'import',
+        'shop',
+        bundleFile,
+        '--passphrase-file',
+        wrongFile,
+      ]);
+      assert.equal(wrong.code, 1);
+      assert.match(wrong.stderr, /wrong passphrase/);
+      assert.equal((await runCli(otherDir, ['secrets', 'list', 'shop'])).stdout.includes('DB_URL'), false);
+
+      const imported = await runCli(otherDir, [
+        'secrets',
+        'import',
+        'shop',
+        bundleFile,
+        '--passphrase-file',
+        passphraseFile,
+      ]);
+      assert.equal(imported.code, 0, imported.stderr);
+      assert.match(imported.stdout, /imported 2 secrets \(API_KEY, DB_URL\) and 1 config vars/);
+      for (const [name, value] of [
+        ['DB_URL', NEW_DB_URL],
+        ['API_KEY', API_KEY],
+      ] as const) {
+        const revealed = await runCli(otherDir, ['secrets', 'get', 'shop', name, '--reveal']);
+        assert.equal(revealed.stdout, `${value}\n`);
+      }
+      assert.equal((await runCli(otherDir, ['config', 'list', 'shop'])).stdout, 'MODE=live\n');
+    } finally {
+      await other.stop();
+      await stopProxy(otherDir);
+    }
+  });
+});
