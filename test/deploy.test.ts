@@ -175,6 +175,25 @@ describe('deploys', () => {
     );
   });
 
+  it('resumes a deployment after a control-plane restart in the middle, with zero failed requests', async () => {
+    const { answers, failures } = await load.during(async () => {
+      const started = await plane.client.deploy(appDir({ GREETING: 'slow', START_DELAY_MS: '700' }));
+      await plane.stop();
+      plane = await startControlPlane(dataDir);
+      const view = await waitFor(
+        'the deployment to end',
+        async () => {
+          const now = await plane.client.deployment(started.deployment!);
+          return now.deployment.state !== 'in_progress' ? now : undefined;
+        },
+        30_000,
+      );
+      assert.equal(view.deployment.state, 'succeeded', view.deployment.reason ?? '');
+    });
+    assert.deepEqual(failures, [], `${failures.length} of ${answers.length} requests failed`);
+    assert.equal(releaseOf((await load.get()).body), 'slow');
+  });
+
   it('refuses a release whose build fails, showing its output, and changes nothing', async () => {
     const before = await plane.client.app('shop');
     const dir = appDir(
