@@ -61,7 +61,11 @@ describe('observability', () => {
   let plane: ControlPlaneProcess;
   let agent: Agent;
 
+  /** Client-side duration (ms) of every request sent, by path, as the ground truth the proxy's view must not exceed. */
+  const durations: number[] = [];
+
   function get(path: string): Promise<number> {
+    const started = performance.now();
     return new Promise((resolve, reject) => {
       const req = request(
         {
@@ -75,7 +79,10 @@ describe('observability', () => {
         },
         (res) => {
           res.resume();
-          res.on('end', () => resolve(res.statusCode ?? 0));
+          res.on('end', () => {
+            durations.push(performance.now() - started);
+            resolve(res.statusCode ?? 0);
+          });
         },
       );
       req.on('timeout', () => req.destroy(new Error('timeout')));
@@ -106,7 +113,7 @@ describe('observability', () => {
     await stopProxy(dataDir);
   });
 
-  it('counts 300 × 200, 20 × 404 and 10 × 500 exactly, with p50/p95/p99 within 5 % + 20 ms of the delays', async () => {
+  it('counts 300 × 200, 20 × 404 and 10 × 500 exactly, with p50/p95/p99 between the delays and the client’s view', async () => {
     const mix = [
       ...Array.from({ length: 300 }, () => '/status/200?delay=10'),
       ...Array.from({ length: 20 }, () => '/status/404?delay=60'),
@@ -120,6 +127,7 @@ describe('observability', () => {
       [mix[i], mix[j]] = [mix[j]!, mix[i]!];
     }
     const statuses: number[] = [];
+    durations.length = 0;
     let next = 0;
     await Promise.all(
       Array.from({ length: 10 }, async () => {
@@ -142,11 +150,23 @@ describe('observability', () => {
       [totals.s2xx, totals.s3xx, totals.s4xx, totals.s5xx, totals.e502, totals.e503, totals.e504],
       [300, 0, 20, 10, 0, 0, 0],
     );
-    const within = (value: number | null, delay: number): boolean =>
-      value !== null && value >= delay && value <= delay * 1.05 + 20;
-    assert.ok(within(totals.p50, 10), `p50 ${totals.p50}`);
-    assert.ok(within(totals.p95, 60), `p95 ${totals.p95}`);
-    assert.ok(within(totals.p99, 150), `p99 ${totals.p99}`);
+    // Tolerance: each request's latency at the proxy is at least the app's delay and at most what the client saw,
+    // so the q-quantile lies between the delay of the group holding rank q and the client's own q-quantile (+5 %,
+    // the width of a histogram bucket). That holds however busy the machine is; on a quiet one the client's
+    // quantiles are within a few ms of the delays.
+    const sorted = [...durations].sort((a, b) => a - b);
+    const clientQuantile = (q: number): number => sorted[Math.ceil(q * sorted.length) - 1]!;
+    for (const [name, q, delay, value] of [
+      ['p50', 0.5, 10, totals.p50],
+      ['p95', 0.95, 60, totals.p95],
+      ['p99', 0.99, 150, totals.p99],
+    ] as const) {
+      const ceiling = clientQuantile(q) * 1.05 + 0.5;
+      assert.ok(
+        value !== null && value >= delay && value <= ceiling,
+        `${name} ${value}: expected ${delay}..${ceiling}`,
+      );
+    }
 
     // Per instance the counts add up to the same, and the proxy's own figures agree.
     const byInstance = await metrics('since=5m&collapse=1&by=instance');
@@ -290,6 +310,24 @@ describe('observability', () => {
     assert.equal(cli.code, 0, cli.stderr);
     assert.match(cli.stdout, /\[out\] merge3 4\n/);
     assert.match(cli.stdout, /merge3 49\n/);
+  });
+
+  it('keeps every line of a 100k-line burst, in order', async () => {
+    assert.equal(await get('/burst?n=100000&tag=big'), 200);
+    const lines = await waitFor(
+      '100000 lines in the log',
+      async () => {
+        const all = await plane.client.request<AppLogLine[]>(
+          'GET',
+          '/v1/apps/obs/logs?grep=big%20&lines=100000&events=0',
+        );
+        return all.length >= 100_000 ? all : undefined;
+      },
+      20_000,
+      250,
+    );
+    assert.equal(lines.length, 100_000);
+    assert.ok(lines.every((l, i) => l.line === `big ${i}`));
   });
 
   it('drains a burst to an HTTPS receiver and to rsyslog: every line, in order, once', async () => {
