@@ -11,6 +11,8 @@ export interface Answer {
 }
 
 export interface LoadResult {
+  /** Requests sent, answered or not. */
+  sent: number;
   answers: Answer[];
   failures: string[];
 }
@@ -59,10 +61,12 @@ export class LoadClient {
   /** Sends requests back to back on `connections` keep-alive connections while `during` runs. */
   async during(work: () => Promise<void>, connections = 4): Promise<LoadResult> {
     let running = true;
+    let sent = 0;
     const answers: Answer[] = [];
     const failures: string[] = [];
     const workers = Array.from({ length: connections }, async () => {
       while (running) {
+        sent++;
         try {
           const answer = await this.get();
           answers.push(answer);
@@ -78,7 +82,7 @@ export class LoadClient {
       running = false;
       await Promise.all(workers);
     }
-    return { answers, failures };
+    return { sent, answers, failures };
   }
 
   close(): void {
