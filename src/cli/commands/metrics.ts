@@ -102,7 +102,7 @@ export function registerMetrics(program: Command, context: CliContext): void {
         const last = series.points[series.points.length - 1];
         const label =
           options.by === 'instance'
-            ? `${series.service}/${series.instance}`
+            ? (series.instance ?? '')
             : options.by === 'release'
               ? `${series.service} v${series.release}`
               : series.service;

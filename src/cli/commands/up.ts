@@ -12,12 +12,20 @@ export function registerUp(program: Command, context: CliContext): void {
     .command('up')
     .description('run the control plane in the foreground (Ctrl-C stops Berth, not the apps)')
     .option('--port <port>', 'port of the REST API on 127.0.0.1', '7070')
-    .action(async (options: { port: string }) => {
+    .option('--metrics-port <port>', 'also serve Prometheus /metrics without a token on 127.0.0.1:<port>')
+    .option('--metrics-interval <duration>', 'how often to collect metrics (default 5s)')
+    .action(async (options: { port: string; metricsPort?: string; metricsInterval?: string }) => {
       if (!/^\d+$/.test(options.port))
         throw new UsageError(`--port: expected a port number, got ${options.port}`);
+      if (options.metricsPort !== undefined && !/^\d+$/.test(options.metricsPort))
+        throw new UsageError(`--metrics-port: expected a port number, got ${options.metricsPort}`);
+      const extra = [
+        ...(options.metricsPort === undefined ? [] : ['--metrics-port', options.metricsPort]),
+        ...(options.metricsInterval === undefined ? [] : ['--metrics-interval', options.metricsInterval]),
+      ];
       const child = spawn(
         process.execPath,
-        [CONTROL_PLANE, '--data-dir', context.dataDir, '--port', options.port],
+        [CONTROL_PLANE, '--data-dir', context.dataDir, '--port', options.port, ...extra],
         {
           stdio: 'inherit',
         },
