@@ -21,6 +21,7 @@ import { ProxySupervisor, type RunningProxy } from '../control/traffic/proxy-sup
 import { RouteSync } from '../control/traffic/route-sync.js';
 import { UsageMonitor } from '../control/usage-monitor.js';
 import { type ControlEndpoint, controlPaths, resolveDataDir } from '../domain/data-dir.js';
+import { proxyPaths } from '../domain/proxy-paths.js';
 import { systemClock } from '../lib/clock.js';
 import { parseDuration } from '../lib/duration.js';
 import { createLogger } from '../lib/logger.js';
@@ -43,6 +44,8 @@ export interface ControlPlaneOptions {
   metricsIntervalMs?: number;
   /** Also serve `GET /metrics` without a token on 127.0.0.1 at this port (opt-in; 0 = any free port). */
   openMetricsPort?: number;
+  /** Have a proxy started here write access logs, and split them into each app's log. */
+  accessLog?: boolean;
 }
 
 const PROXY_MAIN = fileURLToPath(new URL('./proxy.js', import.meta.url));
@@ -80,6 +83,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     httpPort: options.httpPort,
     httpsPort: options.httpsPort,
     log,
+    accessLogFile: options.accessLog ? join(proxyPaths(paths.dataDir).dir, 'access.log') : undefined,
   }).ensureRunning();
   const traffic = new RouteSync(proxy.admin, store, log);
   const builder = new ArtifactBuilder({
@@ -99,10 +103,14 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     try {
       apps.secretsChanged(change.app, `${change.kind} ${change.names.join(', ')} changed`, 'secrets');
     } catch (error) {
-      log.warn(
-        { err: error, app: change.app },
-        'no release after a secrets change; the next deploy takes it',
-      );
+      // E.g. a deployment in progress, or a secret unset that a service still names: say so where users look.
+      events.record({
+        actor: 'secrets',
+        kind: 'release.skipped',
+        app: change.app,
+        message: `no new release after the ${change.kind} change (${change.names.join(', ')}): ${(error as Error).message}; the next deploy takes it`,
+        data: { kind: change.kind, names: change.names },
+      });
     }
   });
   const deployer = new Deployer(apps, builder);
@@ -128,6 +136,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     logDir: paths.logs,
     collectIntervalMs: options.metricsIntervalMs,
     openMetricsPort: options.openMetricsPort,
+    accessLogFile: options.accessLog ? join(proxyPaths(paths.dataDir).dir, 'access.log') : undefined,
   });
   const api = createApi({
     token,
@@ -206,6 +215,7 @@ async function main(): Promise<void> {
       'https-port': { type: 'string', default: '8443' },
       'metrics-interval': { type: 'string', default: process.env.BERTH_METRICS_INTERVAL ?? '5s' },
       'metrics-port': { type: 'string' },
+      'access-log': { type: 'boolean', default: process.env.BERTH_ACCESS_LOG === '1' },
     },
   });
   const plane = await startControlPlane({
@@ -215,6 +225,7 @@ async function main(): Promise<void> {
     httpPort: portOption('http-port', values['http-port']),
     httpsPort: portOption('https-port', values['https-port']),
     metricsIntervalMs: durationOption('metrics-interval', values['metrics-interval']),
+    accessLog: values['access-log'],
     openMetricsPort:
       values['metrics-port'] === undefined ? undefined : portOption('metrics-port', values['metrics-port']),
   });

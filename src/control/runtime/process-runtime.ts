@@ -158,6 +158,8 @@ export class ProcessRuntime implements Runtime {
   }
 
   exitStatus(logPath: string): ExitStatus | null {
+    // Instances from before the shim have no log path, and no status file.
+    if (logPath === '') return null;
     try {
       const recorded = JSON.parse(readFileSync(exitPathOf(logPath), 'utf8')) as Partial<ExitStatus>;
       return { code: recorded.code ?? null, signal: recorded.signal ?? null };
