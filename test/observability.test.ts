@@ -27,6 +27,8 @@ import {
 
 // Collect often so the test waits little; the control plane reads this when no flag is given.
 process.env.BERTH_METRICS_INTERVAL = '250ms';
+// The proxy this test's control plane starts writes access logs, split into each app's log.
+process.env.BERTH_ACCESS_LOG = '1';
 
 const APP = fileURLToPath(new URL('../../test/fixtures/metrics-app', import.meta.url));
 const run = promisify(execFile);
@@ -290,7 +292,10 @@ describe('observability', () => {
   it('merges instance output and events in time order, filtered by --grep', async () => {
     for (let i = 0; i < 4; i++) assert.equal(await get(`/burst?n=50&tag=merge${i}`), 200);
     const lines = await waitFor('200 burst lines in the log', async () => {
-      const all = await plane.client.request<AppLogLine[]>('GET', '/v1/apps/obs/logs?grep=merge&lines=1000');
+      const all = await plane.client.request<AppLogLine[]>(
+        'GET',
+        '/v1/apps/obs/logs?grep=merge&lines=1000&access=0',
+      );
       return all.length >= 200 ? all : undefined;
     });
     assert.equal(lines.length, 200);
@@ -306,10 +311,25 @@ describe('observability', () => {
         Array.from({ length: 50 }, (_, j) => `merge${i} ${j}`),
       );
     }
-    const cli = await runCli(dataDir, ['logs', 'obs', '--grep', 'merge3 4', '--since', '5m']);
+    const cli = await runCli(dataDir, ['logs', 'obs', '--grep', 'merge3 4', '--since', '5m', '--no-access']);
     assert.equal(cli.code, 0, cli.stderr);
     assert.match(cli.stdout, /\[out\] merge3 4\n/);
     assert.match(cli.stdout, /merge3 49\n/);
+  });
+
+  it("puts the proxy's access lines in the app's log, with the instance that served each request", async () => {
+    const instances = new Set((await plane.client.instances({ app: 'obs' })).map((i) => i.id));
+    assert.equal(await get('/status/404?delay=1&mark=access-test'), 404);
+    const line = await waitFor('the access line', async () => {
+      const lines = await plane.client.request<AppLogLine[]>(
+        'GET',
+        '/v1/apps/obs/logs?grep=mark%3Daccess-test&lines=10',
+      );
+      return lines.find((l) => l.source === 'access');
+    });
+    assert.match(line.line, /^GET \/status\/404\?delay=1&mark=access-test 404 [\d.]+ms \d+B req=\S+$/);
+    assert.ok(instances.has(line.instance), `served by ${line.instance}`);
+    assert.equal(line.service, 'web');
   });
 
   it('keeps every line of a 100k-line burst, in order', async () => {
@@ -319,7 +339,7 @@ describe('observability', () => {
       async () => {
         const all = await plane.client.request<AppLogLine[]>(
           'GET',
-          '/v1/apps/obs/logs?grep=big%20&lines=100000&events=0',
+          '/v1/apps/obs/logs?grep=big%20&lines=100000&events=0&access=0',
         );
         return all.length >= 100_000 ? all : undefined;
       },

@@ -124,15 +124,15 @@ export interface DrainView {
   lastError: string | null;
 }
 
-/** Where a line of an app's log came from: an instance's stdout/stderr, or the platform's event timeline. */
-export type AppLogSource = 'out' | 'err' | 'event';
+/** Where a line of an app's log came from: an instance's stdout/stderr, the platform's events, the proxy. */
+export type AppLogSource = 'out' | 'err' | 'event' | 'access';
 
 /** One line of an app's merged log. */
 export interface AppLogLine {
   /** When it was written, epoch ms. */
   t: number;
   source: AppLogSource;
-  /** The instance id, or `berth` for platform events. */
+  /** The instance id (for access lines: the instance that served it), or `berth` for platform events. */
   instance: string;
   service: string | null;
   line: string;

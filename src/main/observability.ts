@@ -8,6 +8,7 @@ import {
   startOpenMetricsListener,
 } from '../control/api/metrics-routes.js';
 import type { EventLog } from '../control/event-log.js';
+import { AccessLogSplitter } from '../control/logs/access-logs.js';
 import { DrainManager } from '../control/logs/drain-manager.js';
 import { LogRetention } from '../control/logs/log-retention.js';
 import { AlarmManager } from '../control/metrics/alarms.js';
@@ -32,6 +33,8 @@ export interface ObservabilityOptions {
   collectIntervalMs?: number;
   /** When set, also serve `GET /metrics` without a token on 127.0.0.1 at this port (0 = any free port). */
   openMetricsPort?: number;
+  /** The proxy's access log file, when access logs are on: its lines are split into each app's log. */
+  accessLogFile?: string;
 }
 
 export interface Observability {
@@ -65,6 +68,10 @@ export function createObservability(options: ObservabilityOptions): Observabilit
   });
   const drains = new DrainManager({ db: store.db, store, events, log, clock, logDir: options.logDir });
   const retention = new LogRetention({ store, logDir: options.logDir, log });
+  const access =
+    options.accessLogFile === undefined
+      ? undefined
+      : new AccessLogSplitter({ store, source: options.accessLogFile, logDir: options.logDir, log });
   const routeOptions = { store, metrics, collector, alarms, usage, now: () => clock.now() };
   let open: { port: number; close(): Promise<void> } | undefined;
 
@@ -78,6 +85,7 @@ export function createObservability(options: ObservabilityOptions): Observabilit
       collector.start();
       drains.start();
       retention.start();
+      access?.start();
       if (options.openMetricsPort !== undefined) {
         open = await startOpenMetricsListener(options.openMetricsPort, () => prometheusText(routeOptions));
       }
@@ -85,6 +93,7 @@ export function createObservability(options: ObservabilityOptions): Observabilit
     async stop() {
       await open?.close();
       retention.stop();
+      access?.stop();
       await drains.stop();
       await collector.stop();
     },

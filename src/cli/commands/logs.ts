@@ -21,6 +21,7 @@ export function registerLogs(program: Command, context: CliContext): void {
     .option('--since <when>', 'only lines from this far back (15m, 2h) or since a time (ISO 8601)')
     .option('-g, --grep <text>', 'only lines containing this text')
     .option('--no-events', 'leave out platform events')
+    .option('--no-access', "leave out the proxy's access lines (when access logs are on)")
     .option('--json', 'print JSON lines')
     .action(
       async (
@@ -33,6 +34,7 @@ export function registerLogs(program: Command, context: CliContext): void {
           since?: string;
           grep?: string;
           events: boolean;
+          access: boolean;
           json?: boolean;
         },
       ) => {
@@ -45,6 +47,7 @@ export function registerLogs(program: Command, context: CliContext): void {
           if (value !== undefined) query.set(key, value);
         }
         if (!options.events) query.set('events', '0');
+        if (!options.access) query.set('access', '0');
         const print = (line: AppLogLine): void => {
           process.stdout.write(options.json ? `${JSON.stringify(line)}\n` : formatLogLine(line));
         };

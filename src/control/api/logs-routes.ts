@@ -16,6 +16,7 @@ const logsQuery = z.strictObject({
   since: z.string().optional(),
   grep: z.string().max(1000).optional(),
   events: z.enum(['0', '1', 'true', 'false']).optional(),
+  access: z.enum(['0', '1', 'true', 'false']).optional(),
 });
 
 const drainBody = z.strictObject({
@@ -62,6 +63,7 @@ export function registerLogsRoutes(
       since: sinceOf(query.since, Date.now()),
       grep: query.grep,
       events: query.events !== '0' && query.events !== 'false',
+      access: query.access !== '0' && query.access !== 'false',
     };
     const follow = query.follow === '1' || query.follow === 'true';
     // The follower starts at the current ends before the backlog is read, so no line falls between the two.

@@ -20,7 +20,16 @@ export function parseRecord(
 ): AppLogLine | undefined {
   if (text === '') return undefined;
   try {
-    const record = JSON.parse(text) as { t?: unknown; s?: unknown; l?: unknown };
+    const record = JSON.parse(text) as { t?: unknown; s?: unknown; l?: unknown; i?: unknown; svc?: unknown };
+    if (typeof record.t === 'number' && typeof record.l === 'string' && record.s === 'access') {
+      return {
+        t: record.t,
+        source: 'access',
+        instance: typeof record.i === 'string' ? record.i : 'proxy',
+        service: typeof record.svc === 'string' ? record.svc : null,
+        line: record.l,
+      };
+    }
     if (typeof record.t === 'number' && typeof record.l === 'string') {
       return {
         t: record.t,
@@ -45,6 +54,20 @@ export interface LogFilter {
   grep?: string | RegExp;
   /** Include platform events (not when filtering by instance). */
   events?: boolean;
+  /** Include the proxy's access lines (when access logs are on). */
+  access?: boolean;
+}
+
+/** The files of an app to read: each instance's output, and the app's access log (lines carry their own instance). */
+function sourcesOf(logDir: string, app: string, instances: readonly Instance[], filter: LogFilter) {
+  const sources = instances.map((i) => ({
+    path: instanceLogPath(logDir, i),
+    instance: i as Pick<Instance, 'id' | 'service'>,
+  }));
+  if (filter.access !== false) {
+    sources.push({ path: join(logDir, app, 'access.log'), instance: { id: 'proxy', service: '' } });
+  }
+  return sources;
 }
 
 export function matches(line: AppLogLine, filter: LogFilter): boolean {
@@ -170,7 +193,9 @@ export function readAppLogs(
     .listInstances({ app, limit: 200 })
     .filter((i) => filter.service === undefined || i.service === filter.service)
     .filter((i) => filter.instance === undefined || i.id === filter.instance);
-  const groups = instances.map((i) => tailMatching(instanceLogPath(logDir, i), i, filter, limit));
+  const groups = sourcesOf(logDir, app, instances, filter).map((s) =>
+    tailMatching(s.path, s.instance, filter, limit),
+  );
   groups.push(eventLines(store, app, filter).lines);
   return mergeByTime(groups).slice(-limit);
 }
@@ -197,10 +222,8 @@ export class AppLogFollower {
     this.#app = app;
     this.#filter = filter;
     if (!options.fromStart) {
-      for (const instance of this.#instances()) {
-        const path = instanceLogPath(logDir, instance);
+      for (const { path } of sourcesOf(logDir, app, this.#instances(), filter))
         this.#offsets.set(path, sizeOf(path));
-      }
       const last = store.listEvents({ app, limit: 1 });
       this.#lastEvent = last[last.length - 1]?.id ?? 0;
     }
@@ -216,8 +239,7 @@ export class AppLogFollower {
   /** New complete lines since the last call, at most `maxBytes` read per file per call. */
   poll(maxBytes = 4 * 1024 * 1024): AppLogLine[] {
     const groups: AppLogLine[][] = [];
-    for (const instance of this.#instances()) {
-      const path = instanceLogPath(this.#logDir, instance);
+    for (const { path, instance } of sourcesOf(this.#logDir, this.#app, this.#instances(), this.#filter)) {
       const from = this.#offsets.get(path) ?? 0;
       const size = sizeOf(path);
       if (size < from) this.#offsets.set(path, 0); // truncated by retention: start over

@@ -15,6 +15,8 @@ export interface ProxySupervisorOptions {
   httpsPort: number;
   log: Logger;
   startTimeoutMs?: number;
+  /** When set, a proxy started here writes JSON-lines access logs to this file (one it finds running keeps its own). */
+  accessLogFile?: string;
 }
 
 export interface RunningProxy {
@@ -65,6 +67,9 @@ export class ProxySupervisor {
         String(this.#options.httpPort),
         '--https-port',
         String(this.#options.httpsPort),
+        ...(this.#options.accessLogFile === undefined
+          ? []
+          : ['--access-log-file', this.#options.accessLogFile]),
       ],
       // Its own process group and no pipes to us: the proxy keeps serving while the control plane restarts.
       { detached: true, stdio: ['ignore', logFile, logFile] },
