@@ -14,30 +14,39 @@ export function registerUp(program: Command, context: CliContext): void {
     .option('--port <port>', 'port of the REST API on 127.0.0.1', '7070')
     .option('--metrics-port <port>', 'also serve Prometheus /metrics without a token on 127.0.0.1:<port>')
     .option('--metrics-interval <duration>', 'how often to collect metrics (default 5s)')
-    .action(async (options: { port: string; metricsPort?: string; metricsInterval?: string }) => {
-      if (!/^\d+$/.test(options.port))
-        throw new UsageError(`--port: expected a port number, got ${options.port}`);
-      if (options.metricsPort !== undefined && !/^\d+$/.test(options.metricsPort))
-        throw new UsageError(`--metrics-port: expected a port number, got ${options.metricsPort}`);
-      const extra = [
-        ...(options.metricsPort === undefined ? [] : ['--metrics-port', options.metricsPort]),
-        ...(options.metricsInterval === undefined ? [] : ['--metrics-interval', options.metricsInterval]),
-      ];
-      const child = spawn(
-        process.execPath,
-        [CONTROL_PLANE, '--data-dir', context.dataDir, '--port', options.port, ...extra],
-        {
-          stdio: 'inherit',
-        },
-      );
-      const forward = (signal: NodeJS.Signals): void => {
-        child.kill(signal);
-      };
-      process.on('SIGINT', forward);
-      process.on('SIGTERM', forward);
-      const code = await new Promise<number>((resolve) =>
-        child.on('exit', (exitCode) => resolve(exitCode ?? 1)),
-      );
-      process.exitCode = code;
-    });
+    .option('--access-log', "have the proxy log every request; shown in each app's `berth logs`")
+    .action(
+      async (options: {
+        port: string;
+        metricsPort?: string;
+        metricsInterval?: string;
+        accessLog?: boolean;
+      }) => {
+        if (!/^\d+$/.test(options.port))
+          throw new UsageError(`--port: expected a port number, got ${options.port}`);
+        if (options.metricsPort !== undefined && !/^\d+$/.test(options.metricsPort))
+          throw new UsageError(`--metrics-port: expected a port number, got ${options.metricsPort}`);
+        const extra = [
+          ...(options.metricsPort === undefined ? [] : ['--metrics-port', options.metricsPort]),
+          ...(options.metricsInterval === undefined ? [] : ['--metrics-interval', options.metricsInterval]),
+          ...(options.accessLog ? ['--access-log'] : []),
+        ];
+        const child = spawn(
+          process.execPath,
+          [CONTROL_PLANE, '--data-dir', context.dataDir, '--port', options.port, ...extra],
+          {
+            stdio: 'inherit',
+          },
+        );
+        const forward = (signal: NodeJS.Signals): void => {
+          child.kill(signal);
+        };
+        process.on('SIGINT', forward);
+        process.on('SIGTERM', forward);
+        const code = await new Promise<number>((resolve) =>
+          child.on('exit', (exitCode) => resolve(exitCode ?? 1)),
+        );
+        process.exitCode = code;
+      },
+    );
 }
