@@ -273,7 +273,9 @@ export class MetricsStore {
       ...labels,
       points: [...buckets.entries()]
         .sort((a, b) => a[0] - b[0])
-        .map(([at, bucketRows]) => toPoint(at, bucketRows, query.collapse ? query.to - from : resolutionMs, by === 'service')),
+        .map(([at, bucketRows]) =>
+          toPoint(at, bucketRows, query.collapse ? query.to - from : resolutionMs, by === 'service'),
+        ),
     }));
     series.sort(
       (a, b) =>
