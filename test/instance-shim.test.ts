@@ -51,7 +51,7 @@ describe('instance shim', () => {
       '  web:',
       '    run: node server.mjs',
       '    instances: 1',
-      '    health: { path: /, interval: 200ms, timeout: 150ms, healthy: 1, grace: 0s }',
+      '    health: { path: /, interval: 200ms, timeout: 150ms, healthy: 1, grace: 10s }',
       `    env: { EXIT_DIR: ${exitDir} }`,
     ].join('\n');
     const deployed = await runCli(dataDir, ['deploy', writeApp({ 'berth.yaml': spec, 'server.mjs': APP })]);

@@ -1,8 +1,9 @@
 // Integration: secrets through a real control plane, proxy and instances: injected, scrubbed, rolled, never on disk.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -29,7 +30,7 @@ const NEW_DB_URL = `postgres://shop:rotated-${Math.random().toString(36).slice(2
 
 function spec(webSecrets: string[] = ['DB_URL', 'API_KEY']): string {
   const health =
-    '    health: { path: /health, interval: 200ms, timeout: 150ms, healthy: 1, unhealthy: 2, grace: 0s }';
+    '    health: { path: /health, interval: 200ms, timeout: 150ms, healthy: 1, unhealthy: 2, grace: 10s }';
   return [
     'app: shop',
     'routes:',
@@ -315,6 +316,17 @@ describe('secrets', () => {
         assert.equal(revealed.stdout, `${value}\n`);
       }
       assert.equal((await runCli(otherDir, ['config', 'list', 'shop'])).stdout, 'MODE=live\n');
+      await other.stop();
+
+      // The same data directory with a wrong key, or with a key file others can read, does not start.
+      process.env.BERTH_MASTER_KEY = randomBytes(32).toString('base64');
+      try {
+        await assert.rejects(startControlPlane(otherDir), /does not open the existing secrets/);
+      } finally {
+        delete process.env.BERTH_MASTER_KEY;
+      }
+      chmodSync(join(otherDir, 'master.key'), 0o644);
+      await assert.rejects(startControlPlane(otherDir), /readable by group or others \(mode 0644\)/);
     } finally {
       await other.stop();
       await stopProxy(otherDir);
