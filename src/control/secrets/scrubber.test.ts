@@ -74,6 +74,13 @@ describe('TextScrubber', () => {
     });
   });
 
+  it('finds a value inside a serialized JSON log line, where it appears escaped', () => {
+    const scrubber = new TextScrubber();
+    scrubber.setSecrets({ Q: 'pw"with\\quotes' });
+    const line = JSON.stringify({ msg: 'connecting with pw"with\\quotes' });
+    assert.equal(scrubber.scrub(line), '{"msg":"connecting with [secret:Q]"}');
+  });
+
   it('finds values that JSON escaping would hide', () => {
     const scrubber = new TextScrubber();
     scrubber.setSecrets({ Q: 'a"b\\c' });
