@@ -9,6 +9,7 @@ export type ErrorCode =
   | 'not_found'
   | 'conflict'
   | 'build_failed'
+  | 'release_failed'
   | 'runtime_failure'
   | 'internal';
 
@@ -53,6 +54,7 @@ export function httpStatusOf(code: ErrorCode): number {
     case 'conflict':
       return 409;
     case 'build_failed':
+    case 'release_failed':
       return 422;
     case 'runtime_failure':
     case 'internal':

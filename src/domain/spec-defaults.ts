@@ -50,4 +50,6 @@ export const DEFAULT_PIPELINE: Readonly<PipelineSpec> = Object.freeze({
   check: [],
   test: [],
   deploy: 'auto',
+  secrets: [],
+  timeoutMs: 10 * 60_000,
 });

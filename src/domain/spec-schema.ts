@@ -272,6 +272,8 @@ const pipelineSchema = z.strictObject({
   check: commands.optional(),
   test: commands.optional(),
   deploy: deployMode.optional(),
+  secrets: z.array(envName).optional(),
+  timeout: duration.optional(),
 });
 
 /** berth.yaml as written, after field-level checks and unit conversion; defaults are filled in later. */

@@ -96,7 +96,7 @@ describe('parseSpec: valid files', () => {
           responseTimeoutMs: 30_000,
         },
       },
-      pipeline: { check: [], test: [], deploy: 'auto' },
+      pipeline: { check: [], test: [], deploy: 'auto', secrets: [], timeoutMs: 600_000 },
     });
   });
 
@@ -141,7 +141,13 @@ describe('parseSpec: valid files', () => {
         },
         worker: worker(),
       },
-      pipeline: { check: ['npm run lint', 'npx tsc --noEmit'], test: ['npm test'], deploy: 'manual' },
+      pipeline: {
+        check: ['npm run lint', 'npx tsc --noEmit'],
+        test: ['npm test'],
+        deploy: 'manual',
+        secrets: [],
+        timeoutMs: 600_000,
+      },
     };
     assert.deepEqual(parseSpec(DESIGN_EXAMPLE, { file: 'berth.yaml' }), expected);
   });
@@ -195,7 +201,13 @@ pipeline: { test: npm test }
       scaleOutCooldownMs: 60_000,
       scaleInCooldownMs: 300_000,
     });
-    assert.deepEqual(spec.pipeline, { check: [], test: ['npm test'], deploy: 'auto' });
+    assert.deepEqual(spec.pipeline, {
+      check: [],
+      test: ['npm test'],
+      deploy: 'auto',
+      secrets: [],
+      timeoutMs: 600_000,
+    });
   });
 
   it('takes the command of a service without run from the Procfile', () => {
@@ -477,6 +489,37 @@ describe('parseSpec: Procfile problems', () => {
     assert.deepEqual(
       errorsOf('app: a\nservices:\n  web: { run: x, instances: -1 }\n', { procfile: 'oops\n' }),
       ['berth.yaml:3:29 services.web.instances: expected a whole number from 0 to 100, got -1'],
+    );
+  });
+});
+
+describe('pipeline', () => {
+  it('reads the secrets the pipeline may use and a per-command timeout', () => {
+    const spec = parseSpec(
+      `app: a
+services:
+  web: { run: node s.js }
+pipeline: { test: npm test, secrets: [NPM_TOKEN], timeout: 2m, deploy: manual }
+`,
+      { file: 'berth.yaml' },
+    );
+    assert.deepEqual(spec.pipeline, {
+      check: [],
+      test: ['npm test'],
+      deploy: 'manual',
+      secrets: ['NPM_TOKEN'],
+      timeoutMs: 120_000,
+    });
+  });
+
+  it('refuses a pipeline secret that is not an environment variable name, with its position', () => {
+    assert.throws(
+      () =>
+        parseSpec('app: a\nservices:\n  web: { run: node s.js }\npipeline: { secrets: [bad-name] }\n', {
+          file: 'berth.yaml',
+        }),
+      (error: BerthError) =>
+        error.issues.some((i) => i.path === 'pipeline.secrets[0]' && /berth.yaml:4/.test(i.location ?? '')),
     );
   });
 });

@@ -103,6 +103,10 @@ export interface PipelineSpec {
   check: string[];
   test: string[];
   deploy: 'auto' | 'manual';
+  /** Secrets (of the app) given to check and test commands; none by default, so tests cannot leak them. */
+  secrets: string[];
+  /** Each check, test and release-phase command fails after this long. */
+  timeoutMs: number;
 }
 
 /** A whole, valid, normalised app spec: plain JSON data, stored as a release's spec snapshot. */
@@ -390,6 +394,8 @@ function normalise(input: SpecInput, procfile: Record<string, string>): AppSpec 
       check: [...(pipeline.check ?? DEFAULT_PIPELINE.check)],
       test: [...(pipeline.test ?? DEFAULT_PIPELINE.test)],
       deploy: pipeline.deploy ?? DEFAULT_PIPELINE.deploy,
+      secrets: [...(pipeline.secrets ?? DEFAULT_PIPELINE.secrets)],
+      timeoutMs: pipeline.timeout ?? DEFAULT_PIPELINE.timeoutMs,
     },
   };
 }

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadOrCreateToken } from '../control/api/admin-token.js';
+import { registerPipelineRoutes } from '../control/api/pipeline-routes.js';
 import { registerSecretsRoutes } from '../control/api/secrets-routes.js';
 import { createApi } from '../control/api/server.js';
 import { AppManager } from '../control/app-manager.js';
@@ -11,6 +12,9 @@ import { ArtifactBuilder } from '../control/deploy/artifact-builder.js';
 import { Deployer } from '../control/deploy/deployer.js';
 import { DeploymentTracker } from '../control/deploy/deployment-tracker.js';
 import { EventLog } from '../control/event-log.js';
+import { GitRepos } from '../control/pipeline/git-repos.js';
+import { PipelineService } from '../control/pipeline/pipeline-service.js';
+import { CommandReleasePhase } from '../control/pipeline/release-phase.js';
 import { platformEnv, Reconciler } from '../control/reconcile/reconciler.js';
 import { ProcessRuntime } from '../control/runtime/process-runtime.js';
 import { MASTER_KEY_ENV } from '../control/secrets/master-key.js';
@@ -49,6 +53,8 @@ export interface ControlPlaneOptions {
 }
 
 const PROXY_MAIN = fileURLToPath(new URL('./proxy.js', import.meta.url));
+/** What each app's git pre-receive hook runs. */
+const GIT_HOOK_MAIN = fileURLToPath(new URL('../cli/git-hook.js', import.meta.url));
 
 export interface RunningControlPlane {
   url: string;
@@ -113,7 +119,21 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       });
     }
   });
-  const deployer = new Deployer(apps, builder);
+  const scrub = (text: string): string => scrubber.scrub(text);
+  const releasePhase = new CommandReleasePhase({ secrets, scrub, baseEnv: platformEnv() });
+  const deployer = new Deployer(apps, builder, releasePhase);
+  const pipelines = new PipelineService({
+    store,
+    apps,
+    deployer,
+    releasePhase,
+    secrets,
+    events,
+    scrub,
+    baseEnv: platformEnv(),
+    workDir: join(paths.dataDir, 'pipeline'),
+  });
+  const gitRepos = new GitRepos(join(paths.dataDir, 'git'), GIT_HOOK_MAIN);
   reconciler = new Reconciler({
     store,
     runtime,
@@ -145,7 +165,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     deployer,
     usage,
     version: VERSION,
-    routes: [(a) => registerSecretsRoutes(a, secrets), (a) => observability.routes(a)],
+    routes: [
+      (a) => registerSecretsRoutes(a, secrets),
+      (a) => observability.routes(a),
+      (a) => registerPipelineRoutes(a, { pipelines, git: gitRepos, actor: 'admin' }),
+    ],
   });
 
   events.record({
@@ -169,6 +193,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     url,
     proxy,
     async close() {
+      pipelines.stop();
       await api.close();
       await observability.stop();
       usage.stop();

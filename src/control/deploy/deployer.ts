@@ -1,45 +1,120 @@
-// `berth deploy` and `berth rollback`: read the spec, build the artifact, and hand the release to the app manager.
+// `berth deploy` and `berth rollback`: read the spec, build the artifact, run the release phase, hand the release
+// to the app manager. Split into build and release so a pipeline can build first and release on promote.
 import { existsSync, readFileSync } from 'node:fs';
-import { isAbsolute, join } from 'node:path';
-import type { DeployResult } from '../../domain/api-types.js';
+import { basename, isAbsolute, join } from 'node:path';
+import type { ApplyResult, DeployResult } from '../../domain/api-types.js';
 import { BerthError } from '../../domain/errors.js';
-import { parseSpec } from '../../domain/spec.js';
+import { appNameFrom, releaseCommandsOf, specFromProcfile } from '../../domain/heroku.js';
+import { type AppSpec, parseSpec } from '../../domain/spec.js';
 import type { AppManager } from '../app-manager.js';
-import type { ArtifactBuilder } from './artifact-builder.js';
+import type { Artifact, ArtifactBuilder } from './artifact-builder.js';
+
+/** A built, not yet released, app: what `Deployer.release` makes live. */
+export interface PreparedRelease {
+  spec: AppSpec;
+  artifact: Artifact;
+  /** Heroku's release phase: the Procfile's `release:` and app.json `scripts.postdeploy`, in that order. */
+  releaseCommands: string[];
+}
+
+/** Runs release-phase commands in an artifact; throws (`release_failed`) when one fails, so nothing changes. */
+export interface ReleasePhase {
+  run(
+    spec: AppSpec,
+    artifactDir: string,
+    commands: string[],
+    onOutput?: (text: string) => void,
+  ): Promise<string>;
+}
+
+export interface BuildOptions {
+  /** The spec file in the directory; default `berth.yaml`. Without one, a Procfile alone describes the app. */
+  specFile?: string;
+  /** The app's name when the spec comes from a Procfile (default: from the directory's name). */
+  app?: string;
+}
 
 export class Deployer {
   readonly #apps: AppManager;
   readonly #builder: ArtifactBuilder;
+  readonly #releasePhase: ReleasePhase | undefined;
 
-  constructor(apps: AppManager, builder: ArtifactBuilder) {
+  constructor(apps: AppManager, builder: ArtifactBuilder, releasePhase?: ReleasePhase) {
     this.#apps = apps;
     this.#builder = builder;
+    this.#releasePhase = releasePhase;
   }
 
   /**
    * Builds `directory` (its `berth.yaml`, or `specFile` in it) into an artifact and deploys it as a new release.
-   * A bad spec or a failed build creates no release and changes nothing that runs.
+   * A bad spec, a failed build or a failed release phase creates no release and changes nothing that runs.
    */
   async deploy(directory: string, actor: string, specFile = 'berth.yaml'): Promise<DeployResult> {
+    const prepared = await this.build(directory, { specFile });
+    const { result, releaseOutput } = await this.release(prepared, actor);
+    const output =
+      releaseOutput === '' ? prepared.artifact.output : `${prepared.artifact.output}${releaseOutput}`;
+    return {
+      ...result,
+      build: {
+        digest: prepared.artifact.digest,
+        commands: [...prepared.artifact.commands, ...prepared.releaseCommands],
+        output,
+      },
+    };
+  }
+
+  /** Reads the app's spec (berth.yaml, else the Procfile alone) and release phase from `directory`. */
+  readSource(directory: string, options: BuildOptions = {}): { spec: AppSpec; releaseCommands: string[] } {
     if (!isAbsolute(directory))
       throw new BerthError('invalid_request', `${directory}: must be an absolute path`);
+    const specFile = options.specFile ?? 'berth.yaml';
     const specPath = join(directory, specFile);
-    if (!existsSync(specPath)) {
-      throw new BerthError('invalid_spec', `${specPath}: no such file; a deploy needs a berth.yaml`);
-    }
     const procfilePath = join(directory, 'Procfile');
-    const spec = parseSpec(readFileSync(specPath, 'utf8'), {
-      file: specFile,
-      ...(existsSync(procfilePath) ? { procfile: readFileSync(procfilePath, 'utf8') } : {}),
-    });
+    const procfile = existsSync(procfilePath) ? readFileSync(procfilePath, 'utf8') : undefined;
+    const appJsonPath = join(directory, 'app.json');
+    const appJson = existsSync(appJsonPath) ? readFileSync(appJsonPath, 'utf8') : undefined;
+    let spec: AppSpec;
+    if (existsSync(specPath)) {
+      spec = parseSpec(readFileSync(specPath, 'utf8'), {
+        file: specFile,
+        ...(procfile === undefined ? {} : { procfile }),
+      });
+    } else if (procfile !== undefined && options.specFile === undefined) {
+      spec = specFromProcfile(options.app ?? appNameFrom(basename(directory)), procfile);
+    } else {
+      throw new BerthError(
+        'invalid_spec',
+        `${specPath}: no such file; a deploy needs a berth.yaml (or a Procfile)`,
+      );
+    }
+    return { spec, releaseCommands: releaseCommandsOf(procfile, appJson) };
+  }
+
+  /** Reads and builds `directory` into an artifact; nothing is released. */
+  async build(directory: string, options: BuildOptions = {}): Promise<PreparedRelease> {
+    const { spec, releaseCommands } = this.readSource(directory, options);
     // Refuse before a long build rather than after it; apply checks again in its transaction.
     this.#apps.assertNotDeploying(spec.app);
     const artifact = await this.#builder.build(directory, spec);
+    return { spec, artifact, releaseCommands };
+  }
+
+  /** Runs the release phase, then makes the built artifact the app's new release (and deployment). */
+  async release(
+    prepared: PreparedRelease,
+    actor: string,
+    onOutput?: (text: string) => void,
+  ): Promise<{ result: ApplyResult; releaseOutput: string }> {
+    const { spec, artifact, releaseCommands } = prepared;
+    this.#apps.assertNotDeploying(spec.app);
+    let releaseOutput = '';
+    if (releaseCommands.length > 0) {
+      if (!this.#releasePhase) throw new BerthError('internal', 'this control plane runs no release phase');
+      releaseOutput = await this.#releasePhase.run(spec, artifact.dir, releaseCommands, onOutput);
+    }
     const result = this.#apps.apply(spec, artifact.dir, actor, { artifactDigest: artifact.digest });
-    return {
-      ...result,
-      build: { digest: artifact.digest, commands: artifact.commands, output: artifact.output },
-    };
+    return { result, releaseOutput };
   }
 
   /** Deploys release `version` (default: the one before the current) again, as a new release number. */

@@ -207,4 +207,41 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX deployments_by_app ON deployments (app, id);
     `,
   },
+  {
+    version: 5,
+    name: 'pipeline runs and jobs',
+    sql: `
+      CREATE TABLE pipeline_runs (
+        app TEXT NOT NULL,
+        number INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        revision TEXT NOT NULL,
+        ref TEXT,
+        source_dir TEXT NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT,
+        deploy_mode TEXT NOT NULL,
+        release INTEGER,
+        deployment INTEGER,
+        actor TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        started_at INTEGER,
+        ended_at INTEGER,
+        PRIMARY KEY (app, number)
+      );
+      CREATE TABLE pipeline_jobs (
+        app TEXT NOT NULL,
+        run INTEGER NOT NULL,
+        idx INTEGER NOT NULL,
+        stage TEXT NOT NULL,
+        command TEXT NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT,
+        output TEXT NOT NULL DEFAULT '',
+        started_at INTEGER,
+        ended_at INTEGER,
+        PRIMARY KEY (app, run, idx)
+      );
+    `,
+  },
 ];

@@ -1,0 +1,101 @@
+// Runs one pipeline command: a shell in its own process group, with a timeout, cancellable, output scrubbed by line.
+import { spawn } from 'node:child_process';
+
+/** Between SIGTERM to the group and SIGKILL, on cancel or timeout. */
+export const KILL_GRACE_MS = 3_000;
+
+export interface JobOptions {
+  command: string;
+  cwd: string;
+  env: Record<string, string>;
+  timeoutMs: number;
+  /** Aborting kills the job's whole process group (SIGTERM, then SIGKILL after `KILL_GRACE_MS`). */
+  signal?: AbortSignal;
+  /** Each piece of output, already scrubbed; whole lines, except a final partial line at exit. */
+  onOutput(text: string): void;
+  /** Replaces secret values in a line of output before anyone sees it. */
+  scrub(text: string): string;
+  /** Called with the group's id once the job runs (tests check the group is gone after a cancel). */
+  onStart?(pgid: number): void;
+}
+
+export interface JobResult {
+  /** Exit code; 124 on timeout, 130 when cancelled, 127 when it could not start. */
+  code: number;
+  /** Why it ended, e.g. `exited with code 1`, `timed out after 60s`, `was cancelled`. */
+  reason: string;
+}
+
+/** Runs `options.command` with `/bin/sh -c`; resolves when the shell has exited and its output is read. */
+export function runJob(options: JobOptions): Promise<JobResult> {
+  return new Promise((resolve) => {
+    const child = spawn('/bin/sh', ['-c', options.command], {
+      cwd: options.cwd,
+      env: options.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // setsid: the job and everything it starts form one group that a cancel can kill whole.
+      detached: true,
+    });
+    let pending = '';
+    // Scrub whole lines, so a secret split across two reads is still found.
+    const take = (chunk: Buffer): void => {
+      pending += chunk.toString('utf8');
+      const end = pending.lastIndexOf('\n');
+      if (end < 0) {
+        if (pending.length < 64 * 1024) return;
+        options.onOutput(options.scrub(pending));
+        pending = '';
+        return;
+      }
+      options.onOutput(options.scrub(pending.slice(0, end + 1)));
+      pending = pending.slice(end + 1);
+    };
+    child.stdout.on('data', take);
+    child.stderr.on('data', take);
+    let ending: 'timeout' | 'cancel' | undefined;
+    let killTimer: NodeJS.Timeout | undefined;
+    const killGroup = (why: 'timeout' | 'cancel'): void => {
+      if (ending !== undefined || child.pid === undefined) return;
+      ending = why;
+      signalGroup(child.pid, 'SIGTERM');
+      killTimer = setTimeout(() => signalGroup(child.pid!, 'SIGKILL'), KILL_GRACE_MS);
+    };
+    const timer = setTimeout(() => killGroup('timeout'), options.timeoutMs);
+    const onAbort = (): void => killGroup('cancel');
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    if (options.signal?.aborted) onAbort();
+    if (child.pid !== undefined) options.onStart?.(child.pid);
+    const finish = (result: JobResult): void => {
+      clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onAbort);
+      if (pending !== '') options.onOutput(options.scrub(pending));
+      pending = '';
+      if (child.pid !== undefined) {
+        // The shell is gone; what it left behind in its group must not outlive the job.
+        signalGroup(child.pid, 'SIGKILL');
+      }
+      clearTimeout(killTimer);
+      resolve(result);
+    };
+    child.on('error', (error) => finish({ code: 127, reason: `could not run: ${error.message}` }));
+    child.on('close', (code, signal) => {
+      if (ending === 'timeout')
+        finish({ code: 124, reason: `timed out after ${formatSeconds(options.timeoutMs)}` });
+      else if (ending === 'cancel') finish({ code: 130, reason: 'was cancelled' });
+      else if (signal) finish({ code: 128, reason: `was killed by ${signal}` });
+      else finish({ code: code ?? 1, reason: `exited with code ${code}` });
+    });
+  });
+}
+
+function signalGroup(pgid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, signal);
+  } catch {
+    // the group is already gone
+  }
+}
+
+function formatSeconds(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+}
