@@ -16,8 +16,11 @@ function servesTraffic(instance: Instance): boolean {
   return instance.state === 'healthy' || instance.state === 'unhealthy';
 }
 
+/** How long a stop waits for the proxy to see another target of the group healthy before deregistering anyway. */
+const REPLACEMENT_READY_MAX_MS = 10_000;
+
 /**
- * The whole route table for these apps and their live instances. Pure: the same input gives the same table,
+ * The whole route table for these apps and the instances that take traffic (`targets`, already chosen). Pure: the same input gives the same table,
  * so an unchanged table is never sent again.
  */
 export function routeTableFor(apps: readonly AppSpec[], instances: readonly Instance[]): RouteTableInput {
@@ -53,7 +56,7 @@ export function routeTableFor(apps: readonly AppSpec[], instances: readonly Inst
         responseTimeoutMs: service.responseTimeoutMs,
         drainMs: service.deploy.drainMs,
         targets: instances
-          .filter((i) => i.app === spec.app && i.service === name && i.port !== null && servesTraffic(i))
+          .filter((i) => i.app === spec.app && i.service === name && i.port !== null)
           .map((i) => ({ id: i.id, host: '127.0.0.1', port: i.port!, weight: 1 }))
           .sort((a, b) => a.id.localeCompare(b.id)),
       });
@@ -68,6 +71,8 @@ export class RouteSync {
   readonly #log: Logger;
   #lastSent: string | undefined;
   #pending: Promise<void> = Promise.resolve();
+  /** Instances kept registered while their stop waits for a healthy replacement in the proxy. */
+  readonly #held = new Set<string>();
 
   constructor(admin: ProxyAdminClient, store: Store, log: Logger) {
     this.#admin = admin;
@@ -92,6 +97,14 @@ export class RouteSync {
    * in-flight requests have finished, up to `drainMs`.
    */
   async drain(instance: Instance, drainMs: number): Promise<void> {
+    // Stay registered (held synchronously, before any other sync can drop it) until the proxy itself sees another
+    // target of the group healthy: deregister only once the traffic has somewhere healthy to go.
+    this.#held.add(instance.id);
+    try {
+      await this.#untilAnotherTargetHealthy(instance);
+    } finally {
+      this.#held.delete(instance.id);
+    }
     await this.sync();
     const group = targetGroupName(instance.app, instance.service);
     const status = await this.#admin.target(group, instance.id).catch(() => undefined);
@@ -101,12 +114,32 @@ export class RouteSync {
     });
   }
 
+  async #untilAnotherTargetHealthy(instance: Instance): Promise<void> {
+    const others = this.#store
+      .listInstances({ app: instance.app, service: instance.service, live: true })
+      .filter((i) => i.id !== instance.id && servesTraffic(i));
+    if (others.length === 0) return;
+    const group = targetGroupName(instance.app, instance.service);
+    const health = this.#store.getService(instance.app, instance.service)?.spec.health;
+    const waitMs = Math.min(REPLACEMENT_READY_MAX_MS, health ? 2 * health.intervalMs + health.timeoutMs : 0);
+    const deadline = Date.now() + waitMs;
+    await this.sync();
+    while (Date.now() < deadline) {
+      const targets = await this.#admin.targets(group).catch(() => []);
+      if (targets.some((t) => t.id !== instance.id && t.state === 'active' && t.health === 'healthy')) return;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
   async #send(): Promise<void> {
     const apps = this.#store
       .listApps()
       .map((app) => this.#store.getRelease(app.name, app.currentRelease)?.spec)
       .filter((spec): spec is AppSpec => spec !== undefined);
-    const table = routeTableFor(apps, this.#store.listInstances({ live: true }));
+    const targets = this.#store
+      .listInstances({ live: true })
+      .filter((i) => servesTraffic(i) || this.#held.has(i.id));
+    const table = routeTableFor(apps, targets);
     const json = JSON.stringify(table);
     if (json === this.#lastSent) return;
     await this.#admin.putRouteTable(table);
