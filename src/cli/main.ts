@@ -1,6 +1,7 @@
 // The `berth` command line: a thin client of the control plane's REST API.
 import { Command, CommanderError } from 'commander';
 import { registerAlarms } from './commands/alarms.js';
+import { registerAutoscale } from './commands/autoscale.js';
 import { registerCa } from './commands/ca.js';
 import { registerDeploy } from './commands/deploy.js';
 import { registerDown } from './commands/down.js';
@@ -8,7 +9,6 @@ import { registerDrains } from './commands/drains.js';
 import { registerEvents } from './commands/events.js';
 import { registerLogs } from './commands/logs.js';
 import { registerMetrics } from './commands/metrics.js';
-import { registerPipeline } from './commands/pipeline.js';
 import { registerPs } from './commands/ps.js';
 import { registerScale } from './commands/scale.js';
 import { registerSecrets } from './commands/secrets.js';
@@ -28,6 +28,7 @@ export function buildProgram(): Command {
   registerDeploy(program, context);
   registerPs(program, context);
   registerScale(program, context);
+  registerAutoscale(program, context);
   registerSecrets(program, context);
   registerEvents(program, context);
   registerLogs(program, context);
@@ -35,7 +36,6 @@ export function buildProgram(): Command {
   registerTop(program, context);
   registerAlarms(program, context);
   registerDrains(program, context);
-  registerPipeline(program, context);
   registerDown(program, context);
   registerCa(program, context);
   return program;

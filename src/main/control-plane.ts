@@ -4,17 +4,17 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadOrCreateToken } from '../control/api/admin-token.js';
-import { registerPipelineRoutes } from '../control/api/pipeline-routes.js';
+import { registerAutoscaleRoutes } from '../control/api/autoscale-routes.js';
 import { registerSecretsRoutes } from '../control/api/secrets-routes.js';
 import { createApi } from '../control/api/server.js';
 import { AppManager } from '../control/app-manager.js';
+import { Autoscaler } from '../control/autoscale/autoscaler.js';
+import { MemoryLimiter } from '../control/autoscale/memory-limiter.js';
 import { ArtifactBuilder } from '../control/deploy/artifact-builder.js';
 import { Deployer } from '../control/deploy/deployer.js';
 import { DeploymentTracker } from '../control/deploy/deployment-tracker.js';
 import { EventLog } from '../control/event-log.js';
-import { GitRepos } from '../control/pipeline/git-repos.js';
-import { PipelineService } from '../control/pipeline/pipeline-service.js';
-import { CommandReleasePhase } from '../control/pipeline/release-phase.js';
+import { DEFAULT_RETENTION, MetricsStore } from '../control/metrics/metrics-store.js';
 import { platformEnv, Reconciler } from '../control/reconcile/reconciler.js';
 import { ProcessRuntime } from '../control/runtime/process-runtime.js';
 import { MASTER_KEY_ENV } from '../control/secrets/master-key.js';
@@ -48,13 +48,15 @@ export interface ControlPlaneOptions {
   metricsIntervalMs?: number;
   /** Also serve `GET /metrics` without a token on 127.0.0.1 at this port (opt-in; 0 = any free port). */
   openMetricsPort?: number;
+  /** How often autoscaling policies are evaluated (ms); default 5000. */
+  autoscaleIntervalMs?: number;
+  /** The sliding window the autoscaler averages metrics over (ms); default 60000. */
+  autoscaleWindowMs?: number;
   /** Have a proxy started here write access logs, and split them into each app's log. */
   accessLog?: boolean;
 }
 
 const PROXY_MAIN = fileURLToPath(new URL('./proxy.js', import.meta.url));
-/** What each app's git pre-receive hook runs. */
-const GIT_HOOK_MAIN = fileURLToPath(new URL('../cli/git-hook.js', import.meta.url));
 
 export interface RunningControlPlane {
   url: string;
@@ -119,21 +121,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       });
     }
   });
-  const scrub = (text: string): string => scrubber.scrub(text);
-  const releasePhase = new CommandReleasePhase({ secrets, scrub, baseEnv: platformEnv() });
-  const deployer = new Deployer(apps, builder, releasePhase);
-  const pipelines = new PipelineService({
-    store,
-    apps,
-    deployer,
-    releasePhase,
-    secrets,
-    events,
-    scrub,
-    baseEnv: platformEnv(),
-    workDir: join(paths.dataDir, 'pipeline'),
-  });
-  const gitRepos = new GitRepos(join(paths.dataDir, 'git'), GIT_HOOK_MAIN);
+  const deployer = new Deployer(apps, builder);
   reconciler = new Reconciler({
     store,
     runtime,
@@ -158,6 +146,17 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     openMetricsPort: options.openMetricsPort,
     accessLogFile: options.accessLog ? join(proxyPaths(paths.dataDir).dir, 'access.log') : undefined,
   });
+  const autoscaler = new Autoscaler({
+    store,
+    metrics: new MetricsStore(store.db, DEFAULT_RETENTION),
+    scaler: apps,
+    events,
+    clock: systemClock,
+    log,
+    intervalMs: options.autoscaleIntervalMs,
+    window: options.autoscaleWindowMs === undefined ? undefined : { windowMs: options.autoscaleWindowMs },
+  });
+  const memoryLimiter = new MemoryLimiter({ store, events, log });
   const api = createApi({
     token,
     store,
@@ -168,7 +167,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     routes: [
       (a) => registerSecretsRoutes(a, secrets),
       (a) => observability.routes(a),
-      (a) => registerPipelineRoutes(a, { pipelines, git: gitRepos, actor: 'admin' }),
+      (a) => registerAutoscaleRoutes(a, { store, autoscaler }),
     ],
   });
 
@@ -180,6 +179,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   reconciler.start();
   usage.start();
   await observability.start();
+  autoscaler.start();
+  memoryLimiter.start();
   const host = options.host ?? '127.0.0.1';
   await api.listen({ host, port: options.port });
   const address = api.server.address();
@@ -193,8 +194,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     url,
     proxy,
     async close() {
-      pipelines.stop();
       await api.close();
+      memoryLimiter.stop();
+      await autoscaler.stop();
       await observability.stop();
       usage.stop();
       await reconciler.stop();
@@ -240,6 +242,8 @@ async function main(): Promise<void> {
       'https-port': { type: 'string', default: '8443' },
       'metrics-interval': { type: 'string', default: process.env.BERTH_METRICS_INTERVAL ?? '5s' },
       'metrics-port': { type: 'string' },
+      'autoscale-interval': { type: 'string', default: process.env.BERTH_AUTOSCALE_INTERVAL ?? '5s' },
+      'autoscale-window': { type: 'string', default: process.env.BERTH_AUTOSCALE_WINDOW ?? '60s' },
       'access-log': { type: 'boolean', default: process.env.BERTH_ACCESS_LOG === '1' },
     },
   });
@@ -250,6 +254,8 @@ async function main(): Promise<void> {
     httpPort: portOption('http-port', values['http-port']),
     httpsPort: portOption('https-port', values['https-port']),
     metricsIntervalMs: durationOption('metrics-interval', values['metrics-interval']),
+    autoscaleIntervalMs: durationOption('autoscale-interval', values['autoscale-interval']),
+    autoscaleWindowMs: durationOption('autoscale-window', values['autoscale-window']),
     accessLog: values['access-log'],
     openMetricsPort:
       values['metrics-port'] === undefined ? undefined : portOption('metrics-port', values['metrics-port']),

@@ -1,8 +1,14 @@
 // Target tracking as a pure function: policy + observations + last actions + now → desired count, explained.
+import type {
+  AutoscaleAction,
+  AutoscaleDecision,
+  AutoscaleMetric,
+  MetricVerdict,
+  MetricVote,
+} from '../../domain/autoscale-types.js';
 import type { AutoscaleSpec } from '../../domain/spec.js';
 
-/** The metrics a policy can track; each target is a per-instance value. */
-export type AutoscaleMetric = 'requestsPerMinute' | 'cpuPercent' | 'memoryPercent';
+export type { AutoscaleAction, AutoscaleDecision, AutoscaleMetric, MetricVerdict, MetricVote };
 
 export const AUTOSCALE_METRICS: readonly AutoscaleMetric[] = [
   'requestsPerMinute',
@@ -32,33 +38,6 @@ export interface AutoscaleObservations {
 export interface AutoscaleState {
   lastScaleOutAt?: number;
   lastScaleInAt?: number;
-}
-
-export type MetricVote = 'out' | 'in' | 'hold' | 'no_data';
-
-/** One metric's part in a decision. */
-export interface MetricVerdict {
-  metric: AutoscaleMetric;
-  /** Per-instance value over the window, or null without data. */
-  observed: number | null;
-  target: number;
-  /** `ceil(running × observed / target)`, before min/max; null without data. */
-  implied: number | null;
-  vote: MetricVote;
-  /** Why it voted so, in words. */
-  note: string;
-}
-
-export type AutoscaleAction = 'scale_out' | 'scale_in' | 'none';
-
-/** The outcome of one evaluation: what to set, and why. */
-export interface AutoscaleDecision {
-  current: number;
-  desired: number;
-  running: number;
-  action: AutoscaleAction;
-  reason: string;
-  metrics: MetricVerdict[];
 }
 
 /** Everything `decide` needs besides the observations; `deploying` suspends scale-in (as ECS does). */
