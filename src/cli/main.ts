@@ -9,6 +9,7 @@ import { registerDrains } from './commands/drains.js';
 import { registerEvents } from './commands/events.js';
 import { registerLogs } from './commands/logs.js';
 import { registerMetrics } from './commands/metrics.js';
+import { registerPipeline } from './commands/pipeline.js';
 import { registerPs } from './commands/ps.js';
 import { registerScale } from './commands/scale.js';
 import { registerSecrets } from './commands/secrets.js';
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
   registerTop(program, context);
   registerAlarms(program, context);
   registerDrains(program, context);
+  registerPipeline(program, context);
   registerDown(program, context);
   registerCa(program, context);
   return program;

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadOrCreateToken } from '../control/api/admin-token.js';
 import { registerAutoscaleRoutes } from '../control/api/autoscale-routes.js';
+import { registerPipelineRoutes } from '../control/api/pipeline-routes.js';
 import { registerSecretsRoutes } from '../control/api/secrets-routes.js';
 import { createApi } from '../control/api/server.js';
 import { AppManager } from '../control/app-manager.js';
@@ -15,6 +16,9 @@ import { Deployer } from '../control/deploy/deployer.js';
 import { DeploymentTracker } from '../control/deploy/deployment-tracker.js';
 import { EventLog } from '../control/event-log.js';
 import { DEFAULT_RETENTION, MetricsStore } from '../control/metrics/metrics-store.js';
+import { GitRepos } from '../control/pipeline/git-repos.js';
+import { PipelineService } from '../control/pipeline/pipeline-service.js';
+import { CommandReleasePhase } from '../control/pipeline/release-phase.js';
 import { platformEnv, Reconciler } from '../control/reconcile/reconciler.js';
 import { ProcessRuntime } from '../control/runtime/process-runtime.js';
 import { MASTER_KEY_ENV } from '../control/secrets/master-key.js';
@@ -57,6 +61,8 @@ export interface ControlPlaneOptions {
 }
 
 const PROXY_MAIN = fileURLToPath(new URL('./proxy.js', import.meta.url));
+/** What each app's git pre-receive hook runs. */
+const GIT_HOOK_MAIN = fileURLToPath(new URL('../cli/git-hook.js', import.meta.url));
 
 export interface RunningControlPlane {
   url: string;
@@ -121,7 +127,21 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       });
     }
   });
-  const deployer = new Deployer(apps, builder);
+  const scrub = (text: string): string => scrubber.scrub(text);
+  const releasePhase = new CommandReleasePhase({ secrets, scrub, baseEnv: platformEnv() });
+  const deployer = new Deployer(apps, builder, releasePhase);
+  const pipelines = new PipelineService({
+    store,
+    apps,
+    deployer,
+    releasePhase,
+    secrets,
+    events,
+    scrub,
+    baseEnv: platformEnv(),
+    workDir: join(paths.dataDir, 'pipeline'),
+  });
+  const gitRepos = new GitRepos(join(paths.dataDir, 'git'), GIT_HOOK_MAIN);
   reconciler = new Reconciler({
     store,
     runtime,
@@ -168,6 +188,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       (a) => registerSecretsRoutes(a, secrets),
       (a) => observability.routes(a),
       (a) => registerAutoscaleRoutes(a, { store, autoscaler }),
+      (a) => registerPipelineRoutes(a, { pipelines, git: gitRepos, actor: 'admin' }),
     ],
   });
 
@@ -194,6 +215,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     url,
     proxy,
     async close() {
+      pipelines.stop();
       await api.close();
       memoryLimiter.stop();
       await autoscaler.stop();
