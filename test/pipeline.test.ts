@@ -7,12 +7,12 @@ import { once } from 'node:events';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { groupAlive } from '../src/control/pipeline/job-runner.js';
 import type { PipelineRun } from '../src/domain/pipeline.js';
 import { proxyPaths } from '../src/domain/proxy-paths.js';
 import {
   type ControlPlaneProcess,
   FIXTURE_APP,
-  processExists,
   runCli,
   startControlPlane,
   stopProxy,
@@ -238,10 +238,10 @@ describe('pipeline from git push', () => {
           : undefined,
       10_000,
     );
-    assert.ok(processExists(-pgid), 'the job group runs');
+    assert.ok(groupAlive(pgid), 'the job group runs');
     const cancel = await runCli(dataDir, ['pipeline', 'cancel', 'shop', String(run.number)]);
     assert.equal(cancel.code, 0, cancel.stderr);
-    await waitFor('the job group to be gone', () => (processExists(-pgid) ? undefined : true), 10_000);
+    await waitFor('the job group to be gone', () => (groupAlive(pgid) ? undefined : true), 10_000);
     const ended = await waitFor('the run to end', async () => {
       const r = (await runs('shop')).find((x) => x.number === run.number);
       return r?.status === 'cancelled' ? r : undefined;
@@ -252,6 +252,36 @@ describe('pipeline from git push', () => {
       ['cancelled', 'cancelled', 'cancelled'],
     );
     assert.equal((await plane.client.app('shop')).release, 3, 'nothing deployed');
+  });
+
+  it('queues runs of one app, and a newer run supersedes a queued one', async () => {
+    const scratch = tempDir('berth-queue-');
+    const started = join(scratch, 'started');
+    const source = (greeting: string, test: string): string => {
+      const dir = tempDir('berth-queue-app-');
+      copyFileSync(join(FIXTURE_APP, 'server.js'), join(dir, 'server.js'));
+      writeFileSync(join(dir, 'berth.yaml'), shopSpec(greeting, 'manual', test));
+      return dir;
+    };
+    const start = (dir: string): Promise<PipelineRun> =>
+      plane.client.request<PipelineRun>('POST', '/v1/pipeline/runs', { directory: dir });
+    const first = await start(source('q1', `touch ${started}; sleep 60`));
+    await waitFor('the first run to start its job', () => (existsSync(started) ? true : undefined), 10_000);
+    const second = await start(source('q2', 'true'));
+    const third = await start(source('q3', 'true'));
+    const runsNow = await runs('shop');
+    const byNumber = (n: number): PipelineRun | undefined => runsNow.find((r) => r.number === n);
+    assert.equal(byNumber(first.number)?.status, 'running');
+    assert.equal(byNumber(second.number)?.status, 'cancelled');
+    assert.equal(byNumber(second.number)?.reason, `superseded by run ${third.number}`);
+    assert.equal(byNumber(third.number)?.status, 'queued', 'it waits for the running one');
+    await runCli(dataDir, ['pipeline', 'cancel', 'shop', String(first.number)]);
+    const third2 = await waitFor('the newest run to pass', async () => {
+      const r = (await runs('shop')).find((x) => x.number === third.number);
+      return r?.status === 'waiting' ? r : undefined;
+    });
+    assert.equal(third2.jobs.find((j) => j.stage === 'test')?.status, 'succeeded');
+    await runCli(dataDir, ['pipeline', 'cancel', 'shop', String(third.number)]);
   });
 
   it('stops the deploy when the release phase fails, and changes nothing', async () => {

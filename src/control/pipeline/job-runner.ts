@@ -1,5 +1,6 @@
 // Runs one pipeline command: a shell in its own process group, with a timeout, cancellable, output scrubbed by line.
 import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** Between SIGTERM to the group and SIGKILL, on cancel or timeout. */
 export const KILL_GRACE_MS = 3_000;
@@ -70,12 +71,21 @@ export function runJob(options: JobOptions): Promise<JobResult> {
       options.signal?.removeEventListener('abort', onAbort);
       if (pending !== '') options.onOutput(options.scrub(pending));
       pending = '';
-      if (child.pid !== undefined) {
-        // The shell is gone; what it left behind in its group must not outlive the job.
-        signalGroup(child.pid, 'SIGKILL');
-      }
       clearTimeout(killTimer);
-      resolve(result);
+      if (child.pid === undefined) {
+        resolve(result);
+        return;
+      }
+      // The shell is gone; what it left behind in its group must not outlive the job. Resolve once it is gone,
+      // so "cancelled" means no process of the job runs any more.
+      signalGroup(child.pid, 'SIGKILL');
+      const pgid = child.pid;
+      const deadline = Date.now() + KILL_GRACE_MS;
+      const check = (): void => {
+        if (!groupAlive(pgid) || Date.now() >= deadline) resolve(result);
+        else setTimeout(check, 20);
+      };
+      check();
     };
     child.on('error', (error) => finish({ code: 127, reason: `could not run: ${error.message}` }));
     child.on('close', (code, signal) => {
@@ -86,6 +96,32 @@ export function runJob(options: JobOptions): Promise<JobResult> {
       else finish({ code: code ?? 1, reason: `exited with code ${code}` });
     });
   });
+}
+
+/**
+ * True while a process of group `pgid` runs. Zombies do not count: they run nothing, and where PID 1 does not
+ * reap orphans they would otherwise look alive forever.
+ */
+export function groupAlive(pgid: number): boolean {
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return false;
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    // Fields after the command (which may hold spaces and parentheses): state ppid pgrp ...
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(fields[2]) === pgid && fields[0] !== 'Z' && fields[0] !== 'X') return true;
+  }
+  return false;
 }
 
 function signalGroup(pgid: number, signal: NodeJS.Signals): void {
