@@ -299,7 +299,7 @@ export class AppManager {
         app: spec.app,
         name,
         release,
-        desiredCount: service.instances,
+        desiredCount: desiredCountOf(service, before),
         configHash,
         spec: service,
         sourceDir,
@@ -457,4 +457,15 @@ function describeChanges(
 
 function shortDigest(digest: string | null): string {
   return digest === null ? 'source in place' : digest.slice(0, 'sha256:'.length + 12);
+}
+
+/**
+ * A new release of an autoscaled service keeps the count the autoscaler reached (within the new bounds), as ECS
+ * keeps a service's desired count across deployments; otherwise every deploy would drop it back to `min` and scale
+ * in under load. A service stopped by hand (0) starts again at its `instances`.
+ */
+function desiredCountOf(service: ServiceSpec, before: ServiceRecord | undefined): number {
+  const policy = service.autoscale;
+  if (!policy || !before || before.desiredCount === 0) return service.instances;
+  return Math.min(policy.max, Math.max(policy.min, before.desiredCount));
 }
