@@ -6,8 +6,8 @@ import { type ProcStat, readAllProcStats } from '../runtime/proc.js';
 import type { Store } from '../store/store.js';
 
 export interface MemoryLimiterOptions {
-  store: Store;
-  events: EventLog;
+  store: Pick<Store, 'listServices' | 'listInstances'>;
+  events: Pick<EventLog, 'record'>;
   log: Logger;
   /** How often to sample; default 1 s (an allocation burst can outrun a slower check). */
   intervalMs?: number;
