@@ -25,6 +25,12 @@ describe('specFromProcfile', () => {
     assert.equal(spec.services['worker']?.health, null, 'an unrouted worker is not health-checked');
   });
 
+  it("gives every service the app's secrets, as Heroku gives every process every config var", () => {
+    const spec = specFromProcfile('shop', 'web: node server.js\nworker: node worker.js\n', ['DATABASE_URL']);
+    assert.deepEqual(spec.services['web']?.secrets, ['DATABASE_URL']);
+    assert.deepEqual(spec.services['worker']?.secrets, ['DATABASE_URL']);
+  });
+
   it('refuses a Procfile with nothing to run, and a malformed one with its line', () => {
     assert.throws(() => specFromProcfile('shop', 'release: npm run migrate\n'), /no process to run/);
     assert.throws(

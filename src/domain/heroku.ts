@@ -21,10 +21,15 @@ export function appNameFrom(text: string): string {
 
 /**
  * The spec of an app that has only a Procfile, as Heroku runs it: every process type but `release` is a service
- * with one instance; `web` is routed from `<app>.localhost` and health-checked with the default check.
+ * with one instance; `web` is routed from `<app>.localhost` and health-checked with the default check. Every
+ * service gets `secrets` (the app's secrets: on Heroku every process sees every config var).
  * @throws BerthError `invalid_spec` for a malformed Procfile or one without any process to run.
  */
-export function specFromProcfile(app: string, procfileText: string): AppSpec {
+export function specFromProcfile(
+  app: string,
+  procfileText: string,
+  secrets: readonly string[] = [],
+): AppSpec {
   const { processes, issues } = parseProcfile(procfileText);
   if (issues.length > 0) {
     throw new BerthError(
@@ -39,8 +44,8 @@ export function specFromProcfile(app: string, procfileText: string): AppSpec {
   if (types.length === 0) {
     throw new BerthError('invalid_spec', 'Procfile defines no process to run (only `release:` or nothing)');
   }
-  const services: Record<string, Record<string, never>> = {};
-  for (const type of types) services[type] = {};
+  const services: Record<string, { secrets?: string[] }> = {};
+  for (const type of types) services[type] = secrets.length > 0 ? { secrets: [...secrets] } : {};
   return validateAppSpec(
     {
       app,

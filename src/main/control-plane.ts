@@ -129,7 +129,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   });
   const scrub = (text: string): string => scrubber.scrub(text);
   const releasePhase = new CommandReleasePhase({ secrets, scrub, baseEnv: platformEnv() });
-  const deployer = new Deployer(apps, builder, releasePhase);
+  const deployer = new Deployer(apps, builder, {
+    releasePhase,
+    appSecrets: (app) => secrets.list(app).filter((s) => s.deletedAt === null).map((s) => s.name),
+  });
   const pipelines = new PipelineService({
     store,
     apps,

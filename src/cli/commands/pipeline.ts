@@ -157,7 +157,7 @@ export function registerPipeline(program: Command, context: CliContext): void {
       const names = (o: Record<string, string>): string => Object.keys(o).sort().join(', ') || '(none)';
       process.stdout.write(
         `${app}: ${Object.keys(values).length} vars from ${options.envFile}\n` +
-          `  secrets (encrypted; name them in services.<name>.secrets): ${names(secrets)}\n` +
+          `  secrets (encrypted; a Procfile-only app gets them all, a berth.yaml names them per service): ${names(secrets)}\n` +
           `  config vars: ${names(config)}\n`,
       );
     });

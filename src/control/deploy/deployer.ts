@@ -27,6 +27,16 @@ export interface ReleasePhase {
   ): Promise<string>;
 }
 
+/** Optional collaborators of the deployer. */
+export interface DeployerOptions {
+  releasePhase?: ReleasePhase;
+  /**
+   * Names of the app's secrets. A Procfile-only app gets them all, as a Heroku app gets every config var; an app
+   * with a berth.yaml names the ones each service needs.
+   */
+  appSecrets?: (app: string) => string[];
+}
+
 export interface BuildOptions {
   /** The spec file in the directory; default `berth.yaml`. Without one, a Procfile alone describes the app. */
   specFile?: string;
@@ -37,12 +47,12 @@ export interface BuildOptions {
 export class Deployer {
   readonly #apps: AppManager;
   readonly #builder: ArtifactBuilder;
-  readonly #releasePhase: ReleasePhase | undefined;
+  readonly #options: DeployerOptions;
 
-  constructor(apps: AppManager, builder: ArtifactBuilder, releasePhase?: ReleasePhase) {
+  constructor(apps: AppManager, builder: ArtifactBuilder, options: DeployerOptions = {}) {
     this.#apps = apps;
     this.#builder = builder;
-    this.#releasePhase = releasePhase;
+    this.#options = options;
   }
 
   /**
@@ -81,7 +91,8 @@ export class Deployer {
         ...(procfile === undefined ? {} : { procfile }),
       });
     } else if (procfile !== undefined && options.specFile === undefined) {
-      spec = specFromProcfile(options.app ?? appNameFrom(basename(directory)), procfile);
+      const app = options.app ?? appNameFrom(basename(directory));
+      spec = specFromProcfile(app, procfile, this.#options.appSecrets?.(app) ?? []);
     } else {
       throw new BerthError(
         'invalid_spec',
@@ -110,8 +121,9 @@ export class Deployer {
     this.#apps.assertNotDeploying(spec.app);
     let releaseOutput = '';
     if (releaseCommands.length > 0) {
-      if (!this.#releasePhase) throw new BerthError('internal', 'this control plane runs no release phase');
-      releaseOutput = await this.#releasePhase.run(spec, artifact.dir, releaseCommands, onOutput);
+      if (!this.#options.releasePhase)
+        throw new BerthError('internal', 'this control plane runs no release phase');
+      releaseOutput = await this.#options.releasePhase.run(spec, artifact.dir, releaseCommands, onOutput);
     }
     const result = this.#apps.apply(spec, artifact.dir, actor, { artifactDigest: artifact.digest });
     return { result, releaseOutput };
