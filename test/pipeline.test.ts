@@ -11,6 +11,7 @@ import { groupAlive } from '../src/control/pipeline/job-runner.js';
 import type { PipelineRun } from '../src/domain/pipeline.js';
 import { proxyPaths } from '../src/domain/proxy-paths.js';
 import {
+  CLI,
   type ControlPlaneProcess,
   FIXTURE_APP,
   runCli,
@@ -284,6 +285,61 @@ describe('pipeline from git push', () => {
     await runCli(dataDir, ['pipeline', 'cancel', 'shop', String(third.number)]);
   });
 
+  it('streams a running job live to `show -f`, with the secrets the pipeline may use scrubbed', async () => {
+    await plane.client.request('POST', '/v1/apps/shop/secrets', { values: { API_TOKEN: 'tok-9f8e7d6c5b' } });
+    const scratch = tempDir('berth-follow-');
+    const go = join(scratch, 'go');
+    const dir = tempDir('berth-follow-app-');
+    copyFileSync(join(FIXTURE_APP, 'server.js'), join(dir, 'server.js'));
+    const spec = shopSpec(
+      'six',
+      'manual',
+      `echo "token is $API_TOKEN"; while [ ! -f ${go} ]; do sleep 0.05; done`,
+    );
+    writeFileSync(
+      join(dir, 'berth.yaml'),
+      spec.replace('  deploy: manual', '  deploy: manual\n  secrets: [API_TOKEN]'),
+    );
+    const queued = await runCli(dataDir, ['pipeline', 'run', dir, '--no-follow']);
+    assert.equal(queued.code, 0, queued.stderr);
+    const number = Number(/pipeline run (\d+) queued/.exec(queued.stdout)?.[1]);
+    const follower = spawn(process.execPath, [
+      CLI,
+      '--data-dir',
+      dataDir,
+      'pipeline',
+      'show',
+      'shop',
+      String(number),
+      '-f',
+    ]);
+    let followed = '';
+    follower.stdout.on('data', (chunk) => {
+      followed += String(chunk);
+    });
+    await waitFor(
+      'the job output to reach the follower',
+      () => (followed.includes('token is') ? true : undefined),
+      10_000,
+    );
+    assert.equal(
+      (await runs('shop')).find((r) => r.number === number)?.status,
+      'running',
+      'streamed while it runs',
+    );
+    assert.match(followed, /token is \[secret:API_TOKEN\]/);
+    writeFileSync(go, '');
+    const [code] = (await withDeadline(once(follower, 'exit'), 15_000, 'show -f to end')) as [number];
+    assert.equal(code, 0);
+    assert.match(
+      followed,
+      new RegExp(`run ${number} passed; deploy it with: berth pipeline promote shop ${number}`),
+    );
+    const stored = await plane.client.request<PipelineRun>('GET', `/v1/apps/shop/pipeline/runs/${number}`);
+    assert.doesNotMatch(JSON.stringify(stored), /tok-9f8e7d6c5b/);
+    await runCli(dataDir, ['pipeline', 'cancel', 'shop', String(number)]);
+  });
+
   it('stops the deploy when the release phase fails, and changes nothing', async () => {
     await commit(
       repo,
@@ -304,7 +360,14 @@ describe('pipeline from git push', () => {
     assert.equal(greetingOf((await load.get('/')).body), 'three');
   });
 
-  it('deploys a Procfile-only app named after its repository, routed at <app>.localhost', async () => {
+  it('deploys a Procfile-only app named after its repository, routed at <app>.localhost, with its Heroku config', async () => {
+    const envFile = join(tempDir('berth-heroku-'), 'config.env');
+    writeFileSync(envFile, 'GREETING="hello from heroku"\nDATABASE_URL=postgres://u:pw-4c3b2a@db/app\n');
+    const imported = await runCli(dataDir, ['import', 'heroku', 'heroku-app', '--env-file', envFile]);
+    assert.equal(imported.code, 0, imported.stderr);
+    assert.match(imported.stdout, /secrets .*: DATABASE_URL\n/);
+    assert.match(imported.stdout, /config vars: GREETING\n/);
+    assert.doesNotMatch(imported.stdout + imported.stderr, /pw-4c3b2a|hello from heroku/);
     const remote = await runCli(dataDir, ['git-remote', 'heroku-app']);
     const dir = await workingCopy({ Procfile: 'web: node server.js\n' });
     await mustGit(dir, 'remote', 'add', 'berth', remote.stdout.trim());
@@ -320,6 +383,7 @@ describe('pipeline from git push', () => {
     try {
       const answer = await procfileApp.get('/');
       assert.equal(answer.status, 200);
+      assert.equal(greetingOf(answer.body), 'hello from heroku');
     } finally {
       procfileApp.close();
     }
