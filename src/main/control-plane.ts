@@ -131,7 +131,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   const releasePhase = new CommandReleasePhase({ secrets, scrub, baseEnv: platformEnv() });
   const deployer = new Deployer(apps, builder, {
     releasePhase,
-    appSecrets: (app) => secrets.list(app).filter((s) => s.deletedAt === null).map((s) => s.name),
+    appSecrets: (app) =>
+      secrets
+        .list(app)
+        .filter((s) => s.deletedAt === null)
+        .map((s) => s.name),
   });
   const pipelines = new PipelineService({
     store,
