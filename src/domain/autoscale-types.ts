@@ -19,6 +19,16 @@ export interface MetricVerdict {
   note: string;
 }
 
+/** One step rule's part in a decision. */
+export interface StepVerdict {
+  alarm: string;
+  add: number;
+  /** The alarm's state now, or null when the app has no alarm of that name. */
+  state: string | null;
+  /** `current + add` while the alarm fires, else null. */
+  implied: number | null;
+}
+
 export type AutoscaleAction = 'scale_out' | 'scale_in' | 'none';
 
 /** The outcome of one evaluation: what to set, and why. */
@@ -29,6 +39,8 @@ export interface AutoscaleDecision {
   action: AutoscaleAction;
   reason: string;
   metrics: MetricVerdict[];
+  /** Step rules on alarms, when the policy has any. */
+  steps: StepVerdict[];
 }
 
 /** A change the autoscaler made, as remembered for `berth autoscale status`. */

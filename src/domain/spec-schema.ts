@@ -194,6 +194,15 @@ const deploySchema = z
     }
   });
 
+const alarmName = leaf('an alarm name such as slow-p95 (letters, digits, dots, dashes, underscores)', (v) =>
+  typeof v === 'string' && /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(v) ? ok(v) : no(),
+);
+
+const autoscaleStepSchema = z.strictObject({
+  alarm: alarmName,
+  add: wholeNumber(1, 100),
+});
+
 const autoscaleSchema = z
   .strictObject({
     min: wholeNumber(0, 100).optional(),
@@ -203,6 +212,7 @@ const autoscaleSchema = z
     memory: utilisation.optional(),
     scaleOutCooldown: duration.optional(),
     scaleInCooldown: duration.optional(),
+    steps: z.array(autoscaleStepSchema).optional(),
   })
   .superRefine((autoscale, ctx) => {
     const min = autoscale.min ?? DEFAULT_AUTOSCALE_MIN;

@@ -341,6 +341,23 @@ describe('parseSpec: bad input', () => {
     );
   });
 
+  it('reads autoscale step rules on alarms, and refuses a bad alarm name or step size with its position', () => {
+    const spec = parseSpec(
+      'app: a\nservices:\n  web:\n    run: x\n    autoscale: { max: 4, cpu: 50, steps: [{ alarm: slow-p95, add: 2 }] }\n',
+      { file: 'berth.yaml' },
+    );
+    assert.deepEqual(spec.services.web?.autoscale?.steps, [{ alarm: 'slow-p95', add: 2 }]);
+    assert.deepEqual(
+      errorsOf(
+        'app: a\nservices:\n  web:\n    run: x\n    autoscale: { max: 4, cpu: 50, steps: [{ alarm: "slow p95", add: 0 }] }\n',
+      ),
+      [
+        'berth.yaml:5:52 services.web.autoscale.steps[0].alarm: expected an alarm name such as slow-p95 (letters, digits, dots, dashes, underscores), got "slow p95"',
+        'berth.yaml:5:69 services.web.autoscale.steps[0].add: expected a whole number from 1 to 100, got 0',
+      ],
+    );
+  });
+
   it('reports every problem at once, sorted by position', () => {
     assert.deepEqual(
       errorsOf(`app: Shop

@@ -69,6 +69,16 @@ export interface AutoscaleSpec {
   memoryPercent?: number;
   scaleOutCooldownMs: number;
   scaleInCooldownMs: number;
+  /** Step rules: while the app's alarm `alarm` is in ALARM, ask for `add` more instances (absent when none). */
+  steps?: AutoscaleStep[];
+}
+
+/** A step rule on an alarm (Application Auto Scaling's step scaling, ChangeInCapacity). */
+export interface AutoscaleStep {
+  /** The name of one of the app's alarms (`berth alarms set`). */
+  alarm: string;
+  /** Instances to add while it is in ALARM. */
+  add: number;
 }
 
 /** Resource limits of one instance. */
@@ -439,6 +449,7 @@ function normaliseService(
     if (a.requestsPerMinute !== undefined) autoscale.requestsPerMinute = a.requestsPerMinute;
     if (a.cpu !== undefined) autoscale.cpuPercent = a.cpu;
     if (a.memory !== undefined) autoscale.memoryPercent = a.memory;
+    if (a.steps !== undefined && a.steps.length > 0) autoscale.steps = a.steps.map((x) => ({ ...x }));
   }
   let resources: ResourcesSpec | undefined;
   if (input.resources !== undefined) {

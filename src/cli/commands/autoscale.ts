@@ -45,6 +45,12 @@ export function printAutoscaleStatus(app: string, statuses: readonly ServiceAuto
         m.vote.replace('_', ' '),
       ]),
     );
+    for (const step of decision.steps) {
+      const state = step.state ?? 'no such alarm';
+      process.stdout.write(
+        `  step: +${step.add} while alarm ${step.alarm} is in ALARM (now ${state})${step.implied === null ? '' : ` → ${step.implied}`}\n`,
+      );
+    }
     const verdict =
       decision.action === 'none'
         ? `stays at ${decision.current}: ${decision.reason}`

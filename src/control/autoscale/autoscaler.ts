@@ -24,6 +24,8 @@ export interface AutoscalerOptions {
   intervalMs?: number;
   window?: Partial<ObservationWindow>;
   tolerance?: number;
+  /** Alarm states of an app by name, for step rules; by default read from the alarms table. */
+  alarmStates?: (app: string) => Map<string, string>;
 }
 
 export const DEFAULT_AUTOSCALE_INTERVAL_MS = 5000;
@@ -101,7 +103,12 @@ export class Autoscaler {
       policy,
       observations,
       { lastScaleOutAt: state.lastScaleOut?.at, lastScaleInAt: state.lastScaleIn?.at },
-      { now, deploying: store.activeDeployment(service.app) !== undefined, tolerance: this.#tolerance },
+      {
+        now,
+        deploying: store.activeDeployment(service.app) !== undefined,
+        tolerance: this.#tolerance,
+        alarms: policy.steps ? this.#alarmStates(service.app) : undefined,
+      },
     );
     // `berth down` (or scaling to 0 by hand) is a deliberate stop; the policy resumes with the next apply or scale.
     const paused =
@@ -139,6 +146,7 @@ export class Autoscaler {
         (m) =>
           `${m.metric} ${m.observed === null ? 'no data' : round(m.observed)}/${m.target} → ${m.implied ?? '-'}`,
       )
+      .concat(decision.steps.map((step) => `alarm ${step.alarm} ${step.state ?? 'missing'} → +${step.add}`))
       .join('; ');
     events.record({
       actor: AUTOSCALER_ACTOR,
@@ -158,9 +166,20 @@ export class Autoscaler {
           implied: m.implied,
           vote: m.vote,
         })),
+        ...(decision.steps.length > 0 && { steps: decision.steps }),
       },
     });
     scaler.scale(service.app, { [service.name]: decision.desired }, AUTOSCALER_ACTOR);
+  }
+
+  /** The app's alarm states, as the alarm manager last evaluated them (it writes them with each collection). */
+  #alarmStates(app: string): Map<string, string> {
+    if (this.#options.alarmStates) return this.#options.alarmStates(app);
+    const rows = this.#options.store.db.prepare('SELECT name, state FROM alarms WHERE app = ?').all(app) as {
+      name: string;
+      state: string;
+    }[];
+    return new Map(rows.map((row) => [row.name, row.state]));
   }
 
   #stateOf(service: ServiceRecord): ServiceState {

@@ -279,6 +279,64 @@ const cases: Case[] = [
   },
 ];
 
+describe('autoscale decide: step rules on alarms', () => {
+  const withSteps = policy({ steps: [{ alarm: 'slow-p95', add: 2 }] });
+  const alarms = (state: string) => new Map([['slow-p95', state]]);
+
+  it('adds the step while its alarm is in ALARM, even when the targets hold', () => {
+    const d = decide(
+      withSteps,
+      observed(1, { requestsPerMinute: 600 }),
+      {},
+      { ...at(T0), alarms: alarms('ALARM') },
+    );
+    assert.equal(d.desired, 3);
+    assert.equal(d.action, 'scale_out');
+    assert.match(d.reason, /alarm slow-p95 \(\+2\) asks for 3/);
+    assert.deepEqual(d.steps, [{ alarm: 'slow-p95', add: 2, state: 'ALARM', implied: 3 }]);
+  });
+
+  it('takes the larger of target tracking and the step', () => {
+    const d = decide(
+      withSteps,
+      observed(1, { requestsPerMinute: 2400 }),
+      {},
+      { ...at(T0), alarms: alarms('ALARM') },
+    );
+    assert.equal(d.desired, 4);
+  });
+
+  it('does nothing for an alarm that is OK or missing, and respects the scale-out cooldown and max', () => {
+    assert.equal(
+      decide(withSteps, observed(1, { requestsPerMinute: 600 }), {}, { ...at(T0), alarms: alarms('OK') })
+        .action,
+      'none',
+    );
+    const missing = decide(
+      withSteps,
+      observed(1, { requestsPerMinute: 600 }),
+      {},
+      { ...at(T0), alarms: new Map() },
+    );
+    assert.equal(missing.action, 'none');
+    assert.equal(missing.steps[0]?.state, null);
+    const cooling = decide(
+      withSteps,
+      observed(1, { requestsPerMinute: 600 }),
+      { lastScaleOutAt: T0 - 1000 },
+      { ...at(T0), alarms: alarms('ALARM') },
+    );
+    assert.equal(cooling.action, 'none');
+    const atMax = decide(
+      withSteps,
+      observed(4, { requestsPerMinute: 600 }),
+      {},
+      { ...at(T0), alarms: alarms('ALARM') },
+    );
+    assert.equal(atMax.desired, 4);
+  });
+});
+
 describe('autoscale decide (target tracking)', () => {
   for (const c of cases) {
     it(c.name, () => {

@@ -5,10 +5,11 @@ import type {
   AutoscaleMetric,
   MetricVerdict,
   MetricVote,
+  StepVerdict,
 } from '../../domain/autoscale-types.js';
 import type { AutoscaleSpec } from '../../domain/spec.js';
 
-export type { AutoscaleAction, AutoscaleDecision, AutoscaleMetric, MetricVerdict, MetricVote };
+export type { AutoscaleAction, AutoscaleDecision, AutoscaleMetric, MetricVerdict, MetricVote, StepVerdict };
 
 export const AUTOSCALE_METRICS: readonly AutoscaleMetric[] = [
   'requestsPerMinute',
@@ -45,6 +46,8 @@ export interface DecideContext {
   now: number;
   deploying: boolean;
   tolerance?: number;
+  /** The app's alarm states by name (`OK`, `ALARM`, `INSUFFICIENT_DATA`), for step rules. */
+  alarms?: ReadonlyMap<string, string>;
 }
 
 const TARGETS: Record<AutoscaleMetric, (policy: AutoscaleSpec) => number | undefined> = {
@@ -78,6 +81,12 @@ export function decide(
   const verdicts = trackedMetrics(policy).map(({ metric, target }) =>
     verdictOf(metric, target, observations.values[metric], running, current, tolerance),
   );
+  // Step rules (ChangeInCapacity on an alarm): a firing one asks for current + add; with target tracking, the
+  // largest capacity wins, as Application Auto Scaling does when both kinds of policy apply.
+  const steps: StepVerdict[] = (policy.steps ?? []).map(({ alarm, add }) => {
+    const alarmState = context.alarms?.get(alarm) ?? null;
+    return { alarm, add, state: alarmState, implied: alarmState === 'ALARM' ? current + add : null };
+  });
   const result = (desired: number, action: AutoscaleAction, reason: string): AutoscaleDecision => ({
     current,
     desired,
@@ -85,6 +94,7 @@ export function decide(
     action,
     reason,
     metrics: verdicts,
+    steps,
   });
   const clamped = clamp(current, policy.min, policy.max);
   const sinceOut = state.lastScaleOutAt === undefined ? Infinity : context.now - state.lastScaleOutAt;
@@ -102,10 +112,14 @@ export function decide(
   if (running === 0) return result(current, 'none', 'no action: no healthy instance to measure');
 
   const outs = verdicts.filter((v) => v.vote === 'out');
-  if (outs.length > 0) {
-    const wanted = Math.max(...outs.map((v) => v.implied ?? 0));
+  const firing = steps.filter((step) => step.implied !== null);
+  if (outs.length > 0 || firing.length > 0) {
+    const wanted = Math.max(...outs.map((v) => v.implied ?? 0), ...firing.map((step) => step.implied ?? 0));
     const desired = clamp(wanted, policy.min, policy.max);
-    const by = outs.map((v) => v.metric).join(', ');
+    const by = [
+      ...outs.map((v) => v.metric),
+      ...firing.map((step) => `alarm ${step.alarm} (+${step.add})`),
+    ].join(', ');
     if (desired <= current) {
       return result(current, 'none', `${by} asks for ${wanted}, but max is ${policy.max}`);
     }
