@@ -113,11 +113,13 @@ abstract class QueuedSink implements LogSink {
         failures++;
         // Back in front, in order; if that overflows the queue the oldest go (they are the ones retried longest).
         this.#queue.unshift(...batch);
+        this.#inFlight = 0;
         const excess = this.#queue.length - this.#maxQueued;
         if (excess > 0) {
           this.#queue.splice(0, excess);
           this.#dropped += excess;
         }
+        if (this.#closed) break;
         const delay = Math.min(this.#maxRetryMs, this.#initialRetryMs * 2 ** (failures - 1));
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, delay);
