@@ -15,6 +15,7 @@ import type { BerthEvent } from '../src/domain/event.js';
 import type { AppLogLine, MetricsQueryResult } from '../src/domain/metrics-types.js';
 import { proxyPaths } from '../src/domain/proxy-paths.js';
 import {
+  CLI,
   type ControlPlaneProcess,
   runCli,
   startControlPlane,
@@ -315,6 +316,51 @@ describe('observability', () => {
     assert.equal(cli.code, 0, cli.stderr);
     assert.match(cli.stdout, /\[out\] merge3 4\n/);
     assert.match(cli.stdout, /merge3 49\n/);
+  });
+
+  it('follows with `berth logs -f` and `berth events -f` as lines and events happen', async () => {
+    const follow = (args: string[]) => {
+      const child = spawn(process.execPath, [CLI, '--data-dir', dataDir, ...args], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      child.stdout.on('data', (c) => {
+        out += String(c);
+      });
+      return { child, output: () => out };
+    };
+    // A line before the follower starts: once it is printed (the backlog), the follower holds the file ends.
+    assert.equal(await get('/burst?n=1&tag=followed-before'), 200);
+    await waitFor('the line before', async () => {
+      const lines = await plane.client.request<AppLogLine[]>(
+        'GET',
+        '/v1/apps/obs/logs?grep=followed-before&access=0',
+      );
+      return lines.length > 0 ? true : undefined;
+    });
+    const logs = follow(['logs', 'obs', '-f', '-n', '1', '--grep', 'followed', '--no-access']);
+    const events = follow(['events', 'obs', '-f', '-n', '1']);
+    try {
+      // Both print their backlog first, then what happens from then on (events resume from the last id shown).
+      await waitFor('the followers to start', () =>
+        events.output() !== '' && logs.output().includes('followed-before 0') ? true : undefined,
+      );
+      assert.equal(await get('/burst?n=3&tag=followed'), 200);
+      assert.equal((await runCli(dataDir, ['scale', 'obs', 'web=3'])).code, 0);
+      await waitFor('the burst in logs -f', () =>
+        /\[out\] followed 2\n/.test(logs.output()) ? true : undefined,
+      );
+      assert.match(logs.output(), /\[out\] followed 0\n.*\[out\] followed 1\n.*\[out\] followed 2\n/s);
+      await waitFor('the scale in events -f', () => (/scale/.test(events.output()) ? true : undefined));
+    } finally {
+      logs.child.kill('SIGINT');
+      events.child.kill('SIGINT');
+      await runCli(dataDir, ['scale', 'obs', 'web=2']);
+    }
+    await waitFor('2 healthy instances', async () => {
+      const live = await plane.client.instances({ app: 'obs' });
+      return live.filter((i) => i.state === 'healthy').length === 2 && live.length === 2 ? true : undefined;
+    });
   });
 
   it("puts the proxy's access lines in the app's log, with the instance that served each request", async () => {

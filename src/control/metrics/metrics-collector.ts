@@ -42,6 +42,7 @@ export class MetricsCollector {
   #stop = new AbortController();
   #loop: Promise<void> | undefined;
   #lastRetention = 0;
+  #lastCollectedAt: number | undefined;
 
   constructor(options: MetricsCollectorOptions) {
     this.#options = options;
@@ -145,15 +146,20 @@ export class MetricsCollector {
       unrouted.set(group, before === undefined || count < before ? count : count - before);
       this.#cursors.set(key, { ...toCursor(counters), unrouted503: count });
     }
+    const since = this.#lastCollectedAt ?? at - (this.#options.intervalMs ?? DEFAULT_COLLECT_INTERVAL_MS);
     for (const [group, service] of services) {
       const increment = unrouted.get(group) ?? 0;
+      const now = health.get(group) ?? { healthy: 0, unhealthy: 0 };
       samples.push({
         app: service.app,
         service: service.name,
         release: service.release,
         instance: '',
         delta: { ...emptyDelta(), requests: increment, e503: increment },
-        serviceHealth: health.get(group) ?? { healthy: 0, unhealthy: 0 },
+        serviceHealth: {
+          healthy: this.#fewestHealthy(service.app, service.name, now.healthy, since, at),
+          unhealthy: now.unhealthy,
+        },
       });
     }
 
@@ -163,8 +169,28 @@ export class MetricsCollector {
       this.#lastRetention = at;
       metrics.enforceRetention(at);
     }
+    this.#lastCollectedAt = at;
     this.#latest = { at, proxy };
     this.#options.onCollected?.(at);
+  }
+
+  /**
+   * The fewest healthy instances at any moment since the last collection: a crashed instance replaced within one
+   * interval would otherwise never show. Evaluated at each moment an instance ended (from `healthyAt`/`endedAt`);
+   * the count now (`healthyNow`) covers instances that are unhealthy at this moment.
+   */
+  #fewestHealthy(app: string, service: string, healthyNow: number, since: number, until: number): number {
+    const instances = this.#options.store.listInstances({ app, service, limit: 100 });
+    let fewest = healthyNow;
+    for (const ended of instances) {
+      const t = ended.endedAt;
+      if (t === null || t <= since || t > until || ended.healthyAt === null) continue;
+      const healthy = instances.filter(
+        (i) => i.healthyAt !== null && i.healthyAt <= t && (i.endedAt === null || i.endedAt > t),
+      ).length;
+      fewest = Math.min(fewest, healthy);
+    }
+    return fewest;
   }
 
   #gauges(instance: Instance, inFlight: number): NonNullable<InstanceSample['gauges']> {

@@ -234,6 +234,28 @@ describe('metrics collector and store', () => {
     );
   });
 
+  it('shows a crash replaced within one interval as a dip in the healthy count', async () => {
+    const { store, metrics, clock } = setup();
+    store.insertInstance(instance('web-1'));
+    store.insertInstance(instance('web-2'));
+    const collector = new MetricsCollector({
+      store,
+      metrics,
+      proxyMetrics: async () => response([]),
+      usage: { usageOf: () => null },
+      clock,
+      log: silentLogger,
+    });
+    await collector.collectNow();
+    const t = clock.t;
+    store.updateInstance('web-2', { state: 'crashed', endedAt: t + 100 });
+    store.insertInstance({ ...instance('web-3'), healthyAt: t + 300 });
+    clock.t = t + 1000;
+    await collector.collectNow();
+    const points = metrics.query({ app: 'shop', from: t, to: clock.t + 1 }, clock.t).series[0]!.points;
+    assert.equal(points[points.length - 1]!.healthy, 1);
+  });
+
   it('attributes 503s of a group with no target to the service', async () => {
     const { store, metrics, clock } = setup();
     let proxy = response([], { 'shop.web': counters({}, []) });
