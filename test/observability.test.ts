@@ -378,6 +378,60 @@ describe('observability', () => {
     assert.equal(line.service, 'web');
   });
 
+  it('sets, lists and removes alarms from the CLI, refusing a bad rule with a usage error', async () => {
+    const set = await runCli(dataDir, [
+      'alarms',
+      'set',
+      'obs',
+      'errors',
+      '--metric',
+      'errorRate5xx',
+      '--above',
+      '1',
+      '--period',
+      '10s',
+      '--datapoints',
+      '2/3',
+    ]);
+    assert.equal(set.code, 0, set.stderr);
+    const list = await runCli(dataDir, ['alarms', 'obs', '--json']);
+    const alarms = JSON.parse(list.stdout) as {
+      name: string;
+      state: string;
+      metric: string;
+      threshold: number;
+    }[];
+    assert.deepEqual(
+      alarms.map((a) => [a.name, a.metric, a.threshold]),
+      [['errors', 'errorRate5xx', 1]],
+    );
+    assert.ok(['INSUFFICIENT_DATA', 'OK', 'ALARM'].includes(alarms[0]!.state));
+    assert.equal(
+      (await runCli(dataDir, ['alarms', 'set', 'obs', 'x', '--metric', 'nonsense', '--above', '1'])).code,
+      2,
+    );
+    const badPeriod = await runCli(dataDir, [
+      'alarms',
+      'set',
+      'obs',
+      'x',
+      '--metric',
+      'p95',
+      '--above',
+      '1',
+      '--period',
+      '30s',
+    ]);
+    assert.equal(badPeriod.code, 1);
+    assert.match(badPeriod.stderr, /period must be one of/);
+    assert.equal((await runCli(dataDir, ['alarms', 'remove', 'obs', 'errors'])).code, 0);
+    assert.equal(JSON.parse((await runCli(dataDir, ['alarms', 'obs', '--json'])).stdout).length, 0);
+    const events = await plane.client.events({ app: 'obs', limit: 20 });
+    assert.ok(
+      events.some((e) => e.kind === 'alarm.configured') && events.some((e) => e.kind === 'alarm.removed'),
+    );
+  });
+
   it('keeps every line of a 100k-line burst, in order', async () => {
     assert.equal(await get('/burst?n=100000&tag=big'), 200);
     const lines = await waitFor(
