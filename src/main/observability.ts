@@ -88,6 +88,7 @@ export function createObservability(options: ObservabilityOptions): Observabilit
       access?.start();
       if (options.openMetricsPort !== undefined) {
         open = await startOpenMetricsListener(options.openMetricsPort, () => prometheusText(routeOptions));
+        log.info({ url: `http://127.0.0.1:${open.port}/metrics` }, 'Prometheus metrics served without a token');
       }
     },
     async stop() {
