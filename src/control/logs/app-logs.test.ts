@@ -91,6 +91,12 @@ describe('app logs', () => {
       readAppLogs(store, logDir, 'shop', {}, 2).map((l) => l.line),
       ['web b', 'worker b'],
     );
+    // A line still being written is not shown half.
+    appendFileSync(join(logDir, 'shop', 'web-1.log'), record(5000, 'web c').slice(0, 12));
+    assert.deepEqual(
+      readAppLogs(store, logDir, 'shop', {}, 1).map((l) => l.line),
+      ['worker b'],
+    );
   });
 
   it('reads the newest lines of a large file without reading all of it, across chunk boundaries', () => {

@@ -114,6 +114,12 @@ export function tailMatching(
   let end = sizeOf(path);
   let carry = Buffer.alloc(0);
   const found: AppLogLine[] = [];
+  // A last line without its newline is still being written: leave it for the next read.
+  if (end > 0 && readRange(path, end - 1, end)[0] !== 0x0a) {
+    const tail = readRange(path, Math.max(0, end - CHUNK), end);
+    const lastNewline = tail.lastIndexOf(0x0a);
+    end = lastNewline < 0 ? Math.max(0, end - tail.length) : end - (tail.length - lastNewline - 1);
+  }
   while (end > 0 && found.length < limit) {
     const start = Math.max(0, end - CHUNK);
     const chunk = Buffer.concat([readRange(path, start, end), carry]);
