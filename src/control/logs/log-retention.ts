@@ -75,12 +75,13 @@ export class LogRetention {
       const files: LogFile[] = [];
       try {
         for (const name of readdirSync(dir)) {
-          if (!name.endsWith('.log')) continue;
+          // Output (`.log`) and the shim's exit record (`.exit`) of each instance.
+          if (!name.endsWith('.log') && !name.endsWith('.exit')) continue;
           const path = join(dir, name);
           const stat = statSync(path);
           if (!stat.isFile()) continue;
-          // `<id>.log`, or the older `<id>.out.log` / `<id>.err.log`.
-          const instance = name.replace(/\.(out|err)\.log$|\.log$/, '');
+          // `<id>.log`, `<id>.exit`, or the older `<id>.out.log` / `<id>.err.log`.
+          const instance = name.replace(/\.(out|err)\.log$|\.log$|\.exit$/, '');
           files.push({ path, instance, size: stat.size, mtime: stat.mtimeMs });
         }
       } catch {
