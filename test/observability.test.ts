@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, createServer as createHttpsServer, request } from 'node:https';
 import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
@@ -254,6 +254,7 @@ describe('observability', () => {
     } finally {
       prometheus.kill('SIGTERM');
       await withDeadline(once(prometheus, 'exit'), 10_000, 'prometheus to exit');
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
@@ -596,6 +597,8 @@ describe('observability', () => {
       rsyslog.kill('SIGTERM');
       await withDeadline(once(rsyslog, 'exit'), 10_000, 'rsyslog to exit');
       receiver.close();
+      rmSync(syslogDir, { recursive: true, force: true });
+      rmSync(certDir, { recursive: true, force: true });
     }
   });
 });
