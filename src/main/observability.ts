@@ -74,12 +74,15 @@ export function createObservability(options: ObservabilityOptions): Observabilit
       : new AccessLogSplitter({ store, source: options.accessLogFile, logDir: options.logDir, log });
   const routeOptions = { store, metrics, collector, alarms, usage, now: () => clock.now() };
   let open: { port: number; close(): Promise<void> } | undefined;
+  // Ends long-polls and log streams when the API closes, so a connected `logs -f` never holds up a shutdown.
+  const closing = new AbortController();
 
   return {
     routes(api) {
       registerMetricsRoutes(api, routeOptions);
-      registerEventsRoutes(api, { store, clock });
-      registerLogsRoutes(api, { store, drains, logDir: options.logDir });
+      api.addHook('preClose', async () => closing.abort());
+      registerEventsRoutes(api, { store, clock, closing: closing.signal });
+      registerLogsRoutes(api, { store, drains, logDir: options.logDir, closing: closing.signal });
     },
     async start() {
       collector.start();
@@ -88,7 +91,10 @@ export function createObservability(options: ObservabilityOptions): Observabilit
       access?.start();
       if (options.openMetricsPort !== undefined) {
         open = await startOpenMetricsListener(options.openMetricsPort, () => prometheusText(routeOptions));
-        log.info({ url: `http://127.0.0.1:${open.port}/metrics` }, 'Prometheus metrics served without a token');
+        log.info(
+          { url: `http://127.0.0.1:${open.port}/metrics` },
+          'Prometheus metrics served without a token',
+        );
       }
     },
     async stop() {

@@ -17,7 +17,14 @@ const eventsQuery = z.strictObject({
 /** How often a waiting request looks again: events come from many writers, all through the store. */
 const POLL_MS = 100;
 
-export function registerEventsRoutes(api: FastifyInstance, options: { store: Store; clock: Clock }): void {
+export function registerEventsRoutes(
+  api: FastifyInstance,
+  options: {
+    store: Store;
+    clock: Clock /** Aborted when the API closes: waiting requests answer at once. */;
+    closing?: AbortSignal;
+  },
+): void {
   api.get('/v1/events', async (request) => {
     const query = parseInput(eventsQuery, request.query, 'query');
     const { wait, ...filter } = query;
@@ -25,6 +32,7 @@ export function registerEventsRoutes(api: FastifyInstance, options: { store: Sto
     if (events.length > 0 || !wait || filter.after === undefined) return events;
     const stop = new AbortController();
     request.raw.once('close', () => stop.abort());
+    options.closing?.addEventListener('abort', () => stop.abort(), { once: true });
     const deadline = options.clock.now() + wait;
     while (events.length === 0 && !stop.signal.aborted && options.clock.now() < deadline) {
       await options.clock.sleep(Math.min(POLL_MS, deadline - options.clock.now()), stop.signal);

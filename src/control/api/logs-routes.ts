@@ -46,7 +46,14 @@ function sinceOf(text: string | undefined, now: number): number | undefined {
 
 export function registerLogsRoutes(
   api: FastifyInstance,
-  options: { store: Store; drains: DrainManager; logDir: string; pollMs?: number },
+  options: {
+    store: Store;
+    drains: DrainManager;
+    logDir: string;
+    pollMs?: number;
+    /** Aborted when the API closes: follow streams end so the server can close. */
+    closing?: AbortSignal;
+  },
 ): void {
   const { store, drains, logDir } = options;
   const requireApp = (app: string): void => {
@@ -75,6 +82,8 @@ export function registerLogsRoutes(
     reply.raw.write(lines.map((line) => `${JSON.stringify(line)}\n`).join(''));
     const stop = new AbortController();
     request.raw.on('close', () => stop.abort());
+    if (options.closing?.aborted) stop.abort();
+    options.closing?.addEventListener('abort', () => stop.abort(), { once: true });
     while (!stop.signal.aborted) {
       const fresh = follower.poll();
       if (fresh.length > 0 && !reply.raw.write(fresh.map((line) => `${JSON.stringify(line)}\n`).join(''))) {
