@@ -208,7 +208,28 @@ describe('pipeline from git push', () => {
     await mustGit(repo, 'reset', '--quiet', '--hard', 'HEAD~1');
   });
 
-  it('waits for promotion in manual mode, and deploys on promote', async () => {
+  it('refuses bad input whole: an invalid berth.yaml rejects the push with its position; bad API calls say why', async () => {
+    await commit(repo, { 'berth.yaml': shopSpec('bad').replace('instances: 2', 'instances: two') }, 'typo');
+    const push = await git(repo, 'push', 'berth', 'main');
+    assert.notEqual(push.code, 0);
+    assert.match(push.output, /remote: ! {6}berth.yaml:8:16 expected a whole number/);
+    assert.match(push.output, /pre-receive hook declined/);
+    await mustGit(repo, 'reset', '--quiet', '--hard', 'HEAD~1');
+    await assert.rejects(plane.client.request('POST', '/v1/pipeline/runs', { directory: 'relative/dir' }), {
+      code: 'invalid_request',
+      message: /body.directory: must be an absolute path/,
+    });
+    await assert.rejects(plane.client.request('POST', '/v1/apps/shop/pipeline/runs/1/promote', {}), {
+      code: 'conflict',
+      message: /run 1 is succeeded; only a run waiting for promotion can be promoted/,
+    });
+    await assert.rejects(plane.client.request('POST', '/v1/apps/shop/pipeline/runs/99/cancel', {}), {
+      code: 'not_found',
+    });
+    assert.equal((await plane.client.app('shop')).release, 2);
+  });
+
+  it('waits for promotion in manual mode, across a control-plane restart, and deploys on promote', async () => {
     await commit(repo, { 'berth.yaml': shopSpec('three', 'manual') }, 'manual');
     const push = await git(repo, 'push', 'berth', 'main');
     assert.equal(push.code, 0, push.output);
@@ -216,6 +237,10 @@ describe('pipeline from git push', () => {
     assert.equal((await runs('shop')).at(-1)?.status, 'waiting');
     assert.equal((await plane.client.app('shop')).release, 2, 'nothing deployed before the promote');
     assert.equal(greetingOf((await load.get('/')).body), 'two');
+    // A waiting run keeps its build across a control-plane restart.
+    await plane.stop();
+    plane = await startControlPlane(dataDir);
+    assert.equal((await runs('shop')).at(-1)?.status, 'waiting');
     const promote = await runCli(dataDir, ['pipeline', 'promote', 'shop', '4']);
     assert.equal(promote.code, 0, promote.stdout + promote.stderr);
     assert.match(promote.stdout, /run 4 succeeded: v3 is live/);
