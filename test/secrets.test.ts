@@ -282,7 +282,7 @@ describe('secrets', () => {
     writeFileSync(bundleFile, exported.stdout);
 
     const otherDir = tempDir('berth-secrets-other-');
-    const other = await startControlPlane(otherDir);
+    let other = await startControlPlane(otherDir);
     try {
       const wrongFile = join(tempDir('berth-pass-'), 'wrong');
       writeFileSync(wrongFile, 'not the passphrase\n');
@@ -316,12 +316,26 @@ describe('secrets', () => {
         assert.equal(revealed.stdout, `${value}\n`);
       }
       assert.equal((await runCli(otherDir, ['config', 'list', 'shop'])).stdout, 'MODE=live\n');
+
+      // Rotating the master key re-seals the data keys: a restart with the new key file opens every value.
+      const oldKey = readFileSync(join(otherDir, 'master.key'), 'utf8');
+      const rotated = await runCli(otherDir, ['secrets', 'rotate-master-key']);
+      assert.match(rotated.stdout, /master key rotated: 2 data keys re-sealed/);
+      assert.notEqual(readFileSync(join(otherDir, 'master.key'), 'utf8'), oldKey);
+      await other.stop();
+      other = await startControlPlane(otherDir);
+      assert.equal(
+        (await runCli(otherDir, ['secrets', 'get', 'shop', 'API_KEY', '--reveal'])).stdout,
+        `${API_KEY}\n`,
+      );
       await other.stop();
 
-      // The same data directory with a wrong key, or with a key file others can read, does not start.
-      process.env.BERTH_MASTER_KEY = randomBytes(32).toString('base64');
+      // The same data directory with the old key, a wrong key, or with a key file others can read, does not start.
       try {
-        await assert.rejects(startControlPlane(otherDir), /does not open the existing secrets/);
+        for (const key of [oldKey.trim(), randomBytes(32).toString('base64')]) {
+          process.env.BERTH_MASTER_KEY = key;
+          await assert.rejects(startControlPlane(otherDir), /does not open the existing secrets/);
+        }
       } finally {
         delete process.env.BERTH_MASTER_KEY;
       }
