@@ -437,10 +437,16 @@ export class SecretsService {
     const config = Object.keys(contents.config ?? {}).sort();
     checkNames('secret', secrets);
     checkNames('config', config);
-    this.#store.transaction(() => {
-      if (secrets.length > 0) this.set(app, contents.secrets, actor);
-      if (config.length > 0) this.setConfig(app, contents.config, actor);
-    });
+    try {
+      this.#store.transaction(() => {
+        if (secrets.length > 0) this.set(app, contents.secrets, actor);
+        if (config.length > 0) this.setConfig(app, contents.config, actor);
+      });
+    } catch (error) {
+      // All or nothing: the values cached by a `set` that was rolled back are dropped again.
+      this.#reload();
+      throw error;
+    }
     this.#events.record({
       actor,
       kind: 'secrets.imported',
