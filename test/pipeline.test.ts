@@ -244,6 +244,8 @@ describe('pipeline from git push', () => {
     const promote = await runCli(dataDir, ['pipeline', 'promote', 'shop', '4']);
     assert.equal(promote.code, 0, promote.stdout + promote.stderr);
     assert.match(promote.stdout, /run 4 succeeded: v3 is live/);
+    assert.doesNotMatch(promote.stdout, /-----> test/, 'promote shows only what it runs');
+    assert.match(promote.stdout, /-----> deploy: deploy \(on promote\)/);
     await converged('shop');
     assert.equal(greetingOf((await load.get('/')).body), 'three');
   });
@@ -362,6 +364,27 @@ describe('pipeline from git push', () => {
     );
     const stored = await plane.client.request<PipelineRun>('GET', `/v1/apps/shop/pipeline/runs/${number}`);
     assert.doesNotMatch(JSON.stringify(stored), /tok-9f8e7d6c5b/);
+    await runCli(dataDir, ['pipeline', 'cancel', 'shop', String(number)]);
+  });
+
+  it('keeps the first 4 MiB of a runaway job output and says that the rest was dropped', async () => {
+    const dir = tempDir('berth-loud-app-');
+    copyFileSync(join(FIXTURE_APP, 'server.js'), join(dir, 'server.js'));
+    writeFileSync(
+      join(dir, 'berth.yaml'),
+      shopSpec('loud', 'manual', 'yes 0123456789abcdef | head -c 6000000'),
+    );
+    const queued = await runCli(dataDir, ['pipeline', 'run', dir, '--no-follow']);
+    const number = Number(/pipeline run (\d+) queued/.exec(queued.stdout)?.[1]);
+    await waitFor('the loud run to pass', async () => {
+      const r = (await runs('shop')).find((x) => x.number === number);
+      return r?.status === 'waiting' ? r : undefined;
+    });
+    const run = await plane.client.request<PipelineRun>('GET', `/v1/apps/shop/pipeline/runs/${number}`);
+    const output = run.jobs[0]?.output ?? '';
+    assert.ok(output.length <= 4 * 1024 * 1024 + 100, `${output.length} characters kept`);
+    assert.ok(output.length > 4 * 1024 * 1024 - 70_000, `${output.length} characters kept`);
+    assert.match(output, /\[berth: output beyond 4 MiB is not kept\]\n$/);
     await runCli(dataDir, ['pipeline', 'cancel', 'shop', String(number)]);
   });
 

@@ -94,9 +94,15 @@ export function registerPipeline(program: Command, context: CliContext): void {
     .action(async (app: string, number: string, options: { follow: boolean }) => {
       const client = context.client();
       const n = runNumber(number);
-      await client.request('POST', `/v1/apps/${enc(app)}/pipeline/runs/${n}/promote`, {});
+      const promoted = await client.request<PipelineRun>(
+        'POST',
+        `/v1/apps/${enc(app)}/pipeline/runs/${n}/promote`,
+        {},
+      );
       process.stdout.write(`${app}: run ${n} promoted\n`);
-      if (options.follow) await followAndExit(client, app, n, (t) => process.stdout.write(t));
+      // Only what the promote runs: the jobs that passed before it were shown when they ran.
+      const earlier = new Set(promoted.jobs.filter((j) => j.endedAt !== null).map((j) => j.index));
+      if (options.follow) await followAndExit(client, app, n, (t) => process.stdout.write(t), earlier);
     });
 
   pipeline
@@ -169,8 +175,9 @@ export async function followRun(
   app: string,
   number: number,
   write: (text: string) => void,
+  skip: ReadonlySet<number> = new Set(),
 ): Promise<PipelineRun> {
-  const renderer = new RunRenderer(write);
+  const renderer = new RunRenderer(write, skip);
   for await (const line of client.stream(`/v1/apps/${enc(app)}/pipeline/runs/${number}/stream`)) {
     if (line.trim() === '') continue;
     const event = JSON.parse(line) as PipelineStreamEvent;
@@ -186,24 +193,29 @@ async function followAndExit(
   app: string,
   number: number,
   write: (text: string) => void,
+  skip: ReadonlySet<number> = new Set(),
 ): Promise<void> {
-  const run = await followRun(client, app, number, write);
+  const run = await followRun(client, app, number, write, skip);
   if (run.status !== 'succeeded' && run.status !== 'waiting') process.exitCode = 1;
 }
 
 /** Prints a run's jobs the way Heroku prints a build: a `----->` header per job, its output indented. */
 export class RunRenderer {
   readonly #write: (text: string) => void;
+  readonly #skip: ReadonlySet<number>;
   readonly #started = new Set<number>();
   readonly #ended = new Set<number>();
   #partial = '';
 
-  constructor(write: (text: string) => void) {
+  /** Jobs whose index is in `skip` are not printed. */
+  constructor(write: (text: string) => void, skip: ReadonlySet<number> = new Set()) {
     this.#write = write;
+    this.#skip = skip;
   }
 
   feed(event: PipelineStreamEvent): void {
     if (event.type === 'run') return;
+    if (this.#skip.has(event.type === 'job' ? event.job.index : event.index)) return;
     if (event.type === 'output') {
       this.#header(event.index, event.stage, event.command);
       this.#text(event.text);

@@ -18,6 +18,8 @@ import { explicitStages, stageCommands } from './stages.js';
 const DEPLOY_LOCK_WAIT_MS = 10 * 60_000;
 /** How often a run looks at the deployment it follows (and at the deploy lock). */
 const POLL_MS = 200;
+/** Output kept per job; past it, one marker line says how much was dropped (a runaway test must not fill the disk). */
+export const MAX_JOB_OUTPUT_CHARS = 4 * 1024 * 1024;
 /** Never copied into a run's workspace. */
 const NOT_COPIED = new Set(['.git', '.berth']);
 
@@ -256,7 +258,7 @@ export class PipelineService {
           timeoutMs: spec.pipeline.timeoutMs,
           signal,
           scrub: this.#o.scrub,
-          onOutput: (text) => this.#runs.appendOutput(app, number, index, text),
+          onOutput: this.#appender(app, number, index),
         }).then((r) => ({ ok: r.code === 0, reason: r.reason })),
       );
       if (!result.ok) {
@@ -266,6 +268,7 @@ export class PipelineService {
     if (signal.aborted) return this.#stopRun(app, number, signal, 'cancelled');
     this.#setStage(app, 'build');
     await this.#waitForDeployLock(app, signal);
+    if (signal.aborted) return this.#stopRun(app, number, signal, 'cancelled');
     const buildIndex = indexes[jobs.findIndex(([stage]) => stage === 'build')]!;
     let prepared: PreparedRelease | undefined;
     const built = await this.#timed(app, number, buildIndex, async () => {
@@ -325,7 +328,7 @@ export class PipelineService {
             prepared.spec,
             prepared.artifact.dir,
             [job.command],
-            (text) => this.#runs.appendOutput(app, number, job.index, text),
+            this.#appender(app, number, job.index),
             signal,
           );
           return { ok: true, reason: 'exited with code 0' };
@@ -403,6 +406,24 @@ export class PipelineService {
       endedAt: Date.now(),
     });
     return result;
+  }
+
+  /** Appends to a job's stored output, up to `MAX_JOB_OUTPUT_CHARS`, then counts what it drops. */
+  #appender(app: string, run: number, index: number): (text: string) => void {
+    let kept = 0;
+    let dropped = 0;
+    return (text) => {
+      // Once something was dropped, keep nothing after it: the kept output must be a prefix.
+      if (dropped === 0 && kept + text.length <= MAX_JOB_OUTPUT_CHARS) {
+        kept += text.length;
+        this.#runs.appendOutput(app, run, index, text);
+        return;
+      }
+      if (dropped === 0) {
+        this.#runs.appendOutput(app, run, index, '\n[berth: output beyond 4 MiB is not kept]\n');
+      }
+      dropped += text.length;
+    };
   }
 
   #setStage(app: string, stage: Stage): void {
