@@ -200,7 +200,10 @@ function wrk(port: number, duration: string, pids: number[]): Sample {
   const total = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
   const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
   const sockErr = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
-  const errors = non2xx + (sockErr ? sockErr.slice(1).reduce((s, x) => s + Number(x), 0) : 0);
+  const socketErrors = sockErr ? sockErr.slice(1).reduce((s, x) => s + Number(x), 0) : 0;
+  const errors = non2xx + socketErrors;
+  if (errors > 0)
+    process.stderr.write(`  wrk: ${non2xx} non-2xx responses, socket errors: ${sockErr?.[0] ?? 'none'}\n`);
   return {
     rps,
     p50: parseLatency(out, '50'),
