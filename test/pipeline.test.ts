@@ -229,6 +229,22 @@ describe('pipeline from git push', () => {
     assert.equal((await plane.client.app('shop')).release, 2);
   });
 
+  it('deploys only pushes to the configured branch', async () => {
+    const before = (await runs('shop')).length;
+    const configured = await runCli(dataDir, ['git-remote', 'shop', '--branch', 'production']);
+    assert.equal(configured.code, 0, configured.stderr);
+    assert.match(configured.stderr, /git push berth production/);
+    await commit(repo, { 'notes.txt': 'not deployed\n' }, 'notes');
+    const push = await git(repo, 'push', 'berth', 'main');
+    assert.equal(push.code, 0, push.output);
+    assert.match(
+      push.output,
+      /refs\/heads\/main: not the deploy branch \(production\); stored, not deployed/,
+    );
+    assert.equal((await runs('shop')).length, before, 'no run');
+    await runCli(dataDir, ['git-remote', 'shop', '--branch', 'main']);
+  });
+
   it('waits for promotion in manual mode, across a control-plane restart, and deploys on promote', async () => {
     await commit(repo, { 'berth.yaml': shopSpec('three', 'manual') }, 'manual');
     const push = await git(repo, 'push', 'berth', 'main');
