@@ -422,6 +422,14 @@ describe('pipeline from git push', () => {
     assert.equal(status.release, 3);
     assert.equal((await plane.client.releases('shop')).length, 3, 'no release was made');
     assert.equal(greetingOf((await load.get('/')).body), 'three');
+    // `berth deploy` runs the same release phase.
+    const direct = await runCli(dataDir, ['deploy', repo]);
+    assert.equal(direct.code, 1);
+    assert.match(
+      direct.stdout + direct.stderr,
+      /release phase failed: `echo "migrating the database"; exit 4` exited with code 4/,
+    );
+    assert.equal((await plane.client.releases('shop')).length, 3, 'no release was made');
   });
 
   it('deploys a Procfile-only app named after its repository, routed at <app>.localhost, with its Heroku config', async () => {
