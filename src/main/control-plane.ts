@@ -222,7 +222,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     url,
     proxy,
     async close() {
-      pipelines.stop();
+      await pipelines.stop();
       await api.close();
       memoryLimiter.stop();
       await autoscaler.stop();

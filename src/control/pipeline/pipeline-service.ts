@@ -60,6 +60,8 @@ export class PipelineService {
   /** The run executing for each app (one at a time per app), and how to cancel it. */
   readonly #active = new Map<string, { number: number; abort: AbortController; stage: Stage | null }>();
   readonly #promoting = new Map<string, AbortController>();
+  /** Every run body in flight (executing or deploying after a promote). */
+  readonly #running = new Set<Promise<void>>();
   #stopped = false;
 
   constructor(options: PipelineServiceOptions) {
@@ -182,17 +184,23 @@ export class PipelineService {
     const abort = new AbortController();
     const key = `${app}/${number}`;
     this.#promoting.set(key, abort);
-    void this.#deploy(this.get(app, number), saved.prepared, abort.signal, actor)
-      .catch((error: unknown) => this.#fail(app, number, error, actor))
-      .finally(() => this.#promoting.delete(key));
+    this.#track(
+      this.#deploy(this.get(app, number), saved.prepared, abort.signal, actor)
+        .catch((error: unknown) => this.#fail(app, number, error, actor))
+        .finally(() => this.#promoting.delete(key)),
+    );
     return this.get(app, number);
   }
 
-  /** Cancels what runs (killing job groups) and starts nothing more. */
-  stop(): void {
+  /**
+   * Cancels what runs (killing job groups), starts nothing more, and resolves once the runs have recorded how they
+   * ended, so the store can be closed after it.
+   */
+  async stop(): Promise<void> {
     this.#stopped = true;
     for (const active of this.#active.values()) active.abort.abort();
     for (const abort of this.#promoting.values()) abort.abort();
+    await Promise.allSettled([...this.#running]);
   }
 
   #pump(app: string): void {
@@ -201,14 +209,21 @@ export class PipelineService {
     if (!next) return;
     const abort = new AbortController();
     this.#active.set(app, { number: next.number, abort, stage: null });
-    void this.#execute(next, abort.signal)
-      .catch((error: unknown) => this.#fail(app, next.number, error, 'pipeline'))
-      .finally(() => {
-        this.#active.delete(app);
-        rmSync(join(this.#runDir(app, next.number), 'work'), { recursive: true, force: true });
-        rmSync(join(this.#runDir(app, next.number), 'source'), { recursive: true, force: true });
-        this.#pump(app);
-      });
+    this.#track(
+      this.#execute(next, abort.signal)
+        .catch((error: unknown) => this.#fail(app, next.number, error, 'pipeline'))
+        .finally(() => {
+          this.#active.delete(app);
+          rmSync(join(this.#runDir(app, next.number), 'work'), { recursive: true, force: true });
+          rmSync(join(this.#runDir(app, next.number), 'source'), { recursive: true, force: true });
+          this.#pump(app);
+        }),
+    );
+  }
+
+  #track(body: Promise<void>): void {
+    const tracked = body.finally(() => this.#running.delete(tracked));
+    this.#running.add(tracked);
   }
 
   async #execute(queued: PipelineRun, signal: AbortSignal): Promise<void> {
