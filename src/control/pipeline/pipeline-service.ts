@@ -16,6 +16,8 @@ import { explicitStages, stageCommands } from './stages.js';
 
 /** How long a run waits for another deployment of its app to end before it fails. */
 const DEPLOY_LOCK_WAIT_MS = 10 * 60_000;
+/** How long `stop` waits for aborted runs to record how they ended. */
+const STOP_WAIT_MS = 5_000;
 /** How often a run looks at the deployment it follows (and at the deploy lock). */
 const POLL_MS = 200;
 /** Output kept per job; past it, one marker line says how much was dropped (a runaway test must not fill the disk). */
@@ -200,7 +202,15 @@ export class PipelineService {
     this.#stopped = true;
     for (const active of this.#active.values()) active.abort.abort();
     for (const abort of this.#promoting.values()) abort.abort();
-    await Promise.allSettled([...this.#running]);
+    // A build is not interruptible; do not hold a shutdown for it (the restart marks such a run failed).
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.#running]),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, STOP_WAIT_MS);
+      }),
+    ]);
+    clearTimeout(timer);
   }
 
   #pump(app: string): void {
@@ -395,6 +405,15 @@ export class PipelineService {
                   reason: `deployment ${deployment.state.replace('_', ' ')}: ${deployment.reason ?? ''}`,
                 };
           say(`${this.#o.scrub(outcome.reason)}\n`);
+          return outcome;
+        }
+        if (signal.aborted) {
+          // The deployment goes on without us (the reconciler finishes it after a restart).
+          outcome = {
+            ok: false,
+            reason: `stopped following deployment ${result.deployment}; \`berth releases ${app}\` shows how it ended`,
+          };
+          say(`${outcome.reason}\n`);
           return outcome;
         }
         await sleep(POLL_MS);
