@@ -143,7 +143,7 @@ export class PipelineService {
   cancel(app: string, number: number, actor: string): PipelineRun {
     const run = this.get(app, number);
     if (isFinished(run.status)) {
-      throw new BerthError('conflict', `${app} run ${number} has already ${run.status}`);
+      throw new BerthError('conflict', `${app} run ${number} has already ended (${run.status})`);
     }
     const active = this.#active.get(app);
     const promoting = this.#promoting.get(`${app}/${number}`);
