@@ -181,7 +181,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     clock: systemClock,
     log,
     intervalMs: options.autoscaleIntervalMs,
-    window: options.autoscaleWindowMs === undefined ? undefined : { windowMs: options.autoscaleWindowMs },
+    window: { windowMs: options.autoscaleWindowMs, collectIntervalMs: options.metricsIntervalMs },
   });
   const memoryLimiter = new MemoryLimiter({ store, events, log });
   const api = createApi({

@@ -14,10 +14,10 @@ export interface Scaler {
 }
 
 export interface AutoscalerOptions {
-  store: Store;
+  store: Pick<Store, 'db' | 'listServices' | 'listInstances' | 'activeDeployment'>;
   metrics: MetricsStore;
   scaler: Scaler;
-  events: EventLog;
+  events: Pick<EventLog, 'record'>;
   clock: Clock;
   log: Logger;
   /** How often every policy is evaluated; default 5 s. */
@@ -48,7 +48,9 @@ export class Autoscaler {
 
   constructor(options: AutoscalerOptions) {
     this.#options = options;
-    this.#window = { ...DEFAULT_OBSERVATION_WINDOW, ...options.window };
+    // Spread only what is set: an explicit undefined must not replace a default.
+    const set = Object.entries(options.window ?? {}).filter(([, value]) => value !== undefined);
+    this.#window = { ...DEFAULT_OBSERVATION_WINDOW, ...Object.fromEntries(set) };
     this.#tolerance = options.tolerance ?? DEFAULT_TOLERANCE;
     this.#restoreState();
   }

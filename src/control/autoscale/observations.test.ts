@@ -98,8 +98,8 @@ describe('autoscale observations from the metrics store', () => {
   it('divides the service’s requests over the window by the healthy count, and averages CPU and memory % of the limit', () => {
     const metrics = metricsStore();
     const service = serviceRecord(`${autoscale}    resources: { memory: 256Mi }\n`, 2);
-    // 60 s of 5 s collections: a and b serve 50 requests each per collection (1200 rpm together).
-    for (let t = 5000; t <= 60_000; t += 5000) {
+    // Steady 5 s collections: a and b serve 50 requests each per collection (1200 rpm together).
+    for (let t = -30_000; t <= 60_000; t += 5000) {
       collect(metrics, T0 + t, [
         { instance: 'a', requests: 50, cpu: 40, memory: 128 * MiB },
         { instance: 'b', requests: 50, cpu: 60, memory: 64 * MiB },
@@ -110,16 +110,13 @@ describe('autoscale observations from the metrics store', () => {
       service,
       [instance('a', 'healthy'), instance('b', 'healthy')],
       T0 + 60_000,
-      {
-        windowMs: 60_000,
-        staleAfterMs: 30_000,
-      },
+      { windowMs: 60_000, staleAfterMs: 30_000, collectIntervalMs: 5000 },
     );
     assert.equal(seen.running, 2);
     assert.equal(seen.desired, 2);
     assert.equal(seen.stale, undefined);
     assert.ok(
-      Math.abs((seen.values.requestsPerMinute ?? 0) - 600) < 60,
+      Math.abs((seen.values.requestsPerMinute ?? 0) - 600) < 0.001,
       String(seen.values.requestsPerMinute),
     );
     assert.equal(seen.values.cpuPercent, 50);
@@ -151,6 +148,7 @@ describe('autoscale observations from the metrics store', () => {
     const seen = observe(metrics, service, [instance('a', 'healthy')], T0 + 50_000, {
       windowMs: 60_000,
       staleAfterMs: 30_000,
+      collectIntervalMs: 5000,
     });
     assert.match(seen.stale ?? '', /50s old/);
     assert.deepEqual(seen.values, {});

@@ -11,9 +11,15 @@ export interface ObservationWindow {
   windowMs: number;
   /** No action when the newest bucket started longer ago than this; default 30 s (a 10 s bucket + 4 collections). */
   staleAfterMs: number;
+  /** The metrics collector's interval (its collections are aligned to it); default 5 s. */
+  collectIntervalMs: number;
 }
 
-export const DEFAULT_OBSERVATION_WINDOW: ObservationWindow = { windowMs: 60_000, staleAfterMs: 30_000 };
+export const DEFAULT_OBSERVATION_WINDOW: ObservationWindow = {
+  windowMs: 60_000,
+  staleAfterMs: 30_000,
+  collectIntervalMs: 5000,
+};
 
 /**
  * Reads the metrics store. Requests per minute per instance is the service's total over the window (every
@@ -49,8 +55,12 @@ export function observe(
       stale: `the newest metrics are ${Math.round((now - newest.at) / 1000)}s old`,
     };
   }
-  // The window starts at the first bucket that has data (a service younger than the window counts its life only).
-  const spanMs = Math.max(resolutionMs, now - Math.max(points[0]!.at, byService.from));
+  // A collection at t stores the requests of (t - interval, t] in the bucket holding t, and collections are aligned to
+  // the interval, so the buckets from `start` on hold the requests of (start - interval, last collection]. The window
+  // starts at the first bucket with data (a service younger than the window counts its life only).
+  const interval = window.collectIntervalMs;
+  const start = Math.max(points[0]!.at, byService.from);
+  const spanMs = Math.max(interval, Math.floor(now / interval) * interval + interval - start);
   const requests = points.reduce((total, p) => total + p.requests, 0);
 
   const byInstance = metrics.query(
