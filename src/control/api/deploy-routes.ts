@@ -6,7 +6,7 @@ import { BerthError } from '../../domain/errors.js';
 import type { AppManager } from '../app-manager.js';
 import type { Deployer } from '../deploy/deployer.js';
 import type { Store } from '../store/store.js';
-import { parseInput } from './input.js';
+import { parseInput } from './parse-input.js';
 
 export interface DeployRoutesOptions {
   store: Store;

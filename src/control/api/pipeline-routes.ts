@@ -9,7 +9,7 @@ import {
 } from '../../domain/pipeline.js';
 import type { GitRepos } from '../pipeline/git-repos.js';
 import type { PipelineService } from '../pipeline/pipeline-service.js';
-import { parseInput } from './input.js';
+import { parseInput } from './parse-input.js';
 
 export interface PipelineRoutesOptions {
   pipelines: PipelineService;

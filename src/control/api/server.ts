@@ -8,7 +8,7 @@ import type { Store } from '../store/store.js';
 import type { UsageMonitor } from '../usage-monitor.js';
 import { bearerMatches } from './admin-token.js';
 import { registerDeployRoutes } from './deploy-routes.js';
-import { parseInput } from './input.js';
+import { parseInput } from './parse-input.js';
 
 export interface ApiOptions {
   token: string;
