@@ -14,6 +14,7 @@ import { ApiClient } from '../../src/cli/client.js';
 import { readProxyPid } from '../../src/control/traffic/proxy-supervisor.js';
 import type { BerthEvent } from '../../src/domain/event.js';
 import { proxyPaths } from '../../src/domain/proxy-paths.js';
+import { parseDuration } from '../../src/lib/duration.js';
 import { LoadClient } from '../../test/load-client.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -175,7 +176,9 @@ async function runProfile(profile: Profile): Promise<Result> {
       async () => ((await client.app('bench')).services[0]?.healthy === 1 ? true : undefined),
       30_000,
     );
-    // Let the window fill with the idle baseline, as in production before a spike.
+    // Let the window fill with the idle baseline (plus a bucket), as in production before a spike: otherwise a
+    // young service's short history makes the first move look faster than it is.
+    await new Promise((resolve) => setTimeout(resolve, parseDuration(profile.window) + 10_000));
     const [first] = (await client.instances({ app: 'bench' })).map((i) => i.id);
     const stepAt = Date.now();
     // 3 × the target of one instance: one step to 3 instances.
