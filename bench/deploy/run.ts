@@ -2,20 +2,17 @@
 // (time to succeeded, failed requests), a broken one (time to rolled_back) and, as the peer, a naive restart
 // (stop everything, then start the new release: what a platform without rolling deploys does).
 // Run: npm run build && node dist/bench/deploy/run.js [--rounds 3]
-import { type ChildProcess, spawn } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { ApiClient } from '../../src/cli/client.js';
-import { readProxyPid } from '../../src/control/traffic/proxy-supervisor.js';
+import type { ApiClient } from '../../src/cli/client.js';
 import { proxyPaths } from '../../src/domain/proxy-paths.js';
+import { startControlPlane, stopProxy, waitFor } from '../../test/control-harness.js';
 import { LoadClient } from '../../test/load-client.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const CONTROL_PLANE = join(ROOT, 'dist/src/main/control-plane.js');
 const EXAMPLE = join(ROOT, 'examples/hello');
 
 interface Sample {
@@ -36,38 +33,10 @@ function appVersion(greeting: string, broken: boolean): string {
   return dir;
 }
 
-async function startControlPlane(dataDir: string): Promise<ChildProcess> {
-  const child = spawn(
-    process.execPath,
-    [CONTROL_PLANE, '--data-dir', dataDir, '--port', '0', '--http-port', '0', '--https-port', '0'],
-    { stdio: ['ignore', 'pipe', 'ignore'], detached: true },
-  );
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('control plane did not start in 20s')), 20_000);
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      if (line.includes('"listening"')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-  });
-  return child;
-}
-
-async function until<T>(what: string, check: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 async function deployAndWait(client: ApiClient, dir: string): Promise<{ ms: number; state: string }> {
   const started = Date.now();
   const result = await client.deploy(dir);
-  const view = await until('the deployment to end', async () => {
+  const view = await waitFor('the deployment to end', async () => {
     const now = await client.deployment(result.deployment!);
     const settled = now.deployment.state !== 'in_progress' && now.status.converged;
     return settled ? now : undefined;
@@ -78,11 +47,11 @@ async function deployAndWait(client: ApiClient, dir: string): Promise<{ ms: numb
 async function naiveRestart(client: ApiClient, dir: string): Promise<{ ms: number; state: string }> {
   const started = Date.now();
   await client.down('hello');
-  await until('all instances to stop', async () =>
+  await waitFor('all instances to stop', async () =>
     (await client.instances({ app: 'hello' })).length === 0 ? true : undefined,
   );
   const result = await client.deploy(dir);
-  await until('the new release to be healthy', async () =>
+  await waitFor('the new release to be healthy', async () =>
     (await client.app('hello')).converged ? true : undefined,
   );
   await result;
@@ -99,14 +68,13 @@ async function main(): Promise<void> {
   const rounds = Number(values.rounds);
   const dataDir = mkdtempSync(join(tmpdir(), 'berth-bench-deploy-'));
   const plane = await startControlPlane(dataDir);
-  const client = ApiClient.fromDataDir(dataDir);
+  const client = plane.client;
   const health = await client.deploy(appVersion('v0', false));
-  await until('the first release', async () => {
+  await waitFor('the first release', async () => {
     const view = await client.deployment(health.deployment!);
     return view.deployment.state === 'succeeded' ? true : undefined;
   });
-  const httpsPort = await proxyHttpsPort(dataDir);
-  const load = new LoadClient(httpsPort, 'hello.localhost', proxyPaths(dataDir).caCert);
+  const load = new LoadClient(plane.proxyPorts.https, 'hello.localhost', proxyPaths(dataDir).caCert);
   const results: Record<string, Sample[]> = {
     'rolling deploy (good)': [],
     'rolling deploy (broken → rolled back)': [],
@@ -140,12 +108,11 @@ async function main(): Promise<void> {
   } finally {
     load.close();
     await client.down('hello').catch(() => undefined);
-    await until('instances to stop', async () =>
+    await waitFor('instances to stop', async () =>
       (await client.instances()).length === 0 ? true : undefined,
     ).catch(() => undefined);
-    plane.kill('SIGTERM');
-    const proxyPid = readProxyPid(dataDir);
-    if (proxyPid !== null) process.kill(proxyPid, 'SIGTERM');
+    await plane.stop();
+    await stopProxy(dataDir);
   }
   console.log(
     `\nexamples/hello, 3 instances, health interval 1s, 8 keep-alive HTTPS clients through the proxy; ${rounds} rounds, medians`,
@@ -157,12 +124,6 @@ async function main(): Promise<void> {
       `| ${name} | ${median(samples.map((s) => s.ms))} | ${[...new Set(samples.map((s) => s.state))].join(', ')} | ${median(samples.map((s) => s.requests))} | ${samples.map((s) => s.failed).join(' / ')} |`,
     );
   }
-}
-
-async function proxyHttpsPort(dataDir: string): Promise<number> {
-  const { ProxyAdminClient } = await import('../../src/domain/proxy-admin-client.js');
-  const health = await new ProxyAdminClient(proxyPaths(dataDir).adminSocket).health();
-  return health.ports.https;
 }
 
 main().catch((error: unknown) => {

@@ -2,18 +2,14 @@
 // instance (the pid `berth ps` shows) until its replacement answers. Medians of 5. No peer runs these: they time
 // Berth's own reconcile loop; docs/benchmarks.md says so.
 // Run: npm run build && node dist/bench/recovery/run.js [--runs 5]
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { ApiClient } from '../../src/cli/client.js';
-import { readProxyPid } from '../../src/control/traffic/proxy-supervisor.js';
+import { startControlPlane, stopProxy, waitFor } from '../../test/control-harness.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const CONTROL_PLANE = join(ROOT, 'dist/src/main/control-plane.js');
 const EXAMPLE = join(ROOT, 'examples/hello');
 
 async function answers(port: number): Promise<boolean> {
@@ -26,34 +22,6 @@ async function answers(port: number): Promise<boolean> {
   }
 }
 
-async function until<T>(what: string, check: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-async function startControlPlane(dataDir: string): Promise<ChildProcess> {
-  const child = spawn(
-    process.execPath,
-    [CONTROL_PLANE, '--data-dir', dataDir, '--port', '0', '--http-port', '0', '--https-port', '0'],
-    { stdio: ['ignore', 'pipe', 'ignore'] },
-  );
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('control plane did not start in 20s')), 20_000);
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      if (line.includes('"listening"')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-  });
-  return child;
-}
-
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)] ?? 0;
@@ -64,45 +32,54 @@ async function main(): Promise<void> {
   const runs = Number(values.runs);
   const dataDir = mkdtempSync(join(tmpdir(), 'berth-bench-recovery-'));
   const plane = await startControlPlane(dataDir);
-  const client = ApiClient.fromDataDir(dataDir);
+  const client = plane.client;
   const deployMs: number[] = [];
   const replaceMs: number[] = [];
   try {
     for (let run = 0; run < runs; run++) {
       await client.down('hello').catch(() => undefined);
-      await until('no instances', async () =>
+      await waitFor('no instances', async () =>
         (await client.instances({ app: 'hello' })).length === 0 ? true : undefined,
       );
       const started = Date.now();
       await client.deploy(EXAMPLE);
-      await until('every instance to answer', async () => {
-        const live = await client.instances({ app: 'hello' });
-        const desired = (await client.app('hello')).services[0]?.desired ?? 0;
-        if (live.length !== desired || desired === 0) return undefined;
-        const ok = await Promise.all(live.map((i) => (i.port === null ? false : answers(i.port))));
-        return ok.every(Boolean) ? true : undefined;
-      });
+      await waitFor(
+        'every instance to answer',
+        async () => {
+          const live = await client.instances({ app: 'hello' });
+          const desired = (await client.app('hello')).services[0]?.desired ?? 0;
+          if (live.length !== desired || desired === 0) return undefined;
+          const ok = await Promise.all(live.map((i) => (i.port === null ? false : answers(i.port))));
+          return ok.every(Boolean) ? true : undefined;
+        },
+        60_000,
+        10,
+      );
       deployMs.push(Date.now() - started);
       // Each kill is a single crash of a settled app: the deploy above reset the crash-loop backoff (a second
       // crash within 30 s of the first would wait 1 s, then 2 s, ...: that is the backoff, not recovery).
       const [victim] = await client.instances({ app: 'hello' });
       const killedAt = Date.now();
       process.kill(victim!.pid!, 'SIGKILL');
-      await until('a replacement to answer', async () => {
-        const live = await client.instances({ app: 'hello' });
-        const fresh = live.find((i) => i.id !== victim!.id && i.createdAt >= killedAt && i.port !== null);
-        return fresh && (await answers(fresh.port!)) ? true : undefined;
-      });
+      await waitFor(
+        'a replacement to answer',
+        async () => {
+          const live = await client.instances({ app: 'hello' });
+          const fresh = live.find((i) => i.id !== victim!.id && i.createdAt >= killedAt && i.port !== null);
+          return fresh && (await answers(fresh.port!)) ? true : undefined;
+        },
+        60_000,
+        10,
+      );
       replaceMs.push(Date.now() - killedAt);
     }
   } finally {
     await client.down('hello').catch(() => undefined);
-    await until('instances to stop', async () =>
+    await waitFor('instances to stop', async () =>
       (await client.instances()).length === 0 ? true : undefined,
     ).catch(() => undefined);
-    plane.kill('SIGTERM');
-    const proxyPid = readProxyPid(dataDir);
-    if (proxyPid !== null) process.kill(proxyPid, 'SIGTERM');
+    await plane.stop();
+    await stopProxy(dataDir);
   }
   console.log(`examples/hello (2 instances), ${runs} runs each`);
   console.log('| measurement | median ms | all runs (ms) |');
