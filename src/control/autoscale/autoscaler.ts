@@ -81,8 +81,16 @@ export class Autoscaler {
   evaluateNow(): void {
     for (const service of this.#options.store.listServices()) {
       if (!service.spec.autoscale) continue;
-      const status = this.#evaluate(service);
-      if (status.paused === null) this.#apply(service, status.decision);
+      // One service's failure (an app removed mid-round) must not skip the others.
+      try {
+        const status = this.#evaluate(service);
+        if (status.paused === null) this.#apply(service, status.decision);
+      } catch (error) {
+        this.#options.log.warn(
+          { err: error, app: service.app, service: service.name },
+          'autoscale evaluation failed',
+        );
+      }
     }
   }
 
