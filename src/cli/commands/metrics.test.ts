@@ -2,7 +2,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { MetricPoint, MetricsQueryResult } from '../../domain/metrics-types.js';
-import { filled, formatBytes, formatMs, sparkline } from './metrics.js';
+import { formatBytes } from '../output.js';
+import { filled, formatMs, sparkline } from './metrics.js';
 
 describe('metrics output', () => {
   it('draws eight levels from zero to the maximum, blank where there is no data', () => {

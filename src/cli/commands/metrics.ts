@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import type { MetricPoint, MetricSeries, MetricsQueryResult } from '../../domain/metrics-types.js';
 import { parseDuration } from '../../lib/duration.js';
 import type { CliContext } from '../context.js';
-import { printJson, printTable, UsageError } from '../output.js';
+import { formatBytes, printJson, printTable, UsageError } from '../output.js';
 
 const BARS = '▁▂▃▄▅▆▇█';
 
@@ -32,18 +32,6 @@ export function formatMs(ms: number | null): string {
   if (ms < 10) return `${ms.toFixed(1)}ms`;
   if (ms < 1000) return `${Math.round(ms)}ms`;
   return `${(ms / 1000).toFixed(2)}s`;
-}
-
-export function formatBytes(bytes: number | null): string {
-  if (bytes === null) return '-';
-  const units = ['B', 'KiB', 'MiB', 'GiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value < 10 && unit > 0 ? value.toFixed(1) : Math.round(value)}${units[unit]}`;
 }
 
 export function registerMetrics(program: Command, context: CliContext): void {

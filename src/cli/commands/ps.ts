@@ -1,8 +1,7 @@
 // `berth ps [app]`: instances with state, pid, port, cpu, memory and uptime.
 import type { Command } from 'commander';
-import { formatSize } from '../../lib/size.js';
 import type { CliContext } from '../context.js';
-import { formatAge, printJson, printTable } from '../output.js';
+import { formatAge, formatBytes, printJson, printTable } from '../output.js';
 
 export function registerPs(program: Command, context: CliContext): void {
   program
@@ -24,7 +23,7 @@ export function registerPs(program: Command, context: CliContext): void {
           i.pid ?? '-',
           i.port ?? '-',
           i.usage ? `${i.usage.cpuPercent.toFixed(1)}%` : '-',
-          i.usage ? formatSize(i.usage.memoryBytes) : '-',
+          i.usage ? formatBytes(i.usage.memoryBytes) : '-',
           i.endedAt === null ? formatAge(now - i.createdAt) : `ended ${formatAge(now - i.endedAt)} ago`,
         ]),
       );

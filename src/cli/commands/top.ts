@@ -3,8 +3,8 @@ import type { Command } from 'commander';
 import type { MetricSeries } from '../../domain/metrics-types.js';
 import { parseDuration } from '../../lib/duration.js';
 import type { CliContext } from '../context.js';
-import { printJson, printTable, UsageError } from '../output.js';
-import { formatBytes, formatMs } from './metrics.js';
+import { formatBytes, printJson, printTable, UsageError } from '../output.js';
+import { formatMs } from './metrics.js';
 
 function rows(series: readonly MetricSeries[]): (string | number)[][] {
   return series.map((s) => {
