@@ -224,7 +224,8 @@ describe('autoscaling', () => {
     await waitFor('one healthy instance', async () => ((await healthyCount(app)) === 1 ? true : undefined));
     const [first] = (await plane.client.instances()).filter((i) => i.app === app);
     const hog = client(app);
-    for (let i = 0; i < 4; i++) assert.equal((await hog.get('/hog?mb=40')).status, 200);
+    // Where a cgroup enforces the limit, the kernel kills the app during one of these requests.
+    for (let i = 0; i < 4; i++) await hog.get('/hog?mb=40').catch(() => undefined);
     const crashed = await waitFor(
       'the crash',
       async () => (await events(app)).find((e) => e.kind === 'instance.crashed' && e.instance === first!.id),

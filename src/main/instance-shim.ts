@@ -7,6 +7,7 @@
 import { spawn } from 'node:child_process';
 import { appendFileSync, closeSync, openSync, renameSync, writeFileSync } from 'node:fs';
 import { constants } from 'node:os';
+import { join } from 'node:path';
 import { OutputLog } from '../control/runtime/output-log.js';
 
 /** What the runtime sends the shim on its stdin. */
@@ -21,6 +22,8 @@ export interface ShimConfig {
   exitPath: string;
   /** Secret values to scrub from the output, name → value. */
   scrub: Record<string, string>;
+  /** Cgroup directories (resource limits) the app joins; the shim itself stays out of them. */
+  cgroups?: string[];
 }
 
 /** How long to wait, after the app exited, for processes it left behind to close the output pipes. */
@@ -69,6 +72,13 @@ async function main(): Promise<void> {
   });
   // Drop the references to the secrets held only for the app's environment.
   config.env = {};
+  for (const dir of config.cgroups ?? []) {
+    try {
+      writeFileSync(join(dir, 'cgroup.procs'), String(child.pid));
+    } catch (error) {
+      output.record('err', `[berth: resource limits not applied (${dir}): ${(error as Error).message}]`);
+    }
+  }
   const out = output.stream('out');
   const err = output.stream('err');
   child.stdout.on('data', (chunk: Buffer) => out.push(chunk));

@@ -228,6 +228,18 @@ export class Reconciler {
       .listInstances({ live: true })
       .find((i) => i.pid === handle.pid && i.processStart === handle.processStart);
     if (!instance || instance.state === 'draining') return;
+    if (status.memoryLimitBytes !== undefined) {
+      const limit = `${(status.memoryLimitBytes / 1_048_576).toFixed(1)} MiB`;
+      this.#options.events.record({
+        actor: 'limits',
+        kind: 'instance.memory_exceeded',
+        app: instance.app,
+        service: instance.service,
+        instance: instance.id,
+        message: `${instance.id} used all of its ${limit} memory limit: killed by the kernel (OOM), to be replaced`,
+        data: { limitBytes: status.memoryLimitBytes, by: 'kernel' },
+      });
+    }
     this.#recordCrash(instance, describeExit(status), status);
     this.kick();
   }
@@ -337,6 +349,7 @@ export class Reconciler {
         env,
         logPath: instance.logPath,
         scrub: secrets,
+        ...(service.spec.resources ? { limits: service.spec.resources } : {}),
       });
       // The process may already have exited (and been recorded) before we get here.
       if (store.getInstance(id)?.state === 'starting') {

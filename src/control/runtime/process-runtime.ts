@@ -6,6 +6,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BerthError } from '../../domain/errors.js';
 import type { InstanceUsage } from '../../domain/instance.js';
+import { type CgroupDriver, detectCgroups } from './cgroups.js';
 import { clockTicksPerSecond, readAllProcStats, readProcStat } from './proc.js';
 import type { ExitStatus, ProcessHandle, Runtime, StartRequest, StopOutcome } from './runtime.js';
 
@@ -18,6 +19,8 @@ export interface ProcessRuntimeOptions {
   pollMs?: number;
   /** The compiled shim (`dist/src/main/instance-shim.js`) and the node that runs it. */
   shim?: { node: string; script: string };
+  /** Where limits become cgroups; `null` turns kernel limits off. Defaults to what the machine allows. */
+  cgroups?: CgroupDriver | null;
 }
 
 /** The shim beside this module in dist/: `dist/src/control/runtime/` → `dist/src/main/instance-shim.js`. */
@@ -46,15 +49,27 @@ export class ProcessRuntime implements Runtime {
   readonly #exitListeners: ((handle: ProcessHandle, status: ExitStatus) => void)[] = [];
   readonly #children = new Map<number, ChildProcess>();
   readonly #lastCpu = new Map<number, CpuSample>();
+  readonly #cgroups: CgroupDriver | null;
 
   constructor(options: ProcessRuntimeOptions = {}) {
+    this.#cgroups = options.cgroups === undefined ? detectCgroups() : options.cgroups;
+    // Cgroups of instances that ended while no runtime watched them (a control-plane restart) are empty now.
+    this.#cgroups?.sweep();
     this.#spawn = options.spawn ?? spawnChild;
     this.#pollMs = options.pollMs ?? 25;
     this.#shim = options.shim ?? { node: process.execPath, script: DEFAULT_SHIM_SCRIPT };
   }
 
+  /** `v1`/`v2` when resource limits are enforced by the kernel, `null` when only from /proc samples. */
+  get cgroupKind(): 'v1' | 'v2' | null {
+    return this.#cgroups?.kind ?? null;
+  }
+
   async start(request: StartRequest): Promise<ProcessHandle> {
     mkdirSync(dirname(request.logPath), { recursive: true });
+    // Named after the instance; the shim moves the app (not itself) into them, so the shim's memory is not counted.
+    const cgroups =
+      request.limits && this.#cgroups ? this.#cgroups.create(request.instanceId, request.limits) : [];
     // The shim, not the app, is our child: it owns the app's pipes, so the app keeps writing its output when
     // the control plane restarts or stops. Its config (with the secrets) goes over a pipe that is then closed.
     let child: ChildProcess;
@@ -86,6 +101,7 @@ export class ProcessRuntime implements Runtime {
       logPath: request.logPath,
       exitPath: exitPathOf(request.logPath),
       scrub: request.scrub ?? {},
+      cgroups,
     };
     child.stdin!.on('error', () => {
       // The shim died before reading its config: its exit is reported below.
@@ -98,10 +114,14 @@ export class ProcessRuntime implements Runtime {
     this.#children.set(pid, child);
     child.once('exit', (code, signal) => {
       killOrphans(pid);
+      const oomKilled = (this.#cgroups?.oomKills(request.instanceId) ?? 0) > 0;
+      this.#cgroups?.remove(request.instanceId);
       this.#children.delete(pid);
       this.#lastCpu.delete(pid);
       // The app's own status, as the shim recorded it; the shim's when it could not (killed with SIGKILL).
-      const status = this.exitStatus(request.logPath) ?? { code, signal };
+      const status: ExitStatus = { ...(this.exitStatus(request.logPath) ?? { code, signal }) };
+      if (oomKilled && request.limits?.memoryBytes !== undefined)
+        status.memoryLimitBytes = request.limits.memoryBytes;
       for (const listener of this.#exitListeners) listener(handle, status);
     });
     return handle;

@@ -1,5 +1,6 @@
 // The runtime interface: how the control plane starts, watches, samples and stops instances.
 import type { InstanceUsage } from '../../domain/instance.js';
+import type { ResourceLimits } from './cgroups.js';
 
 export interface StartRequest {
   instanceId: string;
@@ -16,6 +17,8 @@ export interface StartRequest {
   logPath: string;
   /** Secret values to replace by `[secret:NAME]` in the output, name → value. */
   scrub?: Record<string, string>;
+  /** Limits the kernel enforces on the app, where the runtime can make a cgroup (see `detectCgroups`). */
+  limits?: ResourceLimits;
 }
 
 /** Identifies a running instance across control-plane restarts: pid plus the process's start time. */
@@ -28,6 +31,8 @@ export interface ProcessHandle {
 export interface ExitStatus {
   code: number | null;
   signal: string | null;
+  /** Set when the kernel killed the app for going over this memory limit (bytes). */
+  memoryLimitBytes?: number;
 }
 
 /** How a stop ended: the process left after SIGTERM, needed SIGKILL, or was already gone. */
