@@ -12,8 +12,8 @@ import {
   type ControlPlaneProcess,
   FIXTURE_APP,
   runCli,
+  shutDown,
   startControlPlane,
-  stopProxy,
   tempDir,
   waitFor,
   writeApp,
@@ -118,14 +118,7 @@ describe('autoscaling', () => {
 
   after(async () => {
     for (const load of clients) load.close();
-    await runCli(dataDir, ['down', '--all']);
-    await waitFor(
-      'instances to stop',
-      async () => ((await plane.client.instances()).length === 0 ? true : undefined),
-      30_000,
-    );
-    await plane.stop();
-    await stopProxy(dataDir);
+    await shutDown(plane, dataDir);
   });
 
   it('scales out on requests per minute under a load ramp and back in after the cooldown, with zero failed requests', async () => {

@@ -23,6 +23,27 @@ export interface ControlPlaneProcess {
   stop(): Promise<void>;
 }
 
+/**
+ * The end of an integration suite: every app down, its instances gone (within `ms`), then the control plane and
+ * the proxy stopped. Failures of the first two steps do not keep the processes from being stopped.
+ */
+export async function shutDown(
+  plane: ControlPlaneProcess | undefined,
+  dataDir: string,
+  ms = 30_000,
+): Promise<void> {
+  if (plane) {
+    await plane.client.downAll().catch(() => undefined);
+    await waitFor(
+      'every instance to stop',
+      async () => ((await plane.client.instances()).length === 0 ? true : undefined),
+      ms,
+    ).catch(() => undefined);
+    await plane.stop();
+  }
+  await stopProxy(dataDir);
+}
+
 /** Stops the proxy a control plane started on this data dir (it outlives control planes by design). */
 export async function stopProxy(dataDir: string): Promise<void> {
   const pid = readProxyPid(dataDir);

@@ -10,6 +10,7 @@ import {
   getJson,
   processExists,
   runCli,
+  shutDown,
   startControlPlane,
   stopProxy,
   tempDir,
@@ -53,12 +54,7 @@ describe('control plane with the process runtime', () => {
   });
 
   after(async () => {
-    await runCli(dataDir, ['down', '--all']).catch(() => undefined);
-    await waitFor('every instance to stop', async () =>
-      (await plane.client.instances()).length === 0 ? true : undefined,
-    ).catch(() => undefined);
-    await plane.stop();
-    await stopProxy(dataDir);
+    await shutDown(plane, dataDir);
   });
 
   it('applies a spec with 3 instances and all 3 answer on their own ports', async () => {

@@ -9,8 +9,8 @@ import {
   type ControlPlaneProcess,
   FIXTURE_APP,
   runCli,
+  shutDown,
   startControlPlane,
-  stopProxy,
   tempDir,
   waitFor,
   writeApp,
@@ -69,14 +69,7 @@ describe('deploys', () => {
 
   after(async () => {
     load.close();
-    await runCli(dataDir, ['down', '--all']);
-    await waitFor(
-      'instances to stop',
-      async () => ((await plane.client.instances()).length === 0 ? true : undefined),
-      30_000,
-    );
-    await plane.stop();
-    await stopProxy(dataDir);
+    await shutDown(plane, dataDir);
   });
 
   it('rolls out a good release with zero failed requests, and serves only it after the cut-over', async () => {

@@ -7,8 +7,8 @@ import {
   type ControlPlaneProcess,
   processExists,
   runCli,
+  shutDown,
   startControlPlane,
-  stopProxy,
   tempDir,
   waitFor,
   writeApp,
@@ -33,14 +33,7 @@ describe('instance shim', () => {
   let plane: ControlPlaneProcess | undefined;
 
   after(async () => {
-    await runCli(dataDir, ['down', '--all']).catch(() => undefined);
-    if (plane) {
-      await waitFor('instances to stop', async () =>
-        (await plane!.client.instances()).length === 0 ? true : undefined,
-      ).catch(() => undefined);
-      await plane.stop();
-    }
-    await stopProxy(dataDir);
+    await shutDown(plane, dataDir);
   });
 
   it('reports the exit code of an instance that exited while the control plane was down, with its last output', async () => {

@@ -18,8 +18,8 @@ import {
   CLI,
   type ControlPlaneProcess,
   runCli,
+  shutDown,
   startControlPlane,
-  stopProxy,
   tempDir,
   waitFor,
   withDeadline,
@@ -111,9 +111,7 @@ describe('observability', () => {
 
   after(async () => {
     agent?.destroy();
-    await runCli(dataDir, ['down', '--all']);
-    await plane?.stop();
-    await stopProxy(dataDir);
+    await shutDown(plane, dataDir);
   });
 
   it('counts 300 × 200, 20 × 404 and 10 × 500 exactly, with p50/p95/p99 between the delays and the client’s view', async () => {

@@ -15,8 +15,8 @@ import {
   type ControlPlaneProcess,
   FIXTURE_APP,
   runCli,
+  shutDown,
   startControlPlane,
-  stopProxy,
   tempDir,
   waitFor,
   withDeadline,
@@ -141,14 +141,7 @@ describe('pipeline from git push', () => {
 
   after(async () => {
     load.close();
-    await runCli(dataDir, ['down', '--all']);
-    await waitFor(
-      'instances to stop',
-      async () => ((await plane.client.instances()).length === 0 ? true : undefined),
-      20_000,
-    );
-    await plane.stop();
-    await stopProxy(dataDir);
+    await shutDown(plane, dataDir);
   });
 
   it('runs the tests of a push, then deploys it with zero failed requests', async () => {

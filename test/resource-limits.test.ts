@@ -9,8 +9,8 @@ import {
   type ControlPlaneProcess,
   FIXTURE_APP,
   runCli,
+  shutDown,
   startControlPlane,
-  stopProxy,
   tempDir,
   waitFor,
   writeApp,
@@ -59,12 +59,7 @@ describe('resource limits', {
   });
 
   after(async () => {
-    await runCli(dataDir, ['down', '--all']);
-    await waitFor('instances to stop', async () =>
-      (await plane.client.instances()).length === 0 ? true : undefined,
-    );
-    await plane.stop();
-    await stopProxy(dataDir);
+    await shutDown(plane, dataDir);
   });
 
   it('puts the app, not its shim, in a cgroup with the limits of its service', () => {

@@ -15,6 +15,7 @@ import {
   type ControlPlaneProcess,
   getJson,
   runCli,
+  shutDown,
   startControlPlane,
   stopProxy,
   tempDir,
@@ -153,12 +154,7 @@ describe('secrets', () => {
 
   after(async () => {
     agent?.destroy();
-    await runCli(dataDir, ['down', '--all']).catch(() => undefined);
-    await waitFor('instances to stop', async () =>
-      (await plane.client.instances()).length === 0 ? true : undefined,
-    ).catch(() => undefined);
-    await plane.stop();
-    await stopProxy(dataDir);
+    await shutDown(plane, dataDir);
   });
 
   it('gives each instance exactly the secrets its service names, plus the app config', async () => {

@@ -7,8 +7,8 @@ import {
   type ControlPlaneProcess,
   FIXTURE_APP,
   runCli,
+  shutDown,
   startControlPlane,
-  stopProxy,
   tempDir,
   waitFor,
   writeApp,
@@ -53,12 +53,7 @@ describe('traffic through the proxy', () => {
 
   after(async () => {
     load.close();
-    await runCli(dataDir, ['down', '--all']);
-    await waitFor('instances to stop', async () =>
-      (await plane.client.instances()).length === 0 ? true : undefined,
-    );
-    await plane.stop();
-    await stopProxy(dataDir);
+    await shutDown(plane, dataDir);
   });
 
   it('serves the app over HTTPS with a certificate from the local CA, spread over its instances', async () => {

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { ApiClient } from '../../src/cli/client.js';
 import { proxyPaths } from '../../src/domain/proxy-paths.js';
-import { startControlPlane, stopProxy, waitFor } from '../../test/control-harness.js';
+import { shutDown, startControlPlane, waitFor } from '../../test/control-harness.js';
 import { LoadClient } from '../../test/load-client.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -107,12 +107,7 @@ async function main(): Promise<void> {
     }
   } finally {
     load.close();
-    await client.down('hello').catch(() => undefined);
-    await waitFor('instances to stop', async () =>
-      (await client.instances()).length === 0 ? true : undefined,
-    ).catch(() => undefined);
-    await plane.stop();
-    await stopProxy(dataDir);
+    await shutDown(plane, dataDir);
   }
   console.log(
     `\nexamples/hello, 3 instances, health interval 1s, 8 keep-alive HTTPS clients through the proxy; ${rounds} rounds, medians`,

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { startControlPlane, stopProxy, waitFor } from '../../test/control-harness.js';
+import { shutDown, startControlPlane, waitFor } from '../../test/control-harness.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const EXAMPLE = join(ROOT, 'examples/hello');
@@ -74,12 +74,7 @@ async function main(): Promise<void> {
       replaceMs.push(Date.now() - killedAt);
     }
   } finally {
-    await client.down('hello').catch(() => undefined);
-    await waitFor('instances to stop', async () =>
-      (await client.instances()).length === 0 ? true : undefined,
-    ).catch(() => undefined);
-    await plane.stop();
-    await stopProxy(dataDir);
+    await shutDown(plane, dataDir);
   }
   console.log(`examples/hello (2 instances), ${runs} runs each`);
   console.log('| measurement | median ms | all runs (ms) |');
