@@ -11,6 +11,7 @@ import type { ApiClient } from '../../src/cli/client.js';
 import { proxyPaths } from '../../src/domain/proxy-paths.js';
 import { shutDown, startControlPlane, waitFor } from '../../test/control-harness.js';
 import { LoadClient } from '../../test/load-client.js';
+import { median } from '../processes.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const EXAMPLE = join(ROOT, 'examples/hello');
@@ -56,11 +57,6 @@ async function naiveRestart(client: ApiClient, dir: string): Promise<{ ms: numbe
   );
   await result;
   return { ms: Date.now() - started, state: 'restarted' };
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? 0;
 }
 
 async function main(): Promise<void> {

@@ -1,11 +1,11 @@
 // Metrics cost: proxy throughput with the control plane's collection on vs off (same run, interleaved rounds), and
 // the collector's own CPU while it collects from 20 instances.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { type ChildProcess, execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ProxyAdminClient } from '../../src/domain/proxy-admin-client.js';
 import { proxyPaths } from '../../src/domain/proxy-paths.js';
+import { firstJsonLine, median, scratchDir, start } from '../processes.js';
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 10);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -17,40 +17,7 @@ const INTERVAL_MS = Number(process.env.BENCH_COLLECT_INTERVAL_MS ?? 1000);
 const ROOT = join(import.meta.dirname, '..', '..');
 const HOST = 'bench.localhost';
 
-const children: ChildProcess[] = [];
-const dir = mkdtempSync(join(tmpdir(), 'berth-bench-metrics-'));
-process.on('exit', () => {
-  for (const child of children)
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-  rmSync(dir, { recursive: true, force: true });
-});
-process.on('SIGINT', () => process.exit(130));
-
-function start(cmd: string, args: string[], options: { detached?: boolean } = {}): ChildProcess {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: options.detached ?? false });
-  child.stderr!.on('data', (c: Buffer) => {
-    if (process.env.BENCH_VERBOSE) process.stderr.write(c);
-  });
-  children.push(child);
-  return child;
-}
-
-function firstJsonLine<T>(child: ChildProcess, key: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`no ${key} line within 15 s`)), 15_000);
-    child.stdout!.on('data', (c: Buffer) => {
-      out += c.toString();
-      for (const line of out.split('\n')) {
-        if (line.includes(key)) {
-          clearTimeout(timer);
-          resolve(JSON.parse(line) as T);
-          return;
-        }
-      }
-    });
-  });
-}
+const dir = scratchDir('berth-bench-metrics-');
 
 function cpuSeconds(pid: number): number {
   try {
@@ -84,12 +51,6 @@ async function measure(port: number, proxyPid: number, collector: ChildProcess |
     proxyUsPerReq: ((cpuSeconds(proxyPid) - proxyBefore) * 1e6) / Math.max(1, requests),
     collectorPct: collector ? (100 * (cpuSeconds(collector.pid!) - collectorBefore)) / wallS : 0,
   };
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 async function main(): Promise<void> {

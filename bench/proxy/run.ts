@@ -1,12 +1,12 @@
 // Side-by-side proxy benchmark: the same backend direct, through Berth, nginx and haproxy, with wrk, interleaved rounds.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProxyAdminClient } from '../../src/domain/proxy-admin-client.js';
 import { proxyPaths } from '../../src/domain/proxy-paths.js';
+import { firstJsonLine, median, scratchDir, start, stop, stopAll } from '../processes.js';
 
 const DURATION = process.env.BENCH_DURATION ?? '10s';
 const WARMUP = process.env.BENCH_WARMUP ?? '3s';
@@ -23,55 +23,7 @@ const OTHER_PCT = Number(process.env.BENCH_OTHER_PCT ?? 30);
 const ROOT = join(import.meta.dirname, '..', '..');
 const HOST = 'bench.localhost';
 
-const children: ChildProcess[] = [];
-const dir = mkdtempSync(join(tmpdir(), 'berth-bench-'));
-
-function cleanup(): void {
-  for (const child of children)
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-}
-process.on('exit', () => {
-  cleanup();
-  rmSync(dir, { recursive: true, force: true });
-});
-process.on('SIGINT', () => process.exit(130));
-
-/** Spawns a process we own; resolves with the first stdout line matching `ready` (or after `settleMs`). */
-function start(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-  child.stderr!.on('data', (c: Buffer) => {
-    if (process.env.BENCH_VERBOSE) process.stderr.write(c);
-  });
-  children.push(child);
-  return child;
-}
-
-function firstJsonLine<T>(child: ChildProcess, key: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`no ${key} line within 15 s`)), 15_000);
-    child.stdout!.on('data', (c: Buffer) => {
-      out += c.toString();
-      for (const line of out.split('\n')) {
-        if (line.includes(key)) {
-          clearTimeout(timer);
-          resolve(JSON.parse(line) as T);
-          return;
-        }
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`exited with ${code} before ${key}`)));
-  });
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 8000);
-  await exited;
-  clearTimeout(timer);
-}
+const dir = scratchDir('berth-bench-');
 
 async function freePort(): Promise<number> {
   const server = http.createServer();
@@ -321,17 +273,10 @@ backend be
   return { name: 'haproxy', port, pids: [child.pid!], stop: () => stop(child) };
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].filter((v) => !Number.isNaN(v)).sort((a, b) => a - b);
-  if (sorted.length === 0) return Number.NaN;
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
 const fmt = (n: number, digits = 2) => (Number.isNaN(n) ? '–' : n.toFixed(digits));
 
 async function benchMode(mode: string): Promise<string> {
-  const backend = start(process.execPath, [join(import.meta.dirname, 'backend.js')], { MODE: mode });
+  const backend = start(process.execPath, [join(import.meta.dirname, 'backend.js')], { env: { MODE: mode } });
   const { port: backendPort } = await firstJsonLine<{ port: number }>(backend, '"port"');
   benchPids = [backend.pid!];
   const setups: Setup[] = [];
@@ -407,11 +352,10 @@ async function main(): Promise<void> {
   const reports: string[] = [];
   for (const mode of MODES) reports.push(await benchMode(mode));
   console.log(`\n${reports.join('\n')}`);
-  cleanup();
+  stopAll();
 }
 
 main().catch((err: unknown) => {
   console.error(err);
-  cleanup();
   process.exit(1);
 });
