@@ -31,21 +31,27 @@ function random(seed: number): () => number {
   };
 }
 
-const H = 'Host: p.localhost\r\n';
-const CORPUS = [
-  `GET / HTTP/1.1\r\n${H}\r\n`,
-  `GET /a/b?c=d HTTP/1.1\r\n${H}Accept: */*\r\nUser-Agent: mutation\r\n\r\n`,
-  `POST /form HTTP/1.1\r\n${H}Content-Type: text/plain\r\nContent-Length: 11\r\n\r\nhello world`,
-  `POST /up HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;x=y\r\n world\r\n0\r\n\r\n`,
-  `POST /t HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-Trailer: 1\r\n\r\n`,
-  `GET /1 HTTP/1.1\r\n${H}\r\nGET /2 HTTP/1.1\r\n${H}\r\n`,
-  `POST /1 HTTP/1.1\r\n${H}Content-Length: 3\r\n\r\nabcGET /2 HTTP/1.1\r\n${H}\r\n`,
-  `GET / HTTP/1.0\r\n${H}Connection: keep-alive\r\n\r\n`,
-  `GET http://p.localhost/abs HTTP/1.1\r\n${H}\r\n`,
-  `GET /ws HTTP/1.1\r\n${H}Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\r\n`,
-  `PUT /e HTTP/1.1\r\n${H}Expect: 100-continue\r\nContent-Length: 4\r\n\r\ndata`,
-  `GET / HTTP/1.1\r\n${H}X-Forwarded-For: 1.2.3.4\r\nX-Request-Id: abc-123\r\nConnection: keep-alive\r\n\r\n`,
-];
+/** Each lane is one client at a time against its own host, target group and recording backend. */
+const LANES = ['kilo', 'lima', 'mike', 'oscar', 'romeo', 'sierra', 'tango', 'victor'];
+
+/** Valid requests to mutate, for one lane's host (lane names differ in more bytes than a mutation changes). */
+function corpus(host: string): string[] {
+  const H = `Host: ${host}\r\n`;
+  return [
+    `GET / HTTP/1.1\r\n${H}\r\n`,
+    `GET /a/b?c=d HTTP/1.1\r\n${H}Accept: */*\r\nUser-Agent: mutation\r\n\r\n`,
+    `POST /form HTTP/1.1\r\n${H}Content-Type: text/plain\r\nContent-Length: 11\r\n\r\nhello world`,
+    `POST /up HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;x=y\r\n world\r\n0\r\n\r\n`,
+    `POST /t HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-Trailer: 1\r\n\r\n`,
+    `GET /1 HTTP/1.1\r\n${H}\r\nGET /2 HTTP/1.1\r\n${H}\r\n`,
+    `POST /1 HTTP/1.1\r\n${H}Content-Length: 3\r\n\r\nabcGET /2 HTTP/1.1\r\n${H}\r\n`,
+    `GET / HTTP/1.0\r\n${H}Connection: keep-alive\r\n\r\n`,
+    `GET http://${host}/abs HTTP/1.1\r\n${H}\r\n`,
+    `GET /ws HTTP/1.1\r\n${H}Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+    `PUT /e HTTP/1.1\r\n${H}Expect: 100-continue\r\nContent-Length: 4\r\n\r\ndata`,
+    `GET / HTTP/1.1\r\n${H}X-Forwarded-For: 1.2.3.4\r\nX-Request-Id: abc-123\r\nConnection: keep-alive\r\n\r\n`,
+  ];
+}
 const BYTES = [
   0x00, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x20, 0x22, 0x2c, 0x2d, 0x30, 0x35, 0x3a, 0x3b, 0x3d, 0x41, 0x5f, 0x61,
   0x66, 0x7f, 0x80, 0xa0, 0xff,
@@ -70,7 +76,7 @@ const SNIPPETS = [
   'Transfer-Encoding : chunked\r\n',
   '0\r\n\r\n',
   '5\r\nhello\r\n',
-  'Host: p.localhost\r\n',
+  'HOST_LINE',
   'GET /x HTTP/1.1\r\n',
   'Connection: close\r\n',
   'Connection: upgrade\r\nUpgrade: h2c\r\n',
@@ -78,7 +84,7 @@ const SNIPPETS = [
   'X_Forwarded_For: 6.6.6.6\r\n',
 ];
 
-function mutate(input: Buffer, rnd: () => number): Buffer {
+function mutate(input: Buffer, rnd: () => number, host: string): Buffer {
   let bytes = Buffer.from(input);
   const at = (n: number) => Math.floor(rnd() * n);
   const ops = 1 + at(3);
@@ -94,7 +100,8 @@ function mutate(input: Buffer, rnd: () => number): Buffer {
       }
       case 1:
       case 2: {
-        const snippet = Buffer.from(SNIPPETS[at(SNIPPETS.length)]!, 'latin1');
+        const pick = SNIPPETS[at(SNIPPETS.length)]!;
+        const snippet = Buffer.from(pick === 'HOST_LINE' ? `Host: ${host}\r\n` : pick, 'latin1');
         bytes = Buffer.concat([bytes.subarray(0, pos), snippet, bytes.subarray(pos)]);
         break;
       }
@@ -145,81 +152,89 @@ describe('HTTP/1.1 conformance: seeded mutations', {
   skip: python === undefined ? H11_MISSING : false,
 }, () => {
   let proxy: ProxyProcess;
-  let recording: RecordingBackend;
+  const recordings: RecordingBackend[] = [];
   let crafted: CraftedBackend;
   let h11: H11;
-  let oracle: Oracle;
 
   before(async () => {
-    recording = new RecordingBackend();
     crafted = new CraftedBackend();
-    await recording.listen();
     await crafted.listen();
+    for (const _ of LANES) {
+      const recording = new RecordingBackend();
+      await recording.listen();
+      recordings.push(recording);
+    }
     h11 = new H11(python!);
     proxy = await startProxy();
     await proxy.admin.putRouteTable({
-      routes: [{ host: 'p.localhost', backends: [{ targetGroup: 'oracle' }] }],
-      targetGroups: [
-        {
-          name: 'oracle',
-          health: { path: '/__health', intervalMs: 60_000, timeoutMs: 1000 },
-          responseTimeoutMs: 5000,
-          targets: [{ id: 'rec', host: '127.0.0.1', port: recording.port }],
-        },
-      ],
+      routes: LANES.map((lane) => ({ host: `${lane}.localhost`, backends: [{ targetGroup: lane }] })),
+      targetGroups: LANES.map((lane, i) => ({
+        name: lane,
+        health: { path: '/__health', intervalMs: 60_000, timeoutMs: 1000 },
+        responseTimeoutMs: 5000,
+        targets: [{ id: lane, host: '127.0.0.1', port: recordings[i]!.port }],
+      })),
     });
-    oracle = new Oracle(proxy.http, recording, crafted, h11);
   });
 
   after(async () => {
     await proxy?.stop();
-    await recording?.close();
+    for (const recording of recordings) await recording.close();
     await crafted?.close();
     await h11?.close();
     if (proxy !== undefined) removeDir(proxy.dataDir);
   });
 
   it(`${COUNT} mutated requests (seed ${SEED}): refused, or framed by llhttp and h11 exactly as the proxy did`, async (t) => {
-    const rnd = random(SEED);
-    const corpus = CORPUS.map((s) => Buffer.from(s, 'latin1'));
     const failures: string[] = [];
     let failed = 0;
     let forwarded = 0;
     let refused = 0;
     const started = Date.now();
-    for (let done = 0; done < COUNT; done += BATCH) {
-      const runs: {
-        c: RequestCase;
-        run: Awaited<ReturnType<Oracle['runRequest']>>;
-      }[] = [];
-      for (let i = done; i < Math.min(COUNT, done + BATCH); i++) {
-        const c: RequestCase = {
-          name: `mutation ${i}`,
-          bytes: mutate(corpus[Math.floor(rnd() * corpus.length)]!, rnd),
-          expect: 'either',
-        };
-        runs.push({ c, run: await oracle.runRequest(c, DEADLINE_MS) });
+    const perLane = Math.ceil(COUNT / LANES.length);
+    // Lanes run side by side; within a lane one request at a time, so its upstream connections are its own.
+    const lane = async (index: number) => {
+      const host = `${LANES[index]}.localhost`;
+      const oracle = new Oracle(proxy.http, recordings[index]!, crafted, h11);
+      const rnd = random(SEED * 1000 + index);
+      const inputs = corpus(host).map((s) => Buffer.from(s, 'latin1'));
+      for (let done = 0; done < perLane; done += BATCH) {
+        const runs: { c: RequestCase; run: Awaited<ReturnType<Oracle['runRequest']>> }[] = [];
+        for (let i = done; i < Math.min(perLane, done + BATCH); i++) {
+          const bytes = mutate(inputs[Math.floor(rnd() * inputs.length)]!, rnd, host);
+          // One in ten arrives in three pieces, so heads are also checked while they are incomplete.
+          const split =
+            rnd() < 0.1
+              ? [Math.floor(rnd() * bytes.length), Math.floor(rnd() * bytes.length)].sort((a, b) => a - b)
+              : [];
+          const c: RequestCase = { name: `lane ${index} mutation ${i}`, bytes, expect: 'either', split };
+          runs.push({ c, run: await oracle.runRequest(c, DEADLINE_MS) });
+        }
+        const framed = await h11.frame(runs.flatMap((r) => r.run.jobs));
+        let next = 0;
+        for (const { c, run } of runs) {
+          const clientH11 = framed[next++]!;
+          const upstreamH11 = framed.slice(next, next + run.outcome.forwarded.length);
+          next += run.outcome.forwarded.length;
+          const problem = oracle.judgeRequest(c, run, clientH11, upstreamH11);
+          if (run.outcome.refusal !== undefined) refused++;
+          if (run.outcome.forwarded.length > 0) forwarded++;
+          if (problem === undefined) continue;
+          failed++;
+          if (failures.length < 15)
+            failures.push(
+              `${c.name}${c.split!.length > 0 ? ` (cut at ${c.split})` : ''}: ${JSON.stringify(c.bytes.toString('latin1'))}\n  ${problem}`,
+            );
+        }
       }
-      const framed = await h11.frame(runs.flatMap((r) => r.run.jobs));
-      let next = 0;
-      for (const { c, run } of runs) {
-        const clientH11 = framed[next++]!;
-        const upstreamH11 = framed.slice(next, next + run.outcome.forwarded.length);
-        next += run.outcome.forwarded.length;
-        const problem = oracle.judgeRequest(c, run, clientH11, upstreamH11);
-        if (run.outcome.refusal !== undefined) refused++;
-        if (run.outcome.forwarded.length > 0) forwarded++;
-        if (problem === undefined) continue;
-        failed++;
-        if (failures.length < 15)
-          failures.push(`${c.name}: ${JSON.stringify(c.bytes.toString('latin1'))}\n  ${problem}`);
-      }
-    }
+    };
+    await Promise.all(LANES.map((_, i) => lane(i)));
+    const total = perLane * LANES.length;
     const seconds = (Date.now() - started) / 1000;
     t.diagnostic(
-      `${COUNT} mutations in ${seconds.toFixed(1)} s: ${forwarded} forwarded something, ${refused} refused, ${failed} failed`,
+      `${total} mutations in ${seconds.toFixed(1)} s (${LANES.length} lanes): ${forwarded} forwarded something, ${refused} refused, ${failed} failed`,
     );
     if (failed > 0)
-      throw new Error(`${failed} of ${COUNT} mutations failed the oracle:\n${failures.join('\n')}`);
+      throw new Error(`${failed} of ${total} mutations failed the oracle:\n${failures.join('\n')}`);
   });
 });

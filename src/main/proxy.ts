@@ -8,7 +8,12 @@ import { AdminApi } from '../proxy/admin-api.js';
 import { DEFAULT_PORTS, ProxyServer } from '../proxy/proxy-server.js';
 
 const USAGE = `usage: node dist/src/main/proxy.js --data-dir DIR [--http-port 8080] [--https-port 8443] [--host ADDR]
-       [--admin-socket PATH] [--access-log [FILE]] [--no-redirect] [--drain-ms 10000]`;
+       [--admin-socket PATH] [--access-log [FILE]] [--no-redirect] [--drain-ms 10000]
+       [--trusted-proxies CIDR,...] [--max-head-bytes 16384]
+  --trusted-proxies  proxies in front of this one whose X-Forwarded-* headers are passed on (default none;
+                     also BERTH_TRUSTED_PROXIES)
+  --max-head-bytes   largest request head accepted and forwarded, 431 above (default 16384, what Node
+                     backends accept; also BERTH_MAX_HEAD_BYTES)`;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -22,6 +27,8 @@ async function main(): Promise<void> {
       'access-log-file': { type: 'string' },
       'no-redirect': { type: 'boolean' },
       'drain-ms': { type: 'string' },
+      'trusted-proxies': { type: 'string' },
+      'max-head-bytes': { type: 'string' },
       help: { type: 'boolean' },
     },
   });
@@ -38,6 +45,16 @@ async function main(): Promise<void> {
     }
     return n;
   };
+  const trusted = values['trusted-proxies'] ?? process.env.BERTH_TRUSTED_PROXIES ?? '';
+  const maxHead = values['max-head-bytes'] ?? process.env.BERTH_MAX_HEAD_BYTES;
+  const maxHeadBytes = maxHead === undefined ? undefined : Number(maxHead);
+  if (
+    maxHeadBytes !== undefined &&
+    (!Number.isInteger(maxHeadBytes) || maxHeadBytes < 1024 || maxHeadBytes > 1024 * 1024)
+  ) {
+    console.error(`--max-head-bytes: expected a whole number of bytes from 1024 to 1048576, got ${maxHead}`);
+    process.exit(2);
+  }
   const paths = proxyPaths(values['data-dir']);
   mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
   const accessLog =
@@ -53,6 +70,11 @@ async function main(): Promise<void> {
     host: values.host,
     redirectHttp: !values['no-redirect'],
     accessLog,
+    maxHeadBytes,
+    trustedProxies: trusted
+      .split(',')
+      .map((entry) => entry.trim())
+      .filter((entry) => entry !== ''),
   });
   const admin = new AdminApi(proxy);
   const adminSocket = values['admin-socket'] ?? paths.adminSocket;
