@@ -71,6 +71,17 @@ const duration = leaf(`a duration such as ${DURATION_EXAMPLES}`, (v) => {
   }
 });
 
+/** The idle timeout of upgraded connections (WebSockets): from 1 s to 24 h. */
+const tunnelIdleTimeout = leaf('a duration from 1s to 24h such as 90s, 10m or 1h', (v) => {
+  if (typeof v !== 'string' || /^\d+(\.\d+)?$/.test(v)) return no();
+  try {
+    const ms = parseDuration(v);
+    return ms >= 1000 && ms <= 86_400_000 ? ok(ms) : no();
+  } catch {
+    return no();
+  }
+});
+
 const size = leaf('a size such as 512Mi, 1Gi, 100M, 64Ki or a number of bytes', (v) => {
   if (typeof v === 'number') return Number.isSafeInteger(v) && v >= 0 ? ok(v) : no();
   if (typeof v !== 'string') return no();
@@ -276,6 +287,7 @@ const routeSchema = z.strictObject({
   host,
   pathPrefix: urlPath.optional(),
   service: nonEmptyText('the name of a service'),
+  tunnelIdleTimeout: tunnelIdleTimeout.optional(),
 });
 
 const pipelineSchema = z.strictObject({

@@ -284,6 +284,22 @@ describe('parseSpec: bad input', () => {
     );
   });
 
+  it("reads a route's WebSocket idle timeout, and refuses one outside 1s-24h", () => {
+    const spec = parseSpec(
+      'app: a\nroutes:\n  - { host: a.localhost, service: web, tunnelIdleTimeout: 10m }\nservices:\n  web: { run: x }\n',
+      { file: 'berth.yaml' },
+    );
+    assert.deepEqual(spec.routes, [{ host: 'a.localhost', service: 'web', tunnelIdleTimeoutMs: 600_000 }]);
+    assert.deepEqual(
+      errorsOf(
+        'app: a\nroutes:\n  - { host: a.localhost, service: web, tunnelIdleTimeout: 500ms }\nservices:\n  web: { run: x }\n',
+      ),
+      [
+        'berth.yaml:3:59 routes[0].tunnelIdleTimeout: expected a duration from 1s to 24h such as 90s, 10m or 1h, got "500ms"',
+      ],
+    );
+  });
+
   it('refuses bad sizes', () => {
     assert.deepEqual(
       errorsOf('app: a\nservices:\n  web:\n    run: x\n    resources: { memory: 512MB, cpu: 0 }\n'),

@@ -26,6 +26,8 @@ export interface RouteSpec {
   host: string;
   pathPrefix?: string;
   service: string;
+  /** Idle timeout of upgraded connections (WebSockets) on this route, ms; the proxy's default (60 s) when unset. */
+  tunnelIdleTimeoutMs?: number;
 }
 
 /** Active HTTP health check of a service's instances. Times in milliseconds. */
@@ -388,6 +390,7 @@ function normalise(input: SpecInput, procfile: Record<string, string>): AppSpec 
   const routes = (input.routes ?? []).map((route): RouteSpec => {
     const out: RouteSpec = { host: route.host, service: route.service };
     if (route.pathPrefix !== undefined) out.pathPrefix = route.pathPrefix;
+    if (route.tunnelIdleTimeout !== undefined) out.tunnelIdleTimeoutMs = route.tunnelIdleTimeout;
     return out;
   });
   const routed = new Set(routes.map((route) => route.service));
