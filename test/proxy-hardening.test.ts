@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import tls from 'node:tls';
 import type { RouteTableInput } from '../src/domain/route-table.js';
+import { findPythonWithH11, H11_MISSING } from './http-conformance-harness.js';
 import {
   type Backend,
   eventually,
@@ -460,7 +461,11 @@ describe('proxy hardening: certificates on demand', () => {
   });
 });
 
-describe('proxy hardening: a lenient backend behind the proxy (Python http.server)', () => {
+const python = findPythonWithH11();
+
+describe('proxy hardening: a lenient backend behind the proxy (Python http.server)', {
+  skip: python === undefined ? H11_MISSING : false,
+}, () => {
   let proxy: ProxyProcess;
   let child: ChildProcess | undefined;
 
@@ -485,7 +490,7 @@ describe('proxy hardening: a lenient backend behind the proxy (Python http.serve
       'print(s.server_address[1], flush=True)',
       's.serve_forever()',
     ].join('\n');
-    child = spawn('python3', ['-c', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    child = spawn(python!, ['-c', script], { stdio: ['ignore', 'pipe', 'inherit'] });
     const port = await new Promise<number>((resolve, reject) => {
       child!.stdout!.once('data', (c: Buffer) => resolve(Number(c.toString().trim())));
       child!.once('error', reject);
