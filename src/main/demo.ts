@@ -62,6 +62,16 @@ async function main(): Promise<void> {
   const client = ApiClient.fromDataDir(dataDir);
   const started = Date.now();
   const result = await client.deploy(EXAMPLE);
+  // A deploy keeps a service's count, and the last Ctrl-C stopped the example: start it at its spec's count.
+  const status = await client.app(result.app);
+  const stopped = status.services.filter((s) => s.desired === 0);
+  if (stopped.length > 0) {
+    const current = (await client.releases(result.app)).find((r) => r.version === status.release);
+    await client.scale(
+      result.app,
+      Object.fromEntries(stopped.map((s) => [s.name, current?.spec.services[s.name]?.instances ?? 1])),
+    );
+  }
   const deadline = Date.now() + 60_000;
   while (!(await client.app(result.app)).converged) {
     if (Date.now() > deadline)

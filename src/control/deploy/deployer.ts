@@ -1,7 +1,7 @@
 // `berth deploy` and `berth rollback`: read the spec, build the artifact, run the release phase, hand the release
 // to the app manager. Split into build and release so a pipeline can build first and release on promote.
-import { existsSync, readFileSync } from 'node:fs';
-import { basename, isAbsolute, join } from 'node:path';
+import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { basename, isAbsolute, join, relative } from 'node:path';
 import type { ApplyResult, DeployResult } from '../../domain/api-types.js';
 import { BerthError } from '../../domain/errors.js';
 import { appNameFrom, releaseCommandsOf, specFromProcfile } from '../../domain/heroku.js';
@@ -79,16 +79,17 @@ export class Deployer {
     if (!isAbsolute(directory))
       throw new BerthError('invalid_request', `${directory}: must be an absolute path`);
     const specFile = options.specFile ?? 'berth.yaml';
-    const specPath = join(directory, specFile);
+    const specPath = specPathIn(directory, specFile);
     const procfilePath = join(directory, 'Procfile');
     const procfile = existsSync(procfilePath) ? readFileSync(procfilePath, 'utf8') : undefined;
     const appJsonPath = join(directory, 'app.json');
     const appJson = existsSync(appJsonPath) ? readFileSync(appJsonPath, 'utf8') : undefined;
     let spec: AppSpec;
     if (existsSync(specPath)) {
+      // Errors name the file as deployed, so the position can be opened as it is.
       spec = parseSpec(readFileSync(specPath, 'utf8'), {
-        file: specFile,
-        ...(procfile === undefined ? {} : { procfile }),
+        file: specPath,
+        ...(procfile === undefined ? {} : { procfile, procfileName: procfilePath }),
       });
     } else if (procfile !== undefined && options.specFile === undefined) {
       const app = options.app ?? appNameFrom(basename(directory));
@@ -139,4 +140,39 @@ export class Deployer {
     });
     return { ...result, build: null };
   }
+}
+
+/**
+ * The spec file `name` inside `directory`: a plain file name (no path), and a regular file that really is in the
+ * directory (a symbolic link may not lead out of it), so a deploy cannot be pointed at any file the control plane
+ * can read.
+ */
+function specPathIn(directory: string, name: string): string {
+  if (name === '' || name === '.' || name === '..' || basename(name) !== name || /[\\/\0]/.test(name)) {
+    throw new BerthError(
+      'invalid_request',
+      `${name}: the spec file must be a plain file name inside ${directory}`,
+      {
+        issues: [
+          { path: 'file', message: 'must be a plain file name inside the directory, e.g. berth.yaml' },
+        ],
+      },
+    );
+  }
+  const path = join(directory, name);
+  if (!existsSync(path)) return path;
+  const real = realpathSync(path);
+  const inside = relative(realpathSync(directory), real);
+  if (inside === '' || inside.startsWith('..') || isAbsolute(inside) || !statSync(real).isFile()) {
+    throw new BerthError(
+      'invalid_request',
+      `${path}: the spec file must be a regular file inside ${directory}`,
+      {
+        issues: [
+          { path: 'file', message: 'must be a regular file inside the directory (not a link out of it)' },
+        ],
+      },
+    );
+  }
+  return path;
 }
