@@ -60,6 +60,11 @@ export class ApiClient {
     return new ApiClient(endpoint.url, token);
   }
 
+  /** The response itself, for bodies that are not JSON (a backup archive). */
+  raw(method: string, path: string, body?: unknown): Promise<Response> {
+    return this.#fetch(method, path, body);
+  }
+
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
     const response = await this.#fetch(method, path, body);
     return (await response.json()) as T;

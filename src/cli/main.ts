@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { VERSION } from '../domain/version.js';
 import { registerAlarms } from './commands/alarms.js';
 import { registerAutoscale } from './commands/autoscale.js';
+import { registerBackup } from './commands/backup.js';
 import { registerCa } from './commands/ca.js';
 import { registerDeploy } from './commands/deploy.js';
 import { registerDown } from './commands/down.js';
@@ -46,6 +47,7 @@ export function buildProgram(): Command {
   registerPipeline(program, context);
   registerDown(program, context);
   registerCa(program, context);
+  registerBackup(program, context);
   // A mistake gets one line and where to look, not the whole help.
   program.showHelpAfterError('(run `berth --help` for the commands)');
   for (const command of program.commands) hintAfterErrors(command, `berth ${command.name()}`);

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadOrCreateToken } from '../control/api/admin-token.js';
 import { registerAutoscaleRoutes } from '../control/api/autoscale-routes.js';
+import { registerBackupRoutes } from '../control/api/backup-routes.js';
 import { registerPipelineRoutes } from '../control/api/pipeline-routes.js';
 import { registerSecretsRoutes } from '../control/api/secrets-routes.js';
 import { createApi } from '../control/api/server.js';
@@ -249,6 +250,7 @@ async function startOwned(
       (a) => observability.routes(a),
       (a) => registerAutoscaleRoutes(a, { store, autoscaler }),
       (a) => registerPipelineRoutes(a, { pipelines, git: gitRepos, actor: 'admin' }),
+      (a) => registerBackupRoutes(a, { store, events, dataDir: paths.dataDir }),
     ],
   });
 

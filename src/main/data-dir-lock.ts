@@ -1,5 +1,6 @@
 // One owner per data directory: the control plane (or a restore) holds `<data-dir>/control.lock` while it runs,
 // and a second one is refused before it touches anything, with the running one's pid and URL.
+import { mkdirSync } from 'node:fs';
 import { type ControlEndpoint, controlPaths } from '../domain/data-dir.js';
 import { BerthError } from '../domain/errors.js';
 import { FileLock } from '../lib/file-lock.js';
@@ -11,6 +12,7 @@ import { isRunning, readPidFile } from '../lib/process-identity.js';
  */
 export function lockDataDir(dataDir: string, doing: string): FileLock {
   const paths = controlPaths(dataDir);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const lock = FileLock.tryAcquire(paths.lock);
   if (lock) return lock;
   throw new BerthError('conflict', `refusing to ${doing}: ${describeOwner(dataDir)}`);

@@ -33,10 +33,12 @@ async function startControlPlane(dataDir: string): Promise<Started> {
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
+  // Kept in memory until it listens: a refused start is shown here and leaves the running one's log alone.
   let stderr = '';
+  let started = false;
   child.stderr!.on('data', (chunk: Buffer) => {
-    stderr += String(chunk);
-    appendFileSync(log, chunk, { mode: 0o600 });
+    if (started) appendFileSync(log, chunk, { mode: 0o600 });
+    else stderr += String(chunk);
   });
   return new Promise<Started>((resolve, reject) => {
     const timer = setTimeout(
@@ -46,6 +48,8 @@ async function startControlPlane(dataDir: string): Promise<Started> {
     createInterface({ input: child.stdout! }).on('line', (line) => {
       if (!line.includes('"listening"')) return;
       clearTimeout(timer);
+      started = true;
+      if (stderr !== '') appendFileSync(log, stderr, { mode: 0o600 });
       const ready = JSON.parse(line) as { url: string; proxy: { http: number; https: number } };
       resolve({ child, url: ready.url, ports: ready.proxy });
     });
