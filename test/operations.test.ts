@@ -327,6 +327,26 @@ describe('CLI without a control plane', () => {
     ]);
   });
 
+  it('writes systemd units for the proxy and the control plane of a data directory', async () => {
+    const output = tempDir('berth-units-');
+    const result = await run([
+      CLI,
+      '--data-dir',
+      '/var/lib/berth',
+      'install',
+      'systemd',
+      '--output',
+      output,
+      '--user',
+      'berth',
+    ]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /systemctl enable --now berth-proxy\.service berth\.service/);
+    const proxy = readFileSync(join(output, 'berth-proxy.service'), 'utf8');
+    assert.match(proxy, /proxy\.js --data-dir \/var\/lib\/berth --http-port 80 --https-port 443/);
+    assert.match(readFileSync(join(output, 'berth.service'), 'utf8'), /--external-proxy/);
+  });
+
   it('says which data directory it looked at when Berth is not running there', async () => {
     const dir = tempDir('berth-none-');
     writeFileSync(join(dir, 'README'), 'not a running Berth\n');

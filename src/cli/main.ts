@@ -9,6 +9,7 @@ import { registerDeploy } from './commands/deploy.js';
 import { registerDown } from './commands/down.js';
 import { registerDrains } from './commands/drains.js';
 import { registerEvents } from './commands/events.js';
+import { registerInstall } from './commands/install.js';
 import { registerLogs } from './commands/logs.js';
 import { registerMetrics } from './commands/metrics.js';
 import { registerPipeline } from './commands/pipeline.js';
@@ -48,6 +49,7 @@ export function buildProgram(): Command {
   registerDown(program, context);
   registerCa(program, context);
   registerBackup(program, context);
+  registerInstall(program, context);
   // A mistake gets one line and where to look, not the whole help.
   program.showHelpAfterError('(run `berth --help` for the commands)');
   for (const command of program.commands) hintAfterErrors(command, `berth ${command.name()}`);
