@@ -24,7 +24,7 @@ import { BerthError } from '../../domain/errors.js';
 import type { Instance } from '../../domain/instance.js';
 import { proxyPaths } from '../../domain/proxy-paths.js';
 import { VERSION } from '../../domain/version.js';
-import { ensurePrivateDir } from '../../lib/private-files.js';
+import { ensurePrivateDir, ensurePrivateFile } from '../../lib/private-files.js';
 import { masterKeyPath } from '../secrets/master-key.js';
 import { Store } from '../store/store.js';
 
@@ -207,6 +207,7 @@ export async function restoreBackup(options: {
       copyFileSync(options.masterKeyFile, masterKeyPath(dataDir));
       masterKey = 'from-file';
     }
+    ensurePrivateFile(masterKeyPath(dataDir), { onlyIfExists: true });
     const store = new Store(controlPaths(dataDir).database);
     let endedInstances = 0;
     try {
