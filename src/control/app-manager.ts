@@ -500,7 +500,7 @@ function keptCounts(spec: AppSpec, services: ServiceRecord[]): string[] {
         ? 'stopped by berth down or scale'
         : 'set by berth scale';
     lines.push(
-      `= ${name}: keeps ${count} instances (${why}; berth.yaml says ${service.instances}, change it there to reset)`,
+      `= ${name}: keeps ${count} instance${count === 1 ? '' : 's'} (${why}; berth.yaml says ${service.instances}, change it there to reset)`,
     );
   }
   return lines;
