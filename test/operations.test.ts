@@ -252,6 +252,11 @@ describe('operations: one owner per data dir, backup and restore', () => {
         releases.map((r) => r.version),
         [1, 2],
       );
+      for (const release of releases)
+        assert.ok(
+          release.sourceDir.startsWith(`${restoredDir}/artifacts/`),
+          `${release.sourceDir} moved with the data`,
+        );
       for (const instance of original) assert.ok(processExists(instance.pid!), 'the original keeps serving');
     } finally {
       await shutDown(second, restoredDir);

@@ -105,6 +105,8 @@ async function backupRunning(client: ApiClient, output: string, includeMasterKey
   const partial = `${output}.partial`;
   try {
     await pipeline(Readable.fromWeb(response.body as never), createWriteStream(partial, { mode: 0o600 }));
+    // A connection cut mid-stream would leave a short archive: only a whole one (gzip's CRC, tar's end) is kept.
+    await verifyArchive(partial);
     renameSync(partial, output);
   } catch (error) {
     rmSync(partial, { force: true });
@@ -113,6 +115,22 @@ async function backupRunning(client: ApiClient, output: string, includeMasterKey
     });
   }
   return JSON.parse(Buffer.from(header ?? '', 'base64').toString('utf8') || '{}');
+}
+
+/** Lists the archive end to end; throws unless it is whole and holds a manifest. */
+async function verifyArchive(path: string): Promise<void> {
+  const tar = spawn('tar', ['-tzf', path], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let listing = '';
+  let stderr = '';
+  tar.stdout.on('data', (chunk: Buffer) => {
+    listing += String(chunk);
+  });
+  tar.stderr.on('data', (chunk: Buffer) => {
+    stderr += String(chunk);
+  });
+  const [code] = (await once(tar, 'exit')) as [number | null];
+  if (code !== 0 || !/^(\.\/)?manifest\.json$/m.test(listing))
+    throw new Error(`the archive is incomplete (${stderr.trim() || 'no manifest.json'})`);
 }
 
 /** Runs the offline data-dir tool (it takes the data directory's lock) and returns the JSON it prints. */

@@ -42,6 +42,11 @@ export interface BuildOptions {
   specFile?: string;
   /** The app's name when the spec comes from a Procfile (default: from the directory's name). */
   app?: string;
+  /**
+   * How errors name the spec file: by its path, for a directory on this machine (`berth deploy`), or by its name
+   * in the directory (default), for a tree that only exists in a scratch copy (a git push).
+   */
+  fileNames?: 'path' | 'name';
 }
 
 export class Deployer {
@@ -60,7 +65,7 @@ export class Deployer {
    * A bad spec, a failed build or a failed release phase creates no release and changes nothing that runs.
    */
   async deploy(directory: string, actor: string, specFile = 'berth.yaml'): Promise<DeployResult> {
-    const prepared = await this.build(directory, { specFile });
+    const prepared = await this.build(directory, { specFile, fileNames: 'path' });
     const { result, releaseOutput } = await this.release(prepared, actor);
     const output =
       releaseOutput === '' ? prepared.artifact.output : `${prepared.artifact.output}${releaseOutput}`;
@@ -86,10 +91,11 @@ export class Deployer {
     const appJson = existsSync(appJsonPath) ? readFileSync(appJsonPath, 'utf8') : undefined;
     let spec: AppSpec;
     if (existsSync(specPath)) {
-      // Errors name the file as deployed, so the position can be opened as it is.
+      // `berth deploy` errors name the file as deployed, so the position can be opened as it is.
+      const byPath = options.fileNames === 'path';
       spec = parseSpec(readFileSync(specPath, 'utf8'), {
-        file: specPath,
-        ...(procfile === undefined ? {} : { procfile, procfileName: procfilePath }),
+        file: byPath ? specPath : specFile,
+        ...(procfile === undefined ? {} : { procfile, procfileName: byPath ? procfilePath : 'Procfile' }),
       });
     } else if (procfile !== undefined && options.specFile === undefined) {
       const app = options.app ?? appNameFrom(basename(directory));
