@@ -236,7 +236,8 @@ export function parseRequestHead(buf: Buffer, end: number, partial = false): Req
           chunked = true;
           break;
         case CONNECTION: {
-          const tokens = tokenList(value);
+          // The common values without building a token list.
+          const tokens = value === 'keep-alive' || value === 'close' ? [value] : tokenList(value);
           if (tokens === undefined) throw new HeadError(400, 'bad connection header');
           connection = connection === undefined ? tokens : connection.concat(tokens);
           break;

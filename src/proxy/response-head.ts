@@ -69,7 +69,8 @@ export function parseResponseHead(buf: Buffer, end: number): ResponseHead {
       const value = text.slice(LINE.valueStart, LINE.valueEnd);
       drop = true;
       if (name === 'connection') {
-        const tokens = tokenList(value);
+        // The common values without building a token list.
+        const tokens = value === 'keep-alive' || value === 'close' ? [value] : tokenList(value);
         if (tokens === undefined) throw new ResponseHeadError('bad connection header');
         for (const token of tokens) {
           if (token === 'close') closeToken = true;
