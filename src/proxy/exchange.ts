@@ -85,7 +85,7 @@ export class Exchange implements UpstreamOwner {
   #reqBodyDone = true;
   /** The whole request body came with the head (so the request can be sent again on another connection). */
   #wholeBodyInFirst = true;
-  /** The upstream does not read the request body fast enough (the client is paused for it). */
+  /** The upstream does not take the request body yet (not connected, or not reading): the client is paused for it. */
   #requestBlocked = false;
   readonly #resFramer = new BodyFramer();
   #resHeadBuf: Buffer | null = null;
@@ -321,8 +321,12 @@ export class Exchange implements UpstreamOwner {
     const body = this.#firstBody;
     if (body !== null) writeJoined(conn.socket, this.#upstreamHead, body, 0, body.length);
     else conn.socket.write(this.#upstreamHead, 'latin1');
-    // Until connected, hold further body bytes so a refused connection can be retried elsewhere.
-    if (!conn.connected && !this.#reqBodyDone) this.#client.pause('connecting');
+    // Until connected, hold further body bytes so a refused connection can be retried elsewhere (a stall meanwhile
+    // is the target's doing, not the client's).
+    if (!conn.connected && !this.#reqBodyDone) {
+      this.#requestBlocked = true;
+      this.#client.pause('connecting');
+    }
     // A request that came whole is sent now: the response timeout runs from here (no extra clock read).
     if (this.#reqBodyDone && this.#waitingSince === 0) this.#waitingSince = this.#start;
   }
@@ -356,7 +360,10 @@ export class Exchange implements UpstreamOwner {
   }
 
   onUpstreamConnect(conn: UpstreamConnection): void {
-    if (conn === this.#upstream) this.#client.resume('connecting');
+    if (conn !== this.#upstream) return;
+    this.#requestBlocked = false;
+    this.#progress++;
+    this.#client.resume('connecting');
   }
 
   onUpstreamDrain(conn: UpstreamConnection): void {
