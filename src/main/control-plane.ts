@@ -20,7 +20,7 @@ import { GitRepos } from '../control/pipeline/git-repos.js';
 import { PipelineService } from '../control/pipeline/pipeline-service.js';
 import { CommandReleasePhase } from '../control/pipeline/release-phase.js';
 import { platformEnv, Reconciler } from '../control/reconcile/reconciler.js';
-import { ProcessRuntime } from '../control/runtime/process-runtime.js';
+import { ownerMark, ProcessRuntime } from '../control/runtime/process-runtime.js';
 import { MASTER_KEY_ENV } from '../control/secrets/master-key.js';
 import { TextScrubber } from '../control/secrets/scrubber.js';
 import { SecretsService } from '../control/secrets/secrets-service.js';
@@ -90,7 +90,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   });
   // No child (proxy, shims) inherits the master key.
   delete process.env[MASTER_KEY_ENV];
-  const runtime = new ProcessRuntime();
+  // Every instance carries a mark of this data dir, so a later start can end those that no record owns.
+  const runtime = new ProcessRuntime({ owner: ownerMark(paths.dataDir) });
   const proxy = await new ProxySupervisor({
     dataDir: paths.dataDir,
     command: [process.execPath, PROXY_MAIN],

@@ -208,6 +208,21 @@ export class Reconciler {
         this.#recordCrash(instance, how ?? 'process gone while the control plane was down', status);
       }
     }
+    // Processes of ours that no live record accounts for (a start interrupted between the spawn and its record)
+    // would run unowned and invisible: end them before anything new starts.
+    const owned = store
+      .listInstances({ live: true })
+      .map(handleOf)
+      .filter((handle): handle is ProcessHandle => handle !== null);
+    const reclaimed = runtime.reclaim(owned);
+    if (reclaimed.length > 0) {
+      events.record({
+        actor: 'system',
+        kind: 'runtime.reclaimed',
+        message: `ended ${reclaimed.length} process${reclaimed.length === 1 ? '' : 'es'} of instances that no record owns (pid ${reclaimed.join(', ')}): left by a start the control plane did not finish`,
+        data: { pids: reclaimed },
+      });
+    }
   }
 
   #observeLiveness(): void {
@@ -463,7 +478,7 @@ function toDesired(service: ServiceRecord): DesiredService {
 function handleOf(instance: Instance): ProcessHandle | null {
   return instance.pid === null || instance.processStart === null
     ? null
-    : { pid: instance.pid, processStart: instance.processStart };
+    : { pid: instance.pid, processStart: instance.processStart, instanceId: instance.id };
 }
 
 function healthSettingsOf(service: ServiceRecord | undefined): HealthCheckSettings | null {

@@ -1,8 +1,9 @@
 // The embedded default runtime: each instance is a shim and its app in their own process group, output to a file.
 import { type ChildProcess, spawn as spawnChild } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdirSync, readFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { mkdirSync, readFileSync, realpathSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BerthError } from '../../domain/errors.js';
 import type { InstanceUsage } from '../../domain/instance.js';
@@ -21,6 +22,26 @@ export interface ProcessRuntimeOptions {
   shim?: { node: string; script: string };
   /** Where limits become cgroups; `null` turns kernel limits off. Defaults to what the machine allows. */
   cgroups?: CgroupDriver | null;
+  /**
+   * Marks every shim and app this runtime starts (`BERTH_OWNER=<owner>` in their environment, inherited by the
+   * app's own children), so that a later runtime of the same owner finds those no record accounts for
+   * (`reclaim`). The control plane uses `ownerMark(dataDir)`.
+   */
+  owner?: string;
+}
+
+/** The environment variable that marks the processes of one owner (one data directory). */
+export const OWNER_ENV = 'BERTH_OWNER';
+
+/** A short, stable mark for the processes of the Berth that keeps its state in `dataDir` (not the path itself). */
+export function ownerMark(dataDir: string): string {
+  let path = resolve(dataDir);
+  try {
+    path = realpathSync(path);
+  } catch {
+    // Not created yet: the resolved path is what it will be.
+  }
+  return createHash('sha256').update(path).digest('hex').slice(0, 16);
 }
 
 /** The shim beside this module in dist/: `dist/src/control/runtime/` → `dist/src/main/instance-shim.js`. */
@@ -50,8 +71,10 @@ export class ProcessRuntime implements Runtime {
   readonly #children = new Map<number, ChildProcess>();
   readonly #lastCpu = new Map<number, CpuSample>();
   readonly #cgroups: CgroupDriver | null;
+  readonly #owner: string | undefined;
 
   constructor(options: ProcessRuntimeOptions = {}) {
+    this.#owner = options.owner;
     this.#cgroups = options.cgroups === undefined ? detectCgroups() : options.cgroups;
     // Cgroups of instances that ended while no runtime watched them (a control-plane restart) are empty now.
     this.#cgroups?.sweep();
@@ -76,7 +99,7 @@ export class ProcessRuntime implements Runtime {
     try {
       child = this.#spawn(this.#shim.node, [...SHIM_NODE_FLAGS, this.#shim.script], {
         cwd: request.cwd,
-        env: { PATH: request.env.PATH ?? '/usr/bin:/bin' },
+        env: { PATH: request.env.PATH ?? '/usr/bin:/bin', ...this.#mark() },
         // detached = setsid(): its own session and process group, so a stop reaches the app and its children.
         detached: true,
         stdio: ['pipe', 'ignore', 'ignore'],
@@ -97,7 +120,7 @@ export class ProcessRuntime implements Runtime {
       instanceId: request.instanceId,
       command: request.command,
       cwd: request.cwd,
-      env: request.env,
+      env: { ...request.env, ...this.#mark() },
       logPath: request.logPath,
       exitPath: exitPathOf(request.logPath),
       scrub: request.scrub ?? {},
@@ -110,10 +133,14 @@ export class ProcessRuntime implements Runtime {
     const pid = child.pid!;
     child.unref();
     const stat = readProcStat(pid);
-    const handle: ProcessHandle = { pid, processStart: stat?.startTicks ?? 0 };
+    const handle: ProcessHandle = {
+      pid,
+      processStart: stat?.startTicks ?? 0,
+      instanceId: request.instanceId,
+    };
     this.#children.set(pid, child);
     child.once('exit', (code, signal) => {
-      killOrphans(pid);
+      this.#endRemains(handle);
       const oomKilled = (this.#cgroups?.oomKills(request.instanceId) ?? 0) > 0;
       this.#cgroups?.remove(request.instanceId);
       this.#children.delete(pid);
@@ -129,10 +156,31 @@ export class ProcessRuntime implements Runtime {
 
   isRunning(handle: ProcessHandle): boolean {
     const stat = readProcStat(handle.pid);
-    // A zombie has exited; it only waits for its parent to reap it.
-    const running = stat !== undefined && stat.state !== 'Z' && stat.startTicks === handle.processStart;
-    if (stat === undefined) killOrphans(handle.pid);
-    return running;
+    const same = stat !== undefined && stat.startTicks === handle.processStart;
+    // A zombie has exited; it only waits for its parent to reap it (an adopted shim's parent is init, which may
+    // take a while, or never do it in a container).
+    if (same && stat.state !== 'Z') return true;
+    // Gone, or a zombie: nothing records the app's output or exit any more, so nothing of the instance may stay.
+    // A pid now used by another process means the group ended long ago: Linux reuses neither while it has members.
+    if (stat === undefined || same) this.#endRemains(handle);
+    return false;
+  }
+
+  reclaim(owned: readonly ProcessHandle[]): number[] {
+    if (this.#owner === undefined) return [];
+    const groups = new Set(owned.filter((handle) => this.isRunning(handle)).map((handle) => handle.pid));
+    const killed: number[] = [];
+    for (const stat of readAllProcStats()) {
+      if (stat.pid === process.pid || stat.state === 'Z' || groups.has(stat.pgrp)) continue;
+      if (!hasEnvEntry(stat.pid, `${OWNER_ENV}=${this.#owner}`)) continue;
+      try {
+        process.kill(stat.pid, 'SIGKILL');
+        killed.push(stat.pid);
+      } catch {
+        // Exited meanwhile.
+      }
+    }
+    return killed;
   }
 
   async stop(handle: ProcessHandle, timeoutMs: number): Promise<StopOutcome> {
@@ -188,6 +236,16 @@ export class ProcessRuntime implements Runtime {
     }
   }
 
+  #mark(): Record<string, string> {
+    return this.#owner === undefined ? {} : { [OWNER_ENV]: this.#owner };
+  }
+
+  /** What is left of an instance whose shim is gone: the rest of its process group, and its cgroup. */
+  #endRemains(handle: ProcessHandle): void {
+    killOrphans(handle.pid);
+    if (handle.instanceId !== undefined) this.#cgroups?.kill(handle.instanceId);
+  }
+
   async #waitGone(handle: ProcessHandle, timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     const child = this.#children.get(handle.pid);
@@ -218,6 +276,17 @@ function signalGroup(pgid: number, signal: NodeJS.Signals): void {
  */
 function killOrphans(pgid: number): void {
   if (!groupIsEmpty(pgid)) signalGroup(pgid, 'SIGKILL');
+}
+
+/** True when `/proc/<pid>/environ` holds exactly `entry` (`NAME=value`); false when unreadable. */
+function hasEnvEntry(pid: number, entry: string): boolean {
+  let environ: Buffer;
+  try {
+    environ = readFileSync(`/proc/${pid}/environ`);
+  } catch {
+    return false;
+  }
+  return environ.indexOf(`${entry}\0`) === 0 || environ.includes(`\0${entry}\0`);
 }
 
 /** True when no live process remains in the group (the leader may have left children behind). */

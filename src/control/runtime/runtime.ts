@@ -26,6 +26,8 @@ export interface ProcessHandle {
   pid: number;
   /** Start time in clock ticks since boot, from /proc/PID/stat. */
   processStart: number;
+  /** The instance it runs: lets the runtime end the instance's cgroup too when the process is found gone. */
+  instanceId?: string;
 }
 
 export interface ExitStatus {
@@ -41,8 +43,17 @@ export type StopOutcome = 'terminated' | 'killed' | 'gone';
 export interface Runtime {
   /** Starts the instance; resolves once the process exists. */
   start(request: StartRequest): Promise<ProcessHandle>;
-  /** True when the process still runs and is the same process (same start time), so a recycled pid never counts. */
+  /**
+   * True when the process still runs and is the same process (same start time), so a recycled pid never counts.
+   * When it is gone, whatever it left behind (the rest of its process group, its cgroup) is ended on the spot:
+   * an instance never outlives its shim, whether this runtime started it or adopted it.
+   */
   isRunning(handle: ProcessHandle): boolean;
+  /**
+   * Ends every process this runtime's owner started that none of `owned` accounts for: what a control plane that
+   * stopped between starting an instance and recording it leaves behind. Returns the pids it killed.
+   */
+  reclaim(owned: readonly ProcessHandle[]): number[];
   /** SIGTERM to the instance's process group, SIGKILL after `timeoutMs`; resolves once it is gone. */
   stop(handle: ProcessHandle, timeoutMs: number): Promise<StopOutcome>;
   /** CPU and memory of each instance's whole process group, keyed by pid. */
