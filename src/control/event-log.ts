@@ -43,4 +43,9 @@ export class EventLog {
     );
     return stored;
   }
+
+  /** The newest event whose kind starts with `kindPrefix`, if any. */
+  latest(kindPrefix: string): BerthEvent | undefined {
+    return this.#store.listEvents({ kindPrefix, limit: 1 })[0];
+  }
 }

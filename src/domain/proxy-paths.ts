@@ -14,6 +14,8 @@ export interface ProxyPaths {
   certsDir: string;
   /** Default admin API socket. */
   adminSocket: string;
+  /** The keeper's pid file: its pid, then its start time and command line (`src/lib/pid-file.ts`). */
+  pidFile: string;
 }
 
 export function proxyPaths(dataDir: string): ProxyPaths {
@@ -25,5 +27,6 @@ export function proxyPaths(dataDir: string): ProxyPaths {
     caKey: join(dir, 'ca', 'ca.key'),
     certsDir: join(dir, 'certs'),
     adminSocket: join(dir, 'admin.sock'),
+    pidFile: join(dir, 'proxy.pid'),
   };
 }

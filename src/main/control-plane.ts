@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { loadOrCreateToken } from '../control/api/admin-token.js';
 import { registerAutoscaleRoutes } from '../control/api/autoscale-routes.js';
 import { registerPipelineRoutes } from '../control/api/pipeline-routes.js';
+import { registerProxyRoutes } from '../control/api/proxy-routes.js';
 import { registerSecretsRoutes } from '../control/api/secrets-routes.js';
 import { createApi } from '../control/api/server.js';
 import { AppManager } from '../control/app-manager.js';
@@ -58,9 +59,14 @@ export interface ControlPlaneOptions {
   autoscaleWindowMs?: number;
   /** Have a proxy started here write access logs, and split them into each app's log. */
   accessLog?: boolean;
+  /**
+   * The proxy keeper runs as its own service (systemd): wait for it and watch it, never start or restart it.
+   * Default false: the control plane starts the keeper if none runs, and again whenever it dies.
+   */
+  externalProxy?: boolean;
 }
 
-const PROXY_MAIN = fileURLToPath(new URL('./proxy.js', import.meta.url));
+const KEEPER_MAIN = fileURLToPath(new URL('./proxy-keeper.js', import.meta.url));
 /** What each app's git pre-receive hook runs. */
 const GIT_HOOK_MAIN = fileURLToPath(new URL('../cli/git-hook.js', import.meta.url));
 
@@ -92,14 +98,17 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   delete process.env[MASTER_KEY_ENV];
   // Every instance carries a mark of this data dir, so a later start can end those that no record owns.
   const runtime = new ProcessRuntime({ owner: ownerMark(paths.dataDir) });
-  const proxy = await new ProxySupervisor({
+  const proxySupervisor = new ProxySupervisor({
     dataDir: paths.dataDir,
-    command: [process.execPath, PROXY_MAIN],
+    command: [process.execPath, KEEPER_MAIN],
     httpPort: options.httpPort,
     httpsPort: options.httpsPort,
     log,
+    events,
+    manage: !options.externalProxy,
     accessLogFile: options.accessLog ? join(proxyPaths(paths.dataDir).dir, 'access.log') : undefined,
-  }).ensureRunning();
+  });
+  const proxy = await proxySupervisor.ensureRunning();
   const traffic = new RouteSync(proxy.admin, store, log);
   const builder = new ArtifactBuilder({
     artifactsDir: join(paths.dataDir, 'artifacts'),
@@ -197,6 +206,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       (a) => observability.routes(a),
       (a) => registerAutoscaleRoutes(a, { store, autoscaler }),
       (a) => registerPipelineRoutes(a, { pipelines, git: gitRepos, actor: 'admin' }),
+      (a) => registerProxyRoutes(a, proxySupervisor),
     ],
   });
 
@@ -206,6 +216,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     message: `control plane started (pid ${process.pid})`,
   });
   reconciler.start();
+  proxySupervisor.watch();
   usage.start();
   await observability.start();
   autoscaler.start();
@@ -229,6 +240,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       await autoscaler.stop();
       await observability.stop();
       usage.stop();
+      await proxySupervisor.stop();
       await reconciler.stop();
       events.record({
         actor: 'system',
@@ -275,6 +287,7 @@ async function main(): Promise<void> {
       'autoscale-interval': { type: 'string', default: process.env.BERTH_AUTOSCALE_INTERVAL ?? '5s' },
       'autoscale-window': { type: 'string', default: process.env.BERTH_AUTOSCALE_WINDOW ?? '60s' },
       'access-log': { type: 'boolean', default: process.env.BERTH_ACCESS_LOG === '1' },
+      'external-proxy': { type: 'boolean', default: process.env.BERTH_EXTERNAL_PROXY === '1' },
     },
   });
   const plane = await startControlPlane({
@@ -287,6 +300,7 @@ async function main(): Promise<void> {
     autoscaleIntervalMs: durationOption('autoscale-interval', values['autoscale-interval']),
     autoscaleWindowMs: durationOption('autoscale-window', values['autoscale-window']),
     accessLog: values['access-log'],
+    externalProxy: values['external-proxy'],
     openMetricsPort:
       values['metrics-port'] === undefined ? undefined : portOption('metrics-port', values['metrics-port']),
   });

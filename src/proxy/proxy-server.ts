@@ -33,6 +33,11 @@ export interface ProxyServerOptions {
   httpsPort?: number;
   /** Address to listen on; default all interfaces. */
   host?: string;
+  /**
+   * Bound socket handles to listen on instead of binding `httpPort`/`httpsPort` (a keeper owns them and passes
+   * them over IPC; see `src/proxy/keeper.ts`).
+   */
+  listeners?: { http: object; https: object };
   /** Plain HTTP redirects to HTTPS (except reserved paths). Default true; false serves routes over HTTP too. */
   redirectHttp?: boolean;
   /** Client keep-alive idle timeout. Default 60 s (ALB's idle timeout). */
@@ -44,6 +49,9 @@ export interface ProxyServerOptions {
 }
 
 export const DEFAULT_PORTS = { http: 8080, https: 8443 } as const;
+
+/** While stopping, how long a keep-alive connection must have been idle before it is closed. */
+const DRAIN_IDLE_MS = 250;
 
 /** Everything the admin API drives. */
 export class ProxyServer {
@@ -166,9 +174,9 @@ export class ProxyServer {
       },
     );
     https.on('tlsClientError', () => {});
-    const host = this.#options.host;
-    await listen(http, this.#options.httpPort ?? DEFAULT_PORTS.http, host);
-    await listen(https, this.#options.httpsPort ?? DEFAULT_PORTS.https, host);
+    const { host, listeners } = this.#options;
+    await listen(http, listeners?.http ?? { port: this.#options.httpPort ?? DEFAULT_PORTS.http, host });
+    await listen(https, listeners?.https ?? { port: this.#options.httpsPort ?? DEFAULT_PORTS.https, host });
     this.#ports = {
       http: (http.address() as net.AddressInfo).port,
       https: (https.address() as net.AddressInfo).port,
@@ -319,14 +327,18 @@ export class ProxyServer {
 
   /**
    * Graceful stop: stop accepting, let in-flight exchanges finish (up to `drainMs`), then close what is left.
+   * Every response from now on says `Connection: close`. An idle keep-alive connection is closed only once it has
+   * been quiet for `DRAIN_IDLE_MS`: closed the instant it turns idle, the client's next request, often already on
+   * the wire, would meet a reset; a busy connection instead gets that request answered, with `Connection: close`.
    */
   async close(drainMs = 10_000): Promise<void> {
     this.#ctx.stopping = true;
     clearInterval(this.#sweep);
     const closing = [closeServer(this.#http), closeServer(this.#https)];
-    for (const conn of [...this.#ctx.connections]) conn.closeWhenIdle();
     const deadline = Date.now() + drainMs;
     while (this.#ctx.connections.size > 0 && Date.now() < deadline) {
+      const now = performance.now();
+      for (const conn of [...this.#ctx.connections]) conn.checkTimers(now, DRAIN_IDLE_MS);
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
     for (const conn of [...this.#ctx.connections]) conn.socket.destroy();
@@ -337,10 +349,10 @@ export class ProxyServer {
   }
 }
 
-function listen(server: net.Server, port: number, host: string | undefined): Promise<void> {
+function listen(server: net.Server, on: object): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ port, host }, () => {
+    server.listen(on, () => {
       server.off('error', reject);
       resolve();
     });

@@ -446,13 +446,22 @@ export class Store {
     return { ...event, id: Number(result.lastInsertRowid), at };
   }
 
-  /** Events in order; `after` resumes from an event id, `limit` keeps the newest ones. */
-  listEvents(filter: { app?: string; after?: number; limit?: number } = {}): BerthEvent[] {
+  /**
+   * Events in order; `after` resumes from an event id, `limit` keeps the newest ones, `kindPrefix` keeps kinds
+   * that start with it (`proxy.`).
+   */
+  listEvents(
+    filter: { app?: string; after?: number; limit?: number; kindPrefix?: string } = {},
+  ): BerthEvent[] {
     const where: string[] = ['id > ?'];
     const values: unknown[] = [filter.after ?? 0];
     if (filter.app !== undefined) {
       where.push('app = ?');
       values.push(filter.app);
+    }
+    if (filter.kindPrefix !== undefined) {
+      where.push('substr(kind, 1, length(?)) = ?');
+      values.push(filter.kindPrefix, filter.kindPrefix);
     }
     const limit = Math.max(1, Math.min(filter.limit ?? 100, 10_000));
     const rows = this.#db
