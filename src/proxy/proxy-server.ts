@@ -50,9 +50,6 @@ export interface ProxyServerOptions {
 
 export const DEFAULT_PORTS = { http: 8080, https: 8443 } as const;
 
-/** While stopping, how long a keep-alive connection must have been idle before it is closed. */
-const DRAIN_IDLE_MS = 250;
-
 /** Everything the admin API drives. */
 export class ProxyServer {
   readonly events = new EventLog();
@@ -326,21 +323,20 @@ export class ProxyServer {
   }
 
   /**
-   * Graceful stop: stop accepting, let in-flight exchanges finish (up to `drainMs`), then close what is left.
-   * Every response from now on says `Connection: close`. An idle keep-alive connection is closed only once it has
-   * been quiet for `DRAIN_IDLE_MS`: closed the instant it turns idle, the client's next request, often already on
-   * the wire, would meet a reset; a busy connection instead gets that request answered, with `Connection: close`.
+   * Graceful stop: stop accepting, let in-flight exchanges finish, then close what is left after `drainMs`. Every
+   * response from now on says `Connection: close`. An idle keep-alive connection is not closed: a client may be
+   * sending its next request on it at that very instant, and would get a reset instead of an answer. It stays until
+   * the client uses it once more (answered, with `Connection: close`), closes it, or `drainMs` runs out.
    */
   async close(drainMs = 10_000): Promise<void> {
     this.#ctx.stopping = true;
-    clearInterval(this.#sweep);
     const closing = [closeServer(this.#http), closeServer(this.#https)];
     const deadline = Date.now() + drainMs;
+    // The sweep goes on meanwhile: response timeouts, and the usual idle timeout.
     while (this.#ctx.connections.size > 0 && Date.now() < deadline) {
-      const now = performance.now();
-      for (const conn of [...this.#ctx.connections]) conn.checkTimers(now, DRAIN_IDLE_MS);
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
+    clearInterval(this.#sweep);
     for (const conn of [...this.#ctx.connections]) conn.socket.destroy();
     await Promise.all(closing);
     for (const group of [...this.#groups.values(), ...this.#retired]) group.close();
