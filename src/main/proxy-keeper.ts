@@ -1,12 +1,12 @@
 // Composition root of the proxy keeper: one per data dir, it owns the proxy's sockets and runs its worker(s).
 // Runnable on its own (a systemd service) or started by the control plane. See docs/proxy.md, "The keeper".
 import { createHash } from 'node:crypto';
-import { mkdirSync, realpathSync } from 'node:fs';
+import { mkdirSync, realpathSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { proxyPaths } from '../domain/proxy-paths.js';
-import { livePid, removePidFile, writePidFile } from '../lib/pid-file.js';
+import { identify, readPidFile, runningPid, writePidFile } from '../lib/process-identity.js';
 import { Keeper, KeeperError } from '../proxy/keeper.js';
 import { DEFAULT_PORTS } from '../proxy/proxy-server.js';
 
@@ -16,6 +16,11 @@ const USAGE = `usage: node dist/src/main/proxy-keeper.js --data-dir DIR [--http-
 Signals: SIGTERM/SIGINT drain the workers and exit; SIGHUP hands over to a new worker (like \`berth proxy restart\`).`;
 
 const WORKER_MAIN = fileURLToPath(new URL('./proxy.js', import.meta.url));
+
+/** Removes the pid file if it still names this process (a successor may have written its own). */
+function removePidFile(path: string): void {
+  if (readPidFile(path)?.pid === process.pid) rmSync(path, { force: true });
+}
 
 function fail(message: string, code = 1): never {
   process.stderr.write(`berth proxy keeper: ${message}\n`);
@@ -32,8 +37,8 @@ function lockDataDir(dataDir: string): net.Server {
     net as unknown as { _createServerHandle(path: string, port: number, type: number): object | number }
   )._createServerHandle(`\0berth-keeper-${name}`, -1, -1);
   if (typeof handle === 'number') {
-    const pid = livePid(proxyPaths(dataDir).pidFile);
-    fail(`another proxy keeper runs for ${dataDir}${pid === null ? '' : ` (pid ${pid})`}`);
+    const pid = runningPid(proxyPaths(dataDir).pidFile);
+    fail(`another proxy keeper runs for ${dataDir}${pid === undefined ? '' : ` (pid ${pid})`}`);
   }
   return handle as net.Server;
 }
@@ -73,7 +78,7 @@ async function main(): Promise<void> {
   mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
   const lock = lockDataDir(dataDir);
   const pidFile = paths.pidFile;
-  writePidFile(pidFile);
+  writePidFile(pidFile, identify(process.pid)!);
   const adminSocket = values['admin-socket'] ?? paths.adminSocket;
   // The worker gets the flags that shape serving; the sockets come from here.
   const workerArgs = [

@@ -11,7 +11,7 @@ import { proxyPaths } from '../../domain/proxy-paths.js';
 import { type BackoffOptions, backoffDelay, nextFailureCount } from '../../lib/backoff.js';
 import { formatDuration } from '../../lib/duration.js';
 import type { Logger } from '../../lib/logger.js';
-import { livePid, processIdentity } from '../../lib/pid-file.js';
+import { identify, runningPid } from '../../lib/process-identity.js';
 
 /** Where `proxy.*` events go (the control plane's `EventLog`). */
 export interface ProxyEventSink {
@@ -31,6 +31,8 @@ export interface ProxySupervisorOptions {
   command: string[];
   httpPort: number;
   httpsPort: number;
+  /** Address of the proxy's listeners (default: every address). */
+  host?: string;
   log: Logger;
   /** Without it nothing is recorded (the supervisor still keeps the proxy running). */
   events?: ProxyEventSink;
@@ -53,9 +55,14 @@ export interface RunningProxy {
   ports: { http: number; https: number };
 }
 
-/** The pid of this data directory's proxy keeper, if that very process still runs (checked, never stale). */
+/** The pid file (pid, start time, command line) the proxy keeper of this data directory writes. */
+export function proxyPidFile(dataDir: string): string {
+  return proxyPaths(dataDir).pidFile;
+}
+
+/** The keeper's pid, only while that very process runs (a stale file or a reused pid gives null). */
 export function readProxyPid(dataDir: string): number | null {
-  return livePid(proxyPaths(dataDir).pidFile);
+  return runningPid(proxyPidFile(dataDir)) ?? null;
 }
 
 /** A keeper that keeps dying is started again after 0, 1, 2, 4 ... 30 s. */
@@ -234,7 +241,7 @@ export class ProxySupervisor {
   }
 
   #alive(keeper: KeeperIdentity): boolean {
-    const running = processIdentity(keeper.pid);
+    const running = identify(keeper.pid);
     return (
       running !== undefined && (keeper.startTicks === undefined || running.startTicks === keeper.startTicks)
     );
@@ -302,7 +309,7 @@ export class ProxySupervisor {
   #know(health: ProxyHealth): void {
     this.#ports = health.ports;
     if (health.keeper === null) return;
-    const identity = processIdentity(health.keeper.pid);
+    const identity = identify(health.keeper.pid);
     this.#keeper = {
       pid: health.keeper.pid,
       startedAt: health.keeper.startedAt,
@@ -325,7 +332,7 @@ export class ProxySupervisor {
       if (Date.now() > deadline) {
         throw new BerthError(
           'runtime_failure',
-          `the proxy keeper does not answer on ${proxyPaths(this.#options.dataDir).adminSocket}: it runs as its own service (started with --external-proxy); start it first`,
+          `the proxy did not answer on ${proxyPaths(this.#options.dataDir).adminSocket}; with --external-proxy its keeper is started by its own unit (systemctl status berth-proxy)`,
         );
       }
       await sleep(200);
@@ -349,6 +356,7 @@ export class ProxySupervisor {
         String(this.#options.httpPort || (this.#ports?.http ?? 0)),
         '--https-port',
         String(this.#options.httpsPort || (this.#ports?.https ?? 0)),
+        ...(this.#options.host === undefined ? [] : ['--host', this.#options.host]),
         ...(this.#options.accessLogFile === undefined
           ? []
           : ['--access-log-file', this.#options.accessLogFile]),
