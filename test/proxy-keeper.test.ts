@@ -159,11 +159,12 @@ describe('the proxy keeper on its own', () => {
   it('hands over to a new worker on SIGHUP, and the old one exits once drained', async () => {
     const before = await admin.health();
     process.kill(keeper.pid, 'SIGHUP');
-    const after = await waitFor('a new worker', async () => {
+    // The new worker answers as soon as it listens; the keeper's status (restarts) reaches it just after.
+    const after = await waitFor('a new worker, counted as a restart', async () => {
       const health = await admin.health();
-      return health.pid !== before.pid ? health : undefined;
+      return health.pid !== before.pid && health.keeper?.restarts === 1 ? health : undefined;
     });
-    assert.equal(after.keeper?.restarts, 1);
+    assert.equal(after.keeper?.workers.find((w) => w.pid === after.pid)?.state, 'serving');
     await waitFor('the old worker to exit', () => (processExists(before.pid) ? undefined : true));
     const answer = await getOnce(keeper.http, 'k.localhost');
     assert.deepEqual(answer, { status: 200, body: 'backend' });

@@ -1,11 +1,10 @@
 // Composition root of the proxy keeper: one per data dir, it owns the proxy's sockets and runs its worker(s).
 // Runnable on its own (a systemd service) or started by the control plane. See docs/proxy.md, "The keeper".
-import { createHash } from 'node:crypto';
-import { mkdirSync, realpathSync, rmSync } from 'node:fs';
-import net from 'node:net';
+import { mkdirSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { proxyPaths } from '../domain/proxy-paths.js';
+import { FileLock } from '../lib/file-lock.js';
 import { identify, readPidFile, runningPid, writePidFile } from '../lib/process-identity.js';
 import { Keeper, KeeperError } from '../proxy/keeper.js';
 import { DEFAULT_PORTS } from '../proxy/proxy-server.js';
@@ -25,22 +24,6 @@ function removePidFile(path: string): void {
 function fail(message: string, code = 1): never {
   process.stderr.write(`berth proxy keeper: ${message}\n`);
   process.exit(code);
-}
-
-/**
- * One keeper per data dir: an abstract unix socket named after the data dir, bound and never listened on. The
- * kernel frees it when the process dies however it dies, so there is never a stale lock.
- */
-function lockDataDir(dataDir: string): net.Server {
-  const name = createHash('sha256').update(realpathSync(dataDir)).digest('hex').slice(0, 32);
-  const handle = (
-    net as unknown as { _createServerHandle(path: string, port: number, type: number): object | number }
-  )._createServerHandle(`\0berth-keeper-${name}`, -1, -1);
-  if (typeof handle === 'number') {
-    const pid = runningPid(proxyPaths(dataDir).pidFile);
-    fail(`another proxy keeper runs for ${dataDir}${pid === undefined ? '' : ` (pid ${pid})`}`);
-  }
-  return handle as net.Server;
 }
 
 async function main(): Promise<void> {
@@ -76,7 +59,12 @@ async function main(): Promise<void> {
   const dataDir = values['data-dir'];
   const paths = proxyPaths(dataDir);
   mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
-  const lock = lockDataDir(dataDir);
+  // One keeper per data dir: the kernel drops the lock however the keeper dies, so it is never stale.
+  const lock = FileLock.tryAcquire(paths.keeperLock);
+  if (lock === undefined) {
+    const pid = runningPid(paths.pidFile);
+    fail(`another proxy keeper runs for ${dataDir}${pid === undefined ? '' : ` (pid ${pid})`}`);
+  }
   const pidFile = paths.pidFile;
   writePidFile(pidFile, identify(process.pid)!);
   const adminSocket = values['admin-socket'] ?? paths.adminSocket;
@@ -114,7 +102,7 @@ async function main(): Promise<void> {
     log({ time: new Date().toISOString(), event: 'stopping', signal });
     await keeper.stop();
     removePidFile(pidFile);
-    lock.close();
+    lock.release();
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
