@@ -14,7 +14,6 @@ import { MemoryLimiter } from '../control/autoscale/memory-limiter.js';
 import { ArtifactBuilder } from '../control/deploy/artifact-builder.js';
 import { Deployer } from '../control/deploy/deployer.js';
 import { DeploymentTracker } from '../control/deploy/deployment-tracker.js';
-import { EventLog } from '../control/event-log.js';
 import { DEFAULT_RETENTION, MetricsStore } from '../control/metrics/metrics-store.js';
 import { GitRepos } from '../control/pipeline/git-repos.js';
 import { PipelineService } from '../control/pipeline/pipeline-service.js';
@@ -24,6 +23,8 @@ import { ProcessRuntime } from '../control/runtime/process-runtime.js';
 import { MASTER_KEY_ENV } from '../control/secrets/master-key.js';
 import { TextScrubber } from '../control/secrets/scrubber.js';
 import { SecretsService } from '../control/secrets/secrets-service.js';
+import { Database } from '../control/store/database.js';
+import { EventStore } from '../control/store/event-store.js';
 import { Store } from '../control/store/store.js';
 import { ProxySupervisor, type RunningProxy } from '../control/traffic/proxy-supervisor.js';
 import { RouteSync } from '../control/traffic/route-sync.js';
@@ -33,6 +34,8 @@ import { proxyPaths } from '../domain/proxy-paths.js';
 import { systemClock } from '../lib/clock.js';
 import { parseDuration } from '../lib/duration.js';
 import { createLogger } from '../lib/logger.js';
+import { installProcessHandlers } from '../lib/process-handlers.js';
+import { Teardown } from '../lib/teardown.js';
 import { createObservability } from './observability.js';
 
 export const VERSION = '0.1.0';
@@ -67,9 +70,15 @@ const GIT_HOOK_MAIN = fileURLToPath(new URL('../cli/git-hook.js', import.meta.ur
 export interface RunningControlPlane {
   url: string;
   proxy: RunningProxy;
+  log: ReturnType<typeof createLogger>;
+  /** Stops every piece, newest first (instances and the proxy keep running). */
   close(): Promise<void>;
 }
 
+/**
+ * Starts every piece of the control plane in order. When a step fails, the pieces already started are stopped
+ * again, newest first, and the error is thrown: a failed start leaves nothing half-running.
+ */
 export async function startControlPlane(options: ControlPlaneOptions): Promise<RunningControlPlane> {
   const paths = controlPaths(options.dataDir);
   mkdirSync(paths.dataDir, { recursive: true, mode: 0o700 });
@@ -77,17 +86,39 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   // Secret values never reach an event or a platform log line: both pass through this scrubber.
   const scrubber = new TextScrubber();
   const log = createLogger({ name: 'berth-control', transform: (line) => scrubber.scrub(line) });
+  const teardown = new Teardown(log);
+  try {
+    return await start(options, paths, scrubber, log, teardown);
+  } catch (error) {
+    await teardown.run();
+    throw error;
+  }
+}
+
+async function start(
+  options: ControlPlaneOptions,
+  paths: ReturnType<typeof controlPaths>,
+  scrubber: TextScrubber,
+  log: ReturnType<typeof createLogger>,
+  teardown: Teardown,
+): Promise<RunningControlPlane> {
   const token = loadOrCreateToken(paths.token);
-  const store = new Store(paths.database);
-  const events = new EventLog(store, log, scrubber);
+  const clock = systemClock;
+  const db = Database.open(paths.database);
+  teardown.add('database', () => db.close());
+  const events = new EventStore(db, { log, scrubber, clock });
+  const store = new Store(db, events, clock);
   // Refuses to start (a loose key file, a wrong key) before the proxy or any instance is touched.
   const secrets = SecretsService.open({
+    db,
     store,
     events,
     dataDir: paths.dataDir,
     envKey: process.env[MASTER_KEY_ENV],
     scrubber,
+    log,
   });
+  teardown.add('secrets', () => secrets.close());
   // No child (proxy, shims) inherits the master key.
   delete process.env[MASTER_KEY_ENV];
   const runtime = new ProcessRuntime();
@@ -107,9 +138,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   });
   // The reconciler and the app manager need each other (kick; deployment verdicts): wire through late binding.
   let reconciler: Reconciler | undefined;
-  const apps = new AppManager(store, events, () => reconciler?.kick(), {
-    prune: (keep) => builder.prune(keep),
-    retainReleases: RETAINED_RELEASES,
+  const apps = new AppManager(store, () => reconciler?.kick(), {
+    artifacts: { prune: (keep) => builder.prune(keep), retainReleases: RETAINED_RELEASES },
+    clock,
   });
   apps.useSecrets(secrets);
   // A new secret version or config var is a new release: the services using it roll, health-gated.
@@ -138,7 +169,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
         .map((s) => s.name),
   });
   const pipelines = new PipelineService({
+    db,
     store,
+    clock,
     apps,
     deployer,
     releasePhase,
@@ -153,20 +186,21 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     store,
     runtime,
     secrets,
-    events,
     traffic,
-    deployments: new DeploymentTracker(store, events, apps),
-    clock: systemClock,
+    deployments: new DeploymentTracker(store, apps, clock),
+    clock,
     log,
     logDir: paths.logs,
   });
-  const usage = new UsageMonitor(store, runtime);
+  const usage = new UsageMonitor(store, runtime, log);
+  const metrics = new MetricsStore(db, DEFAULT_RETENTION);
   const observability = createObservability({
+    db,
     store,
-    events,
+    metrics,
     usage,
     proxyAdmin: proxy.admin,
-    clock: systemClock,
+    clock,
     log,
     logDir: paths.logs,
     collectIntervalMs: options.metricsIntervalMs,
@@ -175,10 +209,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   });
   const autoscaler = new Autoscaler({
     store,
-    metrics: new MetricsStore(store.db, DEFAULT_RETENTION),
+    metrics,
+    alarmStates: (app) => observability.alarmStates(app),
     scaler: apps,
     events,
-    clock: systemClock,
+    clock,
     log,
     intervalMs: options.autoscaleIntervalMs,
     window: { windowMs: options.autoscaleWindowMs, collectIntervalMs: options.metricsIntervalMs },
@@ -190,6 +225,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     apps,
     deployer,
     usage,
+    log,
     version: VERSION,
     routes: [
       (a) => registerSecretsRoutes(a, secrets),
@@ -204,41 +240,37 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     kind: 'control.started',
     message: `control plane started (pid ${process.pid})`,
   });
+  teardown.add('the stop event', () =>
+    events.record({
+      actor: 'system',
+      kind: 'control.stopped',
+      message: 'control plane stopped; instances keep running',
+    }),
+  );
   reconciler.start();
+  teardown.add('reconciler', () => reconciler.stop());
   usage.start();
+  teardown.add('usage sampling', () => usage.stop());
   await observability.start();
+  teardown.add('observability', () => observability.stop());
   autoscaler.start();
+  teardown.add('autoscaler', () => autoscaler.stop());
   memoryLimiter.start();
+  teardown.add('memory limits', () => memoryLimiter.stop());
   const host = options.host ?? '127.0.0.1';
   await api.listen({ host, port: options.port });
+  teardown.add('API', () => api.close());
+  // Before the API closes: aborted runs end their streams, which would otherwise hold the close up.
+  teardown.add('pipelines', () => pipelines.stop());
   const address = api.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
   const url = `http://${host}:${port}`;
   const endpoint: ControlEndpoint = { url, pid: process.pid };
   writeFileSync(paths.endpoint, `${JSON.stringify(endpoint)}\n`, { mode: 0o600 });
+  teardown.add('endpoint file', () => rmSync(paths.endpoint, { force: true }));
   log.info({ url, dataDir: paths.dataDir }, 'control plane listening');
 
-  return {
-    url,
-    proxy,
-    async close() {
-      await pipelines.stop();
-      await api.close();
-      memoryLimiter.stop();
-      await autoscaler.stop();
-      await observability.stop();
-      usage.stop();
-      await reconciler.stop();
-      events.record({
-        actor: 'system',
-        kind: 'control.stopped',
-        message: 'control plane stopped; instances keep running',
-      });
-      secrets.close();
-      store.close();
-      rmSync(paths.endpoint, { force: true });
-    },
-  };
+  return { url, proxy, log, close: () => teardown.run() };
 }
 
 function portOption(flag: string, value: string): number {
@@ -289,23 +321,10 @@ async function main(): Promise<void> {
     openMetricsPort:
       values['metrics-port'] === undefined ? undefined : portOption('metrics-port', values['metrics-port']),
   });
+  installProcessHandlers({ log: plane.log, close: () => plane.close() });
   process.stdout.write(
     `${JSON.stringify({ event: 'listening', url: plane.url, pid: process.pid, proxy: plane.proxy.ports })}\n`,
   );
-  let closing = false;
-  const shutdown = (): void => {
-    if (closing) return;
-    closing = true;
-    plane.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        process.stderr.write(`shutdown failed: ${String(error)}\n`);
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', shutdown);
-  process.on('SIGINT', shutdown);
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -9,8 +9,9 @@ import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF, nextFailureCount } 
 import type { Clock } from '../../lib/clock.js';
 import { formatDuration } from '../../lib/duration.js';
 import type { Logger } from '../../lib/logger.js';
-import type { EventLog } from '../event-log.js';
+import { every, type Ticker } from '../../lib/ticker.js';
 import type { ExitStatus, ProcessHandle, Runtime } from '../runtime/runtime.js';
+import type { EventInput, EventStore } from '../store/event-store.js';
 import type { ServiceRecord, Store } from '../store/store.js';
 import { type HealthChange, type HealthCheckSettings, HealthMonitor } from './health-monitor.js';
 import { type HealthProbe, probeHttp } from './health-probe.js';
@@ -39,7 +40,6 @@ export interface TrafficControl {
 export interface ReconcilerOptions {
   store: Store;
   runtime: Runtime;
-  events: EventLog;
   clock: Clock;
   log: Logger;
   /** Instance output files go under `<logDir>/<app>/`. */
@@ -65,6 +65,7 @@ export class Reconciler {
   readonly #options: Required<
     Omit<ReconcilerOptions, 'probe' | 'backoff' | 'baseEnv' | 'traffic' | 'secrets' | 'deployments'>
   > & {
+    events: EventStore;
     secrets: InstanceSecrets | undefined;
     backoff: BackoffOptions;
     baseEnv: Record<string, string>;
@@ -73,18 +74,15 @@ export class Reconciler {
   };
   readonly #health: HealthMonitor;
   readonly #stopping = new Map<string, Promise<void>>();
-  #wake: AbortController = new AbortController();
-  readonly #shutdown = new AbortController();
-  #running = false;
-  #loop: Promise<void> | undefined;
-  #healthLoop: Promise<void> | undefined;
-  #idle: (() => void)[] = [];
+  #loop: Ticker | undefined;
+  #healthLoop: Ticker | undefined;
 
   constructor(options: ReconcilerOptions) {
     this.#options = {
       pollMs: 1000,
       healthTickMs: 50,
       ...options,
+      events: options.store.events,
       backoff: options.backoff ?? DEFAULT_BACKOFF,
       traffic: options.traffic,
       deployments: options.deployments,
@@ -101,68 +99,46 @@ export class Reconciler {
 
   /** Re-adopts the instances that survived a restart, then runs the loop until `stop`. */
   start(): void {
-    if (this.#running) return;
-    this.#running = true;
+    if (this.#loop) return;
+    const { log, clock } = this.#options;
     this.#adopt();
-    this.#loop = this.#run();
-    this.#healthLoop = this.#runHealthChecks();
+    // A kick during a pass means something changed that the pass may have missed: the ticker looks again at once.
+    this.#loop = every(
+      this.#options.pollMs,
+      async () => {
+        const wakeAt = await this.reconcileOnce();
+        return wakeAt === null ? undefined : wakeAt - clock.now();
+      },
+      { name: 'reconcile pass', log, clock, immediate: true },
+    );
+    this.#healthLoop = every(
+      this.#options.healthTickMs,
+      async () => {
+        const live = this.#options.store.listInstances({ live: true }).filter((i) => i.state !== 'draining');
+        const services = new Map(this.#options.store.listServices().map((s) => [`${s.app}/${s.name}`, s]));
+        this.#health.sync(live, (instance) =>
+          healthSettingsOf(services.get(`${instance.app}/${instance.service}`)),
+        );
+        await this.#health.checkDue();
+      },
+      { name: 'health checks', log, clock, immediate: true },
+    );
   }
 
   /** Stops the loop. Instances keep running: a restart of Berth disturbs no app. */
   async stop(): Promise<void> {
-    this.#running = false;
-    this.#wake.abort();
-    this.#shutdown.abort();
-    await Promise.all([this.#loop, this.#healthLoop]);
+    await Promise.all([this.#loop?.stop(), this.#healthLoop?.stop()]);
     await Promise.all(this.#stopping.values());
   }
 
   /** Asks the loop to look again now (after an apply, a scale, an exit, a health change). */
   kick(): void {
-    this.#wake.abort();
+    this.#loop?.kick();
   }
 
   /** Resolves after the next full pass of the loop: used by callers that want to see its effect. */
   settled(): Promise<void> {
-    return new Promise((resolve) => {
-      this.#idle.push(resolve);
-      this.kick();
-    });
-  }
-
-  async #run(): Promise<void> {
-    while (this.#running) {
-      const wake = this.#wake;
-      const waiters = this.#idle;
-      this.#idle = [];
-      let wakeAt: number | null = null;
-      try {
-        wakeAt = await this.reconcileOnce();
-      } catch (error) {
-        this.#options.log.error({ err: error }, 'reconcile pass failed');
-      }
-      for (const resolve of waiters) resolve();
-      if (!this.#running) break;
-      // A kick during the pass means something changed that the pass may have missed: look again at once.
-      if (!wake.signal.aborted) {
-        const now = this.#options.clock.now();
-        const untilWake = wakeAt === null ? Number.POSITIVE_INFINITY : wakeAt - now;
-        await this.#options.clock.sleep(Math.max(0, Math.min(this.#options.pollMs, untilWake)), wake.signal);
-      }
-      if (wake.signal.aborted) this.#wake = new AbortController();
-    }
-  }
-
-  async #runHealthChecks(): Promise<void> {
-    while (this.#running) {
-      const live = this.#options.store.listInstances({ live: true }).filter((i) => i.state !== 'draining');
-      const services = new Map(this.#options.store.listServices().map((s) => [`${s.app}/${s.name}`, s]));
-      this.#health.sync(live, (instance) =>
-        healthSettingsOf(services.get(`${instance.app}/${instance.service}`)),
-      );
-      await this.#health.checkDue();
-      await this.#options.clock.sleep(this.#options.healthTickMs, this.#shutdown.signal);
-    }
+    return this.#loop?.runNow() ?? Promise.resolve();
   }
 
   /** One pass: observe liveness, plan, apply. Returns when the loop should look again at the latest. */
@@ -201,7 +177,12 @@ export class Reconciler {
         if (instance.state === 'draining')
           this.#finishStop(instance, 'the stop was interrupted by a restart');
       } else if (instance.state === 'draining') {
-        this.#markEnded(instance, 'stopped', 'stopped while the control plane was down', null);
+        this.#end(instance, 'stopped', 'stopped while the control plane was down', null, {
+          actor: 'system',
+          kind: 'instance.stopped',
+          message: `${instance.id} stopped while the control plane was down`,
+          data: { outcome: 'gone', reason: instance.reason },
+        });
       } else {
         const status = runtime.exitStatus(instance.logPath);
         const how = status ? `${describeExit(status)} while the control plane was down` : null;
@@ -244,22 +225,28 @@ export class Reconciler {
     this.kick();
   }
 
+  /** The instance ended on its own (or never started): `crashed`, counted toward the crash-loop backoff. */
   #recordCrash(instance: Instance, reason: string, status: ExitStatus | null): void {
-    this.#markEnded(instance, 'crashed', reason, status);
-    this.#countFailure(instance, 'instance.crashed', reason, status);
+    this.#options.store.transaction(() => {
+      const failure = this.#countFailure(instance, 'instance.crashed', reason, status);
+      this.#end(instance, 'crashed', reason, status, failure);
+    });
+    this.#options.deployments?.instanceFailed(instance, reason);
   }
 
-  /** A failed instance counts toward its service's crash-loop backoff, and is an event with the numbers. */
-  #countFailure(instance: Instance, kind: string, reason: string, status: ExitStatus | null): void {
-    const { store, events, clock, backoff } = this.#options;
+  /**
+   * A failed instance counts toward its service's crash-loop backoff; returns the event that says so, with the
+   * numbers, for the transition that records the failure.
+   */
+  #countFailure(instance: Instance, kind: string, reason: string, status: ExitStatus | null): EventInput {
+    const { store, clock, backoff } = this.#options;
     const now = clock.now();
     const upMs = now - instance.createdAt;
     const service = store.getService(instance.app, instance.service);
-    if (!service) return;
-    const failures = nextFailureCount(service.failures, upMs, backoff);
-    const delay = backoffDelay(failures, backoff);
-    store.setRestartBackoff(service.app, service.name, failures, now + delay);
-    events.record({
+    const failures = service ? nextFailureCount(service.failures, upMs, backoff) : 1;
+    const delay = service ? backoffDelay(failures, backoff) : 0;
+    if (service) store.setRestartBackoff(service.app, service.name, failures, now + delay);
+    return {
       actor: ACTOR,
       kind,
       app: instance.app,
@@ -278,22 +265,24 @@ export class Reconciler {
         exitCode: status?.code ?? null,
         signal: status?.signal ?? null,
       },
-    });
-    this.#options.deployments?.instanceFailed(instance, reason);
+    };
   }
 
-  #markEnded(
+  /** The last transition of an instance: `stopped` or `crashed`, with how its process ended. */
+  #end(
     instance: Instance,
     state: 'stopped' | 'crashed',
     reason: string,
     status: ExitStatus | null,
+    event: EventInput,
   ): void {
-    this.#options.store.updateInstance(instance.id, {
-      state,
-      endedAt: this.#options.clock.now(),
-      reason,
-      exitCode: status?.code ?? null,
-      exitSignal: status?.signal ?? null,
+    this.#options.store.transitionInstance(instance.id, state, reason, {
+      facts: {
+        endedAt: this.#options.clock.now(),
+        exitCode: status?.code ?? null,
+        exitSignal: status?.signal ?? null,
+      },
+      event: () => event,
     });
   }
 
@@ -301,13 +290,12 @@ export class Reconciler {
     const { store, runtime, events, clock } = this.#options;
     const id = `${service.app}.${service.name}.${randomBytes(3).toString('hex')}`;
     const port = await allocatePort();
-    const instance: Instance = {
+    const instance = store.insertInstance({
       id,
       app: service.app,
       service: service.name,
       release: service.release,
       configHash: service.configHash,
-      state: 'starting',
       pid: null,
       processStart: null,
       port,
@@ -318,8 +306,7 @@ export class Reconciler {
       exitSignal: null,
       reason: null,
       logPath: join(this.#options.logDir, service.app, `${id}.log`),
-    };
-    store.insertInstance(instance);
+    });
     let secrets: Record<string, string> = {};
     let configVars: Record<string, string> = {};
     try {
@@ -352,9 +339,7 @@ export class Reconciler {
         ...(service.spec.resources ? { limits: service.spec.resources } : {}),
       });
       // The process may already have exited (and been recorded) before we get here.
-      if (store.getInstance(id)?.state === 'starting') {
-        store.updateInstance(id, { pid: handle.pid, processStart: handle.processStart });
-      }
+      if (store.getInstance(id)?.state === 'starting') store.setInstanceProcess(id, handle);
       events.record({
         actor: ACTOR,
         kind: 'instance.started',
@@ -370,16 +355,16 @@ export class Reconciler {
   }
 
   #beginStop(action: StopAction, instance: Instance): void {
-    const { store, events } = this.#options;
-    store.updateInstance(instance.id, { state: 'draining', reason: action.reason });
-    events.record({
-      actor: ACTOR,
-      kind: 'instance.stopping',
-      app: instance.app,
-      service: instance.service,
-      instance: instance.id,
-      message: `${instance.id} stopping: ${describeStopReason(action.reason)}`,
-      data: { reason: action.reason, was: instance.state },
+    this.#options.store.transitionInstance(instance.id, 'draining', action.reason, {
+      event: (before) => ({
+        actor: ACTOR,
+        kind: 'instance.stopping',
+        app: instance.app,
+        service: instance.service,
+        instance: instance.id,
+        message: `${instance.id} stopping: ${describeStopReason(action.reason)}`,
+        data: { reason: action.reason, was: before.state },
+      }),
     });
     this.#finishStop(instance, action.reason);
   }
@@ -395,8 +380,7 @@ export class Reconciler {
       if (handle && this.#options.runtime.isRunning(handle))
         await this.#options.traffic?.drain(instance, drainMs);
       const outcome = handle ? await this.#options.runtime.stop(handle, timeoutMs) : 'gone';
-      this.#markEnded(instance, endState, reason, null);
-      this.#options.events.record({
+      this.#end(instance, endState, reason, null, {
         actor: ACTOR,
         kind: 'instance.stopped',
         app: instance.app,
@@ -417,30 +401,31 @@ export class Reconciler {
   }
 
   #onHealthChange(change: HealthChange): void {
-    const { store, events, clock } = this.#options;
+    const { store, clock } = this.#options;
     const instance = store.getInstance(change.instanceId);
     if (!instance || !isLive(instance.state) || instance.state === 'draining') return;
     if (change.to === 'failed_to_start') {
       const reason = `never passed its health check (last: ${change.reason})`;
-      store.updateInstance(instance.id, { state: 'draining', reason });
-      this.#countFailure(instance, 'instance.failed_to_start', reason, null);
+      store.transaction(() => {
+        const failure = this.#countFailure(instance, 'instance.failed_to_start', reason, null);
+        store.transitionInstance(instance.id, 'draining', reason, { event: () => failure });
+      });
+      this.#options.deployments?.instanceFailed(instance, reason);
       this.#finishStop(instance, reason, 'crashed');
       return;
     }
-    const patch: Partial<Instance> = {
-      state: change.to,
-      reason: change.to === 'unhealthy' ? change.reason : null,
-    };
-    if (change.to === 'healthy' && instance.healthyAt === null) patch.healthyAt = clock.now();
-    store.updateInstance(instance.id, patch);
-    events.record({
-      actor: 'health',
-      kind: `instance.${change.to}`,
-      app: instance.app,
-      service: instance.service,
-      instance: instance.id,
-      message: `${instance.id} ${instance.state} → ${change.to} (${change.reason})`,
-      data: { from: instance.state, to: change.to, reason: change.reason },
+    if (instance.state === change.to) return;
+    store.transitionInstance(instance.id, change.to, change.to === 'unhealthy' ? change.reason : null, {
+      facts: change.to === 'healthy' && instance.healthyAt === null ? { healthyAt: clock.now() } : {},
+      event: (before) => ({
+        actor: 'health',
+        kind: `instance.${change.to}`,
+        app: instance.app,
+        service: instance.service,
+        instance: instance.id,
+        message: `${instance.id} ${before.state} → ${change.to} (${change.reason})`,
+        data: { from: before.state, to: change.to, reason: change.reason },
+      }),
     });
     if (change.to === 'unhealthy')
       this.#options.deployments?.instanceFailed(instance, `unhealthy: ${change.reason}`);
