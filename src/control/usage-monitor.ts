@@ -2,7 +2,7 @@
 import type { Instance, InstanceUsage } from '../domain/instance.js';
 import type { Logger } from '../lib/logger.js';
 import { every, type Ticker } from '../lib/ticker.js';
-import type { Runtime } from './runtime/runtime.js';
+import { type InstanceRef, instanceRef, type Runtime } from './runtime/runtime.js';
 import type { Store } from './store/store.js';
 
 export class UsageMonitor {
@@ -32,16 +32,11 @@ export class UsageMonitor {
   }
 
   sampleNow(): void {
-    const live = this.#store
+    const refs = this.#store
       .listInstances({ live: true })
-      .filter((i) => i.pid !== null && i.processStart !== null);
-    const usage = this.#runtime.sample(live.map((i) => ({ pid: i.pid!, processStart: i.processStart! })));
-    const latest = new Map<string, InstanceUsage>();
-    for (const instance of live) {
-      const sample = usage.get(instance.pid!);
-      if (sample) latest.set(instance.id, sample);
-    }
-    this.#latest = latest;
+      .map((instance) => instanceRef(instance))
+      .filter((ref): ref is InstanceRef => ref !== null);
+    this.#latest = this.#runtime.sample(refs);
   }
 
   usageOf(instance: Instance): InstanceUsage | null {

@@ -121,7 +121,7 @@ async function start(
   teardown.add('secrets', () => secrets.close());
   // No child (proxy, shims) inherits the master key.
   delete process.env[MASTER_KEY_ENV];
-  const runtime = new ProcessRuntime();
+  const runtime = new ProcessRuntime({ log });
   const proxy = await new ProxySupervisor({
     dataDir: paths.dataDir,
     command: [process.execPath, PROXY_MAIN],

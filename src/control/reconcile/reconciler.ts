@@ -10,7 +10,13 @@ import type { Clock } from '../../lib/clock.js';
 import { formatDuration } from '../../lib/duration.js';
 import type { Logger } from '../../lib/logger.js';
 import { every, type Ticker } from '../../lib/ticker.js';
-import type { ExitStatus, ProcessHandle, Runtime } from '../runtime/runtime.js';
+import {
+  describeExit,
+  type ExitStatus,
+  type InstanceExit,
+  instanceRef,
+  type Runtime,
+} from '../runtime/runtime.js';
 import type { EventInput, EventStore } from '../store/event-store.js';
 import type { ServiceRecord, Store } from '../store/store.js';
 import { type HealthChange, type HealthCheckSettings, HealthMonitor } from './health-monitor.js';
@@ -74,6 +80,8 @@ export class Reconciler {
   };
   readonly #health: HealthMonitor;
   readonly #stopping = new Map<string, Promise<void>>();
+  /** Exits reported by the runtime, not yet applied to the store. */
+  readonly #exits = new Map<string, InstanceExit>();
   #loop: Ticker | undefined;
   #healthLoop: Ticker | undefined;
 
@@ -94,7 +102,11 @@ export class Reconciler {
       now: () => this.#options.clock.now(),
       onChange: (change) => this.#onHealthChange(change),
     });
-    this.#options.runtime.onExit((handle, status) => this.#onExit(handle, status));
+    // The one way the reconciler learns an instance ended: it waits in `#exits` for the next pass.
+    this.#options.runtime.onExit((exit) => {
+      this.#exits.set(exit.instanceId, exit);
+      this.kick();
+    });
   }
 
   /** Re-adopts the instances that survived a restart, then runs the loop until `stop`. */
@@ -129,6 +141,7 @@ export class Reconciler {
   async stop(): Promise<void> {
     await Promise.all([this.#loop?.stop(), this.#healthLoop?.stop()]);
     await Promise.all(this.#stopping.values());
+    await this.#options.runtime.close();
   }
 
   /** Asks the loop to look again now (after an apply, a scale, an exit, a health change). */
@@ -144,7 +157,7 @@ export class Reconciler {
   /** One pass: observe liveness, plan, apply. Returns when the loop should look again at the latest. */
   async reconcileOnce(): Promise<number | null> {
     const { store } = this.#options;
-    this.#observeLiveness();
+    this.#observeExits();
     const services = store.listServices();
     const live = store.listInstances({ live: true });
     const now = this.#options.clock.now();
@@ -160,74 +173,95 @@ export class Reconciler {
     return plan.wakeAt;
   }
 
+  /**
+   * Takes over the instances a previous control plane left running. The runtime reports those that are gone on
+   * its exit stream (during `adopt`), so they end through the same path as any other exit.
+   */
   #adopt(): void {
     const { store, runtime, events } = this.#options;
     for (const instance of store.listInstances({ live: true })) {
-      const handle = handleOf(instance);
-      if (handle && runtime.isRunning(handle)) {
-        events.record({
-          actor: 'system',
-          kind: 'instance.adopted',
-          app: instance.app,
-          service: instance.service,
-          instance: instance.id,
-          message: `${instance.id} adopted after a restart of the control plane (pid ${instance.pid}, ${instance.state})`,
-          data: { pid: instance.pid, state: instance.state },
-        });
-        if (instance.state === 'draining')
-          this.#finishStop(instance, 'the stop was interrupted by a restart');
-      } else if (instance.state === 'draining') {
-        this.#end(instance, 'stopped', 'stopped while the control plane was down', null, {
-          actor: 'system',
-          kind: 'instance.stopped',
-          message: `${instance.id} stopped while the control plane was down`,
-          data: { outcome: 'gone', reason: instance.reason },
-        });
-      } else {
-        const status = runtime.exitStatus(instance.logPath);
-        const how = status ? `${describeExit(status)} while the control plane was down` : null;
-        this.#recordCrash(instance, how ?? 'process gone while the control plane was down', status);
+      const ref = instanceRef(instance, store.getService(instance.app, instance.service)?.spec.resources);
+      if (ref === null) {
+        // Started, but its process was never recorded: the control plane stopped in between.
+        this.#recordCrash(instance, 'process gone while the control plane was down', null);
+        continue;
       }
-    }
-  }
-
-  #observeLiveness(): void {
-    const { store, runtime } = this.#options;
-    for (const instance of store.listInstances({ live: true })) {
-      if (instance.state === 'draining') continue;
-      const handle = handleOf(instance);
-      if (handle && !runtime.isRunning(handle)) {
-        // The exit event of our own child may come later than this look; the status file is there already.
-        const status = runtime.exitStatus(instance.logPath);
-        this.#recordCrash(instance, status ? describeExit(status) : 'process exited', status);
-      }
-    }
-  }
-
-  #onExit(handle: ProcessHandle, status: ExitStatus): void {
-    const instance = this.#options.store
-      .listInstances({ live: true })
-      .find((i) => i.pid === handle.pid && i.processStart === handle.processStart);
-    if (!instance || instance.state === 'draining') return;
-    if (status.memoryLimitBytes !== undefined) {
-      const limit = `${(status.memoryLimitBytes / 1_048_576).toFixed(1)} MiB`;
-      this.#options.events.record({
-        actor: 'limits',
-        kind: 'instance.memory_exceeded',
+      runtime.adopt(ref);
+      if (this.#exits.has(instance.id)) continue;
+      events.record({
+        actor: 'system',
+        kind: 'instance.adopted',
         app: instance.app,
         service: instance.service,
         instance: instance.id,
-        message: `${instance.id} used all of its ${limit} memory limit: killed by the kernel (OOM), to be replaced`,
-        data: { limitBytes: status.memoryLimitBytes, by: 'kernel' },
+        message: `${instance.id} adopted after a restart of the control plane (pid ${instance.pid}, ${instance.state})`,
+        data: { pid: instance.pid, state: instance.state },
       });
+      if (instance.state === 'draining') this.#finishStop(instance, 'the stop was interrupted by a restart');
     }
-    this.#recordCrash(instance, describeExit(status), status);
-    this.kick();
   }
 
-  /** The instance ended on its own (or never started): `crashed`, counted toward the crash-loop backoff. */
-  #recordCrash(instance: Instance, reason: string, status: ExitStatus | null): void {
+  /**
+   * Applies what the exit stream reported since the last pass (level-triggered: the reports wait in a map keyed by
+   * instance until a pass reads them against the store). An exit nobody asked for is a crash; the end of an
+   * instance being stopped is recorded by its stop.
+   */
+  #observeExits(): void {
+    const { store } = this.#options;
+    for (const [id, exit] of [...this.#exits]) {
+      const instance = store.getInstance(id);
+      if (!instance || !isLive(instance.state)) {
+        this.#exits.delete(id);
+        continue;
+      }
+      if (instance.state === 'draining') {
+        if (this.#stopping.has(id)) continue;
+        this.#exits.delete(id);
+        this.#end(instance, 'stopped', 'stopped while the control plane was down', exit.status, {
+          actor: 'system',
+          kind: 'instance.stopped',
+          app: instance.app,
+          service: instance.service,
+          instance: instance.id,
+          message: `${instance.id} stopped while the control plane was down`,
+          data: { outcome: 'gone', reason: instance.reason },
+        });
+        continue;
+      }
+      this.#exits.delete(id);
+      const known = exit.status.code !== null || exit.status.signal !== null;
+      const reason = !exit.missed
+        ? describeExit(exit.status)
+        : known
+          ? `${describeExit(exit.status)} while the control plane was down`
+          : 'process gone while the control plane was down';
+      this.#recordCrash(instance, reason, known ? exit.status : null, exit.status.memoryLimitBytes);
+    }
+  }
+
+  /**
+   * The instance ended on its own (or never started): `crashed`, counted toward the crash-loop backoff. Killed for
+   * going over its memory limit, it is first an `instance.memory_exceeded` event, in the same transaction.
+   */
+  #recordCrash(
+    instance: Instance,
+    reason: string,
+    status: ExitStatus | null,
+    memoryLimitBytes?: number,
+  ): void {
     this.#options.store.transaction(() => {
+      if (memoryLimitBytes !== undefined) {
+        const limit = `${(memoryLimitBytes / 1_048_576).toFixed(1)} MiB`;
+        this.#options.events.record({
+          actor: 'limits',
+          kind: 'instance.memory_exceeded',
+          app: instance.app,
+          service: instance.service,
+          instance: instance.id,
+          message: `${instance.id} used all of its ${limit} memory limit: killed by the kernel (OOM), to be replaced`,
+          data: { limitBytes: memoryLimitBytes, by: 'kernel' },
+        });
+      }
       const failure = this.#countFailure(instance, 'instance.crashed', reason, status);
       this.#end(instance, 'crashed', reason, status, failure);
     });
@@ -374,12 +408,11 @@ export class Reconciler {
     const service = this.#options.store.getService(instance.app, instance.service);
     const timeoutMs = service?.spec.deploy.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS;
     const drainMs = service?.spec.deploy.drainMs ?? DEFAULT_DRAIN_MS;
-    const handle = handleOf(instance);
+    const ref = instanceRef(instance);
     const stopped = (async () => {
       // No new requests, in-flight ones finish (up to drainMs), and only then the signal.
-      if (handle && this.#options.runtime.isRunning(handle))
-        await this.#options.traffic?.drain(instance, drainMs);
-      const outcome = handle ? await this.#options.runtime.stop(handle, timeoutMs) : 'gone';
+      if (ref && !this.#exits.has(instance.id)) await this.#options.traffic?.drain(instance, drainMs);
+      const outcome = ref ? await this.#options.runtime.stop(ref, timeoutMs) : 'gone';
       this.#end(instance, endState, reason, null, {
         actor: ACTOR,
         kind: 'instance.stopped',
@@ -445,18 +478,8 @@ function toDesired(service: ServiceRecord): DesiredService {
   };
 }
 
-function handleOf(instance: Instance): ProcessHandle | null {
-  return instance.pid === null || instance.processStart === null
-    ? null
-    : { pid: instance.pid, processStart: instance.processStart };
-}
-
 function healthSettingsOf(service: ServiceRecord | undefined): HealthCheckSettings | null {
   return service?.spec.health ?? null;
-}
-
-function describeExit(status: ExitStatus): string {
-  return status.signal ? `killed by ${status.signal}` : `exited with code ${status.code}`;
 }
 
 function describeStopReason(reason: string): string {
