@@ -28,6 +28,7 @@ import { EventStore } from '../control/store/event-store.js';
 import { Store } from '../control/store/store.js';
 import { ProxySupervisor, type RunningProxy } from '../control/traffic/proxy-supervisor.js';
 import { RouteSync } from '../control/traffic/route-sync.js';
+import { TargetHealthFeed } from '../control/traffic/target-health-feed.js';
 import { UsageMonitor } from '../control/usage-monitor.js';
 import { type ControlEndpoint, controlPaths, resolveDataDir } from '../domain/data-dir.js';
 import { proxyPaths } from '../domain/proxy-paths.js';
@@ -130,14 +131,25 @@ async function start(
     log,
     accessLogFile: options.accessLog ? join(proxyPaths(paths.dataDir).dir, 'access.log') : undefined,
   }).ensureRunning();
-  const traffic = new RouteSync(proxy.admin, store, log);
+  // The reconciler and the feed need each other (a health change wakes it): wire through late binding.
+  let reconciler: Reconciler | undefined;
+  // The proxy owns target health; this follows its transitions (list, then watch) for instance states.
+  const health = new TargetHealthFeed({
+    source: proxy.admin,
+    log,
+    clock,
+    onChange: () => reconciler?.kick(),
+    onProxyRestart: () => {
+      traffic.invalidate();
+      reconciler?.kick();
+    },
+  });
+  const traffic = new RouteSync(proxy.admin, store, log, { health, clock });
   const builder = new ArtifactBuilder({
     artifactsDir: join(paths.dataDir, 'artifacts'),
     buildsDir: join(paths.dataDir, 'builds'),
     env: platformEnv(),
   });
-  // The reconciler and the app manager need each other (kick; deployment verdicts): wire through late binding.
-  let reconciler: Reconciler | undefined;
   const apps = new AppManager(store, () => reconciler?.kick(), {
     artifacts: { prune: (keep) => builder.prune(keep), retainReleases: RETAINED_RELEASES },
     clock,
@@ -187,6 +199,7 @@ async function start(
     runtime,
     secrets,
     traffic,
+    health,
     deployments: new DeploymentTracker(store, apps, clock),
     clock,
     log,
@@ -247,8 +260,10 @@ async function start(
       message: 'control plane stopped; instances keep running',
     }),
   );
+  health.start();
+  teardown.add('target health feed', () => health.stop());
   reconciler.start();
-  teardown.add('reconciler', () => reconciler.stop());
+  teardown.add('reconciler', () => reconciler?.stop());
   usage.start();
   teardown.add('usage sampling', () => usage.stop());
   await observability.start();

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { Instance } from '../../domain/instance.js';
 import { isLive } from '../../domain/instance.js';
 import { DEFAULT_DRAIN_MS, DEFAULT_STOP_TIMEOUT_MS } from '../../domain/spec.js';
+import type { TargetHealthStatus } from '../../domain/target-health.js';
 import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF, nextFailureCount } from '../../lib/backoff.js';
 import type { Clock } from '../../lib/clock.js';
 import { formatDuration } from '../../lib/duration.js';
@@ -19,8 +20,6 @@ import {
 } from '../runtime/runtime.js';
 import type { EventInput, EventStore } from '../store/event-store.js';
 import type { ServiceRecord, Store } from '../store/store.js';
-import { type HealthChange, type HealthCheckSettings, HealthMonitor } from './health-monitor.js';
-import { type HealthProbe, probeHttp } from './health-probe.js';
 import { type DesiredService, planChanges, type StopAction } from './plan.js';
 
 /** Where an instance's secrets and app config come from (the secrets module's `SecretsService`). */
@@ -37,6 +36,11 @@ export interface DeploymentWatcher {
   checkProgress(): void;
 }
 
+/** Target health as the proxy (the one authority on it) last reported it: `TargetHealthFeed`. */
+export interface TargetHealthView {
+  healthOf(instanceId: string): Pick<TargetHealthStatus, 'health' | 'reason'> | undefined;
+}
+
 /** The load balancer as the reconciler needs it: send who takes traffic, and drain one before it stops. */
 export interface TrafficControl {
   sync(): Promise<void>;
@@ -50,7 +54,11 @@ export interface ReconcilerOptions {
   log: Logger;
   /** Instance output files go under `<logDir>/<app>/`. */
   logDir: string;
-  probe?: HealthProbe;
+  /**
+   * Target health from the proxy, for services with an HTTP health check; without it (tests of the runtime alone)
+   * every service is judged by its runtime: running is healthy.
+   */
+  health?: TargetHealthView;
   /** Deployments in progress; without it instance failures only feed the crash-loop backoff. */
   deployments?: DeploymentWatcher;
   /** The proxy; without it instances run but take no routed traffic (tests of the runtime alone). */
@@ -60,17 +68,20 @@ export interface ReconcilerOptions {
   secrets?: InstanceSecrets;
   /** Environment variables every instance inherits from the platform (PATH, HOME, ...). */
   baseEnv?: Record<string, string>;
-  /** How often liveness is looked at when nothing else wakes the loop (adopted processes send no exit event). */
+  /**
+   * How often a pass runs when nothing wakes the loop (exits, health changes, applies and scales all do): a
+   * resync, as Kubernetes controllers have.
+   */
   pollMs?: number;
-  healthTickMs?: number;
 }
 
 const ACTOR = 'reconciler';
 
 export class Reconciler {
   readonly #options: Required<
-    Omit<ReconcilerOptions, 'probe' | 'backoff' | 'baseEnv' | 'traffic' | 'secrets' | 'deployments'>
+    Omit<ReconcilerOptions, 'health' | 'backoff' | 'baseEnv' | 'traffic' | 'secrets' | 'deployments'>
   > & {
+    health: TargetHealthView | undefined;
     events: EventStore;
     secrets: InstanceSecrets | undefined;
     backoff: BackoffOptions;
@@ -78,18 +89,16 @@ export class Reconciler {
     traffic: TrafficControl | undefined;
     deployments: DeploymentWatcher | undefined;
   };
-  readonly #health: HealthMonitor;
   readonly #stopping = new Map<string, Promise<void>>();
   /** Exits reported by the runtime, not yet applied to the store. */
   readonly #exits = new Map<string, InstanceExit>();
   #loop: Ticker | undefined;
-  #healthLoop: Ticker | undefined;
 
   constructor(options: ReconcilerOptions) {
     this.#options = {
       pollMs: 1000,
-      healthTickMs: 50,
       ...options,
+      health: options.health,
       events: options.store.events,
       backoff: options.backoff ?? DEFAULT_BACKOFF,
       traffic: options.traffic,
@@ -97,11 +106,6 @@ export class Reconciler {
       secrets: options.secrets,
       baseEnv: options.baseEnv ?? platformEnv(process.env),
     };
-    this.#health = new HealthMonitor({
-      probe: options.probe ?? probeHttp,
-      now: () => this.#options.clock.now(),
-      onChange: (change) => this.#onHealthChange(change),
-    });
     // The one way the reconciler learns an instance ended: it waits in `#exits` for the next pass.
     this.#options.runtime.onExit((exit) => {
       this.#exits.set(exit.instanceId, exit);
@@ -123,23 +127,11 @@ export class Reconciler {
       },
       { name: 'reconcile pass', log, clock, immediate: true },
     );
-    this.#healthLoop = every(
-      this.#options.healthTickMs,
-      async () => {
-        const live = this.#options.store.listInstances({ live: true }).filter((i) => i.state !== 'draining');
-        const services = new Map(this.#options.store.listServices().map((s) => [`${s.app}/${s.name}`, s]));
-        this.#health.sync(live, (instance) =>
-          healthSettingsOf(services.get(`${instance.app}/${instance.service}`)),
-        );
-        await this.#health.checkDue();
-      },
-      { name: 'health checks', log, clock, immediate: true },
-    );
   }
 
   /** Stops the loop. Instances keep running: a restart of Berth disturbs no app. */
   async stop(): Promise<void> {
-    await Promise.all([this.#loop?.stop(), this.#healthLoop?.stop()]);
+    await this.#loop?.stop();
     await Promise.all(this.#stopping.values());
     await this.#options.runtime.close();
   }
@@ -154,15 +146,18 @@ export class Reconciler {
     return this.#loop?.runNow() ?? Promise.resolve();
   }
 
-  /** One pass: observe liveness, plan, apply. Returns when the loop should look again at the latest. */
+  /**
+   * One pass: observe (exits from the runtime, health from the proxy) → plan (pure) → apply (starts, stops, the
+   * route table), then let deployments conclude. Returns when the loop should look again at the latest.
+   */
   async reconcileOnce(): Promise<number | null> {
-    const { store } = this.#options;
+    const { store, clock } = this.#options;
     this.#observeExits();
     const services = store.listServices();
-    const live = store.listInstances({ live: true });
-    const now = this.#options.clock.now();
-    const plan = planChanges(services.map(toDesired), live, now);
     const byName = new Map(services.map((s) => [`${s.app}/${s.name}`, s]));
+    this.#observeHealth(byName);
+    const live = store.listInstances({ live: true });
+    const plan = planChanges(services.map(toDesired), live, clock.now());
     for (const action of plan.stop) this.#beginStop(action, live.find((i) => i.id === action.instanceId)!);
     for (const action of plan.start) {
       const service = byName.get(`${action.app}/${action.service}`)!;
@@ -170,6 +165,8 @@ export class Reconciler {
     }
     await this.#options.traffic?.sync();
     this.#options.deployments?.checkProgress();
+    // What was just started is looked at again at once: a service judged by its runtime is healthy when running.
+    if (plan.start.length > 0) return clock.now();
     return plan.wakeAt;
   }
 
@@ -433,36 +430,60 @@ export class Reconciler {
     this.#stopping.set(instance.id, stopped);
   }
 
-  #onHealthChange(change: HealthChange): void {
-    const { store, clock } = this.#options;
-    const instance = store.getInstance(change.instanceId);
-    if (!instance || !isLive(instance.state) || instance.state === 'draining') return;
-    if (change.to === 'failed_to_start') {
-      const reason = `never passed its health check (last: ${change.reason})`;
-      store.transaction(() => {
-        const failure = this.#countFailure(instance, 'instance.failed_to_start', reason, null);
-        store.transitionInstance(instance.id, 'draining', reason, { event: () => failure });
-      });
-      this.#options.deployments?.instanceFailed(instance, reason);
-      this.#finishStop(instance, reason, 'crashed');
-      return;
+  /**
+   * Applies target health as the proxy last reported it (level-triggered: compared with each instance's recorded
+   * state). A service without an HTTP health check is judged by its runtime: running is healthy.
+   */
+  #observeHealth(services: ReadonlyMap<string, ServiceRecord>): void {
+    const { store, health } = this.#options;
+    for (const instance of store.listInstances({ live: true })) {
+      if (instance.state === 'draining') continue;
+      const check = services.get(`${instance.app}/${instance.service}`)?.spec.health ?? null;
+      if (check === null || instance.port === null || health === undefined) {
+        if (instance.state === 'starting' && instance.pid !== null && !this.#exits.has(instance.id)) {
+          this.#healthChanged(instance, 'healthy', 'no health check: running');
+        }
+        continue;
+      }
+      const target = health.healthOf(instance.id);
+      if (target === undefined || target.health === 'initial') continue;
+      if (instance.state === 'starting' && target.health === 'unhealthy')
+        this.#failedStart(instance, target.reason);
+      else if (instance.state !== target.health) this.#healthChanged(instance, target.health, target.reason);
     }
-    if (instance.state === change.to) return;
-    store.transitionInstance(instance.id, change.to, change.to === 'unhealthy' ? change.reason : null, {
-      facts: change.to === 'healthy' && instance.healthyAt === null ? { healthyAt: clock.now() } : {},
+  }
+
+  /** Health moved an instance between `starting`, `healthy` and `unhealthy`: an event with the check's result. */
+  #healthChanged(instance: Instance, to: 'healthy' | 'unhealthy', reason: string): void {
+    const { store, clock } = this.#options;
+    store.transitionInstance(instance.id, to, to === 'unhealthy' ? reason : null, {
+      facts: to === 'healthy' && instance.healthyAt === null ? { healthyAt: clock.now() } : {},
       event: (before) => ({
         actor: 'health',
-        kind: `instance.${change.to}`,
+        kind: `instance.${to}`,
         app: instance.app,
         service: instance.service,
         instance: instance.id,
-        message: `${instance.id} ${before.state} → ${change.to} (${change.reason})`,
-        data: { from: before.state, to: change.to, reason: change.reason },
+        message: `${instance.id} ${before.state} → ${to} (${reason})`,
+        data: { from: before.state, to, reason },
       }),
     });
-    if (change.to === 'unhealthy')
-      this.#options.deployments?.instanceFailed(instance, `unhealthy: ${change.reason}`);
-    this.kick();
+    if (to === 'unhealthy') this.#options.deployments?.instanceFailed(instance, `unhealthy: ${reason}`);
+  }
+
+  /**
+   * A new instance's check failed past its grace period without ever passing (the proxy turned its target from
+   * `initial` to `unhealthy`): a failed start, counted toward the backoff; it is stopped and ends `crashed`.
+   */
+  #failedStart(instance: Instance, lastResult: string): void {
+    const { store } = this.#options;
+    const reason = `never passed its health check (last: ${lastResult})`;
+    store.transaction(() => {
+      const failure = this.#countFailure(instance, 'instance.failed_to_start', reason, null);
+      store.transitionInstance(instance.id, 'draining', reason, { event: () => failure });
+    });
+    this.#options.deployments?.instanceFailed(instance, reason);
+    this.#finishStop(instance, reason, 'crashed');
   }
 }
 
@@ -476,10 +497,6 @@ function toDesired(service: ServiceRecord): DesiredService {
     maxSurgePercent: service.spec.deploy.maxSurgePercent,
     minHealthyPercent: service.spec.deploy.minHealthyPercent,
   };
-}
-
-function healthSettingsOf(service: ServiceRecord | undefined): HealthCheckSettings | null {
-  return service?.spec.health ?? null;
 }
 
 function describeStopReason(reason: string): string {
