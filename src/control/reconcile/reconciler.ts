@@ -68,6 +68,8 @@ export interface ReconcilerOptions {
   secrets?: InstanceSecrets;
   /** Environment variables every instance inherits from the platform (PATH, HOME, ...). */
   baseEnv?: Record<string, string>;
+  /** A free port for a new instance; by default one the kernel gives on 127.0.0.1. */
+  allocatePort?: () => Promise<number>;
   /**
    * How often a pass runs when nothing wakes the loop (exits, health changes, applies and scales all do): a
    * resync, as Kubernetes controllers have.
@@ -79,9 +81,13 @@ const ACTOR = 'reconciler';
 
 export class Reconciler {
   readonly #options: Required<
-    Omit<ReconcilerOptions, 'health' | 'backoff' | 'baseEnv' | 'traffic' | 'secrets' | 'deployments'>
+    Omit<
+      ReconcilerOptions,
+      'health' | 'backoff' | 'baseEnv' | 'traffic' | 'secrets' | 'deployments' | 'allocatePort'
+    >
   > & {
     health: TargetHealthView | undefined;
+    allocatePort: () => Promise<number>;
     events: EventStore;
     secrets: InstanceSecrets | undefined;
     backoff: BackoffOptions;
@@ -99,6 +105,7 @@ export class Reconciler {
       pollMs: 1000,
       ...options,
       health: options.health,
+      allocatePort: options.allocatePort ?? allocatePort,
       events: options.store.events,
       backoff: options.backoff ?? DEFAULT_BACKOFF,
       traffic: options.traffic,
@@ -320,7 +327,7 @@ export class Reconciler {
   async #startInstance(service: ServiceRecord): Promise<void> {
     const { store, runtime, events, clock } = this.#options;
     const id = `${service.app}.${service.name}.${randomBytes(3).toString('hex')}`;
-    const port = await allocatePort();
+    const port = await this.#options.allocatePort();
     const instance = store.insertInstance({
       id,
       app: service.app,
