@@ -151,6 +151,8 @@ export class AppManager {
         };
       }
       const description = options.description ?? (changes.join('; ') || 'first release');
+      // Not changes themselves (they make no release), but what a deploy keeps that the spec file does not say.
+      changes.push(...keptCounts(spec, services).map(describeChange));
       const release = this.#store.createRelease(spec, sourceDir, description, options.artifactDigest ?? null);
       const replaced = this.#putServices(spec, release, sourceDir, services);
       this.#events.record({
@@ -240,21 +242,31 @@ export class AppManager {
     this.#changed();
   }
 
-  /** The release `berth rollback` deploys again: `version`, or the newest one before the current release. */
+  /**
+   * The release `berth rollback` deploys again: `version`, or the newest release before the current one that
+   * went live (its deployment succeeded, or it needed none); never one that failed or was rolled back itself.
+   */
   rollbackTarget(appName: string, version?: number): ReleaseRecord {
     const app = this.#requireApp(appName);
-    const target =
-      version === undefined
-        ? this.#store
-            .listReleases(appName)
-            .filter((r) => r.version < app.currentRelease)
-            .at(-1)
-        : this.#store.getRelease(appName, version);
+    let target: ReleaseRecord | undefined;
+    if (version === undefined) {
+      const deployments = this.#store.listDeployments({ app: appName });
+      const wentLive = (release: ReleaseRecord): boolean => {
+        const last = deployments.filter((d) => d.toRelease === release.version).at(-1);
+        return last === undefined || last.state === 'succeeded';
+      };
+      target = this.#store
+        .listReleases(appName)
+        .filter((r) => r.version < app.currentRelease && wentLive(r))
+        .at(-1);
+    } else {
+      target = this.#store.getRelease(appName, version);
+    }
     if (!target) {
       throw new BerthError(
         'not_found',
         version === undefined
-          ? `${appName} has no release before v${app.currentRelease}`
+          ? `${appName} has no release before v${app.currentRelease} that went live; name one: berth rollback ${appName} vN`
           : `${appName} has no release v${version}`,
       );
     }
@@ -432,7 +444,9 @@ export type ReleaseChange =
   | { kind: 'instances'; service: string; from: number; to: number }
   | { kind: 'settings'; service: string }
   | { kind: 'environment'; service: string }
-  | { kind: 'routes'; service?: undefined };
+  | { kind: 'routes'; service?: undefined }
+  /** Not a change (it makes no release): a count the release keeps from scaling although the spec says another. */
+  | { kind: 'kept'; service: string; count: number; specified: number; by: 'autoscaler' | 'down' | 'scale' };
 
 /** How `next` differs from what runs now. */
 function releaseChanges(
@@ -457,9 +471,9 @@ function releaseChanges(
     const envNames = new Set([...Object.keys(before.env), ...Object.keys(spec.env)]);
     const changedEnv = [...envNames].filter((key) => before.env[key] !== spec.env[key]).sort();
     if (changedEnv.length > 0) changes.push({ kind: 'env', service: name, names: changedEnv });
-    const runningCount = running?.desiredCount ?? before.instances;
-    if (runningCount !== spec.instances)
-      changes.push({ kind: 'instances', service: name, from: runningCount, to: spec.instances });
+    const count = desiredCountOf(spec, running);
+    if (running !== undefined && running.spec.instances !== spec.instances && running.desiredCount !== count)
+      changes.push({ kind: 'instances', service: name, from: running.desiredCount, to: count });
     const { run: _r, env: _e, instances: _i, ...restBefore } = before;
     const { run: _r2, env: _e2, instances: _i2, ...restNext } = spec;
     if (JSON.stringify(restBefore) !== JSON.stringify(restNext))
@@ -494,6 +508,15 @@ export function describeChange(change: ReleaseChange): string {
       return `~ ${change.service}: secrets or config vars`;
     case 'routes':
       return '~ routes';
+    case 'kept': {
+      const why =
+        change.by === 'autoscaler'
+          ? 'autoscaled'
+          : change.by === 'down'
+            ? 'stopped by berth down or scale'
+            : 'set by berth scale';
+      return `= ${change.service}: keeps ${change.count} instance${change.count === 1 ? '' : 's'} (${why}; berth.yaml says ${change.specified}, change it there to reset)`;
+    }
   }
 }
 
@@ -502,12 +525,30 @@ function shortDigest(digest: string | null): string {
 }
 
 /**
- * A new release of an autoscaled service keeps the count the autoscaler reached (within the new bounds), as ECS
- * keeps a service's desired count across deployments; otherwise every deploy would drop it back to `min` and scale
- * in under load. A service stopped by hand (0) starts again at its `instances`.
+ * How many instances a service runs after a new release: the count it runs now (set by `berth scale` or the
+ * autoscaler, 0 after `berth down`), as Heroku keeps a formation and ECS a desired count across deployments,
+ * unless the spec's `instances` changed, which is a deliberate new count. Autoscaled services stay within the new
+ * bounds (but 0, a paused service, stays 0).
  */
-function desiredCountOf(service: ServiceSpec, before: ServiceRecord | undefined): number {
+export function desiredCountOf(service: ServiceSpec, before: ServiceRecord | undefined): number {
+  if (!before) return service.instances;
+  const specChanged = before.spec.instances !== service.instances;
+  const count = specChanged ? service.instances : before.desiredCount;
   const policy = service.autoscale;
-  if (!policy || !before || before.desiredCount === 0) return service.instances;
-  return Math.min(policy.max, Math.max(policy.min, before.desiredCount));
+  if (!policy || (count === 0 && !specChanged)) return count;
+  return Math.min(policy.max, Math.max(policy.min, count));
+}
+
+/** The services whose count a release keeps from scaling (`= web: keeps 5 instances ...`). */
+function keptCounts(spec: AppSpec, services: ServiceRecord[]): ReleaseChange[] {
+  const kept: ReleaseChange[] = [];
+  for (const [name, service] of Object.entries(spec.services)) {
+    const running = services.find((s) => s.name === name);
+    if (running === undefined || running.spec.instances !== service.instances) continue;
+    const count = desiredCountOf(service, running);
+    if (count === service.instances) continue;
+    const by = service.autoscale ? 'autoscaler' : count === 0 ? 'down' : 'scale';
+    kept.push({ kind: 'kept', service: name, count, specified: service.instances, by });
+  }
+  return kept;
 }

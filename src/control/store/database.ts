@@ -109,6 +109,11 @@ export class Database {
     this.#db.close();
   }
 
+  /** A consistent copy of the whole database at `path` while it is in use (SQLite's online backup API). */
+  async backup(path: string): Promise<void> {
+    await this.#db.backup(path);
+  }
+
   get open(): boolean {
     return this.#db.open;
   }

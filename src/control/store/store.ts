@@ -296,6 +296,29 @@ export class Store {
     return this.#db.transaction(fn);
   }
 
+  /**
+   * A consistent copy of the whole database at `path`, taken while it is in use (SQLite's online backup API:
+   * writes that land meanwhile are in the copy or not, never half).
+   */
+  backup(path: string): Promise<void> {
+    return this.#db.backup(path);
+  }
+
+  /**
+   * After a restore into another data directory: paths recorded under `from` (release artifacts, services'
+   * sources, instance logs) are moved under `to`. Returns how many rows changed.
+   */
+  relocatePaths(from: string, to: string): number {
+    if (from === to) return 0;
+    const prefix = from.endsWith('/') ? from : `${from}/`;
+    const target = to.endsWith('/') ? to : `${to}/`;
+    return this.transaction(() => {
+      let changed = 0;
+      for (const statement of this.#s.relocate) changed += statement.run({ prefix, target }).changes;
+      return changed;
+    });
+  }
+
   // Apps and releases
 
   getApp(name: string): AppRecord | undefined {
@@ -586,5 +609,16 @@ function statements(db: Database) {
        WHERE id = ?`,
     ),
     instance: db.statement('SELECT * FROM instances WHERE id = ?', instanceRow),
+    relocate: (
+      [
+        ['releases', 'source_dir'],
+        ['services', 'source_dir'],
+        ['instances', 'log_path'],
+      ] as const
+    ).map(([table, column]) =>
+      db.statement(
+        `UPDATE ${table} SET ${column} = @target || substr(${column}, length(@prefix) + 1) WHERE substr(${column}, 1, length(@prefix)) = @prefix`,
+      ),
+    ),
   };
 }
