@@ -1,4 +1,5 @@
 // The proxy's verdicts on its targets, followed as an informer follows an API server: list, then watch.
+import { BerthError } from '../../domain/errors.js';
 import type {
   TargetHealthChanges,
   TargetHealthSnapshot,
@@ -48,6 +49,7 @@ export class TargetHealthFeed {
   readonly #options: TargetHealthFeedOptions;
   readonly #clock: Clock;
   #listedAt = 0;
+  #saidOutdated = false;
   #cache = new Map<string, ObservedHealth>();
   #epoch: string | undefined;
   #cursor: number | undefined;
@@ -88,7 +90,19 @@ export class TargetHealthFeed {
     const { source } = this.#options;
     if (this.#cursor === undefined || this.#clock.now() - this.#listedAt >= RESYNC_MS) {
       // A failed list is retried after retryMs (the ticker's), the cache kept as it was meanwhile.
-      this.#list(await source.targetHealth());
+      try {
+        this.#list(await source.targetHealth());
+      } catch (error) {
+        if (error instanceof BerthError && error.code === 'not_found' && !this.#saidOutdated) {
+          // A proxy started by an earlier version of Berth: no instance turns healthy until it is restarted.
+          this.#saidOutdated = true;
+          this.#options.log.error(
+            { err: error },
+            'the running proxy does not report target health (it is older than this control plane); restart it',
+          );
+        }
+        throw error;
+      }
       return;
     }
     let changes: TargetHealthChanges;
