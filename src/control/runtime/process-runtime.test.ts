@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { OutputRecord } from './output-log.js';
 import { exitPathOf, ProcessRuntime } from './process-runtime.js';
-import type { ExitStatus, ProcessHandle } from './runtime.js';
+import type { ExitStatus, InstanceRef } from './runtime.js';
 
 function records(path: string): OutputRecord[] {
   if (!existsSync(path)) return [];
@@ -23,13 +23,13 @@ async function run(
   runtime: ProcessRuntime,
   script: string,
   scrub: Record<string, string> = {},
-): Promise<{ handle: ProcessHandle; logPath: string; exited: Promise<ExitStatus> }> {
+): Promise<{ handle: InstanceRef; logPath: string; exited: Promise<ExitStatus> }> {
   const logPath = join(mkdtempSync(join(tmpdir(), 'berth-runtime-')), 'app', 'i.log');
   let resolveExit: (status: ExitStatus) => void = () => {};
   const exited = new Promise<ExitStatus>((resolve) => {
     resolveExit = resolve;
   });
-  const handle = await runtime.start({
+  const started = await runtime.start({
     instanceId: 'i',
     cwd: tmpdir(),
     command: `${process.execPath} -e '${script}'`,
@@ -37,10 +37,10 @@ async function run(
     logPath,
     scrub,
   });
-  runtime.onExit((exitedHandle, status) => {
-    if (exitedHandle.pid === handle.pid) resolveExit(status);
+  runtime.onExit((exit) => {
+    if (exit.instanceId === 'i') resolveExit(exit.status);
   });
-  return { handle, logPath, exited };
+  return { handle: { ...started, instanceId: 'i', logPath }, logPath, exited };
 }
 
 function deadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -68,7 +68,7 @@ describe('ProcessRuntime with the instance shim', () => {
       ['out', 'to out'],
     ]);
     for (const record of lines) assert.ok(record.t >= before && record.t <= Date.now());
-    assert.deepEqual(runtime.exitStatus(logPath), { code: 3, signal: null });
+    assert.deepEqual(await recordedExit(logPath), { code: 3, signal: null });
     const file = JSON.parse(readFileSync(exitPathOf(logPath), 'utf8')) as { t: number };
     assert.ok(file.t >= before);
   });
@@ -114,8 +114,7 @@ describe('ProcessRuntime with the instance shim', () => {
       10_000,
       'the app to print',
     );
-    assert.ok(runtime.isRunning(handle));
-    const usage = runtime.sample([handle]).get(handle.pid);
+    const usage = runtime.sample([handle]).get('i');
     assert.ok(usage && usage.memoryBytes > 0);
     assert.equal(await runtime.stop(handle, 5000), 'terminated');
     assert.deepEqual(await deadline(exited, 5000, 'exit event'), { code: 0, signal: null });
@@ -123,7 +122,6 @@ describe('ProcessRuntime with the instance shim', () => {
       records(logPath).map((r) => r.l),
       ['up', 'bye'],
     );
-    assert.equal(runtime.isRunning(handle), false);
   });
 
   it('kills the app when its shim is killed with SIGKILL, reporting the kill', async () => {
@@ -158,9 +156,17 @@ describe('ProcessRuntime with the instance shim', () => {
     const runtime = new ProcessRuntime();
     const { exited, logPath } = await run(runtime, 'process.kill(process.pid, "SIGKILL");');
     assert.deepEqual(await deadline(exited, 10_000, 'exit'), { code: null, signal: 'SIGKILL' });
-    assert.deepEqual(runtime.exitStatus(logPath), { code: null, signal: 'SIGKILL' });
+    assert.deepEqual(await recordedExit(logPath), { code: null, signal: 'SIGKILL' });
   });
 });
+
+/** What a runtime that adopts the ended instance after a restart reports: the status its shim recorded. */
+async function recordedExit(logPath: string): Promise<ExitStatus> {
+  const later = new ProcessRuntime();
+  const reported = new Promise<ExitStatus>((resolve) => later.onExit((exit) => resolve(exit.status)));
+  later.adopt({ instanceId: 'i', pid: 2 ** 22 + 1, processStart: 1, logPath });
+  return reported;
+}
 
 function alive(pid: number): boolean {
   try {
@@ -206,7 +212,7 @@ async function printedPids(logPath: string, count: number): Promise<number[]> {
 async function startElsewhere(
   command: string,
   owner?: string,
-): Promise<{ handle: ProcessHandle; logPath: string; starter: ReturnType<typeof spawn> }> {
+): Promise<{ handle: InstanceRef; logPath: string; starter: ReturnType<typeof spawn> }> {
   const logPath = join(mkdtempSync(join(tmpdir(), 'berth-runtime-')), 'app', 'i.log');
   const request = { instanceId: 'i', cwd: tmpdir(), command, env: { PATH: process.env.PATH ?? '' }, logPath };
   const script = `
@@ -219,11 +225,14 @@ async function startElsewhere(
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const handle = await deadline(
-    new Promise<ProcessHandle>((resolve, reject) => {
+    new Promise<InstanceRef>((resolve, reject) => {
       let out = '';
       starter.stdout!.on('data', (chunk: Buffer) => {
         out += chunk.toString();
-        if (out.includes('\n')) resolve(JSON.parse(out.split('\n')[0]!) as ProcessHandle);
+        if (out.includes('\n')) {
+          const started = JSON.parse(out.split('\n')[0]!) as { pid: number; processStart: number };
+          resolve({ ...started, instanceId: 'i', logPath });
+        }
       });
       starter.once('exit', (code) => reject(new Error(`the starter exited with ${code}`)));
     }),
@@ -263,8 +272,12 @@ describe('an instance never outlives its shim', () => {
       assert.ok(existsSync(`/proc/${handle.pid}`), 'the shim is a zombie, not reaped');
       assert.ok(running(sleepPid!), "the app's child is still there");
       const adopter = new ProcessRuntime({ cgroups: null });
-      assert.equal(adopter.isRunning(handle), false);
+      const exits: string[] = [];
+      adopter.onExit((exit) => exits.push(exit.instanceId));
+      adopter.adopt(handle);
+      assert.deepEqual(exits, ['i'], 'reported gone on adoption');
       await until('the rest of the group to be ended', () => !running(sleepPid!) && !running(shPid!));
+      await adopter.close();
     } finally {
       starter.kill('SIGKILL');
     }

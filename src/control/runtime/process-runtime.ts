@@ -7,9 +7,19 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BerthError } from '../../domain/errors.js';
 import type { InstanceUsage } from '../../domain/instance.js';
+import { type Logger, silentLogger } from '../../lib/logger.js';
+import { every, type Ticker } from '../../lib/ticker.js';
 import { type CgroupDriver, detectCgroups } from './cgroups.js';
 import { clockTicksPerSecond, readAllProcStats, readProcStat } from './proc.js';
-import type { ExitStatus, ProcessHandle, Runtime, StartRequest, StopOutcome } from './runtime.js';
+import type {
+  ExitStatus,
+  InstanceExit,
+  InstanceRef,
+  ProcessHandle,
+  Runtime,
+  StartRequest,
+  StopOutcome,
+} from './runtime.js';
 
 export type Spawn = typeof spawnChild;
 
@@ -22,6 +32,9 @@ export interface ProcessRuntimeOptions {
   shim?: { node: string; script: string };
   /** Where limits become cgroups; `null` turns kernel limits off. Defaults to what the machine allows. */
   cgroups?: CgroupDriver | null;
+  /** How often adopted instances (not our children: no exit event) are looked up in /proc. */
+  watchMs?: number;
+  log?: Logger;
   /**
    * Marks every shim and app this runtime starts (`BERTH_OWNER=<owner>` in their environment, inherited by the
    * app's own children), so that a later runtime of the same owner finds those no record accounts for
@@ -44,6 +57,9 @@ export function ownerMark(dataDir: string): string {
   return createHash('sha256').update(path).digest('hex').slice(0, 16);
 }
 
+/** Default of `watchMs`. */
+export const ADOPTED_WATCH_MS = 250;
+
 /** The shim beside this module in dist/: `dist/src/control/runtime/` → `dist/src/main/instance-shim.js`. */
 export const DEFAULT_SHIM_SCRIPT = fileURLToPath(new URL('../../main/instance-shim.js', import.meta.url));
 
@@ -63,15 +79,24 @@ interface CpuSample {
   at: number;
 }
 
+/**
+ * Instances as process groups led by a shim. Our own children report their exit through node; instances adopted
+ * after a restart are looked up in /proc every `watchMs` (nothing else would tell us they ended). Either way each
+ * ends once on the exit stream, with the app's status as its shim recorded it and whether the kernel OOM-killed it.
+ */
 export class ProcessRuntime implements Runtime {
   readonly #spawn: Spawn;
   readonly #pollMs: number;
   readonly #shim: { node: string; script: string };
-  readonly #exitListeners: ((handle: ProcessHandle, status: ExitStatus) => void)[] = [];
+  readonly #exitListeners = new Set<(exit: InstanceExit) => void>();
   readonly #children = new Map<number, ChildProcess>();
+  readonly #adopted = new Map<string, InstanceRef>();
   readonly #lastCpu = new Map<number, CpuSample>();
   readonly #cgroups: CgroupDriver | null;
+  readonly #watchMs: number;
+  readonly #log: Logger;
   readonly #owner: string | undefined;
+  #watch: Ticker | undefined;
 
   constructor(options: ProcessRuntimeOptions = {}) {
     this.#owner = options.owner;
@@ -81,6 +106,8 @@ export class ProcessRuntime implements Runtime {
     this.#spawn = options.spawn ?? spawnChild;
     this.#pollMs = options.pollMs ?? 25;
     this.#shim = options.shim ?? { node: process.execPath, script: DEFAULT_SHIM_SCRIPT };
+    this.#watchMs = options.watchMs ?? ADOPTED_WATCH_MS;
+    this.#log = options.log ?? silentLogger;
   }
 
   /** `v1`/`v2` when resource limits are enforced by the kernel, `null` when only from /proc samples. */
@@ -133,42 +160,106 @@ export class ProcessRuntime implements Runtime {
     const pid = child.pid!;
     child.unref();
     const stat = readProcStat(pid);
-    const handle: ProcessHandle = {
-      pid,
-      processStart: stat?.startTicks ?? 0,
-      instanceId: request.instanceId,
-    };
+    const handle: ProcessHandle = { pid, processStart: stat?.startTicks ?? 0 };
     this.#children.set(pid, child);
     child.once('exit', (code, signal) => {
-      this.#endRemains(handle);
-      const oomKilled = (this.#cgroups?.oomKills(request.instanceId) ?? 0) > 0;
-      this.#cgroups?.remove(request.instanceId);
       this.#children.delete(pid);
-      this.#lastCpu.delete(pid);
+      // Our own child, reaped by node just now: its pid cannot have been reused.
+      killOrphans(pid);
       // The app's own status, as the shim recorded it; the shim's when it could not (killed with SIGKILL).
-      const status: ExitStatus = { ...(this.exitStatus(request.logPath) ?? { code, signal }) };
-      if (oomKilled && request.limits?.memoryBytes !== undefined)
-        status.memoryLimitBytes = request.limits.memoryBytes;
-      for (const listener of this.#exitListeners) listener(handle, status);
+      this.#ended(
+        request.instanceId,
+        pid,
+        request.logPath,
+        request.limits?.memoryBytes,
+        { code, signal },
+        false,
+      );
     });
     return handle;
   }
 
-  isRunning(handle: ProcessHandle): boolean {
+  adopt(ref: InstanceRef): void {
+    if (this.#adopted.has(ref.instanceId)) return;
+    if (!this.#isRunning(ref)) {
+      this.#ended(
+        ref.instanceId,
+        ref.pid,
+        ref.logPath,
+        ref.limits?.memoryBytes,
+        { code: null, signal: null },
+        true,
+      );
+      return;
+    }
+    this.#adopted.set(ref.instanceId, ref);
+    this.#watch ??= every(this.#watchMs, () => this.#lookUpAdopted(), {
+      name: 'adopted instances watch',
+      log: this.#log,
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.#watch?.stop();
+    this.#watch = undefined;
+  }
+
+  onExit(listener: (exit: InstanceExit) => void): () => void {
+    this.#exitListeners.add(listener);
+    return () => this.#exitListeners.delete(listener);
+  }
+
+  /** The one place an end is reported: cleans up after the instance, then tells the listeners once. */
+  #ended(
+    instanceId: string,
+    pid: number,
+    logPath: string,
+    memoryLimitBytes: number | undefined,
+    fallback: ExitStatus,
+    missed: boolean,
+  ): void {
+    // Its cgroup may hold processes that left the group (a setsid); the cgroup is the instance's own, by name.
+    this.#cgroups?.kill(instanceId);
+    const oomKilled = (this.#cgroups?.oomKills(instanceId) ?? 0) > 0;
+    this.#cgroups?.remove(instanceId);
+    this.#lastCpu.delete(pid);
+    this.#adopted.delete(instanceId);
+    const status: ExitStatus = { ...(this.#recordedExit(logPath) ?? fallback) };
+    if (oomKilled && memoryLimitBytes !== undefined) status.memoryLimitBytes = memoryLimitBytes;
+    for (const listener of this.#exitListeners) listener({ instanceId, status, missed });
+  }
+
+  #lookUpAdopted(): void {
+    for (const ref of [...this.#adopted.values()]) {
+      if (this.#isRunning(ref)) continue;
+      this.#ended(
+        ref.instanceId,
+        ref.pid,
+        ref.logPath,
+        ref.limits?.memoryBytes,
+        { code: null, signal: null },
+        false,
+      );
+    }
+  }
+
+  /**
+   * True while the shim runs. When it is gone, or a zombie its new parent has not reaped yet (an adopted shim's parent
+   * is init, which may take a while, or never do it in a container), what is left of its group is killed: nothing
+   * records the app's output or exit any more, so nothing of the instance may stay. A pid now used by another
+   * process means the group ended long ago (Linux reuses neither while it has members): that one is left alone.
+   */
+  #isRunning(handle: ProcessHandle): boolean {
     const stat = readProcStat(handle.pid);
     const same = stat !== undefined && stat.startTicks === handle.processStart;
-    // A zombie has exited; it only waits for its parent to reap it (an adopted shim's parent is init, which may
-    // take a while, or never do it in a container).
     if (same && stat.state !== 'Z') return true;
-    // Gone, or a zombie: nothing records the app's output or exit any more, so nothing of the instance may stay.
-    // A pid now used by another process means the group ended long ago: Linux reuses neither while it has members.
-    if (stat === undefined || same) this.#endRemains(handle);
+    if (stat === undefined || same) killOrphans(handle.pid);
     return false;
   }
 
-  reclaim(owned: readonly ProcessHandle[]): number[] {
+  reclaim(owned: readonly InstanceRef[]): number[] {
     if (this.#owner === undefined) return [];
-    const groups = new Set(owned.filter((handle) => this.isRunning(handle)).map((handle) => handle.pid));
+    const groups = new Set(owned.filter((ref) => this.#isRunning(ref)).map((ref) => ref.pid));
     const killed: number[] = [];
     for (const stat of readAllProcStats()) {
       if (stat.pid === process.pid || stat.state === 'Z' || groups.has(stat.pgrp)) continue;
@@ -183,8 +274,12 @@ export class ProcessRuntime implements Runtime {
     return killed;
   }
 
-  async stop(handle: ProcessHandle, timeoutMs: number): Promise<StopOutcome> {
-    if (!this.isRunning(handle)) return 'gone';
+  #mark(): Record<string, string> {
+    return this.#owner === undefined ? {} : { [OWNER_ENV]: this.#owner };
+  }
+
+  async stop(handle: InstanceRef, timeoutMs: number): Promise<StopOutcome> {
+    if (!this.#isRunning(handle)) return 'gone';
     signalGroup(handle.pid, 'SIGTERM');
     if (await this.#waitGone(handle, timeoutMs)) return 'terminated';
     signalGroup(handle.pid, 'SIGKILL');
@@ -192,9 +287,9 @@ export class ProcessRuntime implements Runtime {
     return 'killed';
   }
 
-  sample(handles: readonly ProcessHandle[]): Map<number, InstanceUsage> {
+  sample(refs: readonly InstanceRef[]): Map<string, InstanceUsage> {
     const now = Date.now();
-    const wanted = new Map(handles.map((handle) => [handle.pid, handle]));
+    const wanted = new Map(refs.map((ref) => [ref.pid, ref]));
     const totals = new Map<number, { ticks: number; rss: number }>();
     for (const stat of readAllProcStats()) {
       if (!wanted.has(stat.pgrp)) continue;
@@ -203,7 +298,7 @@ export class ProcessRuntime implements Runtime {
       total.rss += stat.rssBytes;
       totals.set(stat.pgrp, total);
     }
-    const usage = new Map<number, InstanceUsage>();
+    const usage = new Map<string, InstanceUsage>();
     for (const [pid, total] of totals) {
       const previous = this.#lastCpu.get(pid);
       this.#lastCpu.set(pid, { ticks: total.ticks, at: now });
@@ -212,7 +307,7 @@ export class ProcessRuntime implements Runtime {
         previous && elapsedSeconds > 0
           ? Math.max(0, ((total.ticks - previous.ticks) / clockTicksPerSecond() / elapsedSeconds) * 100)
           : 0;
-      usage.set(pid, {
+      usage.set(wanted.get(pid)!.instanceId, {
         cpuPercent: Math.round(cpuPercent * 10) / 10,
         memoryBytes: total.rss,
         sampledAt: now,
@@ -221,11 +316,8 @@ export class ProcessRuntime implements Runtime {
     return usage;
   }
 
-  onExit(listener: (handle: ProcessHandle, status: ExitStatus) => void): void {
-    this.#exitListeners.push(listener);
-  }
-
-  exitStatus(logPath: string): ExitStatus | null {
+  /** How the app ended, as its shim recorded it beside its output; null when unknown. */
+  #recordedExit(logPath: string): ExitStatus | null {
     // Instances from before the shim have no log path, and no status file.
     if (logPath === '') return null;
     try {
@@ -236,23 +328,13 @@ export class ProcessRuntime implements Runtime {
     }
   }
 
-  #mark(): Record<string, string> {
-    return this.#owner === undefined ? {} : { [OWNER_ENV]: this.#owner };
-  }
-
-  /** What is left of an instance whose shim is gone: the rest of its process group, and its cgroup. */
-  #endRemains(handle: ProcessHandle): void {
-    killOrphans(handle.pid);
-    if (handle.instanceId !== undefined) this.#cgroups?.kill(handle.instanceId);
-  }
-
   async #waitGone(handle: ProcessHandle, timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     const child = this.#children.get(handle.pid);
     // Our own child: its exit status is exact. An adopted process: look in /proc. Either way the whole group
     // must be gone, since the leader may leave children behind.
     const leaderGone = (): boolean =>
-      child ? child.exitCode !== null || child.signalCode !== null : !this.isRunning(handle);
+      child ? child.exitCode !== null || child.signalCode !== null : !this.#isRunning(handle);
     while (Date.now() < deadline) {
       if (leaderGone() && groupIsEmpty(handle.pid)) return true;
       await new Promise((resolve) => setTimeout(resolve, this.#pollMs));

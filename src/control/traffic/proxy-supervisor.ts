@@ -4,7 +4,6 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { BerthError } from '../../domain/errors.js';
-import type { BerthEvent } from '../../domain/event.js';
 import { ProxyAdminClient } from '../../domain/proxy-admin-client.js';
 import type { KeeperEntry, ProxyHealth, ProxyRestartResult, ProxyView } from '../../domain/proxy-keeper.js';
 import { proxyPaths } from '../../domain/proxy-paths.js';
@@ -12,18 +11,13 @@ import { type BackoffOptions, backoffDelay, nextFailureCount } from '../../lib/b
 import { formatDuration } from '../../lib/duration.js';
 import type { Logger } from '../../lib/logger.js';
 import { identify, runningPid } from '../../lib/process-identity.js';
+import type { EventStore } from '../store/event-store.js';
 
-/** Where `proxy.*` events go (the control plane's `EventLog`). */
-export interface ProxyEventSink {
-  record(event: {
-    actor: string;
-    kind: string;
-    message: string;
-    data?: Record<string, unknown>;
-    at?: number;
-  }): unknown;
-  latest(kindPrefix: string): BerthEvent | undefined;
-}
+/** Where `proxy.*` events go, and where the last one recorded is found again after a restart. */
+export type ProxyEventSink = Pick<EventStore, 'record' | 'list'>;
+
+/** The kinds this supervisor records. */
+const PROXY_EVENT_KINDS = ['proxy.started', 'proxy.crashed', 'proxy.restarted', 'proxy.restart_failed'];
 
 export interface ProxySupervisorOptions {
   dataDir: string;
@@ -100,7 +94,7 @@ export class ProxySupervisor {
   constructor(options: ProxySupervisorOptions) {
     this.#options = options;
     this.#admin = new ProxyAdminClient(proxyPaths(options.dataDir).adminSocket, { timeoutMs: 2000 });
-    const last = options.events?.latest('proxy.')?.data as
+    const last = options.events?.list({ kinds: PROXY_EVENT_KINDS, limit: 1 })[0]?.data as
       | { keeper?: { pid: number; startedAt: number }; seq?: number }
       | undefined;
     if (last?.keeper !== undefined)
