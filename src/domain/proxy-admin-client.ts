@@ -1,6 +1,7 @@
 // Typed client of the proxy's admin API (unix socket), for the control plane and the CLI.
 import http from 'node:http';
 import { BerthError, type ErrorCode } from './errors.js';
+import type { ProxyHealth } from './proxy-keeper.js';
 import type {
   AdminErrorBody,
   EventsResponse,
@@ -9,6 +10,7 @@ import type {
   RouteTableInput,
   TargetStatus,
 } from './route-table.js';
+import type { TargetHealthChanges, TargetHealthSnapshot } from './target-health.js';
 
 /** One client per socket path; every call is a fresh request (the admin API is not on a hot path). */
 export class ProxyAdminClient {
@@ -20,8 +22,14 @@ export class ProxyAdminClient {
     this.#timeoutMs = options.timeoutMs ?? 10_000;
   }
 
-  health(): Promise<{ ok: boolean; ports: { http: number; https: number } }> {
+  /** The worker that answers, its ports, and its keeper's status (workers, crashes, handovers). */
+  health(): Promise<ProxyHealth> {
     return this.#call('GET', '/health');
+  }
+
+  /** Asks the keeper to hand over to a new worker; 202 at once (poll `health()` for the new worker's pid). */
+  restartWorkers(): Promise<{ restarting: boolean; pid: number }> {
+    return this.#call('POST', '/keeper/restart');
   }
 
   getRouteTable(): Promise<RouteTable> {
@@ -78,12 +86,32 @@ export class ProxyAdminClient {
     return this.#call('GET', `/events?after=${after}&wait=${waitMs}`, undefined, waitMs);
   }
 
-  #call<T>(method: string, path: string, body?: unknown, extraMs = 0): Promise<T> {
+  /** Every target's health and the event sequence number it is current as of (then follow `targetHealthChanges`). */
+  targetHealth(): Promise<TargetHealthSnapshot> {
+    return this.#call('GET', '/target-health');
+  }
+
+  /**
+   * Health transitions after `after`; with `waitMs`, waits (long-poll) for one when there is none yet. Aborting
+   * `signal` ends the wait at once (the promise rejects).
+   */
+  targetHealthChanges(after: number, waitMs = 0, signal?: AbortSignal): Promise<TargetHealthChanges> {
+    return this.#call('GET', `/target-health?after=${after}&wait=${waitMs}`, undefined, waitMs, signal);
+  }
+
+  #call<T>(method: string, path: string, body?: unknown, extraMs = 0, signal?: AbortSignal): Promise<T> {
     return new Promise<T>((resolve, reject) => {
+      if (signal?.aborted) {
+        reject(new BerthError('runtime_failure', `proxy admin API: ${method} ${path}: aborted`));
+        return;
+      }
       const payload = body === undefined ? undefined : JSON.stringify(body);
       const req = http.request(
         {
           socketPath: this.#socketPath,
+          // A fresh connection each time (node's global agent keeps them alive): a worker handing over closes its
+          // idle ones, and a request must never be sent on one at that instant.
+          agent: false,
           method,
           path,
           headers:
@@ -122,6 +150,9 @@ export class ProxyAdminClient {
         },
       );
       req.on('timeout', () => req.destroy(new Error(`proxy admin API: ${method} ${path} timed out`)));
+      const abort = (): void => void req.destroy(new Error(`proxy admin API: ${method} ${path}: aborted`));
+      signal?.addEventListener('abort', abort, { once: true });
+      req.on('close', () => signal?.removeEventListener('abort', abort));
       req.on('error', (err) =>
         reject(new BerthError('runtime_failure', `proxy admin API: ${err.message}`, { cause: err })),
       );

@@ -1,5 +1,6 @@
 // One registered upstream: address, weight, health, drain state, in-flight leases, metrics and its connection pool.
 import type { HealthCheckConfig, TargetConfig, TargetState, TargetStatus } from '../domain/route-table.js';
+import { TARGET_LIFECYCLE } from '../domain/target-health.js';
 import { HealthCheck } from './health-check.js';
 import { Metrics } from './metrics.js';
 import { UpstreamConnection } from './upstream-connection.js';
@@ -51,6 +52,7 @@ export class Target {
     groupName: string,
     config: TargetConfig,
     health: HealthCheckConfig,
+    checks: { registeredAt?: number; restored?: boolean } = {},
     maxIdle: number = POOL_DEFAULTS.maxIdle,
   ) {
     this.groupName = groupName;
@@ -58,7 +60,7 @@ export class Target {
     this.host = config.host;
     this.port = config.port;
     this.weight = config.weight;
-    this.health = new HealthCheck(health);
+    this.health = new HealthCheck(health, checks);
     this.#maxIdle = maxIdle;
   }
 
@@ -103,12 +105,11 @@ export class Target {
     this.#checkDrained();
   };
 
-  /** The one transition method of the lifecycle: active → draining → drained. */
+  /** The one transition method of the lifecycle: active → draining → drained (`TARGET_LIFECYCLE`). */
   transition(to: TargetState): boolean {
     const from = this.#state;
     if (from === to) return false;
-    const allowed = (from === 'active' && to === 'draining') || (from === 'draining' && to === 'drained');
-    if (!allowed) throw new Error(`target ${this.id}: ${from} → ${to} is not a valid transition`);
+    TARGET_LIFECYCLE.assert(this.id, from, to);
     this.#state = to;
     if (to === 'drained') this.closeIdle();
     return true;

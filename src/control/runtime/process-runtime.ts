@@ -1,14 +1,25 @@
 // The embedded default runtime: each instance is a shim and its app in their own process group, output to a file.
 import { type ChildProcess, spawn as spawnChild } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdirSync, readFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { mkdirSync, readFileSync, realpathSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BerthError } from '../../domain/errors.js';
 import type { InstanceUsage } from '../../domain/instance.js';
+import { type Logger, silentLogger } from '../../lib/logger.js';
+import { every, type Ticker } from '../../lib/ticker.js';
 import { type CgroupDriver, detectCgroups } from './cgroups.js';
 import { clockTicksPerSecond, readAllProcStats, readProcStat } from './proc.js';
-import type { ExitStatus, ProcessHandle, Runtime, StartRequest, StopOutcome } from './runtime.js';
+import type {
+  ExitStatus,
+  InstanceExit,
+  InstanceRef,
+  ProcessHandle,
+  Runtime,
+  StartRequest,
+  StopOutcome,
+} from './runtime.js';
 
 export type Spawn = typeof spawnChild;
 
@@ -21,7 +32,33 @@ export interface ProcessRuntimeOptions {
   shim?: { node: string; script: string };
   /** Where limits become cgroups; `null` turns kernel limits off. Defaults to what the machine allows. */
   cgroups?: CgroupDriver | null;
+  /** How often adopted instances (not our children: no exit event) are looked up in /proc. */
+  watchMs?: number;
+  log?: Logger;
+  /**
+   * Marks every shim and app this runtime starts (`BERTH_OWNER=<owner>` in their environment, inherited by the
+   * app's own children), so that a later runtime of the same owner finds those no record accounts for
+   * (`reclaim`). The control plane uses `ownerMark(dataDir)`.
+   */
+  owner?: string;
 }
+
+/** The environment variable that marks the processes of one owner (one data directory). */
+export const OWNER_ENV = 'BERTH_OWNER';
+
+/** A short, stable mark for the processes of the Berth that keeps its state in `dataDir` (not the path itself). */
+export function ownerMark(dataDir: string): string {
+  let path = resolve(dataDir);
+  try {
+    path = realpathSync(path);
+  } catch {
+    // Not created yet: the resolved path is what it will be.
+  }
+  return createHash('sha256').update(path).digest('hex').slice(0, 16);
+}
+
+/** Default of `watchMs`. */
+export const ADOPTED_WATCH_MS = 250;
 
 /** The shim beside this module in dist/: `dist/src/control/runtime/` → `dist/src/main/instance-shim.js`. */
 export const DEFAULT_SHIM_SCRIPT = fileURLToPath(new URL('../../main/instance-shim.js', import.meta.url));
@@ -42,22 +79,35 @@ interface CpuSample {
   at: number;
 }
 
+/**
+ * Instances as process groups led by a shim. Our own children report their exit through node; instances adopted
+ * after a restart are looked up in /proc every `watchMs` (nothing else would tell us they ended). Either way each
+ * ends once on the exit stream, with the app's status as its shim recorded it and whether the kernel OOM-killed it.
+ */
 export class ProcessRuntime implements Runtime {
   readonly #spawn: Spawn;
   readonly #pollMs: number;
   readonly #shim: { node: string; script: string };
-  readonly #exitListeners: ((handle: ProcessHandle, status: ExitStatus) => void)[] = [];
+  readonly #exitListeners = new Set<(exit: InstanceExit) => void>();
   readonly #children = new Map<number, ChildProcess>();
+  readonly #adopted = new Map<string, InstanceRef>();
   readonly #lastCpu = new Map<number, CpuSample>();
   readonly #cgroups: CgroupDriver | null;
+  readonly #watchMs: number;
+  readonly #log: Logger;
+  readonly #owner: string | undefined;
+  #watch: Ticker | undefined;
 
   constructor(options: ProcessRuntimeOptions = {}) {
+    this.#owner = options.owner;
     this.#cgroups = options.cgroups === undefined ? detectCgroups() : options.cgroups;
     // Cgroups of instances that ended while no runtime watched them (a control-plane restart) are empty now.
     this.#cgroups?.sweep();
     this.#spawn = options.spawn ?? spawnChild;
     this.#pollMs = options.pollMs ?? 25;
     this.#shim = options.shim ?? { node: process.execPath, script: DEFAULT_SHIM_SCRIPT };
+    this.#watchMs = options.watchMs ?? ADOPTED_WATCH_MS;
+    this.#log = options.log ?? silentLogger;
   }
 
   /** `v1`/`v2` when resource limits are enforced by the kernel, `null` when only from /proc samples. */
@@ -76,7 +126,7 @@ export class ProcessRuntime implements Runtime {
     try {
       child = this.#spawn(this.#shim.node, [...SHIM_NODE_FLAGS, this.#shim.script], {
         cwd: request.cwd,
-        env: { PATH: request.env.PATH ?? '/usr/bin:/bin' },
+        env: { PATH: request.env.PATH ?? '/usr/bin:/bin', ...this.#mark() },
         // detached = setsid(): its own session and process group, so a stop reaches the app and its children.
         detached: true,
         stdio: ['pipe', 'ignore', 'ignore'],
@@ -97,7 +147,7 @@ export class ProcessRuntime implements Runtime {
       instanceId: request.instanceId,
       command: request.command,
       cwd: request.cwd,
-      env: request.env,
+      env: { ...request.env, ...this.#mark() },
       logPath: request.logPath,
       exitPath: exitPathOf(request.logPath),
       scrub: request.scrub ?? {},
@@ -113,30 +163,123 @@ export class ProcessRuntime implements Runtime {
     const handle: ProcessHandle = { pid, processStart: stat?.startTicks ?? 0 };
     this.#children.set(pid, child);
     child.once('exit', (code, signal) => {
-      killOrphans(pid);
-      const oomKilled = (this.#cgroups?.oomKills(request.instanceId) ?? 0) > 0;
-      this.#cgroups?.remove(request.instanceId);
       this.#children.delete(pid);
-      this.#lastCpu.delete(pid);
+      // Our own child, reaped by node just now: its pid cannot have been reused.
+      killOrphans(pid);
       // The app's own status, as the shim recorded it; the shim's when it could not (killed with SIGKILL).
-      const status: ExitStatus = { ...(this.exitStatus(request.logPath) ?? { code, signal }) };
-      if (oomKilled && request.limits?.memoryBytes !== undefined)
-        status.memoryLimitBytes = request.limits.memoryBytes;
-      for (const listener of this.#exitListeners) listener(handle, status);
+      this.#ended(
+        request.instanceId,
+        pid,
+        request.logPath,
+        request.limits?.memoryBytes,
+        { code, signal },
+        false,
+      );
     });
     return handle;
   }
 
-  isRunning(handle: ProcessHandle): boolean {
-    const stat = readProcStat(handle.pid);
-    // A zombie has exited; it only waits for its parent to reap it.
-    const running = stat !== undefined && stat.state !== 'Z' && stat.startTicks === handle.processStart;
-    if (stat === undefined) killOrphans(handle.pid);
-    return running;
+  adopt(ref: InstanceRef): void {
+    if (this.#adopted.has(ref.instanceId)) return;
+    if (!this.#isRunning(ref)) {
+      this.#ended(
+        ref.instanceId,
+        ref.pid,
+        ref.logPath,
+        ref.limits?.memoryBytes,
+        { code: null, signal: null },
+        true,
+      );
+      return;
+    }
+    this.#adopted.set(ref.instanceId, ref);
+    this.#watch ??= every(this.#watchMs, () => this.#lookUpAdopted(), {
+      name: 'adopted instances watch',
+      log: this.#log,
+    });
   }
 
-  async stop(handle: ProcessHandle, timeoutMs: number): Promise<StopOutcome> {
-    if (!this.isRunning(handle)) return 'gone';
+  async close(): Promise<void> {
+    await this.#watch?.stop();
+    this.#watch = undefined;
+  }
+
+  onExit(listener: (exit: InstanceExit) => void): () => void {
+    this.#exitListeners.add(listener);
+    return () => this.#exitListeners.delete(listener);
+  }
+
+  /** The one place an end is reported: cleans up after the instance, then tells the listeners once. */
+  #ended(
+    instanceId: string,
+    pid: number,
+    logPath: string,
+    memoryLimitBytes: number | undefined,
+    fallback: ExitStatus,
+    missed: boolean,
+  ): void {
+    // Its cgroup may hold processes that left the group (a setsid); the cgroup is the instance's own, by name.
+    this.#cgroups?.kill(instanceId);
+    const oomKilled = (this.#cgroups?.oomKills(instanceId) ?? 0) > 0;
+    this.#cgroups?.remove(instanceId);
+    this.#lastCpu.delete(pid);
+    this.#adopted.delete(instanceId);
+    const status: ExitStatus = { ...(this.#recordedExit(logPath) ?? fallback) };
+    if (oomKilled && memoryLimitBytes !== undefined) status.memoryLimitBytes = memoryLimitBytes;
+    for (const listener of this.#exitListeners) listener({ instanceId, status, missed });
+  }
+
+  #lookUpAdopted(): void {
+    for (const ref of [...this.#adopted.values()]) {
+      if (this.#isRunning(ref)) continue;
+      this.#ended(
+        ref.instanceId,
+        ref.pid,
+        ref.logPath,
+        ref.limits?.memoryBytes,
+        { code: null, signal: null },
+        false,
+      );
+    }
+  }
+
+  /**
+   * True while the shim runs. When it is gone, or a zombie its new parent has not reaped yet (an adopted shim's parent
+   * is init, which may take a while, or never do it in a container), what is left of its group is killed: nothing
+   * records the app's output or exit any more, so nothing of the instance may stay. A pid now used by another
+   * process means the group ended long ago (Linux reuses neither while it has members): that one is left alone.
+   */
+  #isRunning(handle: ProcessHandle): boolean {
+    const stat = readProcStat(handle.pid);
+    const same = stat !== undefined && stat.startTicks === handle.processStart;
+    if (same && stat.state !== 'Z') return true;
+    if (stat === undefined || same) killOrphans(handle.pid);
+    return false;
+  }
+
+  reclaim(owned: readonly InstanceRef[]): number[] {
+    if (this.#owner === undefined) return [];
+    const groups = new Set(owned.filter((ref) => this.#isRunning(ref)).map((ref) => ref.pid));
+    const killed: number[] = [];
+    for (const stat of readAllProcStats()) {
+      if (stat.pid === process.pid || stat.state === 'Z' || groups.has(stat.pgrp)) continue;
+      if (!hasEnvEntry(stat.pid, `${OWNER_ENV}=${this.#owner}`)) continue;
+      try {
+        process.kill(stat.pid, 'SIGKILL');
+        killed.push(stat.pid);
+      } catch {
+        // Exited meanwhile.
+      }
+    }
+    return killed;
+  }
+
+  #mark(): Record<string, string> {
+    return this.#owner === undefined ? {} : { [OWNER_ENV]: this.#owner };
+  }
+
+  async stop(handle: InstanceRef, timeoutMs: number): Promise<StopOutcome> {
+    if (!this.#isRunning(handle)) return 'gone';
     signalGroup(handle.pid, 'SIGTERM');
     if (await this.#waitGone(handle, timeoutMs)) return 'terminated';
     signalGroup(handle.pid, 'SIGKILL');
@@ -144,9 +287,9 @@ export class ProcessRuntime implements Runtime {
     return 'killed';
   }
 
-  sample(handles: readonly ProcessHandle[]): Map<number, InstanceUsage> {
+  sample(refs: readonly InstanceRef[]): Map<string, InstanceUsage> {
     const now = Date.now();
-    const wanted = new Map(handles.map((handle) => [handle.pid, handle]));
+    const wanted = new Map(refs.map((ref) => [ref.pid, ref]));
     const totals = new Map<number, { ticks: number; rss: number }>();
     for (const stat of readAllProcStats()) {
       if (!wanted.has(stat.pgrp)) continue;
@@ -155,7 +298,7 @@ export class ProcessRuntime implements Runtime {
       total.rss += stat.rssBytes;
       totals.set(stat.pgrp, total);
     }
-    const usage = new Map<number, InstanceUsage>();
+    const usage = new Map<string, InstanceUsage>();
     for (const [pid, total] of totals) {
       const previous = this.#lastCpu.get(pid);
       this.#lastCpu.set(pid, { ticks: total.ticks, at: now });
@@ -164,7 +307,7 @@ export class ProcessRuntime implements Runtime {
         previous && elapsedSeconds > 0
           ? Math.max(0, ((total.ticks - previous.ticks) / clockTicksPerSecond() / elapsedSeconds) * 100)
           : 0;
-      usage.set(pid, {
+      usage.set(wanted.get(pid)!.instanceId, {
         cpuPercent: Math.round(cpuPercent * 10) / 10,
         memoryBytes: total.rss,
         sampledAt: now,
@@ -173,11 +316,8 @@ export class ProcessRuntime implements Runtime {
     return usage;
   }
 
-  onExit(listener: (handle: ProcessHandle, status: ExitStatus) => void): void {
-    this.#exitListeners.push(listener);
-  }
-
-  exitStatus(logPath: string): ExitStatus | null {
+  /** How the app ended, as its shim recorded it beside its output; null when unknown. */
+  #recordedExit(logPath: string): ExitStatus | null {
     // Instances from before the shim have no log path, and no status file.
     if (logPath === '') return null;
     try {
@@ -194,7 +334,7 @@ export class ProcessRuntime implements Runtime {
     // Our own child: its exit status is exact. An adopted process: look in /proc. Either way the whole group
     // must be gone, since the leader may leave children behind.
     const leaderGone = (): boolean =>
-      child ? child.exitCode !== null || child.signalCode !== null : !this.isRunning(handle);
+      child ? child.exitCode !== null || child.signalCode !== null : !this.#isRunning(handle);
     while (Date.now() < deadline) {
       if (leaderGone() && groupIsEmpty(handle.pid)) return true;
       await new Promise((resolve) => setTimeout(resolve, this.#pollMs));
@@ -218,6 +358,17 @@ function signalGroup(pgid: number, signal: NodeJS.Signals): void {
  */
 function killOrphans(pgid: number): void {
   if (!groupIsEmpty(pgid)) signalGroup(pgid, 'SIGKILL');
+}
+
+/** True when `/proc/<pid>/environ` holds exactly `entry` (`NAME=value`); false when unreadable. */
+function hasEnvEntry(pid: number, entry: string): boolean {
+  let environ: Buffer;
+  try {
+    environ = readFileSync(`/proc/${pid}/environ`);
+  } catch {
+    return false;
+  }
+  return environ.indexOf(`${entry}\0`) === 0 || environ.includes(`\0${entry}\0`);
 }
 
 /** True when no live process remains in the group (the leader may have left children behind). */
