@@ -96,17 +96,6 @@ export class ClientConnection {
     socket.on('close', () => this.#onClose());
   }
 
-  /** True while no request is in progress (safe to close at shutdown). */
-  get idle(): boolean {
-    return this.#phase === 'idle' && (this.#buf === null || this.#buf.length === 0);
-  }
-
-  /** Shutdown: close now if idle, else after the current exchange. */
-  closeWhenIdle(): void {
-    if (this.#phase === 'idle') this.socket.destroy();
-    else this.closeAfter = true;
-  }
-
   pause(reason: PauseReason): void {
     if (this.#paused === 0) this.socket.pause();
     this.#paused |= BIT[reason];
