@@ -11,6 +11,7 @@ import { proxyPaths } from '../src/domain/proxy-paths.js';
 import {
   type ControlPlaneProcess,
   FIXTURE_APP,
+  proxyUnavailable,
   runCli,
   shutDown,
   startControlPlane,
@@ -89,7 +90,7 @@ class PacedLoad {
   }
 }
 
-describe('autoscaling', () => {
+describe('autoscaling', { skip: proxyUnavailable }, () => {
   const dataDir = tempDir('berth-autoscale-');
   let plane: ControlPlaneProcess;
   const clients: LoadClient[] = [];

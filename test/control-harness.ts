@@ -9,6 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { ApiClient } from '../src/cli/client.js';
 import { readProxyPid } from '../src/control/traffic/proxy-supervisor.js';
 
+export { proxyUnavailable } from './proxy-harness.js';
+
 const DIST = fileURLToPath(new URL('..', import.meta.url));
 export const CONTROL_PLANE = join(DIST, 'src/main/control-plane.js');
 export const CLI = join(DIST, 'src/cli/main.js');

@@ -8,6 +8,7 @@ import { proxyPaths } from '../src/domain/proxy-paths.js';
 import {
   type ControlPlaneProcess,
   FIXTURE_APP,
+  proxyUnavailable,
   runCli,
   shutDown,
   startControlPlane,
@@ -46,7 +47,7 @@ function releaseOf(body: string): string {
   return (JSON.parse(body) as { greeting: string }).greeting;
 }
 
-describe('deploys', () => {
+describe('deploys', { skip: proxyUnavailable }, () => {
   const dataDir = tempDir('berth-deploy-');
   let plane: ControlPlaneProcess;
   let load: LoadClient;

@@ -14,6 +14,7 @@ import {
   CLI,
   type ControlPlaneProcess,
   FIXTURE_APP,
+  proxyUnavailable,
   runCli,
   shutDown,
   startControlPlane,
@@ -22,6 +23,7 @@ import {
   withDeadline,
 } from './control-harness.js';
 import { LoadClient } from './load-client.js';
+import { requireTool } from './require-tool.js';
 
 interface GitResult {
   code: number;
@@ -106,7 +108,7 @@ function greetingOf(body: string): string {
   return (JSON.parse(body) as { greeting: string }).greeting;
 }
 
-describe('pipeline from git push', () => {
+describe('pipeline from git push', { skip: proxyUnavailable || requireTool('git', 'git') }, () => {
   const dataDir = tempDir('berth-pipeline-');
   let plane: ControlPlaneProcess;
   let load: LoadClient;

@@ -10,6 +10,7 @@ import {
   eventually,
   FAST_HEALTH,
   type ProxyProcess,
+  proxyUnavailable,
   removeDir,
   request,
   startBackend,
@@ -17,7 +18,7 @@ import {
   waitHealthy,
 } from './proxy-harness.js';
 
-describe('proxy failures, health and draining', () => {
+describe('proxy failures, health and draining', { skip: proxyUnavailable }, () => {
   let proxy: ProxyProcess;
   const backends: Backend[] = [];
   const parked: http.ServerResponse[] = [];

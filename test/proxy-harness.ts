@@ -7,8 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProxyAdminClient } from '../src/domain/proxy-admin-client.js';
 import { proxyPaths } from '../src/domain/proxy-paths.js';
+import { requireTool } from './require-tool.js';
 
 const PROXY_MAIN = join(import.meta.dirname, '..', 'src', 'main', 'proxy.js');
+
+/** Why a suite that starts a proxy (a control plane starts one) is skipped, or false: its local CA needs openssl. */
+export const proxyUnavailable = requireTool('openssl', 'openssl');
 
 /** A running proxy process. */
 export interface ProxyProcess {
