@@ -129,10 +129,11 @@ export class ProcessRuntime implements Runtime {
 
   isRunning(handle: ProcessHandle): boolean {
     const stat = readProcStat(handle.pid);
-    // A zombie has exited; it only waits for its parent to reap it.
-    const running = stat !== undefined && stat.state !== 'Z' && stat.startTicks === handle.processStart;
     if (stat === undefined) killOrphans(handle.pid);
-    return running;
+    if (stat === undefined || stat.startTicks !== handle.processStart) return false;
+    // A zombie has exited and waits to be reaped. Our own child counts as running until then: its exit event
+    // carries the exact status (signal, OOM kill), which a poll that saw the zombie first would report without.
+    return stat.state !== 'Z' || this.#children.has(handle.pid);
   }
 
   async stop(handle: ProcessHandle, timeoutMs: number): Promise<StopOutcome> {
