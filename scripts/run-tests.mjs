@@ -1,6 +1,7 @@
 // Runs every compiled test file (unit tests beside the code, integration tests in test/) with node:test, bounded in
 // time: a timeout per test (per file before Node 24), a deadline for the whole run, and a sweep of any process the
 // tests left running. Prints each file's duration, the skipped tests with their reasons, and one closing line.
+import { setMaxListeners } from 'node:events';
 import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -70,6 +71,7 @@ const runDir = mkdtempSync(join(tmpdir(), 'berth-test-run-'));
 process.env.TMPDIR = runDir;
 
 const abort = new AbortController();
+setMaxListeners(files.length + 10, abort.signal); // node:test listens on it once per file
 const stream = run({
   files,
   concurrency: CONCURRENCY,
