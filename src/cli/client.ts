@@ -1,5 +1,5 @@
 // The CLI's typed client of the control plane's REST API: finds it through the data directory, sends the token.
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type {
   AppStatus,
   DeploymentView,
@@ -12,6 +12,7 @@ import type {
 import { type ControlEndpoint, controlPaths } from '../domain/data-dir.js';
 import { BerthError, type ErrorCode, type Issue } from '../domain/errors.js';
 import type { BerthEvent } from '../domain/event.js';
+import { isRunning, readPidFile } from '../lib/process-identity.js';
 
 export class ApiClient {
   readonly url: string;
@@ -22,17 +23,46 @@ export class ApiClient {
     this.#token = token;
   }
 
-  /** The client of the control plane running on `dataDir`, or a clear error if none runs there. */
+  /** The client of the control plane running on `dataDir`, or a clear error saying why there is none. */
   static fromDataDir(dataDir: string): ApiClient {
     const paths = controlPaths(dataDir);
-    if (!existsSync(paths.endpoint) || !existsSync(paths.token)) {
+    const endpoint = readPidFile<ControlEndpoint>(paths.endpoint);
+    if (endpoint === undefined) {
       throw new BerthError(
         'runtime_failure',
-        `Berth is not running with data directory ${dataDir}; start it with \`berth up\``,
+        `Berth is not running on the data directory ${dataDir}; start it with \`berth up\` (or \`berth up --detach\`)`,
       );
     }
-    const endpoint = JSON.parse(readFileSync(paths.endpoint, 'utf8')) as ControlEndpoint;
-    return new ApiClient(endpoint.url, readFileSync(paths.token, 'utf8').trim());
+    if (!isRunning(endpoint)) {
+      throw new BerthError(
+        'runtime_failure',
+        `Berth is not running on the data directory ${dataDir}: its control plane (pid ${endpoint.pid}) has exited; start it again with \`berth up\``,
+      );
+    }
+    if (!endpoint.url) {
+      throw new BerthError(
+        'runtime_failure',
+        `Berth is starting on the data directory ${dataDir} (pid ${endpoint.pid}); try again in a moment`,
+      );
+    }
+    let token: string;
+    try {
+      token = readFileSync(paths.token, 'utf8').trim();
+    } catch (cause) {
+      throw new BerthError(
+        'runtime_failure',
+        `cannot read the admin token ${paths.token}: ${(cause as Error).message}`,
+        {
+          cause,
+        },
+      );
+    }
+    return new ApiClient(endpoint.url, token);
+  }
+
+  /** The response itself, for bodies that are not JSON (a backup archive). */
+  raw(method: string, path: string, body?: unknown): Promise<Response> {
+    return this.#fetch(method, path, body);
   }
 
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {

@@ -1,12 +1,15 @@
 // The `berth` command line: a thin client of the control plane's REST API.
 import { Command, CommanderError } from 'commander';
+import { VERSION } from '../domain/version.js';
 import { registerAlarms } from './commands/alarms.js';
 import { registerAutoscale } from './commands/autoscale.js';
+import { registerBackup } from './commands/backup.js';
 import { registerCa } from './commands/ca.js';
 import { registerDeploy } from './commands/deploy.js';
 import { registerDown } from './commands/down.js';
 import { registerDrains } from './commands/drains.js';
 import { registerEvents } from './commands/events.js';
+import { registerInstall } from './commands/install.js';
 import { registerLogs } from './commands/logs.js';
 import { registerMetrics } from './commands/metrics.js';
 import { registerPipeline } from './commands/pipeline.js';
@@ -21,9 +24,14 @@ import { EXIT_USAGE, printError } from './output.js';
 export function buildProgram(): Command {
   const program = new Command('berth')
     .description('Berth: run your apps behind a health-checked load balancer with zero-downtime deploys')
+    .version(VERSION, '-V, --version', 'print the version of Berth')
     .option('--data-dir <dir>', 'data directory (default: $BERTH_HOME or ~/.berth)')
     .exitOverride()
-    .showHelpAfterError();
+    .showSuggestionAfterError(true)
+    .configureOutput({
+      // commander puts its suggestion on a line of its own: keep the error to one line.
+      outputError: (text, write) => write(text.replace(/\n\(Did you mean (.+)\?\)/, ' (did you mean $1?)')),
+    });
   const context = new CliContext(program);
   registerUp(program, context);
   registerDeploy(program, context);
@@ -40,7 +48,17 @@ export function buildProgram(): Command {
   registerPipeline(program, context);
   registerDown(program, context);
   registerCa(program, context);
+  registerBackup(program, context);
+  registerInstall(program, context);
+  // A mistake gets one line and where to look, not the whole help.
+  program.showHelpAfterError('(run `berth --help` for the commands)');
+  for (const command of program.commands) hintAfterErrors(command, `berth ${command.name()}`);
   return program;
+}
+
+function hintAfterErrors(command: Command, path: string): void {
+  command.showHelpAfterError(`(run \`${path} --help\` for its usage)`);
+  for (const sub of command.commands) hintAfterErrors(sub, `${path} ${sub.name()}`);
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -54,6 +72,14 @@ export async function main(argv: string[]): Promise<number> {
     }
     return printError(error);
   }
+}
+
+// `berth ps | head -3`: the reader went away; that is the end of the output, not an error.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw error;
+  });
 }
 
 main(process.argv).then((code) => {

@@ -142,6 +142,8 @@ export class AppManager {
         };
       }
       const description = options.description ?? (changes.join('; ') || 'first release');
+      // Not changes themselves (they make no release), but what a deploy keeps that the spec file does not say.
+      changes.push(...keptCounts(spec, services));
       const release = this.#store.createRelease(spec, sourceDir, description, options.artifactDigest ?? null);
       const replaced = this.#putServices(spec, release, sourceDir, services);
       this.#events.record({
@@ -236,21 +238,31 @@ export class AppManager {
     this.#changed();
   }
 
-  /** The release `berth rollback` deploys again: `version`, or the newest one before the current release. */
+  /**
+   * The release `berth rollback` deploys again: `version`, or the newest release before the current one that
+   * went live (its deployment succeeded, or it needed none); never one that failed or was rolled back itself.
+   */
   rollbackTarget(appName: string, version?: number): ReleaseRecord {
     const app = this.#requireApp(appName);
-    const target =
-      version === undefined
-        ? this.#store
-            .listReleases(appName)
-            .filter((r) => r.version < app.currentRelease)
-            .at(-1)
-        : this.#store.getRelease(appName, version);
+    let target: ReleaseRecord | undefined;
+    if (version === undefined) {
+      const deployments = this.#store.listDeployments({ app: appName });
+      const wentLive = (release: ReleaseRecord): boolean => {
+        const last = deployments.filter((d) => d.toRelease === release.version).at(-1);
+        return last === undefined || last.state === 'succeeded';
+      };
+      target = this.#store
+        .listReleases(appName)
+        .filter((r) => r.version < app.currentRelease && wentLive(r))
+        .at(-1);
+    } else {
+      target = this.#store.getRelease(appName, version);
+    }
     if (!target) {
       throw new BerthError(
         'not_found',
         version === undefined
-          ? `${appName} has no release before v${app.currentRelease}`
+          ? `${appName} has no release before v${app.currentRelease} that went live; name one: berth rollback ${appName} vN`
           : `${appName} has no release v${version}`,
       );
     }
@@ -440,9 +452,9 @@ function describeChanges(
     const envNames = new Set([...Object.keys(before.env), ...Object.keys(spec.env)]);
     const changedEnv = [...envNames].filter((key) => before.env[key] !== spec.env[key]).sort();
     if (changedEnv.length > 0) changes.push(`~ ${name}: env ${changedEnv.join(', ')}`);
-    const runningCount = running?.desiredCount ?? before.instances;
-    if (runningCount !== spec.instances)
-      changes.push(`~ ${name}: instances ${runningCount} → ${spec.instances}`);
+    const next = desiredCountOf(spec, running);
+    if (running !== undefined && running.spec.instances !== spec.instances && running.desiredCount !== next)
+      changes.push(`~ ${name}: instances ${running.desiredCount} → ${next}`);
     const { run: _r, env: _e, instances: _i, ...restBefore } = before;
     const { run: _r2, env: _e2, instances: _i2, ...restNext } = spec;
     if (JSON.stringify(restBefore) !== JSON.stringify(restNext)) changes.push(`~ ${name}: settings`);
@@ -460,12 +472,36 @@ function shortDigest(digest: string | null): string {
 }
 
 /**
- * A new release of an autoscaled service keeps the count the autoscaler reached (within the new bounds), as ECS
- * keeps a service's desired count across deployments; otherwise every deploy would drop it back to `min` and scale
- * in under load. A service stopped by hand (0) starts again at its `instances`.
+ * How many instances a service runs after a new release: the count it runs now (set by `berth scale` or the
+ * autoscaler, 0 after `berth down`), as Heroku keeps a formation and ECS a desired count across deployments,
+ * unless the spec's `instances` changed, which is a deliberate new count. Autoscaled services stay within the new
+ * bounds (but 0, a paused service, stays 0).
  */
-function desiredCountOf(service: ServiceSpec, before: ServiceRecord | undefined): number {
+export function desiredCountOf(service: ServiceSpec, before: ServiceRecord | undefined): number {
+  if (!before) return service.instances;
+  const specChanged = before.spec.instances !== service.instances;
+  const count = specChanged ? service.instances : before.desiredCount;
   const policy = service.autoscale;
-  if (!policy || !before || before.desiredCount === 0) return service.instances;
-  return Math.min(policy.max, Math.max(policy.min, before.desiredCount));
+  if (!policy || (count === 0 && !specChanged)) return count;
+  return Math.min(policy.max, Math.max(policy.min, count));
+}
+
+/** `= web: keeps 5 instances (berth.yaml says 2)`: the services whose count a release keeps from scaling. */
+function keptCounts(spec: AppSpec, services: ServiceRecord[]): string[] {
+  const lines: string[] = [];
+  for (const [name, service] of Object.entries(spec.services)) {
+    const running = services.find((s) => s.name === name);
+    if (running === undefined || running.spec.instances !== service.instances) continue;
+    const count = desiredCountOf(service, running);
+    if (count === service.instances) continue;
+    const why = service.autoscale
+      ? 'autoscaled'
+      : count === 0
+        ? 'stopped by berth down or scale'
+        : 'set by berth scale';
+    lines.push(
+      `= ${name}: keeps ${count} instance${count === 1 ? '' : 's'} (${why}; berth.yaml says ${service.instances}, change it there to reset)`,
+    );
+  }
+  return lines;
 }

@@ -387,11 +387,45 @@ pipeline: { deploy: sometimes }
 
   it('reports YAML syntax errors with their position', () => {
     assert.deepEqual(errorsOf('app: a\nservices:\n  web: { run: x\n'), [
-      'berth.yaml:4:1: invalid YAML: Flow map in block collection must be sufficiently indented and end with a }',
+      'berth.yaml:3:8: invalid YAML: this { is never closed with }',
     ]);
     assert.deepEqual(errorsOf('app: a\nservices:\n  web: { run: x }\n  web: { run: y }\n'), [
       'berth.yaml:4:3: invalid YAML: Map keys must be unique',
     ]);
+  });
+
+  it('points syntax errors at the mistake, not where the parser gave up', () => {
+    assert.deepEqual(errorsOf("app: 'shop\nservices: {}\n"), [
+      'berth.yaml:1:6: invalid YAML: this single-quoted string is never closed',
+    ]);
+    assert.deepEqual(errorsOf('app: a\nservices:\n  web:\n    env: { A: "1", B: [1 }\n    run: x\n'), [
+      'berth.yaml:4:10: invalid YAML: this { is never closed with }',
+      'berth.yaml:4:23: invalid YAML: this [ is never closed with ]',
+    ]);
+    assert.deepEqual(errorsOf('app: a\nservices:\n  web:\n    run: x\n   instances: 2\n'), [
+      'berth.yaml:5:4: invalid YAML: All mapping items must start at the same column',
+    ]);
+  });
+
+  it('counts columns in characters, as editors do, after characters beyond the BMP', () => {
+    assert.deepEqual(
+      errorsOf('app: a # 😀😀\nservices:\n  web: { env: { X: "😀" }, instances: x, run: y }\n'),
+      ['berth.yaml:3:38 services.web.instances: expected a whole number from 0 to 100, got "x"'],
+    );
+  });
+
+  it('never quotes a file that is not an app spec', () => {
+    const key = 'c2VjcmV0LWtleS1ieXRlcy1ub3QtdG8tYmUtZWNob2Vk';
+    assert.deepEqual(errorsOf(`${key}\n`), [
+      'berth.yaml:1:1: expected a mapping (key: value pairs) with "app" and "services", got a single value (not shown)',
+    ]);
+    assert.deepEqual(errorsOf(`DB_PASSWORD: ${key}\nport: 5\n`), [
+      'berth.yaml:1:1: this is not an app spec: it sets neither "app" nor "services" (nothing of its content is shown)',
+    ]);
+    assert.throws(
+      () => validateAppSpec(key),
+      (error: BerthError) => !JSON.stringify(error).includes(key),
+    );
   });
 
   it('refuses an empty file, and one that is not a mapping', () => {
@@ -399,7 +433,7 @@ pipeline: { deploy: sometimes }
     assert.deepEqual(errorsOf(''), empty);
     assert.deepEqual(errorsOf('# nothing yet\n'), empty);
     assert.deepEqual(errorsOf('- app: a\n'), [
-      'berth.yaml:1:1: expected a mapping (key: value pairs), got a list',
+      'berth.yaml:1:1: expected a mapping (key: value pairs) with "app" and "services", got a list',
     ]);
     assert.deepEqual(errorsOf('app: a\nservices: {}\n'), [
       'berth.yaml:2:1 services: expected at least one service',

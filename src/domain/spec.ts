@@ -2,7 +2,7 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { isMap, isScalar, LineCounter, parseDocument } from 'yaml';
+import { isMap, isScalar, parseDocument } from 'yaml';
 import type { core } from 'zod';
 import { BerthError, type Issue } from './errors.js';
 import { parseProcfile } from './procfile.js';
@@ -16,7 +16,7 @@ import {
   DEFAULT_PIPELINE,
   DEFAULT_RESPONSE_TIMEOUT_MS,
 } from './spec-defaults.js';
-import { type FieldPath, formatPath, locate } from './spec-location.js';
+import { type FieldPath, formatPath, locate, placeSyntaxError, positionOf } from './spec-location.js';
 import { type ServiceInput, type SpecInput, specInputSchema } from './spec-schema.js';
 
 export * from './spec-defaults.js';
@@ -147,22 +147,17 @@ const SPEC_KEYS_HINT_DISTANCE = 2;
  */
 export function parseSpec(text: string, options: ParseSpecOptions): AppSpec {
   const { file } = options;
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
   const at = (offset: number): { location: string; line: number; column: number } => {
-    const { line, col } = lines.linePos(offset);
-    return { location: `${file}:${line}:${col}`, line, column: col };
+    const { line, column } = positionOf(text, offset);
+    return { location: `${file}:${line}:${column}`, line, column };
   };
 
   if (doc.errors.length > 0) {
     const issues = doc.errors.map((error): PlacedIssue => {
-      const { location, line, column } = at(error.pos[0]);
-      return {
-        path: '',
-        message: `invalid YAML: ${firstLine(error.message)}`,
-        location,
-        order: [0, line, column],
-      };
+      const placed = placeSyntaxError(text, error);
+      const { location, line, column } = at(placed.offset);
+      return { path: '', message: `invalid YAML: ${placed.message}`, location, order: [0, line, column] };
     });
     throw specError(file, issues);
   }
@@ -186,8 +181,8 @@ export function parseSpec(text: string, options: ParseSpecOptions): AppSpec {
     options.procfile,
     options.procfileName ?? 'Procfile',
     (path, target) => {
-      const [line, column] = locate(doc, lines, path, target).split(':').map(Number) as [number, number];
-      return { location: `${file}:${line}:${column}`, order: [0, line, column] };
+      const { location, line, column } = at(locate(doc, path, target));
+      return { location, order: [0, line, column] };
     },
     file,
   );
@@ -237,6 +232,15 @@ function validate(
   place: Locator,
   subject: string,
 ): AppSpec {
+  // A file that is not an app spec at all (a key, a .env file named by mistake) is refused without a word of its
+  // content: the field-by-field messages below quote values.
+  const notSpec = notAnAppSpec(raw);
+  if (notSpec !== undefined) {
+    const placed = place([], 'value');
+    const issue: PlacedIssue = { path: '', message: notSpec, order: placed.order };
+    if (placed.location !== undefined) issue.location = placed.location;
+    throw specError(subject, [issue]);
+  }
   const procfile = procfileText === undefined ? undefined : parseProcfile(procfileText, procfileName);
   const problems: SpecProblem[] = [];
   const parsed = specInputSchema.safeParse(raw, { error: structuralMessage, reportInput: true });
@@ -266,6 +270,17 @@ function validate(
   }
   if (issues.length > 0 || !parsed.success) throw specError(subject, issues);
   return normalise(parsed.data, procfile?.processes ?? {});
+}
+
+function notAnAppSpec(raw: unknown): string | undefined {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    const got = Array.isArray(raw) ? 'a list' : 'a single value (not shown)';
+    return `expected a mapping (key: value pairs) with "app" and "services", got ${got}`;
+  }
+  if (!('app' in raw) && !('services' in raw)) {
+    return 'this is not an app spec: it sets neither "app" nor "services" (nothing of its content is shown)';
+  }
+  return undefined;
 }
 
 function specError(subject: string, placed: PlacedIssue[]): BerthError {
@@ -354,10 +369,6 @@ function editDistance(a: string, b: string): number {
     previous = current;
   }
   return previous[b.length] ?? 0;
-}
-
-function firstLine(message: string): string {
-  return (message.split('\n')[0] ?? message).replace(/ at line \d+, column \d+:?$/, '');
 }
 
 /**

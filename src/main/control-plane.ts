@@ -1,10 +1,10 @@
 // The control plane process's composition root: store, runtime, reconciler and API wired together.
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { loadOrCreateToken } from '../control/api/admin-token.js';
 import { registerAutoscaleRoutes } from '../control/api/autoscale-routes.js';
+import { registerBackupRoutes } from '../control/api/backup-routes.js';
 import { registerPipelineRoutes } from '../control/api/pipeline-routes.js';
 import { registerSecretsRoutes } from '../control/api/secrets-routes.js';
 import { createApi } from '../control/api/server.js';
@@ -28,14 +28,20 @@ import { Store } from '../control/store/store.js';
 import { ProxySupervisor, type RunningProxy } from '../control/traffic/proxy-supervisor.js';
 import { RouteSync } from '../control/traffic/route-sync.js';
 import { UsageMonitor } from '../control/usage-monitor.js';
-import { type ControlEndpoint, controlPaths, resolveDataDir } from '../domain/data-dir.js';
+import { type ControlEndpoint, controlPaths } from '../domain/data-dir.js';
+import { BerthError } from '../domain/errors.js';
 import { proxyPaths } from '../domain/proxy-paths.js';
+import { VERSION } from '../domain/version.js';
 import { systemClock } from '../lib/clock.js';
-import { parseDuration } from '../lib/duration.js';
+import type { FileLock } from '../lib/file-lock.js';
 import { createLogger } from '../lib/logger.js';
+import { ensurePrivateDir, ensurePrivateFile } from '../lib/private-files.js';
+import { identify, writePidFile } from '../lib/process-identity.js';
+import { ArgumentError, parseControlPlaneArgs } from './control-plane-options.js';
+import { lockDataDir } from './data-dir-lock.js';
 import { createObservability } from './observability.js';
 
-export const VERSION = '0.1.0';
+export { VERSION };
 
 /** Artifacts of this many most recent releases per app are kept (besides those in use), for rollbacks. */
 const RETAINED_RELEASES = 5;
@@ -48,6 +54,10 @@ export interface ControlPlaneOptions {
   /** Ports of the proxy's listeners, used when this control plane has to start the proxy. */
   httpPort: number;
   httpsPort: number;
+  /** Address of the proxy's listeners when this control plane starts it (default: every address). */
+  listen?: string;
+  /** The proxy runs under its own supervisor (systemd): wait for it, never start it. */
+  externalProxy?: boolean;
   /** How often metrics are collected from the proxy and the runtime (ms); default 5000. */
   metricsIntervalMs?: number;
   /** Also serve `GET /metrics` without a token on 127.0.0.1 at this port (opt-in; 0 = any free port). */
@@ -70,10 +80,52 @@ export interface RunningControlPlane {
   close(): Promise<void>;
 }
 
+/**
+ * Starts a control plane on `options.dataDir`, which it owns until `close()`: a second one on the same data
+ * directory is refused (`conflict`, naming this one's pid and URL) before it touches anything.
+ */
 export async function startControlPlane(options: ControlPlaneOptions): Promise<RunningControlPlane> {
   const paths = controlPaths(options.dataDir);
+  // An existing data dir keeps its mode (it may be shared on purpose); what Berth creates inside is private.
   mkdirSync(paths.dataDir, { recursive: true, mode: 0o700 });
-  mkdirSync(paths.logs, { recursive: true });
+  const lock = lockDataDir(paths.dataDir, 'start a second control plane');
+  const self = identify(process.pid);
+  const startedAt = Date.now();
+  const record = (endpoint: Omit<ControlEndpoint, 'pid' | 'startTicks' | 'command'>): void => {
+    if (self) writePidFile(paths.endpoint, self, endpoint);
+  };
+  record({ url: null, dataDir: paths.dataDir, startedAt });
+  try {
+    return await startOwned(options, paths, lock, (url, proxy) =>
+      record({ url, dataDir: paths.dataDir, proxy, startedAt }),
+    );
+  } catch (error) {
+    rmSync(paths.endpoint, { force: true });
+    lock.release();
+    throw error;
+  }
+}
+
+/** State, logs and artifacts are readable by the owner only, whatever the umask or the data dir's own mode. */
+function makePrivate(paths: ReturnType<typeof controlPaths>): void {
+  for (const dir of [
+    paths.logs,
+    ...['artifacts', 'builds', 'pipeline', 'git', 'proxy'].map((d) => join(paths.dataDir, d)),
+  ])
+    ensurePrivateDir(dir);
+  // SQLite creates the WAL and shared-memory files with the database file's mode; older ones are fixed too.
+  ensurePrivateFile(paths.database);
+  for (const suffix of ['-wal', '-shm'])
+    ensurePrivateFile(`${paths.database}${suffix}`, { onlyIfExists: true });
+}
+
+async function startOwned(
+  options: ControlPlaneOptions,
+  paths: ReturnType<typeof controlPaths>,
+  lock: FileLock,
+  listening: (url: string, proxy: { http: number; https: number }) => void,
+): Promise<RunningControlPlane> {
+  makePrivate(paths);
   // Secret values never reach an event or a platform log line: both pass through this scrubber.
   const scrubber = new TextScrubber();
   const log = createLogger({ name: 'berth-control', transform: (line) => scrubber.scrub(line) });
@@ -96,6 +148,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     command: [process.execPath, PROXY_MAIN],
     httpPort: options.httpPort,
     httpsPort: options.httpsPort,
+    host: options.listen,
+    external: options.externalProxy,
     log,
     accessLogFile: options.accessLog ? join(proxyPaths(paths.dataDir).dir, 'access.log') : undefined,
   }).ensureRunning();
@@ -196,8 +250,30 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       (a) => observability.routes(a),
       (a) => registerAutoscaleRoutes(a, { store, autoscaler }),
       (a) => registerPipelineRoutes(a, { pipelines, git: gitRepos, actor: 'admin' }),
+      (a) => registerBackupRoutes(a, { store, events, dataDir: paths.dataDir }),
     ],
   });
+
+  // The API port is bound before anything starts, so a taken port changes nothing.
+  const host = options.host ?? '127.0.0.1';
+  try {
+    await api.listen({ host, port: options.port });
+  } catch (error) {
+    await pipelines.stop();
+    secrets.close();
+    store.close();
+    if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      throw new BerthError(
+        'conflict',
+        `the API port ${host}:${options.port} is in use (another Berth on another data directory?); choose another with --api-port or BERTH_API_PORT (0 picks a free one)`,
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+  const address = api.server.address();
+  const port = typeof address === 'object' && address ? address.port : options.port;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 
   events.record({
     actor: 'system',
@@ -209,13 +285,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   await observability.start();
   autoscaler.start();
   memoryLimiter.start();
-  const host = options.host ?? '127.0.0.1';
-  await api.listen({ host, port: options.port });
-  const address = api.server.address();
-  const port = typeof address === 'object' && address ? address.port : options.port;
-  const url = `http://${host}:${port}`;
-  const endpoint: ControlEndpoint = { url, pid: process.pid };
-  writeFileSync(paths.endpoint, `${JSON.stringify(endpoint)}\n`, { mode: 0o600 });
+  listening(url, proxy.ports);
   log.info({ url, dataDir: paths.dataDir }, 'control plane listening');
 
   return {
@@ -237,60 +307,29 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       secrets.close();
       store.close();
       rmSync(paths.endpoint, { force: true });
+      lock.release();
     },
   };
 }
 
-function portOption(flag: string, value: string): number {
-  const port = Number(value);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    process.stderr.write(`--${flag}: expected a port number from 0 to 65535, got ${value}\n`);
-    process.exit(2);
-  }
-  return port;
-}
-
-function durationOption(flag: string, value: string): number {
-  try {
-    const ms = parseDuration(value);
-    if (ms > 0) return ms;
-  } catch {
-    // reported below
-  }
-  process.stderr.write(`--${flag}: expected a positive duration such as 5s or 500ms, got ${value}\n`);
-  process.exit(2);
-}
-
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      'data-dir': { type: 'string' },
-      port: { type: 'string', default: '7070' },
-      host: { type: 'string', default: '127.0.0.1' },
-      'http-port': { type: 'string', default: '8080' },
-      'https-port': { type: 'string', default: '8443' },
-      'metrics-interval': { type: 'string', default: process.env.BERTH_METRICS_INTERVAL ?? '5s' },
-      'metrics-port': { type: 'string' },
-      'autoscale-interval': { type: 'string', default: process.env.BERTH_AUTOSCALE_INTERVAL ?? '5s' },
-      'autoscale-window': { type: 'string', default: process.env.BERTH_AUTOSCALE_WINDOW ?? '60s' },
-      'access-log': { type: 'boolean', default: process.env.BERTH_ACCESS_LOG === '1' },
-    },
-  });
+  const args = parseControlPlaneArgs(process.argv.slice(2));
   const plane = await startControlPlane({
-    dataDir: resolveDataDir(values['data-dir']),
-    port: portOption('port', values.port),
-    host: values.host,
-    httpPort: portOption('http-port', values['http-port']),
-    httpsPort: portOption('https-port', values['https-port']),
-    metricsIntervalMs: durationOption('metrics-interval', values['metrics-interval']),
-    autoscaleIntervalMs: durationOption('autoscale-interval', values['autoscale-interval']),
-    autoscaleWindowMs: durationOption('autoscale-window', values['autoscale-window']),
-    accessLog: values['access-log'],
-    openMetricsPort:
-      values['metrics-port'] === undefined ? undefined : portOption('metrics-port', values['metrics-port']),
+    dataDir: args.dataDir,
+    port: args.apiPort,
+    host: args.apiHost,
+    httpPort: args.httpPort,
+    httpsPort: args.httpsPort,
+    listen: args.listen,
+    externalProxy: args.externalProxy,
+    metricsIntervalMs: args.metricsIntervalMs,
+    autoscaleIntervalMs: args.autoscaleIntervalMs,
+    autoscaleWindowMs: args.autoscaleWindowMs,
+    accessLog: args.accessLog,
+    openMetricsPort: args.openMetricsPort,
   });
   process.stdout.write(
-    `${JSON.stringify({ event: 'listening', url: plane.url, pid: process.pid, proxy: plane.proxy.ports })}\n`,
+    `${JSON.stringify({ event: 'listening', url: plane.url, pid: process.pid, dataDir: args.dataDir, proxy: plane.proxy.ports })}\n`,
   );
   let closing = false;
   const shutdown = (): void => {
@@ -308,9 +347,13 @@ async function main(): Promise<void> {
   process.on('SIGINT', shutdown);
 }
 
+/** Exit code of a refused start (the data directory has an owner, a port is taken): nothing was changed. */
+export const EXIT_REFUSED = 3;
+
 if (import.meta.url === `file://${process.argv[1]}`) {
   main().catch((error: unknown) => {
     process.stderr.write(`berth control plane: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exit(1);
+    const refused = error instanceof BerthError && error.code === 'conflict';
+    process.exit(error instanceof ArgumentError ? 2 : refused ? EXIT_REFUSED : 1);
   });
 }

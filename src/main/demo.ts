@@ -1,76 +1,93 @@
-// `npm start`: runs Berth with a data directory inside the repo, deploys examples/hello, and tidies up on Ctrl-C.
+// `npm start`: runs Berth on the default data directory (the CLI's), deploys examples/hello, tidies up on Ctrl-C.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, openSync } from 'node:fs';
+import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { ApiClient } from '../cli/client.js';
-import { readProxyPid } from '../control/traffic/proxy-supervisor.js';
+import { proxyPidFile } from '../control/traffic/proxy-supervisor.js';
+import { controlPaths, resolveDataDir } from '../domain/data-dir.js';
 import { formatIssues } from '../domain/errors.js';
 import { proxyPaths } from '../domain/proxy-paths.js';
+import { signalRecorded } from '../lib/process-identity.js';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
-const DATA_DIR = join(REPO, '.berth');
 const EXAMPLE = join(REPO, 'examples', 'hello');
 const CONTROL_PLANE = fileURLToPath(new URL('./control-plane.js', import.meta.url));
 
-async function startControlPlane(
-  httpPort: string,
-  httpsPort: string,
-): Promise<{ child: ChildProcess; ports: { http: number; https: number } }> {
-  mkdirSync(DATA_DIR, { recursive: true, mode: 0o700 });
-  const log = openSync(join(DATA_DIR, 'control.log'), 'a');
-  const child = spawn(
-    process.execPath,
-    [
-      CONTROL_PLANE,
-      '--data-dir',
-      DATA_DIR,
-      '--port',
-      '0',
-      '--http-port',
-      httpPort,
-      '--https-port',
-      httpsPort,
-    ],
+interface Started {
+  child: ChildProcess;
+  url: string;
+  ports: { http: number; https: number };
+}
+
+/**
+ * Starts the control plane as `berth up` would (same data directory, same BERTH_* ports and address) and
+ * resolves once it listens. A refusal (the data directory has an owner, a port is taken) is printed as it is.
+ */
+async function startControlPlane(dataDir: string): Promise<Started> {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const log = controlPaths(dataDir).log;
+  const child = spawn(process.execPath, [CONTROL_PLANE, '--data-dir', dataDir], {
     // Its own process group: Ctrl-C reaches only this script, which then stops things in order.
-    { stdio: ['ignore', 'pipe', log], detached: true },
-  );
-  const ports = await new Promise<{ http: number; https: number }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('the control plane did not start within 20s')), 20_000);
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  // Kept in memory until it listens: a refused start is shown here and leaves the running one's log alone.
+  let stderr = '';
+  let started = false;
+  child.stderr!.on('data', (chunk: Buffer) => {
+    if (started) appendFileSync(log, chunk, { mode: 0o600 });
+    else stderr += String(chunk);
+  });
+  return new Promise<Started>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`the control plane did not start within 30s; see ${log}`)),
+      30_000,
+    );
     createInterface({ input: child.stdout! }).on('line', (line) => {
       if (!line.includes('"listening"')) return;
       clearTimeout(timer);
-      resolve((JSON.parse(line) as { proxy: { http: number; https: number } }).proxy);
+      started = true;
+      if (stderr !== '') appendFileSync(log, stderr, { mode: 0o600 });
+      const ready = JSON.parse(line) as { url: string; proxy: { http: number; https: number } };
+      resolve({ child, url: ready.url, ports: ready.proxy });
     });
     child.once('exit', (code) => {
       clearTimeout(timer);
-      reject(new Error(`the control plane exited with code ${code}; see ${join(DATA_DIR, 'control.log')}`));
+      reject(new Error(stderr.trim() || `the control plane exited with code ${code}; see ${log}`));
     });
   });
-  return { child, ports };
 }
 
 async function main(): Promise<void> {
-  const { child, ports } = await startControlPlane(
-    process.env.BERTH_HTTP_PORT ?? '8080',
-    process.env.BERTH_HTTPS_PORT ?? '8443',
-  );
-  const client = ApiClient.fromDataDir(DATA_DIR);
+  const dataDir = resolveDataDir();
+  const { child, url, ports } = await startControlPlane(dataDir);
+  const client = ApiClient.fromDataDir(dataDir);
   const started = Date.now();
   const result = await client.deploy(EXAMPLE);
+  // A deploy keeps a service's count, and the last Ctrl-C stopped the example: start it at its spec's count.
+  const status = await client.app(result.app);
+  const stopped = status.services.filter((s) => s.desired === 0);
+  if (stopped.length > 0) {
+    const current = (await client.releases(result.app)).find((r) => r.version === status.release);
+    await client.scale(
+      result.app,
+      Object.fromEntries(stopped.map((s) => [s.name, current?.spec.services[s.name]?.instances ?? 1])),
+    );
+  }
   const deadline = Date.now() + 60_000;
   while (!(await client.app(result.app)).converged) {
     if (Date.now() > deadline)
       throw new Error('the example did not become healthy within 60s; see `berth events`');
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  const ca = proxyPaths(DATA_DIR).caCert;
-  const berth = `node bin/berth.js --data-dir .berth`;
+  const ca = proxyPaths(dataDir).caCert;
+  const berth = 'node bin/berth.js';
   process.stdout.write(
     [
       '',
-      `Berth is running; ${result.app} v${result.release} is healthy (${Date.now() - started} ms from apply).`,
+      `Berth is running (data directory ${dataDir}, API ${url}); ${result.app} v${result.release} is healthy (${Date.now() - started} ms from apply).`,
       '',
       `  https://hello.localhost:${ports.https}/    (HTTP on :${ports.http} redirects to it)`,
       `  curl --cacert ${ca} https://hello.localhost:${ports.https}/`,
@@ -82,7 +99,7 @@ async function main(): Promise<void> {
       `  ${berth} logs hello -f`,
       `  kill -9 <a pid from ps>, then ps again: it is replaced`,
       '',
-      'Ctrl-C stops the app, the control plane and the proxy.',
+      'Ctrl-C stops the example, the control plane and (unless other apps still run) the proxy.',
       '',
     ].join('\n'),
   );
@@ -91,21 +108,21 @@ async function main(): Promise<void> {
   const stop = async (): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    process.stdout.write('\nstopping: instances, control plane, proxy\n');
-    await client.downAll().catch(() => undefined);
+    process.stdout.write(`\nstopping: ${result.app}, the control plane, the proxy\n`);
+    await client.down(result.app).catch(() => undefined);
     const until = Date.now() + 45_000;
-    while (Date.now() < until && (await client.instances().catch(() => [])).length > 0) {
+    while (Date.now() < until && (await client.instances({ app: result.app }).catch(() => [])).length > 0) {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
+    // Other apps on this data directory keep their proxy.
+    const others = await client.instances().catch(() => []);
     child.kill('SIGTERM');
     await new Promise((resolve) => child.once('exit', resolve));
-    const proxyPid = readProxyPid(DATA_DIR);
-    if (proxyPid !== null) {
-      try {
-        process.kill(proxyPid, 'SIGTERM');
-      } catch {
-        // already gone
-      }
+    if (others.length > 0) {
+      process.stdout.write(`the proxy keeps serving ${others.length} instances of other apps\n`);
+    } else {
+      // Only the very proxy this data directory recorded (pid, start time and command line), never a reused pid.
+      signalRecorded(proxyPidFile(dataDir), 'SIGTERM');
     }
     process.exit(0);
   };

@@ -1,7 +1,7 @@
 // `berth deploy` and `berth rollback`: read the spec, build the artifact, run the release phase, hand the release
 // to the app manager. Split into build and release so a pipeline can build first and release on promote.
-import { existsSync, readFileSync } from 'node:fs';
-import { basename, isAbsolute, join } from 'node:path';
+import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { basename, isAbsolute, join, relative } from 'node:path';
 import type { ApplyResult, DeployResult } from '../../domain/api-types.js';
 import { BerthError } from '../../domain/errors.js';
 import { appNameFrom, releaseCommandsOf, specFromProcfile } from '../../domain/heroku.js';
@@ -42,6 +42,11 @@ export interface BuildOptions {
   specFile?: string;
   /** The app's name when the spec comes from a Procfile (default: from the directory's name). */
   app?: string;
+  /**
+   * How errors name the spec file: by its path, for a directory on this machine (`berth deploy`), or by its name
+   * in the directory (default), for a tree that only exists in a scratch copy (a git push).
+   */
+  fileNames?: 'path' | 'name';
 }
 
 export class Deployer {
@@ -60,7 +65,7 @@ export class Deployer {
    * A bad spec, a failed build or a failed release phase creates no release and changes nothing that runs.
    */
   async deploy(directory: string, actor: string, specFile = 'berth.yaml'): Promise<DeployResult> {
-    const prepared = await this.build(directory, { specFile });
+    const prepared = await this.build(directory, { specFile, fileNames: 'path' });
     const { result, releaseOutput } = await this.release(prepared, actor);
     const output =
       releaseOutput === '' ? prepared.artifact.output : `${prepared.artifact.output}${releaseOutput}`;
@@ -79,16 +84,18 @@ export class Deployer {
     if (!isAbsolute(directory))
       throw new BerthError('invalid_request', `${directory}: must be an absolute path`);
     const specFile = options.specFile ?? 'berth.yaml';
-    const specPath = join(directory, specFile);
+    const specPath = specPathIn(directory, specFile);
     const procfilePath = join(directory, 'Procfile');
     const procfile = existsSync(procfilePath) ? readFileSync(procfilePath, 'utf8') : undefined;
     const appJsonPath = join(directory, 'app.json');
     const appJson = existsSync(appJsonPath) ? readFileSync(appJsonPath, 'utf8') : undefined;
     let spec: AppSpec;
     if (existsSync(specPath)) {
+      // `berth deploy` errors name the file as deployed, so the position can be opened as it is.
+      const byPath = options.fileNames === 'path';
       spec = parseSpec(readFileSync(specPath, 'utf8'), {
-        file: specFile,
-        ...(procfile === undefined ? {} : { procfile }),
+        file: byPath ? specPath : specFile,
+        ...(procfile === undefined ? {} : { procfile, procfileName: byPath ? procfilePath : 'Procfile' }),
       });
     } else if (procfile !== undefined && options.specFile === undefined) {
       const app = options.app ?? appNameFrom(basename(directory));
@@ -139,4 +146,39 @@ export class Deployer {
     });
     return { ...result, build: null };
   }
+}
+
+/**
+ * The spec file `name` inside `directory`: a plain file name (no path), and a regular file that really is in the
+ * directory (a symbolic link may not lead out of it), so a deploy cannot be pointed at any file the control plane
+ * can read.
+ */
+function specPathIn(directory: string, name: string): string {
+  if (name === '' || name === '.' || name === '..' || basename(name) !== name || /[\\/\0]/.test(name)) {
+    throw new BerthError(
+      'invalid_request',
+      `${name}: the spec file must be a plain file name inside ${directory}`,
+      {
+        issues: [
+          { path: 'file', message: 'must be a plain file name inside the directory, e.g. berth.yaml' },
+        ],
+      },
+    );
+  }
+  const path = join(directory, name);
+  if (!existsSync(path)) return path;
+  const real = realpathSync(path);
+  const inside = relative(realpathSync(directory), real);
+  if (inside === '' || inside.startsWith('..') || isAbsolute(inside) || !statSync(real).isFile()) {
+    throw new BerthError(
+      'invalid_request',
+      `${path}: the spec file must be a regular file inside ${directory}`,
+      {
+        issues: [
+          { path: 'file', message: 'must be a regular file inside the directory (not a link out of it)' },
+        ],
+      },
+    );
+  }
+  return path;
 }

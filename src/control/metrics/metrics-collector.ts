@@ -91,6 +91,20 @@ export class MetricsCollector {
     const samples: InstanceSample[] = [];
     const seen = new Set<string>();
     const unroutedByGroup = new Map<string, number>();
+    const since = this.#lastCollectedAt ?? at - (this.#options.intervalMs ?? DEFAULT_COLLECT_INTERVAL_MS);
+    // Instances that ended since the last collection: their last row must not keep saying healthy.
+    const ended = new Map<string, Instance>();
+    for (const service of services.values()) {
+      for (const instance of store.listInstances({ app: service.app, service: service.name, limit: 100 })) {
+        if (
+          instance.endedAt !== null &&
+          instance.endedAt > since &&
+          instance.endedAt <= at &&
+          !live.has(instance.id)
+        )
+          ended.set(instance.id, instance);
+      }
+    }
 
     for (const target of proxy.targets) {
       const service = services.get(target.targetGroup);
@@ -109,12 +123,27 @@ export class MetricsCollector {
         release: instance.release,
         instance: instance.id,
         delta,
-        gauges: live.has(instance.id) ? this.#gauges(instance, target.counters.inFlight) : undefined,
+        gauges: live.has(instance.id)
+          ? this.#gauges(instance, target.counters.inFlight)
+          : ended.has(instance.id)
+            ? ENDED_GAUGES
+            : undefined,
       });
     }
 
     // Live instances without a target (workers, or not yet registered) still get CPU, memory and health.
     const targeted = new Set(samples.map((s) => s.instance));
+    for (const instance of ended.values()) {
+      if (targeted.has(instance.id)) continue;
+      samples.push({
+        app: instance.app,
+        service: instance.service,
+        release: instance.release,
+        instance: instance.id,
+        delta: emptyDelta(),
+        gauges: ENDED_GAUGES,
+      });
+    }
     for (const instance of live.values()) {
       if (targeted.has(instance.id)) continue;
       samples.push({
@@ -146,7 +175,6 @@ export class MetricsCollector {
       unrouted.set(group, before === undefined || count < before ? count : count - before);
       this.#cursors.set(key, { ...toCursor(counters), unrouted503: count });
     }
-    const since = this.#lastCollectedAt ?? at - (this.#options.intervalMs ?? DEFAULT_COLLECT_INTERVAL_MS);
     for (const [group, service] of services) {
       const increment = unrouted.get(group) ?? 0;
       const now = health.get(group) ?? { healthy: 0, unhealthy: 0 };
@@ -250,6 +278,16 @@ export class MetricsCollector {
     })();
   }
 }
+
+/** What an instance that has ended looks like in its last bucket: neither healthy nor unhealthy, no usage. */
+const ENDED_GAUGES: NonNullable<InstanceSample['gauges']> = {
+  inFlight: 0,
+  cpuPercent: null,
+  memoryBytes: null,
+  memoryLimit: null,
+  healthy: false,
+  unhealthy: false,
+};
 
 function toCursor(counters: Counters | undefined): Cursor {
   if (!counters) {

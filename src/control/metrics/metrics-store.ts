@@ -337,8 +337,12 @@ function toPoint(at: number, rows: readonly PointRow[], spanMs: number, byServic
   const minutes = spanMs / 60_000;
   const hasLatency = countOf(latency) > 0;
   const latest = rows.filter((row) => row.at === latestAt && row.instance !== '');
-  // Per service the service row's min/max over the range; per release or instance, the instances' last states.
-  const serviceRows = byService ? rows.filter((row) => row.instance === '') : [];
+  // Per service the service row of the latest bucket (each bucket keeps its own dip); per release or instance,
+  // the instances' states at the latest collection. A summary of a whole range shows the latest count, not the
+  // lowest one seen over it.
+  const allServiceRows = byService ? rows.filter((row) => row.instance === '') : [];
+  const serviceLatestAt = Math.max(...allServiceRows.map((row) => row.at));
+  const serviceRows = allServiceRows.filter((row) => row.at === serviceLatestAt);
   return {
     at,
     requests,

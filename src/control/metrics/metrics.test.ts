@@ -256,6 +256,62 @@ describe('metrics collector and store', () => {
     assert.equal(points[points.length - 1]!.healthy, 1);
   });
 
+  it('summarises a window with the latest healthy count, not the lowest one seen in it', async () => {
+    const { store, metrics, clock } = setup();
+    store.insertInstance(instance('web-1'));
+    store.insertInstance(instance('web-2'));
+    const collector = new MetricsCollector({
+      store,
+      metrics,
+      proxyMetrics: async () => response([]),
+      usage: { usageOf: () => null },
+      clock,
+      log: silentLogger,
+    });
+    const from = clock.t;
+    await collector.collectNow();
+    store.insertInstance({ ...instance('web-3'), healthyAt: clock.t + 10 });
+    clock.t += 30_000;
+    await collector.collectNow();
+    const summary = metrics.query(
+      { app: 'shop', from, to: clock.t + 1, collapse: true, resolutionMs: 10_000 },
+      clock.t,
+    );
+    assert.equal(
+      summary.series[0]!.points[0]!.healthy,
+      3,
+      'berth top shows 3/3, not the 2 of the oldest bucket',
+    );
+  });
+
+  it('does not list an instance killed since the last collection as healthy', async () => {
+    const { store, metrics, clock } = setup();
+    store.insertInstance(instance('web-1'));
+    store.insertInstance(instance('web-2'));
+    const proxy = response([
+      target('web-1', counters({ '2xx': 1 }, [1])),
+      target('web-2', counters({ '2xx': 1 }, [1])),
+    ]);
+    const collector = new MetricsCollector({
+      store,
+      metrics,
+      proxyMetrics: async () => proxy,
+      usage: { usageOf: () => null },
+      clock,
+      log: silentLogger,
+    });
+    const from = clock.t;
+    await collector.collectNow();
+    // Killed, and gone from the proxy too, within the same 10 s bucket.
+    store.updateInstance('web-2', { state: 'crashed', endedAt: clock.t + 100 });
+    proxy.targets.pop();
+    clock.t += 1000;
+    await collector.collectNow();
+    const byInstance = metrics.query({ app: 'shop', from, to: clock.t + 1, by: 'instance' }, clock.t).series;
+    const lastHealthy = Object.fromEntries(byInstance.map((s) => [s.instance, s.points.at(-1)!.healthy]));
+    assert.deepEqual(lastHealthy, { 'web-1': 1, 'web-2': 0 });
+  });
+
   it('attributes 503s of a group with no target to the service', async () => {
     const { store, metrics, clock } = setup();
     let proxy = response([], { 'shop.web': counters({}, []) });

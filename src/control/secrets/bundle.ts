@@ -23,8 +23,18 @@ export interface BundleContents {
   config: Record<string, string>;
 }
 
-/** scrypt cost: N = 2^15, r = 8 (32 MiB, ~0.1 s): slow enough to make guessing a passphrase expensive. */
-const SCRYPT = { N: 1 << 15, r: 8, p: 1 };
+/**
+ * scrypt cost of new bundles: N = 2^17, r = 8, p = 1 (128 MiB, about 0.3 s), OWASP's minimum for scrypt: slow
+ * enough to make guessing a passphrase expensive.
+ */
+export const SCRYPT = { N: 1 << 17, r: 8, p: 1 };
+
+/**
+ * What an imported bundle may ask for, checked before any work: a bundle is input, and scrypt's memory
+ * (128 × N × r bytes) and time grow with what it names. Twice today's cost is allowed, for bundles of a later
+ * Berth that raised it.
+ */
+export const SCRYPT_LIMITS = { maxN: 1 << 18, maxR: 16, maxP: 4, maxMemoryBytes: 256 * 1024 * 1024 };
 const MIN_PASSPHRASE_LENGTH = 8;
 
 function deriveKey(passphrase: string, salt: Buffer, params: { N: number; r: number; p: number }): Buffer {
@@ -78,8 +88,20 @@ export function openBundle(bundle: unknown, passphrase: string): BundleContents 
     throw new BerthError('invalid_request', 'not a Berth secrets bundle (made by `berth secrets export`)');
   }
   const { N, r, p, salt } = b.kdf;
-  if (![N, r, p].every((n) => Number.isInteger(n) && n > 0) || N > 1 << 20 || r > 32 || p > 16) {
-    throw new BerthError('invalid_request', 'the bundle asks for unreasonable key-derivation parameters');
+  const limits = SCRYPT_LIMITS;
+  if (
+    ![N, r, p].every((n) => Number.isInteger(n) && n > 0) ||
+    (N & (N - 1)) !== 0 ||
+    N > limits.maxN ||
+    r > limits.maxR ||
+    p > limits.maxP ||
+    128 * N * r > limits.maxMemoryBytes ||
+    typeof salt !== 'string'
+  ) {
+    throw new BerthError(
+      'invalid_request',
+      `the bundle asks for key-derivation parameters beyond what Berth accepts (scrypt N ≤ 2^18, r ≤ ${limits.maxR}, p ≤ ${limits.maxP}, at most ${limits.maxMemoryBytes / 1024 / 1024} MiB); nothing was imported`,
+    );
   }
   const key = deriveKey(passphrase, Buffer.from(salt, 'base64'), { N, r, p });
   let plaintext: Buffer;

@@ -85,6 +85,24 @@ describe('export bundles', () => {
     assert.deepEqual(openBundle(sealBundle(contents, 'correct horse'), 'correct horse'), contents);
   });
 
+  it('seals with scrypt N of at least 2^17 and refuses costlier parameters before deriving anything', () => {
+    const bundle = sealBundle(contents, 'correct horse');
+    assert.ok(bundle.kdf.N >= 2 ** 17, `N = ${bundle.kdf.N}`);
+    for (const kdf of [
+      { N: 2 ** 20, r: 8, p: 1 },
+      { N: 2 ** 17, r: 64, p: 1 },
+      { N: 2 ** 17, r: 8, p: 1000 },
+      { N: 3 * 2 ** 16, r: 8, p: 1 },
+    ]) {
+      const started = process.hrtime.bigint();
+      assert.throws(() => openBundle({ ...bundle, kdf: { ...bundle.kdf, ...kdf } }, 'correct horse'), {
+        message: /beyond what Berth accepts.*nothing was imported/,
+      });
+      // Refused up front: no key derivation (which takes ~0.1 s even at today's cost) ran.
+      assert.ok(process.hrtime.bigint() - started < 20_000_000n, `refused quickly: ${JSON.stringify(kdf)}`);
+    }
+  });
+
   it('fails cleanly on a wrong passphrase or an altered bundle', () => {
     const bundle = sealBundle(contents, 'correct horse');
     assert.throws(() => openBundle(bundle, 'wrong horse'), {

@@ -148,6 +148,39 @@ export class Store {
     return this.#db;
   }
 
+  /**
+   * A consistent copy of the whole database at `path`, taken while it is in use (SQLite's online backup API:
+   * writes that land meanwhile are in the copy or not, never half).
+   */
+  async backup(path: string): Promise<void> {
+    await this.#db.backup(path);
+  }
+
+  /**
+   * After a restore into another data directory: paths recorded under `from` (release artifacts, services'
+   * sources, instance logs) are moved under `to`. Returns how many rows changed.
+   */
+  relocatePaths(from: string, to: string): number {
+    if (from === to) return 0;
+    const prefix = from.endsWith('/') ? from : `${from}/`;
+    const target = to.endsWith('/') ? to : `${to}/`;
+    let changed = 0;
+    this.transaction(() => {
+      for (const [table, column] of [
+        ['releases', 'source_dir'],
+        ['services', 'source_dir'],
+        ['instances', 'log_path'],
+      ] as const) {
+        changed += this.#db
+          .prepare(
+            `UPDATE ${table} SET ${column} = @target || substr(${column}, length(@prefix) + 1) WHERE substr(${column}, 1, length(@prefix)) = @prefix`,
+          )
+          .run({ prefix, target }).changes;
+      }
+    });
+    return changed;
+  }
+
   /** Runs `fn` in one transaction: all of it lands or none of it does. */
   transaction<T>(fn: () => T): T {
     return this.#db.transaction(fn)();

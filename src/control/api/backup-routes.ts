@@ -1,0 +1,37 @@
+// `POST /v1/backup`: a consistent backup of the running Berth, streamed as a .tar.gz (the CLI writes it to a file).
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { archive, prepareBackup } from '../backup/data-dir-backup.js';
+import type { EventLog } from '../event-log.js';
+import type { Store } from '../store/store.js';
+import { parseInput } from './parse-input.js';
+
+const backupBody = z.strictObject({ includeMasterKey: z.boolean().default(false) });
+
+/** The header carrying the backup's manifest (apps, artifacts, what it leaves out) ahead of the archive. */
+export const BACKUP_MANIFEST_HEADER = 'x-berth-backup-manifest';
+
+export function registerBackupRoutes(
+  api: FastifyInstance,
+  options: { store: Store; events: EventLog; dataDir: string },
+): void {
+  api.post('/v1/backup', async (request, reply) => {
+    const body = parseInput(backupBody, request.body ?? {}, 'body');
+    const prepared = await prepareBackup({
+      store: options.store,
+      dataDir: options.dataDir,
+      includeMasterKey: body.includeMasterKey,
+    });
+    const { manifest } = prepared;
+    options.events.record({
+      actor: 'admin',
+      kind: 'backup.created',
+      message: `backup of ${manifest.apps.length} apps and ${manifest.artifacts.length} artifacts${manifest.masterKey ? ', with the master key' : ''}`,
+      data: { apps: manifest.apps, artifacts: manifest.artifacts.length, masterKey: manifest.masterKey },
+    });
+    return reply
+      .header('content-type', 'application/gzip')
+      .header(BACKUP_MANIFEST_HEADER, Buffer.from(JSON.stringify(manifest)).toString('base64'))
+      .send(archive(prepared));
+  });
+}
