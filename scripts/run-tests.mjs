@@ -103,7 +103,8 @@ for (const outcome of ['test:pass', 'test:fail']) {
     if (data.skip) {
       counts.skipped++;
       skips.push(`${where(data.file)}: ${data.name}: ${data.skip === true ? 'skipped' : data.skip}`);
-    } else if (outcome === 'test:fail' && (!suite || data.nesting === 0)) counts.failed++;
+    } else if (outcome === 'test:fail' && (!suite || data.details.error?.failureType !== 'subtestsFailed'))
+      counts.failed++; // a suite fails on its own only through a hook (or a timeout); else its tests count
     else if (outcome === 'test:pass' && !suite) counts.passed++;
   });
 }
