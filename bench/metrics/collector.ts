@@ -3,16 +3,18 @@
 import { MetricsCollector } from '../../src/control/metrics/metrics-collector.js';
 import { MetricsStore } from '../../src/control/metrics/metrics-store.js';
 import { ProcessRuntime } from '../../src/control/runtime/process-runtime.js';
+import { Database } from '../../src/control/store/database.js';
+import { EventStore } from '../../src/control/store/event-store.js';
 import { Store } from '../../src/control/store/store.js';
 import { UsageMonitor } from '../../src/control/usage-monitor.js';
-import type { Instance } from '../../src/domain/instance.js';
 import { ProxyAdminClient } from '../../src/domain/proxy-admin-client.js';
 import { systemClock } from '../../src/lib/clock.js';
 import { silentLogger } from '../../src/lib/logger.js';
 
 const [database, socket, intervalText, countText, backendPid] = process.argv.slice(2);
 const count = Number(countText);
-const store = new Store(database!);
+const db = Database.open(database!);
+const store = new Store(db, new EventStore(db));
 if (!store.getApp('bench')) {
   store.createRelease({ app: 'bench' } as never, '/tmp', 'bench');
   store.putService({
@@ -30,13 +32,13 @@ if (!store.getApp('bench')) {
     (await import('node:fs')).readFileSync(`/proc/${backendPid}/stat`, 'utf8').split(') ')[1]!.split(' ')[19],
   );
   for (let i = 0; i < count; i++) {
+    const id = `t-${i}`;
     store.insertInstance({
-      id: `t-${i}`,
+      id,
       app: 'bench',
       service: 'web',
       release: 1,
       configHash: 'h',
-      state: 'healthy',
       // Every "instance" is the one backend process: the sampler reads its process group 20 times over.
       pid: Number(backendPid),
       processStart: start,
@@ -48,14 +50,17 @@ if (!store.getApp('bench')) {
       exitSignal: null,
       reason: null,
       logPath: '/dev/null',
-    } as Instance);
+    });
+    store.transitionInstance(id, 'healthy', null, {
+      event: () => ({ actor: 'bench', kind: 'instance.healthy', message: `${id} healthy` }),
+    });
   }
 }
-const usage = new UsageMonitor(store, new ProcessRuntime());
+const usage = new UsageMonitor(store, new ProcessRuntime(), silentLogger);
 usage.start();
 const collector = new MetricsCollector({
   store,
-  metrics: new MetricsStore(store.db),
+  metrics: new MetricsStore(db),
   proxyMetrics: () => new ProxyAdminClient(socket!).metrics(),
   usage,
   clock: systemClock,
@@ -66,8 +71,8 @@ collector.start();
 process.stdout.write('{"ready":true}\n');
 process.on('SIGTERM', () => {
   void collector.stop().then(() => {
-    usage.stop();
-    store.close();
+    void usage.stop();
+    db.close();
     process.exit(0);
   });
 });

@@ -1,19 +1,112 @@
-// Unit tests of AppManager's choices: which release a rollback takes, and which count a new release keeps.
+// AppManager: releases and deployments on fakes (in-memory store, fake runtime, manual clock), and its choices:
+// which release a rollback takes, and which count a new release keeps.
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { afterEach, describe, it } from 'node:test';
+import { type ControlWorld, controlWorld, shopSpec } from '../../test/fakes/control-world.js';
+import { openTestState } from '../../test/fakes/state.js';
+import type { DeploymentState } from '../domain/deployment.js';
 import { parseSpec } from '../domain/spec.js';
-import { silentLogger } from '../lib/logger.js';
 import { AppManager } from './app-manager.js';
-import { EventLog } from './event-log.js';
-import { Store } from './store/store.js';
+import type { Store } from './store/store.js';
+
+let world: ControlWorld;
+
+afterEach(async () => {
+  await world.stop();
+});
+
+describe('AppManager', () => {
+  it('makes a release and a deployment in one transaction, and nothing for an unchanged spec', async () => {
+    world = controlWorld();
+    const first = await world.apply(shopSpec());
+    assert.deepEqual([first.release, first.created, first.changes], [1, true, ['+ web: 2 × `serves`']]);
+    assert.notEqual(first.deployment, null);
+    await world.verdict('healthy');
+    const again = await world.apply(shopSpec());
+    assert.deepEqual([again.release, again.created, again.deployment], [1, false, null]);
+    const scaled = await world.apply(shopSpec({ instances: 3 }));
+    assert.deepEqual(scaled.changes, ['~ web: instances 2 → 3']);
+    assert.equal(scaled.deployment, null, 'a count change replaces no process');
+  });
+
+  it('refuses a second deploy while one is in progress, whole', async () => {
+    world = controlWorld();
+    await world.apply(shopSpec({ env: 'one' }));
+    await world.verdict('healthy');
+    await world.apply(shopSpec({ env: 'two' }));
+    assert.throws(
+      () =>
+        world.apps.apply(
+          // parse inline to call the manager directly
+          JSON.parse(JSON.stringify(world.store.getRelease('shop', 2)!.spec)),
+          '/srv/other',
+          'test',
+        ),
+      { code: 'conflict', message: /shop is being deployed \(v2, deployment 2\)/ },
+    );
+    assert.equal(world.store.listReleases('shop').length, 2, 'no release made');
+  });
+
+  it('deploys an earlier release again as a new release (a rollback), through the same path', async () => {
+    world = controlWorld();
+    await world.apply(shopSpec({ env: 'one' }));
+    await world.verdict('healthy');
+    await world.apply(shopSpec({ env: 'two' }));
+    await world.verdict('healthy');
+    const target = world.apps.rollbackTarget('shop');
+    assert.equal(target.version, 1);
+    const result = world.apps.apply(target.spec, target.sourceDir, 'test', {
+      kind: 'rollback',
+      description: 'rollback to v1',
+    });
+    await world.settle();
+    assert.deepEqual([result.release, result.description], [3, 'rollback to v1']);
+    assert.equal(world.store.getDeployment(result.deployment!)?.kind, 'rollback');
+    await world.verdict('healthy');
+    assert.equal(world.store.getDeployment(result.deployment!)?.state, 'succeeded');
+  });
+
+  it('scales and takes an app down; an unknown service changes nothing', async () => {
+    world = controlWorld();
+    await world.apply(shopSpec({ instances: 1 }));
+    await world.verdict('healthy');
+    assert.throws(() => world.apps.scale('shop', { web: 2, cron: 1 }, 'test'), {
+      code: 'not_found',
+      message: 'shop has no service cron',
+    });
+    assert.equal(world.store.getService('shop', 'web')?.desiredCount, 1);
+    world.apps.scale('shop', { web: 3 }, 'test');
+    await world.settle();
+    assert.equal(world.live().length, 3);
+    world.apps.down('shop', 'test');
+    await world.settle();
+    assert.equal(world.live().length, 0);
+    assert.deepEqual(
+      world.store
+        .listEvents({ limit: 100 })
+        .filter((e) => e.kind === 'service.scaled')
+        .map((e) => e.message),
+      ['shop/web scaled 1 → 3', 'shop/web scaled 3 → 0'],
+    );
+  });
+});
 
 function setup(): { store: Store; apps: AppManager; source: string } {
   const dir = mkdtempSync(join(tmpdir(), 'berth-apps-'));
-  const store = new Store(join(dir, 'state.db'));
-  return { store, apps: new AppManager(store, new EventLog(store, silentLogger), () => {}), source: dir };
+  const { store } = openTestState();
+  return { store, apps: new AppManager(store, () => {}), source: dir };
+}
+
+/** Ends a deployment as `state`, as the deployment tracker would. */
+function end(store: Store, id: number, state: Exclude<DeploymentState, 'in_progress'>): void {
+  store.transitionDeployment(id, state, null, () => ({
+    actor: 'test',
+    kind: `deployment.${state}`,
+    message: state,
+  }));
 }
 
 function spec(run: string, instances = 2, extra = '') {
@@ -30,8 +123,7 @@ function release(
   instances = 2,
 ) {
   const result = ctx.apps.apply(spec(run, instances), ctx.source, 'test');
-  if (result.deployment !== null)
-    ctx.store.updateDeployment(result.deployment, { state, endedAt: Date.now() });
+  if (result.deployment !== null) end(ctx.store, result.deployment, state);
   if (state === 'rolled_back') ctx.store.setCurrentRelease('shop', result.release - 1);
   return result;
 }
@@ -47,7 +139,7 @@ describe('AppManager.rollbackTarget', () => {
     const rollback = ctx.apps.apply(ctx.apps.rollbackTarget('shop').spec, ctx.source, 'test', {
       kind: 'rollback',
     });
-    ctx.store.updateDeployment(rollback.deployment!, { state: 'succeeded', endedAt: Date.now() });
+    end(ctx.store, rollback.deployment!, 'succeeded');
     assert.equal(rollback.release, 4);
     assert.equal(ctx.apps.rollbackTarget('shop').version, 2);
     assert.equal(ctx.apps.rollbackTarget('shop', 3).version, 3, 'a named release is taken as asked');
@@ -95,7 +187,7 @@ describe('AppManager counts across releases', () => {
     const scaled = setup();
     const autoscale = '    autoscale: { min: 1, max: 6, cpu: 70 }\n';
     const first = scaled.apps.apply(spec('node v1.js', 2, autoscale), scaled.source, 'test');
-    scaled.store.updateDeployment(first.deployment!, { state: 'succeeded', endedAt: Date.now() });
+    end(scaled.store, first.deployment!, 'succeeded');
     scaled.apps.scale('shop', { web: 5 }, 'autoscaler');
     scaled.apps.apply(
       spec('node v1.js', 2, '    autoscale: { min: 1, max: 4, cpu: 70 }\n'),

@@ -6,7 +6,8 @@ import { circuitBreakerThreshold, type Deployment, type DeploymentKind } from '.
 import { BerthError, type Issue } from '../domain/errors.js';
 import type { Instance } from '../domain/instance.js';
 import type { AppSpec, ServiceSpec } from '../domain/spec.js';
-import type { EventLog } from './event-log.js';
+import { type Clock, systemClock } from '../lib/clock.js';
+import type { EventStore } from './store/event-store.js';
 import type { ServiceRecord, Store } from './store/store.js';
 
 export interface ReleaseOptions {
@@ -31,17 +32,23 @@ export interface ReleaseSecrets {
 
 export class AppManager {
   readonly #store: Store;
-  readonly #events: EventLog;
+  readonly #events: EventStore;
   readonly #changed: () => void;
   #secrets: ReleaseSecrets | undefined;
   readonly #artifacts: ArtifactRetention | undefined;
+  readonly #clock: Clock;
 
   /** `changed` is called after every change of desired state, to wake the reconciler. */
-  constructor(store: Store, events: EventLog, changed: () => void, artifacts?: ArtifactRetention) {
+  constructor(
+    store: Store,
+    changed: () => void,
+    options: { artifacts?: ArtifactRetention; clock?: Clock } = {},
+  ) {
     this.#store = store;
-    this.#events = events;
+    this.#events = store.events;
     this.#changed = changed;
-    this.#artifacts = artifacts;
+    this.#artifacts = options.artifacts;
+    this.#clock = options.clock ?? systemClock;
   }
 
   /** Makes secret versions and config vars part of each service's config hash, and refuses missing secrets. */
@@ -53,18 +60,20 @@ export class AppManager {
   #checkSecrets(spec: AppSpec): void {
     if (!this.#secrets) return;
     const issues: Issue[] = [];
+    const missing = new Set<string>();
     for (const [name, service] of Object.entries(spec.services)) {
       const known = this.#secrets.versions(spec.app, service.secrets);
       for (const secret of service.secrets) {
-        if (known[secret] === 0)
-          issues.push({ path: `services.${name}.secrets`, message: `no secret ${secret}` });
+        if (known[secret] !== 0) continue;
+        missing.add(secret);
+        issues.push({ path: `services.${name}.secrets`, message: `no secret ${secret}` });
       }
     }
-    if (issues.length > 0) {
-      const missing = [...new Set(issues.map((i) => i.message.slice('no secret '.length)))];
+    if (missing.size > 0) {
+      const names = [...missing];
       throw new BerthError(
         'invalid_spec',
-        `${spec.app} has no secret ${missing.join(', ')}; set it first with \`berth secrets set ${spec.app} ${missing[0]}=-\``,
+        `${spec.app} has no secret ${names.join(', ')}; set it first with \`berth secrets set ${spec.app} ${names[0]}=-\``,
         { issues },
       );
     }
@@ -85,25 +94,24 @@ export class AppManager {
     return result.created ? result : null;
   }
 
-  /** Lines for services whose spec and source are unchanged but whose secrets or config vars changed. */
+  /** Services whose spec and source are unchanged but whose secrets or config vars changed. */
   #environmentChanges(
     spec: AppSpec,
     sourceDir: string,
     services: ServiceRecord[],
-    changes: string[],
-  ): string[] {
+    changes: readonly ReleaseChange[],
+  ): ReleaseChange[] {
     if (!this.#secrets) return [];
-    const lines: string[] = [];
+    const found: ReleaseChange[] = [];
     for (const [name, service] of Object.entries(spec.services)) {
       const running = services.find((s) => s.name === name);
-      if (!running || running.sourceDir !== sourceDir || changes.some((c) => c.startsWith(`~ ${name}:`)))
-        continue;
+      if (!running || running.sourceDir !== sourceDir || changes.some((c) => c.service === name)) continue;
       if (JSON.stringify(running.spec) !== JSON.stringify(service)) continue;
       // Same spec and source: a different hash can only come from secret versions or config vars.
       if (configHashOf(service, sourceDir, this.#hashInputs(spec.app, service)) !== running.configHash)
-        lines.push(`~ ${name}: secrets or config vars`);
+        found.push({ kind: 'environment', service: name });
     }
-    return lines;
+    return found;
   }
 
   /** The inputs of a service's config hash that live outside its spec: secret versions and config vars. */
@@ -121,15 +129,16 @@ export class AppManager {
    * Refused while another deployment of the app is in progress.
    */
   apply(spec: AppSpec, sourceDir: string, actor: string, options: ReleaseOptions = {}): ApplyResult {
-    const eventsAfter = this.#store.listEvents({ limit: 1 }).at(-1)?.id ?? 0;
+    const eventsAfter = this.#events.lastId();
     const result = this.#store.transaction((): ApplyResult => {
       this.assertNotDeploying(spec.app);
       this.#checkSecrets(spec);
       const app = this.#store.getApp(spec.app);
       const previous = app ? this.#store.getRelease(spec.app, app.currentRelease) : undefined;
       const services = this.#store.listServices(spec.app);
-      const changes = describeChanges(previous, spec, options.artifactDigest ?? null, services);
-      changes.push(...this.#environmentChanges(spec, sourceDir, services, changes));
+      const found = releaseChanges(previous, spec, options.artifactDigest ?? null, services);
+      found.push(...this.#environmentChanges(spec, sourceDir, services, found));
+      const changes = found.map(describeChange);
       if (app && changes.length === 0 && options.kind !== 'rollback') {
         return {
           app: spec.app,
@@ -143,7 +152,7 @@ export class AppManager {
       }
       const description = options.description ?? (changes.join('; ') || 'first release');
       // Not changes themselves (they make no release), but what a deploy keeps that the spec file does not say.
-      changes.push(...keptCounts(spec, services));
+      changes.push(...keptCounts(spec, services).map(describeChange));
       const release = this.#store.createRelease(spec, sourceDir, description, options.artifactDigest ?? null);
       const replaced = this.#putServices(spec, release, sourceDir, services);
       this.#events.record({
@@ -165,7 +174,7 @@ export class AppManager {
             threshold: circuitBreakerThreshold(spec.services[name]!.instances),
             failures: 0,
           })),
-          startedAt: Date.now(),
+          startedAt: this.#clock.now(),
         });
         this.#events.record({
           actor,
@@ -215,12 +224,7 @@ export class AppManager {
         this.#putServices(from.spec, from.version, from.sourceDir, this.#store.listServices(deployment.app));
         this.#store.setCurrentRelease(deployment.app, from.version);
       }
-      this.#store.updateDeployment(deployment.id, {
-        state: canRollBack ? 'rolled_back' : 'failed',
-        reason,
-        endedAt: Date.now(),
-      });
-      this.#events.record({
+      this.#store.transitionDeployment(deployment.id, canRollBack ? 'rolled_back' : 'failed', reason, () => ({
         actor: 'deployer',
         kind: canRollBack ? 'deployment.rolled_back' : 'deployment.failed',
         app: deployment.app,
@@ -233,7 +237,7 @@ export class AppManager {
           rolledBackTo: canRollBack ? from.version : null,
           reason,
         },
-      });
+      }));
     });
     this.#changed();
   }
@@ -430,41 +434,90 @@ export function configHashOf(service: ServiceSpec, sourceDir: string, inputs: Co
     .slice(0, 16);
 }
 
-/** Human lines describing how `next` differs from what runs now. */
-function describeChanges(
+/** One way a release differs from what runs: decided on as data, shown as a line by `describeChange`. */
+export type ReleaseChange =
+  | { kind: 'code'; service?: undefined; from: string | null; to: string | null }
+  | { kind: 'added'; service: string; instances: number; run: string }
+  | { kind: 'removed'; service: string }
+  | { kind: 'command'; service: string; from: string; to: string }
+  | { kind: 'env'; service: string; names: string[] }
+  | { kind: 'instances'; service: string; from: number; to: number }
+  | { kind: 'settings'; service: string }
+  | { kind: 'environment'; service: string }
+  | { kind: 'routes'; service?: undefined }
+  /** Not a change (it makes no release): a count the release keeps from scaling although the spec says another. */
+  | { kind: 'kept'; service: string; count: number; specified: number; by: 'autoscaler' | 'down' | 'scale' };
+
+/** How `next` differs from what runs now. */
+function releaseChanges(
   previous: ReleaseRecord | undefined,
   next: AppSpec,
   nextDigest: string | null,
   services: ServiceRecord[],
-): string[] {
-  const changes: string[] = [];
+): ReleaseChange[] {
+  const changes: ReleaseChange[] = [];
   if (previous && previous.artifactDigest !== nextDigest) {
-    changes.push(`~ code: ${shortDigest(previous.artifactDigest)} → ${shortDigest(nextDigest)}`);
+    changes.push({ kind: 'code', from: previous.artifactDigest, to: nextDigest });
   }
   for (const [name, spec] of Object.entries(next.services)) {
     const before = previous?.spec.services[name];
     const running = services.find((s) => s.name === name);
     if (!before) {
-      changes.push(`+ ${name}: ${spec.instances} × \`${spec.run}\``);
+      changes.push({ kind: 'added', service: name, instances: spec.instances, run: spec.run });
       continue;
     }
-    if (before.run !== spec.run) changes.push(`~ ${name}: command \`${before.run}\` → \`${spec.run}\``);
+    if (before.run !== spec.run)
+      changes.push({ kind: 'command', service: name, from: before.run, to: spec.run });
     const envNames = new Set([...Object.keys(before.env), ...Object.keys(spec.env)]);
     const changedEnv = [...envNames].filter((key) => before.env[key] !== spec.env[key]).sort();
-    if (changedEnv.length > 0) changes.push(`~ ${name}: env ${changedEnv.join(', ')}`);
-    const next = desiredCountOf(spec, running);
-    if (running !== undefined && running.spec.instances !== spec.instances && running.desiredCount !== next)
-      changes.push(`~ ${name}: instances ${running.desiredCount} → ${next}`);
+    if (changedEnv.length > 0) changes.push({ kind: 'env', service: name, names: changedEnv });
+    const count = desiredCountOf(spec, running);
+    if (running !== undefined && running.spec.instances !== spec.instances && running.desiredCount !== count)
+      changes.push({ kind: 'instances', service: name, from: running.desiredCount, to: count });
     const { run: _r, env: _e, instances: _i, ...restBefore } = before;
     const { run: _r2, env: _e2, instances: _i2, ...restNext } = spec;
-    if (JSON.stringify(restBefore) !== JSON.stringify(restNext)) changes.push(`~ ${name}: settings`);
+    if (JSON.stringify(restBefore) !== JSON.stringify(restNext))
+      changes.push({ kind: 'settings', service: name });
   }
   for (const name of Object.keys(previous?.spec.services ?? {})) {
-    if (!(name in next.services)) changes.push(`- ${name}`);
+    if (!(name in next.services)) changes.push({ kind: 'removed', service: name });
   }
   if (previous && JSON.stringify(previous.spec.routes) !== JSON.stringify(next.routes))
-    changes.push('~ routes');
+    changes.push({ kind: 'routes' });
   return changes;
+}
+
+/** The line `berth deploy` shows for a change, e.g. `~ web: instances 2 → 3`. */
+export function describeChange(change: ReleaseChange): string {
+  switch (change.kind) {
+    case 'code':
+      return `~ code: ${shortDigest(change.from)} → ${shortDigest(change.to)}`;
+    case 'added':
+      return `+ ${change.service}: ${change.instances} × \`${change.run}\``;
+    case 'removed':
+      return `- ${change.service}`;
+    case 'command':
+      return `~ ${change.service}: command \`${change.from}\` → \`${change.to}\``;
+    case 'env':
+      return `~ ${change.service}: env ${change.names.join(', ')}`;
+    case 'instances':
+      return `~ ${change.service}: instances ${change.from} → ${change.to}`;
+    case 'settings':
+      return `~ ${change.service}: settings`;
+    case 'environment':
+      return `~ ${change.service}: secrets or config vars`;
+    case 'routes':
+      return '~ routes';
+    case 'kept': {
+      const why =
+        change.by === 'autoscaler'
+          ? 'autoscaled'
+          : change.by === 'down'
+            ? 'stopped by berth down or scale'
+            : 'set by berth scale';
+      return `= ${change.service}: keeps ${change.count} instance${change.count === 1 ? '' : 's'} (${why}; berth.yaml says ${change.specified}, change it there to reset)`;
+    }
+  }
 }
 
 function shortDigest(digest: string | null): string {
@@ -486,22 +539,16 @@ export function desiredCountOf(service: ServiceSpec, before: ServiceRecord | und
   return Math.min(policy.max, Math.max(policy.min, count));
 }
 
-/** `= web: keeps 5 instances (berth.yaml says 2)`: the services whose count a release keeps from scaling. */
-function keptCounts(spec: AppSpec, services: ServiceRecord[]): string[] {
-  const lines: string[] = [];
+/** The services whose count a release keeps from scaling (`= web: keeps 5 instances ...`). */
+function keptCounts(spec: AppSpec, services: ServiceRecord[]): ReleaseChange[] {
+  const kept: ReleaseChange[] = [];
   for (const [name, service] of Object.entries(spec.services)) {
     const running = services.find((s) => s.name === name);
     if (running === undefined || running.spec.instances !== service.instances) continue;
     const count = desiredCountOf(service, running);
     if (count === service.instances) continue;
-    const why = service.autoscale
-      ? 'autoscaled'
-      : count === 0
-        ? 'stopped by berth down or scale'
-        : 'set by berth scale';
-    lines.push(
-      `= ${name}: keeps ${count} instance${count === 1 ? '' : 's'} (${why}; berth.yaml says ${service.instances}, change it there to reset)`,
-    );
+    const by = service.autoscale ? 'autoscaler' : count === 0 ? 'down' : 'scale';
+    kept.push({ kind: 'kept', service: name, count, specified: service.instances, by });
   }
-  return lines;
+  return kept;
 }

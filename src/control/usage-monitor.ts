@@ -1,40 +1,42 @@
 // Samples CPU and memory of every live instance every few seconds, so reads show a recent figure at no cost.
 import type { Instance, InstanceUsage } from '../domain/instance.js';
-import type { Runtime } from './runtime/runtime.js';
+import type { Logger } from '../lib/logger.js';
+import { every, type Ticker } from '../lib/ticker.js';
+import { type InstanceRef, instanceRef, type Runtime } from './runtime/runtime.js';
 import type { Store } from './store/store.js';
 
 export class UsageMonitor {
   readonly #store: Store;
   readonly #runtime: Runtime;
+  readonly #log: Logger;
   #latest = new Map<string, InstanceUsage>();
-  #timer: NodeJS.Timeout | undefined;
+  #ticker: Ticker | undefined;
 
-  constructor(store: Store, runtime: Runtime) {
+  constructor(store: Store, runtime: Runtime, log: Logger) {
     this.#store = store;
     this.#runtime = runtime;
+    this.#log = log;
   }
 
   start(intervalMs = 2000): void {
-    this.sampleNow();
-    this.#timer = setInterval(() => this.sampleNow(), intervalMs);
-    this.#timer.unref();
+    this.#ticker ??= every(intervalMs, () => this.sampleNow(), {
+      name: 'usage sampling',
+      log: this.#log,
+      immediate: true,
+    });
   }
 
-  stop(): void {
-    clearInterval(this.#timer);
+  async stop(): Promise<void> {
+    await this.#ticker?.stop();
+    this.#ticker = undefined;
   }
 
   sampleNow(): void {
-    const live = this.#store
+    const refs = this.#store
       .listInstances({ live: true })
-      .filter((i) => i.pid !== null && i.processStart !== null);
-    const usage = this.#runtime.sample(live.map((i) => ({ pid: i.pid!, processStart: i.processStart! })));
-    const latest = new Map<string, InstanceUsage>();
-    for (const instance of live) {
-      const sample = usage.get(instance.pid!);
-      if (sample) latest.set(instance.id, sample);
-    }
-    this.#latest = latest;
+      .map((instance) => instanceRef(instance))
+      .filter((ref): ref is InstanceRef => ref !== null);
+    this.#latest = this.#runtime.sample(refs);
   }
 
   usageOf(instance: Instance): InstanceUsage | null {

@@ -1,7 +1,16 @@
 // Deployments: moving an app's services from one release to another, and how that ended.
+import { stateMachine } from './state-machine.js';
 
 /** `in_progress` until every changed service runs the new release healthy, or the circuit breaker trips. */
 export type DeploymentState = 'in_progress' | 'succeeded' | 'failed' | 'rolled_back';
+
+/** A deployment ends once: it succeeds, or fails (rolled back to the previous release when it can be). */
+export const DEPLOYMENT_STATES = stateMachine<DeploymentState>('deployment', {
+  in_progress: ['succeeded', 'failed', 'rolled_back'],
+  succeeded: [],
+  failed: [],
+  rolled_back: [],
+});
 
 /** `deploy`: new code or spec; `rollback`: an earlier release deployed again (`berth rollback`). */
 export type DeploymentKind = 'deploy' | 'rollback';

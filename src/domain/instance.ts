@@ -1,7 +1,23 @@
 // Instances: one running copy of a service release, and the states it moves through.
+import { stateMachine } from './state-machine.js';
 
-/** `starting` until its health check passes; `draining`/`stopping` on the way out; `stopped`/`crashed` are final. */
+/** `starting` until its health check passes; `draining` on the way out; `stopped`/`crashed` are final. */
 export type InstanceState = 'starting' | 'healthy' | 'unhealthy' | 'draining' | 'stopped' | 'crashed';
+
+/**
+ * How an instance's state may change. Health (from the proxy, or "running" for a service without a check) moves
+ * it between `starting`, `healthy` and `unhealthy`; a planned stop makes it `draining` (out of the load balancer,
+ * in-flight requests finish) and then `stopped` — or `crashed`, for a start that failed its health check; an exit
+ * nobody asked for makes any live instance `crashed`.
+ */
+export const INSTANCE_STATES = stateMachine<InstanceState>('instance', {
+  starting: ['healthy', 'draining', 'crashed'],
+  healthy: ['unhealthy', 'draining', 'crashed'],
+  unhealthy: ['healthy', 'draining', 'crashed'],
+  draining: ['stopped', 'crashed'],
+  stopped: [],
+  crashed: [],
+});
 
 /** States of an instance whose process is (meant to be) running. */
 export const LIVE_STATES: readonly InstanceState[] = ['starting', 'healthy', 'unhealthy', 'draining'];

@@ -1,9 +1,33 @@
 // Pipeline runs and jobs as the API shows them: shared by the control plane and its clients.
+import { stateMachine } from './state-machine.js';
 
 /** `queued` → `running` → `succeeded` | `failed` | `cancelled` | `waiting` (for a promote) → `running` ... */
 export type RunStatus = 'queued' | 'running' | 'waiting' | 'succeeded' | 'failed' | 'cancelled';
 
 export type JobStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'skipped';
+
+/**
+ * A run waits in its app's queue, runs its jobs, may wait for a promote (manual deploy) and ends once. A queued or
+ * waiting run fails when the control plane that held it stopped; a queued one is cancelled when superseded.
+ */
+export const RUN_STATES = stateMachine<RunStatus>('pipeline run', {
+  queued: ['running', 'cancelled', 'failed'],
+  running: ['waiting', 'succeeded', 'failed', 'cancelled'],
+  waiting: ['running', 'cancelled', 'failed'],
+  succeeded: [],
+  failed: [],
+  cancelled: [],
+});
+
+/** A job runs once; one that never ran is skipped (an earlier job failed) or cancelled (with its run). */
+export const JOB_STATES = stateMachine<JobStatus>('pipeline job', {
+  pending: ['running', 'skipped', 'cancelled'],
+  running: ['succeeded', 'failed', 'cancelled'],
+  succeeded: [],
+  failed: [],
+  cancelled: [],
+  skipped: [],
+});
 
 /** The stages in order; `release` is Heroku's release phase, run just before the new release takes traffic. */
 export type Stage = 'check' | 'test' | 'build' | 'release' | 'deploy';

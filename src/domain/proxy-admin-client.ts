@@ -9,6 +9,7 @@ import type {
   RouteTableInput,
   TargetStatus,
 } from './route-table.js';
+import type { TargetHealthChanges, TargetHealthSnapshot } from './target-health.js';
 
 /** One client per socket path; every call is a fresh request (the admin API is not on a hot path). */
 export class ProxyAdminClient {
@@ -78,8 +79,25 @@ export class ProxyAdminClient {
     return this.#call('GET', `/events?after=${after}&wait=${waitMs}`, undefined, waitMs);
   }
 
-  #call<T>(method: string, path: string, body?: unknown, extraMs = 0): Promise<T> {
+  /** Every target's health and the event sequence number it is current as of (then follow `targetHealthChanges`). */
+  targetHealth(): Promise<TargetHealthSnapshot> {
+    return this.#call('GET', '/target-health');
+  }
+
+  /**
+   * Health transitions after `after`; with `waitMs`, waits (long-poll) for one when there is none yet. Aborting
+   * `signal` ends the wait at once (the promise rejects).
+   */
+  targetHealthChanges(after: number, waitMs = 0, signal?: AbortSignal): Promise<TargetHealthChanges> {
+    return this.#call('GET', `/target-health?after=${after}&wait=${waitMs}`, undefined, waitMs, signal);
+  }
+
+  #call<T>(method: string, path: string, body?: unknown, extraMs = 0, signal?: AbortSignal): Promise<T> {
     return new Promise<T>((resolve, reject) => {
+      if (signal?.aborted) {
+        reject(new BerthError('runtime_failure', `proxy admin API: ${method} ${path}: aborted`));
+        return;
+      }
       const payload = body === undefined ? undefined : JSON.stringify(body);
       const req = http.request(
         {
@@ -122,6 +140,9 @@ export class ProxyAdminClient {
         },
       );
       req.on('timeout', () => req.destroy(new Error(`proxy admin API: ${method} ${path} timed out`)));
+      const abort = (): void => void req.destroy(new Error(`proxy admin API: ${method} ${path}: aborted`));
+      signal?.addEventListener('abort', abort, { once: true });
+      req.on('close', () => signal?.removeEventListener('abort', abort));
       req.on('error', (err) =>
         reject(new BerthError('runtime_failure', `proxy admin API: ${err.message}`, { cause: err })),
       );

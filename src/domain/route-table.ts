@@ -10,6 +10,8 @@ export const DEFAULT_HEALTH = {
   healthyThreshold: 2,
   unhealthyThreshold: 3,
   successCodes: '200-399',
+  /** No grace by default (ALB); Berth's services set their spec's `grace`. */
+  graceMs: 0,
 } as const;
 
 /** Default upstream response timeout: a request whose response head does not arrive in time gets 504. */
@@ -45,6 +47,12 @@ const healthSchema = z
     healthyThreshold: z.number().int().min(1).max(10).default(DEFAULT_HEALTH.healthyThreshold),
     unhealthyThreshold: z.number().int().min(1).max(10).default(DEFAULT_HEALTH.unhealthyThreshold),
     successCodes: successCodes.default(DEFAULT_HEALTH.successCodes),
+    /**
+     * After a target is registered, failed checks within this time do not count against it (it stays `initial`),
+     * and it is checked every 100 ms (or `intervalMs`, if shorter) until it passes: a booting instance joins as soon
+     * as it answers. ECS's health check grace period, kept where the checks run.
+     */
+    graceMs: z.number().int().min(0).max(3_600_000).default(DEFAULT_HEALTH.graceMs),
   })
   .strict()
   .refine((h) => h.timeoutMs < h.intervalMs, {
@@ -189,7 +197,11 @@ export function successCodeMatcher(spec: string): (status: number) => boolean {
 
 // ---- Admin API shapes -------------------------------------------------------------------------
 
-/** Health as the proxy sees it. `initial`: registered, no check passed yet (gets traffic only when failing open). */
+/**
+ * Health as the proxy sees it. `initial`: registered, no verdict yet; it takes traffic only when no target of its
+ * group is healthy (fail open), and not even then within its grace period (it is still booting). See
+ * `TARGET_HEALTH`.
+ */
 export type TargetHealth = 'initial' | 'healthy' | 'unhealthy';
 /** Lifecycle: `active` takes new requests; `draining` finishes in-flight ones; `drained` is done and removed. */
 export type TargetState = 'active' | 'draining' | 'drained';

@@ -243,8 +243,13 @@ function validate(
   }
   const procfile = procfileText === undefined ? undefined : parseProcfile(procfileText, procfileName);
   const problems: SpecProblem[] = [];
-  const parsed = specInputSchema.safeParse(raw, { error: structuralMessage, reportInput: true });
-  if (!parsed.success) problems.push(...parsed.error.issues.flatMap(fromZodIssue));
+  // The fields each mapping allows, by path, as zod's error map sees them (its finished issues no longer carry them).
+  const allowed = new Map<string, string[]>();
+  const parsed = specInputSchema.safeParse(raw, {
+    error: (issue) => structuralMessage(issue, allowed),
+    reportInput: true,
+  });
+  if (!parsed.success) problems.push(...parsed.error.issues.flatMap((issue) => fromZodIssue(issue, allowed)));
   problems.push(...crossCheck(raw, procfile?.processes));
 
   const issues: PlacedIssue[] = problems.map((problem) => {
@@ -296,8 +301,16 @@ function specError(subject: string, placed: PlacedIssue[]): BerthError {
   return new BerthError('invalid_spec', `${subject} has ${count}`, { issues });
 }
 
-/** Messages for the issues zod raises itself (shapes and unknown keys); field leaves write their own. */
-function structuralMessage(issue: core.$ZodRawIssue): string | undefined {
+/** The key of a field path in the map of allowed fields. */
+function pathKey(path: readonly PropertyKey[]): string {
+  return path.map(String).join('\u0000');
+}
+
+/**
+ * Messages for the issues zod raises itself (shapes and unknown keys); field leaves write their own. For unknown
+ * keys it records the fields the mapping allows, for the "did you mean" of `fromZodIssue`.
+ */
+function structuralMessage(issue: core.$ZodRawIssue, allowed: Map<string, string[]>): string | undefined {
   if (issue.code === 'invalid_type') {
     const expected =
       issue.expected === 'array'
@@ -310,7 +323,8 @@ function structuralMessage(issue: core.$ZodRawIssue): string | undefined {
   }
   if (issue.code === 'unrecognized_keys') {
     const shape = (issue.inst as { shape?: Record<string, unknown> } | undefined)?.shape;
-    return shape === undefined ? 'unknown field' : Object.keys(shape).join(', ');
+    if (shape !== undefined) allowed.set(pathKey(issue.path ?? []), Object.keys(shape));
+    return 'unknown field';
   }
   return undefined;
 }
@@ -322,10 +336,10 @@ function describeForMessage(value: unknown): string {
   return typeof value === 'string' ? JSON.stringify(value) : String(value);
 }
 
-function fromZodIssue(issue: core.$ZodIssue): SpecProblem[] {
+function fromZodIssue(issue: core.$ZodIssue, allowedByPath: ReadonlyMap<string, string[]>): SpecProblem[] {
   const path = issue.path.filter((segment): segment is string | number => typeof segment !== 'symbol');
   if (issue.code === 'unrecognized_keys') {
-    const allowed = issue.message === 'unknown field' ? [] : issue.message.split(', ');
+    const allowed = allowedByPath.get(pathKey(issue.path)) ?? [];
     return issue.keys.map((key) => {
       const guess = closest(key, allowed);
       const hint = guess === undefined ? '' : ` did you mean "${guess}"?`;

@@ -14,7 +14,6 @@ import { MemoryLimiter } from '../control/autoscale/memory-limiter.js';
 import { ArtifactBuilder } from '../control/deploy/artifact-builder.js';
 import { Deployer } from '../control/deploy/deployer.js';
 import { DeploymentTracker } from '../control/deploy/deployment-tracker.js';
-import { EventLog } from '../control/event-log.js';
 import { DEFAULT_RETENTION, MetricsStore } from '../control/metrics/metrics-store.js';
 import { GitRepos } from '../control/pipeline/git-repos.js';
 import { PipelineService } from '../control/pipeline/pipeline-service.js';
@@ -24,19 +23,23 @@ import { ProcessRuntime } from '../control/runtime/process-runtime.js';
 import { MASTER_KEY_ENV } from '../control/secrets/master-key.js';
 import { TextScrubber } from '../control/secrets/scrubber.js';
 import { SecretsService } from '../control/secrets/secrets-service.js';
+import { Database } from '../control/store/database.js';
+import { EventStore } from '../control/store/event-store.js';
 import { Store } from '../control/store/store.js';
 import { ProxySupervisor, type RunningProxy } from '../control/traffic/proxy-supervisor.js';
 import { RouteSync } from '../control/traffic/route-sync.js';
+import { TargetHealthFeed } from '../control/traffic/target-health-feed.js';
 import { UsageMonitor } from '../control/usage-monitor.js';
 import { type ControlEndpoint, controlPaths } from '../domain/data-dir.js';
 import { BerthError } from '../domain/errors.js';
 import { proxyPaths } from '../domain/proxy-paths.js';
 import { VERSION } from '../domain/version.js';
 import { systemClock } from '../lib/clock.js';
-import type { FileLock } from '../lib/file-lock.js';
 import { createLogger } from '../lib/logger.js';
 import { ensurePrivateDir, ensurePrivateFile } from '../lib/private-files.js';
+import { installProcessHandlers } from '../lib/process-handlers.js';
 import { identify, writePidFile } from '../lib/process-identity.js';
+import { Teardown } from '../lib/teardown.js';
 import { ArgumentError, parseControlPlaneArgs } from './control-plane-options.js';
 import { lockDataDir } from './data-dir-lock.js';
 import { createObservability } from './observability.js';
@@ -77,12 +80,16 @@ const GIT_HOOK_MAIN = fileURLToPath(new URL('../cli/git-hook.js', import.meta.ur
 export interface RunningControlPlane {
   url: string;
   proxy: RunningProxy;
+  log: ReturnType<typeof createLogger>;
+  /** Stops every piece, newest first (instances and the proxy keep running). */
   close(): Promise<void>;
 }
 
 /**
  * Starts a control plane on `options.dataDir`, which it owns until `close()`: a second one on the same data
- * directory is refused (`conflict`, naming this one's pid and URL) before it touches anything.
+ * directory is refused (`conflict`, naming this one's pid and URL) before it touches anything. When a later step
+ * fails, the pieces already started are stopped again, newest first, and the error is thrown: a failed start
+ * leaves nothing half-running.
  */
 export async function startControlPlane(options: ControlPlaneOptions): Promise<RunningControlPlane> {
   const paths = controlPaths(options.dataDir);
@@ -95,13 +102,21 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     if (self) writePidFile(paths.endpoint, self, endpoint);
   };
   record({ url: null, dataDir: paths.dataDir, startedAt });
+  // Secret values never reach an event or a platform log line: both pass through this scrubber.
+  const scrubber = new TextScrubber();
+  const log = createLogger({ name: 'berth-control', transform: (line) => scrubber.scrub(line) });
+  const teardown = new Teardown(log);
+  teardown.add('the data directory', () => {
+    rmSync(paths.endpoint, { force: true });
+    lock.release();
+  });
   try {
-    return await startOwned(options, paths, lock, (url, proxy) =>
+    makePrivate(paths);
+    return await start(options, paths, scrubber, log, teardown, (url, proxy) =>
       record({ url, dataDir: paths.dataDir, proxy, startedAt }),
     );
   } catch (error) {
-    rmSync(paths.endpoint, { force: true });
-    lock.release();
+    await teardown.run();
     throw error;
   }
 }
@@ -119,30 +134,34 @@ function makePrivate(paths: ReturnType<typeof controlPaths>): void {
     ensurePrivateFile(`${paths.database}${suffix}`, { onlyIfExists: true });
 }
 
-async function startOwned(
+async function start(
   options: ControlPlaneOptions,
   paths: ReturnType<typeof controlPaths>,
-  lock: FileLock,
+  scrubber: TextScrubber,
+  log: ReturnType<typeof createLogger>,
+  teardown: Teardown,
   listening: (url: string, proxy: { http: number; https: number }) => void,
 ): Promise<RunningControlPlane> {
-  makePrivate(paths);
-  // Secret values never reach an event or a platform log line: both pass through this scrubber.
-  const scrubber = new TextScrubber();
-  const log = createLogger({ name: 'berth-control', transform: (line) => scrubber.scrub(line) });
   const token = loadOrCreateToken(paths.token);
-  const store = new Store(paths.database);
-  const events = new EventLog(store, log, scrubber);
+  const clock = systemClock;
+  const db = Database.open(paths.database);
+  teardown.add('database', () => db.close());
+  const events = new EventStore(db, { log, scrubber, clock });
+  const store = new Store(db, events, clock);
   // Refuses to start (a loose key file, a wrong key) before the proxy or any instance is touched.
   const secrets = SecretsService.open({
+    db,
     store,
     events,
     dataDir: paths.dataDir,
     envKey: process.env[MASTER_KEY_ENV],
     scrubber,
+    log,
   });
+  teardown.add('secrets', () => secrets.close());
   // No child (proxy, shims) inherits the master key.
   delete process.env[MASTER_KEY_ENV];
-  const runtime = new ProcessRuntime();
+  const runtime = new ProcessRuntime({ log });
   const proxy = await new ProxySupervisor({
     dataDir: paths.dataDir,
     command: [process.execPath, PROXY_MAIN],
@@ -153,17 +172,28 @@ async function startOwned(
     log,
     accessLogFile: options.accessLog ? join(proxyPaths(paths.dataDir).dir, 'access.log') : undefined,
   }).ensureRunning();
-  const traffic = new RouteSync(proxy.admin, store, log);
+  // The reconciler and the feed need each other (a health change wakes it): wire through late binding.
+  let reconciler: Reconciler | undefined;
+  // The proxy owns target health; this follows its transitions (list, then watch) for instance states.
+  const health = new TargetHealthFeed({
+    source: proxy.admin,
+    log,
+    clock,
+    onChange: () => reconciler?.kick(),
+    onProxyRestart: () => {
+      traffic.invalidate();
+      reconciler?.kick();
+    },
+  });
+  const traffic = new RouteSync(proxy.admin, store, log, { health, clock });
   const builder = new ArtifactBuilder({
     artifactsDir: join(paths.dataDir, 'artifacts'),
     buildsDir: join(paths.dataDir, 'builds'),
     env: platformEnv(),
   });
-  // The reconciler and the app manager need each other (kick; deployment verdicts): wire through late binding.
-  let reconciler: Reconciler | undefined;
-  const apps = new AppManager(store, events, () => reconciler?.kick(), {
-    prune: (keep) => builder.prune(keep),
-    retainReleases: RETAINED_RELEASES,
+  const apps = new AppManager(store, () => reconciler?.kick(), {
+    artifacts: { prune: (keep) => builder.prune(keep), retainReleases: RETAINED_RELEASES },
+    clock,
   });
   apps.useSecrets(secrets);
   // A new secret version or config var is a new release: the services using it roll, health-gated.
@@ -192,7 +222,9 @@ async function startOwned(
         .map((s) => s.name),
   });
   const pipelines = new PipelineService({
+    db,
     store,
+    clock,
     apps,
     deployer,
     releasePhase,
@@ -207,20 +239,22 @@ async function startOwned(
     store,
     runtime,
     secrets,
-    events,
     traffic,
-    deployments: new DeploymentTracker(store, events, apps),
-    clock: systemClock,
+    health,
+    deployments: new DeploymentTracker(store, apps, clock),
+    clock,
     log,
     logDir: paths.logs,
   });
-  const usage = new UsageMonitor(store, runtime);
+  const usage = new UsageMonitor(store, runtime, log);
+  const metrics = new MetricsStore(db, DEFAULT_RETENTION);
   const observability = createObservability({
+    db,
     store,
-    events,
+    metrics,
     usage,
     proxyAdmin: proxy.admin,
-    clock: systemClock,
+    clock,
     log,
     logDir: paths.logs,
     collectIntervalMs: options.metricsIntervalMs,
@@ -229,10 +263,11 @@ async function startOwned(
   });
   const autoscaler = new Autoscaler({
     store,
-    metrics: new MetricsStore(store.db, DEFAULT_RETENTION),
+    metrics,
+    alarmStates: (app) => observability.alarmStates(app),
     scaler: apps,
     events,
-    clock: systemClock,
+    clock,
     log,
     intervalMs: options.autoscaleIntervalMs,
     window: { windowMs: options.autoscaleWindowMs, collectIntervalMs: options.metricsIntervalMs },
@@ -244,6 +279,7 @@ async function startOwned(
     apps,
     deployer,
     usage,
+    log,
     version: VERSION,
     routes: [
       (a) => registerSecretsRoutes(a, secrets),
@@ -254,14 +290,11 @@ async function startOwned(
     ],
   });
 
-  // The API port is bound before anything starts, so a taken port changes nothing.
+  // The API port is bound before anything starts, so a taken port changes nothing (the teardown undoes the rest).
   const host = options.host ?? '127.0.0.1';
   try {
     await api.listen({ host, port: options.port });
   } catch (error) {
-    await pipelines.stop();
-    secrets.close();
-    store.close();
     if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
       throw new BerthError(
         'conflict',
@@ -271,6 +304,9 @@ async function startOwned(
     }
     throw error;
   }
+  teardown.add('API', () => api.close());
+  // Before the API closes: aborted runs end their streams, which would otherwise hold the close up.
+  teardown.add('pipelines', () => pipelines.stop());
   const address = api.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
@@ -280,36 +316,29 @@ async function startOwned(
     kind: 'control.started',
     message: `control plane started (pid ${process.pid})`,
   });
+  teardown.add('the stop event', () =>
+    events.record({
+      actor: 'system',
+      kind: 'control.stopped',
+      message: 'control plane stopped; instances keep running',
+    }),
+  );
+  health.start();
+  teardown.add('target health feed', () => health.stop());
   reconciler.start();
+  teardown.add('reconciler', () => reconciler?.stop());
   usage.start();
+  teardown.add('usage sampling', () => usage.stop());
   await observability.start();
+  teardown.add('observability', () => observability.stop());
   autoscaler.start();
+  teardown.add('autoscaler', () => autoscaler.stop());
   memoryLimiter.start();
+  teardown.add('memory limits', () => memoryLimiter.stop());
   listening(url, proxy.ports);
   log.info({ url, dataDir: paths.dataDir }, 'control plane listening');
 
-  return {
-    url,
-    proxy,
-    async close() {
-      await pipelines.stop();
-      await api.close();
-      memoryLimiter.stop();
-      await autoscaler.stop();
-      await observability.stop();
-      usage.stop();
-      await reconciler.stop();
-      events.record({
-        actor: 'system',
-        kind: 'control.stopped',
-        message: 'control plane stopped; instances keep running',
-      });
-      secrets.close();
-      store.close();
-      rmSync(paths.endpoint, { force: true });
-      lock.release();
-    },
-  };
+  return { url, proxy, log, close: () => teardown.run() };
 }
 
 async function main(): Promise<void> {
@@ -328,23 +357,10 @@ async function main(): Promise<void> {
     accessLog: args.accessLog,
     openMetricsPort: args.openMetricsPort,
   });
+  installProcessHandlers({ log: plane.log, close: () => plane.close() });
   process.stdout.write(
     `${JSON.stringify({ event: 'listening', url: plane.url, pid: process.pid, dataDir: args.dataDir, proxy: plane.proxy.ports })}\n`,
   );
-  let closing = false;
-  const shutdown = (): void => {
-    if (closing) return;
-    closing = true;
-    plane.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        process.stderr.write(`shutdown failed: ${String(error)}\n`);
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', shutdown);
-  process.on('SIGINT', shutdown);
 }
 
 /** Exit code of a refused start (the data directory has an owner, a port is taken): nothing was changed. */

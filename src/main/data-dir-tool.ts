@@ -4,6 +4,8 @@ import { createWriteStream, renameSync, rmSync } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import { archive, prepareBackup, restoreBackup } from '../control/backup/data-dir-backup.js';
+import { Database } from '../control/store/database.js';
+import { EventStore } from '../control/store/event-store.js';
 import { Store } from '../control/store/store.js';
 import { controlPaths, resolveDataDir } from '../domain/data-dir.js';
 import { BerthError } from '../domain/errors.js';
@@ -24,7 +26,8 @@ async function main(): Promise<void> {
   const dataDir = resolveDataDir(values['data-dir']);
   if (command === 'backup' && values.output !== undefined) {
     const lock = lockDataDir(dataDir, 'back up the data directory offline');
-    const store = new Store(controlPaths(dataDir).database);
+    const db = Database.open(controlPaths(dataDir).database);
+    const store = new Store(db, new EventStore(db));
     try {
       const prepared = await prepareBackup({
         store,
@@ -41,7 +44,7 @@ async function main(): Promise<void> {
       }
       process.stdout.write(`${JSON.stringify(prepared.manifest)}\n`);
     } finally {
-      store.close();
+      db.close();
       lock.release();
     }
     return;

@@ -7,13 +7,13 @@ import {
   registerMetricsRoutes,
   startOpenMetricsListener,
 } from '../control/api/metrics-routes.js';
-import type { EventLog } from '../control/event-log.js';
 import { AccessLogSplitter } from '../control/logs/access-logs.js';
 import { DrainManager } from '../control/logs/drain-manager.js';
 import { LogRetention } from '../control/logs/log-retention.js';
 import { AlarmManager } from '../control/metrics/alarms.js';
 import { MetricsCollector } from '../control/metrics/metrics-collector.js';
-import { DEFAULT_RETENTION, MetricsStore } from '../control/metrics/metrics-store.js';
+import type { MetricsStore } from '../control/metrics/metrics-store.js';
+import type { Database } from '../control/store/database.js';
 import type { Store } from '../control/store/store.js';
 import type { UsageMonitor } from '../control/usage-monitor.js';
 import type { ProxyAdminClient } from '../domain/proxy-admin-client.js';
@@ -21,8 +21,11 @@ import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 
 export interface ObservabilityOptions {
+  /** The database the alarms and drains tables live in (their modules own them). */
+  db: Database;
   store: Store;
-  events: EventLog;
+  /** The control plane's one metrics repository (the autoscaler reads it too). */
+  metrics: MetricsStore;
   usage: UsageMonitor;
   proxyAdmin: ProxyAdminClient;
   clock: Clock;
@@ -44,12 +47,14 @@ export interface Observability {
   stop(): Promise<void>;
   /** The open metrics listener's port, when one was asked for. */
   openMetricsPort(): number | undefined;
+  /** Alarm states of an app by name, as last evaluated (the autoscaler's step rules read them). */
+  alarmStates(app: string): ReadonlyMap<string, string>;
 }
 
 export function createObservability(options: ObservabilityOptions): Observability {
-  const { store, events, usage, clock, log } = options;
-  const metrics = new MetricsStore(store.db, DEFAULT_RETENTION);
-  const alarms = new AlarmManager({ db: store.db, metrics, events, log });
+  const { db, store, metrics, usage, clock, log } = options;
+  const events = store.events;
+  const alarms = new AlarmManager({ db, metrics, events, log });
   const collector = new MetricsCollector({
     store,
     metrics,
@@ -66,7 +71,7 @@ export function createObservability(options: ObservabilityOptions): Observabilit
       }
     },
   });
-  const drains = new DrainManager({ db: store.db, store, events, log, clock, logDir: options.logDir });
+  const drains = new DrainManager({ db, store, events, log, clock, logDir: options.logDir });
   const retention = new LogRetention({ store, logDir: options.logDir, log });
   const access =
     options.accessLogFile === undefined
@@ -99,11 +104,12 @@ export function createObservability(options: ObservabilityOptions): Observabilit
     },
     async stop() {
       await open?.close();
-      retention.stop();
-      access?.stop();
+      await retention.stop();
+      await access?.stop();
       await drains.stop();
       await collector.stop();
     },
     openMetricsPort: () => open?.port,
+    alarmStates: (app) => alarms.states(app),
   };
 }

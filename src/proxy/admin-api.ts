@@ -2,6 +2,11 @@
 import { chmod, rm } from 'node:fs/promises';
 import http from 'node:http';
 import { BerthError, httpStatusOf } from '../domain/errors.js';
+import type {
+  TargetHealthChange,
+  TargetHealthChanges,
+  TargetHealthSnapshot,
+} from '../domain/target-health.js';
 import type { ProxyServer } from './proxy-server.js';
 
 const MAX_BODY = 16 * 1024 * 1024;
@@ -20,6 +25,8 @@ const MAX_WAIT_MS = 60_000;
  *   GET    /target-groups/:group/targets/:id[?waitDrained=ms] → TargetStatus
  *   GET    /metrics                                  → MetricsResponse
  *   GET    /events?after=N[&wait=ms]                 → EventsResponse
+ *   GET    /target-health                            → TargetHealthSnapshot (every target's health, lastSeq)
+ *   GET    /target-health?after=N[&wait=ms]          → TargetHealthChanges (transitions after N, long-poll)
  */
 export class AdminApi {
   readonly #proxy: ProxyServer;
@@ -55,6 +62,27 @@ export class AdminApi {
     if (this.#path !== '') await rm(this.#path, { force: true });
   }
 
+  /** The health transitions after `after`, waiting up to `wait` for one: the control plane's health stream. */
+  async #healthChanges(url: URL, res: http.ServerResponse): Promise<TargetHealthChanges> {
+    const after = intParam(url, 'after', 0);
+    const wait = Math.min(intParam(url, 'wait', 0), MAX_WAIT_MS);
+    const abort = new AbortController();
+    this.#aborts.add(abort);
+    res.on('close', () => abort.abort());
+    try {
+      const { events, lastSeq, truncated, epoch } = await this.#proxy.events.wait(after, wait, abort.signal);
+      const changes: TargetHealthChange[] = [];
+      for (const event of events) {
+        if (event.type !== 'target_health') continue;
+        const { seq, targetGroup, target, from, to, reason } = event;
+        changes.push({ seq, targetGroup, target, from, to, reason });
+      }
+      return { epoch, lastSeq, truncated, changes };
+    } finally {
+      this.#aborts.delete(abort);
+    }
+  }
+
   async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://admin');
     const parts = url.pathname
@@ -86,6 +114,10 @@ export class AdminApi {
         this.#aborts.delete(abort);
       }
     }
+    if (parts.length === 1 && p0 === 'target-health' && method === 'GET') {
+      if (!url.searchParams.has('after')) return send(res, 200, healthSnapshot(proxy));
+      return send(res, 200, await this.#healthChanges(url, res));
+    }
     if (p0 === 'target-groups' && p1 !== undefined && p2 === 'targets') {
       if (parts.length === 3 && method === 'GET') return send(res, 200, proxy.listTargets(p1));
       if (parts.length === 4 && p3 !== undefined) {
@@ -113,6 +145,21 @@ export class AdminApi {
     }
     throw new BerthError('not_found', `no admin route ${method} ${url.pathname}`);
   }
+}
+
+/** Every target's health, current as of the proxy's last event (one synchronous read: nothing moves meanwhile). */
+function healthSnapshot(proxy: ProxyServer): TargetHealthSnapshot {
+  return {
+    epoch: proxy.events.epoch,
+    lastSeq: proxy.events.lastSeq,
+    targets: proxy.listTargets().map((t) => ({
+      targetGroup: t.targetGroup,
+      target: t.id,
+      health: t.health,
+      reason: t.healthReason,
+      state: t.state,
+    })),
+  };
 }
 
 function intParam(url: URL, name: string, fallback: number): number {

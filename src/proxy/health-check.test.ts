@@ -57,3 +57,40 @@ describe('HealthCheck (ALB semantics)', () => {
     assert.deepEqual(run(check, [pass, pass, pass]), ['-', '-', 'unhealthy>healthy(status 200)']);
   });
 });
+
+describe('HealthCheck grace period (a booting target)', () => {
+  const graced = { ...config, graceMs: 3000, intervalMs: 1000 };
+
+  it('does not count failures within the grace period, keeping the last result as the reason', () => {
+    const check = new HealthCheck(graced, { registeredAt: 0 });
+    assert.equal(check.record(fail, 100), undefined);
+    assert.equal(check.record({ error: 'connection refused' }, 2900), undefined);
+    assert.deepEqual([check.state, check.reason], ['initial', 'connection refused']);
+    assert.equal(check.record(fail, 3000), undefined, 'one failure past grace is not enough');
+    assert.deepEqual(check.record(fail, 4000), { from: 'initial', to: 'unhealthy', reason: 'status 503' });
+  });
+
+  it('counts a pass at once: a booting target joins as soon as it answers', () => {
+    const check = new HealthCheck(graced, { registeredAt: 0 });
+    check.record(fail, 50);
+    assert.deepEqual(check.record(pass, 150), { from: 'initial', to: 'healthy', reason: 'status 200' });
+  });
+
+  it('checks a booting target every 100 ms within its grace, then at the interval', () => {
+    const check = new HealthCheck(graced, { registeredAt: 0 });
+    assert.equal(check.nextCheckIn(0), 100);
+    assert.equal(check.nextCheckIn(3000), 1000);
+    assert.equal(new HealthCheck({ ...graced, intervalMs: 60 }, { registeredAt: 0 }).nextCheckIn(0), 60);
+    check.record(pass, 10);
+    assert.equal(check.nextCheckIn(10), 1000, 'a healthy target is checked at the interval');
+  });
+
+  it('lets a target serve when failing open unless it is a new one still booting', () => {
+    const booting = new HealthCheck(graced, { registeredAt: 0 });
+    assert.equal(booting.servesWhenFailingOpen(2999), false);
+    assert.equal(booting.servesWhenFailingOpen(3000), true);
+    const restored = new HealthCheck(graced, { registeredAt: 0, restored: true });
+    assert.equal(restored.servesWhenFailingOpen(0), true, 'a target restored by a proxy restart was serving');
+    assert.equal(restored.inGrace(0), false);
+  });
+});

@@ -198,7 +198,12 @@ export class ProxyServer {
       else {
         this.#groups.set(
           config.name,
-          new TargetGroup(config, { probe: this.#options.probe ?? httpProbe, listener: this.#listener }),
+          // At start (`persist` false) the targets are the persisted ones: they were serving before the restart.
+          new TargetGroup(config, {
+            probe: this.#options.probe ?? httpProbe,
+            listener: this.#listener,
+            restored: !persist,
+          }),
         );
       }
     }

@@ -1,13 +1,13 @@
 // A set of interchangeable targets: registration, draining, health-check scheduling and target selection.
 import type { TargetConfig, TargetGroupConfig, TargetStatus } from '../domain/route-table.js';
-import type { HealthProbe, HealthTransition } from './health-check.js';
+import { HealthChecker, type HealthProbe, type TargetHealthTransition } from './health-check.js';
 import { LoadBalancer } from './load-balancer.js';
 import { Metrics } from './metrics.js';
 import { Target } from './target.js';
 
 /** Where a target group reports what happened (the proxy server turns these into events). */
 export interface TargetGroupListener {
-  onHealthChange(target: Target, change: HealthTransition): void;
+  onHealthChange(target: Target, change: TargetHealthTransition): void;
   onDrained(target: Target, forced: boolean): void;
 }
 
@@ -17,6 +17,9 @@ export interface TargetGroupDeps {
   listener: TargetGroupListener;
   /** Set false in tests that drive health by hand. */
   activeChecks?: boolean;
+  /** The targets of the group's first configuration were restored by a restarting proxy (they were serving). */
+  restored?: boolean;
+  now?: () => number;
 }
 
 const DRAINED_MEMORY = 1000;
@@ -30,17 +33,26 @@ export class TargetGroup {
   readonly #targets = new Map<string, Target>();
   readonly #draining = new Set<Target>();
   readonly #drained = new Map<string, TargetStatus>();
-  readonly #timers = new Map<Target, NodeJS.Timeout>();
+  readonly #checker: HealthChecker<Target>;
   readonly #deps: TargetGroupDeps;
+  readonly #now: () => number;
   #candidates: Target[] | null = null;
-  #closed = false;
+  /** The candidates change by themselves at this time (a booting target's grace period ends). */
+  #candidatesUntil = Number.POSITIVE_INFINITY;
 
   constructor(config: TargetGroupConfig, deps: TargetGroupDeps) {
     this.name = config.name;
     this.config = config;
     this.balancer = new LoadBalancer(config.balancing);
     this.#deps = deps;
-    for (const t of config.targets) this.register(t);
+    this.#now = deps.now ?? Date.now;
+    this.#checker = new HealthChecker<Target>({
+      probe: deps.probe,
+      configOf: () => this.config.health,
+      onChange: (target, change) => this.#healthChanged(target, change),
+      now: this.#now,
+    });
+    for (const t of config.targets) this.#register(t, deps.restored ?? false);
   }
 
   /** Applies a new configuration: targets missing from it drain, new ones register, weights update. */
@@ -55,8 +67,12 @@ export class TargetGroup {
     this.#candidates = null;
   }
 
-  /** Registers a target (or updates the weight of an existing one with the same address). */
+  /** Registers a target (or updates the weight of an existing one with the same address). It starts `initial`. */
   register(config: TargetConfig): Target {
+    return this.#register(config, false);
+  }
+
+  #register(config: TargetConfig, restored: boolean): Target {
     const existing = this.#targets.get(config.id);
     if (existing !== undefined && existing.host === config.host && existing.port === config.port) {
       existing.weight = config.weight;
@@ -64,11 +80,11 @@ export class TargetGroup {
       return existing;
     }
     if (existing !== undefined) this.deregister(config.id);
-    const target = new Target(this.name, config, this.config.health);
+    const target = new Target(this.name, config, this.config.health, { registeredAt: this.#now(), restored });
     this.#targets.set(target.id, target);
     this.#drained.delete(target.id);
     this.#candidates = null;
-    if (this.#deps.activeChecks !== false) this.#schedule(target, 0);
+    if (this.#deps.activeChecks !== false) this.#checker.watch(target);
     return target;
   }
 
@@ -88,7 +104,7 @@ export class TargetGroup {
     this.#targets.delete(id);
     this.#draining.add(target);
     this.#candidates = null;
-    this.#stopChecks(target);
+    this.#checker.unwatch(target);
     const timer = setTimeout(() => this.#forceDrained(target), this.config.drainMs);
     timer.unref();
     target.drain(() => {
@@ -121,20 +137,34 @@ export class TargetGroup {
   }
 
   /**
-   * Picks a target: healthy active targets only, or every active target when none is healthy (fail open,
-   * as ALB does). `exclude` is skipped (a retry goes to another target).
+   * Picks a target: healthy active targets only; when none is healthy, every active target that may serve failing
+   * open (as ALB does), which leaves out new targets still `initial`. `exclude` is skipped (a retry goes elsewhere).
    */
   pick(exclude?: Target): Target | undefined {
     return this.balancer.pick(this.#eligible(), exclude);
   }
 
   #eligible(): Target[] {
-    if (this.#candidates !== null) return this.#candidates;
+    if (
+      this.#candidates !== null &&
+      (this.#candidatesUntil === Number.POSITIVE_INFINITY || this.#now() < this.#candidatesUntil)
+    )
+      return this.#candidates;
     const active = [...this.#targets.values()];
     const weighted = active.filter((t) => t.weight > 0);
     const pool = weighted.length > 0 ? weighted : active;
     const healthy = pool.filter((t) => t.health.state === 'healthy');
-    this.#candidates = healthy.length > 0 ? healthy : pool;
+    this.#candidatesUntil = Number.POSITIVE_INFINITY;
+    if (healthy.length > 0) {
+      this.#candidates = healthy;
+      return healthy;
+    }
+    const now = this.#now();
+    this.#candidates = pool.filter((t) => t.health.servesWhenFailingOpen(now));
+    for (const t of pool) {
+      if (!t.health.servesWhenFailingOpen(now))
+        this.#candidatesUntil = Math.min(this.#candidatesUntil, t.health.graceEndsAt);
+    }
     return this.#candidates;
   }
 
@@ -144,27 +174,9 @@ export class TargetGroup {
     if (change !== undefined) this.#healthChanged(target, change);
   }
 
-  #healthChanged(target: Target, change: HealthTransition): void {
+  #healthChanged(target: Target, change: TargetHealthTransition): void {
     this.#candidates = null;
     this.#deps.listener.onHealthChange(target, change);
-  }
-
-  #schedule(target: Target, delayMs: number): void {
-    if (this.#closed) return;
-    const timer = setTimeout(async () => {
-      const { path, timeoutMs, intervalMs } = this.config.health;
-      const result = await this.#deps.probe(target, path, timeoutMs);
-      if (this.#timers.get(target) !== timer) return; // deregistered or closed meanwhile
-      const change = target.health.record(result);
-      if (change !== undefined) this.#healthChanged(target, change);
-      this.#schedule(target, intervalMs);
-    }, delayMs);
-    this.#timers.set(target, timer);
-  }
-
-  #stopChecks(target: Target): void {
-    clearTimeout(this.#timers.get(target));
-    this.#timers.delete(target);
   }
 
   get(id: string): Target | undefined {
@@ -196,9 +208,7 @@ export class TargetGroup {
 
   /** Stops health checks and closes idle connections (shutdown, or the group left the route table). */
   close(): void {
-    this.#closed = true;
-    for (const timer of this.#timers.values()) clearTimeout(timer);
-    this.#timers.clear();
+    this.#checker.close();
     for (const t of this.targets()) t.closeIdle();
   }
 }

@@ -1,6 +1,7 @@
 // One registered upstream: address, weight, health, drain state, metrics and its keep-alive connection pool.
 import type net from 'node:net';
 import type { HealthCheckConfig, TargetConfig, TargetState, TargetStatus } from '../domain/route-table.js';
+import { TARGET_LIFECYCLE } from '../domain/target-health.js';
 import { HealthCheck } from './health-check.js';
 import { Metrics } from './metrics.js';
 import { UpstreamConnection } from './upstream-connection.js';
@@ -29,6 +30,7 @@ export class Target {
     groupName: string,
     config: TargetConfig,
     health: HealthCheckConfig,
+    checks: { registeredAt?: number; restored?: boolean } = {},
     maxIdle: number = POOL_DEFAULTS.maxIdle,
   ) {
     this.groupName = groupName;
@@ -36,7 +38,7 @@ export class Target {
     this.host = config.host;
     this.port = config.port;
     this.weight = config.weight;
-    this.health = new HealthCheck(health);
+    this.health = new HealthCheck(health, checks);
     this.#maxIdle = maxIdle;
   }
 
@@ -48,12 +50,11 @@ export class Target {
     return this.metrics.inFlight;
   }
 
-  /** The one transition method of the lifecycle: active → draining → drained. */
+  /** The one transition method of the lifecycle: active → draining → drained (`TARGET_LIFECYCLE`). */
   transition(to: TargetState): boolean {
     const from = this.#state;
     if (from === to) return false;
-    const allowed = (from === 'active' && to === 'draining') || (from === 'draining' && to === 'drained');
-    if (!allowed) throw new Error(`target ${this.id}: ${from} → ${to} is not a valid transition`);
+    TARGET_LIFECYCLE.assert(this.id, from, to);
     this.#state = to;
     if (to === 'drained') this.closeIdle();
     return true;

@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { archive, prepareBackup } from '../backup/data-dir-backup.js';
-import type { EventLog } from '../event-log.js';
+import type { EventStore } from '../store/event-store.js';
 import type { Store } from '../store/store.js';
 import { parseInput } from './parse-input.js';
 
@@ -13,7 +13,7 @@ export const BACKUP_MANIFEST_HEADER = 'x-berth-backup-manifest';
 
 export function registerBackupRoutes(
   api: FastifyInstance,
-  options: { store: Store; events: EventLog; dataDir: string },
+  options: { store: Store; events: EventStore; dataDir: string },
 ): void {
   api.post('/v1/backup', async (request, reply) => {
     const body = parseInput(backupBody, request.body ?? {}, 'body');

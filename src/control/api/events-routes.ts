@@ -14,9 +14,6 @@ const eventsQuery = z.strictObject({
   wait: z.coerce.number().int().min(0).max(60_000).optional(),
 });
 
-/** How often a waiting request looks again: events come from many writers, all through the store. */
-const POLL_MS = 100;
-
 export function registerEventsRoutes(
   api: FastifyInstance,
   options: {
@@ -33,11 +30,15 @@ export function registerEventsRoutes(
     const stop = new AbortController();
     request.raw.once('close', () => stop.abort());
     options.closing?.addEventListener('abort', () => stop.abort(), { once: true });
-    const deadline = options.clock.now() + wait;
-    while (events.length === 0 && !stop.signal.aborted && options.clock.now() < deadline) {
-      await options.clock.sleep(Math.min(POLL_MS, deadline - options.clock.now()), stop.signal);
-      events = options.store.listEvents(filter);
-    }
+    // Every event is appended in this process: wake on the next one instead of polling the table.
+    events =
+      (await options.store.events.appended.until(
+        () => {
+          const fresh = options.store.listEvents(filter);
+          return fresh.length > 0 ? fresh : undefined;
+        },
+        { signal: stop.signal, timeoutMs: wait, clock: options.clock },
+      )) ?? [];
     return events;
   });
 }

@@ -2,6 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { BerthError } from '../../domain/errors.js';
+import { systemClock } from '../../lib/clock.js';
 import { parseDuration } from '../../lib/duration.js';
 import { AppLogFollower, type LogFilter, readAppLogs } from '../logs/app-logs.js';
 import type { DrainManager } from '../logs/drain-manager.js';
@@ -93,17 +94,8 @@ export function registerLogsRoutes(
           stop.signal.addEventListener('abort', () => resolve(), { once: true });
         });
       }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, options.pollMs ?? 200);
-        stop.signal.addEventListener(
-          'abort',
-          () => {
-            clearTimeout(timer);
-            resolve();
-          },
-          { once: true },
-        );
-      });
+      // Instances' output files are written by their shims (other processes): polled, not notified.
+      await systemClock.sleep(options.pollMs ?? 200, { signal: stop.signal });
     }
     reply.raw.end();
     return reply;

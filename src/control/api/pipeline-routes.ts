@@ -15,8 +15,6 @@ export interface PipelineRoutesOptions {
   pipelines: PipelineService;
   git: GitRepos;
   actor: string;
-  /** How often a follower looks for new output (ms); default 150. */
-  pollMs?: number;
 }
 
 const runBody = z.strictObject({
@@ -108,17 +106,8 @@ export function registerPipelineRoutes(api: FastifyInstance, options: PipelineRo
         lastRunStatus = run.status;
       }
       if (isFinished(run.status) || run.status === 'waiting' || stop.signal.aborted) break;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, options.pollMs ?? 150);
-        stop.signal.addEventListener(
-          'abort',
-          () => {
-            clearTimeout(timer);
-            resolve();
-          },
-          { once: true },
-        );
-      });
+      // Runs, jobs and output are written in this process: wait for the next change instead of polling.
+      await pipelines.runs.changed.wait({ signal: stop.signal });
     }
     reply.raw.end();
     return reply;

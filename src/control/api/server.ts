@@ -2,6 +2,7 @@
 import fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { BerthError, httpStatusOf } from '../../domain/errors.js';
+import type { Logger } from '../../lib/logger.js';
 import type { AppManager } from '../app-manager.js';
 import type { Deployer } from '../deploy/deployer.js';
 import type { Store } from '../store/store.js';
@@ -17,6 +18,8 @@ export interface ApiOptions {
   deployer: Deployer;
   usage: UsageMonitor;
   version: string;
+  /** Where unexpected failures (500s) are logged with their stack; errors users caused are not logged. */
+  log: Logger;
   /** More route sets (observability: metrics, events, logs, drains), registered after the core ones. */
   routes?: ((api: FastifyInstance) => void)[];
 }
@@ -44,13 +47,18 @@ export function createApi(options: ApiOptions): FastifyInstance {
     }
   });
 
-  api.setErrorHandler(async (error, _request, reply) => {
-    if (error instanceof BerthError) return sendError(reply, error);
+  api.setErrorHandler(async (error, request, reply) => {
     const fastifyError = error as { statusCode?: number; message: string };
-    if (fastifyError.statusCode !== undefined && fastifyError.statusCode < 500) {
-      return sendError(reply, new BerthError('invalid_request', fastifyError.message));
+    const berthError =
+      error instanceof BerthError
+        ? error
+        : fastifyError.statusCode !== undefined && fastifyError.statusCode < 500
+          ? new BerthError('invalid_request', fastifyError.message)
+          : new BerthError('internal', (error as Error).message, { cause: error });
+    if (httpStatusOf(berthError.code) >= 500) {
+      options.log.error({ err: error, method: request.method, url: request.url }, 'API request failed');
     }
-    return sendError(reply, new BerthError('internal', (error as Error).message, { cause: error }));
+    return sendError(reply, berthError);
   });
 
   api.setNotFoundHandler(async (request, reply) =>

@@ -1,23 +1,21 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { openTestState } from '../../../test/fakes/state.js';
 import type { Deployment } from '../../domain/deployment.js';
 import type { NewEvent } from '../../domain/event.js';
 import type { Instance } from '../../domain/instance.js';
 import { parseSpec } from '../../domain/spec.js';
 import { silentLogger } from '../../lib/logger.js';
 import { emptyDelta, MetricsStore } from '../metrics/metrics-store.js';
-import { type ServiceRecord, Store } from '../store/store.js';
+import type { ServiceRecord } from '../store/store.js';
 import { Autoscaler } from './autoscaler.js';
 
 const T0 = 1_700_000_000_000 - (1_700_000_000_000 % 10_000);
 
 /** A store of one autoscaled service whose instances and deployment the test sets; metrics in a real SQLite. */
 function world(yaml: string) {
-  const store = new Store(join(mkdtempSync(join(tmpdir(), 'berth-autoscaler-')), 'state.db'));
-  const metrics = new MetricsStore(store.db);
+  const { db } = openTestState();
+  const metrics = new MetricsStore(db);
   const spec = parseSpec(`app: shop\nservices:\n  web:\n    run: node server.js\n${yaml}`, {
     file: 'berth.yaml',
   });
@@ -58,7 +56,6 @@ function world(yaml: string) {
     }));
   const autoscaler = new Autoscaler({
     store: {
-      db: store.db,
       listServices: () => [service],
       listInstances: () => live(),
       activeDeployment: () => deployment,
@@ -75,7 +72,9 @@ function world(yaml: string) {
         events.push(event as NewEvent);
         return { id: events.length, at: now, ...event } as never;
       },
+      list: () => [],
     },
+    alarmStates: () => new Map(),
     clock: { now: () => now, sleep: async () => {} },
     log: silentLogger,
     window: { windowMs: 20_000, collectIntervalMs: 5000 },
@@ -178,18 +177,21 @@ describe('Autoscaler loop', () => {
   });
 
   it('keeps its cooldowns across a restart: the last changes are read back from the events', () => {
-    const store = new Store(join(mkdtempSync(join(tmpdir(), 'berth-autoscaler-')), 'state.db'));
-    store.db
-      .prepare(
-        "INSERT INTO events (at, actor, kind, app, service, instance, message, data_json) VALUES (?, 'autoscaler', 'autoscale.scaled_out', 'shop', 'web', NULL, 'm', ?)",
-      )
-      .run(T0, JSON.stringify({ from: 1, to: 3, reason: 'requestsPerMinute asks for 3' }));
+    const { db, events } = openTestState();
+    events.record({
+      at: T0,
+      actor: 'autoscaler',
+      kind: 'autoscale.scaled_out',
+      app: 'shop',
+      service: 'web',
+      message: 'm',
+      data: { from: 1, to: 3, reason: 'requestsPerMinute asks for 3' },
+    });
     const spec = parseSpec('app: shop\nservices:\n  web:\n    run: x\n    autoscale: { max: 4, cpu: 50 }\n', {
       file: 'berth.yaml',
     });
     const autoscaler = new Autoscaler({
       store: {
-        db: store.db,
         listServices: () => [
           {
             app: 'shop',
@@ -206,9 +208,10 @@ describe('Autoscaler loop', () => {
         listInstances: () => [],
         activeDeployment: () => undefined,
       },
-      metrics: new MetricsStore(store.db),
+      metrics: new MetricsStore(db),
       scaler: { scale: () => undefined },
-      events: { record: () => ({}) as never },
+      events,
+      alarmStates: () => new Map(),
       clock: { now: () => T0 + 1000, sleep: async () => {} },
       log: silentLogger,
     });

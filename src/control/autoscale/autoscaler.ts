@@ -2,8 +2,9 @@
 import type { AutoscaleChange, ServiceAutoscaleStatus } from '../../domain/autoscale-types.js';
 import type { Clock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/logger.js';
-import type { EventLog } from '../event-log.js';
+import { every, type Ticker } from '../../lib/ticker.js';
 import type { MetricsStore } from '../metrics/metrics-store.js';
+import type { EventStore } from '../store/event-store.js';
 import type { ServiceRecord, Store } from '../store/store.js';
 import { type AutoscaleDecision, DEFAULT_TOLERANCE, decide } from './decide.js';
 import { DEFAULT_OBSERVATION_WINDOW, type ObservationWindow, observe } from './observations.js';
@@ -14,18 +15,18 @@ export interface Scaler {
 }
 
 export interface AutoscalerOptions {
-  store: Pick<Store, 'db' | 'listServices' | 'listInstances' | 'activeDeployment'>;
+  store: Pick<Store, 'listServices' | 'listInstances' | 'activeDeployment'>;
   metrics: MetricsStore;
   scaler: Scaler;
-  events: Pick<EventLog, 'record'>;
+  events: Pick<EventStore, 'record' | 'list'>;
   clock: Clock;
   log: Logger;
   /** How often every policy is evaluated; default 5 s. */
   intervalMs?: number;
   window?: Partial<ObservationWindow>;
   tolerance?: number;
-  /** Alarm states of an app by name, for step rules; by default read from the alarms table. */
-  alarmStates?: (app: string) => Map<string, string>;
+  /** Alarm states of an app by name, for step rules (the alarm manager's `states`). */
+  alarmStates: (app: string) => ReadonlyMap<string, string>;
 }
 
 export const DEFAULT_AUTOSCALE_INTERVAL_MS = 5000;
@@ -43,8 +44,7 @@ export class Autoscaler {
   readonly #window: ObservationWindow;
   readonly #tolerance: number;
   readonly #states = new Map<string, ServiceState>();
-  #stop = new AbortController();
-  #loop: Promise<void> | undefined;
+  #ticker: Ticker | undefined;
 
   constructor(options: AutoscalerOptions) {
     this.#options = options;
@@ -56,25 +56,20 @@ export class Autoscaler {
   }
 
   start(): void {
-    const interval = this.#options.intervalMs ?? DEFAULT_AUTOSCALE_INTERVAL_MS;
-    this.#stop = new AbortController();
-    const signal = this.#stop.signal;
-    this.#loop = (async () => {
-      while (!signal.aborted) {
-        await this.#options.clock.sleep(interval, signal);
-        if (signal.aborted) break;
-        try {
-          this.evaluateNow();
-        } catch (error) {
-          this.#options.log.warn({ err: error }, 'autoscale evaluation failed');
-        }
-      }
-    })();
+    this.#ticker ??= every(
+      this.#options.intervalMs ?? DEFAULT_AUTOSCALE_INTERVAL_MS,
+      () => this.evaluateNow(),
+      {
+        name: 'autoscale evaluation',
+        log: this.#options.log,
+        clock: this.#options.clock,
+      },
+    );
   }
 
   async stop(): Promise<void> {
-    this.#stop.abort();
-    await this.#loop;
+    await this.#ticker?.stop();
+    this.#ticker = undefined;
   }
 
   /** One round: every autoscaled service is evaluated and, when the decision says so, scaled. */
@@ -182,14 +177,9 @@ export class Autoscaler {
     scaler.scale(service.app, { [service.name]: decision.desired }, AUTOSCALER_ACTOR);
   }
 
-  /** The app's alarm states, as the alarm manager last evaluated them (it writes them with each collection). */
+  /** The app's alarm states, as the alarm manager last evaluated them (it evaluates with each collection). */
   #alarmStates(app: string): Map<string, string> {
-    if (this.#options.alarmStates) return this.#options.alarmStates(app);
-    const rows = this.#options.store.db.prepare('SELECT name, state FROM alarms WHERE app = ?').all(app) as {
-      name: string;
-      state: string;
-    }[];
-    return new Map(rows.map((row) => [row.name, row.state]));
+    return new Map(this.#options.alarmStates(app));
   }
 
   #stateOf(service: ServiceRecord): ServiceState {
@@ -204,14 +194,12 @@ export class Autoscaler {
 
   /** Cooldowns survive a control-plane restart: the last changes are read back from the events. */
   #restoreState(): void {
-    const rows = this.#options.store.db
-      .prepare(
-        `SELECT at, app, service, kind, data_json FROM events
-         WHERE kind IN ('autoscale.scaled_out', 'autoscale.scaled_in') ORDER BY id DESC LIMIT 500`,
-      )
-      .all() as { at: number; app: string; service: string; kind: string; data_json: string }[];
-    for (const row of rows.reverse()) {
-      const data = JSON.parse(row.data_json) as { from: number; to: number; reason: string };
+    const events = this.#options.events.list({
+      kinds: ['autoscale.scaled_out', 'autoscale.scaled_in'],
+      limit: 500,
+    });
+    for (const row of events) {
+      const data = row.data as { from: number; to: number; reason: string };
       const key = `${row.app}/${row.service}`;
       const state = this.#states.get(key) ?? { lastScaleOut: null, lastScaleIn: null };
       const change = { at: row.at, from: data.from, to: data.to, reason: data.reason };

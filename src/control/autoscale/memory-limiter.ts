@@ -1,13 +1,14 @@
 // Enforces `resources.memory` from /proc samples: an app over its limit is killed, which the reconciler counts as a crash.
 import type { Instance } from '../../domain/instance.js';
 import type { Logger } from '../../lib/logger.js';
-import type { EventLog } from '../event-log.js';
+import { every, type Ticker } from '../../lib/ticker.js';
 import { type ProcStat, readAllProcStats } from '../runtime/proc.js';
+import type { EventStore } from '../store/event-store.js';
 import type { Store } from '../store/store.js';
 
 export interface MemoryLimiterOptions {
   store: Pick<Store, 'listServices' | 'listInstances'>;
-  events: Pick<EventLog, 'record'>;
+  events: Pick<EventStore, 'record'>;
   log: Logger;
   /** How often to sample; default 1 s (an allocation burst can outrun a slower check). */
   intervalMs?: number;
@@ -30,25 +31,22 @@ export const DEFAULT_MEMORY_CHECK_MS = 1000;
 export class MemoryLimiter {
   readonly #options: MemoryLimiterOptions;
   readonly #over = new Map<string, number>();
-  #timer: NodeJS.Timeout | undefined;
+  #ticker: Ticker | undefined;
 
   constructor(options: MemoryLimiterOptions) {
     this.#options = options;
   }
 
   start(): void {
-    this.#timer = setInterval(() => {
-      try {
-        this.checkNow();
-      } catch (error) {
-        this.#options.log.warn({ err: error }, 'memory limit check failed');
-      }
-    }, this.#options.intervalMs ?? DEFAULT_MEMORY_CHECK_MS);
-    this.#timer.unref();
+    this.#ticker ??= every(this.#options.intervalMs ?? DEFAULT_MEMORY_CHECK_MS, () => void this.checkNow(), {
+      name: 'memory limit check',
+      log: this.#options.log,
+    });
   }
 
-  stop(): void {
-    clearInterval(this.#timer);
+  async stop(): Promise<void> {
+    await this.#ticker?.stop();
+    this.#ticker = undefined;
   }
 
   /** One check of every live instance whose service sets a memory limit; returns the ids of instances killed. */

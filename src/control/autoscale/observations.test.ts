@@ -1,15 +1,12 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { openTestState } from '../../../test/fakes/state.js';
 import type { NewEvent } from '../../domain/event.js';
 import type { Instance, InstanceState } from '../../domain/instance.js';
 import { parseSpec } from '../../domain/spec.js';
 import { emptyDelta, MetricsStore } from '../metrics/metrics-store.js';
 import type { ProcStat } from '../runtime/proc.js';
 import type { ServiceRecord } from '../store/store.js';
-import { Store } from '../store/store.js';
 import { MemoryLimiter } from './memory-limiter.js';
 import { observe } from './observations.js';
 
@@ -55,8 +52,7 @@ function instance(id: string, state: InstanceState, pid = 100): Instance {
 }
 
 function metricsStore(): MetricsStore {
-  const store = new Store(join(mkdtempSync(join(tmpdir(), 'berth-autoscale-')), 'state.db'));
-  return new MetricsStore(store.db);
+  return new MetricsStore(openTestState().db);
 }
 
 /** One collection: `requests` served by each instance since the last one, with CPU and memory. */

@@ -21,11 +21,12 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { controlPaths } from '../../domain/data-dir.js';
 import { BerthError } from '../../domain/errors.js';
-import type { Instance } from '../../domain/instance.js';
 import { proxyPaths } from '../../domain/proxy-paths.js';
 import { VERSION } from '../../domain/version.js';
 import { ensurePrivateDir, ensurePrivateFile } from '../../lib/private-files.js';
 import { masterKeyPath } from '../secrets/master-key.js';
+import { Database } from '../store/database.js';
+import { EventStore } from '../store/event-store.js';
 import { Store } from '../store/store.js';
 
 export const BACKUP_FORMAT = 'berth-backup';
@@ -38,7 +39,8 @@ export interface BackupManifest {
   berth: string;
   /** The data directory it was taken from: paths recorded under it are moved on restore. */
   dataDir: string;
-  schemaVersion: number;
+  /** The schema version of each module's tables (`schema_versions`): what a restoring Berth must know. */
+  schemaVersions: Record<string, number>;
   /** Each app and its current release. */
   apps: { name: string; release: number }[];
   /** `sha256:<hex>` of every artifact included (those of the releases the snapshot holds, still on disk). */
@@ -85,12 +87,13 @@ export async function prepareBackup(options: {
     }
     await store.backup(join(dir, 'state.db'));
 
-    const snapshot = new Store(join(dir, 'state.db'));
+    const snapshotDb = Database.open(join(dir, 'state.db'));
+    const snapshot = new Store(snapshotDb, new EventStore(snapshotDb));
     let apps: BackupManifest['apps'];
     const wanted = new Set<string>();
-    let schemaVersion: number;
+    let schemaVersions: Record<string, number>;
     try {
-      schemaVersion = snapshot.schemaVersion();
+      schemaVersions = snapshotDb.schemaVersions();
       apps = snapshot.listApps().map((app) => ({ name: app.name, release: app.currentRelease }));
       for (const app of apps) {
         for (const release of snapshot.listReleases(app.name)) {
@@ -98,7 +101,7 @@ export async function prepareBackup(options: {
         }
       }
     } finally {
-      snapshot.close();
+      snapshotDb.close();
     }
     for (const name of readdirSync(staged))
       if (!wanted.has(name)) rmSync(join(staged, name), { recursive: true });
@@ -135,7 +138,7 @@ export async function prepareBackup(options: {
       createdAt: Date.now(),
       berth: VERSION,
       dataDir,
-      schemaVersion,
+      schemaVersions,
       apps,
       artifacts,
       masterKey: options.includeMasterKey,
@@ -208,33 +211,48 @@ export async function restoreBackup(options: {
       masterKey = 'from-file';
     }
     ensurePrivateFile(masterKeyPath(dataDir), { onlyIfExists: true });
-    const store = new Store(controlPaths(dataDir).database);
+    const db = Database.open(controlPaths(dataDir).database);
+    const store = new Store(db, new EventStore(db));
     let endedInstances = 0;
     try {
       store.transaction(() => {
         store.relocatePaths(manifest.dataDir, dataDir);
         const now = Date.now();
         const live = store.listInstances({ live: true });
+        const reason = 'restored from a backup: it ran under the Berth the backup was taken from';
+        // Through the instance state machine: out of service (draining), then stopped, each an event.
         for (const instance of live) {
-          store.updateInstance(instance.id, {
-            state: 'stopped',
-            endedAt: now,
-            reason: 'restored from a backup: it ran under the Berth the backup was taken from',
-          } satisfies Partial<Instance>);
+          const subject = { app: instance.app, service: instance.service, instance: instance.id };
+          if (instance.state !== 'draining') {
+            store.transitionInstance(instance.id, 'draining', reason, {
+              event: () => ({
+                ...subject,
+                actor: 'system',
+                kind: 'instance.stopping',
+                message: `${instance.id} stopping: ${reason}`,
+              }),
+            });
+          }
+          store.transitionInstance(instance.id, 'stopped', reason, {
+            facts: { endedAt: now },
+            event: () => ({
+              ...subject,
+              actor: 'system',
+              kind: 'instance.stopped',
+              message: `${instance.id} stopped: ${reason}`,
+            }),
+          });
         }
         endedInstances = live.length;
-        store.appendEvent({
+        store.events.record({
           actor: 'system',
           kind: 'backup.restored',
-          app: null,
-          service: null,
-          instance: null,
           message: `restored from a backup of ${manifest.dataDir} taken ${new Date(manifest.createdAt).toISOString()} (${manifest.apps.length} apps)`,
           data: { from: manifest.dataDir, createdAt: manifest.createdAt, apps: manifest.apps },
         });
       });
     } finally {
-      store.close();
+      db.close();
     }
     return { manifest, endedInstances, masterKey };
   } finally {

@@ -1,8 +1,8 @@
 // Watches deployments in progress: counts failed new instances (the circuit breaker), ends them when done.
 import type { Deployment } from '../../domain/deployment.js';
 import type { Instance } from '../../domain/instance.js';
+import { type Clock, systemClock } from '../../lib/clock.js';
 import type { AppManager } from '../app-manager.js';
-import type { EventLog } from '../event-log.js';
 import { tailInstances } from '../logs/instance-logs.js';
 import type { Store } from '../store/store.js';
 
@@ -11,15 +11,13 @@ const OUTPUT_LINES_IN_REASON = 10;
 
 export class DeploymentTracker {
   readonly #store: Store;
-  readonly #events: EventLog;
   readonly #apps: AppManager;
-  readonly #now: () => number;
+  readonly #clock: Clock;
 
-  constructor(store: Store, events: EventLog, apps: AppManager, now: () => number = Date.now) {
+  constructor(store: Store, apps: AppManager, clock: Clock = systemClock) {
     this.#store = store;
-    this.#events = events;
     this.#apps = apps;
-    this.#now = now;
+    this.#clock = clock;
   }
 
   /**
@@ -33,15 +31,17 @@ export class DeploymentTracker {
     const entry = deployment.services.find((s) => s.name === instance.service);
     if (!entry) return;
     entry.failures += 1;
-    this.#store.updateDeployment(deployment.id, { services: deployment.services });
-    this.#events.record({
-      actor: 'deployer',
-      kind: 'deployment.instance_failed',
-      app: instance.app,
-      service: instance.service,
-      instance: instance.id,
-      message: `v${deployment.toRelease} ${instance.service}: ${entry.failures}/${entry.threshold} new instances failed (${reason})`,
-      data: { deployment: deployment.id, failures: entry.failures, threshold: entry.threshold, reason },
+    this.#store.transaction(() => {
+      this.#store.setDeploymentServices(deployment.id, deployment.services);
+      this.#store.events.record({
+        actor: 'deployer',
+        kind: 'deployment.instance_failed',
+        app: instance.app,
+        service: instance.service,
+        instance: instance.id,
+        message: `v${deployment.toRelease} ${instance.service}: ${entry.failures}/${entry.threshold} new instances failed (${reason})`,
+        data: { deployment: deployment.id, failures: entry.failures, threshold: entry.threshold, reason },
+      });
     });
     if (entry.failures < entry.threshold) return;
     const output = tailInstances([instance], OUTPUT_LINES_IN_REASON)
@@ -62,9 +62,8 @@ export class DeploymentTracker {
     const status = this.#apps.status(deployment.app);
     const involved = status.services.filter((s) => deployment.services.some((d) => d.name === s.name));
     if (!involved.every((s) => s.converged)) return;
-    const now = this.#now();
-    this.#store.updateDeployment(deployment.id, { state: 'succeeded', endedAt: now });
-    this.#events.record({
+    const now = this.#clock.now();
+    this.#store.transitionDeployment(deployment.id, 'succeeded', null, () => ({
       actor: 'deployer',
       kind: 'deployment.succeeded',
       app: deployment.app,
@@ -74,7 +73,7 @@ export class DeploymentTracker {
         release: deployment.toRelease,
         durationMs: now - deployment.startedAt,
       },
-    });
+    }));
     this.#apps.pruneArtifacts(deployment.app);
   }
 }

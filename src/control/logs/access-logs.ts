@@ -2,6 +2,7 @@
 import { appendFileSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../../lib/logger.js';
+import { every, type Ticker } from '../../lib/ticker.js';
 import type { Store } from '../store/store.js';
 import { readRange } from './app-logs.js';
 
@@ -54,7 +55,7 @@ export class AccessLogSplitter {
   readonly #options: AccessLogSplitterOptions;
   #offset: number;
   #partial = Buffer.alloc(0);
-  #timer: NodeJS.Timeout | undefined;
+  #ticker: Ticker | undefined;
 
   constructor(options: AccessLogSplitterOptions) {
     this.#options = options;
@@ -62,18 +63,16 @@ export class AccessLogSplitter {
   }
 
   start(): void {
-    this.#timer = setInterval(() => {
-      try {
-        this.poll();
-      } catch (error) {
-        this.#options.log.warn({ err: error }, 'splitting the access log failed');
-      }
-    }, this.#options.pollMs ?? 250);
-    this.#timer.unref();
+    // The proxy (another process) writes the file: polling is the way to follow it.
+    this.#ticker ??= every(this.#options.pollMs ?? 250, () => void this.poll(), {
+      name: 'access log splitting',
+      log: this.#options.log,
+    });
   }
 
-  stop(): void {
-    clearInterval(this.#timer);
+  async stop(): Promise<void> {
+    await this.#ticker?.stop();
+    this.#ticker = undefined;
     this.poll();
   }
 

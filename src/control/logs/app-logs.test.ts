@@ -6,10 +6,11 @@ import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { openTestState, seedInstance } from '../../../test/fakes/state.js';
 import type { Instance } from '../../domain/instance.js';
 import type { AppLogLine } from '../../domain/metrics-types.js';
 import { silentLogger } from '../../lib/logger.js';
-import { Store } from '../store/store.js';
+import type { Store } from '../store/store.js';
 import { AppLogFollower, readAppLogs, tailMatching } from './app-logs.js';
 import { LogRetention } from './log-retention.js';
 import { formatSyslog, HttpsSink } from './log-sinks.js';
@@ -41,7 +42,7 @@ function instance(id: string, service: string, state: Instance['state'] = 'healt
 
 function setup(): { store: Store; logDir: string } {
   const root = mkdtempSync(join(tmpdir(), 'berth-logs-'));
-  const store = new Store(join(root, 'state.db'));
+  const { store } = openTestState();
   const logDir = join(root, 'logs');
   mkdirSync(join(logDir, 'shop'), { recursive: true });
   return { store, logDir };
@@ -50,11 +51,11 @@ function setup(): { store: Store; logDir: string } {
 describe('app logs', () => {
   it('merges instances and events in time order and filters by service, grep and since', () => {
     const { store, logDir } = setup();
-    store.insertInstance(instance('web-1', 'web'));
-    store.insertInstance(instance('worker-1', 'worker'));
+    seedInstance(store, instance('web-1', 'web'));
+    seedInstance(store, instance('worker-1', 'worker'));
     writeFileSync(join(logDir, 'shop', 'web-1.log'), record(1000, 'web a') + record(3000, 'web b', 'err'));
     writeFileSync(join(logDir, 'shop', 'worker-1.log'), record(2000, 'worker a') + record(4000, 'worker b'));
-    store.appendEvent({
+    store.events.record({
       at: 2500,
       actor: 'admin',
       kind: 'app.applied',
@@ -113,7 +114,7 @@ describe('app logs', () => {
 
   it('follows new lines, holding back a partial last line until it is complete', () => {
     const { store, logDir } = setup();
-    store.insertInstance(instance('web-1', 'web'));
+    seedInstance(store, instance('web-1', 'web'));
     const path = join(logDir, 'shop', 'web-1.log');
     writeFileSync(path, record(1, 'old'));
     const follower = new AppLogFollower(store, logDir, 'shop', {});
@@ -130,10 +131,10 @@ describe('app logs', () => {
 
   it('deletes ended instances’ files past their age or the app’s size cap, never a live one', () => {
     const { store, logDir } = setup();
-    store.insertInstance(instance('live', 'web'));
-    store.insertInstance(instance('old', 'web', 'stopped'));
-    store.insertInstance(instance('big', 'web', 'crashed'));
-    store.insertInstance(instance('recent', 'web', 'stopped'));
+    seedInstance(store, instance('live', 'web'));
+    seedInstance(store, instance('old', 'web', 'stopped'));
+    seedInstance(store, instance('big', 'web', 'crashed'));
+    seedInstance(store, instance('recent', 'web', 'stopped'));
     const now = Date.now();
     const file = (id: string, bytes: number, ageMs: number): string => {
       const path = join(logDir, 'shop', `${id}.log`);

@@ -1,12 +1,14 @@
 // Log drains: per app, follow its instances' output and events and forward every line to HTTPS or syslog sinks.
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type Database from 'better-sqlite3';
+import { z } from 'zod';
 import { BerthError } from '../../domain/errors.js';
 import type { DrainKind, DrainView } from '../../domain/metrics-types.js';
 import type { Clock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/logger.js';
-import type { EventLog } from '../event-log.js';
+import { every, type Ticker } from '../../lib/ticker.js';
+import type { Database, Migration } from '../store/database.js';
+import type { EventStore } from '../store/event-store.js';
 import type { Store } from '../store/store.js';
 import { AppLogFollower } from './app-logs.js';
 import { HttpsSink, type LogSink, SyslogSink } from './log-sinks.js';
@@ -17,14 +19,32 @@ export interface DrainOptions {
   maxQueued?: number;
 }
 
-interface DrainRow {
-  id: string;
-  app: string;
-  kind: DrainKind;
-  url: string;
-  options_json: string;
-  created_at: number;
-}
+export const DRAIN_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'log drains',
+    sql: `
+      CREATE TABLE log_drains (
+        id TEXT PRIMARY KEY,
+        app TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        url TEXT NOT NULL,
+        options_json TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+      );
+    `,
+  },
+];
+
+const drainRow = z.object({
+  id: z.string(),
+  app: z.string(),
+  kind: z.enum(['https', 'syslog']),
+  url: z.string(),
+  options_json: z.string(),
+  created_at: z.number(),
+});
+type DrainRow = z.output<typeof drainRow> & { kind: DrainKind };
 
 interface RunningDrain {
   row: DrainRow;
@@ -34,9 +54,9 @@ interface RunningDrain {
 }
 
 export interface DrainManagerOptions {
-  db: Database.Database;
+  db: Database;
   store: Store;
-  events: EventLog;
+  events: EventStore;
   log: Logger;
   clock: Clock;
   logDir: string;
@@ -72,24 +92,33 @@ function invalidUrl(url: string, message: string): BerthError {
 export class DrainManager {
   readonly #options: DrainManagerOptions;
   readonly #running = new Map<string, RunningDrain>();
-  #timer: NodeJS.Timeout | undefined;
-  #reportTimer: NodeJS.Timeout | undefined;
+  #pump: Ticker | undefined;
+  #report: Ticker | undefined;
+
+  readonly #s: ReturnType<typeof statements>;
 
   constructor(options: DrainManagerOptions) {
+    options.db.migrate('drains', DRAIN_MIGRATIONS);
     this.#options = options;
+    this.#s = statements(options.db);
   }
 
   start(): void {
     for (const row of this.#rows()) this.#open(row);
-    this.#timer = setInterval(() => this.pump(), this.#options.pollMs ?? 200);
-    this.#timer.unref();
-    this.#reportTimer = setInterval(() => this.reportDrops(), 10_000);
-    this.#reportTimer.unref();
+    // Instances' output files are written by their shims (other processes): polling is the way to follow them.
+    const { log, clock } = this.#options;
+    this.#pump ??= every(this.#options.pollMs ?? 200, () => this.pump(), {
+      name: 'log drain pump',
+      log,
+      clock,
+    });
+    this.#report ??= every(10_000, () => this.reportDrops(), { name: 'log drain drop report', log, clock });
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.#timer);
-    clearInterval(this.#reportTimer);
+    await Promise.all([this.#pump?.stop(), this.#report?.stop()]);
+    this.#pump = undefined;
+    this.#report = undefined;
     this.pump();
     await Promise.all([...this.#running.values()].map((d) => d.sink.flush(2000)));
     this.reportDrops();
@@ -144,11 +173,7 @@ export class DrainManager {
       options_json: JSON.stringify(options),
       created_at: this.#options.clock.now(),
     };
-    this.#options.db
-      .prepare(
-        'INSERT INTO log_drains (id, app, kind, url, options_json, created_at) VALUES (@id, @app, @kind, @url, @options_json, @created_at)',
-      )
-      .run(row);
+    this.#s.insert.run(row);
     this.#open(row);
     this.#options.events.record({
       actor: 'admin',
@@ -161,7 +186,7 @@ export class DrainManager {
   }
 
   async remove(app: string, id: string): Promise<void> {
-    const result = this.#options.db.prepare('DELETE FROM log_drains WHERE app = ? AND id = ?').run(app, id);
+    const result = this.#s.remove.run(app, id);
     if (result.changes === 0) throw new BerthError('not_found', `no drain ${id} for app ${app}`);
     const running = this.#running.get(id);
     this.#running.delete(id);
@@ -179,11 +204,7 @@ export class DrainManager {
   }
 
   #rows(app?: string): DrainRow[] {
-    return (
-      app === undefined
-        ? this.#options.db.prepare('SELECT * FROM log_drains ORDER BY created_at').all()
-        : this.#options.db.prepare('SELECT * FROM log_drains WHERE app = ? ORDER BY created_at').all(app)
-    ) as DrainRow[];
+    return app === undefined ? this.#s.all.all() : this.#s.ofApp.all(app);
   }
 
   #open(row: DrainRow): void {
@@ -213,6 +234,17 @@ export class DrainManager {
       lastError: stats?.lastError ?? null,
     };
   }
+}
+
+function statements(db: Database) {
+  return {
+    insert: db.statement(
+      'INSERT INTO log_drains (id, app, kind, url, options_json, created_at) VALUES (@id, @app, @kind, @url, @options_json, @created_at)',
+    ),
+    remove: db.statement('DELETE FROM log_drains WHERE app = ? AND id = ?'),
+    all: db.statement('SELECT * FROM log_drains ORDER BY created_at', drainRow),
+    ofApp: db.statement('SELECT * FROM log_drains WHERE app = ? ORDER BY created_at', drainRow),
+  };
 }
 
 /** Drain URLs often carry a token (user info or query): never show it. */

@@ -2,6 +2,7 @@
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import type { LogLine } from '../../domain/api-types.js';
 import type { Instance } from '../../domain/instance.js';
+import { systemClock } from '../../lib/clock.js';
 
 interface Source {
   instance: string;
@@ -104,12 +105,7 @@ export async function followInstances(
       for (const line of lines) batch.push(parseOutputLine(source.instance, line));
     }
     for (const line of byTime(batch)) onLine(line);
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, pollMs);
-      signal.addEventListener('abort', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    // The files are written by the instances' shims (other processes): polling is the way to follow them.
+    await systemClock.sleep(pollMs, { signal });
   }
 }

@@ -3,6 +3,7 @@ import { readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { isLive } from '../../domain/instance.js';
 import type { Logger } from '../../lib/logger.js';
+import { every, type Ticker } from '../../lib/ticker.js';
 import type { Store } from '../store/store.js';
 
 export interface LogRetentionPolicy {
@@ -35,7 +36,7 @@ export interface LogRetentionOptions {
 export class LogRetention {
   readonly #options: LogRetentionOptions;
   readonly #policy: LogRetentionPolicy;
-  #timer: NodeJS.Timeout | undefined;
+  #ticker: Ticker | undefined;
 
   constructor(options: LogRetentionOptions) {
     this.#options = options;
@@ -43,18 +44,15 @@ export class LogRetention {
   }
 
   start(everyMs = 60_000): void {
-    this.#timer = setInterval(() => {
-      try {
-        this.enforce();
-      } catch (error) {
-        this.#options.log.warn({ err: error }, 'log retention failed');
-      }
-    }, everyMs);
-    this.#timer.unref();
+    this.#ticker ??= every(everyMs, () => void this.enforce(), {
+      name: 'log retention',
+      log: this.#options.log,
+    });
   }
 
-  stop(): void {
-    clearInterval(this.#timer);
+  async stop(): Promise<void> {
+    await this.#ticker?.stop();
+    this.#ticker = undefined;
   }
 
   /**

@@ -1,13 +1,9 @@
 // Unit tests: CloudWatch-style alarm evaluation (M of N, missing data), state changes as events and webhooks.
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { openTestState } from '../../../test/fakes/state.js';
 import type { AlarmRule } from '../../domain/metrics-types.js';
 import { silentLogger } from '../../lib/logger.js';
-import { EventLog } from '../event-log.js';
-import { Store } from '../store/store.js';
 import { AlarmManager, evaluateAlarm } from './alarms.js';
 import { emptyDelta, MetricsStore } from './metrics-store.js';
 
@@ -31,13 +27,12 @@ describe('evaluateAlarm', () => {
 
 describe('AlarmManager', () => {
   it('goes INSUFFICIENT_DATA → ALARM → OK on the 5xx rate, recording events and calling the webhook', () => {
-    const store = new Store(join(mkdtempSync(join(tmpdir(), 'berth-alarms-')), 'state.db'));
+    const { db, store, events } = openTestState();
     store.createRelease({ app: 'shop' } as never, '/tmp', 'v1');
-    const metrics = new MetricsStore(store.db);
-    const events = new EventLog(store, silentLogger);
+    const metrics = new MetricsStore(db);
     const calls: unknown[] = [];
     const alarms = new AlarmManager({
-      db: store.db,
+      db,
       metrics,
       events,
       log: silentLogger,
@@ -97,11 +92,11 @@ describe('AlarmManager', () => {
   });
 
   it('refuses a period that is not a stored resolution, and M greater than N', () => {
-    const store = new Store(join(mkdtempSync(join(tmpdir(), 'berth-alarms-')), 'state.db'));
+    const { db, events } = openTestState();
     const alarms = new AlarmManager({
-      db: store.db,
-      metrics: new MetricsStore(store.db),
-      events: new EventLog(store, silentLogger),
+      db,
+      metrics: new MetricsStore(db),
+      events,
       log: silentLogger,
     });
     const base: AlarmRule = {

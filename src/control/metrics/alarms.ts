@@ -1,5 +1,5 @@
 // Threshold alarms on service series, evaluated like CloudWatch (period, M of N datapoints), with events and webhooks.
-import type Database from 'better-sqlite3';
+import { z } from 'zod';
 import { BerthError } from '../../domain/errors.js';
 import type {
   AlarmComparison,
@@ -10,7 +10,8 @@ import type {
   MetricPoint,
 } from '../../domain/metrics-types.js';
 import type { Logger } from '../../lib/logger.js';
-import type { EventLog } from '../event-log.js';
+import type { Database, Migration } from '../store/database.js';
+import type { EventStore } from '../store/event-store.js';
 import type { MetricsStore } from './metrics-store.js';
 
 /** The value of `metric` in one datapoint; null when it has no value (no requests for a rate or a latency). */
@@ -84,19 +85,40 @@ function round(value: number): number {
   return Math.round(value * 100) / 100;
 }
 
-interface AlarmRow {
-  app: string;
-  name: string;
-  rule_json: string;
-  state: AlarmState;
-  reason: string;
-  state_at: number;
-}
+export const ALARM_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'alarms',
+    sql: `
+      CREATE TABLE alarms (
+        app TEXT NOT NULL,
+        name TEXT NOT NULL,
+        rule_json TEXT NOT NULL,
+        state TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        state_at INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (app, name)
+      );
+    `,
+  },
+];
+
+const alarmRow = z.object({
+  app: z.string(),
+  name: z.string(),
+  rule_json: z.string(),
+  state: z.enum(['OK', 'ALARM', 'INSUFFICIENT_DATA']),
+  reason: z.string(),
+  state_at: z.number(),
+  created_at: z.number(),
+});
+type AlarmRow = z.output<typeof alarmRow>;
 
 export interface AlarmManagerOptions {
-  db: Database.Database;
+  db: Database;
   metrics: MetricsStore;
-  events: EventLog;
+  events: EventStore;
   log: Logger;
   /** Sends a webhook; defaults to a POST with fetch and a 5 s timeout. */
   notify?: (url: string, body: unknown) => Promise<void>;
@@ -116,8 +138,12 @@ export class AlarmManager {
   readonly #options: AlarmManagerOptions;
   readonly #notify: (url: string, body: unknown) => Promise<void>;
 
+  readonly #s: ReturnType<typeof statements>;
+
   constructor(options: AlarmManagerOptions) {
+    options.db.migrate('alarms', ALARM_MIGRATIONS);
     this.#options = options;
+    this.#s = statements(options.db);
     this.#notify = options.notify ?? postJson;
   }
 
@@ -138,14 +164,7 @@ export class AlarmManager {
         issues: [{ path: 'body.datapointsToAlarm', message: `at most ${rule.evaluationPeriods}` }],
       });
     }
-    this.#options.db
-      .prepare(
-        `INSERT INTO alarms (app, name, rule_json, state, reason, state_at, created_at)
-         VALUES (?, ?, ?, 'INSUFFICIENT_DATA', 'not evaluated yet', ?, ?)
-         ON CONFLICT (app, name) DO UPDATE SET rule_json = excluded.rule_json, state = 'INSUFFICIENT_DATA',
-           reason = 'rule changed', state_at = excluded.state_at`,
-      )
-      .run(rule.app, rule.name, JSON.stringify(rule), now, now);
+    this.#s.put.run(rule.app, rule.name, JSON.stringify(rule), now, now);
     this.#options.events.record({
       actor: 'admin',
       kind: 'alarm.configured',
@@ -158,23 +177,21 @@ export class AlarmManager {
   }
 
   get(app: string, name: string): AlarmView | undefined {
-    const row = this.#options.db.prepare('SELECT * FROM alarms WHERE app = ? AND name = ?').get(app, name) as
-      | AlarmRow
-      | undefined;
+    const row = this.#s.get.get(app, name);
     return row && toView(row);
   }
 
   list(app?: string): AlarmView[] {
-    const rows = (
-      app === undefined
-        ? this.#options.db.prepare('SELECT * FROM alarms ORDER BY app, name').all()
-        : this.#options.db.prepare('SELECT * FROM alarms WHERE app = ? ORDER BY name').all(app)
-    ) as AlarmRow[];
-    return rows.map(toView);
+    return (app === undefined ? this.#s.all.all() : this.#s.ofApp.all(app)).map(toView);
+  }
+
+  /** The app's alarm states by name, as last evaluated (the autoscaler's step rules read them). */
+  states(app: string): Map<string, AlarmState> {
+    return new Map(this.#s.ofApp.all(app).map((row) => [row.name, row.state]));
   }
 
   remove(app: string, name: string): void {
-    const result = this.#options.db.prepare('DELETE FROM alarms WHERE app = ? AND name = ?').run(app, name);
+    const result = this.#s.remove.run(app, name);
     if (result.changes === 0) throw new BerthError('not_found', `no alarm ${name} for app ${app}`);
     this.#options.events.record({
       actor: 'admin',
@@ -200,14 +217,10 @@ export class AlarmManager {
       );
       const { state, reason } = evaluateAlarm(alarm, datapoints);
       if (state === alarm.state) {
-        this.#options.db
-          .prepare('UPDATE alarms SET reason = ? WHERE app = ? AND name = ?')
-          .run(reason, alarm.app, alarm.name);
+        this.#s.setReason.run(reason, alarm.app, alarm.name);
         continue;
       }
-      this.#options.db
-        .prepare('UPDATE alarms SET state = ?, reason = ?, state_at = ? WHERE app = ? AND name = ?')
-        .run(state, reason, now, alarm.app, alarm.name);
+      this.#s.setState.run(state, reason, now, alarm.app, alarm.name);
       const view: AlarmView = { ...alarm, state, reason, stateAt: now };
       changed.push(view);
       this.#options.events.record({
@@ -239,6 +252,25 @@ export class AlarmManager {
 
 export function describeRule(rule: AlarmRule): string {
   return `${rule.service} ${rule.metric} ${rule.comparison} ${rule.threshold} for ${rule.datapointsToAlarm} of ${rule.evaluationPeriods} × ${rule.periodMs / 1000}s`;
+}
+
+function statements(db: Database) {
+  return {
+    put: db.statement(
+      `INSERT INTO alarms (app, name, rule_json, state, reason, state_at, created_at)
+       VALUES (?, ?, ?, 'INSUFFICIENT_DATA', 'not evaluated yet', ?, ?)
+       ON CONFLICT (app, name) DO UPDATE SET rule_json = excluded.rule_json, state = 'INSUFFICIENT_DATA',
+         reason = 'rule changed', state_at = excluded.state_at`,
+    ),
+    get: db.statement('SELECT * FROM alarms WHERE app = ? AND name = ?', alarmRow),
+    all: db.statement('SELECT * FROM alarms ORDER BY app, name', alarmRow),
+    ofApp: db.statement('SELECT * FROM alarms WHERE app = ? ORDER BY name', alarmRow),
+    remove: db.statement('DELETE FROM alarms WHERE app = ? AND name = ?'),
+    setReason: db.statement('UPDATE alarms SET reason = ? WHERE app = ? AND name = ?'),
+    setState: db.statement(
+      'UPDATE alarms SET state = ?, reason = ?, state_at = ? WHERE app = ? AND name = ?',
+    ),
+  };
 }
 
 function toView(row: AlarmRow): AlarmView {

@@ -3,6 +3,7 @@ import type { Instance, InstanceUsage } from '../../domain/instance.js';
 import type { Counters, MetricsResponse } from '../../domain/route-table.js';
 import type { Clock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/logger.js';
+import { every, type Ticker } from '../../lib/ticker.js';
 import type { Store } from '../store/store.js';
 import { bucketBound, fromCumulative, type SparseHistogram, subtract } from './latency.js';
 import { type CounterDelta, emptyDelta, type InstanceSample, type MetricsStore } from './metrics-store.js';
@@ -39,18 +40,13 @@ export class MetricsCollector {
   readonly #options: MetricsCollectorOptions;
   readonly #cursors = new Map<string, Cursor>();
   #latest: { at: number; proxy: MetricsResponse } | undefined;
-  #stop = new AbortController();
-  #loop: Promise<void> | undefined;
+  #ticker: Ticker | undefined;
   #lastRetention = 0;
   #lastCollectedAt: number | undefined;
 
   constructor(options: MetricsCollectorOptions) {
     this.#options = options;
-    const rows = options.store.db.prepare('SELECT target, counters_json FROM metric_cursors').all() as {
-      target: string;
-      counters_json: string;
-    }[];
-    for (const row of rows) this.#cursors.set(row.target, JSON.parse(row.counters_json) as Cursor);
+    for (const [target, cursor] of options.metrics.loadCursors()) this.#cursors.set(target, cursor as Cursor);
   }
 
   /** The proxy's counters as last read, for the Prometheus endpoint (no extra admin call per scrape). */
@@ -59,26 +55,19 @@ export class MetricsCollector {
   }
 
   start(): void {
-    const interval = this.#options.intervalMs ?? DEFAULT_COLLECT_INTERVAL_MS;
-    this.#stop = new AbortController();
-    const signal = this.#stop.signal;
-    this.#loop = (async () => {
-      while (!signal.aborted) {
-        try {
-          await this.collectNow();
-        } catch (error) {
-          this.#options.log.warn({ err: error }, 'metrics collection failed');
-        }
-        // Align to the interval so buckets get an even number of samples.
-        const now = this.#options.clock.now();
-        await this.#options.clock.sleep(interval - (now % interval), signal);
-      }
-    })();
+    // Aligned to the interval so buckets get an even number of samples.
+    this.#ticker ??= every(this.#options.intervalMs ?? DEFAULT_COLLECT_INTERVAL_MS, () => this.collectNow(), {
+      name: 'metrics collection',
+      log: this.#options.log,
+      clock: this.#options.clock,
+      immediate: true,
+      align: true,
+    });
   }
 
   async stop(): Promise<void> {
-    this.#stop.abort();
-    await this.#loop;
+    await this.#ticker?.stop();
+    this.#ticker = undefined;
   }
 
   /** One collection: counters → increments since the last one, gauges sampled now; stored in one transaction. */
@@ -263,19 +252,8 @@ export class MetricsCollector {
   }
 
   #saveCursors(seen: ReadonlySet<string>, at: number): void {
-    const db = this.#options.store.db;
-    const put = db.prepare(
-      'INSERT INTO metric_cursors (target, counters_json, at) VALUES (?, ?, ?) ON CONFLICT (target) DO UPDATE SET counters_json = excluded.counters_json, at = excluded.at',
-    );
-    const remove = db.prepare('DELETE FROM metric_cursors WHERE target = ?');
-    db.transaction(() => {
-      for (const key of seen) put.run(key, JSON.stringify(this.#cursors.get(key)), at);
-      for (const key of [...this.#cursors.keys()]) {
-        if (seen.has(key)) continue;
-        this.#cursors.delete(key);
-        remove.run(key);
-      }
-    })();
+    this.#options.metrics.saveCursors(this.#cursors, seen, at);
+    for (const key of [...this.#cursors.keys()]) if (!seen.has(key)) this.#cursors.delete(key);
   }
 }
 

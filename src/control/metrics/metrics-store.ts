@@ -1,11 +1,12 @@
 // Metric series in SQLite: per-instance buckets at two resolutions, written together, queried and merged per group.
-import type Database from 'better-sqlite3';
+import { z } from 'zod';
 import type {
   MetricPoint,
   MetricSeries,
   MetricsGrouping,
   MetricsQueryResult,
 } from '../../domain/metrics-types.js';
+import type { Database, Migration, Statement } from '../store/database.js';
 import { countOf, mean, mergeInto, quantile, type SparseHistogram } from './latency.js';
 
 /** How fine and how long series are kept. Both resolutions are written as data arrives (the rollup). */
@@ -83,35 +84,87 @@ export function emptyDelta(): CounterDelta {
   };
 }
 
-interface PointRow {
-  at: number;
-  app: string;
-  service: string;
-  release: number;
-  instance: string;
-  requests: number;
-  s1xx: number;
-  s2xx: number;
-  s3xx: number;
-  s4xx: number;
-  s5xx: number;
-  e499: number;
-  e502: number;
-  e503: number;
-  e504: number;
-  bytes_in: number;
-  bytes_out: number;
-  latency_json: string;
-  latency_max: number;
-  samples: number;
-  in_flight_sum: number;
-  usage_samples: number;
-  cpu_sum: number;
-  memory_sum: number;
-  memory_limit: number | null;
-  healthy: number;
-  unhealthy: number;
-}
+const pointRow = z.object({
+  resolution: z.number().int(),
+  at: z.number(),
+  app: z.string(),
+  service: z.string(),
+  release: z.number().int(),
+  instance: z.string(),
+  requests: z.number(),
+  s1xx: z.number(),
+  s2xx: z.number(),
+  s3xx: z.number(),
+  s4xx: z.number(),
+  s5xx: z.number(),
+  e499: z.number(),
+  e502: z.number(),
+  e503: z.number(),
+  e504: z.number(),
+  bytes_in: z.number(),
+  bytes_out: z.number(),
+  latency_json: z.string(),
+  latency_max: z.number(),
+  samples: z.number(),
+  in_flight_sum: z.number(),
+  usage_samples: z.number(),
+  cpu_sum: z.number(),
+  memory_sum: z.number(),
+  memory_limit: z.number().nullable(),
+  healthy: z.number(),
+  unhealthy: z.number(),
+});
+type PointRow = z.output<typeof pointRow>;
+
+export const METRICS_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'metric points and collector cursors',
+    sql: `
+      -- One row per instance per time bucket, at each resolution (10 s and 60 s are written together, so the
+      -- coarse series is rolled up as data arrives and needs no batch job). instance '' holds what reached no
+      -- target (the proxy's 503s for an empty group).
+      CREATE TABLE metric_points (
+        resolution INTEGER NOT NULL,
+        at INTEGER NOT NULL,
+        app TEXT NOT NULL,
+        service TEXT NOT NULL,
+        release INTEGER NOT NULL,
+        instance TEXT NOT NULL,
+        requests INTEGER NOT NULL DEFAULT 0,
+        s1xx INTEGER NOT NULL DEFAULT 0,
+        s2xx INTEGER NOT NULL DEFAULT 0,
+        s3xx INTEGER NOT NULL DEFAULT 0,
+        s4xx INTEGER NOT NULL DEFAULT 0,
+        s5xx INTEGER NOT NULL DEFAULT 0,
+        e499 INTEGER NOT NULL DEFAULT 0,
+        e502 INTEGER NOT NULL DEFAULT 0,
+        e503 INTEGER NOT NULL DEFAULT 0,
+        e504 INTEGER NOT NULL DEFAULT 0,
+        bytes_in INTEGER NOT NULL DEFAULT 0,
+        bytes_out INTEGER NOT NULL DEFAULT 0,
+        latency_json TEXT NOT NULL DEFAULT '{}',
+        latency_max REAL NOT NULL DEFAULT 0,
+        samples INTEGER NOT NULL DEFAULT 0,
+        in_flight_sum REAL NOT NULL DEFAULT 0,
+        usage_samples INTEGER NOT NULL DEFAULT 0,
+        cpu_sum REAL NOT NULL DEFAULT 0,
+        memory_sum REAL NOT NULL DEFAULT 0,
+        memory_limit REAL,
+        healthy INTEGER NOT NULL DEFAULT 0,
+        unhealthy INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (resolution, app, service, instance, at)
+      );
+      CREATE INDEX metric_points_by_time ON metric_points (resolution, at);
+      -- The collector's last-seen cumulative counters per proxy target, so a restart counts on.
+      CREATE TABLE metric_cursors (
+        target TEXT PRIMARY KEY,
+        counters_json TEXT NOT NULL,
+        at INTEGER NOT NULL
+      );
+    `,
+  },
+];
 
 export interface MetricsQuery {
   app: string;
@@ -125,19 +178,27 @@ export interface MetricsQuery {
   collapse?: boolean;
 }
 
+/**
+ * The repository of the metrics tables: buckets of every series, and the collector's cursors. The one instance
+ * of a control plane is shared by the collector, the API, alarms and the autoscaler.
+ */
 export class MetricsStore {
-  readonly #db: Database.Database;
+  readonly #db: Database;
   readonly retention: MetricsRetention;
-  readonly #upsert: Database.Statement;
-  readonly #latencyOf: Database.Statement;
+  readonly #upsert: Statement<never>;
+  readonly #latencyOf: Statement<{ latency_json: string }>;
+  readonly #remove: Statement<never>;
 
-  constructor(db: Database.Database, retention: MetricsRetention = DEFAULT_RETENTION) {
+  constructor(db: Database, retention: MetricsRetention = DEFAULT_RETENTION) {
+    db.migrate('metrics', METRICS_MIGRATIONS);
     this.#db = db;
     this.retention = retention;
-    this.#latencyOf = db.prepare(
+    this.#latencyOf = db.statement(
       'SELECT latency_json FROM metric_points WHERE resolution = ? AND app = ? AND service = ? AND instance = ? AND at = ?',
+      z.object({ latency_json: z.string() }),
     );
-    this.#upsert = db.prepare(`
+    this.#remove = db.statement('DELETE FROM metric_points WHERE resolution = ? AND at < ?');
+    this.#upsert = db.statement(`
       INSERT INTO metric_points (resolution, at, app, service, release, instance, requests, s1xx, s2xx, s3xx, s4xx,
         s5xx, e499, e502, e503, e504, bytes_in, bytes_out, latency_json, latency_max, samples, in_flight_sum,
         usage_samples, cpu_sum, memory_sum, memory_limit, healthy, unhealthy)
@@ -165,22 +226,19 @@ export class MetricsStore {
 
   /** Adds one collection's samples to the buckets containing `at`, at both resolutions, in one transaction. */
   record(at: number, samples: readonly InstanceSample[]): void {
-    const write = this.#db.transaction(() => {
+    this.#db.transaction(() => {
       for (const resolution of [this.retention.fineMs, this.retention.coarseMs]) {
         const bucket = Math.floor(at / resolution) * resolution;
         for (const sample of samples) this.#write(resolution, bucket, sample);
       }
     });
-    write();
   }
 
   #write(resolution: number, at: number, sample: InstanceSample): void {
     const { delta, gauges } = sample;
     let latency = delta.latency;
     if (countOf(latency) > 0) {
-      const existing = this.#latencyOf.get(resolution, sample.app, sample.service, sample.instance, at) as
-        | { latency_json: string }
-        | undefined;
+      const existing = this.#latencyOf.get(resolution, sample.app, sample.service, sample.instance, at);
       if (existing) latency = mergeInto(JSON.parse(existing.latency_json) as SparseHistogram, latency);
     }
     const hasUsage = gauges !== undefined && gauges.cpuPercent !== null;
@@ -219,10 +277,9 @@ export class MetricsStore {
   /** Deletes buckets older than each resolution's retention. Returns how many rows went. */
   enforceRetention(now: number): number {
     const { fineMs, fineRetentionMs, coarseMs, coarseRetentionMs } = this.retention;
-    const remove = this.#db.prepare('DELETE FROM metric_points WHERE resolution = ? AND at < ?');
     return (
-      remove.run(fineMs, now - fineRetentionMs).changes +
-      remove.run(coarseMs, now - coarseRetentionMs).changes
+      this.#remove.run(fineMs, now - fineRetentionMs).changes +
+      this.#remove.run(coarseMs, now - coarseRetentionMs).changes
     );
   }
 
@@ -232,18 +289,19 @@ export class MetricsStore {
   }
 
   /** Series of one app (optionally one service), grouped per service, release or instance, oldest first. */
-  query(query: MetricsQuery, now = Date.now()): MetricsQueryResult {
+  query(query: MetricsQuery, now: number): MetricsQueryResult {
     const by = query.by ?? 'service';
     const resolutionMs = query.resolutionMs ?? this.resolutionFor(query.from, now);
     const from = Math.floor(query.from / resolutionMs) * resolutionMs;
     const rows = this.#db
-      .prepare(
+      .statement(
         `SELECT * FROM metric_points WHERE resolution = ? AND app = ? AND at >= ? AND at < ?
          ${query.service === undefined ? '' : 'AND service = ?'} ORDER BY at`,
+        pointRow,
       )
       .all(
         ...[resolutionMs, query.app, from, query.to, ...(query.service === undefined ? [] : [query.service])],
-      ) as PointRow[];
+      );
 
     const groups = new Map<
       string,
@@ -288,9 +346,33 @@ export class MetricsStore {
 
   /** Apps that have any series. */
   apps(): string[] {
-    return (
-      this.#db.prepare('SELECT DISTINCT app FROM metric_points ORDER BY app').all() as { app: string }[]
-    ).map((r) => r.app);
+    return this.#db
+      .statement('SELECT DISTINCT app FROM metric_points ORDER BY app', z.object({ app: z.string() }))
+      .all()
+      .map((r) => r.app);
+  }
+
+  /** The collector's cursors: the cumulative counters of each proxy target as last seen. */
+  loadCursors(): Map<string, unknown> {
+    const rows = this.#db
+      .statement(
+        'SELECT target, counters_json FROM metric_cursors',
+        z.object({ target: z.string(), counters_json: z.string() }),
+      )
+      .all();
+    return new Map(rows.map((row) => [row.target, JSON.parse(row.counters_json) as unknown]));
+  }
+
+  /** Saves the cursors of `seen` targets and forgets every other one, in one transaction. */
+  saveCursors(cursors: ReadonlyMap<string, unknown>, seen: ReadonlySet<string>, at: number): void {
+    const put = this.#db.statement(
+      'INSERT INTO metric_cursors (target, counters_json, at) VALUES (?, ?, ?) ON CONFLICT (target) DO UPDATE SET counters_json = excluded.counters_json, at = excluded.at',
+    );
+    const remove = this.#db.statement('DELETE FROM metric_cursors WHERE target = ?');
+    this.#db.transaction(() => {
+      for (const key of seen) put.run(key, JSON.stringify(cursors.get(key)), at);
+      for (const key of cursors.keys()) if (!seen.has(key)) remove.run(key);
+    });
   }
 }
 

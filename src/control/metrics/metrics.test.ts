@@ -1,14 +1,12 @@
 // Unit tests: histogram merging, counter deltas into buckets at two resolutions, retention, grouping.
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { openTestState, seedInstance } from '../../../test/fakes/state.js';
 import type { Instance } from '../../domain/instance.js';
 import type { Counters, MetricsResponse, TargetStatus } from '../../domain/route-table.js';
 import type { Clock } from '../../lib/clock.js';
 import { silentLogger } from '../../lib/logger.js';
-import { Store } from '../store/store.js';
+import type { Store } from '../store/store.js';
 import { bucketBound, fromCumulative, mean, quantile } from './latency.js';
 import { MetricsCollector } from './metrics-collector.js';
 import { MetricsStore } from './metrics-store.js';
@@ -95,7 +93,7 @@ function instance(id: string, state: Instance['state'] = 'healthy', release = 1)
 }
 
 function setup(): { store: Store; metrics: MetricsStore; clock: Clock & { t: number } } {
-  const store = new Store(join(mkdtempSync(join(tmpdir(), 'berth-metrics-')), 'state.db'));
+  const { db, store } = openTestState();
   store.createRelease({ app: 'shop' } as never, '/tmp', 'v1');
   store.putService({
     app: 'shop',
@@ -109,7 +107,7 @@ function setup(): { store: Store; metrics: MetricsStore; clock: Clock & { t: num
     nextStartAt: 0,
   });
   const clock = { t: 1_000_000_000_000, now: () => clock.t, sleep: async () => {} };
-  return { store, metrics: new MetricsStore(store.db), clock };
+  return { store, metrics: new MetricsStore(db), clock };
 }
 
 function response(targets: TargetStatus[], groups: Record<string, Counters> = {}): MetricsResponse {
@@ -141,8 +139,8 @@ describe('latency histograms', () => {
 describe('metrics collector and store', () => {
   it('turns counter increments into 10 s and 1 min buckets and merges instances per service', async () => {
     const { store, metrics, clock } = setup();
-    store.insertInstance(instance('web-1'));
-    store.insertInstance(instance('web-2'));
+    seedInstance(store, instance('web-1'));
+    seedInstance(store, instance('web-2'));
     let proxy = response([target('web-1', counters({}, [])), target('web-2', counters({}, []))]);
     const usage = {
       usageOf: (i: Instance) => ({ cpuPercent: i.id === 'web-1' ? 10 : 30, memoryBytes: 500, sampledAt: 0 }),
@@ -207,7 +205,7 @@ describe('metrics collector and store', () => {
 
   it('counts on from the persisted cursor after a restart and from zero after a proxy reset', async () => {
     const { store, metrics, clock } = setup();
-    store.insertInstance(instance('web-1'));
+    seedInstance(store, instance('web-1'));
     const usage = { usageOf: () => null };
     let proxy = response([target('web-1', counters({ '2xx': 50 }, Array(50).fill(5)))]);
     const make = (): MetricsCollector =>
@@ -236,8 +234,8 @@ describe('metrics collector and store', () => {
 
   it('shows a crash replaced within one interval as a dip in the healthy count', async () => {
     const { store, metrics, clock } = setup();
-    store.insertInstance(instance('web-1'));
-    store.insertInstance(instance('web-2'));
+    seedInstance(store, instance('web-1'));
+    seedInstance(store, instance('web-2'));
     const collector = new MetricsCollector({
       store,
       metrics,
@@ -248,8 +246,11 @@ describe('metrics collector and store', () => {
     });
     await collector.collectNow();
     const t = clock.t;
-    store.updateInstance('web-2', { state: 'crashed', endedAt: t + 100 });
-    store.insertInstance({ ...instance('web-3'), healthyAt: t + 300 });
+    store.transitionInstance('web-2', 'crashed', 'killed by SIGKILL', {
+      facts: { endedAt: t + 100 },
+      event: () => ({ actor: 'test', kind: 'instance.crashed', message: 'web-2 crashed' }),
+    });
+    seedInstance(store, { ...instance('web-3'), healthyAt: t + 300 });
     clock.t = t + 1000;
     await collector.collectNow();
     const points = metrics.query({ app: 'shop', from: t, to: clock.t + 1 }, clock.t).series[0]!.points;
@@ -258,8 +259,8 @@ describe('metrics collector and store', () => {
 
   it('summarises a window with the latest healthy count, not the lowest one seen in it', async () => {
     const { store, metrics, clock } = setup();
-    store.insertInstance(instance('web-1'));
-    store.insertInstance(instance('web-2'));
+    seedInstance(store, instance('web-1'));
+    seedInstance(store, instance('web-2'));
     const collector = new MetricsCollector({
       store,
       metrics,
@@ -270,7 +271,7 @@ describe('metrics collector and store', () => {
     });
     const from = clock.t;
     await collector.collectNow();
-    store.insertInstance({ ...instance('web-3'), healthyAt: clock.t + 10 });
+    seedInstance(store, { ...instance('web-3'), healthyAt: clock.t + 10 });
     clock.t += 30_000;
     await collector.collectNow();
     const summary = metrics.query(
@@ -286,8 +287,8 @@ describe('metrics collector and store', () => {
 
   it('does not list an instance killed since the last collection as healthy', async () => {
     const { store, metrics, clock } = setup();
-    store.insertInstance(instance('web-1'));
-    store.insertInstance(instance('web-2'));
+    seedInstance(store, instance('web-1'));
+    seedInstance(store, instance('web-2'));
     const proxy = response([
       target('web-1', counters({ '2xx': 1 }, [1])),
       target('web-2', counters({ '2xx': 1 }, [1])),
@@ -303,7 +304,10 @@ describe('metrics collector and store', () => {
     const from = clock.t;
     await collector.collectNow();
     // Killed, and gone from the proxy too, within the same 10 s bucket.
-    store.updateInstance('web-2', { state: 'crashed', endedAt: clock.t + 100 });
+    store.transitionInstance('web-2', 'crashed', 'killed by SIGKILL', {
+      facts: { endedAt: clock.t + 100 },
+      event: () => ({ actor: 'test', kind: 'instance.crashed', message: 'web-2 crashed' }),
+    });
     proxy.targets.pop();
     clock.t += 1000;
     await collector.collectNow();
@@ -337,7 +341,7 @@ describe('metrics collector and store', () => {
 
   it('drops fine buckets after an hour and coarse ones after their retention', async () => {
     const { store, metrics, clock } = setup();
-    store.insertInstance(instance('web-1'));
+    seedInstance(store, instance('web-1'));
     const collector = new MetricsCollector({
       store,
       metrics,
@@ -350,16 +354,19 @@ describe('metrics collector and store', () => {
     const at = clock.t;
     assert.ok(metrics.enforceRetention(at + 3_600_000 + 10_000) >= 1);
     assert.equal(
-      metrics.query({ app: 'shop', from: at - 10_000, to: at + 10_000, resolutionMs: 10_000 }).series.length,
+      metrics.query({ app: 'shop', from: at - 10_000, to: at + 10_000, resolutionMs: 10_000 }, at).series
+        .length,
       0,
     );
     assert.equal(
-      metrics.query({ app: 'shop', from: at - 60_000, to: at + 60_000, resolutionMs: 60_000 }).series.length,
+      metrics.query({ app: 'shop', from: at - 60_000, to: at + 60_000, resolutionMs: 60_000 }, at).series
+        .length,
       1,
     );
     metrics.enforceRetention(at + 8 * 24 * 3_600_000);
     assert.equal(
-      metrics.query({ app: 'shop', from: at - 60_000, to: at + 60_000, resolutionMs: 60_000 }).series.length,
+      metrics.query({ app: 'shop', from: at - 60_000, to: at + 60_000, resolutionMs: 60_000 }, at).series
+        .length,
       0,
     );
   });

@@ -16,7 +16,7 @@ describe('runJob', () => {
         output += text;
       },
     });
-    assert.deepEqual(result, { code: 3, reason: 'exited with code 3' });
+    assert.deepEqual(result, { outcome: 'exited', code: 3, reason: 'exited with code 3' });
     assert.equal(output, 'token=[secret:TOKEN]\n');
   });
 
@@ -33,6 +33,7 @@ describe('runJob', () => {
       },
     });
     assert.equal(result.code, 124);
+    assert.equal(result.outcome, 'timed_out');
     assert.match(result.reason, /timed out after 200ms/);
     assert.equal(groupAlive(pgid), false, 'no process of the job is left');
   });
@@ -52,7 +53,7 @@ describe('runJob', () => {
     });
     assert.ok(groupAlive(pgid));
     abort.abort();
-    assert.deepEqual(await done, { code: 130, reason: 'was cancelled' });
+    assert.deepEqual(await done, { outcome: 'cancelled', code: 130, reason: 'was cancelled' });
     assert.equal(groupAlive(pgid), false);
   });
 });

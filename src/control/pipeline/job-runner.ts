@@ -20,11 +20,20 @@ export interface JobOptions {
   onStart?(pgid: number): void;
 }
 
+/** How a job ended: what callers decide on (the `reason` is for people). */
+export type JobOutcome = 'exited' | 'killed' | 'timed_out' | 'cancelled' | 'not_started';
+
 export interface JobResult {
+  outcome: JobOutcome;
   /** Exit code; 124 on timeout, 130 when cancelled, 127 when it could not start. */
   code: number;
   /** Why it ended, e.g. `exited with code 1`, `timed out after 60s`, `was cancelled`. */
   reason: string;
+}
+
+/** True for a job that ran to its end and exited with 0. */
+export function succeeded(result: JobResult): boolean {
+  return result.outcome === 'exited' && result.code === 0;
 }
 
 /** Runs `options.command` with `/bin/sh -c`; resolves when the shell has exited and its output is read. */
@@ -87,13 +96,19 @@ export function runJob(options: JobOptions): Promise<JobResult> {
       };
       check();
     };
-    child.on('error', (error) => finish({ code: 127, reason: `could not run: ${error.message}` }));
+    child.on('error', (error) =>
+      finish({ outcome: 'not_started', code: 127, reason: `could not run: ${error.message}` }),
+    );
     child.on('close', (code, signal) => {
       if (ending === 'timeout')
-        finish({ code: 124, reason: `timed out after ${formatSeconds(options.timeoutMs)}` });
-      else if (ending === 'cancel') finish({ code: 130, reason: 'was cancelled' });
-      else if (signal) finish({ code: 128, reason: `was killed by ${signal}` });
-      else finish({ code: code ?? 1, reason: `exited with code ${code}` });
+        finish({
+          outcome: 'timed_out',
+          code: 124,
+          reason: `timed out after ${formatSeconds(options.timeoutMs)}`,
+        });
+      else if (ending === 'cancel') finish({ outcome: 'cancelled', code: 130, reason: 'was cancelled' });
+      else if (signal) finish({ outcome: 'killed', code: 128, reason: `was killed by ${signal}` });
+      else finish({ outcome: 'exited', code: code ?? 1, reason: `exited with code ${code}` });
     });
   });
 }

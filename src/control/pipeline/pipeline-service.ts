@@ -4,34 +4,37 @@ import { join } from 'node:path';
 import { BerthError } from '../../domain/errors.js';
 import { isFinished, type PipelineRun, type Stage } from '../../domain/pipeline.js';
 import type { AppSpec } from '../../domain/spec.js';
+import { type Clock, systemClock } from '../../lib/clock.js';
 import type { AppManager } from '../app-manager.js';
 import { digestTree } from '../deploy/artifact-builder.js';
 import type { Deployer, PreparedRelease } from '../deploy/deployer.js';
-import type { EventLog } from '../event-log.js';
+import type { Database } from '../store/database.js';
+import type { EventStore } from '../store/event-store.js';
 import type { Store } from '../store/store.js';
-import { runJob } from './job-runner.js';
+import { type JobOutcome, runJob } from './job-runner.js';
 import { PipelineStore } from './pipeline-store.js';
-import type { CommandReleasePhase, PipelineSecrets } from './release-phase.js';
+import { type CommandReleasePhase, type PipelineSecrets, ReleasePhaseFailed } from './release-phase.js';
 import { explicitStages, stageCommands } from './stages.js';
 
 /** How long a run waits for another deployment of its app to end before it fails. */
 const DEPLOY_LOCK_WAIT_MS = 10 * 60_000;
 /** How long `stop` waits for aborted runs to record how they ended. */
 const STOP_WAIT_MS = 5_000;
-/** How often a run looks at the deployment it follows (and at the deploy lock). */
-const POLL_MS = 200;
 /** Output kept per job; past it, one marker line says how much was dropped (a runaway test must not fill the disk). */
 export const MAX_JOB_OUTPUT_CHARS = 4 * 1024 * 1024;
 /** Never copied into a run's workspace. */
 const NOT_COPIED = new Set(['.git', '.berth']);
 
 export interface PipelineServiceOptions {
+  /** The database the pipeline tables live in (the pipeline's repository owns them). */
+  db: Database;
   store: Store;
   apps: AppManager;
   deployer: Deployer;
   releasePhase: CommandReleasePhase;
   secrets: PipelineSecrets;
-  events: EventLog;
+  events: EventStore;
+  clock?: Clock;
   scrub(text: string): string;
   /** PATH, HOME, ... for check and test commands. */
   baseEnv: Record<string, string>;
@@ -56,8 +59,15 @@ interface SavedBuild {
   prepared: PreparedRelease;
 }
 
+/** How a job (or the run's build, release or deploy step) ended; `reason` is for people. */
+interface JobEnd {
+  status: 'succeeded' | 'failed' | 'cancelled';
+  reason: string;
+}
+
 export class PipelineService {
   readonly #o: PipelineServiceOptions;
+  readonly #clock: Clock;
   readonly #runs: PipelineStore;
   /** The run executing for each app (one at a time per app), and how to cancel it. */
   readonly #active = new Map<string, { number: number; abort: AbortController; stage: Stage | null }>();
@@ -68,16 +78,13 @@ export class PipelineService {
 
   constructor(options: PipelineServiceOptions) {
     this.#o = options;
-    this.#runs = new PipelineStore(options.store);
+    this.#clock = options.clock ?? systemClock;
+    this.#runs = new PipelineStore(options.db, options.events, this.#clock);
     mkdirSync(options.workDir, { recursive: true });
     // Jobs of a control plane that stopped died with it (their groups were its children's): say so.
     for (const run of this.#runs.runsIn(['queued', 'running'])) {
-      this.#runs.endOpenJobs(run.app, run.number, 'cancelled', 'the control plane stopped');
-      this.#runs.updateRun(run.app, run.number, {
-        status: 'failed',
-        reason: 'the control plane stopped during the run; push again',
-        endedAt: Date.now(),
-      });
+      this.#runs.endOpenJobs(run.app, run.number, true, 'the control plane stopped');
+      this.#end(run, 'failed', 'the control plane stopped during the run; push again', 'system');
     }
   }
 
@@ -154,10 +161,10 @@ export class PipelineService {
       );
     }
     if (active?.number === number) {
-      this.#runs.updateRun(app, number, { reason: `cancelled by ${actor}` });
+      this.#runs.setRunDetails(app, number, { reason: `cancelled by ${actor}` });
       active.abort.abort();
     } else if (promoting) {
-      this.#runs.updateRun(app, number, { reason: `cancelled by ${actor}` });
+      this.#runs.setRunDetails(app, number, { reason: `cancelled by ${actor}` });
       promoting.abort();
     } else {
       this.#finish(run, 'cancelled', `cancelled by ${actor}`, actor);
@@ -175,13 +182,15 @@ export class PipelineService {
       );
     }
     const saved = this.#loadBuild(app, number);
-    this.#runs.updateRun(app, number, { status: 'running', reason: null });
-    this.#o.events.record({
-      actor,
-      kind: 'pipeline.promoted',
-      app,
-      message: `${app} pipeline run ${number} promoted by ${actor}`,
-      data: { run: number },
+    this.#runs.transitionRun(app, number, 'running', {
+      reason: null,
+      event: () => ({
+        actor,
+        kind: 'pipeline.promoted',
+        app,
+        message: `${app} pipeline run ${number} promoted by ${actor}`,
+        data: { run: number },
+      }),
     });
     const abort = new AbortController();
     const key = `${app}/${number}`;
@@ -241,13 +250,14 @@ export class PipelineService {
     const root = this.#runDir(app, number);
     const source = join(root, 'source');
     const work = join(root, 'work');
-    this.#runs.updateRun(app, number, { status: 'running', startedAt: Date.now() });
-    this.#o.events.record({
-      actor: queued.actor,
-      kind: 'pipeline.started',
-      app,
-      message: `${app} pipeline run ${number} started`,
-      data: { run: number },
+    this.#runs.transitionRun(app, number, 'running', {
+      event: () => ({
+        actor: queued.actor,
+        kind: 'pipeline.started',
+        app,
+        message: `${app} pipeline run ${number} started`,
+        data: { run: number },
+      }),
     });
     // Check and test get a copy of their own, so what they write never reaches the build.
     copySource(source, work);
@@ -275,8 +285,8 @@ export class PipelineService {
       if (stage !== 'check' && stage !== 'test') break;
       this.#setStage(app, stage);
       const index = indexes[i]!;
-      const result = await this.#timed(app, number, index, () =>
-        runJob({
+      const result = await this.#timed(app, number, index, async (): Promise<JobEnd> => {
+        const ran = await runJob({
           command,
           cwd: work,
           env,
@@ -284,9 +294,10 @@ export class PipelineService {
           signal,
           scrub: this.#o.scrub,
           onOutput: this.#appender(app, number, index),
-        }).then((r) => ({ ok: r.code === 0, reason: r.reason })),
-      );
-      if (!result.ok) {
+        });
+        return { status: jobStatusOf(ran.outcome, ran.code), reason: ran.reason };
+      });
+      if (result.status !== 'succeeded') {
         return this.#stopRun(app, number, signal, `${stage} failed: \`${command}\` ${result.reason}`);
       }
     }
@@ -296,7 +307,7 @@ export class PipelineService {
     if (signal.aborted) return this.#stopRun(app, number, signal, 'cancelled');
     const buildIndex = indexes[jobs.findIndex(([stage]) => stage === 'build')]!;
     let prepared: PreparedRelease | undefined;
-    const built = await this.#timed(app, number, buildIndex, async () => {
+    const built = await this.#timed(app, number, buildIndex, async (): Promise<JobEnd> => {
       try {
         prepared = await this.#o.deployer.build(source, { app });
         const output = prepared.artifact.commands.length
@@ -308,28 +319,27 @@ export class PipelineService {
           buildIndex,
           this.#o.scrub(`${output}artifact ${prepared.artifact.digest}\n`),
         );
-        return { ok: true, reason: `built ${prepared.artifact.digest.slice(0, 19)}` };
+        return { status: 'succeeded', reason: `built ${prepared.artifact.digest.slice(0, 19)}` };
       } catch (error) {
         this.#runs.appendOutput(app, number, buildIndex, this.#o.scrub(`${describeError(error)}\n`));
-        return { ok: false, reason: (error as Error).message };
+        return { status: 'failed', reason: (error as Error).message };
       }
     });
-    if (!built.ok || prepared === undefined) {
+    if (built.status !== 'succeeded' || prepared === undefined) {
       return this.#stopRun(app, number, signal, `build failed: ${built.reason}`);
     }
     if (signal.aborted) return this.#stopRun(app, number, signal, 'cancelled');
     if (spec.pipeline.deploy === 'manual') {
       this.#saveBuild(app, number, { prepared });
-      this.#runs.updateRun(app, number, {
-        status: 'waiting',
+      this.#runs.transitionRun(app, number, 'waiting', {
         reason: `waiting for \`berth pipeline promote ${app} ${number}\``,
-      });
-      this.#o.events.record({
-        actor: 'pipeline',
-        kind: 'pipeline.waiting',
-        app,
-        message: `${app} pipeline run ${number} passed and waits for promotion`,
-        data: { run: number },
+        event: () => ({
+          actor: 'pipeline',
+          kind: 'pipeline.waiting',
+          app,
+          message: `${app} pipeline run ${number} passed and waits for promotion`,
+          data: { run: number },
+        }),
       });
       return;
     }
@@ -347,7 +357,7 @@ export class PipelineService {
     for (const job of run.jobs.filter((j) => j.stage === 'release')) {
       if (signal.aborted) return this.#stopRun(app, number, signal, 'cancelled');
       this.#setStage(app, 'release');
-      const result = await this.#timed(app, number, job.index, async () => {
+      const result = await this.#timed(app, number, job.index, async (): Promise<JobEnd> => {
         try {
           await this.#o.releasePhase.run(
             prepared.spec,
@@ -356,15 +366,16 @@ export class PipelineService {
             this.#appender(app, number, job.index),
             signal,
           );
-          return { ok: true, reason: 'exited with code 0' };
+          return { status: 'succeeded', reason: 'exited with code 0' };
         } catch (error) {
+          if (!(error instanceof ReleasePhaseFailed)) throw error;
           return {
-            ok: false,
-            reason: (error as Error).message.replace(/^release phase failed: `[^`]*` /, ''),
+            status: jobStatusOf(error.result.outcome, error.result.code),
+            reason: error.result.reason,
           };
         }
       });
-      if (!result.ok) {
+      if (result.status !== 'succeeded') {
         return this.#stopRun(
           app,
           number,
@@ -378,68 +389,66 @@ export class PipelineService {
     if (!deployJob) throw new BerthError('internal', `${app} run ${number} has no deploy job`);
     this.#setStage(app, 'deploy');
     await this.#waitForDeployLock(app, signal);
-    let outcome: { ok: boolean; reason: string } = { ok: false, reason: 'not deployed' };
-    await this.#timed(app, number, deployJob.index, async () => {
+    const outcome = await this.#timed(app, number, deployJob.index, async (): Promise<JobEnd> => {
       const say = (text: string): void => this.#runs.appendOutput(app, number, deployJob.index, text);
       const { result } = await this.#o.deployer.release({ ...prepared, releaseCommands: [] }, actor);
-      this.#runs.updateRun(app, number, { release: result.release, deployment: result.deployment });
+      this.#runs.setRunDetails(app, number, { release: result.release, deployment: result.deployment });
       if (!result.created) {
         say(`no changes: v${result.release} is current\n`);
-        outcome = { ok: true, reason: `no changes (v${result.release})` };
-        return outcome;
+        return { status: 'succeeded', reason: `no changes (v${result.release})` };
       }
       say(`release v${result.release}\n${result.changes.map((c) => `  ${c}\n`).join('')}`);
       if (result.deployment === null) {
-        outcome = { ok: true, reason: `v${result.release} is current (no process replaced)` };
-        say(`${outcome.reason}\n`);
-        return outcome;
+        const reason = `v${result.release} is current (no process replaced)`;
+        say(`${reason}\n`);
+        return { status: 'succeeded', reason };
       }
-      for (;;) {
-        const deployment = this.#o.store.getDeployment(result.deployment);
-        if (deployment && deployment.state !== 'in_progress') {
-          outcome =
-            deployment.state === 'succeeded'
-              ? { ok: true, reason: `v${result.release} is live` }
-              : {
-                  ok: false,
-                  reason: `deployment ${deployment.state.replace('_', ' ')}: ${deployment.reason ?? ''}`,
-                };
-          say(`${this.#o.scrub(outcome.reason)}\n`);
-          return outcome;
-        }
-        if (signal.aborted) {
-          // The deployment goes on without us (the reconciler finishes it after a restart).
-          outcome = {
-            ok: false,
-            reason: `stopped following deployment ${result.deployment}; \`berth releases ${app}\` shows how it ended`,
-          };
-          say(`${outcome.reason}\n`);
-          return outcome;
-        }
-        await sleep(POLL_MS);
-      }
+      const id = result.deployment;
+      // Woken by every change of a deployment; the deployment goes on without us when the run is stopped (the
+      // reconciler finishes it, also after a restart).
+      const ended = await this.#o.store.deploymentsChanged.until(
+        () => {
+          const deployment = this.#o.store.getDeployment(id);
+          return deployment && deployment.state !== 'in_progress' ? deployment : undefined;
+        },
+        { signal, clock: this.#clock },
+      );
+      const end: JobEnd =
+        ended === undefined
+          ? {
+              status: 'failed',
+              reason: `stopped following deployment ${id}; \`berth releases ${app}\` shows how it ended`,
+            }
+          : ended.state === 'succeeded'
+            ? { status: 'succeeded', reason: `v${result.release} is live` }
+            : {
+                status: 'failed',
+                reason: `deployment ${ended.state.replace('_', ' ')}: ${ended.reason ?? ''}`,
+              };
+      say(`${this.#o.scrub(end.reason)}\n`);
+      return end;
     });
-    if (outcome.ok) this.#finish(this.get(app, number), 'succeeded', outcome.reason, 'pipeline');
-    else this.#finish(this.get(app, number), 'failed', outcome.reason, 'pipeline');
+    this.#finish(
+      this.get(app, number),
+      outcome.status === 'succeeded' ? 'succeeded' : 'failed',
+      outcome.reason,
+      'pipeline',
+    );
     rmSync(join(this.#runDir(app, number), 'build.json'), { force: true });
   }
 
-  /** Runs a job body, recording its status and times. */
-  async #timed(
-    app: string,
-    run: number,
-    index: number,
-    body: () => Promise<{ ok: boolean; reason: string }>,
-  ): Promise<{ ok: boolean; reason: string }> {
-    this.#runs.updateJob(app, run, index, { status: 'running', startedAt: Date.now() });
-    const result = await body();
-    const cancelled = !result.ok && /was cancelled|cancelled/.test(result.reason);
-    this.#runs.updateJob(app, run, index, {
-      status: result.ok ? 'succeeded' : cancelled ? 'cancelled' : 'failed',
-      reason: result.reason,
-      endedAt: Date.now(),
-    });
-    return result;
+  /** Runs a job body, recording its status and times; a body that throws ends its job failed. */
+  async #timed(app: string, run: number, index: number, body: () => Promise<JobEnd>): Promise<JobEnd> {
+    this.#runs.transitionJob(app, run, index, 'running');
+    let end: JobEnd;
+    try {
+      end = await body();
+    } catch (error) {
+      this.#runs.transitionJob(app, run, index, 'failed', describeError(error));
+      throw error;
+    }
+    this.#runs.transitionJob(app, run, index, end.status, end.reason);
+    return end;
   }
 
   /** Appends to a job's stored output, up to `MAX_JOB_OUTPUT_CHARS`, then counts what it drops. */
@@ -485,31 +494,33 @@ export class PipelineService {
     actor: string,
   ): void {
     const { app, number } = run;
-    this.#runs.endOpenJobs(app, number, status === 'cancelled' ? 'cancelled' : 'skipped', reason);
-    this.#runs.updateRun(app, number, { status, reason, endedAt: Date.now() });
+    this.#runs.endOpenJobs(app, number, status === 'cancelled', reason);
+    this.#end(run, status, reason, actor);
     if (status !== 'succeeded') rmSync(join(this.#runDir(app, number), 'build.json'), { force: true });
-    this.#o.events.record({
-      actor,
-      kind: `pipeline.${status}`,
-      app,
-      message: `${app} pipeline run ${number} ${status}: ${this.#o.scrub(reason)}`,
-      data: { run: number, revision: run.revision },
+  }
+
+  /** The run's last transition, with its `pipeline.<status>` event. */
+  #end(run: PipelineRun, status: 'succeeded' | 'failed' | 'cancelled', reason: string, actor: string): void {
+    const { app, number } = run;
+    this.#runs.transitionRun(app, number, status, {
+      reason,
+      event: () => ({
+        actor,
+        kind: `pipeline.${status}`,
+        app,
+        message: `${app} pipeline run ${number} ${status}: ${this.#o.scrub(reason)}`,
+        data: { run: number, revision: run.revision },
+      }),
     });
   }
 
+  /** Waits (woken by deployment changes) until no deployment of the app is in progress; returns if aborted. */
   async #waitForDeployLock(app: string, signal: AbortSignal): Promise<void> {
-    const deadline = Date.now() + DEPLOY_LOCK_WAIT_MS;
-    for (;;) {
-      try {
-        this.#o.apps.assertNotDeploying(app);
-        return;
-      } catch (error) {
-        if (!(error instanceof BerthError) || error.code !== 'conflict' || Date.now() >= deadline)
-          throw error;
-      }
-      if (signal.aborted) return;
-      await sleep(POLL_MS);
-    }
+    const free = await this.#o.store.deploymentsChanged.until(
+      () => (this.#o.store.activeDeployment(app) === undefined ? true : undefined),
+      { signal, timeoutMs: DEPLOY_LOCK_WAIT_MS, clock: this.#clock },
+    );
+    if (free === undefined && !signal.aborted) this.#o.apps.assertNotDeploying(app);
   }
 
   #jobEnv(spec: AppSpec, run: number): Record<string, string> {
@@ -573,6 +584,8 @@ function shortRevision(revision: string): string {
   return revision.startsWith('sha256:') ? revision.slice(0, 19) : revision.slice(0, 7);
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** A job's status from how its command ended. */
+function jobStatusOf(outcome: JobOutcome, code: number): JobEnd['status'] {
+  if (outcome === 'cancelled') return 'cancelled';
+  return outcome === 'exited' && code === 0 ? 'succeeded' : 'failed';
 }

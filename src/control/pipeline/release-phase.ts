@@ -2,7 +2,7 @@
 import { BerthError } from '../../domain/errors.js';
 import type { AppSpec } from '../../domain/spec.js';
 import type { ReleasePhase } from '../deploy/deployer.js';
-import { runJob } from './job-runner.js';
+import { type JobResult, runJob, succeeded } from './job-runner.js';
 
 /** What the pipeline needs of the secrets module. */
 export interface PipelineSecrets {
@@ -20,6 +20,22 @@ export interface CommandReleasePhaseOptions {
 
 /** Lines of output kept in the error of a failed release phase. */
 const OUTPUT_TAIL_LINES = 40;
+
+/** A release-phase command that did not succeed: which one and how it ended, for callers to decide on. */
+export class ReleasePhaseFailed extends BerthError {
+  readonly command: string;
+  readonly result: JobResult;
+
+  constructor(command: string, result: JobResult, output: string) {
+    super('release_failed', `release phase failed: \`${command}\` ${result.reason}`, {
+      issues: [
+        { path: 'release', message: output.trimEnd().split('\n').slice(-OUTPUT_TAIL_LINES).join('\n') },
+      ],
+    });
+    this.command = command;
+    this.result = result;
+  }
+}
 
 export class CommandReleasePhase implements ReleasePhase {
   readonly #options: CommandReleasePhaseOptions;
@@ -69,13 +85,7 @@ export class CommandReleasePhase implements ReleasePhase {
         },
         ...(signal === undefined ? {} : { signal }),
       });
-      if (result.code !== 0) {
-        throw new BerthError('release_failed', `release phase failed: \`${command}\` ${result.reason}`, {
-          issues: [
-            { path: 'release', message: output.trimEnd().split('\n').slice(-OUTPUT_TAIL_LINES).join('\n') },
-          ],
-        });
-      }
+      if (!succeeded(result)) throw new ReleasePhaseFailed(command, result, output);
     }
     return output;
   }

@@ -5,15 +5,21 @@ import { join } from 'node:path';
 import type { Instance } from '../../domain/instance.js';
 import { isLive } from '../../domain/instance.js';
 import { DEFAULT_DRAIN_MS, DEFAULT_STOP_TIMEOUT_MS } from '../../domain/spec.js';
+import type { TargetHealthStatus } from '../../domain/target-health.js';
 import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF, nextFailureCount } from '../../lib/backoff.js';
 import type { Clock } from '../../lib/clock.js';
 import { formatDuration } from '../../lib/duration.js';
 import type { Logger } from '../../lib/logger.js';
-import type { EventLog } from '../event-log.js';
-import type { ExitStatus, ProcessHandle, Runtime } from '../runtime/runtime.js';
+import { every, type Ticker } from '../../lib/ticker.js';
+import {
+  describeExit,
+  type ExitStatus,
+  type InstanceExit,
+  instanceRef,
+  type Runtime,
+} from '../runtime/runtime.js';
+import type { EventInput, EventStore } from '../store/event-store.js';
 import type { ServiceRecord, Store } from '../store/store.js';
-import { type HealthChange, type HealthCheckSettings, HealthMonitor } from './health-monitor.js';
-import { type HealthProbe, probeHttp } from './health-probe.js';
 import { type DesiredService, planChanges, type StopAction } from './plan.js';
 
 /** Where an instance's secrets and app config come from (the secrets module's `SecretsService`). */
@@ -30,6 +36,11 @@ export interface DeploymentWatcher {
   checkProgress(): void;
 }
 
+/** Target health as the proxy (the one authority on it) last reported it: `TargetHealthFeed`. */
+export interface TargetHealthView {
+  healthOf(instanceId: string): Pick<TargetHealthStatus, 'health' | 'reason'> | undefined;
+}
+
 /** The load balancer as the reconciler needs it: send who takes traffic, and drain one before it stops. */
 export interface TrafficControl {
   sync(): Promise<void>;
@@ -39,12 +50,15 @@ export interface TrafficControl {
 export interface ReconcilerOptions {
   store: Store;
   runtime: Runtime;
-  events: EventLog;
   clock: Clock;
   log: Logger;
   /** Instance output files go under `<logDir>/<app>/`. */
   logDir: string;
-  probe?: HealthProbe;
+  /**
+   * Target health from the proxy, for services with an HTTP health check; without it (tests of the runtime alone)
+   * every service is judged by its runtime: running is healthy.
+   */
+  health?: TargetHealthView;
   /** Deployments in progress; without it instance failures only feed the crash-loop backoff. */
   deployments?: DeploymentWatcher;
   /** The proxy; without it instances run but take no routed traffic (tests of the runtime alone). */
@@ -54,126 +68,103 @@ export interface ReconcilerOptions {
   secrets?: InstanceSecrets;
   /** Environment variables every instance inherits from the platform (PATH, HOME, ...). */
   baseEnv?: Record<string, string>;
-  /** How often liveness is looked at when nothing else wakes the loop (adopted processes send no exit event). */
+  /** A free port for a new instance; by default one the kernel gives on 127.0.0.1. */
+  allocatePort?: () => Promise<number>;
+  /**
+   * How often a pass runs when nothing wakes the loop (exits, health changes, applies and scales all do): a
+   * resync, as Kubernetes controllers have.
+   */
   pollMs?: number;
-  healthTickMs?: number;
 }
 
 const ACTOR = 'reconciler';
 
 export class Reconciler {
   readonly #options: Required<
-    Omit<ReconcilerOptions, 'probe' | 'backoff' | 'baseEnv' | 'traffic' | 'secrets' | 'deployments'>
+    Omit<
+      ReconcilerOptions,
+      'health' | 'backoff' | 'baseEnv' | 'traffic' | 'secrets' | 'deployments' | 'allocatePort'
+    >
   > & {
+    health: TargetHealthView | undefined;
+    allocatePort: () => Promise<number>;
+    events: EventStore;
     secrets: InstanceSecrets | undefined;
     backoff: BackoffOptions;
     baseEnv: Record<string, string>;
     traffic: TrafficControl | undefined;
     deployments: DeploymentWatcher | undefined;
   };
-  readonly #health: HealthMonitor;
   readonly #stopping = new Map<string, Promise<void>>();
-  #wake: AbortController = new AbortController();
-  readonly #shutdown = new AbortController();
-  #running = false;
-  #loop: Promise<void> | undefined;
-  #healthLoop: Promise<void> | undefined;
-  #idle: (() => void)[] = [];
+  /** Exits reported by the runtime, not yet applied to the store. */
+  readonly #exits = new Map<string, InstanceExit>();
+  #loop: Ticker | undefined;
 
   constructor(options: ReconcilerOptions) {
     this.#options = {
       pollMs: 1000,
-      healthTickMs: 50,
       ...options,
+      health: options.health,
+      allocatePort: options.allocatePort ?? allocatePort,
+      events: options.store.events,
       backoff: options.backoff ?? DEFAULT_BACKOFF,
       traffic: options.traffic,
       deployments: options.deployments,
       secrets: options.secrets,
       baseEnv: options.baseEnv ?? platformEnv(process.env),
     };
-    this.#health = new HealthMonitor({
-      probe: options.probe ?? probeHttp,
-      now: () => this.#options.clock.now(),
-      onChange: (change) => this.#onHealthChange(change),
-    });
-    this.#options.runtime.onExit((handle, status) => this.#onExit(handle, status));
-  }
-
-  /** Re-adopts the instances that survived a restart, then runs the loop until `stop`. */
-  start(): void {
-    if (this.#running) return;
-    this.#running = true;
-    this.#adopt();
-    this.#loop = this.#run();
-    this.#healthLoop = this.#runHealthChecks();
-  }
-
-  /** Stops the loop. Instances keep running: a restart of Berth disturbs no app. */
-  async stop(): Promise<void> {
-    this.#running = false;
-    this.#wake.abort();
-    this.#shutdown.abort();
-    await Promise.all([this.#loop, this.#healthLoop]);
-    await Promise.all(this.#stopping.values());
-  }
-
-  /** Asks the loop to look again now (after an apply, a scale, an exit, a health change). */
-  kick(): void {
-    this.#wake.abort();
-  }
-
-  /** Resolves after the next full pass of the loop: used by callers that want to see its effect. */
-  settled(): Promise<void> {
-    return new Promise((resolve) => {
-      this.#idle.push(resolve);
+    // The one way the reconciler learns an instance ended: it waits in `#exits` for the next pass.
+    this.#options.runtime.onExit((exit) => {
+      this.#exits.set(exit.instanceId, exit);
       this.kick();
     });
   }
 
-  async #run(): Promise<void> {
-    while (this.#running) {
-      const wake = this.#wake;
-      const waiters = this.#idle;
-      this.#idle = [];
-      let wakeAt: number | null = null;
-      try {
-        wakeAt = await this.reconcileOnce();
-      } catch (error) {
-        this.#options.log.error({ err: error }, 'reconcile pass failed');
-      }
-      for (const resolve of waiters) resolve();
-      if (!this.#running) break;
-      // A kick during the pass means something changed that the pass may have missed: look again at once.
-      if (!wake.signal.aborted) {
-        const now = this.#options.clock.now();
-        const untilWake = wakeAt === null ? Number.POSITIVE_INFINITY : wakeAt - now;
-        await this.#options.clock.sleep(Math.max(0, Math.min(this.#options.pollMs, untilWake)), wake.signal);
-      }
-      if (wake.signal.aborted) this.#wake = new AbortController();
-    }
+  /** Re-adopts the instances that survived a restart, then runs the loop until `stop`. */
+  start(): void {
+    if (this.#loop) return;
+    const { log, clock } = this.#options;
+    this.#adopt();
+    // A kick during a pass means something changed that the pass may have missed: the ticker looks again at once.
+    this.#loop = every(
+      this.#options.pollMs,
+      async () => {
+        const wakeAt = await this.reconcileOnce();
+        return wakeAt === null ? undefined : wakeAt - clock.now();
+      },
+      { name: 'reconcile pass', log, clock, immediate: true },
+    );
   }
 
-  async #runHealthChecks(): Promise<void> {
-    while (this.#running) {
-      const live = this.#options.store.listInstances({ live: true }).filter((i) => i.state !== 'draining');
-      const services = new Map(this.#options.store.listServices().map((s) => [`${s.app}/${s.name}`, s]));
-      this.#health.sync(live, (instance) =>
-        healthSettingsOf(services.get(`${instance.app}/${instance.service}`)),
-      );
-      await this.#health.checkDue();
-      await this.#options.clock.sleep(this.#options.healthTickMs, this.#shutdown.signal);
-    }
+  /** Stops the loop. Instances keep running: a restart of Berth disturbs no app. */
+  async stop(): Promise<void> {
+    await this.#loop?.stop();
+    await Promise.all(this.#stopping.values());
+    await this.#options.runtime.close();
   }
 
-  /** One pass: observe liveness, plan, apply. Returns when the loop should look again at the latest. */
+  /** Asks the loop to look again now (after an apply, a scale, an exit, a health change). */
+  kick(): void {
+    this.#loop?.kick();
+  }
+
+  /** Resolves after the next full pass of the loop: used by callers that want to see its effect. */
+  settled(): Promise<void> {
+    return this.#loop?.runNow() ?? Promise.resolve();
+  }
+
+  /**
+   * One pass: observe (exits from the runtime, health from the proxy) → plan (pure) → apply (starts, stops, the
+   * route table), then let deployments conclude. Returns when the loop should look again at the latest.
+   */
   async reconcileOnce(): Promise<number | null> {
-    const { store } = this.#options;
-    this.#observeLiveness();
+    const { store, clock } = this.#options;
+    this.#observeExits();
     const services = store.listServices();
-    const live = store.listInstances({ live: true });
-    const now = this.#options.clock.now();
-    const plan = planChanges(services.map(toDesired), live, now);
     const byName = new Map(services.map((s) => [`${s.app}/${s.name}`, s]));
+    this.#observeHealth(byName);
+    const live = store.listInstances({ live: true });
+    const plan = planChanges(services.map(toDesired), live, clock.now());
     for (const action of plan.stop) this.#beginStop(action, live.find((i) => i.id === action.instanceId)!);
     for (const action of plan.start) {
       const service = byName.get(`${action.app}/${action.service}`)!;
@@ -181,85 +172,119 @@ export class Reconciler {
     }
     await this.#options.traffic?.sync();
     this.#options.deployments?.checkProgress();
+    // What was just started is looked at again at once: a service judged by its runtime is healthy when running.
+    if (plan.start.length > 0) return clock.now();
     return plan.wakeAt;
   }
 
+  /**
+   * Takes over the instances a previous control plane left running. The runtime reports those that are gone on
+   * its exit stream (during `adopt`), so they end through the same path as any other exit.
+   */
   #adopt(): void {
     const { store, runtime, events } = this.#options;
     for (const instance of store.listInstances({ live: true })) {
-      const handle = handleOf(instance);
-      if (handle && runtime.isRunning(handle)) {
-        events.record({
-          actor: 'system',
-          kind: 'instance.adopted',
-          app: instance.app,
-          service: instance.service,
-          instance: instance.id,
-          message: `${instance.id} adopted after a restart of the control plane (pid ${instance.pid}, ${instance.state})`,
-          data: { pid: instance.pid, state: instance.state },
-        });
-        if (instance.state === 'draining')
-          this.#finishStop(instance, 'the stop was interrupted by a restart');
-      } else if (instance.state === 'draining') {
-        this.#markEnded(instance, 'stopped', 'stopped while the control plane was down', null);
-      } else {
-        const status = runtime.exitStatus(instance.logPath);
-        const how = status ? `${describeExit(status)} while the control plane was down` : null;
-        this.#recordCrash(instance, how ?? 'process gone while the control plane was down', status);
+      const ref = instanceRef(instance, store.getService(instance.app, instance.service)?.spec.resources);
+      if (ref === null) {
+        // Started, but its process was never recorded: the control plane stopped in between.
+        this.#recordCrash(instance, 'process gone while the control plane was down', null);
+        continue;
       }
-    }
-  }
-
-  #observeLiveness(): void {
-    const { store, runtime } = this.#options;
-    for (const instance of store.listInstances({ live: true })) {
-      if (instance.state === 'draining') continue;
-      const handle = handleOf(instance);
-      if (handle && !runtime.isRunning(handle)) {
-        // The exit event of our own child may come later than this look; the status file is there already.
-        const status = runtime.exitStatus(instance.logPath);
-        this.#recordCrash(instance, status ? describeExit(status) : 'process exited', status);
-      }
-    }
-  }
-
-  #onExit(handle: ProcessHandle, status: ExitStatus): void {
-    const instance = this.#options.store
-      .listInstances({ live: true })
-      .find((i) => i.pid === handle.pid && i.processStart === handle.processStart);
-    if (!instance || instance.state === 'draining') return;
-    if (status.memoryLimitBytes !== undefined) {
-      const limit = `${(status.memoryLimitBytes / 1_048_576).toFixed(1)} MiB`;
-      this.#options.events.record({
-        actor: 'limits',
-        kind: 'instance.memory_exceeded',
+      runtime.adopt(ref);
+      if (this.#exits.has(instance.id)) continue;
+      events.record({
+        actor: 'system',
+        kind: 'instance.adopted',
         app: instance.app,
         service: instance.service,
         instance: instance.id,
-        message: `${instance.id} used all of its ${limit} memory limit: killed by the kernel (OOM), to be replaced`,
-        data: { limitBytes: status.memoryLimitBytes, by: 'kernel' },
+        message: `${instance.id} adopted after a restart of the control plane (pid ${instance.pid}, ${instance.state})`,
+        data: { pid: instance.pid, state: instance.state },
       });
+      if (instance.state === 'draining') this.#finishStop(instance, 'the stop was interrupted by a restart');
     }
-    this.#recordCrash(instance, describeExit(status), status);
-    this.kick();
   }
 
-  #recordCrash(instance: Instance, reason: string, status: ExitStatus | null): void {
-    this.#markEnded(instance, 'crashed', reason, status);
-    this.#countFailure(instance, 'instance.crashed', reason, status);
+  /**
+   * Applies what the exit stream reported since the last pass (level-triggered: the reports wait in a map keyed by
+   * instance until a pass reads them against the store). An exit nobody asked for is a crash; the end of an
+   * instance being stopped is recorded by its stop.
+   */
+  #observeExits(): void {
+    const { store } = this.#options;
+    for (const [id, exit] of [...this.#exits]) {
+      const instance = store.getInstance(id);
+      if (!instance || !isLive(instance.state)) {
+        this.#exits.delete(id);
+        continue;
+      }
+      if (instance.state === 'draining') {
+        if (this.#stopping.has(id)) continue;
+        this.#exits.delete(id);
+        this.#end(instance, 'stopped', 'stopped while the control plane was down', exit.status, {
+          actor: 'system',
+          kind: 'instance.stopped',
+          app: instance.app,
+          service: instance.service,
+          instance: instance.id,
+          message: `${instance.id} stopped while the control plane was down`,
+          data: { outcome: 'gone', reason: instance.reason },
+        });
+        continue;
+      }
+      this.#exits.delete(id);
+      const known = exit.status.code !== null || exit.status.signal !== null;
+      const reason = !exit.missed
+        ? describeExit(exit.status)
+        : known
+          ? `${describeExit(exit.status)} while the control plane was down`
+          : 'process gone while the control plane was down';
+      this.#recordCrash(instance, reason, known ? exit.status : null, exit.status.memoryLimitBytes);
+    }
   }
 
-  /** A failed instance counts toward its service's crash-loop backoff, and is an event with the numbers. */
-  #countFailure(instance: Instance, kind: string, reason: string, status: ExitStatus | null): void {
-    const { store, events, clock, backoff } = this.#options;
+  /**
+   * The instance ended on its own (or never started): `crashed`, counted toward the crash-loop backoff. Killed for
+   * going over its memory limit, it is first an `instance.memory_exceeded` event, in the same transaction.
+   */
+  #recordCrash(
+    instance: Instance,
+    reason: string,
+    status: ExitStatus | null,
+    memoryLimitBytes?: number,
+  ): void {
+    this.#options.store.transaction(() => {
+      if (memoryLimitBytes !== undefined) {
+        const limit = `${(memoryLimitBytes / 1_048_576).toFixed(1)} MiB`;
+        this.#options.events.record({
+          actor: 'limits',
+          kind: 'instance.memory_exceeded',
+          app: instance.app,
+          service: instance.service,
+          instance: instance.id,
+          message: `${instance.id} used all of its ${limit} memory limit: killed by the kernel (OOM), to be replaced`,
+          data: { limitBytes: memoryLimitBytes, by: 'kernel' },
+        });
+      }
+      const failure = this.#countFailure(instance, 'instance.crashed', reason, status);
+      this.#end(instance, 'crashed', reason, status, failure);
+    });
+    this.#options.deployments?.instanceFailed(instance, reason);
+  }
+
+  /**
+   * A failed instance counts toward its service's crash-loop backoff; returns the event that says so, with the
+   * numbers, for the transition that records the failure.
+   */
+  #countFailure(instance: Instance, kind: string, reason: string, status: ExitStatus | null): EventInput {
+    const { store, clock, backoff } = this.#options;
     const now = clock.now();
     const upMs = now - instance.createdAt;
     const service = store.getService(instance.app, instance.service);
-    if (!service) return;
-    const failures = nextFailureCount(service.failures, upMs, backoff);
-    const delay = backoffDelay(failures, backoff);
-    store.setRestartBackoff(service.app, service.name, failures, now + delay);
-    events.record({
+    const failures = service ? nextFailureCount(service.failures, upMs, backoff) : 1;
+    const delay = service ? backoffDelay(failures, backoff) : 0;
+    if (service) store.setRestartBackoff(service.app, service.name, failures, now + delay);
+    return {
       actor: ACTOR,
       kind,
       app: instance.app,
@@ -278,36 +303,37 @@ export class Reconciler {
         exitCode: status?.code ?? null,
         signal: status?.signal ?? null,
       },
-    });
-    this.#options.deployments?.instanceFailed(instance, reason);
+    };
   }
 
-  #markEnded(
+  /** The last transition of an instance: `stopped` or `crashed`, with how its process ended. */
+  #end(
     instance: Instance,
     state: 'stopped' | 'crashed',
     reason: string,
     status: ExitStatus | null,
+    event: EventInput,
   ): void {
-    this.#options.store.updateInstance(instance.id, {
-      state,
-      endedAt: this.#options.clock.now(),
-      reason,
-      exitCode: status?.code ?? null,
-      exitSignal: status?.signal ?? null,
+    this.#options.store.transitionInstance(instance.id, state, reason, {
+      facts: {
+        endedAt: this.#options.clock.now(),
+        exitCode: status?.code ?? null,
+        exitSignal: status?.signal ?? null,
+      },
+      event: () => event,
     });
   }
 
   async #startInstance(service: ServiceRecord): Promise<void> {
     const { store, runtime, events, clock } = this.#options;
     const id = `${service.app}.${service.name}.${randomBytes(3).toString('hex')}`;
-    const port = await allocatePort();
-    const instance: Instance = {
+    const port = await this.#options.allocatePort();
+    const instance = store.insertInstance({
       id,
       app: service.app,
       service: service.name,
       release: service.release,
       configHash: service.configHash,
-      state: 'starting',
       pid: null,
       processStart: null,
       port,
@@ -318,8 +344,7 @@ export class Reconciler {
       exitSignal: null,
       reason: null,
       logPath: join(this.#options.logDir, service.app, `${id}.log`),
-    };
-    store.insertInstance(instance);
+    });
     let secrets: Record<string, string> = {};
     let configVars: Record<string, string> = {};
     try {
@@ -352,9 +377,7 @@ export class Reconciler {
         ...(service.spec.resources ? { limits: service.spec.resources } : {}),
       });
       // The process may already have exited (and been recorded) before we get here.
-      if (store.getInstance(id)?.state === 'starting') {
-        store.updateInstance(id, { pid: handle.pid, processStart: handle.processStart });
-      }
+      if (store.getInstance(id)?.state === 'starting') store.setInstanceProcess(id, handle);
       events.record({
         actor: ACTOR,
         kind: 'instance.started',
@@ -370,16 +393,16 @@ export class Reconciler {
   }
 
   #beginStop(action: StopAction, instance: Instance): void {
-    const { store, events } = this.#options;
-    store.updateInstance(instance.id, { state: 'draining', reason: action.reason });
-    events.record({
-      actor: ACTOR,
-      kind: 'instance.stopping',
-      app: instance.app,
-      service: instance.service,
-      instance: instance.id,
-      message: `${instance.id} stopping: ${describeStopReason(action.reason)}`,
-      data: { reason: action.reason, was: instance.state },
+    this.#options.store.transitionInstance(instance.id, 'draining', action.reason, {
+      event: (before) => ({
+        actor: ACTOR,
+        kind: 'instance.stopping',
+        app: instance.app,
+        service: instance.service,
+        instance: instance.id,
+        message: `${instance.id} stopping: ${describeStopReason(action.reason)}`,
+        data: { reason: action.reason, was: before.state },
+      }),
     });
     this.#finishStop(instance, action.reason);
   }
@@ -389,14 +412,12 @@ export class Reconciler {
     const service = this.#options.store.getService(instance.app, instance.service);
     const timeoutMs = service?.spec.deploy.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS;
     const drainMs = service?.spec.deploy.drainMs ?? DEFAULT_DRAIN_MS;
-    const handle = handleOf(instance);
+    const ref = instanceRef(instance);
     const stopped = (async () => {
       // No new requests, in-flight ones finish (up to drainMs), and only then the signal.
-      if (handle && this.#options.runtime.isRunning(handle))
-        await this.#options.traffic?.drain(instance, drainMs);
-      const outcome = handle ? await this.#options.runtime.stop(handle, timeoutMs) : 'gone';
-      this.#markEnded(instance, endState, reason, null);
-      this.#options.events.record({
+      if (ref && !this.#exits.has(instance.id)) await this.#options.traffic?.drain(instance, drainMs);
+      const outcome = ref ? await this.#options.runtime.stop(ref, timeoutMs) : 'gone';
+      this.#end(instance, endState, reason, null, {
         actor: ACTOR,
         kind: 'instance.stopped',
         app: instance.app,
@@ -416,35 +437,60 @@ export class Reconciler {
     this.#stopping.set(instance.id, stopped);
   }
 
-  #onHealthChange(change: HealthChange): void {
-    const { store, events, clock } = this.#options;
-    const instance = store.getInstance(change.instanceId);
-    if (!instance || !isLive(instance.state) || instance.state === 'draining') return;
-    if (change.to === 'failed_to_start') {
-      const reason = `never passed its health check (last: ${change.reason})`;
-      store.updateInstance(instance.id, { state: 'draining', reason });
-      this.#countFailure(instance, 'instance.failed_to_start', reason, null);
-      this.#finishStop(instance, reason, 'crashed');
-      return;
+  /**
+   * Applies target health as the proxy last reported it (level-triggered: compared with each instance's recorded
+   * state). A service without an HTTP health check is judged by its runtime: running is healthy.
+   */
+  #observeHealth(services: ReadonlyMap<string, ServiceRecord>): void {
+    const { store, health } = this.#options;
+    for (const instance of store.listInstances({ live: true })) {
+      if (instance.state === 'draining') continue;
+      const check = services.get(`${instance.app}/${instance.service}`)?.spec.health ?? null;
+      if (check === null || instance.port === null || health === undefined) {
+        if (instance.state === 'starting' && instance.pid !== null && !this.#exits.has(instance.id)) {
+          this.#healthChanged(instance, 'healthy', 'no health check: running');
+        }
+        continue;
+      }
+      const target = health.healthOf(instance.id);
+      if (target === undefined || target.health === 'initial') continue;
+      if (instance.state === 'starting' && target.health === 'unhealthy')
+        this.#failedStart(instance, target.reason);
+      else if (instance.state !== target.health) this.#healthChanged(instance, target.health, target.reason);
     }
-    const patch: Partial<Instance> = {
-      state: change.to,
-      reason: change.to === 'unhealthy' ? change.reason : null,
-    };
-    if (change.to === 'healthy' && instance.healthyAt === null) patch.healthyAt = clock.now();
-    store.updateInstance(instance.id, patch);
-    events.record({
-      actor: 'health',
-      kind: `instance.${change.to}`,
-      app: instance.app,
-      service: instance.service,
-      instance: instance.id,
-      message: `${instance.id} ${instance.state} → ${change.to} (${change.reason})`,
-      data: { from: instance.state, to: change.to, reason: change.reason },
+  }
+
+  /** Health moved an instance between `starting`, `healthy` and `unhealthy`: an event with the check's result. */
+  #healthChanged(instance: Instance, to: 'healthy' | 'unhealthy', reason: string): void {
+    const { store, clock } = this.#options;
+    store.transitionInstance(instance.id, to, to === 'unhealthy' ? reason : null, {
+      facts: to === 'healthy' && instance.healthyAt === null ? { healthyAt: clock.now() } : {},
+      event: (before) => ({
+        actor: 'health',
+        kind: `instance.${to}`,
+        app: instance.app,
+        service: instance.service,
+        instance: instance.id,
+        message: `${instance.id} ${before.state} → ${to} (${reason})`,
+        data: { from: before.state, to, reason },
+      }),
     });
-    if (change.to === 'unhealthy')
-      this.#options.deployments?.instanceFailed(instance, `unhealthy: ${change.reason}`);
-    this.kick();
+    if (to === 'unhealthy') this.#options.deployments?.instanceFailed(instance, `unhealthy: ${reason}`);
+  }
+
+  /**
+   * A new instance's check failed past its grace period without ever passing (the proxy turned its target from
+   * `initial` to `unhealthy`): a failed start, counted toward the backoff; it is stopped and ends `crashed`.
+   */
+  #failedStart(instance: Instance, lastResult: string): void {
+    const { store } = this.#options;
+    const reason = `never passed its health check (last: ${lastResult})`;
+    store.transaction(() => {
+      const failure = this.#countFailure(instance, 'instance.failed_to_start', reason, null);
+      store.transitionInstance(instance.id, 'draining', reason, { event: () => failure });
+    });
+    this.#options.deployments?.instanceFailed(instance, reason);
+    this.#finishStop(instance, reason, 'crashed');
   }
 }
 
@@ -458,20 +504,6 @@ function toDesired(service: ServiceRecord): DesiredService {
     maxSurgePercent: service.spec.deploy.maxSurgePercent,
     minHealthyPercent: service.spec.deploy.minHealthyPercent,
   };
-}
-
-function handleOf(instance: Instance): ProcessHandle | null {
-  return instance.pid === null || instance.processStart === null
-    ? null
-    : { pid: instance.pid, processStart: instance.processStart };
-}
-
-function healthSettingsOf(service: ServiceRecord | undefined): HealthCheckSettings | null {
-  return service?.spec.health ?? null;
-}
-
-function describeExit(status: ExitStatus): string {
-  return status.signal ? `killed by ${status.signal}` : `exited with code ${status.code}`;
 }
 
 function describeStopReason(reason: string): string {

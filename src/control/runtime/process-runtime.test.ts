@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { OutputRecord } from './output-log.js';
 import { exitPathOf, ProcessRuntime } from './process-runtime.js';
-import type { ExitStatus, ProcessHandle } from './runtime.js';
+import type { ExitStatus, InstanceRef } from './runtime.js';
 
 function records(path: string): OutputRecord[] {
   if (!existsSync(path)) return [];
@@ -21,13 +21,13 @@ async function run(
   runtime: ProcessRuntime,
   script: string,
   scrub: Record<string, string> = {},
-): Promise<{ handle: ProcessHandle; logPath: string; exited: Promise<ExitStatus> }> {
+): Promise<{ handle: InstanceRef; logPath: string; exited: Promise<ExitStatus> }> {
   const logPath = join(mkdtempSync(join(tmpdir(), 'berth-runtime-')), 'app', 'i.log');
   let resolveExit: (status: ExitStatus) => void = () => {};
   const exited = new Promise<ExitStatus>((resolve) => {
     resolveExit = resolve;
   });
-  const handle = await runtime.start({
+  const started = await runtime.start({
     instanceId: 'i',
     cwd: tmpdir(),
     command: `${process.execPath} -e '${script}'`,
@@ -35,10 +35,10 @@ async function run(
     logPath,
     scrub,
   });
-  runtime.onExit((exitedHandle, status) => {
-    if (exitedHandle.pid === handle.pid) resolveExit(status);
+  runtime.onExit((exit) => {
+    if (exit.instanceId === 'i') resolveExit(exit.status);
   });
-  return { handle, logPath, exited };
+  return { handle: { ...started, instanceId: 'i', logPath }, logPath, exited };
 }
 
 function deadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -66,7 +66,7 @@ describe('ProcessRuntime with the instance shim', () => {
       ['out', 'to out'],
     ]);
     for (const record of lines) assert.ok(record.t >= before && record.t <= Date.now());
-    assert.deepEqual(runtime.exitStatus(logPath), { code: 3, signal: null });
+    assert.deepEqual(await recordedExit(logPath), { code: 3, signal: null });
     const file = JSON.parse(readFileSync(exitPathOf(logPath), 'utf8')) as { t: number };
     assert.ok(file.t >= before);
   });
@@ -112,8 +112,7 @@ describe('ProcessRuntime with the instance shim', () => {
       10_000,
       'the app to print',
     );
-    assert.ok(runtime.isRunning(handle));
-    const usage = runtime.sample([handle]).get(handle.pid);
+    const usage = runtime.sample([handle]).get('i');
     assert.ok(usage && usage.memoryBytes > 0);
     assert.equal(await runtime.stop(handle, 5000), 'terminated');
     assert.deepEqual(await deadline(exited, 5000, 'exit event'), { code: 0, signal: null });
@@ -121,7 +120,6 @@ describe('ProcessRuntime with the instance shim', () => {
       records(logPath).map((r) => r.l),
       ['up', 'bye'],
     );
-    assert.equal(runtime.isRunning(handle), false);
   });
 
   it('kills the app when its shim is killed with SIGKILL, reporting the kill', async () => {
@@ -156,9 +154,17 @@ describe('ProcessRuntime with the instance shim', () => {
     const runtime = new ProcessRuntime();
     const { exited, logPath } = await run(runtime, 'process.kill(process.pid, "SIGKILL");');
     assert.deepEqual(await deadline(exited, 10_000, 'exit'), { code: null, signal: 'SIGKILL' });
-    assert.deepEqual(runtime.exitStatus(logPath), { code: null, signal: 'SIGKILL' });
+    assert.deepEqual(await recordedExit(logPath), { code: null, signal: 'SIGKILL' });
   });
 });
+
+/** What a runtime that adopts the ended instance after a restart reports: the status its shim recorded. */
+async function recordedExit(logPath: string): Promise<ExitStatus> {
+  const later = new ProcessRuntime();
+  const reported = new Promise<ExitStatus>((resolve) => later.onExit((exit) => resolve(exit.status)));
+  later.adopt({ instanceId: 'i', pid: 2 ** 22 + 1, processStart: 1, logPath });
+  return reported;
+}
 
 function alive(pid: number): boolean {
   try {

@@ -6,9 +6,19 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BerthError } from '../../domain/errors.js';
 import type { InstanceUsage } from '../../domain/instance.js';
+import { type Logger, silentLogger } from '../../lib/logger.js';
+import { every, type Ticker } from '../../lib/ticker.js';
 import { type CgroupDriver, detectCgroups } from './cgroups.js';
 import { clockTicksPerSecond, readAllProcStats, readProcStat } from './proc.js';
-import type { ExitStatus, ProcessHandle, Runtime, StartRequest, StopOutcome } from './runtime.js';
+import type {
+  ExitStatus,
+  InstanceExit,
+  InstanceRef,
+  ProcessHandle,
+  Runtime,
+  StartRequest,
+  StopOutcome,
+} from './runtime.js';
 
 export type Spawn = typeof spawnChild;
 
@@ -21,7 +31,13 @@ export interface ProcessRuntimeOptions {
   shim?: { node: string; script: string };
   /** Where limits become cgroups; `null` turns kernel limits off. Defaults to what the machine allows. */
   cgroups?: CgroupDriver | null;
+  /** How often adopted instances (not our children: no exit event) are looked up in /proc. */
+  watchMs?: number;
+  log?: Logger;
 }
+
+/** Default of `watchMs`. */
+export const ADOPTED_WATCH_MS = 250;
 
 /** The shim beside this module in dist/: `dist/src/control/runtime/` → `dist/src/main/instance-shim.js`. */
 export const DEFAULT_SHIM_SCRIPT = fileURLToPath(new URL('../../main/instance-shim.js', import.meta.url));
@@ -42,14 +58,23 @@ interface CpuSample {
   at: number;
 }
 
+/**
+ * Instances as process groups led by a shim. Our own children report their exit through node; instances adopted
+ * after a restart are looked up in /proc every `watchMs` (nothing else would tell us they ended). Either way each
+ * ends once on the exit stream, with the app's status as its shim recorded it and whether the kernel OOM-killed it.
+ */
 export class ProcessRuntime implements Runtime {
   readonly #spawn: Spawn;
   readonly #pollMs: number;
   readonly #shim: { node: string; script: string };
-  readonly #exitListeners: ((handle: ProcessHandle, status: ExitStatus) => void)[] = [];
+  readonly #exitListeners = new Set<(exit: InstanceExit) => void>();
   readonly #children = new Map<number, ChildProcess>();
+  readonly #adopted = new Map<string, InstanceRef>();
   readonly #lastCpu = new Map<number, CpuSample>();
   readonly #cgroups: CgroupDriver | null;
+  readonly #watchMs: number;
+  readonly #log: Logger;
+  #watch: Ticker | undefined;
 
   constructor(options: ProcessRuntimeOptions = {}) {
     this.#cgroups = options.cgroups === undefined ? detectCgroups() : options.cgroups;
@@ -58,6 +83,8 @@ export class ProcessRuntime implements Runtime {
     this.#spawn = options.spawn ?? spawnChild;
     this.#pollMs = options.pollMs ?? 25;
     this.#shim = options.shim ?? { node: process.execPath, script: DEFAULT_SHIM_SCRIPT };
+    this.#watchMs = options.watchMs ?? ADOPTED_WATCH_MS;
+    this.#log = options.log ?? silentLogger;
   }
 
   /** `v1`/`v2` when resource limits are enforced by the kernel, `null` when only from /proc samples. */
@@ -113,31 +140,93 @@ export class ProcessRuntime implements Runtime {
     const handle: ProcessHandle = { pid, processStart: stat?.startTicks ?? 0 };
     this.#children.set(pid, child);
     child.once('exit', (code, signal) => {
-      killOrphans(pid);
-      const oomKilled = (this.#cgroups?.oomKills(request.instanceId) ?? 0) > 0;
-      this.#cgroups?.remove(request.instanceId);
       this.#children.delete(pid);
-      this.#lastCpu.delete(pid);
       // The app's own status, as the shim recorded it; the shim's when it could not (killed with SIGKILL).
-      const status: ExitStatus = { ...(this.exitStatus(request.logPath) ?? { code, signal }) };
-      if (oomKilled && request.limits?.memoryBytes !== undefined)
-        status.memoryLimitBytes = request.limits.memoryBytes;
-      for (const listener of this.#exitListeners) listener(handle, status);
+      this.#ended(
+        request.instanceId,
+        pid,
+        request.logPath,
+        request.limits?.memoryBytes,
+        { code, signal },
+        false,
+      );
     });
     return handle;
   }
 
-  isRunning(handle: ProcessHandle): boolean {
-    const stat = readProcStat(handle.pid);
-    if (stat === undefined) killOrphans(handle.pid);
-    if (stat === undefined || stat.startTicks !== handle.processStart) return false;
-    // A zombie has exited and waits to be reaped. Our own child counts as running until then: its exit event
-    // carries the exact status (signal, OOM kill), which a poll that saw the zombie first would report without.
-    return stat.state !== 'Z' || this.#children.has(handle.pid);
+  adopt(ref: InstanceRef): void {
+    if (this.#adopted.has(ref.instanceId)) return;
+    if (!this.#isRunning(ref)) {
+      this.#ended(
+        ref.instanceId,
+        ref.pid,
+        ref.logPath,
+        ref.limits?.memoryBytes,
+        { code: null, signal: null },
+        true,
+      );
+      return;
+    }
+    this.#adopted.set(ref.instanceId, ref);
+    this.#watch ??= every(this.#watchMs, () => this.#lookUpAdopted(), {
+      name: 'adopted instances watch',
+      log: this.#log,
+    });
   }
 
-  async stop(handle: ProcessHandle, timeoutMs: number): Promise<StopOutcome> {
-    if (!this.isRunning(handle)) return 'gone';
+  async close(): Promise<void> {
+    await this.#watch?.stop();
+    this.#watch = undefined;
+  }
+
+  onExit(listener: (exit: InstanceExit) => void): () => void {
+    this.#exitListeners.add(listener);
+    return () => this.#exitListeners.delete(listener);
+  }
+
+  /** The one place an end is reported: cleans up after the instance, then tells the listeners once. */
+  #ended(
+    instanceId: string,
+    pid: number,
+    logPath: string,
+    memoryLimitBytes: number | undefined,
+    fallback: ExitStatus,
+    missed: boolean,
+  ): void {
+    killOrphans(pid);
+    const oomKilled = (this.#cgroups?.oomKills(instanceId) ?? 0) > 0;
+    this.#cgroups?.remove(instanceId);
+    this.#lastCpu.delete(pid);
+    this.#adopted.delete(instanceId);
+    const status: ExitStatus = { ...(this.#recordedExit(logPath) ?? fallback) };
+    if (oomKilled && memoryLimitBytes !== undefined) status.memoryLimitBytes = memoryLimitBytes;
+    for (const listener of this.#exitListeners) listener({ instanceId, status, missed });
+  }
+
+  #lookUpAdopted(): void {
+    for (const ref of [...this.#adopted.values()]) {
+      if (this.#isRunning(ref)) continue;
+      this.#ended(
+        ref.instanceId,
+        ref.pid,
+        ref.logPath,
+        ref.limits?.memoryBytes,
+        { code: null, signal: null },
+        false,
+      );
+    }
+  }
+
+  #isRunning(handle: ProcessHandle): boolean {
+    const stat = readProcStat(handle.pid);
+    // A zombie has exited; it only waits for its parent to reap it.
+    const running = stat !== undefined && stat.state !== 'Z' && stat.startTicks === handle.processStart;
+    if (stat === undefined) killOrphans(handle.pid);
+    return running;
+  }
+
+  async stop(handle: InstanceRef, timeoutMs: number): Promise<StopOutcome> {
+    if (!this.#isRunning(handle)) return 'gone';
     signalGroup(handle.pid, 'SIGTERM');
     if (await this.#waitGone(handle, timeoutMs)) return 'terminated';
     signalGroup(handle.pid, 'SIGKILL');
@@ -145,9 +234,9 @@ export class ProcessRuntime implements Runtime {
     return 'killed';
   }
 
-  sample(handles: readonly ProcessHandle[]): Map<number, InstanceUsage> {
+  sample(refs: readonly InstanceRef[]): Map<string, InstanceUsage> {
     const now = Date.now();
-    const wanted = new Map(handles.map((handle) => [handle.pid, handle]));
+    const wanted = new Map(refs.map((ref) => [ref.pid, ref]));
     const totals = new Map<number, { ticks: number; rss: number }>();
     for (const stat of readAllProcStats()) {
       if (!wanted.has(stat.pgrp)) continue;
@@ -156,7 +245,7 @@ export class ProcessRuntime implements Runtime {
       total.rss += stat.rssBytes;
       totals.set(stat.pgrp, total);
     }
-    const usage = new Map<number, InstanceUsage>();
+    const usage = new Map<string, InstanceUsage>();
     for (const [pid, total] of totals) {
       const previous = this.#lastCpu.get(pid);
       this.#lastCpu.set(pid, { ticks: total.ticks, at: now });
@@ -165,7 +254,7 @@ export class ProcessRuntime implements Runtime {
         previous && elapsedSeconds > 0
           ? Math.max(0, ((total.ticks - previous.ticks) / clockTicksPerSecond() / elapsedSeconds) * 100)
           : 0;
-      usage.set(pid, {
+      usage.set(wanted.get(pid)!.instanceId, {
         cpuPercent: Math.round(cpuPercent * 10) / 10,
         memoryBytes: total.rss,
         sampledAt: now,
@@ -174,11 +263,8 @@ export class ProcessRuntime implements Runtime {
     return usage;
   }
 
-  onExit(listener: (handle: ProcessHandle, status: ExitStatus) => void): void {
-    this.#exitListeners.push(listener);
-  }
-
-  exitStatus(logPath: string): ExitStatus | null {
+  /** How the app ended, as its shim recorded it beside its output; null when unknown. */
+  #recordedExit(logPath: string): ExitStatus | null {
     // Instances from before the shim have no log path, and no status file.
     if (logPath === '') return null;
     try {
@@ -195,7 +281,7 @@ export class ProcessRuntime implements Runtime {
     // Our own child: its exit status is exact. An adopted process: look in /proc. Either way the whole group
     // must be gone, since the leader may leave children behind.
     const leaderGone = (): boolean =>
-      child ? child.exitCode !== null || child.signalCode !== null : !this.isRunning(handle);
+      child ? child.exitCode !== null || child.signalCode !== null : !this.#isRunning(handle);
     while (Date.now() < deadline) {
       if (leaderGone() && groupIsEmpty(handle.pid)) return true;
       await new Promise((resolve) => setTimeout(resolve, this.#pollMs));

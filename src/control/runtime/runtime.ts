@@ -1,5 +1,5 @@
-// The runtime interface: how the control plane starts, watches, samples and stops instances.
-import type { InstanceUsage } from '../../domain/instance.js';
+// The runtime interface: how the control plane starts, adopts, samples and stops instances, and learns they ended.
+import type { Instance, InstanceUsage } from '../../domain/instance.js';
 import type { ResourceLimits } from './cgroups.js';
 
 export interface StartRequest {
@@ -12,47 +12,89 @@ export interface StartRequest {
   env: Record<string, string>;
   /**
    * The instance's output file: one JSON object per line, `{"t":<epoch ms>,"s":"out"|"err","l":"<text>"}`.
-   * The exit status is written beside it (`<name>.exit` for `<name>.log`).
+   * How the app ended is recorded beside it, so a later runtime can report it.
    */
   logPath: string;
   /** Secret values to replace by `[secret:NAME]` in the output, name → value. */
   scrub?: Record<string, string>;
-  /** Limits the kernel enforces on the app, where the runtime can make a cgroup (see `detectCgroups`). */
+  /** Limits the kernel enforces on the app, where the runtime can (see `detectCgroups`). */
   limits?: ResourceLimits;
 }
 
-/** Identifies a running instance across control-plane restarts: pid plus the process's start time. */
+/** Where an instance runs, as its runtime reports it at start: kept in the store to find it again. */
 export interface ProcessHandle {
   pid: number;
-  /** Start time in clock ticks since boot, from /proc/PID/stat. */
+  /** Start time in clock ticks since boot (from /proc/PID/stat): a recycled pid is never mistaken for it. */
   processStart: number;
 }
 
+/** What the store keeps of an instance for its runtime: enough to find it again after a restart. */
+export interface InstanceRef extends ProcessHandle {
+  instanceId: string;
+  /** The output file given at start (the exit is recorded beside it). */
+  logPath: string;
+  /** The limits it was started with, so an adopted instance's OOM kill is recognised too. */
+  limits?: ResourceLimits;
+}
+
 export interface ExitStatus {
+  /** Null when it was killed by a signal, or when how it ended is unknown (both null). */
   code: number | null;
   signal: string | null;
-  /** Set when the kernel killed the app for going over this memory limit (bytes). */
+  /** Set when the kernel killed the app for going over this memory limit (bytes): an OOM kill. */
   memoryLimitBytes?: number;
+}
+
+/** One report on the exit stream: an instance ended. */
+export interface InstanceExit {
+  instanceId: string;
+  status: ExitStatus;
+  /** True when it ended while no runtime watched it (found on adoption, after a control-plane restart). */
+  missed: boolean;
 }
 
 /** How a stop ended: the process left after SIGTERM, needed SIGKILL, or was already gone. */
 export type StopOutcome = 'terminated' | 'killed' | 'gone';
 
+/**
+ * A way to run instances (processes here; containers and pods later). Every instance it started or adopted ends
+ * exactly once on its exit stream, whether it exited, was killed, was stopped or was found gone on adoption:
+ * that stream is the one place the control plane learns an instance ended. `runtime-contract.ts` is the suite
+ * every implementation passes.
+ */
 export interface Runtime {
-  /** Starts the instance; resolves once the process exists. */
+  /** Starts the instance; resolves once it exists. */
   start(request: StartRequest): Promise<ProcessHandle>;
-  /** True when the process still runs and is the same process (same start time), so a recycled pid never counts. */
-  isRunning(handle: ProcessHandle): boolean;
-  /** SIGTERM to the instance's process group, SIGKILL after `timeoutMs`; resolves once it is gone. */
-  stop(handle: ProcessHandle, timeoutMs: number): Promise<StopOutcome>;
-  /** CPU and memory of each instance's whole process group, keyed by pid. */
-  sample(handles: readonly ProcessHandle[]): Map<number, InstanceUsage>;
-  /** Called when a process this runtime started exits (adopted ones are found by `isRunning`). */
-  onExit(listener: (handle: ProcessHandle, status: ExitStatus) => void): void;
   /**
-   * How an instance's app ended, read from what its runtime left beside `logPath`; null when unknown (still
-   * running, or killed before it could be recorded). Lets the control plane report "exited with code 3" for an
-   * instance it adopted after a restart and so never saw exit.
+   * Watches an instance a previous control plane started. One that is already gone is reported on the exit stream
+   * (`missed`) before this returns, with what its runtime recorded of its end.
    */
-  exitStatus(logPath: string): ExitStatus | null;
+  adopt(ref: InstanceRef): void;
+  /** Asks the instance to stop (SIGTERM, SIGKILL after `timeoutMs`); resolves once it is gone. */
+  stop(ref: InstanceRef, timeoutMs: number): Promise<StopOutcome>;
+  /** CPU and memory of the running instances among `refs`, keyed by instance id. */
+  sample(refs: readonly InstanceRef[]): Map<string, InstanceUsage>;
+  /** Subscribes to the exit stream; returns how to unsubscribe. */
+  onExit(listener: (exit: InstanceExit) => void): () => void;
+  /** Stops watching (instances keep running). */
+  close(): Promise<void>;
+}
+
+/** The runtime's reference to a recorded instance; null before its process was recorded. */
+export function instanceRef(instance: Instance, limits?: ResourceLimits): InstanceRef | null {
+  if (instance.pid === null || instance.processStart === null) return null;
+  return {
+    instanceId: instance.id,
+    pid: instance.pid,
+    processStart: instance.processStart,
+    logPath: instance.logPath,
+    ...(limits === undefined ? {} : { limits }),
+  };
+}
+
+/** Says how an instance ended, for events: `exited with code 3`, `killed by SIGKILL`. */
+export function describeExit(status: ExitStatus): string {
+  if (status.signal) return `killed by ${status.signal}`;
+  if (status.code !== null) return `exited with code ${status.code}`;
+  return 'process exited';
 }

@@ -1,5 +1,6 @@
-// SQL of the secrets tables (migration 2): secrets with their labels, sealed versions, the key check, config vars.
-import type Database from 'better-sqlite3';
+// The secrets tables: secrets with their labels, sealed versions, the master key check, config vars.
+import { z } from 'zod';
+import type { Database, Migration } from '../store/database.js';
 import type { SealedVersion } from './envelope.js';
 
 /** A secret's row: labels point at versions; a soft-deleted secret has `deletedAt` and `purgeAt`. */
@@ -22,240 +23,306 @@ export interface VersionRow extends SealedVersion {
   createdBy: string;
 }
 
-interface RawSecret {
-  app: string;
-  name: string;
-  current_version: number;
-  previous_version: number | null;
-  created_at: number;
-  updated_at: number;
-  deleted_at: number | null;
-  purge_at: number | null;
-}
+export const SECRETS_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'secrets (envelope-encrypted versions) and config vars',
+    sql: `
+      -- One row: a value sealed with the master key, so a wrong key is refused before it touches anything.
+      CREATE TABLE secret_master_check (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        check_value BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        rotated_at INTEGER
+      );
+      -- A secret per app and name; labels point at versions. deleted_at/purge_at: soft delete, recovery window.
+      CREATE TABLE secrets (
+        app TEXT NOT NULL,
+        name TEXT NOT NULL,
+        current_version INTEGER NOT NULL,
+        previous_version INTEGER,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        deleted_at INTEGER,
+        purge_at INTEGER,
+        PRIMARY KEY (app, name)
+      );
+      -- Each version: its value sealed with its own data key, the data key sealed with the master key.
+      CREATE TABLE secret_versions (
+        app TEXT NOT NULL,
+        name TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        nonce BLOB NOT NULL,
+        ciphertext BLOB NOT NULL,
+        sealed_key BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        created_by TEXT NOT NULL,
+        PRIMARY KEY (app, name, version),
+        FOREIGN KEY (app, name) REFERENCES secrets (app, name) ON DELETE CASCADE
+      );
+      CREATE TABLE config_vars (
+        app TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (app, key)
+      );
+    `,
+  },
+];
 
-interface RawVersion {
-  app: string;
-  name: string;
-  version: number;
-  nonce: Buffer;
-  ciphertext: Buffer;
-  sealed_key: Buffer;
-  created_at: number;
-  created_by: string;
-}
+const secretRow = z
+  .object({
+    app: z.string(),
+    name: z.string(),
+    current_version: z.number().int(),
+    previous_version: z.number().int().nullable(),
+    created_at: z.number(),
+    updated_at: z.number(),
+    deleted_at: z.number().nullable(),
+    purge_at: z.number().nullable(),
+  })
+  .transform(
+    (row): SecretRow => ({
+      app: row.app,
+      name: row.name,
+      currentVersion: row.current_version,
+      previousVersion: row.previous_version,
+      createdAt: row.created_at,
+      updatedAt: row.updated_at,
+      deletedAt: row.deleted_at,
+      purgeAt: row.purge_at,
+    }),
+  );
 
-function toSecret(row: RawSecret): SecretRow {
-  return {
-    app: row.app,
-    name: row.name,
-    currentVersion: row.current_version,
-    previousVersion: row.previous_version,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-    deletedAt: row.deleted_at,
-    purgeAt: row.purge_at,
-  };
-}
+const versionRow = z
+  .object({
+    app: z.string(),
+    name: z.string(),
+    version: z.number().int(),
+    nonce: z.instanceof(Buffer),
+    ciphertext: z.instanceof(Buffer),
+    sealed_key: z.instanceof(Buffer),
+    created_at: z.number(),
+    created_by: z.string(),
+  })
+  .transform(
+    (row): VersionRow => ({
+      app: row.app,
+      name: row.name,
+      version: row.version,
+      nonce: row.nonce,
+      ciphertext: row.ciphertext,
+      sealedKey: row.sealed_key,
+      createdAt: row.created_at,
+      createdBy: row.created_by,
+    }),
+  );
 
-function toVersion(row: RawVersion): VersionRow {
-  return {
-    app: row.app,
-    name: row.name,
-    version: row.version,
-    nonce: row.nonce,
-    ciphertext: row.ciphertext,
-    sealedKey: row.sealed_key,
-    createdAt: row.created_at,
-    createdBy: row.created_by,
-  };
-}
+const configRow = z
+  .object({ key: z.string(), value: z.string(), updated_at: z.number() })
+  .transform((row) => ({ key: row.key, value: row.value, updatedAt: row.updated_at }));
 
 /** Versions kept per secret besides the labelled ones (AWS keeps about 100; we need only a short history). */
 export const KEPT_VERSIONS = 10;
 
+/** The repository of the secrets tables; only the secrets module reads or writes them. */
 export class SecretStore {
-  readonly #db: Database.Database;
+  readonly #db: Database;
+  readonly #s: ReturnType<typeof statements>;
 
-  constructor(db: Database.Database) {
+  constructor(db: Database) {
+    db.migrate('secrets', SECRETS_MIGRATIONS);
     this.#db = db;
+    this.#s = statements(db);
   }
 
   transaction<T>(fn: () => T): T {
-    return this.#db.transaction(fn)();
+    return this.#db.transaction(fn);
   }
 
   keyCheck(): Buffer | undefined {
-    const row = this.#db.prepare('SELECT check_value FROM secret_master_check WHERE id = 1').get() as
-      | { check_value: Buffer }
-      | undefined;
-    return row?.check_value;
+    return this.#s.keyCheck.get()?.check_value;
   }
 
   setKeyCheck(check: Buffer, now: number): void {
-    this.#db
-      .prepare(
-        `INSERT INTO secret_master_check (id, check_value, created_at) VALUES (1, ?, ?)
-         ON CONFLICT (id) DO UPDATE SET check_value = excluded.check_value, rotated_at = excluded.created_at`,
-      )
-      .run(check, now);
+    this.#s.setKeyCheck.run(check, now);
   }
 
   /** True when any secret version exists (then a missing master key must not be replaced by a new one). */
   hasVersions(): boolean {
-    return this.#db.prepare('SELECT 1 FROM secret_versions LIMIT 1').get() !== undefined;
+    return this.#s.anyVersion.get() !== undefined;
   }
 
   getSecret(app: string, name: string): SecretRow | undefined {
-    const row = this.#db.prepare('SELECT * FROM secrets WHERE app = ? AND name = ?').get(app, name) as
-      | RawSecret
-      | undefined;
-    return row && toSecret(row);
+    return this.#s.secret.get(app, name);
   }
 
   /** Secrets of one app (or all), soft-deleted ones included. */
   listSecrets(app?: string): SecretRow[] {
-    const rows = (
-      app === undefined
-        ? this.#db.prepare('SELECT * FROM secrets ORDER BY app, name').all()
-        : this.#db.prepare('SELECT * FROM secrets WHERE app = ? ORDER BY name').all(app)
-    ) as RawSecret[];
-    return rows.map(toSecret);
+    return app === undefined ? this.#s.allSecrets.all() : this.#s.secrets.all(app);
   }
 
   getVersion(app: string, name: string, version: number): VersionRow | undefined {
-    const row = this.#db
-      .prepare('SELECT * FROM secret_versions WHERE app = ? AND name = ? AND version = ?')
-      .get(app, name, version) as RawVersion | undefined;
-    return row && toVersion(row);
+    return this.#s.version.get(app, name, version);
   }
 
   listAllVersions(): VersionRow[] {
-    return (this.#db.prepare('SELECT * FROM secret_versions').all() as RawVersion[]).map(toVersion);
+    return this.#s.allVersions.all();
   }
 
   /** Adds a version and makes it current (the old current becomes previous), restoring a soft-deleted secret. */
   addVersion(version: VersionRow): void {
     const existing = this.getSecret(version.app, version.name);
     if (!existing) {
-      this.#db
-        .prepare(
-          `INSERT INTO secrets (app, name, current_version, previous_version, created_at, updated_at)
-           VALUES (?, ?, ?, NULL, ?, ?)`,
-        )
-        .run(version.app, version.name, version.version, version.createdAt, version.createdAt);
-    }
-    this.#db
-      .prepare(
-        `INSERT INTO secret_versions (app, name, version, nonce, ciphertext, sealed_key, created_at, created_by)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(
+      this.#s.insertSecret.run(
         version.app,
         version.name,
         version.version,
-        version.nonce,
-        version.ciphertext,
-        version.sealedKey,
         version.createdAt,
-        version.createdBy,
+        version.createdAt,
       );
+    }
+    this.#s.insertVersion.run(
+      version.app,
+      version.name,
+      version.version,
+      version.nonce,
+      version.ciphertext,
+      version.sealedKey,
+      version.createdAt,
+      version.createdBy,
+    );
     if (existing) {
-      this.#db
-        .prepare(
-          `UPDATE secrets SET current_version = ?, previous_version = ?, updated_at = ?, deleted_at = NULL,
-             purge_at = NULL WHERE app = ? AND name = ?`,
-        )
-        .run(version.version, existing.currentVersion, version.createdAt, version.app, version.name);
+      this.#s.makeCurrent.run(
+        version.version,
+        existing.currentVersion,
+        version.createdAt,
+        version.app,
+        version.name,
+      );
     }
     this.#pruneVersions(version.app, version.name);
   }
 
   nextVersion(app: string, name: string): number {
-    const row = this.#db
-      .prepare('SELECT MAX(version) AS version FROM secret_versions WHERE app = ? AND name = ?')
-      .get(app, name) as { version: number | null };
-    return (row.version ?? 0) + 1;
+    return (this.#s.latestVersion.get(app, name)?.version ?? 0) + 1;
   }
 
   setLabels(app: string, name: string, current: number, previous: number | null, now: number): void {
-    this.#db
-      .prepare(
-        'UPDATE secrets SET current_version = ?, previous_version = ?, updated_at = ? WHERE app = ? AND name = ?',
-      )
-      .run(current, previous, now, app, name);
+    this.#s.setLabels.run(current, previous, now, app, name);
   }
 
-  setDeleted(app: string, name: string, deletedAt: number | null, purgeAt: number | null): void {
-    this.#db
-      .prepare('UPDATE secrets SET deleted_at = ?, purge_at = ?, updated_at = ? WHERE app = ? AND name = ?')
-      .run(deletedAt, purgeAt, deletedAt ?? Date.now(), app, name);
+  setDeleted(app: string, name: string, deletedAt: number | null, purgeAt: number | null, now: number): void {
+    this.#s.setDeleted.run(deletedAt, purgeAt, now, app, name);
   }
 
   purge(app: string, name: string): void {
-    this.#db.prepare('DELETE FROM secret_versions WHERE app = ? AND name = ?').run(app, name);
-    this.#db.prepare('DELETE FROM secrets WHERE app = ? AND name = ?').run(app, name);
+    this.#s.purgeVersions.run(app, name);
+    this.#s.purgeSecret.run(app, name);
   }
 
   /** Soft-deleted secrets whose recovery window has passed. */
   expired(now: number): SecretRow[] {
-    return (
-      this.#db
-        .prepare('SELECT * FROM secrets WHERE purge_at IS NOT NULL AND purge_at <= ?')
-        .all(now) as RawSecret[]
-    ).map(toSecret);
+    return this.#s.expired.all(now);
   }
 
   replaceSealedKey(app: string, name: string, version: number, sealedKey: Buffer): void {
-    this.#db
-      .prepare('UPDATE secret_versions SET sealed_key = ? WHERE app = ? AND name = ? AND version = ?')
-      .run(sealedKey, app, name, version);
+    this.#s.replaceSealedKey.run(sealedKey, app, name, version);
   }
 
   #pruneVersions(app: string, name: string): void {
     const secret = this.getSecret(app, name);
     if (!secret) return;
-    this.#db
-      .prepare(
-        `DELETE FROM secret_versions WHERE app = ? AND name = ? AND version NOT IN (?, ?) AND version <= (
-           SELECT MAX(version) FROM secret_versions WHERE app = ? AND name = ?) - ?`,
-      )
-      .run(app, name, secret.currentVersion, secret.previousVersion ?? -1, app, name, KEPT_VERSIONS);
+    this.#s.pruneVersions.run(
+      app,
+      name,
+      secret.currentVersion,
+      secret.previousVersion ?? -1,
+      app,
+      name,
+      KEPT_VERSIONS,
+    );
   }
 
   // Plain config vars: not secret, kept apart and shown as they are.
 
   configVars(app: string): Record<string, string> {
-    const rows = this.#db
-      .prepare('SELECT key, value FROM config_vars WHERE app = ? ORDER BY key')
-      .all(app) as {
-      key: string;
-      value: string;
-    }[];
-    return Object.fromEntries(rows.map((row) => [row.key, row.value]));
+    return Object.fromEntries(this.#s.config.all(app).map((row) => [row.key, row.value]));
   }
 
   listConfig(app: string): { key: string; value: string; updatedAt: number }[] {
-    return (
-      this.#db
-        .prepare('SELECT key, value, updated_at FROM config_vars WHERE app = ? ORDER BY key')
-        .all(app) as {
-        key: string;
-        value: string;
-        updated_at: number;
-      }[]
-    ).map((row) => ({ key: row.key, value: row.value, updatedAt: row.updated_at }));
+    return this.#s.config.all(app);
   }
 
   setConfigVar(app: string, key: string, value: string, now: number): void {
-    this.#db
-      .prepare(
-        `INSERT INTO config_vars (app, key, value, updated_at) VALUES (?, ?, ?, ?)
-         ON CONFLICT (app, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
-      )
-      .run(app, key, value, now);
+    this.#s.setConfigVar.run(app, key, value, now);
   }
 
   unsetConfigVar(app: string, key: string): boolean {
-    return this.#db.prepare('DELETE FROM config_vars WHERE app = ? AND key = ?').run(app, key).changes > 0;
+    return this.#s.unsetConfigVar.run(app, key).changes > 0;
   }
+}
+
+function statements(db: Database) {
+  return {
+    keyCheck: db.statement(
+      'SELECT check_value FROM secret_master_check WHERE id = 1',
+      z.object({ check_value: z.instanceof(Buffer) }),
+    ),
+    setKeyCheck: db.statement(
+      `INSERT INTO secret_master_check (id, check_value, created_at) VALUES (1, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET check_value = excluded.check_value, rotated_at = excluded.created_at`,
+    ),
+    anyVersion: db.statement('SELECT 1 AS one FROM secret_versions LIMIT 1', z.object({ one: z.number() })),
+    secret: db.statement('SELECT * FROM secrets WHERE app = ? AND name = ?', secretRow),
+    allSecrets: db.statement('SELECT * FROM secrets ORDER BY app, name', secretRow),
+    secrets: db.statement('SELECT * FROM secrets WHERE app = ? ORDER BY name', secretRow),
+    version: db.statement(
+      'SELECT * FROM secret_versions WHERE app = ? AND name = ? AND version = ?',
+      versionRow,
+    ),
+    allVersions: db.statement('SELECT * FROM secret_versions', versionRow),
+    insertSecret: db.statement(
+      `INSERT INTO secrets (app, name, current_version, previous_version, created_at, updated_at)
+       VALUES (?, ?, ?, NULL, ?, ?)`,
+    ),
+    insertVersion: db.statement(
+      `INSERT INTO secret_versions (app, name, version, nonce, ciphertext, sealed_key, created_at, created_by)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    makeCurrent: db.statement(
+      `UPDATE secrets SET current_version = ?, previous_version = ?, updated_at = ?, deleted_at = NULL,
+         purge_at = NULL WHERE app = ? AND name = ?`,
+    ),
+    latestVersion: db.statement(
+      'SELECT MAX(version) AS version FROM secret_versions WHERE app = ? AND name = ?',
+      z.object({ version: z.number().int().nullable() }),
+    ),
+    setLabels: db.statement(
+      'UPDATE secrets SET current_version = ?, previous_version = ?, updated_at = ? WHERE app = ? AND name = ?',
+    ),
+    setDeleted: db.statement(
+      'UPDATE secrets SET deleted_at = ?, purge_at = ?, updated_at = ? WHERE app = ? AND name = ?',
+    ),
+    purgeVersions: db.statement('DELETE FROM secret_versions WHERE app = ? AND name = ?'),
+    purgeSecret: db.statement('DELETE FROM secrets WHERE app = ? AND name = ?'),
+    expired: db.statement('SELECT * FROM secrets WHERE purge_at IS NOT NULL AND purge_at <= ?', secretRow),
+    replaceSealedKey: db.statement(
+      'UPDATE secret_versions SET sealed_key = ? WHERE app = ? AND name = ? AND version = ?',
+    ),
+    pruneVersions: db.statement(
+      `DELETE FROM secret_versions WHERE app = ? AND name = ? AND version NOT IN (?, ?) AND version <= (
+         SELECT MAX(version) FROM secret_versions WHERE app = ? AND name = ?) - ?`,
+    ),
+    config: db.statement(
+      'SELECT key, value, updated_at FROM config_vars WHERE app = ? ORDER BY key',
+      configRow,
+    ),
+    setConfigVar: db.statement(
+      `INSERT INTO config_vars (app, key, value, updated_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (app, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+    ),
+    unsetConfigVar: db.statement('DELETE FROM config_vars WHERE app = ? AND key = ?'),
+  };
 }

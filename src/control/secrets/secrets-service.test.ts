@@ -5,18 +5,19 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { silentLogger } from '../../lib/logger.js';
-import { EventLog } from '../event-log.js';
+import { Database } from '../store/database.js';
+import { EventStore } from '../store/event-store.js';
 import { Store } from '../store/store.js';
 import { masterKeyPath } from './master-key.js';
 import { TextScrubber } from './scrubber.js';
 import { SecretsService } from './secrets-service.js';
 
 function open(dataDir: string, options: { envKey?: string; now?: () => number } = {}) {
-  const store = new Store(join(dataDir, 'state.db'));
+  const db = Database.open(join(dataDir, 'state.db'));
   const scrubber = new TextScrubber();
-  const events = new EventLog(store, silentLogger, scrubber);
-  const secrets = SecretsService.open({ store, events, dataDir, scrubber, ...options });
+  const events = new EventStore(db, { scrubber });
+  const store = new Store(db, events);
+  const secrets = SecretsService.open({ db, store, events, dataDir, scrubber, ...options });
   return {
     store,
     events,
@@ -24,7 +25,7 @@ function open(dataDir: string, options: { envKey?: string; now?: () => number } 
     scrubber,
     close: () => {
       secrets.close();
-      store.close();
+      db.close();
     },
   };
 }

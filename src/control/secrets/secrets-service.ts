@@ -4,7 +4,10 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, renameSync, rmSync } from 'node:fs';
 import { BerthError, type Issue } from '../../domain/errors.js';
 import { ENV_NAME_PATTERN, NAME_PATTERN } from '../../domain/spec-schema.js';
-import type { EventLog } from '../event-log.js';
+import { type Logger, silentLogger } from '../../lib/logger.js';
+import { every, type Ticker } from '../../lib/ticker.js';
+import type { Database } from '../store/database.js';
+import type { EventStore } from '../store/event-store.js';
 import type { Store } from '../store/store.js';
 import { type BundleContents, openBundle, type SecretsBundle, sealBundle } from './bundle.js';
 import {
@@ -55,14 +58,19 @@ export interface SecretsChange {
 }
 
 export interface SecretsServiceOptions {
-  store: Store;
-  events: EventLog;
+  /** The database the secrets tables live in (the secrets module's repository owns them). */
+  db: Database;
+  /** The services of each app, to show which use a secret. */
+  store: Pick<Store, 'listServices'>;
+  events: EventStore;
   dataDir: string;
   /** `BERTH_MASTER_KEY`, if set. */
   envKey?: string | undefined;
   /** Kept up to date with every value (current and previous) so events and logs can be scrubbed. */
   scrubber?: TextScrubber;
   now?: () => number;
+  /** Where the hourly purge of expired secrets reports a failure. */
+  log?: Logger;
 }
 
 interface Cached {
@@ -101,14 +109,14 @@ function checkNames(kind: string, names: readonly string[]): void {
  */
 export class SecretsService {
   readonly #store: SecretStore;
-  readonly #apps: Store;
-  readonly #events: EventLog;
+  readonly #apps: Pick<Store, 'listServices'>;
+  readonly #events: EventStore;
   readonly #scrubber: TextScrubber | undefined;
   readonly #now: () => number;
   #master: MasterKey;
   readonly #cache = new Map<string, Cached>();
   readonly #listeners: ((change: SecretsChange) => void)[] = [];
-  #purgeTimer: NodeJS.Timeout | undefined;
+  #purge: Ticker | undefined;
 
   private constructor(options: SecretsServiceOptions, master: MasterKey, store: SecretStore) {
     this.#store = store;
@@ -124,7 +132,7 @@ export class SecretsService {
    * when the key file is readable by others, missing beside existing secrets, or the wrong key.
    */
   static open(options: SecretsServiceOptions): SecretsService {
-    const store = new SecretStore(options.store.db);
+    const store = new SecretStore(options.db);
     const check = store.keyCheck();
     const hasSecrets = store.hasVersions();
     let master = loadMasterKey({
@@ -148,13 +156,16 @@ export class SecretsService {
     service.#reload();
     if (check === undefined) store.setKeyCheck(makeKeyCheck(master.key), service.#now());
     service.purgeExpired();
-    service.#purgeTimer = setInterval(() => service.purgeExpired(), PURGE_EVERY_MS);
-    service.#purgeTimer.unref();
+    service.#purge = every(PURGE_EVERY_MS, () => void service.purgeExpired(), {
+      name: 'secret purge',
+      log: options.log ?? silentLogger,
+    });
     return service;
   }
 
   close(): void {
-    clearInterval(this.#purgeTimer);
+    // The purge runs synchronously, so none is under way here; stopping only ends the wait.
+    void this.#purge?.stop();
   }
 
   /** Called after every change that new instances would see (a new current version, a config var). */
@@ -299,7 +310,7 @@ export class SecretsService {
           this.#store.purge(app, name);
           return { name, purgeAt: null };
         }
-        this.#store.setDeleted(app, name, now, purgeAt);
+        this.#store.setDeleted(app, name, now, purgeAt, now);
         return { name, purgeAt };
       }),
     );
@@ -323,7 +334,7 @@ export class SecretsService {
     if (!row)
       throw new BerthError('not_found', `${app} has no secret ${name} (purged secrets cannot be restored)`);
     if (row.deletedAt === null) throw new BerthError('conflict', `${app} secret ${name} is not unset`);
-    this.#store.setDeleted(app, name, null, null);
+    this.#store.setDeleted(app, name, null, null, this.#now());
     this.#reload();
     this.#events.record({
       actor,

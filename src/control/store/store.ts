@@ -1,17 +1,20 @@
-// The control plane's state: one SQLite file (WAL mode) holding apps, releases, services, instances and events.
-import Database from 'better-sqlite3';
+// The core state: apps, releases, services, instances and deployments, with the one way to change a state.
+import { z } from 'zod';
 import type { ReleaseRecord } from '../../domain/api-types.js';
-import type {
-  Deployment,
-  DeploymentKind,
-  DeploymentService,
-  DeploymentState,
+import {
+  DEPLOYMENT_STATES,
+  type Deployment,
+  type DeploymentService,
+  type DeploymentState,
 } from '../../domain/deployment.js';
-import type { BerthEvent, NewEvent } from '../../domain/event.js';
-import type { Instance, InstanceState } from '../../domain/instance.js';
-import { LIVE_STATES } from '../../domain/instance.js';
+import { BerthError } from '../../domain/errors.js';
+import type { BerthEvent } from '../../domain/event.js';
+import { INSTANCE_STATES, type Instance, type InstanceState, LIVE_STATES } from '../../domain/instance.js';
 import type { AppSpec, ServiceSpec } from '../../domain/spec.js';
-import { MIGRATIONS } from './migrations.js';
+import { type Clock, systemClock } from '../../lib/clock.js';
+import { Notifier } from '../../lib/notifier.js';
+import type { Database, Migration } from './database.js';
+import type { EventInput, EventStore } from './event-store.js';
 
 export interface AppRecord {
   name: string;
@@ -35,479 +38,188 @@ export interface ServiceRecord {
   nextStartAt: number;
 }
 
-interface InstanceRow {
-  id: string;
-  app: string;
-  service: string;
-  release: number;
-  config_hash: string;
-  state: InstanceState;
-  pid: number | null;
-  process_start: number | null;
-  port: number | null;
-  created_at: number;
-  healthy_at: number | null;
-  ended_at: number | null;
-  exit_code: number | null;
-  exit_signal: string | null;
-  reason: string | null;
-  log_path: string;
-}
+/** Facts about an instance that a transition may record along with its new state. */
+export type InstanceFacts = Partial<Pick<Instance, 'healthyAt' | 'endedAt' | 'exitCode' | 'exitSignal'>>;
 
-interface ServiceRow {
-  app: string;
-  name: string;
-  release: number;
-  desired_count: number;
-  config_hash: string;
-  spec_json: string;
-  source_dir: string;
-  failures: number;
-  next_start_at: number;
-}
+/** The event a transition writes, built from the record as it was before the change. */
+export type TransitionEvent<T> = (before: T) => EventInput;
 
-interface DeploymentRow {
-  id: number;
-  app: string;
-  kind: DeploymentKind;
-  from_release: number | null;
-  to_release: number;
-  state: DeploymentState;
-  services_json: string;
-  reason: string | null;
-  started_at: number;
-  ended_at: number | null;
-}
+export const STORE_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'apps, releases, services, instances',
+    sql: `
+      CREATE TABLE apps (
+        name TEXT PRIMARY KEY,
+        current_release INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      );
+      CREATE TABLE releases (
+        app TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE,
+        version INTEGER NOT NULL,
+        spec_json TEXT NOT NULL,
+        source_dir TEXT NOT NULL,
+        description TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (app, version)
+      );
+      CREATE TABLE services (
+        app TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        release INTEGER NOT NULL,
+        desired_count INTEGER NOT NULL,
+        config_hash TEXT NOT NULL,
+        spec_json TEXT NOT NULL,
+        source_dir TEXT NOT NULL,
+        failures INTEGER NOT NULL DEFAULT 0,
+        next_start_at INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (app, name)
+      );
+      CREATE TABLE instances (
+        id TEXT PRIMARY KEY,
+        app TEXT NOT NULL,
+        service TEXT NOT NULL,
+        release INTEGER NOT NULL,
+        config_hash TEXT NOT NULL,
+        state TEXT NOT NULL,
+        pid INTEGER,
+        process_start INTEGER,
+        port INTEGER,
+        created_at INTEGER NOT NULL,
+        healthy_at INTEGER,
+        ended_at INTEGER,
+        exit_code INTEGER,
+        exit_signal TEXT,
+        reason TEXT,
+        stdout_path TEXT NOT NULL,
+        stderr_path TEXT NOT NULL
+      );
+      CREATE INDEX instances_by_service ON instances (app, service, state);
+    `,
+  },
+  {
+    version: 2,
+    name: 'instance output in one JSON-lines file',
+    sql: `
+      ALTER TABLE instances ADD COLUMN log_path TEXT NOT NULL DEFAULT '';
+      UPDATE instances SET log_path = substr(stdout_path, 1, length(stdout_path) - length('.out.log')) || '.log'
+        WHERE stdout_path LIKE '%.out.log';
+      ALTER TABLE instances DROP COLUMN stdout_path;
+      ALTER TABLE instances DROP COLUMN stderr_path;
+    `,
+  },
+  {
+    version: 3,
+    name: 'release artifacts and deployments',
+    sql: `
+      ALTER TABLE releases ADD COLUMN artifact_digest TEXT;
+      CREATE TABLE deployments (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        app TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        from_release INTEGER,
+        to_release INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        services_json TEXT NOT NULL,
+        reason TEXT,
+        started_at INTEGER NOT NULL,
+        ended_at INTEGER
+      );
+      CREATE INDEX deployments_by_app ON deployments (app, id);
+    `,
+  },
+];
 
-function toDeployment(row: DeploymentRow): Deployment {
+const appRow = z.object({
+  name: z.string(),
+  current_release: z.number().int(),
+  created_at: z.number(),
+  updated_at: z.number(),
+});
+
+const releaseRow = z.object({
+  app: z.string(),
+  version: z.number().int(),
+  spec_json: z.string(),
+  source_dir: z.string(),
+  artifact_digest: z.string().nullable(),
+  description: z.string(),
+  created_at: z.number(),
+});
+
+const serviceRow = z.object({
+  app: z.string(),
+  name: z.string(),
+  release: z.number().int(),
+  desired_count: z.number().int(),
+  config_hash: z.string(),
+  spec_json: z.string(),
+  source_dir: z.string(),
+  failures: z.number().int(),
+  next_start_at: z.number(),
+});
+
+const instanceRow = z.object({
+  id: z.string(),
+  app: z.string(),
+  service: z.string(),
+  release: z.number().int(),
+  config_hash: z.string(),
+  state: z.enum(INSTANCE_STATES.states as [InstanceState, ...InstanceState[]]),
+  pid: z.number().int().nullable(),
+  process_start: z.number().int().nullable(),
+  port: z.number().int().nullable(),
+  created_at: z.number(),
+  healthy_at: z.number().nullable(),
+  ended_at: z.number().nullable(),
+  exit_code: z.number().int().nullable(),
+  exit_signal: z.string().nullable(),
+  reason: z.string().nullable(),
+  log_path: z.string(),
+});
+
+const deploymentRow = z.object({
+  id: z.number().int(),
+  app: z.string(),
+  kind: z.enum(['deploy', 'rollback']),
+  from_release: z.number().int().nullable(),
+  to_release: z.number().int(),
+  state: z.enum(DEPLOYMENT_STATES.states as [DeploymentState, ...DeploymentState[]]),
+  services_json: z.string(),
+  reason: z.string().nullable(),
+  started_at: z.number(),
+  ended_at: z.number().nullable(),
+});
+
+const deploymentServices = z.array(
+  z.object({ name: z.string(), threshold: z.number().int(), failures: z.number().int() }),
+);
+
+const count = z.object({ n: z.number().nullable() });
+
+function toApp(row: z.output<typeof appRow>): AppRecord {
   return {
-    id: row.id,
-    app: row.app,
-    kind: row.kind,
-    fromRelease: row.from_release,
-    toRelease: row.to_release,
-    state: row.state,
-    services: JSON.parse(row.services_json) as DeploymentService[],
-    reason: row.reason,
-    startedAt: row.started_at,
-    endedAt: row.ended_at,
+    name: row.name,
+    currentRelease: row.current_release,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
   };
 }
 
-interface EventRow {
-  id: number;
-  at: number;
-  actor: string;
-  kind: string;
-  app: string | null;
-  service: string | null;
-  instance: string | null;
-  message: string;
-  data_json: string;
+function toRelease(row: z.output<typeof releaseRow>): ReleaseRecord {
+  return {
+    app: row.app,
+    version: row.version,
+    spec: JSON.parse(row.spec_json) as AppSpec,
+    sourceDir: row.source_dir,
+    artifactDigest: row.artifact_digest,
+    description: row.description,
+    createdAt: row.created_at,
+  };
 }
 
-const INSTANCE_COLUMNS: Record<keyof Instance, keyof InstanceRow> = {
-  id: 'id',
-  app: 'app',
-  service: 'service',
-  release: 'release',
-  configHash: 'config_hash',
-  state: 'state',
-  pid: 'pid',
-  processStart: 'process_start',
-  port: 'port',
-  createdAt: 'created_at',
-  healthyAt: 'healthy_at',
-  endedAt: 'ended_at',
-  exitCode: 'exit_code',
-  exitSignal: 'exit_signal',
-  reason: 'reason',
-  logPath: 'log_path',
-};
-
-export class Store {
-  readonly #db: Database.Database;
-  readonly #now: () => number;
-
-  constructor(path: string, options: { now?: () => number } = {}) {
-    this.#now = options.now ?? Date.now;
-    this.#db = new Database(path);
-    this.#db.pragma('journal_mode = WAL');
-    this.#db.pragma('synchronous = NORMAL');
-    this.#db.pragma('foreign_keys = ON');
-    this.#db.pragma('busy_timeout = 5000');
-    this.#migrate();
-  }
-
-  close(): void {
-    this.#db.close();
-  }
-
-  /** The SQLite handle, for modules that keep their own tables and SQL (metrics, alarms, drains). */
-  get db(): Database.Database {
-    return this.#db;
-  }
-
-  /**
-   * A consistent copy of the whole database at `path`, taken while it is in use (SQLite's online backup API:
-   * writes that land meanwhile are in the copy or not, never half).
-   */
-  async backup(path: string): Promise<void> {
-    await this.#db.backup(path);
-  }
-
-  /**
-   * After a restore into another data directory: paths recorded under `from` (release artifacts, services'
-   * sources, instance logs) are moved under `to`. Returns how many rows changed.
-   */
-  relocatePaths(from: string, to: string): number {
-    if (from === to) return 0;
-    const prefix = from.endsWith('/') ? from : `${from}/`;
-    const target = to.endsWith('/') ? to : `${to}/`;
-    let changed = 0;
-    this.transaction(() => {
-      for (const [table, column] of [
-        ['releases', 'source_dir'],
-        ['services', 'source_dir'],
-        ['instances', 'log_path'],
-      ] as const) {
-        changed += this.#db
-          .prepare(
-            `UPDATE ${table} SET ${column} = @target || substr(${column}, length(@prefix) + 1) WHERE substr(${column}, 1, length(@prefix)) = @prefix`,
-          )
-          .run({ prefix, target }).changes;
-      }
-    });
-    return changed;
-  }
-
-  /** Runs `fn` in one transaction: all of it lands or none of it does. */
-  transaction<T>(fn: () => T): T {
-    return this.#db.transaction(fn)();
-  }
-
-  schemaVersion(): number {
-    const row = this.#db.prepare('SELECT MAX(version) AS version FROM schema_migrations').get() as {
-      version: number | null;
-    };
-    return row.version ?? 0;
-  }
-
-  #migrate(): void {
-    this.#db.exec(
-      'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)',
-    );
-    // Applied by set, not by maximum: migrations written on parallel branches may land out of order.
-    const applied = new Set(
-      (this.#db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map(
-        (r) => r.version,
-      ),
-    );
-    for (const migration of [...MIGRATIONS].sort((x, y) => x.version - y.version)) {
-      if (applied.has(migration.version)) continue;
-      this.transaction(() => {
-        this.#db.exec(migration.sql);
-        this.#db
-          .prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)')
-          .run(migration.version, migration.name, this.#now());
-      });
-    }
-  }
-
-  // Apps and releases
-
-  getApp(name: string): AppRecord | undefined {
-    const row = this.#db.prepare('SELECT * FROM apps WHERE name = ?').get(name) as
-      | { name: string; current_release: number; created_at: number; updated_at: number }
-      | undefined;
-    return (
-      row && {
-        name: row.name,
-        currentRelease: row.current_release,
-        createdAt: row.created_at,
-        updatedAt: row.updated_at,
-      }
-    );
-  }
-
-  listApps(): AppRecord[] {
-    const rows = this.#db.prepare('SELECT name FROM apps ORDER BY name').all() as { name: string }[];
-    return rows.map((row) => this.getApp(row.name)!);
-  }
-
-  /** Records a new numbered release of `spec.app` and makes it the app's current one. Returns its number. */
-  createRelease(
-    spec: AppSpec,
-    sourceDir: string,
-    description: string,
-    artifactDigest: string | null = null,
-  ): number {
-    const now = this.#now();
-    const app = spec.app;
-    const existing = this.getApp(app);
-    // Numbers only grow, even after the current release moved back to an older one (a rollback).
-    const { latest } = this.#db
-      .prepare('SELECT MAX(version) AS latest FROM releases WHERE app = ?')
-      .get(app) as {
-      latest: number | null;
-    };
-    const version = (latest ?? 0) + 1;
-    if (existing) {
-      this.#db
-        .prepare('UPDATE apps SET current_release = ?, updated_at = ? WHERE name = ?')
-        .run(version, now, app);
-    } else {
-      this.#db
-        .prepare('INSERT INTO apps (name, current_release, created_at, updated_at) VALUES (?, ?, ?, ?)')
-        .run(app, version, now, now);
-    }
-    this.#db
-      .prepare(
-        `INSERT INTO releases (app, version, spec_json, source_dir, description, created_at, artifact_digest)
-         VALUES (?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(app, version, JSON.stringify(spec), sourceDir, description, now, artifactDigest);
-    return version;
-  }
-
-  /** Points the app at another of its releases (after an automatic rollback). */
-  setCurrentRelease(app: string, version: number): void {
-    this.#db
-      .prepare('UPDATE apps SET current_release = ?, updated_at = ? WHERE name = ?')
-      .run(version, this.#now(), app);
-  }
-
-  getRelease(app: string, version: number): ReleaseRecord | undefined {
-    const row = this.#db.prepare('SELECT * FROM releases WHERE app = ? AND version = ?').get(app, version) as
-      | {
-          app: string;
-          version: number;
-          spec_json: string;
-          source_dir: string;
-          artifact_digest: string | null;
-          description: string;
-          created_at: number;
-        }
-      | undefined;
-    return (
-      row && {
-        app: row.app,
-        version: row.version,
-        spec: JSON.parse(row.spec_json) as AppSpec,
-        sourceDir: row.source_dir,
-        artifactDigest: row.artifact_digest,
-        description: row.description,
-        createdAt: row.created_at,
-      }
-    );
-  }
-
-  listReleases(app: string): ReleaseRecord[] {
-    const rows = this.#db.prepare('SELECT version FROM releases WHERE app = ? ORDER BY version').all(app) as {
-      version: number;
-    }[];
-    return rows.map((row) => this.getRelease(app, row.version)!);
-  }
-
-  // Deployments
-
-  createDeployment(deployment: Omit<Deployment, 'id' | 'state' | 'reason' | 'endedAt'>): Deployment {
-    const result = this.#db
-      .prepare(
-        `INSERT INTO deployments (app, kind, from_release, to_release, state, services_json, started_at)
-         VALUES (?, ?, ?, ?, 'in_progress', ?, ?)`,
-      )
-      .run(
-        deployment.app,
-        deployment.kind,
-        deployment.fromRelease,
-        deployment.toRelease,
-        JSON.stringify(deployment.services),
-        deployment.startedAt,
-      );
-    return this.getDeployment(Number(result.lastInsertRowid))!;
-  }
-
-  getDeployment(id: number): Deployment | undefined {
-    const row = this.#db.prepare('SELECT * FROM deployments WHERE id = ?').get(id) as
-      | DeploymentRow
-      | undefined;
-    return row && toDeployment(row);
-  }
-
-  /** The app's deployment in progress, if any (there is at most one). */
-  activeDeployment(app: string): Deployment | undefined {
-    const row = this.#db
-      .prepare("SELECT * FROM deployments WHERE app = ? AND state = 'in_progress' ORDER BY id DESC LIMIT 1")
-      .get(app) as DeploymentRow | undefined;
-    return row && toDeployment(row);
-  }
-
-  listDeployments(filter: { app?: string; state?: DeploymentState } = {}): Deployment[] {
-    const rows = this.#db
-      .prepare(
-        'SELECT * FROM deployments WHERE (@app IS NULL OR app = @app) AND (@state IS NULL OR state = @state) ORDER BY id',
-      )
-      .all({ app: filter.app ?? null, state: filter.state ?? null }) as DeploymentRow[];
-    return rows.map(toDeployment);
-  }
-
-  updateDeployment(
-    id: number,
-    patch: Partial<Pick<Deployment, 'state' | 'services' | 'reason' | 'endedAt'>>,
-  ): void {
-    const current = this.getDeployment(id);
-    if (!current) return;
-    const next = { ...current, ...patch };
-    this.#db
-      .prepare('UPDATE deployments SET state = ?, services_json = ?, reason = ?, ended_at = ? WHERE id = ?')
-      .run(next.state, JSON.stringify(next.services), next.reason, next.endedAt, id);
-  }
-
-  // Services
-
-  listServices(app?: string): ServiceRecord[] {
-    const rows = (
-      app === undefined
-        ? this.#db.prepare('SELECT * FROM services ORDER BY app, name').all()
-        : this.#db.prepare('SELECT * FROM services WHERE app = ? ORDER BY name').all(app)
-    ) as ServiceRow[];
-    return rows.map(toServiceRecord);
-  }
-
-  getService(app: string, name: string): ServiceRecord | undefined {
-    const row = this.#db.prepare('SELECT * FROM services WHERE app = ? AND name = ?').get(app, name) as
-      | ServiceRow
-      | undefined;
-    return row && toServiceRecord(row);
-  }
-
-  putService(service: ServiceRecord): void {
-    this.#db
-      .prepare(
-        `INSERT INTO services (app, name, release, desired_count, config_hash, spec_json, source_dir, failures, next_start_at)
-         VALUES (@app, @name, @release, @desiredCount, @configHash, @specJson, @sourceDir, @failures, @nextStartAt)
-         ON CONFLICT (app, name) DO UPDATE SET release = @release, desired_count = @desiredCount,
-           config_hash = @configHash, spec_json = @specJson, source_dir = @sourceDir,
-           failures = @failures, next_start_at = @nextStartAt`,
-      )
-      .run({ ...service, specJson: JSON.stringify(service.spec) });
-  }
-
-  deleteService(app: string, name: string): void {
-    this.#db.prepare('DELETE FROM services WHERE app = ? AND name = ?').run(app, name);
-  }
-
-  setDesiredCount(app: string, name: string, count: number): void {
-    this.#db
-      .prepare('UPDATE services SET desired_count = ? WHERE app = ? AND name = ?')
-      .run(count, app, name);
-  }
-
-  setRestartBackoff(app: string, name: string, failures: number, nextStartAt: number): void {
-    this.#db
-      .prepare('UPDATE services SET failures = ?, next_start_at = ? WHERE app = ? AND name = ?')
-      .run(failures, nextStartAt, app, name);
-  }
-
-  // Instances
-
-  insertInstance(instance: Instance): void {
-    const row = toInstanceRow(instance);
-    const columns = Object.keys(row);
-    this.#db
-      .prepare(
-        `INSERT INTO instances (${columns.join(', ')}) VALUES (${columns.map((c) => `@${c}`).join(', ')})`,
-      )
-      .run(row);
-  }
-
-  updateInstance(id: string, patch: Partial<Omit<Instance, 'id'>>): void {
-    const assignments: string[] = [];
-    const values: Record<string, unknown> = { id };
-    for (const [key, value] of Object.entries(patch)) {
-      const column = INSTANCE_COLUMNS[key as keyof Instance];
-      assignments.push(`${column} = @${column}`);
-      values[column] = value;
-    }
-    if (assignments.length === 0) return;
-    this.#db.prepare(`UPDATE instances SET ${assignments.join(', ')} WHERE id = @id`).run(values);
-  }
-
-  getInstance(id: string): Instance | undefined {
-    const row = this.#db.prepare('SELECT * FROM instances WHERE id = ?').get(id) as InstanceRow | undefined;
-    return row && toInstance(row);
-  }
-
-  /** Instances, newest first within a service; `live` limits to those whose process should be running. */
-  listInstances(filter: { app?: string; service?: string; live?: boolean; limit?: number } = {}): Instance[] {
-    const where: string[] = [];
-    const values: unknown[] = [];
-    if (filter.app !== undefined) {
-      where.push('app = ?');
-      values.push(filter.app);
-    }
-    if (filter.service !== undefined) {
-      where.push('service = ?');
-      values.push(filter.service);
-    }
-    if (filter.live) where.push(`state IN (${LIVE_STATES.map((s) => `'${s}'`).join(', ')})`);
-    const sql =
-      `SELECT * FROM instances ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ` +
-      `ORDER BY app, service, created_at DESC, id ${filter.limit === undefined ? '' : `LIMIT ${Math.floor(filter.limit)}`}`;
-    return (this.#db.prepare(sql).all(...values) as InstanceRow[]).map(toInstance);
-  }
-
-  // Events
-
-  appendEvent(event: NewEvent): BerthEvent {
-    const at = event.at ?? this.#now();
-    const result = this.#db
-      .prepare(
-        'INSERT INTO events (at, actor, kind, app, service, instance, message, data_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-      )
-      .run(
-        at,
-        event.actor,
-        event.kind,
-        event.app,
-        event.service,
-        event.instance,
-        event.message,
-        JSON.stringify(event.data),
-      );
-    return { ...event, id: Number(result.lastInsertRowid), at };
-  }
-
-  /** Events in order; `after` resumes from an event id, `limit` keeps the newest ones. */
-  listEvents(filter: { app?: string; after?: number; limit?: number } = {}): BerthEvent[] {
-    const where: string[] = ['id > ?'];
-    const values: unknown[] = [filter.after ?? 0];
-    if (filter.app !== undefined) {
-      where.push('app = ?');
-      values.push(filter.app);
-    }
-    const limit = Math.max(1, Math.min(filter.limit ?? 100, 10_000));
-    const rows = this.#db
-      .prepare(
-        `SELECT * FROM (SELECT * FROM events WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT ${limit}) ORDER BY id`,
-      )
-      .all(...values) as EventRow[];
-    return rows.map((row) => ({
-      id: row.id,
-      at: row.at,
-      actor: row.actor,
-      kind: row.kind,
-      app: row.app,
-      service: row.service,
-      instance: row.instance,
-      message: row.message,
-      data: JSON.parse(row.data_json) as Record<string, unknown>,
-    }));
-  }
-}
-
-function toServiceRecord(row: ServiceRow): ServiceRecord {
+function toService(row: z.output<typeof serviceRow>): ServiceRecord {
   return {
     app: row.app,
     name: row.name,
@@ -521,7 +233,7 @@ function toServiceRecord(row: ServiceRow): ServiceRecord {
   };
 }
 
-function toInstance(row: InstanceRow): Instance {
+function toInstance(row: z.output<typeof instanceRow>): Instance {
   return {
     id: row.id,
     app: row.app,
@@ -542,8 +254,371 @@ function toInstance(row: InstanceRow): Instance {
   };
 }
 
-function toInstanceRow(instance: Instance): InstanceRow {
-  const row: Record<string, unknown> = {};
-  for (const [key, column] of Object.entries(INSTANCE_COLUMNS)) row[column] = instance[key as keyof Instance];
-  return row as unknown as InstanceRow;
+function toDeployment(row: z.output<typeof deploymentRow>): Deployment {
+  return {
+    id: row.id,
+    app: row.app,
+    kind: row.kind,
+    fromRelease: row.from_release,
+    toRelease: row.to_release,
+    state: row.state,
+    services: deploymentServices.parse(JSON.parse(row.services_json)) as DeploymentService[],
+    reason: row.reason,
+    startedAt: row.started_at,
+    endedAt: row.ended_at,
+  };
+}
+
+/**
+ * The repository of the core tables. States change only through `transitionInstance` and
+ * `transitionDeployment`: each refuses a jump its state machine does not allow and writes the state and its event
+ * in one transaction.
+ */
+export class Store {
+  /** The events table, written in the same transactions as the state changes they record. */
+  readonly events: EventStore;
+  /** Notified after a committed change of a deployment (followers wait on it instead of polling). */
+  readonly deploymentsChanged = new Notifier();
+  readonly #db: Database;
+  readonly #clock: Clock;
+  readonly #s: ReturnType<typeof statements>;
+
+  constructor(db: Database, events: EventStore, clock: Clock = systemClock) {
+    db.migrate('store', STORE_MIGRATIONS);
+    this.#db = db;
+    this.events = events;
+    this.#clock = clock;
+    this.#s = statements(db);
+  }
+
+  /** Runs `fn` in one transaction: all of it lands or none of it does. */
+  transaction<T>(fn: () => T): T {
+    return this.#db.transaction(fn);
+  }
+
+  /**
+   * A consistent copy of the whole database at `path`, taken while it is in use (SQLite's online backup API:
+   * writes that land meanwhile are in the copy or not, never half).
+   */
+  backup(path: string): Promise<void> {
+    return this.#db.backup(path);
+  }
+
+  /**
+   * After a restore into another data directory: paths recorded under `from` (release artifacts, services'
+   * sources, instance logs) are moved under `to`. Returns how many rows changed.
+   */
+  relocatePaths(from: string, to: string): number {
+    if (from === to) return 0;
+    const prefix = from.endsWith('/') ? from : `${from}/`;
+    const target = to.endsWith('/') ? to : `${to}/`;
+    return this.transaction(() => {
+      let changed = 0;
+      for (const statement of this.#s.relocate) changed += statement.run({ prefix, target }).changes;
+      return changed;
+    });
+  }
+
+  // Apps and releases
+
+  getApp(name: string): AppRecord | undefined {
+    const row = this.#s.app.get(name);
+    return row && toApp(row);
+  }
+
+  listApps(): AppRecord[] {
+    return this.#s.apps.all().map(toApp);
+  }
+
+  /** Records a new numbered release of `spec.app` and makes it the app's current one. Returns its number. */
+  createRelease(
+    spec: AppSpec,
+    sourceDir: string,
+    description: string,
+    artifactDigest: string | null = null,
+  ): number {
+    return this.transaction(() => {
+      const now = this.#clock.now();
+      const app = spec.app;
+      // Numbers only grow, even after the current release moved back to an older one (a rollback).
+      const version = (this.#s.latestRelease.get(app)?.n ?? 0) + 1;
+      if (this.getApp(app)) this.#s.setCurrentRelease.run(version, now, app);
+      else this.#s.insertApp.run(app, version, now, now);
+      this.#s.insertRelease.run(
+        app,
+        version,
+        JSON.stringify(spec),
+        sourceDir,
+        description,
+        now,
+        artifactDigest,
+      );
+      return version;
+    });
+  }
+
+  /** Points the app at another of its releases (after an automatic rollback). */
+  setCurrentRelease(app: string, version: number): void {
+    this.#s.setCurrentRelease.run(version, this.#clock.now(), app);
+  }
+
+  getRelease(app: string, version: number): ReleaseRecord | undefined {
+    const row = this.#s.release.get(app, version);
+    return row && toRelease(row);
+  }
+
+  listReleases(app: string): ReleaseRecord[] {
+    return this.#s.releases.all(app).map(toRelease);
+  }
+
+  // Deployments
+
+  createDeployment(deployment: Omit<Deployment, 'id' | 'state' | 'reason' | 'endedAt'>): Deployment {
+    const { lastInsertRowid } = this.#s.insertDeployment.run(
+      deployment.app,
+      deployment.kind,
+      deployment.fromRelease,
+      deployment.toRelease,
+      JSON.stringify(deployment.services),
+      deployment.startedAt,
+    );
+    this.#db.afterCommit(() => this.deploymentsChanged.notify());
+    return this.getDeployment(lastInsertRowid)!;
+  }
+
+  getDeployment(id: number): Deployment | undefined {
+    const row = this.#s.deployment.get(id);
+    return row && toDeployment(row);
+  }
+
+  /** The app's deployment in progress, if any (there is at most one). */
+  activeDeployment(app: string): Deployment | undefined {
+    const row = this.#s.activeDeployment.get(app);
+    return row && toDeployment(row);
+  }
+
+  listDeployments(filter: { app?: string; state?: DeploymentState } = {}): Deployment[] {
+    return this.#s.deployments
+      .all({ app: filter.app ?? null, state: filter.state ?? null })
+      .map(toDeployment);
+  }
+
+  /** Records the circuit breaker's counts of a deployment in progress (not a change of state). */
+  setDeploymentServices(id: number, services: DeploymentService[]): void {
+    this.#s.setDeploymentServices.run(JSON.stringify(services), id);
+  }
+
+  /**
+   * Ends a deployment: `to` must be a state the deployment may move to from the one it is in (refused
+   * otherwise, with nothing written); the state, `reason`, the end time and `event` land in one transaction.
+   */
+  transitionDeployment(
+    id: number,
+    to: DeploymentState,
+    reason: string | null,
+    event: TransitionEvent<Deployment>,
+  ): Deployment {
+    return this.transaction(() => {
+      const before = this.getDeployment(id);
+      if (!before) throw new BerthError('not_found', `no deployment ${id}`);
+      DEPLOYMENT_STATES.assert(String(id), before.state, to);
+      this.#s.transitionDeployment.run(to, reason, this.#clock.now(), id);
+      this.events.record(event(before));
+      this.#db.afterCommit(() => this.deploymentsChanged.notify());
+      return this.getDeployment(id)!;
+    });
+  }
+
+  // Services
+
+  listServices(app?: string): ServiceRecord[] {
+    return (app === undefined ? this.#s.allServices.all() : this.#s.services.all(app)).map(toService);
+  }
+
+  getService(app: string, name: string): ServiceRecord | undefined {
+    const row = this.#s.service.get(app, name);
+    return row && toService(row);
+  }
+
+  putService(service: ServiceRecord): void {
+    this.#s.putService.run({ ...service, specJson: JSON.stringify(service.spec) });
+  }
+
+  deleteService(app: string, name: string): void {
+    this.#s.deleteService.run(app, name);
+  }
+
+  setDesiredCount(app: string, name: string, count: number): void {
+    this.#s.setDesiredCount.run(count, app, name);
+  }
+
+  setRestartBackoff(app: string, name: string, failures: number, nextStartAt: number): void {
+    this.#s.setRestartBackoff.run(failures, nextStartAt, app, name);
+  }
+
+  // Instances
+
+  /** Records a new instance; it starts `starting` (states change only by `transitionInstance`). */
+  insertInstance(instance: Omit<Instance, 'state'> & { state?: 'starting' }): Instance {
+    const row: Instance = { ...instance, state: 'starting' };
+    this.#s.insertInstance.run({
+      id: row.id,
+      app: row.app,
+      service: row.service,
+      release: row.release,
+      configHash: row.configHash,
+      state: row.state,
+      pid: row.pid,
+      processStart: row.processStart,
+      port: row.port,
+      createdAt: row.createdAt,
+      healthyAt: row.healthyAt,
+      endedAt: row.endedAt,
+      exitCode: row.exitCode,
+      exitSignal: row.exitSignal,
+      reason: row.reason,
+      logPath: row.logPath,
+    });
+    return row;
+  }
+
+  /** Records where the runtime started the instance's process (not a change of state). */
+  setInstanceProcess(id: string, process: { pid: number; processStart: number }): void {
+    this.#s.setInstanceProcess.run(process.pid, process.processStart, id);
+  }
+
+  /**
+   * Moves an instance to `to`: refused (nothing written) unless the instance state machine allows it from the
+   * state the instance is in; the state, `reason`, `facts` and `event` land in one transaction.
+   */
+  transitionInstance(
+    id: string,
+    to: InstanceState,
+    reason: string | null,
+    change: { facts?: InstanceFacts; event: TransitionEvent<Instance> },
+  ): Instance {
+    return this.transaction(() => {
+      const before = this.getInstance(id);
+      if (!before) throw new BerthError('not_found', `no instance ${id}`);
+      INSTANCE_STATES.assert(id, before.state, to);
+      const after: Instance = { ...before, ...change.facts, state: to, reason };
+      this.#s.transitionInstance.run(
+        after.state,
+        after.reason,
+        after.healthyAt,
+        after.endedAt,
+        after.exitCode,
+        after.exitSignal,
+        id,
+      );
+      this.events.record(change.event(before));
+      return after;
+    });
+  }
+
+  getInstance(id: string): Instance | undefined {
+    const row = this.#s.instance.get(id);
+    return row && toInstance(row);
+  }
+
+  /** Instances, newest first within a service; `live` limits to those whose process should be running. */
+  listInstances(filter: { app?: string; service?: string; live?: boolean; limit?: number } = {}): Instance[] {
+    const where: string[] = [];
+    const values: unknown[] = [];
+    if (filter.app !== undefined) {
+      where.push('app = ?');
+      values.push(filter.app);
+    }
+    if (filter.service !== undefined) {
+      where.push('service = ?');
+      values.push(filter.service);
+    }
+    if (filter.live) where.push(`state IN (${LIVE_STATES.map((s) => `'${s}'`).join(', ')})`);
+    const sql =
+      `SELECT * FROM instances ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ` +
+      `ORDER BY app, service, created_at DESC, id ${filter.limit === undefined ? '' : `LIMIT ${Math.floor(filter.limit)}`}`;
+    return this.#db
+      .statement(sql, instanceRow)
+      .all(...values)
+      .map(toInstance);
+  }
+
+  // Events (the events table is the event store's; these read it for the store's callers)
+
+  listEvents(filter: { app?: string; after?: number; limit?: number } = {}): BerthEvent[] {
+    return this.events.list(filter);
+  }
+}
+
+function statements(db: Database) {
+  return {
+    app: db.statement('SELECT * FROM apps WHERE name = ?', appRow),
+    apps: db.statement('SELECT * FROM apps ORDER BY name', appRow),
+    insertApp: db.statement(
+      'INSERT INTO apps (name, current_release, created_at, updated_at) VALUES (?, ?, ?, ?)',
+    ),
+    setCurrentRelease: db.statement('UPDATE apps SET current_release = ?, updated_at = ? WHERE name = ?'),
+    latestRelease: db.statement('SELECT MAX(version) AS n FROM releases WHERE app = ?', count),
+    insertRelease: db.statement(
+      `INSERT INTO releases (app, version, spec_json, source_dir, description, created_at, artifact_digest)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    release: db.statement('SELECT * FROM releases WHERE app = ? AND version = ?', releaseRow),
+    releases: db.statement('SELECT * FROM releases WHERE app = ? ORDER BY version', releaseRow),
+    insertDeployment: db.statement(
+      `INSERT INTO deployments (app, kind, from_release, to_release, state, services_json, started_at)
+       VALUES (?, ?, ?, ?, 'in_progress', ?, ?)`,
+    ),
+    deployment: db.statement('SELECT * FROM deployments WHERE id = ?', deploymentRow),
+    activeDeployment: db.statement(
+      "SELECT * FROM deployments WHERE app = ? AND state = 'in_progress' ORDER BY id DESC LIMIT 1",
+      deploymentRow,
+    ),
+    deployments: db.statement(
+      'SELECT * FROM deployments WHERE (@app IS NULL OR app = @app) AND (@state IS NULL OR state = @state) ORDER BY id',
+      deploymentRow,
+    ),
+    setDeploymentServices: db.statement('UPDATE deployments SET services_json = ? WHERE id = ?'),
+    transitionDeployment: db.statement(
+      'UPDATE deployments SET state = ?, reason = ?, ended_at = ? WHERE id = ?',
+    ),
+    allServices: db.statement('SELECT * FROM services ORDER BY app, name', serviceRow),
+    services: db.statement('SELECT * FROM services WHERE app = ? ORDER BY name', serviceRow),
+    service: db.statement('SELECT * FROM services WHERE app = ? AND name = ?', serviceRow),
+    putService: db.statement(
+      `INSERT INTO services (app, name, release, desired_count, config_hash, spec_json, source_dir, failures, next_start_at)
+       VALUES (@app, @name, @release, @desiredCount, @configHash, @specJson, @sourceDir, @failures, @nextStartAt)
+       ON CONFLICT (app, name) DO UPDATE SET release = @release, desired_count = @desiredCount,
+         config_hash = @configHash, spec_json = @specJson, source_dir = @sourceDir,
+         failures = @failures, next_start_at = @nextStartAt`,
+    ),
+    deleteService: db.statement('DELETE FROM services WHERE app = ? AND name = ?'),
+    setDesiredCount: db.statement('UPDATE services SET desired_count = ? WHERE app = ? AND name = ?'),
+    setRestartBackoff: db.statement(
+      'UPDATE services SET failures = ?, next_start_at = ? WHERE app = ? AND name = ?',
+    ),
+    insertInstance: db.statement(
+      `INSERT INTO instances (id, app, service, release, config_hash, state, pid, process_start, port, created_at,
+         healthy_at, ended_at, exit_code, exit_signal, reason, log_path)
+       VALUES (@id, @app, @service, @release, @configHash, @state, @pid, @processStart, @port, @createdAt,
+         @healthyAt, @endedAt, @exitCode, @exitSignal, @reason, @logPath)`,
+    ),
+    setInstanceProcess: db.statement('UPDATE instances SET pid = ?, process_start = ? WHERE id = ?'),
+    transitionInstance: db.statement(
+      `UPDATE instances SET state = ?, reason = ?, healthy_at = ?, ended_at = ?, exit_code = ?, exit_signal = ?
+       WHERE id = ?`,
+    ),
+    instance: db.statement('SELECT * FROM instances WHERE id = ?', instanceRow),
+    relocate: (
+      [
+        ['releases', 'source_dir'],
+        ['services', 'source_dir'],
+        ['instances', 'log_path'],
+      ] as const
+    ).map(([table, column]) =>
+      db.statement(
+        `UPDATE ${table} SET ${column} = @target || substr(${column}, length(@prefix) + 1) WHERE substr(${column}, 1, length(@prefix)) = @prefix`,
+      ),
+    ),
+  };
 }

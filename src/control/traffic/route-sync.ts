@@ -2,18 +2,26 @@
 import type { Instance } from '../../domain/instance.js';
 import type { ProxyAdminClient } from '../../domain/proxy-admin-client.js';
 import type { RouteTableInput } from '../../domain/route-table.js';
-import type { AppSpec } from '../../domain/spec.js';
+import type { AppSpec, ServiceSpec } from '../../domain/spec.js';
+import { type Clock, systemClock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/logger.js';
 import type { Store } from '../store/store.js';
+import type { TargetHealthFeed } from './target-health-feed.js';
 
 /** The target group of a service: one per app and service. */
 export function targetGroupName(app: string, service: string): string {
   return `${app}.${service}`;
 }
 
-/** Instances that may take traffic: seen healthy by the control plane (or since turned unhealthy, for fail-open). */
-function servesTraffic(instance: Instance): boolean {
-  return instance.state === 'healthy' || instance.state === 'unhealthy';
+/**
+ * Instances registered in the proxy. A health-checked service's instances are registered from their start: the
+ * proxy judges them (a new target is `initial` and takes no traffic until its first check passes). One without a
+ * check is registered once the control plane has seen it running.
+ */
+function registered(instance: Instance, service: ServiceSpec | undefined): boolean {
+  if (instance.port === null) return false;
+  if (instance.state === 'healthy' || instance.state === 'unhealthy') return true;
+  return instance.state === 'starting' && service?.health !== null && service?.health !== undefined;
 }
 
 /** How long a stop waits for the proxy to see another target of the group healthy before deregistering anyway. */
@@ -36,7 +44,8 @@ export function routeTableFor(apps: readonly AppSpec[], instances: readonly Inst
     }
     const routed = new Set(spec.routes.map((route) => route.service));
     for (const [name, service] of Object.entries(spec.services)) {
-      if (!routed.has(name)) continue;
+      // A service with a health check gets a group even without a route: the proxy checks every target.
+      if (!routed.has(name) && service.health === null) continue;
       const health = service.health;
       targetGroups.push({
         name: targetGroupName(spec.app, name),
@@ -51,6 +60,7 @@ export function routeTableFor(apps: readonly AppSpec[], instances: readonly Inst
                 healthyThreshold: health.healthyThreshold,
                 unhealthyThreshold: health.unhealthyThreshold,
                 successCodes: health.successCodes,
+                graceMs: health.graceMs,
               },
             }),
         responseTimeoutMs: service.responseTimeoutMs,
@@ -69,15 +79,29 @@ export class RouteSync {
   readonly #admin: ProxyAdminClient;
   readonly #store: Store;
   readonly #log: Logger;
+  readonly #health: TargetHealthFeed | undefined;
+  readonly #clock: Clock;
   #lastSent: string | undefined;
   #pending: Promise<void> = Promise.resolve();
   /** Instances kept registered while their stop waits for a healthy replacement in the proxy. */
   readonly #held = new Set<string>();
 
-  constructor(admin: ProxyAdminClient, store: Store, log: Logger) {
+  constructor(
+    admin: ProxyAdminClient,
+    store: Store,
+    log: Logger,
+    options: { health?: TargetHealthFeed; clock?: Clock } = {},
+  ) {
     this.#admin = admin;
     this.#store = store;
     this.#log = log;
+    this.#health = options.health;
+    this.#clock = options.clock ?? systemClock;
+  }
+
+  /** The proxy restarted: whatever it serves now, the next sync sends the whole table. */
+  invalidate(): void {
+    this.#lastSent = undefined;
   }
 
   /** Sends the route table if it changed since the last send. Calls are serialised, so tables never cross. */
@@ -114,21 +138,26 @@ export class RouteSync {
     });
   }
 
+  /**
+   * Waits (woken by the proxy's health transitions) until the proxy reports another registered target of the group
+   * healthy. Instances turn healthy only on the proxy's word, so this usually holds at once.
+   */
   async #untilAnotherTargetHealthy(instance: Instance): Promise<void> {
     const others = this.#store
       .listInstances({ app: instance.app, service: instance.service, live: true })
-      .filter((i) => i.id !== instance.id && servesTraffic(i));
-    if (others.length === 0) return;
+      .filter((i) => i.id !== instance.id && (i.state === 'healthy' || i.state === 'unhealthy'));
+    const feed = this.#health;
+    if (others.length === 0 || feed === undefined) return;
+    const ids = new Set(others.map((i) => i.id));
     const group = targetGroupName(instance.app, instance.service);
     const health = this.#store.getService(instance.app, instance.service)?.spec.health;
     const waitMs = Math.min(REPLACEMENT_READY_MAX_MS, health ? 2 * health.intervalMs + health.timeoutMs : 0);
-    const deadline = Date.now() + waitMs;
     await this.sync();
-    while (Date.now() < deadline) {
-      const targets = await this.#admin.targets(group).catch(() => []);
-      if (targets.some((t) => t.id !== instance.id && t.state === 'active' && t.health === 'healthy')) return;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    await feed.changed.until(
+      () =>
+        feed.targetsOf(group).some(([id, t]) => ids.has(id) && t.health === 'healthy') ? true : undefined,
+      { timeoutMs: waitMs, clock: this.#clock },
+    );
   }
 
   async #send(): Promise<void> {
@@ -136,9 +165,10 @@ export class RouteSync {
       .listApps()
       .map((app) => this.#store.getRelease(app.name, app.currentRelease)?.spec)
       .filter((spec): spec is AppSpec => spec !== undefined);
+    const services = new Map(this.#store.listServices().map((s) => [`${s.app}/${s.name}`, s.spec]));
     const targets = this.#store
       .listInstances({ live: true })
-      .filter((i) => servesTraffic(i) || this.#held.has(i.id));
+      .filter((i) => registered(i, services.get(`${i.app}/${i.service}`)) || this.#held.has(i.id));
     const table = routeTableFor(apps, targets);
     const json = JSON.stringify(table);
     if (json === this.#lastSent) return;

@@ -1,0 +1,52 @@
+// Fail open without booting targets: who a target group sends requests to while no target is healthy.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { DEFAULT_HEALTH, type TargetGroupConfig } from '../domain/route-table.js';
+import { TargetGroup } from './target-group.js';
+
+function group(graceMs: number, clock: { t: number }, restored = false): TargetGroup {
+  const config: TargetGroupConfig = {
+    name: 'shop.web',
+    balancing: 'round_robin',
+    health: { ...DEFAULT_HEALTH, graceMs },
+    responseTimeoutMs: 1000,
+    drainMs: 1000,
+    targets: [{ id: 'old', host: '127.0.0.1', port: 1, weight: 1 }],
+  };
+  return new TargetGroup(config, {
+    probe: () => ({ check: async () => ({ status: 200 }), close: () => {} }),
+    listener: { onHealthChange: () => {}, onDrained: () => {} },
+    activeChecks: false,
+    restored,
+    now: () => clock.t,
+  });
+}
+
+describe('TargetGroup target selection', () => {
+  it('sends nothing to a new target still booting, even failing open, and includes it once its grace is over', () => {
+    const clock = { t: 0 };
+    const g = group(5000, clock);
+    g.markFailing(g.get('old')!, 'connection refused');
+    g.register({ id: 'new', host: '127.0.0.1', port: 2, weight: 1 });
+    assert.deepEqual([g.pick()?.id, g.pick()?.id], ['old', 'old'], 'the unhealthy one, failing open');
+    clock.t = 5000;
+    assert.deepEqual(new Set([g.pick()?.id, g.pick()?.id]), new Set(['old', 'new']));
+  });
+
+  it('answers from nobody while its only targets are booting (503), and from healthy ones only once one passes', () => {
+    const clock = { t: 0 };
+    const g = group(5000, clock);
+    g.deregister('old');
+    g.register({ id: 'new', host: '127.0.0.1', port: 2, weight: 1 });
+    assert.equal(g.hasActiveTargets(), false);
+    g.get('new')!.health.record({ status: 200 }, 100);
+    g.register({ id: 'other', host: '127.0.0.1', port: 3, weight: 1 });
+    assert.deepEqual([g.pick()?.id, g.pick()?.id], ['new', 'new']);
+  });
+
+  it('keeps serving the targets it restored after a proxy restart while their first checks run', () => {
+    const g = group(5000, { t: 0 }, true);
+    assert.equal(g.get('old')?.health.state, 'initial');
+    assert.equal(g.pick()?.id, 'old');
+  });
+});
