@@ -8,6 +8,7 @@ import type { InstanceView } from '../src/domain/api-types.js';
 import {
   type ControlPlaneProcess,
   FIXTURE_APP,
+  proxyUnavailable,
   runCli,
   shutDown,
   startControlPlane,
@@ -32,7 +33,7 @@ function childPidOf(shimPid: number): number {
 }
 
 describe('resource limits', {
-  skip: driver === null ? 'no writable cgroup hierarchy on this machine' : false,
+  skip: driver === null ? 'no writable cgroup hierarchy on this machine' : proxyUnavailable,
 }, () => {
   const dataDir = tempDir('berth-limits-');
   let plane: ControlPlaneProcess;

@@ -6,6 +6,7 @@ import { proxyPaths } from '../src/domain/proxy-paths.js';
 import {
   type ControlPlaneProcess,
   FIXTURE_APP,
+  proxyUnavailable,
   runCli,
   shutDown,
   startControlPlane,
@@ -31,7 +32,7 @@ function spec(instances: number, greeting: string): string {
   ].join('\n');
 }
 
-describe('traffic through the proxy', () => {
+describe('traffic through the proxy', { skip: proxyUnavailable }, () => {
   const dataDir = tempDir('berth-traffic-');
   let plane: ControlPlaneProcess;
   let load: LoadClient;
