@@ -77,6 +77,7 @@ describe('parseSpec: valid files', () => {
     });
     assert.deepEqual(spec, {
       app: 'hello',
+      runtime: 'process',
       routes: [],
       services: {
         web: {
@@ -103,6 +104,7 @@ describe('parseSpec: valid files', () => {
   it('normalises the full DESIGN.md example, durations in ms and percentages as numbers', () => {
     const expected: AppSpec = {
       app: 'shop',
+      runtime: 'process',
       routes: [{ host: 'shop.localhost', service: 'web' }],
       services: {
         web: {
@@ -236,13 +238,13 @@ pipeline: { test: npm test }
 describe('parseSpec: bad input', () => {
   it('refuses an unknown key at the top level, suggesting the field that was meant', () => {
     assert.deepEqual(errorsOf('app: a\nservice:\n  web: { run: x }\nservices:\n  web: { run: x }\n'), [
-      'berth.yaml:2:1 service: unknown field; did you mean "services"? expected one of: app, routes, services, pipeline',
+      'berth.yaml:2:1 service: unknown field; did you mean "services"? expected one of: app, runtime, routes, services, pipeline',
     ]);
   });
 
   it('refuses an unknown nested key at its position', () => {
     assert.deepEqual(errorsOf('app: a\nservices:\n  web:\n    run: x\n    replicas: 3\n'), [
-      'berth.yaml:5:5 services.web.replicas: unknown field; expected one of: run, build, port, instances, health, deploy, autoscale, resources, env, secrets, responseTimeout',
+      'berth.yaml:5:5 services.web.replicas: unknown field; expected one of: run, build, image, port, instances, health, deploy, autoscale, resources, env, secrets, responseTimeout',
     ]);
     assert.deepEqual(errorsOf('app: a\nservices:\n  web:\n    run: x\n    health: { intervall: 3s }\n'), [
       'berth.yaml:5:15 services.web.health.intervall: unknown field; did you mean "interval"? expected one of: path, interval, timeout, healthy, unhealthy, grace, successCodes',
@@ -373,7 +375,7 @@ pipeline: { deploy: sometimes }
 `),
       [
         'berth.yaml:1:6 app: expected a name of lowercase letters, digits and dashes, starting with a letter (at most 63 characters), got "Shop"',
-        'berth.yaml:2:1 replicas: unknown field; expected one of: app, routes, services, pipeline',
+        'berth.yaml:2:1 replicas: unknown field; expected one of: app, runtime, routes, services, pipeline',
         'berth.yaml:4:11 routes[0].host: expected a host name such as shop.localhost or *.example.com (lowercase, no port), got "Shop.Localhost"',
         'berth.yaml:5:14 routes[0].service: expected the name of a service in this file (web), got "api"',
         'berth.yaml:7:3 services.web: service "web" has no command: add "run:" or a "web: <command>" line to the Procfile (there is no Procfile)',
@@ -487,7 +489,7 @@ describe('validateAppSpec', () => {
           {
             path: 'services.web.extra',
             message:
-              'unknown field; expected one of: run, build, port, instances, health, deploy, autoscale, resources, env, secrets, responseTimeout',
+              'unknown field; expected one of: run, build, image, port, instances, health, deploy, autoscale, resources, env, secrets, responseTimeout',
           },
           { path: 'services.web.instances', message: 'expected a whole number from 0 to 100, got -1' },
         ]);

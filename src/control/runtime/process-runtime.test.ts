@@ -112,7 +112,7 @@ describe('ProcessRuntime with the instance shim', () => {
       10_000,
       'the app to print',
     );
-    const usage = runtime.sample([handle]).get('i');
+    const usage = (await runtime.sample([handle])).get('i');
     assert.ok(usage && usage.memoryBytes > 0);
     assert.equal(await runtime.stop(handle, 5000), 'terminated');
     assert.deepEqual(await deadline(exited, 5000, 'exit event'), { code: 0, signal: null });

@@ -154,7 +154,7 @@ export class ProcessRuntime implements Runtime {
     return handle;
   }
 
-  adopt(ref: InstanceRef): void {
+  async adopt(ref: InstanceRef): Promise<void> {
     if (this.#adopted.has(ref.instanceId)) return;
     if (!this.#isRunning(ref)) {
       this.#ended(
@@ -234,7 +234,7 @@ export class ProcessRuntime implements Runtime {
     return 'killed';
   }
 
-  sample(refs: readonly InstanceRef[]): Map<string, InstanceUsage> {
+  async sample(refs: readonly InstanceRef[]): Promise<Map<string, InstanceUsage>> {
     const now = Date.now();
     const wanted = new Map(refs.map((ref) => [ref.pid, ref]));
     const totals = new Map<number, { ticks: number; rss: number }>();
