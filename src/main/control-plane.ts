@@ -14,12 +14,17 @@ import { MemoryLimiter } from '../control/autoscale/memory-limiter.js';
 import { ArtifactBuilder } from '../control/deploy/artifact-builder.js';
 import { Deployer } from '../control/deploy/deployer.js';
 import { DeploymentTracker } from '../control/deploy/deployment-tracker.js';
+import { DockerEngine } from '../control/docker/docker-engine.js';
+import { LocalRegistry } from '../control/images/local-registry.js';
+import { ReleaseImages } from '../control/images/release-images.js';
 import { DEFAULT_RETENTION, MetricsStore } from '../control/metrics/metrics-store.js';
 import { GitRepos } from '../control/pipeline/git-repos.js';
 import { PipelineService } from '../control/pipeline/pipeline-service.js';
 import { CommandReleasePhase } from '../control/pipeline/release-phase.js';
 import { platformEnv, Reconciler } from '../control/reconcile/reconciler.js';
+import { DockerRuntime } from '../control/runtime/docker-runtime.js';
 import { ProcessRuntime } from '../control/runtime/process-runtime.js';
+import { RuntimeSet } from '../control/runtime/runtime-set.js';
 import { MASTER_KEY_ENV } from '../control/secrets/master-key.js';
 import { TextScrubber } from '../control/secrets/scrubber.js';
 import { SecretsService } from '../control/secrets/secrets-service.js';
@@ -125,7 +130,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
 function makePrivate(paths: ReturnType<typeof controlPaths>): void {
   for (const dir of [
     paths.logs,
-    ...['artifacts', 'builds', 'pipeline', 'git', 'proxy'].map((d) => join(paths.dataDir, d)),
+    ...['artifacts', 'builds', 'pipeline', 'git', 'proxy', 'registry'].map((d) => join(paths.dataDir, d)),
   ])
     ensurePrivateDir(dir);
   // SQLite creates the WAL and shared-memory files with the database file's mode; older ones are fixed too.
@@ -161,7 +166,17 @@ async function start(
   teardown.add('secrets', () => secrets.close());
   // No child (proxy, shims) inherits the master key.
   delete process.env[MASTER_KEY_ENV];
-  const runtime = new ProcessRuntime({ log });
+  // Containers beside processes: the engine is asked when an app needs it (an app on docker is refused, naming
+  // what to install, when none answers); the registry starts with the first image it stores.
+  const engine = DockerEngine.local(log);
+  teardown.add('docker engine client', () => engine.close());
+  const registry = new LocalRegistry({ dataDir: paths.dataDir, log });
+  teardown.add('image registry', () => registry.stop());
+  const images = new ReleaseImages({ engine, registry, log });
+  const runtime = new RuntimeSet({
+    process: new ProcessRuntime({ log }),
+    docker: new DockerRuntime({ engine, owner: paths.dataDir, images, log }),
+  });
   const proxy = await new ProxySupervisor({
     dataDir: paths.dataDir,
     command: [process.execPath, PROXY_MAIN],
@@ -192,7 +207,11 @@ async function start(
     env: platformEnv(),
   });
   const apps = new AppManager(store, () => reconciler?.kick(), {
-    artifacts: { prune: (keep) => builder.prune(keep), retainReleases: RETAINED_RELEASES },
+    artifacts: {
+      prune: (keep) => builder.prune(keep),
+      pruneImages: (keep) => images.prune(keep),
+      retainReleases: RETAINED_RELEASES,
+    },
     clock,
   });
   apps.useSecrets(secrets);
@@ -215,6 +234,7 @@ async function start(
   const releasePhase = new CommandReleasePhase({ secrets, scrub, baseEnv: platformEnv() });
   const deployer = new Deployer(apps, builder, {
     releasePhase,
+    images,
     appSecrets: (app) =>
       secrets
         .list(app)

@@ -140,6 +140,16 @@ export class DockerEngine {
     this.socketPath = options.socketPath ?? dockerSocketFrom();
   }
 
+  /** An engine at `DOCKER_HOST` or the default socket; one `DOCKER_HOST` that is not a local socket is ignored. */
+  static local(log?: { warn(fields: object, message: string): void }): DockerEngine {
+    try {
+      return new DockerEngine();
+    } catch (error) {
+      log?.warn({ err: error }, 'DOCKER_HOST ignored: Berth drives the local engine');
+      return new DockerEngine({ socketPath: DEFAULT_DOCKER_SOCKET });
+    }
+  }
+
   /** The engine's version when it answers; the reason it does not otherwise (never throws). */
   async probe(): Promise<{ ok: true; version: string } | { ok: false; reason: string }> {
     try {
@@ -264,8 +274,10 @@ export class DockerEngine {
   }
 
   /** Removes a tag or an image; false when it was not there. Images in use by a container are refused (409). */
-  async removeImage(ref: string): Promise<boolean> {
-    const done = await this.#orNull(() => this.#drain('DELETE', `/images/${encodeURIComponent(ref)}`));
+  async removeImage(ref: string, options: { force?: boolean } = {}): Promise<boolean> {
+    const done = await this.#orNull(() =>
+      this.#drain('DELETE', `/images/${encodeURIComponent(ref)}`, { query: { force: options.force } }),
+    );
     return done !== null;
   }
 

@@ -5,7 +5,14 @@ import { constants } from 'node:os';
 import { BerthError } from '../../domain/errors.js';
 import type { InstanceUsage } from '../../domain/instance.js';
 import { type Logger, silentLogger } from '../../lib/logger.js';
-import type { ContainerInfo, ContainerSpec, ContainerStats, DockerEngine } from '../docker/docker-engine.js';
+import { every, type Ticker } from '../../lib/ticker.js';
+import {
+  type ContainerInfo,
+  type ContainerSpec,
+  type ContainerStats,
+  type DockerEngine,
+  DockerError,
+} from '../docker/docker-engine.js';
 import { ContainerLog } from './container-log.js';
 import { readProcStat } from './proc.js';
 import { exitPathOf } from './process-runtime.js';
@@ -79,6 +86,9 @@ export class DockerRuntime implements Runtime {
   readonly #running = new Set<Promise<void>>();
   readonly #cpu = new Map<string, CpuReading>();
   #closed = false;
+  /** Instances to adopt once the engine answers again. */
+  readonly #pending = new Map<string, InstanceRef>();
+  #retry: Ticker | undefined;
 
   constructor(options: DockerRuntimeOptions) {
     this.#engine = options.engine;
@@ -129,7 +139,19 @@ export class DockerRuntime implements Runtime {
 
   async adopt(ref: InstanceRef): Promise<void> {
     if (this.#watches.has(ref.instanceId)) return;
-    const info = await this.#engine.inspectContainer(this.containerName(ref.instanceId));
+    let info: ContainerInfo | null;
+    try {
+      info = await this.#engine.inspectContainer(this.containerName(ref.instanceId));
+    } catch (error) {
+      if (error instanceof DockerError) throw error;
+      // No engine now (stopped, restarting): the container may well run on; look again until it answers.
+      this.#log.warn(
+        { err: error, instance: ref.instanceId },
+        'the Docker engine does not answer; adoption retried',
+      );
+      this.#adoptLater(ref);
+      return;
+    }
     if (info === null || info.Config.Labels?.[LABEL.owner] !== this.#owner) {
       // Gone: removed once its end was recorded beside its output (by a runtime that watched it end).
       const status = recordedExit(ref.logPath) ?? { code: null, signal: null };
@@ -154,6 +176,25 @@ export class DockerRuntime implements Runtime {
       return;
     }
     this.#watch(ref, scrub);
+  }
+
+  #adoptLater(ref: InstanceRef): void {
+    this.#pending.set(ref.instanceId, ref);
+    this.#retry ??= every(
+      1000,
+      async () => {
+        for (const pending of [...this.#pending.values()]) {
+          this.#pending.delete(pending.instanceId);
+          await this.adopt(pending);
+        }
+        if (this.#pending.size === 0) {
+          const retry = this.#retry;
+          this.#retry = undefined;
+          void retry?.stop();
+        }
+      },
+      { name: 'container adoption retry', log: this.#log },
+    );
   }
 
   async stop(ref: InstanceRef, timeoutMs: number): Promise<StopOutcome> {
@@ -186,6 +227,7 @@ export class DockerRuntime implements Runtime {
   /** Stops watching: containers keep running, and a later runtime adopts them. */
   async close(): Promise<void> {
     this.#closed = true;
+    await this.#retry?.stop();
     for (const watch of this.#watches.values()) watch.abort.abort();
     await Promise.all(this.#running);
   }
