@@ -101,10 +101,7 @@ describe('containers built from a Dockerfile', { skip: nodeImageSkipReason() }, 
     const { answers, failures } = await load.during(async () => {
       const result = await runCli(dataDir, ['deploy', nodeApp({ GREETING: 'two' }, 2)]);
       assert.equal(result.code, 0, result.stdout + result.stderr);
-      assert.match(
-        result.stdout,
-        /~ web: image shop\/web@sha256:[0-9a-f]{12} → shop\/web@sha256:/,
-      );
+      assert.match(result.stdout, /~ web: image shop\/web@sha256:[0-9a-f]{12} → shop\/web@sha256:/);
       assert.match(result.stdout, /v2 is live/);
       finishedAt = Date.now();
       await new Promise((resolve) => setTimeout(resolve, 300));
@@ -163,5 +160,38 @@ describe('containers built from a Dockerfile', { skip: nodeImageSkipReason() }, 
     const releases = await runCli(dataDir, ['releases', 'shop']);
     const digest = image.slice(image.indexOf('@') + 1, image.indexOf('@') + 1 + 'sha256:'.length + 12);
     assert.match(releases.stdout, new RegExp(`v5 .*${digest}.*rollback to v1`));
+  });
+
+  it('prunes the release images no kept release needs, from the registry and from this machine', async () => {
+    const pruned = await imageOf(2);
+    // Five more releases, each with new code: v2's image is then neither in use nor among the last five.
+    for (let revision = 3; revision <= 7; revision++) {
+      const result = await plane.client.deploy(nodeApp({ GREETING: `r${revision}` }, revision));
+      await waitFor(
+        `release ${result.release} to go live`,
+        async () =>
+          (await plane.client.deployment(result.deployment!)).deployment.state === 'succeeded'
+            ? true
+            : undefined,
+        60_000,
+      );
+    }
+    const events = await waitFor('the images.pruned event', async () => {
+      const all = await plane.client.events({ app: 'shop', limit: 1000 });
+      return all.some((e) => e.kind === 'images.pruned' && JSON.stringify(e.data).includes(pruned))
+        ? all
+        : undefined;
+    });
+    assert.ok(events.length > 0);
+    const [registry, ...path] = pruned.slice(0, pruned.indexOf('@')).split('/');
+    const digest = pruned.slice(pruned.indexOf('@') + 1);
+    const manifest = await fetch(`http://${registry}/v2/${path.join('/')}/manifests/${digest}`, {
+      headers: { Accept: 'application/vnd.docker.distribution.manifest.v2+json' },
+    });
+    assert.equal(manifest.status, 404, 'gone from the registry');
+    assert.equal(await lease.engine.inspectImage(pruned), null, 'gone from this machine');
+    // The current release's image stays, in both places.
+    const current = await imageOf((await plane.client.app('shop')).release);
+    assert.ok(await lease.engine.inspectImage(current));
   });
 });

@@ -576,3 +576,81 @@ pipeline: { test: npm test, secrets: [NPM_TOKEN], timeout: 2m, deploy: manual }
     );
   });
 });
+
+describe('parseSpec: containers', () => {
+  const parse = (text: string, dockerfile = false) =>
+    parseSpec(text, { file: 'berth.yaml', context: { dockerfile } });
+  const messages = (text: string, dockerfile = false): string[] => {
+    try {
+      parse(text, dockerfile);
+    } catch (error) {
+      return (error as BerthError).issues.map((i) => `${i.location} ${i.path}: ${i.message}`);
+    }
+    assert.fail('expected the spec to be refused');
+  };
+
+  it('runs an image on the docker runtime, with the image command when there is no run', () => {
+    const spec = parse('app: a\nservices:\n  web:\n    image: registry.example.com:5000/shop/web:1.4\n');
+    assert.equal(spec.runtime, 'docker');
+    assert.equal(spec.services.web!.image, 'registry.example.com:5000/shop/web:1.4');
+    assert.equal(spec.services.web!.run, '');
+    assert.equal(spec.services.web!.dockerfile, undefined);
+  });
+
+  it('builds from a named Dockerfile, or from the directory Dockerfile by default', () => {
+    const named = parse('app: a\nservices:\n  web:\n    build: { dockerfile: docker/web.Dockerfile }\n');
+    assert.equal(named.runtime, 'docker');
+    assert.equal(named.services.web!.dockerfile, 'docker/web.Dockerfile');
+    const byDirectory = parse('app: a\nservices:\n  web:\n    run: node server.js\n', true);
+    assert.equal(byDirectory.runtime, 'docker');
+    assert.equal(byDirectory.services.web!.dockerfile, 'Dockerfile');
+    assert.equal(byDirectory.services.web!.run, 'node server.js');
+  });
+
+  it('keeps process apps as they were, also with a Dockerfile when runtime: process says so', () => {
+    const spec = parse(
+      'app: a\nruntime: process\nservices:\n  web:\n    run: node s.js\n    build: npm ci\n',
+      true,
+    );
+    assert.equal(spec.runtime, 'process');
+    assert.equal(spec.services.web!.build, 'npm ci');
+    assert.equal(spec.services.web!.dockerfile, undefined);
+  });
+
+  it('refuses images and Dockerfiles that do not fit the runtime, with their positions', () => {
+    assert.deepEqual(
+      messages('app: a\nruntime: process\nservices:\n  web:\n    image: busybox\n    run: x\n'),
+      [
+        'berth.yaml:5:5 services.web.image: an image runs on the docker runtime; remove "runtime: process" or this image',
+      ],
+    );
+    assert.deepEqual(
+      messages('app: a\nservices:\n  web:\n    image: busybox\n    build: { dockerfile: D }\n'),
+      [
+        'berth.yaml:5:5 services.web.build: a service runs an existing image or builds one, not both: remove "image" or "build"',
+      ],
+    );
+    assert.match(
+      messages('app: a\nservices:\n  web:\n    build: npm ci\n', true)[0]!,
+      /services\.web\.build: on the docker runtime the Dockerfile builds the app/,
+    );
+    assert.deepEqual(messages('app: a\nruntime: docker\nservices:\n  web:\n    run: x\n'), [
+      'berth.yaml:4:3 services.web: runs on the docker runtime but has no image: set "image:", "build: { dockerfile: ... }", or add a Dockerfile to the app directory',
+    ]);
+  });
+
+  it('refuses a malformed image reference and a Dockerfile outside the directory', () => {
+    assert.match(
+      messages('app: a\nservices:\n  web:\n    image: Not An Image\n')[0]!,
+      /services\.web\.image: expected an image such as/,
+    );
+    assert.match(
+      messages('app: a\nservices:\n  web:\n    build: { dockerfile: ../Dockerfile }\n')[0]!,
+      /dockerfile must be a path inside the app directory/,
+    );
+    assert.match(
+      messages('app: a\nruntime: vm\nservices:\n  web:\n    run: x\n')[0]!,
+      /runtime: expected "process" or "docker"/,
+    );
+  });
+});

@@ -98,14 +98,11 @@ export class LocalRegistry {
   /** Every tag of every repository under `prefix`, with the digest it points at. */
   async list(prefix: string): Promise<{ repository: string; tag: string; digest: string }[]> {
     return this.use(async (address) => {
-      const catalog = (await (await fetch(`http://${address}/v2/_catalog?n=10000`)).json()) as {
-        repositories?: string[];
-      };
       const found: { repository: string; tag: string; digest: string }[] = [];
-      for (const repository of (catalog.repositories ?? []).filter((r) => r.startsWith(prefix))) {
-        const tags = (await (await fetch(`http://${address}/v2/${repository}/tags/list`)).json()) as {
-          tags?: string[] | null;
-        };
+      for (const repository of (await this.#catalog(address)).filter((r) => r.startsWith(prefix))) {
+        const tags = await getJson<{ tags?: string[] | null }>(
+          `http://${address}/v2/${repository}/tags/list`,
+        );
         for (const tag of tags.tags ?? []) {
           const head = await fetch(`http://${address}/v2/${repository}/manifests/${tag}`, {
             method: 'HEAD',
@@ -117,6 +114,21 @@ export class LocalRegistry {
       }
       return found;
     });
+  }
+
+  /** Every repository, page by page (Distribution serves at most 1000 a page, and links the next). */
+  async #catalog(address: string): Promise<string[]> {
+    const repositories: string[] = [];
+    let last = '';
+    for (;;) {
+      const page = await getJson<{ repositories?: string[] }>(
+        `http://${address}/v2/_catalog?n=1000${last === '' ? '' : `&last=${encodeURIComponent(last)}`}`,
+      );
+      const names = page.repositories ?? [];
+      repositories.push(...names);
+      if (names.length < 1000) return repositories;
+      last = names.at(-1)!;
+    }
   }
 
   /**
@@ -241,6 +253,12 @@ export class LocalRegistry {
     );
     return address;
   }
+}
+
+async function getJson<T>(url: string): Promise<T> {
+  const response = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+  if (!response.ok) throw new BerthError('runtime_failure', `registry: GET ${url}: HTTP ${response.status}`);
+  return (await response.json()) as T;
 }
 
 async function answers(address: string): Promise<boolean> {
