@@ -111,6 +111,7 @@ export interface ContainerSpec {
     NanoCpus?: number;
     LogConfig?: { Type: string; Config: Record<string, string> };
     RestartPolicy?: { Name: 'no' };
+    SecurityOpt?: string[];
   };
 }
 

@@ -252,6 +252,8 @@ export class DockerRuntime implements Runtime {
         NetworkMode: 'host',
         Init: true,
         RestartPolicy: { Name: 'no' },
+        // setuid programs in the image cannot raise privileges.
+        SecurityOpt: ['no-new-privileges'],
         LogConfig: LOG_DRIVER,
         // Memory without swap: over the limit the kernel kills, as the process runtime's cgroup does.
         ...(memory === undefined ? {} : { Memory: memory, MemorySwap: memory }),
