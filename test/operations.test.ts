@@ -348,7 +348,7 @@ describe('CLI without a control plane', () => {
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, /systemctl enable --now berth-proxy\.service berth\.service/);
     const proxy = readFileSync(join(output, 'berth-proxy.service'), 'utf8');
-    assert.match(proxy, /proxy\.js --data-dir \/var\/lib\/berth --http-port 80 --https-port 443/);
+    assert.match(proxy, /proxy-keeper\.js --data-dir \/var\/lib\/berth --http-port 80 --https-port 443/);
     assert.match(readFileSync(join(output, 'berth.service'), 'utf8'), /--external-proxy/);
   });
 

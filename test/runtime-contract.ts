@@ -183,6 +183,27 @@ export function runtimeContract(harness: RuntimeHarness): void {
       assert.equal(exit.missed, true);
     });
 
+    it('lets a later runtime end the instances that no ref accounts for, and only those', async () => {
+      const first = open();
+      const kept = await start(first.runtime, 'serves');
+      const lost = await start(first.runtime, 'serves');
+      // The first control plane died before it recorded `lost`.
+      first.exits.unsubscribe();
+      await first.runtime.close();
+      const later = open();
+      await later.runtime.adopt(kept);
+      const killed = await later.runtime.reclaim([kept]);
+      assert.ok(killed.includes(lost.pid), `the unowned instance is ended (killed: ${killed.join(', ')})`);
+      assert.ok(!killed.includes(kept.pid));
+      const deadline = Date.now() + DEADLINE_MS;
+      while ((await later.runtime.sample([lost])).has(lost.instanceId)) {
+        assert.ok(Date.now() < deadline, 'the unowned instance is gone in time');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.ok((await later.runtime.sample([kept])).has(kept.instanceId), 'the owned instance runs on');
+      assert.equal(await later.runtime.stop(kept, 5000), 'terminated');
+    });
+
     it('samples the memory of running instances and nothing of ended ones', async () => {
       const { runtime, exits } = open();
       const running = await start(runtime, 'serves');

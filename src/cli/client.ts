@@ -12,6 +12,7 @@ import type {
 import { type ControlEndpoint, controlPaths } from '../domain/data-dir.js';
 import { BerthError, type ErrorCode, type Issue } from '../domain/errors.js';
 import type { BerthEvent } from '../domain/event.js';
+import type { ProxyRestartResult, ProxyView } from '../domain/proxy-keeper.js';
 import { isRunning, readPidFile } from '../lib/process-identity.js';
 
 export class ApiClient {
@@ -159,6 +160,15 @@ export class ApiClient {
 
   downAll(): Promise<AppStatus[]> {
     return this.request('POST', '/v1/down', {});
+  }
+
+  proxy(): Promise<ProxyView> {
+    return this.request('GET', '/v1/proxy');
+  }
+
+  /** Hands the proxy over to a new worker; resolves once it serves (the old one is still finishing). */
+  restartProxy(): Promise<ProxyRestartResult> {
+    return this.request('POST', '/v1/proxy/restart', {});
   }
 
   instances(filter: { app?: string; all?: boolean } = {}): Promise<InstanceView[]> {

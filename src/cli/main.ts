@@ -13,6 +13,7 @@ import { registerInstall } from './commands/install.js';
 import { registerLogs } from './commands/logs.js';
 import { registerMetrics } from './commands/metrics.js';
 import { registerPipeline } from './commands/pipeline.js';
+import { registerProxy } from './commands/proxy.js';
 import { registerPs } from './commands/ps.js';
 import { registerScale } from './commands/scale.js';
 import { registerSecrets } from './commands/secrets.js';
@@ -47,6 +48,7 @@ export function buildProgram(): Command {
   registerDrains(program, context);
   registerPipeline(program, context);
   registerDown(program, context);
+  registerProxy(program, context);
   registerCa(program, context);
   registerBackup(program, context);
   registerInstall(program, context);

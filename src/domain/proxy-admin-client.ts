@@ -1,6 +1,7 @@
 // Typed client of the proxy's admin API (unix socket), for the control plane and the CLI.
 import http from 'node:http';
 import { BerthError, type ErrorCode } from './errors.js';
+import type { ProxyHealth } from './proxy-keeper.js';
 import type {
   AdminErrorBody,
   EventsResponse,
@@ -21,8 +22,14 @@ export class ProxyAdminClient {
     this.#timeoutMs = options.timeoutMs ?? 10_000;
   }
 
-  health(): Promise<{ ok: boolean; ports: { http: number; https: number } }> {
+  /** The worker that answers, its ports, and its keeper's status (workers, crashes, handovers). */
+  health(): Promise<ProxyHealth> {
     return this.#call('GET', '/health');
+  }
+
+  /** Asks the keeper to hand over to a new worker; 202 at once (poll `health()` for the new worker's pid). */
+  restartWorkers(): Promise<{ restarting: boolean; pid: number }> {
+    return this.#call('POST', '/keeper/restart');
   }
 
   getRouteTable(): Promise<RouteTable> {
@@ -102,6 +109,9 @@ export class ProxyAdminClient {
       const req = http.request(
         {
           socketPath: this.#socketPath,
+          // A fresh connection each time (node's global agent keeps them alive): a worker handing over closes its
+          // idle ones, and a request must never be sent on one at that instant.
+          agent: false,
           method,
           path,
           headers:

@@ -14,6 +14,10 @@ export interface ProxyPaths {
   certsDir: string;
   /** Default admin API socket. */
   adminSocket: string;
+  /** The keeper's pid file: pid, start time and command line (`src/lib/process-identity.ts`). */
+  pidFile: string;
+  /** Held by the one keeper of this data dir (`FileLock`). */
+  keeperLock: string;
 }
 
 export function proxyPaths(dataDir: string): ProxyPaths {
@@ -25,5 +29,7 @@ export function proxyPaths(dataDir: string): ProxyPaths {
     caKey: join(dir, 'ca', 'ca.key'),
     certsDir: join(dir, 'certs'),
     adminSocket: join(dir, 'admin.sock'),
+    pidFile: join(dir, 'proxy.pid'),
+    keeperLock: join(dir, 'keeper.lock'),
   };
 }

@@ -41,8 +41,9 @@ describe('systemd units', () => {
     const proxy = unitText(PROXY_UNIT);
     assert.match(
       proxy,
-      /^ExecStart=\S+ \S+\/dist\/src\/main\/proxy\.js --data-dir \/var\/lib\/berth --http-port 80 --https-port 443$/m,
+      /^ExecStart=\S+ \S+\/dist\/src\/main\/proxy-keeper\.js --data-dir \/var\/lib\/berth --http-port 80 --https-port 443$/m,
     );
+    assert.match(proxy, /^ExecReload=\/bin\/kill -HUP \$MAINPID$/m);
     assert.match(proxy, /^AmbientCapabilities=CAP_NET_BIND_SERVICE$/m);
     assert.match(proxy, /^CapabilityBoundingSet=CAP_NET_BIND_SERVICE$/m);
     assert.match(proxy, /^User=berth$/m);

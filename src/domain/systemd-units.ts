@@ -25,13 +25,13 @@ export const PROXY_UNIT = 'berth-proxy.service';
 export const CONTROL_UNIT = 'berth.service';
 
 /**
- * How the proxy unit runs the data plane: the one place that names its entry point and flags. (When the proxy's
- * listeners move to a keeper process, this points at the keeper's entry point instead.)
+ * How the proxy unit runs the data plane: the one place that names its entry point and flags. The unit runs the
+ * keeper, which owns the listening sockets and runs the proxy worker on them (docs/proxy.md, "The keeper").
  */
 export function proxyServiceCommand(install: SystemdInstall): string[] {
   return [
     install.node,
-    `${install.installDir}/dist/src/main/proxy.js`,
+    `${install.installDir}/dist/src/main/proxy-keeper.js`,
     '--data-dir',
     install.dataDir,
     '--http-port',
@@ -73,6 +73,8 @@ export function renderUnits(install: SystemdInstall): UnitFile[] {
         'Type=simple',
         ...user,
         `ExecStart=${command(proxyServiceCommand(install))}`,
+        '# systemctl reload: the keeper hands over to a new worker (the old one finishes its requests).',
+        'ExecReload=/bin/kill -HUP $MAINPID',
         'Restart=always',
         'RestartSec=1',
         ...(privileged
@@ -85,7 +87,7 @@ export function renderUnits(install: SystemdInstall): UnitFile[] {
         'NoNewPrivileges=yes',
         'UMask=0077',
         'LimitNOFILE=65536',
-        '# SIGTERM: stop accepting, let requests in flight finish (up to 10 s), exit.',
+        '# SIGTERM to the keeper: its worker stops accepting, finishes its requests (up to 10 s), and both exit.',
         'KillMode=mixed',
         'TimeoutStopSec=30',
         '',

@@ -6,6 +6,7 @@ import { loadOrCreateToken } from '../control/api/admin-token.js';
 import { registerAutoscaleRoutes } from '../control/api/autoscale-routes.js';
 import { registerBackupRoutes } from '../control/api/backup-routes.js';
 import { registerPipelineRoutes } from '../control/api/pipeline-routes.js';
+import { registerProxyRoutes } from '../control/api/proxy-routes.js';
 import { registerSecretsRoutes } from '../control/api/secrets-routes.js';
 import { createApi } from '../control/api/server.js';
 import { AppManager } from '../control/app-manager.js';
@@ -23,7 +24,7 @@ import { PipelineService } from '../control/pipeline/pipeline-service.js';
 import { CommandReleasePhase } from '../control/pipeline/release-phase.js';
 import { platformEnv, Reconciler } from '../control/reconcile/reconciler.js';
 import { DockerRuntime } from '../control/runtime/docker-runtime.js';
-import { ProcessRuntime } from '../control/runtime/process-runtime.js';
+import { ownerMark, ProcessRuntime } from '../control/runtime/process-runtime.js';
 import { RuntimeSet } from '../control/runtime/runtime-set.js';
 import { MASTER_KEY_ENV } from '../control/secrets/master-key.js';
 import { TextScrubber } from '../control/secrets/scrubber.js';
@@ -64,7 +65,10 @@ export interface ControlPlaneOptions {
   httpsPort: number;
   /** Address of the proxy's listeners when this control plane starts it (default: every address). */
   listen?: string;
-  /** The proxy runs under its own supervisor (systemd): wait for it, never start it. */
+  /**
+   * The proxy keeper runs as its own service (systemd): wait for it and watch it (its crashes are events), never
+   * start or restart it. Default false: the control plane starts the keeper if none runs, and again when it dies.
+   */
   externalProxy?: boolean;
   /** How often metrics are collected from the proxy and the runtime (ms); default 5000. */
   metricsIntervalMs?: number;
@@ -78,7 +82,7 @@ export interface ControlPlaneOptions {
   accessLog?: boolean;
 }
 
-const PROXY_MAIN = fileURLToPath(new URL('./proxy.js', import.meta.url));
+const KEEPER_MAIN = fileURLToPath(new URL('./proxy-keeper.js', import.meta.url));
 /** What each app's git pre-receive hook runs. */
 const GIT_HOOK_MAIN = fileURLToPath(new URL('../cli/git-hook.js', import.meta.url));
 
@@ -167,26 +171,31 @@ async function start(
   // No child (proxy, shims) inherits the master key.
   delete process.env[MASTER_KEY_ENV];
   // Containers beside processes: the engine is asked when an app needs it (an app on docker is refused, naming
-  // what to install, when none answers); the registry starts with the first image it stores.
+  // what to install, when none answers); the registry starts with the first image it stores. Every instance
+  // carries a mark of this data dir (an env entry, a container label), so a later start can end those that no
+  // record owns.
+  const owner = ownerMark(paths.dataDir);
   const engine = DockerEngine.local(log);
   teardown.add('docker engine client', () => engine.close());
   const registry = new LocalRegistry({ dataDir: paths.dataDir, log });
   teardown.add('image registry', () => registry.stop());
   const images = new ReleaseImages({ engine, registry, log });
   const runtime = new RuntimeSet({
-    process: new ProcessRuntime({ log }),
-    docker: new DockerRuntime({ engine, owner: paths.dataDir, images, log }),
+    process: new ProcessRuntime({ log, owner }),
+    docker: new DockerRuntime({ engine, owner, images, log }),
   });
-  const proxy = await new ProxySupervisor({
+  const proxySupervisor = new ProxySupervisor({
     dataDir: paths.dataDir,
-    command: [process.execPath, PROXY_MAIN],
+    command: [process.execPath, KEEPER_MAIN],
     httpPort: options.httpPort,
     httpsPort: options.httpsPort,
     host: options.listen,
-    external: options.externalProxy,
     log,
+    events,
+    manage: !options.externalProxy,
     accessLogFile: options.accessLog ? join(proxyPaths(paths.dataDir).dir, 'access.log') : undefined,
-  }).ensureRunning();
+  });
+  const proxy = await proxySupervisor.ensureRunning();
   // The reconciler and the feed need each other (a health change wakes it): wire through late binding.
   let reconciler: Reconciler | undefined;
   // The proxy owns target health; this follows its transitions (list, then watch) for instance states.
@@ -307,6 +316,7 @@ async function start(
       (a) => registerAutoscaleRoutes(a, { store, autoscaler }),
       (a) => registerPipelineRoutes(a, { pipelines, git: gitRepos, actor: 'admin' }),
       (a) => registerBackupRoutes(a, { store, events, dataDir: paths.dataDir }),
+      (a) => registerProxyRoutes(a, proxySupervisor),
     ],
   });
 
@@ -347,6 +357,9 @@ async function start(
   teardown.add('target health feed', () => health.stop());
   reconciler.start();
   teardown.add('reconciler', () => reconciler?.stop());
+  // The keeper is watched from now on: started again when it dies, its journal recorded as proxy.* events.
+  proxySupervisor.watch();
+  teardown.add('proxy watch', () => proxySupervisor.stop());
   usage.start();
   teardown.add('usage sampling', () => usage.stop());
   await observability.start();

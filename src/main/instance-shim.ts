@@ -3,9 +3,10 @@
 // The process runtime starts this detached (its own session and process group) and writes a `ShimConfig` as JSON
 // on its stdin, then closes it: secrets travel through a pipe, never through a file or the shim's own environment.
 // The app runs in the shim's process group, so a stop (SIGTERM to the group) reaches both; the shim outlives the
-// app just long enough to write its last output and `<id>.exit`, then exits with the app's code.
+// app just long enough to write its last output and `<id>.exit`, then exits with the app's code. The app never
+// outlives the shim: it is started with a parent-death signal (see `appCommand`).
 import { spawn } from 'node:child_process';
-import { appendFileSync, closeSync, openSync, renameSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, openSync, renameSync, writeFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { OutputLog } from '../control/runtime/output-log.js';
@@ -28,6 +29,22 @@ export interface ShimConfig {
 
 /** How long to wait, after the app exited, for processes it left behind to close the output pipes. */
 const CLOSE_GRACE_MS = 2000;
+
+/** util-linux's `setpriv`, where installed (Debian: always, util-linux is essential). */
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((path) => existsSync(path));
+
+/**
+ * How the app is run: `/bin/sh -c "exec <command>"`, through `setpriv --pdeathsig KILL` when it exists. That sets
+ * PR_SET_PDEATHSIG on the app's process before the exec (it survives execve, so `sh` and then the app keep it):
+ * the kernel SIGKILLs the app the moment the shim dies, even if nothing watches (the control plane down, the shim
+ * killed with SIGKILL). The "parent" the kernel watches is the thread that forked, and node forks from its main
+ * thread, which lives as long as the shim does. The app's own children do not inherit it; the runtime ends the rest
+ * of the process group (and the cgroup) when it sees the shim gone.
+ */
+function appCommand(command: string, setpriv = SETPRIV): [string, string[]] {
+  const shell: [string, string[]] = ['/bin/sh', ['-c', `exec ${command}`]];
+  return setpriv === undefined ? shell : [setpriv, ['--pdeathsig', 'KILL', '--', shell[0], ...shell[1]]];
+}
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -65,7 +82,8 @@ async function main(): Promise<void> {
   }
   const fd = openSync(config.logPath, 'a', 0o600);
   const output = new OutputLog({ fd, scrub: config.scrub });
-  const child = spawn('/bin/sh', ['-c', `exec ${config.command}`], {
+  const [file, args] = appCommand(config.command);
+  const child = spawn(file, args, {
     cwd: config.cwd,
     env: config.env,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -2,6 +2,7 @@
 import { chmod, rm } from 'node:fs/promises';
 import http from 'node:http';
 import { BerthError, httpStatusOf } from '../domain/errors.js';
+import type { KeeperStatus, ProxyHealth } from '../domain/proxy-keeper.js';
 import type {
   TargetHealthChange,
   TargetHealthChanges,
@@ -9,12 +10,21 @@ import type {
 } from '../domain/target-health.js';
 import type { ProxyServer } from './proxy-server.js';
 
+/** The worker's line to its keeper, when it has one. */
+export interface KeeperLink {
+  /** The keeper's latest status (null until it sent one). */
+  status(): KeeperStatus | null;
+  /** Asks the keeper to hand over to a new worker. */
+  restart(): void;
+}
+
 const MAX_BODY = 16 * 1024 * 1024;
 const MAX_WAIT_MS = 60_000;
 
 /**
  * Routes (all JSON):
- *   GET    /health                                   → { ok: true, ports }
+ *   GET    /health                                   → ProxyHealth { ok, pid, ports, keeper }
+ *   POST   /keeper/restart                           → 202 { restarting: true, pid } (409 without a keeper)
  *   GET    /route-table                              → RouteTable (with current targets)
  *   PUT    /route-table                              → RouteTable; 400 invalid_route_table with issues
  *   GET    /targets                                  → TargetStatus[] (every group)
@@ -32,27 +42,55 @@ export class AdminApi {
   readonly #proxy: ProxyServer;
   readonly #server: http.Server;
   readonly #aborts = new Set<AbortController>();
+  readonly #keeper: KeeperLink | undefined;
+  /** Requests that change state, in flight: a handover waits for them (see `stopAccepting`). */
+  #changing = 0;
+  #changed: (() => void) | undefined;
   #path = '';
 
-  constructor(proxy: ProxyServer) {
+  constructor(proxy: ProxyServer, options: { keeper?: KeeperLink } = {}) {
     this.#proxy = proxy;
+    this.#keeper = options.keeper;
     this.#server = http.createServer((req, res) => {
-      this.#handle(req, res).catch((err: unknown) => sendError(res, err));
+      const changes = req.method !== 'GET';
+      if (changes) this.#changing++;
+      this.#handle(req, res)
+        .catch((err: unknown) => sendError(res, err))
+        .finally(() => {
+          if (changes && --this.#changing === 0) this.#changed?.();
+        });
     });
   }
 
-  /** Listens on `path` (a stale socket file is removed first) and restricts it to the owner. */
-  async listen(path: string): Promise<void> {
-    await rm(path, { force: true });
+  /**
+   * Listens on `path` (a stale socket file is removed first) and restricts it to the owner, or on a socket a
+   * keeper bound and passed (`{ handle }`), which it owns.
+   */
+  async listen(on: string | { handle: object }): Promise<void> {
+    if (typeof on === 'string') await rm(on, { force: true });
     await new Promise<void>((resolve, reject) => {
       this.#server.once('error', reject);
-      this.#server.listen(path, () => {
+      this.#server.listen(on, () => {
         this.#server.off('error', reject);
         resolve();
       });
     });
-    await chmod(path, 0o600);
-    this.#path = path;
+    if (typeof on === 'string') {
+      await chmod(on, 0o600);
+      this.#path = on;
+    }
+  }
+
+  /**
+   * A handover: stops accepting (new requests wait in the socket's backlog for the next worker), answers the
+   * event long-polls now, and resolves once no state-changing request is in flight, so that the next worker loads
+   * the final persisted state. Reads in flight (a `waitDrained`) are answered here as they end.
+   */
+  async stopAccepting(): Promise<void> {
+    this.#server.close();
+    for (const abort of this.#aborts) abort.abort();
+    if (this.#changing > 0) await new Promise<void>((resolve) => (this.#changed = resolve));
+    this.#changed = undefined;
   }
 
   async close(): Promise<void> {
@@ -93,8 +131,21 @@ export class AdminApi {
     const proxy = this.#proxy;
     const [p0, p1, p2, p3] = parts;
 
-    if (parts.length === 1 && p0 === 'health' && method === 'GET')
-      return send(res, 200, { ok: true, ports: proxy.ports });
+    if (parts.length === 1 && p0 === 'health' && method === 'GET') {
+      const health: ProxyHealth = {
+        ok: true,
+        pid: process.pid,
+        ports: proxy.ports,
+        keeper: this.#keeper?.status() ?? null,
+      };
+      return send(res, 200, health);
+    }
+    if (parts.length === 2 && p0 === 'keeper' && p1 === 'restart' && method === 'POST') {
+      if (this.#keeper === undefined)
+        throw new BerthError('conflict', 'this proxy runs without a keeper: restart its process instead');
+      this.#keeper.restart();
+      return send(res, 202, { restarting: true, pid: process.pid });
+    }
     if (parts.length === 1 && p0 === 'route-table') {
       if (method === 'GET') return send(res, 200, proxy.routeTable());
       if (method === 'PUT') return send(res, 200, await proxy.applyRouteTable(await readJson(req)));

@@ -33,6 +33,11 @@ export interface ProxyServerOptions {
   httpsPort?: number;
   /** Address to listen on; default all interfaces. */
   host?: string;
+  /**
+   * Bound socket handles to listen on instead of binding `httpPort`/`httpsPort` (a keeper owns them and passes
+   * them over IPC; see `src/proxy/keeper.ts`).
+   */
+  listeners?: { http: object; https: object };
   /** Plain HTTP redirects to HTTPS (except reserved paths). Default true; false serves routes over HTTP too. */
   redirectHttp?: boolean;
   /** Client keep-alive idle timeout. Default 60 s (ALB's idle timeout). */
@@ -166,9 +171,9 @@ export class ProxyServer {
       },
     );
     https.on('tlsClientError', () => {});
-    const host = this.#options.host;
-    await listen(http, this.#options.httpPort ?? DEFAULT_PORTS.http, host);
-    await listen(https, this.#options.httpsPort ?? DEFAULT_PORTS.https, host);
+    const { host, listeners } = this.#options;
+    await listen(http, listeners?.http ?? { port: this.#options.httpPort ?? DEFAULT_PORTS.http, host });
+    await listen(https, listeners?.https ?? { port: this.#options.httpsPort ?? DEFAULT_PORTS.https, host });
     this.#ports = {
       http: (http.address() as net.AddressInfo).port,
       https: (https.address() as net.AddressInfo).port,
@@ -323,17 +328,20 @@ export class ProxyServer {
   }
 
   /**
-   * Graceful stop: stop accepting, let in-flight exchanges finish (up to `drainMs`), then close what is left.
+   * Graceful stop: stop accepting, let in-flight exchanges finish, then close what is left after `drainMs`. Every
+   * response from now on says `Connection: close`. An idle keep-alive connection is not closed: a client may be
+   * sending its next request on it at that very instant, and would get a reset instead of an answer. It stays until
+   * the client uses it once more (answered, with `Connection: close`), closes it, or `drainMs` runs out.
    */
   async close(drainMs = 10_000): Promise<void> {
     this.#ctx.stopping = true;
-    clearInterval(this.#sweep);
     const closing = [closeServer(this.#http), closeServer(this.#https)];
-    for (const conn of [...this.#ctx.connections]) conn.closeWhenIdle();
     const deadline = Date.now() + drainMs;
+    // The sweep goes on meanwhile: response timeouts, and the usual idle timeout.
     while (this.#ctx.connections.size > 0 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
+    clearInterval(this.#sweep);
     for (const conn of [...this.#ctx.connections]) conn.socket.destroy();
     await Promise.all(closing);
     for (const group of [...this.#groups.values(), ...this.#retired]) group.close();
@@ -342,10 +350,10 @@ export class ProxyServer {
   }
 }
 
-function listen(server: net.Server, port: number, host: string | undefined): Promise<void> {
+function listen(server: net.Server, on: object): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ port, host }, () => {
+    server.listen(on, () => {
       server.off('error', reject);
       resolve();
     });

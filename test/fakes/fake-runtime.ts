@@ -168,6 +168,19 @@ export class FakeRuntime implements Runtime {
     return usage;
   }
 
+  /** The host's running processes that none of `owned` accounts for are killed (the host is one owner's). */
+  async reclaim(owned: readonly InstanceRef[]): Promise<number[]> {
+    const killed: number[] = [];
+    for (const process of [...this.host.processes.values()]) {
+      if (!process.running) continue;
+      const { instanceId } = process.request;
+      if (owned.some((ref) => ref.instanceId === instanceId && ref.pid === process.handle.pid)) continue;
+      this.host.end(instanceId, { code: null, signal: 'SIGKILL' });
+      killed.push(process.handle.pid);
+    }
+    return killed;
+  }
+
   onExit(listener: (exit: InstanceExit) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);

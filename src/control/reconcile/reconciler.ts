@@ -15,6 +15,7 @@ import {
   describeExit,
   type ExitStatus,
   type InstanceExit,
+  type InstanceRef,
   instanceRef,
   type Runtime,
 } from '../runtime/runtime.js';
@@ -205,6 +206,21 @@ export class Reconciler {
         data: { pid: instance.pid, state: instance.state },
       });
       if (instance.state === 'draining') this.#finishStop(instance, 'the stop was interrupted by a restart');
+    }
+    // Processes of ours that no live record accounts for (a start interrupted between the spawn and its record)
+    // would run unowned and invisible: end them before anything new starts.
+    const owned = store
+      .listInstances({ live: true })
+      .map((instance) => instanceRef(instance))
+      .filter((ref): ref is InstanceRef => ref !== null);
+    const reclaimed = await runtime.reclaim(owned);
+    if (reclaimed.length > 0) {
+      events.record({
+        actor: 'system',
+        kind: 'runtime.reclaimed',
+        message: `ended ${reclaimed.length} process${reclaimed.length === 1 ? '' : 'es'} of instances that no record owns (pid ${reclaimed.join(', ')}): left by a start the control plane did not finish`,
+        data: { pids: reclaimed },
+      });
     }
   }
 

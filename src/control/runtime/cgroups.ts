@@ -18,6 +18,8 @@ export interface CgroupDriver {
   create(name: string, limits: ResourceLimits): string[];
   /** Removes the instance's cgroups (once no process is left in them); missing ones are ignored. */
   remove(name: string): void;
+  /** SIGKILL to every process in the instance's cgroups, including those that left its process group. */
+  kill(name: string): void;
   /** Removes every empty cgroup left by instances that ended while no runtime watched them (after a restart). */
   sweep(): void;
   /** How many of the instance's processes the kernel killed for going over its memory limit. */
@@ -59,6 +61,24 @@ function oomKillCount(file: string): number {
     return Number(/^oom_kill (\d+)$/m.exec(readFileSync(file, 'utf8'))?.[1] ?? 0);
   } catch {
     return 0;
+  }
+}
+
+/** SIGKILL to each pid listed in `<dir>/cgroup.procs`; a missing cgroup or a process already gone is fine. */
+function killProcs(dir: string): void {
+  let pids: string[];
+  try {
+    pids = readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n');
+  } catch {
+    return;
+  }
+  for (const pid of pids) {
+    if (pid === '') continue;
+    try {
+      process.kill(Number(pid), 'SIGKILL');
+    } catch {
+      // Exited meanwhile.
+    }
   }
 }
 
@@ -112,6 +132,11 @@ class CgroupV1 implements CgroupDriver {
     removeDir(join(this.#memory, name));
   }
 
+  kill(name: string): void {
+    killProcs(join(this.#cpu, name));
+    killProcs(join(this.#memory, name));
+  }
+
   sweep(): void {
     sweepDir(this.#cpu);
     sweepDir(this.#memory);
@@ -146,6 +171,16 @@ class CgroupV2 implements CgroupDriver {
 
   remove(name: string): void {
     removeDir(join(this.#parent, name));
+  }
+
+  kill(name: string): void {
+    const dir = join(this.#parent, name);
+    try {
+      // One write kills the whole cgroup at once (Linux 5.14+), so nothing can fork out of it meanwhile.
+      writeFileSync(join(dir, 'cgroup.kill'), '1');
+    } catch {
+      killProcs(dir);
+    }
   }
 
   sweep(): void {

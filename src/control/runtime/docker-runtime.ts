@@ -219,6 +219,31 @@ export class DockerRuntime implements Runtime {
     return usage;
   }
 
+  /**
+   * Removes this owner's containers that none of `owned` accounts for (a start the control plane did not get to
+   * record); resolves to the pids their main processes had.
+   */
+  async reclaim(owned: readonly InstanceRef[]): Promise<number[]> {
+    const kept = new Set(owned.map((ref) => ref.instanceId));
+    const killed: number[] = [];
+    let containers: Awaited<ReturnType<DockerEngine['listContainers']>>;
+    try {
+      containers = await this.#engine.listContainers([`${LABEL.owner}=${this.#owner}`]);
+    } catch (error) {
+      // No engine: no container of ours can be running either.
+      if (error instanceof DockerError) throw error;
+      return [];
+    }
+    for (const container of containers) {
+      const instanceId = container.Labels[LABEL.instance];
+      if (instanceId !== undefined && kept.has(instanceId)) continue;
+      const info = await this.#engine.inspectContainer(container.Id);
+      if (info?.State.Running) killed.push(info.State.Pid);
+      await this.#engine.removeContainer(container.Id);
+    }
+    return killed;
+  }
+
   onExit(listener: (exit: InstanceExit) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);

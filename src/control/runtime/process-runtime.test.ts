@@ -1,5 +1,7 @@
 // The process runtime with its real shim: output to one JSON-lines file, exit status, stop, bursts without loss.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -174,3 +176,141 @@ function alive(pid: number): boolean {
     return false;
   }
 }
+
+/** Running: in /proc and not a zombie (an orphan's zombie waits for init, which may take a while to reap it). */
+function running(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z /s.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/** Polls `check` until it holds; fails after `ms` (and stops polling, so nothing keeps the test alive). */
+async function until(what: string, check: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms}ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** The first `count` lines the app printed (numbers: pids), once they are in its output file. */
+async function printedPids(logPath: string, count: number): Promise<number[]> {
+  let pids: number[] = [];
+  await until('the app to print its pids', () => {
+    pids = records(logPath).map((r) => Number(r.l));
+    return pids.length >= count;
+  });
+  return pids.slice(0, count);
+}
+
+/**
+ * Another process (a control plane that then goes away or stops answering) starts `command` under the shim with
+ * its own runtime; resolves with the handle it printed and the process itself.
+ */
+async function startElsewhere(
+  command: string,
+  owner?: string,
+): Promise<{ handle: InstanceRef; logPath: string; starter: ReturnType<typeof spawn> }> {
+  const logPath = join(mkdtempSync(join(tmpdir(), 'berth-runtime-')), 'app', 'i.log');
+  const request = { instanceId: 'i', cwd: tmpdir(), command, env: { PATH: process.env.PATH ?? '' }, logPath };
+  const script = `
+    const { ProcessRuntime } = await import(${JSON.stringify(new URL('./process-runtime.js', import.meta.url).href)});
+    const runtime = new ProcessRuntime({ cgroups: null, owner: ${JSON.stringify(owner)} });
+    const handle = await runtime.start(${JSON.stringify(request)});
+    process.stdout.write(JSON.stringify(handle) + '\\n');
+    setInterval(() => {}, 1000);`;
+  const starter = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const handle = await deadline(
+    new Promise<InstanceRef>((resolve, reject) => {
+      let out = '';
+      starter.stdout!.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+        if (out.includes('\n')) {
+          const started = JSON.parse(out.split('\n')[0]!) as { pid: number; processStart: number };
+          resolve({ ...started, instanceId: 'i', logPath });
+        }
+      });
+      starter.once('exit', (code) => reject(new Error(`the starter exited with ${code}`)));
+    }),
+    10_000,
+    'the other runtime to start the instance',
+  );
+  return { handle, logPath, starter };
+}
+
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].some((path) => existsSync(path));
+
+describe('an instance never outlives its shim', () => {
+  it('ends the app the moment its shim dies, with nothing watching (parent-death signal)', {
+    skip: SETPRIV ? false : 'needs setpriv (Debian package util-linux)',
+  }, async () => {
+    const { handle, logPath, starter } = await startElsewhere(
+      `${process.execPath} -e 'console.log(process.pid); setInterval(() => {}, 1000)'`,
+    );
+    const [appPid] = await printedPids(logPath, 1);
+    // The control plane that started it is gone: the shim's parent is now init, and no runtime looks at it.
+    starter.kill('SIGKILL');
+    process.kill(handle.pid, 'SIGKILL');
+    await until('the app to die with its shim', () => !running(appPid!), 2000);
+  });
+
+  it('ends what is left of the group when it finds an adopted shim gone, even as an unreaped zombie', async () => {
+    // The app (sh) has a child of its own, which no parent-death signal covers.
+    const { handle, logPath, starter } = await startElsewhere(
+      `/bin/sh -c 'echo $$; sleep 600 & echo $!; wait'`,
+    );
+    const [shPid, sleepPid] = await printedPids(logPath, 2);
+    // The shim's parent stops reaping (as init may be slow to, or a container's never does): it stays a zombie.
+    starter.kill('SIGSTOP');
+    try {
+      process.kill(handle.pid, 'SIGKILL');
+      await until('the shim to be a zombie', () => !running(handle.pid));
+      assert.ok(existsSync(`/proc/${handle.pid}`), 'the shim is a zombie, not reaped');
+      assert.ok(running(sleepPid!), "the app's child is still there");
+      const adopter = new ProcessRuntime({ cgroups: null });
+      const exits: string[] = [];
+      adopter.onExit((exit) => exits.push(exit.instanceId));
+      adopter.adopt(handle);
+      assert.deepEqual(exits, ['i'], 'reported gone on adoption');
+      await until('the rest of the group to be ended', () => !running(sleepPid!) && !running(shPid!));
+      await adopter.close();
+    } finally {
+      starter.kill('SIGKILL');
+    }
+  });
+
+  it('reclaims the processes of its owner that no handle accounts for, and only those', async () => {
+    const owner = randomBytes(8).toString('hex');
+    const app = `${process.execPath} -e 'console.log(process.pid); setInterval(() => {}, 1000)'`;
+    const kept = await startElsewhere(app, owner);
+    const lost = await startElsewhere(app, owner);
+    const other = await startElsewhere(app, randomBytes(8).toString('hex'));
+    const [keptApp = 0, lostApp = 0, otherApp = 0] = await Promise.all(
+      [kept, lost, other].map(async (s) => (await printedPids(s.logPath, 1))[0]!),
+    );
+    for (const s of [kept, lost, other]) s.starter.kill('SIGKILL');
+    const runtime = new ProcessRuntime({ cgroups: null, owner });
+    try {
+      const killed = await runtime.reclaim([kept.handle]);
+      // The app may be gone before its turn: the kernel ends it with its shim (parent-death signal).
+      assert.ok(
+        killed.includes(lost.handle.pid),
+        `the unowned shim is killed (killed: ${killed.join(', ')})`,
+      );
+      assert.deepEqual(
+        killed.filter((pid) => pid !== lost.handle.pid && pid !== lostApp),
+        [],
+        'nothing else is killed',
+      );
+      await until('the unowned instance to be gone', () => !running(lostApp) && !running(lost.handle.pid));
+      assert.ok(running(keptApp) && running(kept.handle.pid), 'the owned instance runs on');
+      assert.ok(running(otherApp), "another owner's instance runs on");
+    } finally {
+      for (const s of [kept, other]) process.kill(-s.handle.pid, 'SIGKILL');
+    }
+  });
+});

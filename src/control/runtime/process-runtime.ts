@@ -1,8 +1,9 @@
 // The embedded default runtime: each instance is a shim and its app in their own process group, output to a file.
 import { type ChildProcess, spawn as spawnChild } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdirSync, readFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { mkdirSync, readFileSync, realpathSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BerthError } from '../../domain/errors.js';
 import type { InstanceUsage } from '../../domain/instance.js';
@@ -34,6 +35,26 @@ export interface ProcessRuntimeOptions {
   /** How often adopted instances (not our children: no exit event) are looked up in /proc. */
   watchMs?: number;
   log?: Logger;
+  /**
+   * Marks every shim and app this runtime starts (`BERTH_OWNER=<owner>` in their environment, inherited by the
+   * app's own children), so that a later runtime of the same owner finds those no record accounts for
+   * (`reclaim`). The control plane uses `ownerMark(dataDir)`.
+   */
+  owner?: string;
+}
+
+/** The environment variable that marks the processes of one owner (one data directory). */
+export const OWNER_ENV = 'BERTH_OWNER';
+
+/** A short, stable mark for the processes of the Berth that keeps its state in `dataDir` (not the path itself). */
+export function ownerMark(dataDir: string): string {
+  let path = resolve(dataDir);
+  try {
+    path = realpathSync(path);
+  } catch {
+    // Not created yet: the resolved path is what it will be.
+  }
+  return createHash('sha256').update(path).digest('hex').slice(0, 16);
 }
 
 /** Default of `watchMs`. */
@@ -74,9 +95,11 @@ export class ProcessRuntime implements Runtime {
   readonly #cgroups: CgroupDriver | null;
   readonly #watchMs: number;
   readonly #log: Logger;
+  readonly #owner: string | undefined;
   #watch: Ticker | undefined;
 
   constructor(options: ProcessRuntimeOptions = {}) {
+    this.#owner = options.owner;
     this.#cgroups = options.cgroups === undefined ? detectCgroups() : options.cgroups;
     // Cgroups of instances that ended while no runtime watched them (a control-plane restart) are empty now.
     this.#cgroups?.sweep();
@@ -103,7 +126,7 @@ export class ProcessRuntime implements Runtime {
     try {
       child = this.#spawn(this.#shim.node, [...SHIM_NODE_FLAGS, this.#shim.script], {
         cwd: request.cwd,
-        env: { PATH: request.env.PATH ?? '/usr/bin:/bin' },
+        env: { PATH: request.env.PATH ?? '/usr/bin:/bin', ...this.#mark() },
         // detached = setsid(): its own session and process group, so a stop reaches the app and its children.
         detached: true,
         stdio: ['pipe', 'ignore', 'ignore'],
@@ -124,7 +147,7 @@ export class ProcessRuntime implements Runtime {
       instanceId: request.instanceId,
       command: request.command,
       cwd: request.cwd,
-      env: request.env,
+      env: { ...request.env, ...this.#mark() },
       logPath: request.logPath,
       exitPath: exitPathOf(request.logPath),
       scrub: request.scrub ?? {},
@@ -141,6 +164,8 @@ export class ProcessRuntime implements Runtime {
     this.#children.set(pid, child);
     child.once('exit', (code, signal) => {
       this.#children.delete(pid);
+      // Our own child, reaped by node just now: its pid cannot have been reused.
+      killOrphans(pid);
       // The app's own status, as the shim recorded it; the shim's when it could not (killed with SIGKILL).
       this.#ended(
         request.instanceId,
@@ -193,7 +218,8 @@ export class ProcessRuntime implements Runtime {
     fallback: ExitStatus,
     missed: boolean,
   ): void {
-    killOrphans(pid);
+    // Its cgroup may hold processes that left the group (a setsid); the cgroup is the instance's own, by name.
+    this.#cgroups?.kill(instanceId);
     const oomKilled = (this.#cgroups?.oomKills(instanceId) ?? 0) > 0;
     this.#cgroups?.remove(instanceId);
     this.#lastCpu.delete(pid);
@@ -217,12 +243,39 @@ export class ProcessRuntime implements Runtime {
     }
   }
 
+  /**
+   * True while the shim runs. When it is gone, or a zombie its new parent has not reaped yet (an adopted shim's parent
+   * is init, which may take a while, or never do it in a container), what is left of its group is killed: nothing
+   * records the app's output or exit any more, so nothing of the instance may stay. A pid now used by another
+   * process means the group ended long ago (Linux reuses neither while it has members): that one is left alone.
+   */
   #isRunning(handle: ProcessHandle): boolean {
     const stat = readProcStat(handle.pid);
-    // A zombie has exited; it only waits for its parent to reap it.
-    const running = stat !== undefined && stat.state !== 'Z' && stat.startTicks === handle.processStart;
-    if (stat === undefined) killOrphans(handle.pid);
-    return running;
+    const same = stat !== undefined && stat.startTicks === handle.processStart;
+    if (same && stat.state !== 'Z') return true;
+    if (stat === undefined || same) killOrphans(handle.pid);
+    return false;
+  }
+
+  async reclaim(owned: readonly InstanceRef[]): Promise<number[]> {
+    if (this.#owner === undefined) return [];
+    const groups = new Set(owned.filter((ref) => this.#isRunning(ref)).map((ref) => ref.pid));
+    const killed: number[] = [];
+    for (const stat of readAllProcStats()) {
+      if (stat.pid === process.pid || stat.state === 'Z' || groups.has(stat.pgrp)) continue;
+      if (!hasEnvEntry(stat.pid, `${OWNER_ENV}=${this.#owner}`)) continue;
+      try {
+        process.kill(stat.pid, 'SIGKILL');
+        killed.push(stat.pid);
+      } catch {
+        // Exited meanwhile.
+      }
+    }
+    return killed;
+  }
+
+  #mark(): Record<string, string> {
+    return this.#owner === undefined ? {} : { [OWNER_ENV]: this.#owner };
   }
 
   async stop(handle: InstanceRef, timeoutMs: number): Promise<StopOutcome> {
@@ -305,6 +358,17 @@ function signalGroup(pgid: number, signal: NodeJS.Signals): void {
  */
 function killOrphans(pgid: number): void {
   if (!groupIsEmpty(pgid)) signalGroup(pgid, 'SIGKILL');
+}
+
+/** True when `/proc/<pid>/environ` holds exactly `entry` (`NAME=value`); false when unreadable. */
+function hasEnvEntry(pid: number, entry: string): boolean {
+  let environ: Buffer;
+  try {
+    environ = readFileSync(`/proc/${pid}/environ`);
+  } catch {
+    return false;
+  }
+  return environ.indexOf(`${entry}\0`) === 0 || environ.includes(`\0${entry}\0`);
 }
 
 /** True when no live process remains in the group (the leader may have left children behind). */

@@ -14,7 +14,7 @@ import { CONTRACT_SECRET, type ContractApp, runtimeContract } from '../../../tes
 import { detectCgroups } from './cgroups.js';
 import { DockerRuntime } from './docker-runtime.js';
 import { readAllProcStats } from './proc.js';
-import { ProcessRuntime } from './process-runtime.js';
+import { ownerMark, ProcessRuntime } from './process-runtime.js';
 
 /** The contract's apps as node one-liners (they run as they are in a node image). */
 const NODE_APPS: Record<ContractApp, string> = {
@@ -75,7 +75,8 @@ const cgroups = detectCgroups();
 
 runtimeContract({
   name: 'ProcessRuntime',
-  runtime: () => new ProcessRuntime({ watchMs: 50 }),
+  // One owner for every runtime of the suite, as for the control planes of one data dir.
+  runtime: () => new ProcessRuntime({ watchMs: 50, owner: ownerMark(scratch) }),
   request: (instanceId, app) => ({
     instanceId,
     cwd: scratch,

@@ -44,6 +44,13 @@ export class RuntimeSet implements Runtime {
     return merged;
   }
 
+  async reclaim(owned: readonly InstanceRef[]): Promise<number[]> {
+    const killed: number[] = [];
+    for (const [kind, runtime] of Object.entries(this.#runtimes))
+      killed.push(...(await runtime.reclaim(owned.filter((ref) => (ref.runtime ?? 'process') === kind))));
+    return killed;
+  }
+
   onExit(listener: (exit: InstanceExit) => void): () => void {
     const unsubscribe = Object.values(this.#runtimes).map((runtime) => runtime.onExit(listener));
     return () => {

@@ -82,6 +82,12 @@ export interface Runtime {
   stop(ref: InstanceRef, timeoutMs: number): Promise<StopOutcome>;
   /** CPU and memory of the running instances among `refs`, keyed by instance id. */
   sample(refs: readonly InstanceRef[]): Promise<Map<string, InstanceUsage>>;
+  /**
+   * Ends every process (or container) this runtime's owner started that none of `owned` accounts for: what a
+   * control plane that stopped between starting an instance and recording it leaves behind. Resolves to the pids
+   * it killed.
+   */
+  reclaim(owned: readonly InstanceRef[]): Promise<number[]>;
   /** Subscribes to the exit stream; returns how to unsubscribe. */
   onExit(listener: (exit: InstanceExit) => void): () => void;
   /** Stops watching (instances keep running). */

@@ -1,0 +1,325 @@
+// Integration: the proxy keeper owns the listening sockets, so a dead or replaced worker refuses no connection.
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { readProxyPid } from '../src/control/traffic/proxy-supervisor.js';
+import { ProxyAdminClient } from '../src/domain/proxy-admin-client.js';
+import type { KeeperEntry } from '../src/domain/proxy-keeper.js';
+import { proxyPaths } from '../src/domain/proxy-paths.js';
+import {
+  type ControlPlaneProcess,
+  FIXTURE_APP,
+  processExists,
+  runCli,
+  shutDown,
+  startControlPlane,
+  tempDir,
+  waitFor,
+  withDeadline,
+  writeApp,
+} from './control-harness.js';
+import { LoadClient, type LoadResult } from './load-client.js';
+
+const KEEPER_MAIN = fileURLToPath(new URL('../src/main/proxy-keeper.js', import.meta.url));
+
+/** Starts the keeper on its own (as a systemd unit would) and resolves with its `listening` line. */
+async function startKeeper(
+  dataDir: string,
+): Promise<{ child: ChildProcess; pid: number; worker: number; http: number; stderr: () => string }> {
+  const child = spawn(
+    process.execPath,
+    [
+      KEEPER_MAIN,
+      '--data-dir',
+      dataDir,
+      '--http-port',
+      '0',
+      '--https-port',
+      '0',
+      '--host',
+      '127.0.0.1',
+      '--no-redirect',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const line = await withDeadline(
+    new Promise<string>((resolve, reject) => {
+      let out = '';
+      child.stdout!.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+        const found = out.split('\n').find((l) => l.includes('"listening"'));
+        if (found !== undefined) resolve(found);
+      });
+      child.once('exit', (code) => reject(new Error(`the keeper exited with ${code}: ${stderr}`)));
+    }),
+    15_000,
+    'the keeper to listen',
+  );
+  const ready = JSON.parse(line) as { pid: number; worker: number; http: number };
+  return { child, ...ready, stderr: () => stderr };
+}
+
+/** One GET on a fresh connection; the error code (ECONNREFUSED...) when it fails. */
+function getOnce(port: number, host: string): Promise<{ status: number; body: string } | { error: string }> {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/', headers: { host }, agent: false }, (res) => {
+      let body = '';
+      res.on('data', (chunk: Buffer) => {
+        body += chunk.toString();
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.setTimeout(10_000, () => req.destroy(new Error('timeout')));
+    req.on('error', (error: NodeJS.ErrnoException) => resolve({ error: error.code ?? error.message }));
+  });
+}
+
+function refused(result: LoadResult): string[] {
+  return result.failures.filter((f) => f.includes('ECONNREFUSED'));
+}
+
+describe('the proxy keeper on its own', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'berth-keeper-'));
+  let keeper: Awaited<ReturnType<typeof startKeeper>>;
+  let backend: http.Server;
+  let admin: ProxyAdminClient;
+
+  before(async () => {
+    backend = http.createServer((_req, res) => res.end('backend'));
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+    keeper = await startKeeper(dataDir);
+    admin = new ProxyAdminClient(proxyPaths(dataDir).adminSocket);
+    await admin.putRouteTable({
+      routes: [{ host: 'k.localhost', backends: [{ targetGroup: 'k' }] }],
+      targetGroups: [
+        {
+          name: 'k',
+          targets: [{ id: 'b', host: '127.0.0.1', port: (backend.address() as AddressInfo).port }],
+        },
+      ],
+    });
+  });
+
+  after(async () => {
+    if (keeper.child.exitCode === null) keeper.child.kill('SIGKILL');
+    backend.close();
+  });
+
+  it('writes a pid file that names the keeper, and refuses a second keeper on the same data dir', async () => {
+    assert.equal(readProxyPid(dataDir), keeper.pid);
+    const second = spawn(process.execPath, [KEEPER_MAIN, '--data-dir', dataDir, '--http-port', '0'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    second.stderr!.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const [code] = (await withDeadline(once(second, 'exit'), 10_000, 'the second keeper to exit')) as [
+      number,
+    ];
+    assert.equal(code, 1);
+    assert.match(stderr, new RegExp(`another proxy keeper runs for .* \\(pid ${keeper.pid}\\)`));
+    assert.equal((await admin.health()).keeper?.pid, keeper.pid, 'the first keeps serving');
+  });
+
+  it('keeps connections made while no worker runs in the backlog, and the next worker answers them', async () => {
+    const before = await admin.health();
+    const killedAt = Date.now();
+    process.kill(before.pid, 'SIGKILL');
+    // Made at once: the replacement is not up yet (it takes a few hundred ms to start).
+    const results = await Promise.all(Array.from({ length: 20 }, () => getOnce(keeper.http, 'k.localhost')));
+    const servedAt = Date.now();
+    assert.deepEqual(
+      results.filter((r) => !('status' in r) || r.status !== 200),
+      [],
+      'every connection is answered',
+    );
+    const after = await admin.health();
+    assert.notEqual(after.pid, before.pid, 'a new worker answers');
+    const crash = after.keeper!.journal.find(
+      (e): e is Extract<KeeperEntry, { type: 'worker_crashed' }> =>
+        e.type === 'worker_crashed' && e.pid === before.pid,
+    );
+    assert.equal(crash?.signal, 'SIGKILL');
+    assert.equal(crash?.restartInMs, 0, 'a one-off crash is replaced at once');
+    assert.ok(servedAt - killedAt < 5000, `served again after ${servedAt - killedAt} ms`);
+  });
+
+  it('hands over to a new worker on SIGHUP, and the old one exits once drained', async () => {
+    const before = await admin.health();
+    process.kill(keeper.pid, 'SIGHUP');
+    // The new worker answers as soon as it listens; the keeper's status (restarts) reaches it just after.
+    const after = await waitFor('a new worker, counted as a restart', async () => {
+      const health = await admin.health();
+      return health.pid !== before.pid && health.keeper?.restarts === 1 ? health : undefined;
+    });
+    assert.equal(after.keeper?.workers.find((w) => w.pid === after.pid)?.state, 'serving');
+    await waitFor('the old worker to exit', () => (processExists(before.pid) ? undefined : true));
+    const answer = await getOnce(keeper.http, 'k.localhost');
+    assert.deepEqual(answer, { status: 200, body: 'backend' });
+  });
+
+  it('stops on SIGTERM: the worker drains, the admin socket and the pid file go', async () => {
+    const worker = (await admin.health()).pid;
+    keeper.child.kill('SIGTERM');
+    const [code] = (await withDeadline(once(keeper.child, 'exit'), 15_000, 'the keeper to exit')) as [number];
+    assert.equal(code, 0);
+    assert.equal(processExists(worker), false);
+    assert.equal(existsSync(proxyPaths(dataDir).adminSocket), false);
+    assert.equal(existsSync(proxyPaths(dataDir).pidFile), false);
+  });
+});
+
+function spec(): string {
+  return [
+    'app: shop',
+    'routes:',
+    '  - host: shop.localhost',
+    '    service: web',
+    'services:',
+    '  web:',
+    `    run: node ${FIXTURE_APP}/server.js`,
+    '    instances: 2',
+    '    health: { path: /health, interval: 200ms, timeout: 150ms, healthy: 1, unhealthy: 2, grace: 1s }',
+  ].join('\n');
+}
+
+describe('the proxy keeper under a control plane', () => {
+  const dataDir = tempDir('berth-keeper-cp-');
+  let plane: ControlPlaneProcess;
+  let load: LoadClient;
+  const admin = new ProxyAdminClient(proxyPaths(dataDir).adminSocket);
+
+  before(async () => {
+    plane = await startControlPlane(dataDir);
+    load = new LoadClient(plane.proxyPorts.https, 'shop.localhost', proxyPaths(dataDir).caCert);
+    const result = await runCli(dataDir, ['apply'], writeApp({ 'berth.yaml': spec() }));
+    assert.equal(result.code, 0, result.stderr);
+    await waitFor('2 healthy instances', async () => {
+      const status = await plane.client.app('shop');
+      return status.converged && status.services[0]!.healthy === 2 ? true : undefined;
+    });
+  });
+
+  after(async () => {
+    load.close();
+    await shutDown(plane, dataDir);
+  });
+
+  it('replaces a worker killed with SIGKILL under keep-alive load: nothing refused, only requests in flight fail', async (t) => {
+    const before = await admin.health();
+    let killedAt = 0;
+    const result = await load.during(async () => {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      killedAt = Date.now();
+      process.kill(before.pid, 'SIGKILL');
+      await waitFor('a new worker', async () => {
+        const health = await admin.health().catch(() => undefined);
+        return health !== undefined && health.pid !== before.pid ? true : undefined;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    });
+    assert.deepEqual(refused(result), [], 'no connection refused');
+    // A keep-alive connection has at most one request in flight: the load's 4 connections bound the losses.
+    assert.ok(result.failures.length <= 4, `failed: ${result.failures.join('; ')}`);
+    const firstAfter = result.answers
+      .filter((a) => a.sentAt >= killedAt && a.status === 200)
+      .sort((a, b) => a.doneAt - b.doneAt)[0];
+    assert.ok(firstAfter, 'answers after the kill');
+    const servingAfterMs = firstAfter.doneAt - killedAt;
+    t.diagnostic(
+      `${result.answers.length} answered, ${result.failures.length} failed, serving again after ${servingAfterMs} ms`,
+    );
+    assert.ok(servingAfterMs < 1000, `serving again ${servingAfterMs} ms after the kill`);
+
+    const events = await runCli(dataDir, ['events']);
+    assert.match(events.stdout, new RegExp(`proxy\\.crashed .*proxy worker ${before.pid} killed by SIGKILL`));
+    assert.match(events.stdout, new RegExp(`proxy\\.restarted .*in place of ${before.pid}`));
+  });
+
+  it('`berth proxy restart` under keep-alive load fails no request', async (t) => {
+    const before = await admin.health();
+    let output = '';
+    const result = await load.during(async () => {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const restart = await runCli(dataDir, ['proxy', 'restart']);
+      assert.equal(restart.code, 0, restart.stderr);
+      output = restart.stdout;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    });
+    t.diagnostic(`${result.answers.length} answered, ${result.failures.length} failed`);
+    assert.deepEqual(result.failures, [], `${result.failures.length} of ${result.sent} requests failed`);
+    assert.ok(result.answers.length > 50, `only ${result.answers.length} answers`);
+    const after = await admin.health();
+    assert.notEqual(after.pid, before.pid);
+    assert.match(output, new RegExp(`worker ${after.pid} serving .* worker ${before.pid} finishes`));
+    await waitFor('the old worker to exit', () => (processExists(before.pid) ? undefined : true));
+    const events = await plane.client.events({ limit: 100 });
+    assert.ok(events.some((e) => e.kind === 'proxy.restarted' && e.message.includes(`to ${after.pid}`)));
+  });
+
+  it('starts the keeper again on the same ports when it dies, and records both', async () => {
+    const keeperPid = readProxyPid(dataDir)!;
+    assert.ok(keeperPid > 0);
+    const before = await admin.health();
+    process.kill(keeperPid, 'SIGKILL');
+    const after = await waitFor(
+      'a new keeper',
+      async () => {
+        const health = await admin.health().catch(() => undefined);
+        return health?.keeper && health.keeper.pid !== keeperPid ? health : undefined;
+      },
+      15_000,
+    );
+    assert.deepEqual(after.ports, before.ports);
+    assert.equal(readProxyPid(dataDir), after.keeper!.pid);
+    await waitFor('the old worker to leave', () => (processExists(before.pid) ? undefined : true));
+    const events = await waitFor('the events', async () => {
+      const all = await plane.client.events({ limit: 100 });
+      return all.some((e) => e.kind === 'proxy.restarted' && e.data.what === 'keeper') ? all : undefined;
+    });
+    assert.ok(
+      events.some((e) => e.kind === 'proxy.crashed' && e.message.includes(`keeper ${keeperPid} died`)),
+    );
+    const answer = await load.get();
+    assert.equal(answer.status, 200);
+  });
+
+  it('restarts a worker that keeps crashing with growing delays (crash backoff)', async () => {
+    const kills: number[] = [];
+    for (let n = 0; n < 3; n++) {
+      const health = await waitFor('a serving worker', async () => {
+        const h = await admin.health().catch(() => undefined);
+        return h !== undefined && !kills.includes(h.pid) ? h : undefined;
+      });
+      kills.push(health.pid);
+      process.kill(health.pid, 'SIGKILL');
+    }
+    const crashes = await waitFor('three crashes in the journal', async () => {
+      const journal = (await admin.health().catch(() => undefined))?.keeper?.journal ?? [];
+      const found = journal.filter(
+        (e): e is Extract<KeeperEntry, { type: 'worker_crashed' }> =>
+          e.type === 'worker_crashed' && kills.includes(e.pid),
+      );
+      return found.length === 3 ? found : undefined;
+    });
+    const delays = crashes.map((c) => c.restartInMs);
+    assert.ok(delays[1]! > delays[0]! && delays[2]! > delays[1]!, `delays ${delays.join(', ')}`);
+    await waitFor('a worker serving after the backoff', async () =>
+      (await load.get().catch(() => undefined))?.status === 200 ? true : undefined,
+    );
+    const events = await plane.client.events({ limit: 100 });
+    assert.ok(events.some((e) => e.kind === 'proxy.crashed' && e.message.includes('crash backoff')));
+  });
+});
