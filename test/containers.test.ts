@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { DockerRuntime } from '../src/control/runtime/docker-runtime.js';
+import { ownerMark } from '../src/control/runtime/process-runtime.js';
 import { proxyPaths } from '../src/domain/proxy-paths.js';
 import {
   type ControlPlaneProcess,
@@ -74,7 +75,7 @@ describe('containers from an existing image', { skip: dockerSkipReason() }, () =
   const containers = async () =>
     (await lease.engine.listContainers(['berth.app=box'])).filter((c) =>
       c.Names.some((n) =>
-        n.startsWith(`/${new DockerRuntime({ engine: lease.engine, owner: dataDir }).containerName('')}`),
+        n.startsWith(`/${new DockerRuntime({ engine: lease.engine, owner: ownerMark(dataDir) }).containerName('')}`),
       ),
     );
 
@@ -119,7 +120,7 @@ describe('containers from an existing image', { skip: dockerSkipReason() }, () =
 
   it('keeps the secret out of `docker inspect` (but its env) and scrubs it from the output', async () => {
     const [instance] = await plane.client.instances({ app: 'box' });
-    const name = new DockerRuntime({ engine: lease.engine, owner: dataDir }).containerName(instance!.id);
+    const name = new DockerRuntime({ engine: lease.engine, owner: ownerMark(dataDir) }).containerName(instance!.id);
     const info = await lease.engine.json<{ Config: Record<string, unknown>; Args: string[] }>(
       'GET',
       `/containers/${name}/json`,
@@ -203,7 +204,7 @@ describe('containers from an existing image', { skip: dockerSkipReason() }, () =
     ]);
     assert.equal(result.code, 0, result.stdout + result.stderr);
     const [instance] = await healthy(2);
-    const name = new DockerRuntime({ engine: lease.engine, owner: dataDir }).containerName(instance!.id);
+    const name = new DockerRuntime({ engine: lease.engine, owner: ownerMark(dataDir) }).containerName(instance!.id);
     const info = await lease.engine.inspectContainer(name);
     assert.equal(info?.HostConfig.Memory, 96 * 1024 * 1024);
     assert.equal(info?.HostConfig.NanoCpus, 500_000_000);

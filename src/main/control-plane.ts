@@ -355,7 +355,7 @@ async function start(
   );
   health.start();
   teardown.add('target health feed', () => health.stop());
-  reconciler.start();
+  await reconciler.start();
   teardown.add('reconciler', () => reconciler?.stop());
   // The keeper is watched from now on: started again when it dies, its journal recorded as proxy.* events.
   proxySupervisor.watch();

@@ -351,14 +351,15 @@ export class DockerEngine {
 
   // Plumbing
 
+  /** A call answered at once (not a stream): an engine that does not answer within 30 s fails it. */
   async json<T>(method: string, path: string, options: CallOptions = {}): Promise<T> {
-    const response = await this.#call(method, path, options);
+    const response = await this.#call(method, path, withDeadline(options));
     const text = await readAll(response);
     return (text === '' ? undefined : JSON.parse(text)) as T;
   }
 
   async #drain(method: string, path: string, options: CallOptions = {}): Promise<void> {
-    await readAll(await this.#call(method, path, options));
+    await readAll(await this.#call(method, path, withDeadline(options)));
   }
 
   async #orNull<T>(call: () => Promise<T>): Promise<T | null> {
@@ -407,6 +408,13 @@ export class DockerEngine {
       } else req.end(body);
     });
   }
+}
+
+/** Calls that are answered at once get a deadline unless they carry a signal of their own. */
+const CALL_TIMEOUT_MS = 30_000;
+
+function withDeadline(options: CallOptions): CallOptions {
+  return options.signal ? options : { ...options, signal: AbortSignal.timeout(CALL_TIMEOUT_MS) };
 }
 
 /** `registry:5000/a/b:tag@sha256:…` → its repository, tag and digest. */

@@ -148,6 +148,8 @@ export class LocalRegistry {
       output = `${result.stdout ?? ''}${result.stderr ?? ''}`;
       if (result.status !== 0)
         this.#options.log.warn({ status: result.status, output }, 'registry garbage collection failed');
+      // Serving again at once: pulls (a rollback's) should not wait for a start.
+      await this.address();
     })();
     this.#collecting = collecting;
     try {

@@ -123,21 +123,38 @@ export class Reconciler {
     });
   }
 
-  /** Re-adopts the instances that survived a restart (before the first pass), then runs the loop until `stop`. */
-  start(): void {
-    if (this.#loop) return;
+  /**
+   * Re-adopts the instances that survived a restart (before the first pass), then runs the loop until `stop`.
+   * Resolves once the first pass has run: from then on the store says which instances still live (an instance
+   * that died while the control plane was down is recorded), so the API can be trusted.
+   */
+  start(): Promise<void> {
+    if (this.#loop) return Promise.resolve();
     const { log, clock } = this.#options;
+    let firstPass!: () => void;
+    const first = new Promise<void>((resolve) => {
+      firstPass = resolve;
+    });
     // A kick during a pass means something changed that the pass may have missed: the ticker looks again at once.
     this.#loop = every(
       this.#options.pollMs,
       async () => {
-        this.#adopted ??= this.#adopt();
-        await this.#adopted;
-        const wakeAt = await this.reconcileOnce();
-        return wakeAt === null ? undefined : wakeAt - clock.now();
+        try {
+          // Adoption asks the runtimes (a container's engine over its socket); a failure is tried again next pass.
+          this.#adopted ??= this.#adopt().catch((error: unknown) => {
+            this.#adopted = undefined;
+            throw error;
+          });
+          await this.#adopted;
+          const wakeAt = await this.reconcileOnce();
+          return wakeAt === null ? undefined : wakeAt - clock.now();
+        } finally {
+          firstPass();
+        }
       },
       { name: 'reconcile pass', log, clock, immediate: true },
     );
+    return first;
   }
 
   /** Stops the loop. Instances keep running: a restart of Berth disturbs no app. */

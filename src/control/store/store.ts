@@ -466,8 +466,10 @@ export class Store {
   // Instances
 
   /** Records a new instance; it starts `starting` (states change only by `transitionInstance`). */
-  insertInstance(instance: Omit<Instance, 'state'> & { state?: 'starting' }): Instance {
-    const row: Instance = { ...instance, state: 'starting' };
+  insertInstance(
+    instance: Omit<Instance, 'state' | 'runtime'> & { state?: 'starting'; runtime?: Instance['runtime'] },
+  ): Instance {
+    const row: Instance = { ...instance, runtime: instance.runtime ?? 'process', state: 'starting' };
     this.#s.insertInstance.run({
       id: row.id,
       app: row.app,
