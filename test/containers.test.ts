@@ -2,6 +2,8 @@
 // the release's image digest, output and secrets, SIGKILL of a container's process, re-adoption after a restart,
 // limits; and, without an engine, docker apps refused with what to install while process apps run.
 import assert from 'node:assert/strict';
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DockerRuntime } from '../src/control/runtime/docker-runtime.js';
 import { ownerMark } from '../src/control/runtime/process-runtime.js';
@@ -25,7 +27,7 @@ import {
 import { LoadClient } from './load-client.js';
 
 /** busybox httpd serving `<greeting> <instance>` at / and `ok` at /health, printing the secret TOKEN once. */
-function busyboxApp(greeting: string, extra: string[] = []): string {
+function busyboxApp(greeting: string, extra: string[] = [], top: string[] = []): string {
   const script = [
     'mkdir -p /www',
     'echo ok > /www/health',
@@ -48,11 +50,23 @@ function busyboxApp(greeting: string, extra: string[] = []): string {
       '    health: { path: /health, interval: 250ms, timeout: 200ms, healthy: 1, unhealthy: 2, grace: 2s }',
       '    deploy: { drain: 2s, stopTimeout: 3s }',
       ...extra,
+      ...top,
     ].join('\n'),
   });
 }
 
 const TOKEN = 'box-token-7f3a9c-secret';
+
+function onPath(command: string): boolean {
+  return (process.env.PATH ?? '').split(delimiter).some((dir) => {
+    try {
+      accessSync(join(dir, command), constants.X_OK);
+      return dir !== '';
+    } catch {
+      return false;
+    }
+  });
+}
 
 describe('containers from an existing image', { skip: dockerSkipReason() }, () => {
   const dataDir = tempDir('berth-containers-');
@@ -75,7 +89,9 @@ describe('containers from an existing image', { skip: dockerSkipReason() }, () =
   const containers = async () =>
     (await lease.engine.listContainers(['berth.app=box'])).filter((c) =>
       c.Names.some((n) =>
-        n.startsWith(`/${new DockerRuntime({ engine: lease.engine, owner: ownerMark(dataDir) }).containerName('')}`),
+        n.startsWith(
+          `/${new DockerRuntime({ engine: lease.engine, owner: ownerMark(dataDir) }).containerName('')}`,
+        ),
       ),
     );
 
@@ -120,7 +136,9 @@ describe('containers from an existing image', { skip: dockerSkipReason() }, () =
 
   it('keeps the secret out of `docker inspect` (but its env) and scrubs it from the output', async () => {
     const [instance] = await plane.client.instances({ app: 'box' });
-    const name = new DockerRuntime({ engine: lease.engine, owner: ownerMark(dataDir) }).containerName(instance!.id);
+    const name = new DockerRuntime({ engine: lease.engine, owner: ownerMark(dataDir) }).containerName(
+      instance!.id,
+    );
     const info = await lease.engine.json<{ Config: Record<string, unknown>; Args: string[] }>(
       'GET',
       `/containers/${name}/json`,
@@ -204,7 +222,9 @@ describe('containers from an existing image', { skip: dockerSkipReason() }, () =
     ]);
     assert.equal(result.code, 0, result.stdout + result.stderr);
     const [instance] = await healthy(2);
-    const name = new DockerRuntime({ engine: lease.engine, owner: ownerMark(dataDir) }).containerName(instance!.id);
+    const name = new DockerRuntime({ engine: lease.engine, owner: ownerMark(dataDir) }).containerName(
+      instance!.id,
+    );
     const info = await lease.engine.inspectContainer(name);
     assert.equal(info?.HostConfig.Memory, 96 * 1024 * 1024);
     assert.equal(info?.HostConfig.NanoCpus, 500_000_000);
@@ -213,6 +233,119 @@ describe('containers from an existing image', { skip: dockerSkipReason() }, () =
       return (now?.usage?.memoryBytes ?? 0) > 0 ? now : undefined;
     });
     assert.ok(sampled.usage!.memoryBytes < 96 * 1024 * 1024);
+  });
+});
+
+/** A second docker-registry on 127.0.0.1 that wants a login (htpasswd), as a team's own registry would. */
+async function startAuthRegistry(dir: string, user: string, password: string) {
+  const { execFileSync, spawn } = await import('node:child_process');
+  const { createServer } = await import('node:net');
+  const { writeFileSync, mkdirSync } = await import('node:fs');
+  const port = await new Promise<number>((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const address = server.address() as { port: number };
+      server.close(() => resolve(address.port));
+    });
+  });
+  mkdirSync(join(dir, 'data'), { recursive: true });
+  writeFileSync(join(dir, 'htpasswd'), execFileSync('htpasswd', ['-Bbn', user, password]));
+  writeFileSync(
+    join(dir, 'config.yml'),
+    [
+      'version: 0.1',
+      'log: { level: warn, accesslog: { disabled: true } }',
+      `storage: { filesystem: { rootdirectory: ${join(dir, 'data')} } }`,
+      `http: { addr: "127.0.0.1:${port}" }`,
+      `auth: { htpasswd: { realm: test, path: ${join(dir, 'htpasswd')} } }`,
+      '',
+    ].join('\n'),
+  );
+  const child = spawn('docker-registry', ['serve', join(dir, 'config.yml')], { stdio: 'ignore' });
+  const address = `127.0.0.1:${port}`;
+  await waitFor('the registry to answer', async () => {
+    const answer = await fetch(`http://${address}/v2/`).catch(() => undefined);
+    return answer?.status === 401 ? true : undefined;
+  });
+  return { address, stop: () => child.kill('SIGTERM') };
+}
+
+describe('release images in a registry that wants a login', {
+  skip:
+    dockerSkipReason() ||
+    (onPath('htpasswd') ? false : 'htpasswd not found on PATH (Debian package apache2-utils)'),
+}, () => {
+  const dataDir = tempDir('berth-registry-login-');
+  let lease: EngineLease;
+  let plane: ControlPlaneProcess;
+  let registry: { address: string; stop: () => void };
+
+  before(async () => {
+    lease = await leaseDockerEngine();
+    await ensureBusyboxImage(lease.engine);
+    registry = await startAuthRegistry(join(dataDir, 'team-registry'), 'deploy', 'r3g1stry-pw');
+    plane = await startControlPlane(dataDir, 20_000);
+  });
+
+  after(async () => {
+    await shutDown(plane, dataDir);
+    registry?.stop();
+    await lease?.release();
+  });
+
+  const registryLines = (password: string) => [
+    'registry:',
+    `  url: ${registry.address}/team`,
+    '  username: deploy',
+    `  password: ${password}`,
+  ];
+
+  it('refuses a deploy whose registry password secret does not exist, before building', async () => {
+    const result = await runCli(dataDir, [
+      'deploy',
+      busyboxApp('one', [], registryLines('REGISTRY_PASSWORD')),
+    ]);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /REGISTRY_PASSWORD/);
+  });
+
+  it('pushes with the login from a sealed secret, records the digest there, and fails cleanly with a wrong one', async () => {
+    assert.equal((await runCli(dataDir, ['secrets', 'set', 'box', `TOKEN=${TOKEN}`])).code, 0);
+    assert.equal((await runCli(dataDir, ['secrets', 'set', 'box', 'WRONG=not-the-password'])).code, 0);
+    const refused = await runCli(dataDir, ['deploy', busyboxApp('one', [], registryLines('WRONG'))]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /image build failed: .*(unauthorized|authentication required)/);
+    assert.equal((await runCli(dataDir, ['secrets', 'set', 'box', 'REGISTRY_PASSWORD=r3g1stry-pw'])).code, 0);
+    const result = await runCli(dataDir, [
+      'deploy',
+      busyboxApp('one', [], registryLines('REGISTRY_PASSWORD')),
+    ]);
+    assert.equal(result.code, 0, result.stdout + result.stderr);
+    const image = (await plane.client.releases('box')).at(-1)!.spec.services.web!.image!;
+    assert.ok(image.startsWith(`${registry.address}/team/box/web@sha256:`), image);
+    const manifest = `http://${registry.address}/v2/team/box/web/manifests/${image.slice(image.indexOf('@') + 1)}`;
+    const accept = { Accept: 'application/vnd.docker.distribution.manifest.v2+json' };
+    assert.equal(
+      (await fetch(manifest, { method: 'HEAD', headers: accept })).status,
+      401,
+      'it wants the login',
+    );
+    const login = `Basic ${Buffer.from('deploy:r3g1stry-pw').toString('base64')}`;
+    assert.equal(
+      (await fetch(manifest, { method: 'HEAD', headers: { ...accept, Authorization: login } })).status,
+      200,
+    );
+    // Removed from this machine, the release's image is pulled back with the same login when an instance starts.
+    await lease.engine.removeImage(image, { force: true });
+    assert.equal((await runCli(dataDir, ['scale', 'box', 'web=3'])).code, 0);
+    await waitFor(
+      '3 healthy instances',
+      async () =>
+        (await plane.client.instances({ app: 'box' })).filter((i) => i.state === 'healthy').length === 3
+          ? true
+          : undefined,
+      60_000,
+    );
+    assert.ok(await lease.engine.inspectImage(image));
   });
 });
 

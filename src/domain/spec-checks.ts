@@ -145,6 +145,14 @@ export function crossCheck(
     }
   }
 
+  if (raw['registry'] !== undefined && runtime === 'process') {
+    problems.push({
+      path: ['registry'],
+      target: 'key',
+      message: 'a registry holds the images of the docker runtime; this app runs processes',
+    });
+  }
+
   const routes = Array.isArray(raw['routes']) ? raw['routes'] : [];
   const routed = new Map<string, number>();
   routes.forEach((route: unknown, index) => {

@@ -184,6 +184,30 @@ const envName = leaf(ENV_NAME_EXPECTED, (v) =>
   typeof v === 'string' && ENV_NAME_PATTERN.test(v) ? ok(v) : no(),
 );
 
+/** Where release images go: `host[:port][/path]`, no scheme (Docker speaks HTTPS, or HTTP to loopback). */
+const registryUrl = leaf('a registry such as registry.example.com/team or 127.0.0.1:5000 (no scheme)', (v) =>
+  typeof v === 'string' &&
+  /^[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)*(?::\d{1,5})?(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/.test(v)
+    ? ok(v)
+    : no(),
+);
+
+const registrySchema = z
+  .strictObject({
+    url: registryUrl,
+    username: nonEmptyText('a user name').optional(),
+    password: envName.optional(),
+  })
+  .superRefine((registry, ctx) => {
+    if ((registry.username === undefined) !== (registry.password === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [registry.username === undefined ? 'password' : 'username'],
+        message: "a login needs both username and password (the name of one of the app's secrets)",
+      });
+    }
+  });
+
 const cpu = leaf('a number of CPUs greater than 0 such as 0.5 or 2', (v) =>
   typeof v === 'number' && v > 0 && v <= 1024 ? ok(v) : no(),
 );
@@ -332,6 +356,7 @@ export const specInputSchema = z.strictObject({
   routes: z.array(routeSchema).optional(),
   services: z.record(z.string(), serviceSchema),
   pipeline: pipelineSchema.optional(),
+  registry: registrySchema.optional(),
 });
 
 export type SpecInput = z.output<typeof specInputSchema>;

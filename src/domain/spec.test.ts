@@ -238,7 +238,7 @@ pipeline: { test: npm test }
 describe('parseSpec: bad input', () => {
   it('refuses an unknown key at the top level, suggesting the field that was meant', () => {
     assert.deepEqual(errorsOf('app: a\nservice:\n  web: { run: x }\nservices:\n  web: { run: x }\n'), [
-      'berth.yaml:2:1 service: unknown field; did you mean "services"? expected one of: app, runtime, routes, services, pipeline',
+      'berth.yaml:2:1 service: unknown field; did you mean "services"? expected one of: app, runtime, routes, services, pipeline, registry',
     ]);
   });
 
@@ -375,7 +375,7 @@ pipeline: { deploy: sometimes }
 `),
       [
         'berth.yaml:1:6 app: expected a name of lowercase letters, digits and dashes, starting with a letter (at most 63 characters), got "Shop"',
-        'berth.yaml:2:1 replicas: unknown field; expected one of: app, runtime, routes, services, pipeline',
+        'berth.yaml:2:1 replicas: unknown field; expected one of: app, runtime, routes, services, pipeline, registry',
         'berth.yaml:4:11 routes[0].host: expected a host name such as shop.localhost or *.example.com (lowercase, no port), got "Shop.Localhost"',
         'berth.yaml:5:14 routes[0].service: expected the name of a service in this file (web), got "api"',
         'berth.yaml:7:3 services.web: service "web" has no command: add "run:" or a "web: <command>" line to the Procfile (there is no Procfile)',
@@ -651,6 +651,33 @@ describe('parseSpec: containers', () => {
     assert.match(
       messages('app: a\nruntime: vm\nservices:\n  web:\n    run: x\n')[0]!,
       /runtime: expected "process" or "docker"/,
+    );
+  });
+
+  it('reads a registry with a login from a secret, and refuses half a login or a registry for processes', () => {
+    const spec = parse(
+      'app: a\nservices:\n  web:\n    image: busybox\nregistry:\n  url: registry.example.com:5000/team\n  username: deploy\n  password: REGISTRY_PASSWORD\n',
+    );
+    assert.deepEqual(spec.registry, {
+      url: 'registry.example.com:5000/team',
+      username: 'deploy',
+      passwordSecret: 'REGISTRY_PASSWORD',
+    });
+    assert.match(
+      messages(
+        'app: a\nservices:\n  web:\n    image: busybox\nregistry:\n  url: r.example.com\n  username: deploy\n',
+      )[0]!,
+      /registry\.username: a login needs both username and password/,
+    );
+    assert.match(
+      messages('app: a\nservices:\n  web:\n    run: x\nregistry:\n  url: r.example.com\n')[0]!,
+      /registry: a registry holds the images of the docker runtime; this app runs processes/,
+    );
+    assert.match(
+      messages(
+        'app: a\nservices:\n  web:\n    image: busybox\nregistry:\n  url: https://r.example.com\n',
+      )[0]!,
+      /registry\.url: expected a registry such as/,
     );
   });
 });

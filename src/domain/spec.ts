@@ -131,6 +131,15 @@ export interface PipelineSpec {
   timeoutMs: number;
 }
 
+/** A registry other than Berth's own for the app's release images, and its login. */
+export interface RegistrySpec {
+  /** `host[:port][/path]`: images go to `<url>/<app>/<service>`. */
+  url: string;
+  username?: string;
+  /** The name of the app's secret holding the password (sealed like every secret; never in the spec). */
+  passwordSecret?: string;
+}
+
 /** A whole, valid, normalised app spec: plain JSON data, stored as a release's spec snapshot. */
 export interface AppSpec {
   app: string;
@@ -139,6 +148,8 @@ export interface AppSpec {
   routes: RouteSpec[];
   services: Record<string, ServiceSpec>;
   pipeline: PipelineSpec;
+  /** Docker runtime: where release images are pushed; Berth's own registry when absent. */
+  registry?: RegistrySpec;
 }
 
 /** Options of `parseSpec`: the file name used in error positions, and the app's Procfile text if it has one. */
@@ -455,6 +466,15 @@ function normalise(
       secrets: [...(pipeline.secrets ?? DEFAULT_PIPELINE.secrets)],
       timeoutMs: pipeline.timeout ?? DEFAULT_PIPELINE.timeoutMs,
     },
+    ...(input.registry === undefined
+      ? {}
+      : {
+          registry: {
+            url: input.registry.url,
+            ...(input.registry.username === undefined ? {} : { username: input.registry.username }),
+            ...(input.registry.password === undefined ? {} : { passwordSecret: input.registry.password }),
+          },
+        }),
   };
 }
 

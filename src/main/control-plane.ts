@@ -179,7 +179,16 @@ async function start(
   teardown.add('docker engine client', () => engine.close());
   const registry = new LocalRegistry({ dataDir: paths.dataDir, log });
   teardown.add('image registry', () => registry.stop());
-  const images = new ReleaseImages({ engine, registry, log });
+  const images = new ReleaseImages({
+    engine,
+    registry,
+    log,
+    secrets,
+    registryOf: (app) => {
+      const current = store.getApp(app);
+      return current && store.getRelease(app, current.currentRelease)?.spec.registry;
+    },
+  });
   const runtime = new RuntimeSet({
     process: new ProcessRuntime({ log, owner }),
     docker: new DockerRuntime({ engine, owner, images, log }),

@@ -439,8 +439,9 @@ export function splitReference(ref: string): { repository: string; tag?: string;
   };
 }
 
+/** URL-safe base64 *with* padding: the engine decodes with Go's `base64.URLEncoding`, which requires it. */
 function encodeAuth(auth: RegistryAuth): string {
-  return Buffer.from(JSON.stringify(auth)).toString('base64url');
+  return Buffer.from(JSON.stringify(auth)).toString('base64').replaceAll('+', '-').replaceAll('/', '_');
 }
 
 function engineMessage(text: string): string {

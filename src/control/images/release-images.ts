@@ -1,13 +1,14 @@
 // Release images: built from the app's Dockerfile (or taken from `image:`), tagged with the release's content
 // digest, pushed to the registry, recorded by digest; pulled back when missing; pruned when no release needs them.
 import { BerthError } from '../../domain/errors.js';
-import type { AppSpec, ServiceSpec } from '../../domain/spec.js';
+import type { AppSpec, RegistrySpec, ServiceSpec } from '../../domain/spec.js';
 import type { Logger } from '../../lib/logger.js';
 import { buildContext } from '../docker/build-context.js';
 import {
   DOCKER_INSTALL_HINT,
   type DockerEngine,
   type ProgressMessage,
+  type RegistryAuth,
   splitReference,
 } from '../docker/docker-engine.js';
 import type { LocalRegistry } from './local-registry.js';
@@ -19,6 +20,18 @@ export interface ReleaseImagesOptions {
   engine: DockerEngine;
   registry: LocalRegistry;
   log: Logger;
+  /** The app's secrets (a registry password is one): throws `not_found` naming a missing one. */
+  secrets?: { resolve(app: string, names: readonly string[]): Record<string, string> };
+  /** The registry an app's current release names, to log in for a pull. */
+  registryOf?: (app: string) => RegistrySpec | undefined;
+}
+
+/** Where a release's images go: the repository root and the login for it. */
+interface Destination {
+  /** `host[:port]/berth/<app>` (Berth's registry) or `<url>/<app>`. */
+  root: string;
+  auth: RegistryAuth | undefined;
+  local: boolean;
 }
 
 /** What a build of a release's images made: the spec with each image resolved to its digest, and the output. */
@@ -35,11 +48,36 @@ export class ReleaseImages {
   readonly #engine: DockerEngine;
   readonly #registry: LocalRegistry;
   readonly #log: Logger;
+  readonly #options: ReleaseImagesOptions;
 
   constructor(options: ReleaseImagesOptions) {
     this.#engine = options.engine;
     this.#registry = options.registry;
     this.#log = options.log;
+    this.#options = options;
+  }
+
+  /** The login for `registry` of `app`, its password read from the app's sealed secret. */
+  #login(app: string, registry: RegistrySpec): RegistryAuth | undefined {
+    if (registry.username === undefined || registry.passwordSecret === undefined) return undefined;
+    const secrets = this.#options.secrets;
+    if (!secrets) throw new BerthError('internal', 'registry logins need the secrets service');
+    const password = secrets.resolve(app, [registry.passwordSecret])[registry.passwordSecret]!;
+    return { username: registry.username, password, serveraddress: registry.url.split('/')[0]! };
+  }
+
+  async #destination(spec: AppSpec): Promise<Destination> {
+    if (spec.registry !== undefined)
+      return {
+        root: `${spec.registry.url}/${spec.app}`,
+        auth: this.#login(spec.app, spec.registry),
+        local: false,
+      };
+    return {
+      root: `${await this.#registry.address()}/${REPOSITORY_PREFIX}${spec.app}`,
+      auth: undefined,
+      local: true,
+    };
   }
 
   /** Refuses, naming what to install, when an app needs containers and no engine answers. */
@@ -65,6 +103,8 @@ export class ReleaseImages {
     onOutput: (text: string) => void = () => {},
   ): Promise<BuiltImages> {
     await this.assertAvailable(spec.app);
+    // A missing registry password is refused here, before anything is built.
+    const destination = await this.#destination(spec);
     let output = '';
     const commands: string[] = [];
     const say = (text: string): void => {
@@ -77,9 +117,8 @@ export class ReleaseImages {
     /** A Dockerfile shared by services is built once. */
     const built = new Map<string, string>();
     try {
-      const registry = await this.#registry.address();
       for (const [name, service] of Object.entries(spec.services)) {
-        const repository = `${registry}/${REPOSITORY_PREFIX}${spec.app}/${name}`;
+        const repository = `${destination.root}/${name}`;
         let source: string;
         let tag: string;
         if (service.dockerfile !== undefined) {
@@ -114,11 +153,11 @@ export class ReleaseImages {
         await this.#engine.tagImage(source, repository, tag);
         commands.push(`docker push ${repository}:${tag}`);
         say(`$ docker push ${repository}:${tag}\n`);
-        const digest = await this.#registry.use(() =>
-          this.#engine.pushImage(repository, tag, undefined, (message) => {
+        const push = () =>
+          this.#engine.pushImage(repository, tag, destination.auth, (message) => {
             if (message.status && message.id === undefined) say(`${message.status}\n`);
-          }),
-        );
+          });
+        const digest = destination.local ? await this.#registry.use(push) : await push();
         images[name] = `${repository}@${digest}`;
         say(`${name}: ${images[name]}\n`);
         services[name] = { ...service, image: images[name]! };
@@ -134,13 +173,23 @@ export class ReleaseImages {
     return { spec: { ...spec, services }, images, output, commands };
   }
 
-  /** Makes sure `image` is on this machine: pulled from its registry when it is not (e.g. after `docker rmi`). */
-  async ensure(image: string): Promise<void> {
+  /**
+   * Makes sure `image` is on this machine: pulled from its registry when it is not (e.g. after `docker rmi`), with
+   * the login of `app`'s registry when the image is there.
+   */
+  async ensure(image: string, app?: string): Promise<void> {
     if ((await this.#engine.inspectImage(image)) !== null) return;
     this.#log.info({ image }, 'pulling a release image that is not on this machine');
-    const pull = () => this.#engine.pullImage(image);
-    if (await this.#isOurs(image)) await this.#registry.use(pull);
-    else await pull();
+    if (await this.#isOurs(image)) {
+      await this.#registry.use(() => this.#engine.pullImage(image));
+      return;
+    }
+    const registry = app === undefined ? undefined : this.#options.registryOf?.(app);
+    const auth =
+      registry !== undefined && app !== undefined && image.startsWith(`${registry.url}/`)
+        ? this.#login(app, registry)
+        : undefined;
+    await this.#engine.pullImage(image, auth);
   }
 
   /**

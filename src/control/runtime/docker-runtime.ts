@@ -26,9 +26,9 @@ import type {
   StopOutcome,
 } from './runtime.js';
 
-/** Brings an image that is not on this machine (a release's, from its registry). */
+/** Brings an image that is not on this machine (a release's, from its registry, with `app`'s login). */
 export interface ImageSource {
-  ensure(image: string): Promise<void>;
+  ensure(image: string, app?: string): Promise<void>;
 }
 
 export interface DockerRuntimeOptions {
@@ -109,7 +109,7 @@ export class DockerRuntime implements Runtime {
       throw new BerthError('internal', `${request.instanceId}: a container needs an image`);
     const name = this.containerName(request.instanceId);
     try {
-      if (this.#images) await this.#images.ensure(image);
+      if (this.#images) await this.#images.ensure(image, request.labels?.app);
       else if ((await this.#engine.inspectImage(image)) === null) await this.#engine.pullImage(image);
       // A container of this name can only be a leftover of a start that failed half-way.
       await this.#engine.removeContainer(name);
