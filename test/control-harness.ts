@@ -57,11 +57,15 @@ export async function stopProxy(dataDir: string): Promise<void> {
 }
 
 /** Starts `dist/src/main/control-plane.js` and resolves once it says it is listening. */
-export async function startControlPlane(dataDir: string, timeoutMs = 10_000): Promise<ControlPlaneProcess> {
+export async function startControlPlane(
+  dataDir: string,
+  timeoutMs = 10_000,
+  env: Record<string, string> = {},
+): Promise<ControlPlaneProcess> {
   const args = ['--data-dir', dataDir, '--port', '0', '--http-port', '0', '--https-port', '0'];
   const child = spawn(process.execPath, [CONTROL_PLANE, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, BERTH_LOG_LEVEL: 'warn' },
+    env: { ...process.env, BERTH_LOG_LEVEL: 'warn', ...env },
   });
   let stderr = '';
   child.stderr!.on('data', (chunk) => {

@@ -179,7 +179,7 @@ export class ProcessRuntime implements Runtime {
     return handle;
   }
 
-  adopt(ref: InstanceRef): void {
+  async adopt(ref: InstanceRef): Promise<void> {
     if (this.#adopted.has(ref.instanceId)) return;
     if (!this.#isRunning(ref)) {
       this.#ended(
@@ -257,7 +257,7 @@ export class ProcessRuntime implements Runtime {
     return false;
   }
 
-  reclaim(owned: readonly InstanceRef[]): number[] {
+  async reclaim(owned: readonly InstanceRef[]): Promise<number[]> {
     if (this.#owner === undefined) return [];
     const groups = new Set(owned.filter((ref) => this.#isRunning(ref)).map((ref) => ref.pid));
     const killed: number[] = [];
@@ -287,7 +287,7 @@ export class ProcessRuntime implements Runtime {
     return 'killed';
   }
 
-  sample(refs: readonly InstanceRef[]): Map<string, InstanceUsage> {
+  async sample(refs: readonly InstanceRef[]): Promise<Map<string, InstanceUsage>> {
     const now = Date.now();
     const wanted = new Map(refs.map((ref) => [ref.pid, ref]));
     const totals = new Map<number, { ticks: number; rss: number }>();
