@@ -3,8 +3,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import {
-  accessSync,
-  constants,
   copyFileSync,
   createReadStream,
   existsSync,
@@ -26,6 +24,7 @@ import {
   signalRecorded,
   writePidFile,
 } from '../src/lib/process-identity.js';
+import { requireTool } from './require-tool.js';
 
 /** The busybox image of the tests: `FROM scratch` with Debian's static busybox (its `httpd` serves the test app). */
 export const BUSYBOX_IMAGE = 'berth-test/busybox:1';
@@ -38,17 +37,6 @@ export const NODE_ROOTFS = join(BASE_IMAGE_CACHE, 'node-bookworm-rootfs.tar');
 /** Shared by the test files of every run on this machine: who started the engine, and who still uses it. */
 const STATE_DIR = '/tmp/berth-test-dockerd';
 
-function onPath(command: string): boolean {
-  return (process.env.PATH ?? '').split(delimiter).some((dir) => {
-    try {
-      accessSync(join(dir, command), constants.X_OK);
-      return dir !== '';
-    } catch {
-      return false;
-    }
-  });
-}
-
 /**
  * Why the Docker tests cannot run here (one line naming the Debian package), or false. The docker.io and
  * docker-registry packages are in .ci/apt-packages, so CI runs them.
@@ -59,7 +47,8 @@ export function dockerSkipReason(): string | false {
     ['docker-registry', 'docker-registry'],
     ['busybox', 'busybox-static'],
   ] as const) {
-    if (!onPath(command)) return `${command} not found on PATH (Debian package ${pkg})`;
+    const missing = requireTool(command, pkg);
+    if (missing) return missing;
   }
   if (process.getuid?.() !== 0) return 'the Docker tests start and use the engine as root';
   return false;
