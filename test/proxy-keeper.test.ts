@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { readProxyPid } from '../src/control/traffic/proxy-supervisor.js';
 import { ProxyAdminClient } from '../src/domain/proxy-admin-client.js';
@@ -32,7 +33,15 @@ const KEEPER_MAIN = fileURLToPath(new URL('../src/main/proxy-keeper.js', import.
 /** Starts the keeper on its own (as a systemd unit would) and resolves with its `listening` line. */
 async function startKeeper(
   dataDir: string,
-): Promise<{ child: ChildProcess; pid: number; worker: number; http: number; stderr: () => string }> {
+  workers = 1,
+): Promise<{
+  child: ChildProcess;
+  pid: number;
+  worker: number;
+  http: number;
+  https: number;
+  stderr: () => string;
+}> {
   const child = spawn(
     process.execPath,
     [
@@ -46,6 +55,8 @@ async function startKeeper(
       '--host',
       '127.0.0.1',
       '--no-redirect',
+      '--workers',
+      String(workers),
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
@@ -66,7 +77,7 @@ async function startKeeper(
     15_000,
     'the keeper to listen',
   );
-  const ready = JSON.parse(line) as { pid: number; worker: number; http: number };
+  const ready = JSON.parse(line) as { pid: number; worker: number; http: number; https: number };
   return { child, ...ready, stderr: () => stderr };
 }
 
@@ -178,6 +189,218 @@ describe('the proxy keeper on its own', () => {
     assert.equal(processExists(worker), false);
     assert.equal(existsSync(proxyPaths(dataDir).adminSocket), false);
     assert.equal(existsSync(proxyPaths(dataDir).pidFile), false);
+  });
+});
+
+describe('the proxy keeper with two workers', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'berth-keeper-'));
+  let keeper: Awaited<ReturnType<typeof startKeeper>>;
+  let admin: ProxyAdminClient;
+  let authority: number;
+  let follower: number;
+  /** Health-check connections seen by the backends (local port of the prober). */
+  const probeSockets = new Set<number>();
+  /** A request to `/slow` is held until this is called. */
+  let releaseSlow: (() => void) | undefined;
+  let slowArrived: (() => void) | undefined;
+  const backends: http.Server[] = [];
+
+  async function backend(body: string): Promise<number> {
+    const server = http.createServer((req, res) => {
+      if (req.headers['user-agent'] === 'berth-health-check') probeSockets.add(req.socket.remotePort!);
+      if (req.url === '/slow') {
+        releaseSlow = () => res.end(`${body} slow`);
+        slowArrived?.();
+        return;
+      }
+      res.end(body);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    backends.push(server);
+    return (server.address() as AddressInfo).port;
+  }
+
+  /** Runs `fn` while the authority is stopped (SIGSTOP): only the follower accepts connections meanwhile. */
+  async function onFollower<T>(fn: () => Promise<T>): Promise<T> {
+    process.kill(authority, 'SIGSTOP');
+    try {
+      return await fn();
+    } finally {
+      process.kill(authority, 'SIGCONT');
+    }
+  }
+
+  before(async () => {
+    const port = await backend('one');
+    keeper = await startKeeper(dataDir, 2);
+    admin = new ProxyAdminClient(proxyPaths(dataDir).adminSocket);
+    await admin.putRouteTable({
+      routes: [{ host: 'k.localhost', backends: [{ targetGroup: 'k' }] }],
+      targetGroups: [
+        {
+          name: 'k',
+          health: { path: '/health', intervalMs: 200, timeoutMs: 100 },
+          targets: [{ id: 'one', host: '127.0.0.1', port }],
+        },
+      ],
+    });
+    const health = await waitFor('two serving workers', async () => {
+      const h = await admin.health();
+      return h.keeper?.workers.filter((w) => w.state === 'serving').length === 2 ? h : undefined;
+    });
+    authority = health.pid;
+    follower = health.keeper!.workers.find((w) => w.pid !== authority)!.pid;
+    assert.equal(health.keeper!.workers.find((w) => w.pid === authority)?.admin, true);
+    await waitFor('the target healthy', async () =>
+      (await admin.target('k', 'one')).health === 'healthy' ? true : undefined,
+    );
+  });
+
+  after(async () => {
+    for (const pid of [authority, follower]) if (processExists(pid)) process.kill(pid, 'SIGCONT');
+    if (keeper.child.exitCode === null) keeper.child.kill('SIGKILL');
+    for (const server of backends) server.close();
+  });
+
+  it('checks each target from one worker only, over one kept connection', async () => {
+    probeSockets.clear();
+    await new Promise((resolve) => setTimeout(resolve, 1000)); // five check intervals
+    assert.equal(probeSockets.size, 1, `health checks came over ${probeSockets.size} connections`);
+  });
+
+  it("adds the follower's counts into the one proxy's metrics", async () => {
+    const before = (await admin.metrics()).targetGroups.k?.requests ?? 0;
+    const results = await onFollower(() =>
+      Promise.all(Array.from({ length: 20 }, () => getOnce(keeper.http, 'k.localhost'))),
+    );
+    assert.deepEqual(
+      results.filter((r) => !('status' in r) || r.status !== 200),
+      [],
+    );
+    const metrics = await admin.metrics();
+    assert.equal((metrics.targetGroups.k?.requests ?? 0) - before, 20);
+    assert.equal(
+      metrics.targets.find((t) => t.id === 'one')?.counters.requests,
+      metrics.targetGroups.k?.requests,
+    );
+  });
+
+  it('drains a target only once every worker has finished its requests to it', async () => {
+    const arrived = new Promise<void>((resolve) => (slowArrived = resolve));
+    const slow = await onFollower(async () => {
+      const answer = new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = http.get(
+          {
+            host: '127.0.0.1',
+            port: keeper.http,
+            path: '/slow',
+            headers: { host: 'k.localhost' },
+            agent: false,
+          },
+          (res) => {
+            let body = '';
+            res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+          },
+        );
+        req.on('error', reject);
+      });
+      await withDeadline(arrived, 5000, 'the slow request at the backend');
+      return { answer };
+    });
+    assert.equal((await admin.deregisterTarget('k', 'one')).state, 'draining');
+    const meanwhile = await admin.waitDrained('k', 'one', 500);
+    assert.equal(meanwhile.state, 'draining', "the follower's request is still in flight");
+    releaseSlow!();
+    assert.deepEqual(await withDeadline(slow.answer, 5000, 'the slow answer'), {
+      status: 200,
+      body: 'one slow',
+    });
+    assert.equal((await admin.waitDrained('k', 'one', 5000)).state, 'drained');
+  });
+
+  it('reaches every worker with route changes and target health', async () => {
+    const port = await backend('two');
+    await admin.registerTarget('k', { id: 'two', host: '127.0.0.1', port });
+    await waitFor('the new target healthy', async () =>
+      (await admin.target('k', 'two')).health === 'healthy' ? true : undefined,
+    );
+    const results = await onFollower(() =>
+      Promise.all(Array.from({ length: 10 }, () => getOnce(keeper.http, 'k.localhost'))),
+    );
+    assert.deepEqual(
+      results,
+      Array.from({ length: 10 }, () => ({ status: 200, body: 'two' })),
+    );
+  });
+
+  it('resumes a TLS session made by one worker on the other (shared ticket keys)', async () => {
+    const connect = (session?: Buffer) =>
+      new Promise<{ reused: boolean; session: Buffer }>((resolve, reject) => {
+        let ticket: Buffer | undefined;
+        let reused = false;
+        const socket = tls.connect({
+          host: '127.0.0.1',
+          port: keeper.https,
+          servername: 'k.localhost',
+          rejectUnauthorized: false,
+          ...(session === undefined ? {} : { session }),
+        });
+        socket.on('session', (s: Buffer) => {
+          ticket = s;
+          socket.end();
+        });
+        socket.on('secureConnect', () => {
+          reused = socket.isSessionReused();
+          // TLS 1.3 sends its tickets after the handshake: a resumed connection needs none.
+          if (session !== undefined) socket.end();
+        });
+        socket.on('close', () => resolve({ reused, session: ticket ?? session! }));
+        socket.on('error', reject);
+      });
+    const first = await onFollower(() => connect());
+    assert.equal(first.reused, false);
+    process.kill(follower, 'SIGSTOP');
+    try {
+      const second = await connect(first.session);
+      assert.equal(second.reused, true, "the authority resumed the follower's session");
+    } finally {
+      process.kill(follower, 'SIGCONT');
+    }
+  });
+
+  it('replaces a crashed follower; drains do not wait for a worker that is gone', async () => {
+    const port = await backend('three');
+    await admin.registerTarget('k', { id: 'three', host: '127.0.0.1', port });
+    const arrived = new Promise<void>((resolve) => (slowArrived = resolve));
+    await onFollower(async () => {
+      http
+        .get({
+          host: '127.0.0.1',
+          port: keeper.http,
+          path: '/slow',
+          headers: { host: 'k.localhost' },
+          agent: false,
+        })
+        .on('error', () => {});
+      await withDeadline(arrived, 5000, 'the slow request at the backend');
+    });
+    // The slow request is on target two or three; drain both, then kill the follower that holds it.
+    await admin.deregisterTarget('k', 'two');
+    await admin.deregisterTarget('k', 'three');
+    process.kill(follower, 'SIGKILL');
+    const drained = await Promise.all(['two', 'three'].map((id) => admin.waitDrained('k', id, 5000)));
+    assert.deepEqual(
+      drained.map((t) => t.state),
+      ['drained', 'drained'],
+    );
+    const replaced = await waitFor('a new follower serving', async () => {
+      const h = await admin.health();
+      const w = h.keeper?.workers.filter((x) => x.state === 'serving' && x.pid !== follower) ?? [];
+      return w.length === 2 ? w : undefined;
+    });
+    follower = replaced.find((w) => w.pid !== authority)!.pid;
+    releaseSlow?.();
   });
 });
 
@@ -319,7 +542,12 @@ describe('the proxy keeper under a control plane', () => {
     await waitFor('a worker serving after the backoff', async () =>
       (await load.get().catch(() => undefined))?.status === 200 ? true : undefined,
     );
-    const events = await plane.client.events({ limit: 100 });
-    assert.ok(events.some((e) => e.kind === 'proxy.crashed' && e.message.includes('crash backoff')));
+    // The other workers serve meanwhile: the crash's event is recorded once the authority answers again.
+    await waitFor('the crash backoff in the events', async () => {
+      const events = await plane.client.events({ limit: 100 });
+      return events.some((e) => e.kind === 'proxy.crashed' && e.message.includes('crash backoff'))
+        ? true
+        : undefined;
+    });
   });
 });

@@ -1,6 +1,7 @@
 // Composition root of the proxy keeper: one per data dir, it owns the proxy's sockets and runs its worker(s).
 // Runnable on its own (a systemd service) or started by the control plane. See docs/proxy.md, "The keeper".
 import { mkdirSync, rmSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { proxyPaths } from '../domain/proxy-paths.js';
@@ -11,7 +12,9 @@ import { DEFAULT_PORTS } from '../proxy/proxy-server.js';
 
 const USAGE = `usage: node dist/src/main/proxy-keeper.js --data-dir DIR [--http-port 8080] [--https-port 8443]
        [--host ADDR] [--admin-socket PATH] [--access-log | --access-log-file FILE] [--no-redirect]
-       [--drain-ms 10000] [--trusted-proxies CIDR,...] [--max-head-bytes 16384]
+       [--drain-ms 10000] [--trusted-proxies CIDR,...] [--max-head-bytes 16384] [--workers auto|N]
+  --workers  proxy worker processes sharing the listeners (default auto: one per core, like nginx's
+             worker_processes auto; also BERTH_PROXY_WORKERS)
 Signals: SIGTERM/SIGINT drain the workers and exit; SIGHUP hands over to a new worker (like \`berth proxy restart\`).`;
 
 const WORKER_MAIN = fileURLToPath(new URL('./proxy.js', import.meta.url));
@@ -19,6 +22,15 @@ const WORKER_MAIN = fileURLToPath(new URL('./proxy.js', import.meta.url));
 /** Removes the pid file if it still names this process (a successor may have written its own). */
 function removePidFile(path: string): void {
   if (readPidFile(path)?.pid === process.pid) rmSync(path, { force: true });
+}
+
+/** `auto` (or nothing): one worker per core the process may use; otherwise a whole number from 1 to 64. */
+function workerCount(raw: string | undefined): number {
+  if (raw === undefined || raw === '' || raw === 'auto') return Math.min(availableParallelism(), 64);
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 64)
+    fail(`--workers (or BERTH_PROXY_WORKERS): expected auto or a whole number from 1 to 64, got ${raw}`, 2);
+  return n;
 }
 
 function fail(message: string, code = 1): never {
@@ -40,6 +52,7 @@ async function main(): Promise<void> {
       'drain-ms': { type: 'string' },
       'trusted-proxies': { type: 'string' },
       'max-head-bytes': { type: 'string' },
+      workers: { type: 'string' },
       help: { type: 'boolean' },
     },
   });
@@ -58,6 +71,7 @@ async function main(): Promise<void> {
   const drainMs = Number(values['drain-ms'] ?? 10_000);
   if (!Number.isInteger(drainMs) || drainMs < 0)
     fail(`--drain-ms: expected milliseconds, got ${values['drain-ms']}`, 2);
+  const workers = workerCount(values.workers ?? process.env.BERTH_PROXY_WORKERS);
   const dataDir = values['data-dir'];
   const paths = proxyPaths(dataDir);
   mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
@@ -92,6 +106,7 @@ async function main(): Promise<void> {
       adminSocket,
       worker: [process.execPath, WORKER_MAIN, ...workerArgs],
       drainMs,
+      workers,
       log,
     });
   } catch (error) {

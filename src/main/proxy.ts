@@ -8,7 +8,13 @@ import { proxyPaths } from '../domain/proxy-paths.js';
 import { AccessLog } from '../proxy/access-log.js';
 import { AdminApi, type KeeperLink } from '../proxy/admin-api.js';
 import type { FromWorker, ListenerName, ToWorker } from '../proxy/keeper.js';
-import { DEFAULT_PORTS, ProxyServer } from '../proxy/proxy-server.js';
+import {
+  DEFAULT_PORTS,
+  ProxyServer,
+  type ProxyWorkers,
+  type SharedProxyState,
+} from '../proxy/proxy-server.js';
+import type { WorkerMetrics } from '../proxy/worker-metrics.js';
 
 const USAGE = `usage: node dist/src/main/proxy.js --data-dir DIR [--http-port 8080] [--https-port 8443] [--host ADDR]
        [--admin-socket PATH] [--access-log [FILE]] [--no-redirect] [--drain-ms 10000]
@@ -75,7 +81,11 @@ async function main(): Promise<void> {
   // The channel is opened before anything slow, so that no message of the keeper arrives unheard.
   const keeper = values.worker ? new KeeperChannel() : undefined;
   const listeners = await keeper?.listeners;
+  // The worker given the admin socket is the authority; the others follow it (see src/proxy/keeper.ts).
+  const workers = keeper?.workers(listeners?.admin === undefined ? 'follower' : 'authority');
   const proxy = await ProxyServer.start({
+    workers,
+    ticketKeys: listeners?.ticketKeys,
     stateDir: paths.dir,
     httpPort: port(values['http-port'], DEFAULT_PORTS.http, 'http-port'),
     httpsPort: port(values['https-port'], DEFAULT_PORTS.https, 'https-port'),
@@ -102,6 +112,8 @@ async function main(): Promise<void> {
     process.stderr.write(`${JSON.stringify({ event: 'stopping', pid: process.pid, reason })}\n`);
     await proxy.close(drainMs);
     await admin.close();
+    // Its counts stay in the proxy's sums after it is gone.
+    await keeper?.sendAndWait({ type: 'report', id: 0, metrics: proxy.workerMetrics() });
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
@@ -117,6 +129,7 @@ async function main(): Promise<void> {
       // Handed over, or the keeper is gone (killed): stop accepting (the sockets must be free for the next keeper)
       // and finish what is in flight.
       drain: (reason) => void stop(reason),
+      proxy,
     });
     keeper.send({ type: 'ready', ports: proxy.ports });
     return;
@@ -137,39 +150,75 @@ interface WorkerDuties {
   adminSocket(handle: object): void;
   releaseAdmin(): Promise<void>;
   drain(reason: string): void;
+  proxy: ProxyServer;
 }
 
 /** The worker's side of its IPC channel to the keeper. */
 class KeeperChannel implements KeeperLink {
-  /** The sockets the keeper sent before `go`. */
-  readonly listeners: Promise<{ http: object; https: object; admin?: object }>;
+  /** The sockets (and TLS ticket keys) the keeper sent before `go`. */
+  readonly listeners: Promise<{ http: object; https: object; admin?: object; ticketKeys?: Buffer }>;
   #status: KeeperStatus | null = null;
   #duties: WorkerDuties | undefined;
+  /** Shared state that came before the proxy was up: adopted once it is. */
+  #pendingSync: SharedProxyState | undefined;
+  #ticketKeys: Buffer | undefined;
+  #syncScheduled = false;
+  #drainAsked = false;
+  #role: ProxyWorkers['role'] = 'authority';
+  #nextCollect = 1;
+  readonly #collects = new Map<number, (metrics: WorkerMetrics) => void>();
 
   constructor() {
     const got: Partial<Record<ListenerName, object>> = {};
     let started = false;
     this.listeners = new Promise((resolve, reject) => {
       process.on('message', (message: ToWorker, handle: object | undefined) => {
+        const proxy = this.#duties?.proxy;
         switch (message.type) {
           case 'listen':
             if (handle === undefined) return;
             if (!started) got[message.name] = handle;
             else if (message.name === 'admin') this.#duties?.adminSocket(handle);
             return;
+          case 'tickets':
+            this.#ticketKeys = Buffer.from(message.keys, 'base64');
+            proxy?.setTicketKeys(this.#ticketKeys);
+            return;
           case 'go':
             started = true;
             if (got.http === undefined || got.https === undefined)
               reject(new Error('the keeper sent no listeners'));
-            else resolve({ http: got.http, https: got.https, admin: got.admin });
+            else
+              resolve({ http: got.http, https: got.https, admin: got.admin, ticketKeys: this.#ticketKeys });
             return;
           case 'status':
             this.#status = message.status;
+            proxy?.peersLeft(message.status.workers.map((w) => w.pid));
+            return;
+          case 'sync':
+            if (proxy === undefined) this.#pendingSync = message.state;
+            else proxy.adoptShared(message.state);
+            return;
+          case 'peer-drained':
+            proxy?.peerDrained(message.targetGroup, message.target, message.pid);
+            return;
+          case 'peer-failure':
+            proxy?.peerFailure(message.targetGroup, message.target, message.reason);
+            return;
+          case 'report':
+            if (proxy !== undefined)
+              this.send({ type: 'report', id: message.id, metrics: proxy.workerMetrics() });
+            return;
+          case 'collected':
+            this.#collects.get(message.id)?.(message.metrics);
+            this.#collects.delete(message.id);
             return;
           case 'release-admin':
             void this.#duties?.releaseAdmin().then(() => this.send({ type: 'admin-released' }));
             return;
           case 'drain':
+            // A worker still starting (a handover the keeper's stop overtook) drains as soon as it serves.
+            this.#drainAsked = true;
             this.#duties?.drain('asked by the keeper');
             return;
         }
@@ -185,7 +234,61 @@ class KeeperChannel implements KeeperLink {
 
   serve(duties: WorkerDuties): void {
     this.#duties = duties;
-    if (!process.connected) duties.drain('keeper gone');
+    if (this.#pendingSync !== undefined) duties.proxy.adoptShared(this.#pendingSync);
+    this.#pendingSync = undefined;
+    // The state it loaded from disk goes to the followers (a new authority after a crash or a handover).
+    this.#sync();
+    if (this.#drainAsked) duties.drain('asked by the keeper');
+    else if (!process.connected) duties.drain('keeper gone');
+  }
+
+  /** How this worker stands with the others: the authority publishes, followers report back. */
+  workers(role: ProxyWorkers['role']): ProxyWorkers {
+    this.#role = role;
+    return {
+      role,
+      peers: () => (this.#status?.workers ?? []).filter((w) => w.pid !== process.pid).map((w) => w.pid),
+      onSharedChange: () => {
+        if (role !== 'authority' || this.#syncScheduled) return;
+        // Changes made in one tick (a route table, its health events) go out as one message.
+        this.#syncScheduled = true;
+        setImmediate(() => this.#sync());
+      },
+      onPassiveFailure: (targetGroup, target, reason) =>
+        this.send({ type: 'failure', targetGroup, target, reason }),
+      // The keeper passes it on unless this is the authority (an old one, of a handover, is not any more).
+      onDrained: (targetGroup, target) => this.send({ type: 'drained', targetGroup, target }),
+    };
+  }
+
+  #sync(): void {
+    this.#syncScheduled = false;
+    const proxy = this.#duties?.proxy;
+    if (proxy !== undefined && this.#duties !== undefined && this.#role === 'authority')
+      this.send({ type: 'sync', state: proxy.sharedState() });
+  }
+
+  /** The other workers' counters (and those of workers gone), summed by the keeper. */
+  collect(own: WorkerMetrics): Promise<WorkerMetrics> {
+    const id = this.#nextCollect++;
+    return new Promise((resolve) => {
+      // The keeper answers within its own deadline; this one covers a keeper that went away.
+      const timer = setTimeout(() => {
+        this.#collects.delete(id);
+        resolve({ groups: {}, unrouted: { notFound: 0, redirected: 0 } });
+      }, 3000);
+      this.#collects.set(id, (metrics) => {
+        clearTimeout(timer);
+        resolve(metrics);
+      });
+      this.send({ type: 'collect', id, own });
+    });
+  }
+
+  /** Sends and resolves once the message is written to the channel (before the process exits). */
+  sendAndWait(message: FromWorker): Promise<void> {
+    if (!process.connected) return Promise.resolve();
+    return new Promise((resolve) => process.send!(message, undefined, {}, () => resolve()));
   }
 
   status(): KeeperStatus | null {

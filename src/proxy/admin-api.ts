@@ -9,6 +9,7 @@ import type {
   TargetHealthSnapshot,
 } from '../domain/target-health.js';
 import type { ProxyServer } from './proxy-server.js';
+import type { WorkerMetrics } from './worker-metrics.js';
 
 /** The worker's line to its keeper, when it has one. */
 export interface KeeperLink {
@@ -16,6 +17,8 @@ export interface KeeperLink {
   status(): KeeperStatus | null;
   /** Asks the keeper to hand over to a new worker. */
   restart(): void;
+  /** What the other workers (and workers gone) counted, summed; `own` is this worker's, for the keeper to keep. */
+  collect(own: WorkerMetrics): Promise<WorkerMetrics>;
 }
 
 const MAX_BODY = 16 * 1024 * 1024;
@@ -100,6 +103,11 @@ export class AdminApi {
     if (this.#path !== '') await rm(this.#path, { force: true });
   }
 
+  /** What the proxy's other workers counted (nothing without a keeper): the admin API answers for all of them. */
+  async #others(): Promise<WorkerMetrics | undefined> {
+    return this.#keeper?.collect(this.#proxy.workerMetrics());
+  }
+
   /** The health transitions after `after`, waiting up to `wait` for one: the control plane's health stream. */
   async #healthChanges(url: URL, res: http.ServerResponse): Promise<TargetHealthChanges> {
     const after = intParam(url, 'after', 0);
@@ -151,8 +159,9 @@ export class AdminApi {
       if (method === 'PUT') return send(res, 200, await proxy.applyRouteTable(await readJson(req)));
     }
     if (parts.length === 1 && p0 === 'targets' && method === 'GET')
-      return send(res, 200, proxy.listTargets());
-    if (parts.length === 1 && p0 === 'metrics' && method === 'GET') return send(res, 200, proxy.metrics());
+      return send(res, 200, proxy.listTargets(undefined, await this.#others()));
+    if (parts.length === 1 && p0 === 'metrics' && method === 'GET')
+      return send(res, 200, proxy.metrics(await this.#others()));
     if (parts.length === 1 && p0 === 'events' && method === 'GET') {
       const after = intParam(url, 'after', 0);
       const wait = Math.min(intParam(url, 'wait', 0), MAX_WAIT_MS);
@@ -170,7 +179,8 @@ export class AdminApi {
       return send(res, 200, await this.#healthChanges(url, res));
     }
     if (p0 === 'target-groups' && p1 !== undefined && p2 === 'targets') {
-      if (parts.length === 3 && method === 'GET') return send(res, 200, proxy.listTargets(p1));
+      if (parts.length === 3 && method === 'GET')
+        return send(res, 200, proxy.listTargets(p1, await this.#others()));
       if (parts.length === 4 && p3 !== undefined) {
         switch (method) {
           case 'GET': {

@@ -139,6 +139,19 @@ export class HealthCheck {
     return this.#transition('unhealthy', reason);
   }
 
+  /**
+   * Takes the state decided by the one authority on this target's health (the proxy worker that checks it), in a
+   * worker that does not check by itself; returns true when something changed.
+   */
+  adopt(to: TargetHealth, reason: string): boolean {
+    if (this.#state === to && this.#reason === reason) return false;
+    this.#state = to;
+    this.#reason = reason;
+    this.#passes = 0;
+    this.#failures = 0;
+    return true;
+  }
+
   #transition(to: TargetHealth, reason: string): TargetHealthTransition {
     const from = this.#state;
     TARGET_HEALTH.assert('check', from, to);

@@ -6,6 +6,13 @@ const LOG_GROWTH = Math.log(GROWTH);
 /** Buckets from 0.05 ms to about 10 minutes. */
 const BUCKETS = Math.ceil(Math.log(600_000 / MIN_MS) / LOG_GROWTH) + 1;
 
+/** A histogram as plain data (see `Histogram.toRaw`). */
+export interface RawHistogram {
+  buckets: [number, number][];
+  count: number;
+  max: number;
+}
+
 /** Counts observations into buckets; `record` is O(1) with no allocation (safe on the hot path). */
 export class Histogram {
   readonly #counts = new Float64Array(BUCKETS);
@@ -56,6 +63,20 @@ export class Histogram {
       out.push({ le: Number(Histogram.bound(i).toPrecision(4)), count: seen });
     }
     return out;
+  }
+
+  /** The counts as plain data (non-empty buckets as `[index, count]`), to cross a process boundary. */
+  toRaw(): RawHistogram {
+    const buckets: [number, number][] = [];
+    for (let i = 0; i < BUCKETS; i++) if (this.#counts[i] !== 0) buckets.push([i, this.#counts[i]!]);
+    return { buckets, count: this.#count, max: this.#max };
+  }
+
+  /** Adds counts made by `toRaw` (another worker's) into this one. */
+  addRaw(raw: RawHistogram): void {
+    for (const [i, c] of raw.buckets) if (i >= 0 && i < BUCKETS) this.#counts[i]! += c;
+    this.#count += raw.count;
+    if (raw.max > this.#max) this.#max = raw.max;
   }
 
   /** Adds another histogram's counts into this one (for group and total views). */

@@ -6,13 +6,21 @@
 // state for as long as any process holds a descriptor of it, and the keeper always does; with no worker
 // accepting, the kernel completes handshakes into the accept queue (backlog 511) and the next worker accepts
 // them. Node's cluster module cannot be used for this: its primary closes a shared handle once no worker uses it.
+//
+// With several workers (nginx's `worker_processes`), each listens on the same sockets and the kernel spreads the
+// connections. The first worker is the authority: it alone serves the admin API, checks target health and persists
+// the routes; the keeper relays its shared state to the others (followers), their passive failures and finished
+// drains back to it, and sums every worker's counters for it, so the control plane sees one proxy.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
 import { chmodSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { getSystemErrorName } from 'node:util';
 import type { KeeperEntry, KeeperStatus, KeeperWorkerState } from '../domain/proxy-keeper.js';
 import { type BackoffOptions, backoffDelay, nextFailureCount } from '../lib/backoff.js';
+import type { SharedProxyState } from './proxy-server.js';
+import { NO_WORKER_METRICS, sumWorkerMetrics, type WorkerMetrics } from './worker-metrics.js';
 
 /** A bound, not listening, libuv TCP or pipe handle, as cluster's SharedHandle makes them. */
 export interface ListenHandle {
@@ -22,20 +30,37 @@ export interface ListenHandle {
 /** The names of the sockets a worker may be given. */
 export type ListenerName = 'http' | 'https' | 'admin';
 
-/** Keeper → worker. `listen` carries a handle; `go` follows the last one. */
+/** Keeper → worker. `listen` carries a handle; `tickets` and then `go` follow the last one. */
 export type ToWorker =
   | { type: 'listen'; name: ListenerName }
+  | { type: 'tickets'; keys: string }
   | { type: 'go' }
   | { type: 'status'; status: KeeperStatus }
   | { type: 'release-admin' }
-  | { type: 'drain' };
+  | { type: 'drain' }
+  /** To followers: the authority's state. */
+  | { type: 'sync'; state: SharedProxyState }
+  /** To the authority: a follower is done with a draining target / saw a connection to a target fail. */
+  | { type: 'peer-drained'; targetGroup: string; target: string; pid: number }
+  | { type: 'peer-failure'; targetGroup: string; target: string; reason: string }
+  /** To any worker: send your counters (`report`). */
+  | { type: 'report'; id: number }
+  /** To the authority: every other worker's counters, and those of workers gone, summed. */
+  | { type: 'collected'; id: number; metrics: WorkerMetrics };
 
 /** Worker → keeper. `hello`: its message handler is in place, send the sockets. */
 export type FromWorker =
   | { type: 'hello' }
   | { type: 'ready'; ports: { http: number; https: number } }
   | { type: 'admin-released' }
-  | { type: 'restart' };
+  | { type: 'restart' }
+  | { type: 'sync'; state: SharedProxyState }
+  | { type: 'drained'; targetGroup: string; target: string }
+  | { type: 'failure'; targetGroup: string; target: string; reason: string }
+  /** The authority asks for the others' counters, with its own. */
+  | { type: 'collect'; id: number; own: WorkerMetrics }
+  /** Counters, asked for (`id` > 0) or final (a draining worker before it exits: `id` 0). */
+  | { type: 'report'; id: number; metrics: WorkerMetrics };
 
 export interface KeeperOptions {
   http: { host?: string; port: number };
@@ -43,11 +68,10 @@ export interface KeeperOptions {
   adminSocket: string;
   /** The argv of one worker (`[node, proxy.js, '--worker', ...]`); it gets its sockets over IPC. */
   worker: string[];
-  /**
-   * How many workers share the listeners; the first one also serves the admin API. Default 1. (More than one needs
-   * the admin API's changes to reach every worker: not done yet.)
-   */
+  /** How many workers share the listeners; the first one is the authority (admin API, health). Default 1. */
   workers?: number;
+  /** How often the TLS session ticket keys change (every worker gets the new key at once). Default 6 h. */
+  ticketRotationMs?: number;
   /** How long a replaced worker may finish its requests before SIGKILL (its own drain is a little shorter). */
   drainMs: number;
   /** How long a new worker may take to accept connections. Default 15 s. */
@@ -67,6 +91,11 @@ export const KEEPER_BACKOFF: BackoffOptions = {
 };
 
 const JOURNAL_SIZE = 100;
+/** A worker that does not report its counters within this long is counted with its last report. */
+const COLLECT_MS = 1000;
+/** Session ticket keys: Node's format is 48 bytes (name, HMAC and AES keys). */
+const TICKET_KEY_BYTES = 48;
+export const TICKET_ROTATION_MS = 6 * 60 * 60 * 1000;
 /** Beyond the worker's own drain: time to close its admin API and exit. */
 const DRAIN_MARGIN_MS = 5000;
 
@@ -90,6 +119,12 @@ export class Keeper {
   #crashes = 0;
   #restarting: Promise<void> | undefined;
   #stopping = false;
+  /** The authority's latest state, for followers that start later. */
+  #shared: SharedProxyState | undefined;
+  #ticketKeys = randomBytes(TICKET_KEY_BYTES);
+  /** The counters of workers that exited (their last report, gauges left out). */
+  #departed: WorkerMetrics = NO_WORKER_METRICS;
+  readonly #collections = new Map<number, { waiting: Set<Worker>; done: () => void }>();
 
   private constructor(options: KeeperOptions, handles: Record<ListenerName, ListenHandle>) {
     this.#options = options;
@@ -104,6 +139,12 @@ export class Keeper {
   static async start(options: KeeperOptions): Promise<Keeper> {
     const handles = await bindAll(options);
     const keeper = new Keeper(options, handles);
+    const rotation = setInterval(
+      () => keeper.#rotateTickets(),
+      options.ticketRotationMs ?? TICKET_ROTATION_MS,
+    );
+    rotation.unref();
+    keeper.#timers.add(rotation as unknown as NodeJS.Timeout);
     try {
       for (let slot = 0; slot < keeper.#slots.length; slot++) {
         const worker = keeper.#spawn(slot);
@@ -126,6 +167,7 @@ export class Keeper {
     const workers = [...this.#slots, ...this.#incoming.values(), ...this.#draining]
       .filter((w): w is Worker => w !== undefined)
       .map((w) => ({ pid: w.pid, state: w.state, since: w.since, admin: w.admin }));
+    // The one keeper status names every worker; the incoming authority of a handover is listed once.
     return {
       pid: process.pid,
       startedAt: this.#startedAt,
@@ -159,6 +201,7 @@ export class Keeper {
   async stop(): Promise<void> {
     this.#stopping = true;
     for (const timer of this.#timers) clearTimeout(timer);
+    for (const collection of this.#collections.values()) collection.done();
     this.#timers.clear();
     const all = [...this.#slots, ...this.#incoming.values(), ...this.#draining].filter(
       (w): w is Worker => w !== undefined,
@@ -174,16 +217,99 @@ export class Keeper {
         worker.send({ type: 'listen', name: 'http' }, this.#handles.http);
         worker.send({ type: 'listen', name: 'https' }, this.#handles.https);
         if (worker.admin) worker.send({ type: 'listen', name: 'admin' }, this.#handles.admin);
+        worker.send({ type: 'tickets', keys: this.#ticketKeys.toString('base64') });
         worker.send({ type: 'go' });
         worker.send({ type: 'status', status: this.status() });
+        if (!worker.admin && this.#shared !== undefined) worker.send({ type: 'sync', state: this.#shared });
       },
       onRestart: () => {
         void this.restart();
       },
-      onExit: (code, signal) => this.#onExit(slot, worker, code, signal),
+      onMessage: (message) => this.#relay(worker, message),
+      onExit: (code, signal) => {
+        this.#departedWorker(worker);
+        this.#onExit(slot, worker, code, signal);
+      },
     });
     this.#log({ event: 'worker_spawned', pid: worker.pid, slot });
     return worker;
+  }
+
+  /** The worker that serves the admin API and decides target health (none while it is being replaced). */
+  #authority(): Worker | undefined {
+    return [...this.#slots, ...this.#incoming.values()].find((w) => w?.admin);
+  }
+
+  /** Every live worker but `except`: the followers, and the old workers of a handover still finishing. */
+  #others(except: Worker | undefined): Worker[] {
+    return [...this.#slots, ...this.#incoming.values(), ...this.#draining].filter(
+      (w): w is Worker => w !== undefined && w !== except && w.alive,
+    );
+  }
+
+  /** Carries what one worker says to the ones it concerns. */
+  #relay(from: Worker, message: FromWorker): void {
+    const authority = this.#authority();
+    switch (message.type) {
+      case 'sync':
+        if (from !== authority) return; // an old authority of a handover, no longer in charge
+        this.#shared = message.state;
+        for (const worker of this.#others(from)) worker.send(message);
+        return;
+      case 'drained':
+        if (from !== authority) authority?.send({ ...message, type: 'peer-drained', pid: from.pid });
+        return;
+      case 'failure':
+        if (from !== authority) authority?.send({ ...message, type: 'peer-failure' });
+        return;
+      case 'collect':
+        from.lastReport = message.own;
+        this.#collect(from, message.id);
+        return;
+      case 'report': {
+        from.lastReport = message.metrics;
+        const collection = this.#collections.get(message.id);
+        if (collection?.waiting.delete(from) && collection.waiting.size === 0) collection.done();
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  /** Asks every other worker for its counters (up to `COLLECT_MS`), then answers `to` with their sum. */
+  #collect(to: Worker, id: number): void {
+    const others = this.#others(to);
+    const done = () => {
+      clearTimeout(timer);
+      this.#collections.delete(id);
+      const reports = others.map((w) => w.lastReport).filter((r): r is WorkerMetrics => r !== undefined);
+      to.send({ type: 'collected', id, metrics: sumWorkerMetrics([...reports, this.#departed]) });
+    };
+    const timer = setTimeout(done, COLLECT_MS);
+    this.#collections.set(id, { waiting: new Set(others), done });
+    if (others.length === 0) done();
+    for (const worker of others) worker.send({ type: 'report', id });
+  }
+
+  /** A worker exited: its counts stay in the sums (the targets the authority still has), its gauges go. */
+  #departedWorker(worker: Worker): void {
+    for (const collection of this.#collections.values()) {
+      if (collection.waiting.delete(worker) && collection.waiting.size === 0) collection.done();
+    }
+    if (worker.lastReport === undefined) return;
+    const only = this.#authority()?.lastReport;
+    this.#departed = sumWorkerMetrics([this.#departed, worker.lastReport], {
+      gauges: false,
+      ...(only === undefined ? {} : { only }),
+    });
+  }
+
+  #rotateTickets(): void {
+    this.#ticketKeys = randomBytes(TICKET_KEY_BYTES);
+    const keys = this.#ticketKeys.toString('base64');
+    for (const worker of this.#others(undefined)) worker.send({ type: 'tickets', keys });
+    this.#log({ event: 'ticket_keys_rotated' });
   }
 
   #onExit(slot: number, worker: Worker, code: number | null, signal: string | null): void {
@@ -242,7 +368,11 @@ export class Keeper {
     if (old === undefined || old.state !== 'serving') return; // being replaced after a crash already
     // The old worker stops taking admin requests first, so that no route change reaches it after the new worker
     // has loaded the persisted table; admin requests wait in the backlog meanwhile (a few hundred ms).
-    if (old.admin) await old.releaseAdmin(5000).catch(() => undefined);
+    const wasAdmin = old.admin;
+    if (wasAdmin) {
+      await old.releaseAdmin(5000).catch(() => undefined);
+      old.admin = false;
+    }
     const fresh = this.#spawn(slot);
     this.#incoming.set(slot, fresh);
     this.#publish();
@@ -252,9 +382,10 @@ export class Keeper {
       this.#incoming.delete(slot);
       fresh.kill();
       this.#record({ type: 'restart_failed', pid: fresh.pid, error: (error as Error).message });
-      if (this.#slots[slot] === old && old.admin)
+      if (this.#slots[slot] === old && wasAdmin) {
+        old.admin = true;
         old.send({ type: 'listen', name: 'admin' }, this.#handles.admin);
-      else if (this.#slots[slot] === undefined) void this.#replaceCrashed(slot, old.pid, Date.now());
+      } else if (this.#slots[slot] === undefined) void this.#replaceCrashed(slot, old.pid, Date.now());
       return;
     }
     this.#incoming.delete(slot);
@@ -311,12 +442,16 @@ type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K>
 interface WorkerEvents {
   onHello(): void;
   onRestart(): void;
+  onMessage(message: FromWorker): void;
   onExit(code: number | null, signal: string | null): void;
 }
 
 /** One worker process and the keeper's side of its IPC channel. */
 class Worker {
-  readonly admin: boolean;
+  /** It serves the admin API and is the authority on target health (the old one of a handover no longer is). */
+  admin: boolean;
+  /** Its counters, as last reported. */
+  lastReport: WorkerMetrics | undefined;
   readonly startedAt = Date.now();
   state: KeeperWorkerState = 'starting';
   /** When it entered its current state. */
@@ -340,7 +475,7 @@ class Worker {
       else if (message.type === 'ready') {
         this.state = 'serving';
         this.since = Date.now();
-      }
+      } else events.onMessage(message);
       this.#waiting.get(message.type)?.();
     });
     this.#exited = new Promise((resolve) => {
@@ -359,6 +494,10 @@ class Worker {
 
   get pid(): number {
     return this.#child.pid ?? 0;
+  }
+
+  get alive(): boolean {
+    return this.#exitReason === undefined && this.#child.connected;
   }
 
   send(message: ToWorker, handle?: ListenHandle): void {

@@ -1,6 +1,12 @@
 // Per-target counters: plain numbers bumped on the hot path, turned into the admin API's `Counters` on read.
 import type { Counters } from '../domain/route-table.js';
-import { Histogram } from './histogram.js';
+import { Histogram, type RawHistogram } from './histogram.js';
+
+/** The counters in `Metrics.COUNTERS` order, then the latency histogram: one worker's metrics as plain data. */
+export interface RawMetrics {
+  counters: number[];
+  latency: RawHistogram;
+}
 
 /** Mutable counters of one target (or of requests that never reached one, per target group). */
 export class Metrics {
@@ -20,6 +26,25 @@ export class Metrics {
   inFlight = 0;
   activeConnections = 0;
   readonly latency = new Histogram();
+
+  /** The counter fields, in the order of `RawMetrics.counters`. */
+  static readonly COUNTERS = [
+    'requests',
+    's1xx',
+    's2xx',
+    's3xx',
+    's4xx',
+    's5xx',
+    'e499',
+    'e502',
+    'e503',
+    'e504',
+    'retries',
+    'bytesIn',
+    'bytesOut',
+    'inFlight',
+    'activeConnections',
+  ] as const;
 
   /** Records a finished exchange. `proxyStatus` is set when the proxy produced the status itself. */
   record(status: number, proxyError: boolean, ms: number, bytesIn: number, bytesOut: number): void {
@@ -60,6 +85,20 @@ export class Metrics {
     this.inFlight += other.inFlight;
     this.activeConnections += other.activeConnections;
     this.latency.merge(other.latency);
+  }
+
+  /** As plain data, to send to another process (the proxy's workers report to the keeper). */
+  toRaw(): RawMetrics {
+    return { counters: Metrics.COUNTERS.map((name) => this[name]), latency: this.latency.toRaw() };
+  }
+
+  /** Adds counters made by `toRaw` into this; `gauges: false` leaves out in-flight and connections (a gone worker). */
+  addRaw(raw: RawMetrics, gauges = true): void {
+    Metrics.COUNTERS.forEach((name, i) => {
+      if (!gauges && (name === 'inFlight' || name === 'activeConnections')) return;
+      this[name] += raw.counters[i] ?? 0;
+    });
+    this.latency.addRaw(raw.latency);
   }
 
   toJSON(): Counters {

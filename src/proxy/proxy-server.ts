@@ -9,6 +9,7 @@ import {
   parseRouteTable,
   parseTarget,
   type RouteTable,
+  type TargetHealth,
   type TargetStatus,
 } from '../domain/route-table.js';
 import type { AccessLog } from './access-log.js';
@@ -23,6 +24,7 @@ import { RouteTableStore } from './route-table-store.js';
 import { Router } from './router.js';
 import { POOL_DEFAULTS, type Target } from './target.js';
 import { TargetGroup, type TargetGroupListener } from './target-group.js';
+import { sumWorkerMetrics, type WorkerMetrics } from './worker-metrics.js';
 
 /** Options of a proxy server; defaults are what `berth up` uses. */
 export interface ProxyServerOptions {
@@ -54,6 +56,34 @@ export interface ProxyServerOptions {
   /** Health probe; the default makes real HTTP requests. */
   probe?: HealthProbe;
   openssl?: string;
+  /** TLS session ticket keys (48 bytes), shared by every worker so that any of them resumes any session. */
+  ticketKeys?: Buffer;
+  /** Set when this proxy is one of several workers on the same listeners (see `keeper.ts`). */
+  workers?: ProxyWorkers;
+}
+
+/**
+ * How one worker of several stands with the others. The authority (the worker that serves the admin API) is the
+ * one place where target health is checked and routes are changed and persisted; it publishes that shared state
+ * and the followers adopt it, so the control plane sees one proxy.
+ */
+export interface ProxyWorkers {
+  role: 'authority' | 'follower';
+  /** Authority: the other workers (pids); a target drains once each has said it is done with it. */
+  peers(): readonly number[];
+  /** Authority: the shared state changed; publish `sharedState()` to the followers. */
+  onSharedChange(): void;
+  /** Follower: a connection to a target failed while serving; the authority decides about its health. */
+  onPassiveFailure(targetGroup: string, target: string, reason: string): void;
+  /** A draining target has nothing in flight here any more. */
+  onDrained(targetGroup: string, target: string): void;
+}
+
+/** What the authority worker publishes and the followers adopt: routes, targets with their health, drains. */
+export interface SharedProxyState {
+  table: RouteTable;
+  health: { targetGroup: string; target: string; health: TargetHealth; reason: string }[];
+  draining: { targetGroup: string; target: string }[];
 }
 
 export const DEFAULT_PORTS = { http: 8080, https: 8443 } as const;
@@ -73,9 +103,13 @@ export class ProxyServer {
   #sweep: NodeJS.Timeout | undefined;
   #ports = { http: 0, https: 0 };
   readonly #listener: TargetGroupListener;
+  readonly #workers: ProxyWorkers | undefined;
+  /** Follower: the route table last adopted, as JSON (a health change alone does not rebuild the routes). */
+  #adoptedTable = '';
 
   private constructor(options: ProxyServerOptions) {
     this.#options = options;
+    this.#workers = options.workers;
     this.#store = new RouteTableStore(join(options.stateDir, 'route-table.json'));
     this.#certs = new CertificateStore(
       new LocalCa(join(options.stateDir, 'ca'), options.openssl),
@@ -98,6 +132,12 @@ export class ProxyServer {
     };
     this.#listener = {
       onHealthChange: (target, change) => {
+        // A follower checks nothing itself: a change here is a passive failure, for the authority to decide.
+        if (this.#workers?.role === 'follower') {
+          this.#workers.onPassiveFailure(target.groupName, target.id, change.reason);
+          return;
+        }
+        this.#workers?.onSharedChange();
         this.events.append({
           type: 'target_health',
           targetGroup: target.groupName,
@@ -114,6 +154,8 @@ export class ProxyServer {
           target: target.id,
           forced,
         });
+        this.#workers?.onDrained(target.groupName, target.id);
+        this.#workers?.onSharedChange();
         for (const group of this.#retired) {
           if (group.targets().length === 0) {
             group.close();
@@ -179,6 +221,7 @@ export class ProxyServer {
         SNICallback: this.#certs.sniCallback,
         ALPNProtocols: ['http/1.1'],
         noDelay: true,
+        ...(this.#options.ticketKeys === undefined ? {} : { ticketKeys: this.#options.ticketKeys }),
       },
       (socket) => {
         new ClientConnection(socket, this.#ctx, httpsInfo);
@@ -200,6 +243,82 @@ export class ProxyServer {
     this.#https = https;
   }
 
+  /** Replaces the TLS session ticket keys (the keeper rotates them for every worker at once). */
+  setTicketKeys(keys: Buffer): void {
+    this.#https?.setTicketKeys(keys);
+  }
+
+  /** Authority: the state every follower adopts (one synchronous read). */
+  sharedState(): SharedProxyState {
+    const health: SharedProxyState['health'] = [];
+    const draining: SharedProxyState['draining'] = [];
+    for (const group of [...this.#groups.values(), ...this.#retired]) {
+      for (const t of group.targets()) {
+        if (t.state === 'active')
+          health.push({
+            targetGroup: group.name,
+            target: t.id,
+            health: t.health.state,
+            reason: t.health.reason,
+          });
+        else draining.push({ targetGroup: group.name, target: t.id });
+      }
+    }
+    return { table: this.routeTable(), health, draining };
+  }
+
+  /**
+   * Follower: adopts the authority's state. Targets it no longer lists drain here; the draining ones this worker
+   * has nothing in flight to are reported done at once.
+   */
+  adoptShared(state: SharedProxyState): void {
+    const json = JSON.stringify(state.table);
+    if (json !== this.#adoptedTable) {
+      try {
+        this.#applyNow(state.table);
+      } catch (err) {
+        process.stderr.write(
+          `${JSON.stringify({ event: 'shared_state_refused', error: err instanceof Error ? err.message : String(err) })}\n`,
+        );
+        this.#applyNow({ ...state.table, certificates: [] });
+      }
+      this.#adoptedTable = json;
+    }
+    for (const h of state.health) this.#groups.get(h.targetGroup)?.adoptHealth(h.target, h.health, h.reason);
+    for (const { targetGroup, target } of state.draining) {
+      const group = this.#groups.get(targetGroup) ?? [...this.#retired].find((g) => g.name === targetGroup);
+      const status = group?.status(target);
+      if (status === undefined || status.state === 'drained') this.#workers?.onDrained(targetGroup, target);
+    }
+  }
+
+  /** Authority: another worker is done with a draining target. */
+  peerDrained(targetGroup: string, target: string, worker: number): void {
+    for (const t of this.#drainingTargets()) {
+      if (t.groupName === targetGroup && t.id === target) t.releaseHold(worker);
+    }
+  }
+
+  /** Authority: only these workers are left; drains stop waiting for the others. */
+  peersLeft(live: readonly number[]): void {
+    const alive = new Set(live);
+    for (const t of this.#drainingTargets())
+      for (const pid of t.heldBy) if (!alive.has(pid)) t.releaseHold(pid);
+  }
+
+  /** Authority: a follower saw a connection to a target fail while serving. */
+  peerFailure(targetGroup: string, target: string, reason: string): void {
+    const group = this.#groups.get(targetGroup);
+    const t = group?.get(target);
+    if (group !== undefined && t !== undefined) group.markFailing(t, reason);
+  }
+
+  #drainingTargets(): Target[] {
+    return [...this.#groups.values(), ...this.#retired].flatMap((g) =>
+      g.targets().filter((t) => t.state === 'draining'),
+    );
+  }
+
   /** Validates, applies atomically and persists a whole route table. Throws `BerthError('invalid_route_table')`. */
   async applyRouteTable(input: unknown): Promise<RouteTable> {
     const table = parseRouteTable(input);
@@ -208,6 +327,13 @@ export class ProxyServer {
   }
 
   async #apply(table: RouteTable, persist: boolean): Promise<void> {
+    this.#applyNow(table, !persist);
+    if (persist) await this.#store.save(this.routeTable());
+  }
+
+  /** Swaps the route table in (synchronously: no request sees half of it). */
+  #applyNow(table: RouteTable, restored = true): void {
+    const follower = this.#workers?.role === 'follower';
     // Certificates first: they are the only part that can still fail, and then nothing has changed.
     this.#certs.replace(table.certificates);
     const wanted = new Set(table.targetGroups.map((g) => g.name));
@@ -221,7 +347,9 @@ export class ProxyServer {
           new TargetGroup(config, {
             probe: this.#options.probe ?? httpProbe,
             listener: this.#listener,
-            restored: !persist,
+            restored,
+            activeChecks: !follower,
+            holders: follower ? undefined : () => this.#workers?.peers() ?? [],
           }),
         );
       }
@@ -245,7 +373,7 @@ export class ProxyServer {
       routes: table.routes.length,
       targetGroups: table.targetGroups.length,
     });
-    if (persist) await this.#store.save(this.routeTable());
+    this.#workers?.onSharedChange();
   }
 
   /** The current table, with each group's current targets. */
@@ -267,6 +395,7 @@ export class ProxyServer {
     const group = this.#group(groupName);
     const config = parseTarget({ ...(typeof input === 'object' && input !== null ? input : {}), id });
     const target = group.register(config);
+    this.#workers?.onSharedChange();
     await this.#store.save(this.routeTable());
     return target.toStatus();
   }
@@ -280,6 +409,7 @@ export class ProxyServer {
       });
     }
     if (!group.setWeight(id, weight)) throw new BerthError('not_found', `target "${id}" is not registered`);
+    this.#workers?.onSharedChange();
     await this.#store.save(this.routeTable());
     return group.status(id)!;
   }
@@ -293,6 +423,7 @@ export class ProxyServer {
       if (known !== undefined) return known;
       throw new BerthError('not_found', `target "${id}" is not registered`);
     }
+    this.#workers?.onSharedChange();
     await this.#store.save(this.routeTable());
     return group.status(id)!;
   }
@@ -316,28 +447,58 @@ export class ProxyServer {
     }
   }
 
-  /** Active and draining targets of one group, or of all groups. */
-  listTargets(groupName?: string): TargetStatus[] {
+  /**
+   * Active and draining targets of one group, or of all groups. `others`: what the other workers counted, added
+   * to each target's counters.
+   */
+  listTargets(groupName?: string, others?: WorkerMetrics): TargetStatus[] {
     const groups =
       groupName === undefined ? [...this.#groups.values(), ...this.#retired] : [this.#group(groupName)];
-    return groups.flatMap((g) => g.targets().map((t: Target) => t.toStatus()));
+    return groups.flatMap((g) =>
+      g.targets().map((t: Target) => {
+        const status = t.toStatus();
+        const raw = others?.groups[g.name]?.targets[t.id];
+        if (raw === undefined) return status;
+        const sum = new Metrics();
+        sum.add(t.metrics);
+        sum.addRaw(raw);
+        const counters = sum.toJSON();
+        return { ...status, inFlight: counters.inFlight, counters };
+      }),
+    );
   }
 
-  metrics(): MetricsResponse {
+  /** This worker's own counters, as plain data (what it reports to the keeper). */
+  workerMetrics(): WorkerMetrics {
+    const out: WorkerMetrics = { groups: {}, unrouted: { ...this.#ctx.unrouted } };
+    for (const group of [...this.#groups.values(), ...this.#retired]) {
+      if (out.groups[group.name] !== undefined) continue; // a retired group of a name in use again
+      const targets: WorkerMetrics['groups'][string]['targets'] = {};
+      for (const t of group.targets()) targets[t.id] = t.metrics.toRaw();
+      out.groups[group.name] = { group: group.metrics.toRaw(), targets };
+    }
+    return out;
+  }
+
+  /** Counters of every group and target; `others`: what the other workers counted, added in. */
+  metrics(others?: WorkerMetrics): MetricsResponse {
+    const all = sumWorkerMetrics(
+      others === undefined ? [this.workerMetrics()] : [this.workerMetrics(), others],
+    );
     const total = new Metrics();
     const targetGroups: MetricsResponse['targetGroups'] = {};
-    for (const group of [...this.#groups.values(), ...this.#retired]) {
+    for (const [name, counted] of Object.entries(all.groups)) {
       const sum = new Metrics();
-      sum.add(group.metrics);
-      for (const t of group.targets()) sum.add(t.metrics);
-      targetGroups[group.name] = sum.toJSON();
+      sum.addRaw(counted.group);
+      for (const raw of Object.values(counted.targets)) sum.addRaw(raw);
+      targetGroups[name] = sum.toJSON();
       total.add(sum);
     }
     return {
       total: total.toJSON(),
       targetGroups,
-      targets: this.listTargets(),
-      unrouted: { ...this.#ctx.unrouted },
+      targets: this.listTargets(undefined, others),
+      unrouted: all.unrouted,
     };
   }
 

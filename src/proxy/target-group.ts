@@ -1,5 +1,5 @@
 // A set of interchangeable targets: registration, draining, health-check scheduling and target selection.
-import type { TargetConfig, TargetGroupConfig, TargetStatus } from '../domain/route-table.js';
+import type { TargetConfig, TargetGroupConfig, TargetHealth, TargetStatus } from '../domain/route-table.js';
 import { HealthChecker, type HealthProbe, type TargetHealthTransition } from './health-check.js';
 import { LoadBalancer } from './load-balancer.js';
 import { Metrics } from './metrics.js';
@@ -15,8 +15,13 @@ export interface TargetGroupListener {
 export interface TargetGroupDeps {
   probe: HealthProbe;
   listener: TargetGroupListener;
-  /** Set false in tests that drive health by hand. */
+  /**
+   * False where health is not checked here: tests that drive it by hand, and proxy workers that take it from the
+   * one worker that checks (`adoptHealth`).
+   */
   activeChecks?: boolean;
+  /** Other workers serving the same targets: a target drains once each of them has said it is done with it. */
+  holders?: () => readonly number[];
   /** The targets of the group's first configuration were restored by a restarting proxy (they were serving). */
   restored?: boolean;
   now?: () => number;
@@ -105,6 +110,7 @@ export class TargetGroup {
     this.#draining.add(target);
     this.#candidates = null;
     this.#checker.unwatch(target);
+    target.holdFor(this.#deps.holders?.() ?? []);
     const timer = setTimeout(() => this.#forceDrained(target), this.config.drainMs);
     timer.unref();
     target.drain(() => {
@@ -171,6 +177,11 @@ export class TargetGroup {
   markFailing(target: Target, reason: string): void {
     const change = target.health.markFailing(reason);
     if (change !== undefined) this.#healthChanged(target, change);
+  }
+
+  /** Takes the health that the worker that checks `id` decided (see `HealthCheck.adopt`). */
+  adoptHealth(id: string, health: TargetHealth, reason: string): void {
+    if (this.#targets.get(id)?.health.adopt(health, reason)) this.#candidates = null;
   }
 
   #healthChanged(target: Target, change: TargetHealthTransition): void {

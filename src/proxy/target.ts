@@ -47,6 +47,8 @@ export class Target {
   readonly #idle: UpstreamConnection[] = [];
   readonly #maxIdle: number;
   #onDrained: (() => void) | undefined;
+  /** Other proxy workers (pids) that may still have work in flight to this draining target. */
+  readonly #heldBy = new Set<number>();
 
   constructor(
     groupName: string,
@@ -123,8 +125,29 @@ export class Target {
     this.#checkDrained();
   }
 
+  /** The draining is not over until each of these workers has said it has nothing in flight to this target. */
+  holdFor(workers: Iterable<number>): void {
+    for (const pid of workers) this.#heldBy.add(pid);
+  }
+
+  /** A worker finished its work with this target (or is gone). */
+  releaseHold(worker: number): void {
+    if (this.#heldBy.delete(worker)) this.#checkDrained();
+  }
+
+  /** The workers still holding the drain (see `holdFor`). */
+  get heldBy(): readonly number[] {
+    return [...this.#heldBy];
+  }
+
   #checkDrained(): void {
-    if (this.#state !== 'draining' || this.metrics.inFlight > 0 || this.#tunnels.size > 0) return;
+    if (
+      this.#state !== 'draining' ||
+      this.metrics.inFlight > 0 ||
+      this.#tunnels.size > 0 ||
+      this.#heldBy.size > 0
+    )
+      return;
     const done = this.#onDrained;
     this.#onDrained = undefined;
     done?.();
