@@ -1,7 +1,10 @@
 // Side-by-side proxy benchmark: the same backend direct, through Berth, nginx and haproxy, with wrk, interleaved rounds.
+// Over HTTP or TLS (the same P-256 certificate everywhere), keep-alive or a new connection per request, with the
+// same number of workers for each proxy.
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import type net from 'node:net';
 import { join } from 'node:path';
 import { ProxyAdminClient } from '../../src/domain/proxy-admin-client.js';
@@ -14,6 +17,12 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
 const THREADS = Number(process.env.BENCH_THREADS ?? 2);
 const MODES = (process.env.BENCH_MODES ?? 'hello,work').split(',');
+/** Worker processes (threads for haproxy) of every proxy: Berth's keeper `--workers`, nginx `worker_processes`. */
+const WORKERS = Number(process.env.BENCH_WORKERS ?? 1);
+/** `https`: wrk speaks TLS to the proxies (the backend, and so `direct`, stays plain HTTP). */
+const PROTO = process.env.BENCH_PROTO === 'https' ? 'https' : 'http';
+/** `1`: `Connection: close` on every request, so each one is a new connection (a new, resumed, TLS session). */
+const CLOSE = process.env.BENCH_CLOSE === '1';
 /** Another build of Berth (a checkout with dist/, e.g. main) measured as setup `base`, to compare two builds. */
 const BASE_DIR = process.env.BENCH_BASE_DIR;
 const SETUPS = (
@@ -37,11 +46,27 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-async function waitReady(port: number, host = HOST): Promise<void> {
+/** haproxy wants the certificate and its key in one file. */
+function haproxyPem(): string {
+  const pem = join(dir, 'haproxy.pem');
+  writeFileSync(pem, readFileSync(tlsFiles!.cert, 'utf8') + readFileSync(tlsFiles!.key, 'utf8'));
+  return pem;
+}
+
+async function waitReady(port: number, host = HOST, proto: 'http' | 'https' = 'http'): Promise<void> {
   const deadline = Date.now() + 15_000;
+  const client = proto === 'https' ? https : http;
   for (;;) {
     const status = await new Promise<number>((resolve) => {
-      const req = http.get({ host: '127.0.0.1', port, path: '/', headers: { host }, agent: false }, (res) => {
+      const options = {
+        host: '127.0.0.1',
+        port,
+        path: '/',
+        headers: { host },
+        agent: false,
+        rejectUnauthorized: false,
+      };
+      const req = client.get(options, (res) => {
         res.resume();
         resolve(res.statusCode ?? 0);
       });
@@ -55,16 +80,24 @@ async function waitReady(port: number, host = HOST): Promise<void> {
 
 /** CPU seconds (user+sys) of a process and its children threads, from /proc. */
 function cpuSeconds(pids: number[]): number {
-  let ticks = 0;
+  const { user, sys } = cpuSplit(pids);
+  return user + sys;
+}
+
+/** User and system CPU seconds of processes, from /proc (system time includes the loopback network stack). */
+function cpuSplit(pids: number[]): { user: number; sys: number } {
+  let user = 0;
+  let sys = 0;
   for (const pid of pids) {
     try {
       const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]);
+      user += Number(fields[11]);
+      sys += Number(fields[12]);
     } catch {
       // process gone
     }
   }
-  return ticks / 100;
+  return { user: user / 100, sys: sys / 100 };
 }
 
 function childPids(pid: number): number[] {
@@ -85,6 +118,8 @@ interface Sample {
   p99: number;
   errors: number;
   cpuUsPerReq: number;
+  /** The user-space part of `cpuUsPerReq` (the rest is the kernel's: syscalls, TCP, TLS-free loopback). */
+  userUsPerReq: number;
   /** Other work on the machine during the run, % of one core (noise indicator). */
   foreignPct: number;
 }
@@ -128,9 +163,14 @@ async function waitQuiet(pids: number[]): Promise<void> {
 
 /** Pids whose CPU counts as the benchmark's own (backend); set per mode. */
 let benchPids: number[] = [];
+/** The backend's port: `direct` is always plain HTTP. */
+let directPort = 0;
+/** The certificate every TLS listener serves: Berth's default one (P-256, issued by its local CA). */
+let tlsFiles: { cert: string; key: string } | undefined;
 
 function wrk(port: number, duration: string, pids: number[]): Sample {
   const before = cpuSeconds(pids);
+  const userBefore = cpuSplit(pids).user;
   const ownBefore = cpuSeconds(benchPids) + selfAndChildrenSeconds();
   const busyBefore = machineBusySeconds();
   const started = Date.now();
@@ -143,11 +183,13 @@ function wrk(port: number, duration: string, pids: number[]): Sample {
       '--latency',
       '-H',
       `Host: ${HOST}`,
-      `http://127.0.0.1:${port}/`,
+      ...(CLOSE ? ['-H', 'Connection: close'] : []),
+      `${port === directPort ? 'http' : PROTO}://127.0.0.1:${port}/`,
     ],
     { encoding: 'utf8' },
   );
   const cpu = cpuSeconds(pids) - before;
+  const user = cpuSplit(pids).user - userBefore;
   const elapsed = (Date.now() - started) / 1000;
   const own = cpuSeconds(benchPids) + selfAndChildrenSeconds() - ownBefore + cpu;
   // CPU used by anything else on the machine during the run, in % of one core (this box has 200 %).
@@ -166,6 +208,7 @@ function wrk(port: number, duration: string, pids: number[]): Sample {
     p99: parseLatency(out, '99'),
     errors,
     cpuUsPerReq: pids.length === 0 || total === 0 ? 0 : (cpu * 1e6) / total,
+    userUsPerReq: pids.length === 0 || total === 0 ? 0 : (user * 1e6) / total,
     foreignPct: foreign,
   };
 }
@@ -179,19 +222,28 @@ interface Setup {
 
 async function startBerth(backendPort: number, name = 'berth', root = ROOT): Promise<Setup> {
   const dataDir = join(dir, name);
-  const child = start(process.execPath, [
-    join(root, 'src', 'main', 'proxy.js'),
-    '--data-dir',
-    dataDir,
-    '--http-port',
-    '0',
-    '--https-port',
-    '0',
-    '--host',
-    '127.0.0.1',
-    '--no-redirect',
-  ]);
-  const ready = await firstJsonLine<{ http: number }>(child, '"listening"');
+  // The keeper and its workers, as `berth up` runs them.
+  const child = start(
+    process.execPath,
+    [
+      join(root, 'src', 'main', 'proxy-keeper.js'),
+      '--data-dir',
+      dataDir,
+      '--http-port',
+      '0',
+      '--https-port',
+      '0',
+      '--host',
+      '127.0.0.1',
+      '--no-redirect',
+    ],
+    { env: { BERTH_PROXY_WORKERS: String(WORKERS) } },
+  ); // an environment variable: older builds ignore it
+  const ready = await firstJsonLine<{ http: number; https: number }>(child, '"listening"');
+  tlsFiles ??= {
+    cert: join(proxyPaths(dataDir).dir, 'certs', 'localhost.crt'),
+    key: join(proxyPaths(dataDir).dir, 'certs', 'localhost.key'),
+  };
   const admin = new ProxyAdminClient(proxyPaths(dataDir).adminSocket);
   await admin.putRouteTable({
     routes: [{ host: HOST, backends: [{ targetGroup: 'bench' }] }],
@@ -205,7 +257,12 @@ async function startBerth(backendPort: number, name = 'berth', root = ROOT): Pro
     ],
   });
   await waitReady(ready.http);
-  return { name, port: ready.http, pids: [child.pid!], stop: () => stop(child) };
+  return {
+    name,
+    port: PROTO === 'https' ? ready.https : ready.http,
+    pids: [child.pid!, ...childPids(child.pid!)],
+    stop: () => stop(child),
+  };
 }
 
 async function startNginx(backendPort: number): Promise<Setup> {
@@ -216,7 +273,7 @@ async function startNginx(backendPort: number): Promise<Setup> {
     join(ndir, 'nginx.conf'),
     `daemon off;
 master_process on;
-worker_processes 1;
+worker_processes ${WORKERS};
 pid ${ndir}/nginx.pid;
 error_log ${ndir}/error.log warn;
 events { worker_connections 4096; }
@@ -233,7 +290,8 @@ http {
     keepalive_timeout 60s;
   }
   server {
-    listen 127.0.0.1:${port};
+    listen 127.0.0.1:${port}${PROTO === 'https' ? ' ssl' : ''};
+    ${PROTO === 'https' ? `ssl_certificate ${tlsFiles!.cert}; ssl_certificate_key ${tlsFiles!.key};` : ''}
     location / {
       proxy_pass http://backend;
       proxy_http_version 1.1;
@@ -244,7 +302,7 @@ http {
 `,
   );
   const child = start('nginx', ['-c', join(ndir, 'nginx.conf'), '-p', ndir]);
-  await waitReady(port);
+  await waitReady(port, HOST, PROTO);
   return { name: 'nginx', port, pids: [child.pid!, ...childPids(child.pid!)], stop: () => stop(child) };
 }
 
@@ -254,7 +312,7 @@ async function startHaproxy(backendPort: number): Promise<Setup> {
   writeFileSync(
     cfg,
     `global
-  nbthread 1
+  nbthread ${WORKERS}
   maxconn 8000
 defaults
   mode http
@@ -265,7 +323,7 @@ defaults
   option http-keep-alive
   http-reuse always
 frontend fe
-  bind 127.0.0.1:${port}
+  bind 127.0.0.1:${port}${PROTO === 'https' ? ` ssl crt ${haproxyPem()}` : ''}
   default_backend be
 backend be
   balance roundrobin
@@ -273,7 +331,7 @@ backend be
 `,
   );
   const child = start('haproxy', ['-db', '-f', cfg]);
-  await waitReady(port);
+  await waitReady(port, HOST, PROTO);
   return { name: 'haproxy', port, pids: [child.pid!], stop: () => stop(child) };
 }
 
@@ -283,6 +341,7 @@ async function benchMode(mode: string): Promise<string> {
   const backend = start(process.execPath, [join(import.meta.dirname, 'backend.js')], { env: { MODE: mode } });
   const { port: backendPort } = await firstJsonLine<{ port: number }>(backend, '"port"');
   benchPids = [backend.pid!];
+  directPort = backendPort;
   const setups: Setup[] = [];
   for (const name of SETUPS) {
     if (name === 'direct') {
@@ -307,7 +366,7 @@ async function benchMode(mode: string): Promise<string> {
       samples.get(setup.name)!.push(sample);
       process.stderr.write(
         `[${mode} round ${round}] ${setup.name.padEnd(8)} ${fmt(sample.rps, 0)} req/s p50 ${fmt(sample.p50)} ms p99 ${fmt(sample.p99)} ms` +
-          ` errors ${sample.errors} cpu ${fmt(sample.cpuUsPerReq, 1)} µs/req other ${fmt(sample.foreignPct, 0)} %\n`,
+          ` errors ${sample.errors} cpu ${fmt(sample.cpuUsPerReq, 1)} µs/req (user ${fmt(sample.userUsPerReq, 1)}) other ${fmt(sample.foreignPct, 0)} %\n`,
       );
     }
   }
@@ -320,25 +379,34 @@ async function benchMode(mode: string): Promise<string> {
     if (xs === undefined || ys === undefined) return Number.NaN;
     return median(xs.map((x, i) => f(x) / f(ys[i]!)));
   };
+  const added = (name: string) => {
+    const xs = samples.get(name);
+    const ys = samples.get('direct');
+    if (xs === undefined || ys === undefined) return Number.NaN;
+    return median(xs.map((x, i) => (x.p50 - ys[i]!.p50) * 1000));
+  };
   const lines = [
-    `### backend "${mode}", wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION}, ${ROUNDS} interleaved rounds (medians)`,
+    `### backend "${mode}", ${PROTO}${CLOSE ? ' (Connection: close)' : ' keep-alive'}, ${WORKERS} worker(s) each, ` +
+      `wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION}, ${ROUNDS} interleaved rounds (medians)`,
     '',
-    '| setup | req/s | p50 ms | p99 ms | proxy CPU µs/req | other CPU % | errors | req/s ÷ nginx | p99 ÷ nginx | req/s ÷ haproxy | req/s ÷ direct |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| setup | req/s | p50 ms | p99 ms | p50 − direct µs | proxy CPU µs/req | of which user | other CPU % | errors | req/s ÷ nginx | CPU/req ÷ nginx | p99 ÷ nginx | req/s ÷ haproxy | req/s ÷ direct |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const setup of setups) {
     const s = samples.get(setup.name)!;
     lines.push(
       `| ${setup.name} | ${fmt(median(s.map((x) => x.rps)), 0)} | ${fmt(median(s.map((x) => x.p50)))} | ${fmt(median(s.map((x) => x.p99)))} | ` +
-        `${setup.pids.length === 0 ? '–' : fmt(median(s.map((x) => x.cpuUsPerReq)), 1)} | ${fmt(median(s.map((x) => x.foreignPct)), 0)} | ` +
+        `${setup.name === 'direct' ? '–' : fmt(added(setup.name), 0)} | ` +
+        `${setup.pids.length === 0 ? '–' : fmt(median(s.map((x) => x.cpuUsPerReq)), 1)} | ` +
+        `${setup.pids.length === 0 ? '–' : fmt(median(s.map((x) => x.userUsPerReq)), 1)} | ${fmt(median(s.map((x) => x.foreignPct)), 0)} | ` +
         `${s.reduce((n, x) => n + x.errors, 0)} | ` +
-        `${fmt(perRound(setup.name, 'nginx', (x) => x.rps))} | ${fmt(perRound(setup.name, 'nginx', (x) => x.p99))} | ` +
+        `${fmt(perRound(setup.name, 'nginx', (x) => x.rps))} | ${fmt(perRound(setup.name, 'nginx', (x) => x.cpuUsPerReq))} | ${fmt(perRound(setup.name, 'nginx', (x) => x.p99))} | ` +
         `${fmt(perRound(setup.name, 'haproxy', (x) => x.rps))} | ${fmt(perRound(setup.name, 'direct', (x) => x.rps))} |`,
     );
   }
   lines.push(
     '',
-    `Berth ÷ nginx: throughput ${fmt(perRound('berth', 'nginx', (x) => x.rps))}, p99 ${fmt(perRound('berth', 'nginx', (x) => x.p99))}; ` +
+    `Berth ÷ nginx: throughput ${fmt(perRound('berth', 'nginx', (x) => x.rps))}, CPU per request ${fmt(perRound('berth', 'nginx', (x) => x.cpuUsPerReq))}, p99 ${fmt(perRound('berth', 'nginx', (x) => x.p99))}; ` +
       `Berth ÷ haproxy: ${fmt(perRound('berth', 'haproxy', (x) => x.rps))}; Berth ÷ direct: ${fmt(perRound('berth', 'direct', (x) => x.rps))} ` +
       '(ratios are medians of per-round ratios).',
     ...(samples.has('base')

@@ -279,7 +279,8 @@ export class Keeper {
 
   /** Asks every other worker for its counters (up to `COLLECT_MS`), then answers `to` with their sum. */
   #collect(to: Worker, id: number): void {
-    const others = this.#others(to);
+    // A worker still starting has counted nothing yet (and cannot answer before it serves).
+    const others = this.#others(to).filter((w) => w.state !== 'starting');
     const done = () => {
       clearTimeout(timer);
       this.#collections.delete(id);
