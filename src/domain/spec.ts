@@ -520,7 +520,9 @@ function normaliseService(
     drainMs: input.deploy?.drain ?? DEFAULT_DEPLOY.drainMs,
     stopTimeoutMs: input.deploy?.stopTimeout ?? DEFAULT_DEPLOY.stopTimeoutMs,
     autoRollback: input.deploy?.autoRollback ?? DEFAULT_DEPLOY.autoRollback,
-    ...(input.deploy?.progressDeadline !== undefined && { progressDeadlineMs: input.deploy.progressDeadline }),
+    ...(input.deploy?.progressDeadline !== undefined && {
+      progressDeadlineMs: input.deploy.progressDeadline,
+    }),
   };
   let autoscale: AutoscaleSpec | undefined;
   if (input.autoscale !== undefined) {

@@ -51,6 +51,8 @@ export interface KubeDeployerOptions {
   onProgress?: (line: string) => void;
   /** The name of the target, in messages. */
   target?: string;
+  /** Ends a watch early (the control plane stops): the rollout then fails with that reason. */
+  signal?: AbortSignal;
 }
 
 export class KubeDeployer {
@@ -59,6 +61,7 @@ export class KubeDeployer {
   readonly #pollMs: number;
   readonly #onProgress: (line: string) => void;
   readonly #target: string;
+  readonly #signal: AbortSignal | undefined;
 
   constructor(cluster: KubeCluster, options: KubeDeployerOptions = {}) {
     this.#cluster = cluster;
@@ -66,6 +69,7 @@ export class KubeDeployer {
     this.#pollMs = options.pollMs ?? 1000;
     this.#onProgress = options.onProgress ?? (() => {});
     this.#target = options.target ?? 'kubernetes';
+    this.#signal = options.signal;
   }
 
   /**
@@ -217,7 +221,10 @@ export class KubeDeployer {
           text: `${stuck.service}: the cluster reported no end of the rollout within ${Math.round((longest + 30_000) / 1000)}s`,
         };
       }
-      await this.#clock.sleep(this.#pollMs);
+      await this.#clock.sleep(this.#pollMs, { signal: this.#signal });
+      if (this.#signal?.aborted) {
+        throw new BerthError('runtime_failure', 'the control plane stopped while it watched the rollout');
+      }
     }
   }
 
