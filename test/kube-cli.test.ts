@@ -188,4 +188,20 @@ describe('berth with a Kubernetes target', { skip: requireKube() || proxyUnavail
     assert.ok(!exported.stdout.includes('postgres://'), 'no secret value in the export');
     assert.ok(!exported.stdout.includes('kind: Secret'));
   });
+
+  it("merges the cluster's events with Berth's in berth events and berth logs", async () => {
+    const events = await berth('events', 'ledger', '-n', '200');
+    assert.equal(events.code, 0, events.stderr);
+    assert.match(
+      events.stdout,
+      /deployment\.rolled_back\s+deployer\s+ledger v2 rolled back to v1 on test: web: no progress/,
+    );
+    assert.match(
+      events.stdout,
+      /kubernetes\s+cluster\s+Deployment ledger-web: ScalingReplicaSet Scaled up replica set ledger-web-/,
+    );
+    const logs = await berth('logs', 'ledger', '-n', '500');
+    assert.equal(logs.code, 0, logs.stderr);
+    assert.match(logs.stdout, /kubernetes\[event\] Deployment ledger-web: ScalingReplicaSet/);
+  });
 });

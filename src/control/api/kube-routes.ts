@@ -19,6 +19,12 @@ const targetBody = z.strictObject({
     .optional(),
 });
 
+const clusterLogsQuery = z.strictObject({
+  lines: z.coerce.number().int().min(1).max(100_000).default(100),
+  service: z.string().optional(),
+  output: z.enum(['0', '1']).optional(),
+});
+
 const exportQuery = z.strictObject({
   kubeVersion: z.string().optional(),
   namespace: z.string().optional(),
@@ -39,9 +45,10 @@ export function registerKubeRoutes(
   api.get<{ Params: { app: string } }>('/v1/apps/:app/pods', async (request) =>
     kube.pods(request.params.app),
   );
-  api.get<{ Params: { app: string } }>('/v1/apps/:app/cluster-events', async (request) =>
-    kube.events(request.params.app),
-  );
+  api.get<{ Params: { app: string } }>('/v1/apps/:app/cluster-logs', async (request) => {
+    const query = parseInput(clusterLogsQuery, request.query, 'query');
+    return kube.logs(request.params.app, { ...query, output: query.output !== '0' });
+  });
   api.get<{ Params: { app: string } }>('/v1/apps/:app/export/k8s', async (request) =>
     kube.export(request.params.app, parseInput(exportQuery, request.query, 'query')),
   );

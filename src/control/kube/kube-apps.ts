@@ -3,6 +3,7 @@
 import type { DeployResult, KubeTarget, PodView, ServiceStatus } from '../../domain/api-types.js';
 import { circuitBreakerThreshold, type Deployment, type DeploymentKind } from '../../domain/deployment.js';
 import { BerthError } from '../../domain/errors.js';
+import type { AppLogLine } from '../../domain/metrics-types.js';
 import type { AppSpec } from '../../domain/spec.js';
 import type { Logger } from '../../lib/logger.js';
 import type { ReleaseSecrets } from '../app-manager.js';
@@ -287,14 +288,47 @@ export class KubeApps {
     }));
   }
 
-  /** The cluster's events about the app's objects, as lines. */
-  async events(app: string): Promise<{ t: number; message: string }[]> {
-    const events = await this.#clusterOf(app).events(`${app}`);
-    return events.map((e) => ({
-      t: new Date(e.lastTimestamp ?? e.eventTime ?? e.metadata.creationTimestamp ?? 0).getTime(),
-      message:
-        `${e.involvedObject.kind} ${e.involvedObject.name}: ${e.reason ?? ''} ${e.message ?? ''}`.trim(),
-    }));
+  /**
+   * The app's pods' output (the newest `lines` of each, with the times the cluster recorded) and the cluster's
+   * events about its objects, as lines of the app's log, oldest first. A pod whose log the cluster cannot give
+   * (not on a node yet) has none.
+   */
+  async logs(
+    app: string,
+    options: { lines: number; service?: string; output?: boolean },
+  ): Promise<AppLogLine[]> {
+    const cluster = this.#clusterOf(app);
+    const selector = `${LABEL_PART_OF}=${app}${options.service === undefined ? '' : `,${LABEL_COMPONENT}=${options.service}`}`;
+    const found: AppLogLine[] = [];
+    for (const pod of options.output === false ? [] : await cluster.pods(selector)) {
+      const name = pod.metadata?.name ?? '';
+      const service = pod.metadata?.labels?.[LABEL_COMPONENT] ?? null;
+      for (const text of (await cluster.podLog(name, options.lines, false, true)) ?? []) {
+        // `2026-01-02T03:04:05.123456789Z line`: the kubelet's time of the line.
+        const space = text.indexOf(' ');
+        const t = Date.parse(text.slice(0, space));
+        found.push({
+          t: Number.isNaN(t) ? 0 : t,
+          source: 'out',
+          instance: name,
+          service,
+          line: text.slice(space + 1),
+        });
+      }
+    }
+    for (const event of await cluster.events(app)) {
+      const object = `${event.involvedObject.kind} ${event.involvedObject.name}`;
+      found.push({
+        t: new Date(
+          event.lastTimestamp ?? event.eventTime ?? event.metadata.creationTimestamp ?? 0,
+        ).getTime(),
+        source: 'event',
+        instance: 'kubernetes',
+        service: null,
+        line: `${object}: ${event.reason ?? ''} ${event.message ?? ''}`.trim(),
+      });
+    }
+    return found.sort((a, b) => a.t - b.t).slice(-options.lines);
   }
 
   #clusterOf(app: string): KubeCluster {

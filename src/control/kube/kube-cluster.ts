@@ -209,13 +209,19 @@ export class KubeCluster {
    * A pod's last log lines, or undefined when the server cannot give them (a pod not yet on a node, a kubelet that
    * does not answer): logs are then missing from a reason, never a reason to fail.
    */
-  async podLog(name: string, tailLines: number, previous = false): Promise<string[] | undefined> {
+  async podLog(
+    name: string,
+    tailLines: number,
+    previous = false,
+    timestamps = false,
+  ): Promise<string[] | undefined> {
     try {
       const text = await this.#core.readNamespacedPodLog({
         name,
         namespace: this.namespace,
         tailLines,
         previous,
+        timestamps,
       });
       return text.split('\n').filter((line) => line !== '');
     } catch {
