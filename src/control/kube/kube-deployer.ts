@@ -105,8 +105,13 @@ export class KubeDeployer {
       });
     const placements: Record<string, ServicePlacement> = {};
     for (const service of Object.values(release.spec.services)) {
-      const replicas = release.scale?.[service.name] ?? service.instances;
-      placements[service.name] = { release: release.release, replicas };
+      placements[service.name] = {
+        release: release.release,
+        replicas: release.scale?.[service.name] ?? service.instances,
+      };
+    }
+    for (const service of Object.values(release.spec.services)) {
+      const { replicas } = placements[service.name]!;
       const live = await this.#cluster.deployment(objectNames.workload(release.spec.app, service.name));
       const since = /^v(\d+)$/.exec(
         live?.spec?.template.metadata?.annotations?.[RELEASE_ANNOTATION] ?? '',
