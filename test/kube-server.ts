@@ -147,7 +147,6 @@ export async function startKubeServer(): Promise<KubeServer> {
       `http://127.0.0.1:${etcdPeerPort}`,
       '--initial-cluster',
       `default=http://127.0.0.1:${etcdPeerPort}`,
-      '--unsafe-no-fsync',
     ]);
     start('kube-apiserver', join(KUBE_DIR, 'kube-apiserver'), [
       `--etcd-servers=http://127.0.0.1:${etcdPort}`,
