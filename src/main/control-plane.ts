@@ -279,6 +279,7 @@ async function start(
     clock,
     apps,
     deployer,
+    kube,
     releasePhase,
     secrets,
     events,
