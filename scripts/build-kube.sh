@@ -74,6 +74,28 @@ pkg=k8s.io/component-base/version
 ldflags="-s -w -X $pkg.gitMajor=1 -X $pkg.gitMinor=20 -X $pkg.gitVersion=v$version -X $pkg.gitTreeState=clean"
 ldflags+=" -X $pkg.buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 export GOCACHE=$work/gocache GOPATH=$work/gopath GO111MODULE=off GOFLAGS= CGO_ENABLED=0
+# The OpenAPI definitions the API server serves are generated at build time (the Makefile's gen_openapi; Debian's
+# `make` runs it): every package of the tree tagged `+k8s:openapi-gen=`, as build/root/Makefile.generated_files
+# finds them (staging/src named as vendor/), into pkg/generated/openapi.
+if [ ! -f pkg/generated/openapi/zz_generated.openapi.go ]; then
+  echo "build-kube: generating the OpenAPI definitions ($(date -u +%H:%M:%S))"
+  nice -n 19 "$go" build -o "$work/openapi-gen" k8s.io/kubernetes/vendor/k8s.io/kube-openapi/cmd/openapi-gen
+  # Without pipefail: grep exits 1 for a batch of files with no tag.
+  inputs=$(
+    set +o pipefail
+    find -H . \( -path './_*' -o -path './.*' -o -path ./vendor -o -path ./debian \) -prune -o -type f -name '*.go' -print |
+    sed 's|^\./staging/src|vendor|; s|^\./||' | xargs grep -l '^// *+k8s:' | xargs grep -l '+k8s:openapi-gen=' |
+    grep -v '^vendor/k8s.io/\(code-generator\|sample-apiserver\)/' | xargs -n1 dirname | LC_ALL=C sort -u |
+    sed 's|^|k8s.io/kubernetes/|' | paste -sd,
+  )
+  [ -n "$inputs" ] || {
+    echo "build-kube: no package asks for OpenAPI definitions: unexpected source" >&2
+    exit 1
+  }
+  nice -n 19 "$work/openapi-gen" --logtostderr -i "$inputs" -p k8s.io/kubernetes/pkg/generated/openapi \
+    -O zz_generated.openapi -h vendor/k8s.io/code-generator/hack/boilerplate.go.txt -r "$work/openapi-violations.report"
+fi
+
 mkdir -p "$out.partial"
 for cmd in kube-apiserver kube-controller-manager; do
   echo "build-kube: go build k8s.io/kubernetes/cmd/$cmd ($(date -u +%H:%M:%S))"
