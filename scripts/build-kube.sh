@@ -70,9 +70,12 @@ ln -s "$src" "$work/gopath/src/k8s.io/kubernetes"
 cd "$work/gopath/src/k8s.io/kubernetes"
 
 # What hack/lib/version.sh would stamp: the apiserver reports it on /version.
-pkg=k8s.io/component-base/version
-ldflags="-s -w -X $pkg.gitMajor=1 -X $pkg.gitMinor=20 -X $pkg.gitVersion=v$version -X $pkg.gitTreeState=clean"
-ldflags+=" -X $pkg.buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+# In GOPATH mode the vendored packages' paths start with k8s.io/kubernetes/vendor/ (as in hack/lib/version.sh).
+ldflags="-s -w"
+for pkg in k8s.io/kubernetes/vendor/k8s.io/component-base/version k8s.io/kubernetes/vendor/k8s.io/client-go/pkg/version; do
+  ldflags+=" -X $pkg.gitMajor=1 -X $pkg.gitMinor=20 -X $pkg.gitVersion=v$version -X $pkg.gitTreeState=clean"
+  ldflags+=" -X $pkg.buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+done
 export GOCACHE=$work/gocache GOPATH=$work/gopath GO111MODULE=off GOFLAGS= CGO_ENABLED=0
 # The OpenAPI definitions the API server serves are generated at build time (the Makefile's gen_openapi; Debian's
 # `make` runs it): every package of the tree tagged `+k8s:openapi-gen=`, as build/root/Makefile.generated_files
