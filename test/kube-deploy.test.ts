@@ -29,7 +29,7 @@ services:
     run: node server.js
     port: 3000
     instances: 3
-    health: { path: /health, interval: 1s, timeout: 1s }
+    health: { path: /health, interval: 2s, timeout: 1s }
     deploy: { progressDeadline: 6s, drain: 1s, stopTimeout: 1s }
     resources: { cpu: 0.25, memory: 128Mi }
     secrets: [DATABASE_URL]
@@ -181,7 +181,7 @@ describe('Kubernetes deploys against a real API server', { skip: requireKube() }
     const result = expectOutcome(await deployer.deploy(v2, v1), 'succeeded');
     assert.deepEqual(
       result.pruned.objects.map((o) => `${o.kind} ${o.name}`),
-      ['Deployment ledger-worker'],
+      ['Deployment ledger-worker', 'PodDisruptionBudget ledger-worker'],
     );
     assert.equal(await cluster.deployment('ledger-worker'), undefined);
     const deployment = await web();

@@ -7,6 +7,7 @@ import { type Clock, systemClock } from '../../lib/clock.js';
 import type { KubeCluster, PruneResult } from './kube-cluster.js';
 import {
   checkForKubernetes,
+  FIELD_MANAGER,
   type KubeObject,
   LABEL_COMPONENT,
   LABEL_NAME,
@@ -18,7 +19,7 @@ import {
   unpinnedImages,
 } from './kube-manifests.js';
 import { validateManifests } from './kube-validate.js';
-import { type RolloutStatus, rolloutStatus } from './rollout-status.js';
+import { appliedAt, type RolloutStatus, rolloutStatus } from './rollout-status.js';
 
 /** On a Deployment: the digest of the pod template Berth last applied, to tell an unchanged service. */
 export const TEMPLATE_ANNOTATION = 'berth.dev/pod-template';
@@ -199,9 +200,11 @@ export class KubeDeployer {
           this.#cluster.replicaSets(selector),
           this.#cluster.pods(selector),
         ]);
+        const applied = appliedAt(deployment, FIELD_MANAGER);
         const status = rolloutStatus({
           service: service.name,
           deployment,
+          ...(applied === undefined ? {} : { appliedAt: applied }),
           replicaSets,
           pods,
           threshold: circuitBreakerThreshold(deployment.spec?.replicas ?? service.instances),

@@ -166,6 +166,38 @@ describe('rollout status', () => {
     assert.equal(status.last?.failure, 'never became ready (its readiness check kept failing)');
   });
 
+  it('ignores a deadline condition from before the apply: a rollback onto an existing ReplicaSet inherits it', () => {
+    const stale = deployment({
+      observedGeneration: 2,
+      replicas: 6,
+      updatedReplicas: 3,
+      availableReplicas: 3,
+      conditions: [
+        {
+          type: 'Progressing',
+          status: 'False',
+          reason: 'ProgressDeadlineExceeded',
+          lastUpdateTime: new Date('2026-01-01T00:00:10Z'),
+        },
+      ],
+    });
+    const observe = (applied: string) =>
+      rolloutStatus({
+        service: 'web',
+        deployment: stale,
+        appliedAt: Date.parse(applied),
+        replicaSets,
+        pods: [],
+        threshold: 3,
+      }).state;
+    assert.equal(
+      observe('2026-01-01T00:00:10Z'),
+      'progressing',
+      'timed out in the second of the apply: the old one',
+    );
+    assert.equal(observe('2026-01-01T00:00:04Z'), 'failed');
+  });
+
   it('describes image pull failures and out-of-memory kills in local words', () => {
     assert.equal(
       podFailure(

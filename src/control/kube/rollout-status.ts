@@ -48,10 +48,24 @@ export type RolloutStatus =
 export interface RolloutObservation {
   service: string;
   deployment: V1Deployment;
+  /** `appliedAt` of the apply whose rollout this is; without it every deadline condition counts. */
+  appliedAt?: number;
   replicaSets: readonly V1ReplicaSet[];
   pods: readonly V1Pod[];
   /** New pods that may fail before the rollout fails (`circuitBreakerThreshold`, as locally). */
   threshold: number;
+}
+
+/**
+ * When Berth last applied the Deployment, by the server's clock (its managed-fields entry). A Deployment keeps a
+ * `ProgressDeadlineExceeded` condition until the controller sees progress, so after a rollback onto an existing
+ * ReplicaSet the failed rollout's condition is still there: only one updated after this apply counts.
+ */
+export function appliedAt(deployment: V1Deployment, manager: string): number | undefined {
+  const entry = (deployment.metadata?.managedFields ?? []).find(
+    (f) => f.manager === manager && f.operation === 'Apply',
+  );
+  return entry?.time === undefined ? undefined : new Date(entry.time).getTime();
 }
 
 /** How a pod failed to start, or undefined when it has not (yet). */
@@ -139,7 +153,17 @@ export function rolloutStatus(observation: RolloutObservation): RolloutStatus {
     };
   }
   const progressing = (status.conditions ?? []).find((c) => c.type === 'Progressing');
-  if (observed && progressing?.status === 'False' && progressing.reason === 'ProgressDeadlineExceeded') {
+  // Timestamps have whole seconds: the condition of a rollout that timed out in the second of this apply is the old one.
+  const updated =
+    progressing?.lastUpdateTime === undefined ? undefined : new Date(progressing.lastUpdateTime).getTime();
+  const current =
+    observation.appliedAt === undefined || (updated !== undefined && updated > observation.appliedAt);
+  if (
+    observed &&
+    current &&
+    progressing?.status === 'False' &&
+    progressing.reason === 'ProgressDeadlineExceeded'
+  ) {
     const stuck = failed[failed.length - 1] ?? notReady(newPods);
     return {
       state: 'failed',
