@@ -8,7 +8,8 @@
 # /etc/apt/sources.list.d/), golang-1.19-go and dpkg-dev. No build-dep: the source carries its vendor/ tree, and only
 # the two binaries are built (without the in-tree cloud providers), with `go build` at the lowest CPU priority (about 15
 # minutes on 2 idle cores, 2 GB of RAM; far longer on a loaded machine, where nice 19 gets little).
-# Nothing from the source is kept but the two binaries.
+# Nothing from the source is kept but the two binaries; an interrupted build leaves <dir>.work (its Go build cache),
+# from which the next run resumes.
 set -euo pipefail
 
 version=1.20.2
