@@ -146,8 +146,12 @@ describe('berth with a Kubernetes target', { skip: requireKube() || proxyUnavail
   it('scales on the cluster, and a secret change rolls the Deployment as a new release', async () => {
     const scaled = await berth('scale', 'ledger', 'web=3');
     assert.equal(scaled.code, 0, scaled.stderr);
-    await waitFor('3 ready pods of web', async () =>
-      (await cluster.deployment('ledger-web'))?.status?.availableReplicas === 3 ? true : undefined,
+    await waitFor(
+      '3 ready pods of web',
+      async () =>
+        (await cluster.deployment('ledger-web'))?.status?.availableReplicas === 3 ? true : undefined,
+      60_000,
+      250,
     );
     assert.equal((await berth('secrets', 'set', 'ledger', 'DATABASE_URL=postgres://two')).code, 0);
     const releases = await waitFor(
