@@ -122,8 +122,12 @@ export class ApiClient {
   }
 
   /** Builds `directory` into a release and deploys it (the server reads the directory: same machine). */
-  deploy(directory: string, file?: string): Promise<DeployResult> {
-    return this.request('POST', '/v1/deploy', file === undefined ? { directory } : { directory, file });
+  deploy(directory: string, file?: string, target?: string): Promise<DeployResult> {
+    return this.request('POST', '/v1/deploy', {
+      directory,
+      ...(file === undefined ? {} : { file }),
+      ...(target === undefined ? {} : { target }),
+    });
   }
 
   rollback(app: string, version?: number): Promise<DeployResult> {

@@ -17,6 +17,7 @@ import { registerProxy } from './commands/proxy.js';
 import { registerPs } from './commands/ps.js';
 import { registerScale } from './commands/scale.js';
 import { registerSecrets } from './commands/secrets.js';
+import { registerTargets } from './commands/targets.js';
 import { registerTop } from './commands/top.js';
 import { registerUp } from './commands/up.js';
 import { CliContext } from './context.js';
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
   const context = new CliContext(program);
   registerUp(program, context);
   registerDeploy(program, context);
+  registerTargets(program, context);
   registerPs(program, context);
   registerScale(program, context);
   registerAutoscale(program, context);

@@ -44,3 +44,28 @@ export interface Deployment {
 export function circuitBreakerThreshold(desiredCount: number): number {
   return Math.min(200, Math.max(3, Math.ceil(desiredCount / 2)));
 }
+
+/** What tripped a service's circuit breaker: the count, and the last failed instance (a process or a pod). */
+export interface CircuitBreakerTrip {
+  service: string;
+  failures: number;
+  threshold: number;
+  /** The last failed instance: an instance id, or a pod's name. */
+  last: string;
+  /** How it failed, e.g. `exited with code 1`, `never became ready within 4s`. */
+  failure: string;
+  /** Its last output lines (none when they could not be read). */
+  output: readonly string[];
+}
+
+/**
+ * The reason a deployment records when its circuit breaker trips: the same words for instances on this machine and
+ * for pods on a Kubernetes target.
+ */
+export function circuitBreakerReason(trip: CircuitBreakerTrip): string {
+  const output = trip.output.map((line) => `  ${line}`).join('\n');
+  return (
+    `${trip.service}: ${trip.failures} new instances failed, the circuit breaker trips at ${trip.threshold}; ` +
+    `last: ${trip.last} ${trip.failure}${output ? `\nits last output:\n${output}` : ''}`
+  );
+}

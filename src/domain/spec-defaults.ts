@@ -25,6 +25,12 @@ export const DEFAULT_STOP_TIMEOUT_MS = 30_000;
 /** Connection draining before stop: ALB's 300 s is sized for the internet; 15 s covers normal requests locally. */
 export const DEFAULT_DRAIN_MS = 15_000;
 
+/**
+ * Kubernetes' own default `progressDeadlineSeconds`: long enough for image pulls on a busy cluster; pods that crash
+ * or never pass their check trip the circuit breaker long before it.
+ */
+export const DEFAULT_PROGRESS_DEADLINE_MS = 600_000;
+
 /** Rolling deploy as ECS does it by default: start a full new set (200 % max), never go below desired (100 %). */
 export const DEFAULT_DEPLOY: Readonly<DeploySpec> = Object.freeze({
   maxSurgePercent: 100,

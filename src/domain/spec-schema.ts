@@ -253,6 +253,7 @@ const deploySchema = z
     drain: duration.optional(),
     stopTimeout: duration.optional(),
     autoRollback: boolean.optional(),
+    progressDeadline: duration.optional(),
   })
   .superRefine((deploy, ctx) => {
     const surge = deploy.maxSurge ?? DEFAULT_DEPLOY.maxSurgePercent;
@@ -359,12 +360,14 @@ const pipelineSchema = z.strictObject({
   deploy: deployMode.optional(),
   secrets: z.array(envName).optional(),
   timeout: duration.optional(),
+  target: name.optional(),
 });
 
 /** berth.yaml as written, after field-level checks and unit conversion; defaults are filled in later. */
 export const specInputSchema = z.strictObject({
   app: name,
   runtime: runtimeKind.optional(),
+  target: name.optional(),
   routes: z.array(routeSchema).optional(),
   services: z.record(z.string(), serviceSchema),
   pipeline: pipelineSchema.optional(),

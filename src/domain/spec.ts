@@ -59,6 +59,12 @@ export interface DeploySpec {
   stopTimeoutMs: number;
   /** Restore the last succeeded release when a deploy fails. */
   autoRollback: boolean;
+  /**
+   * Kubernetes targets: a rollout that makes no progress for this long fails (the Deployment's
+   * `progressDeadlineSeconds`: pods left unscheduled or pulling their image); `DEFAULT_PROGRESS_DEADLINE_MS` when
+   * absent (left out so that specs stored before it compare equal).
+   */
+  progressDeadlineMs?: number;
 }
 
 /** Target tracking: each set target is a per-instance value the autoscaler keeps the service near. */
@@ -131,6 +137,8 @@ export interface PipelineSpec {
   secrets: string[];
   /** Each check, test and release-phase command fails after this long. */
   timeoutMs: number;
+  /** Where a pipeline run deploys (a Kubernetes target's name); the app's `target` when absent. */
+  target?: string;
 }
 
 /** A registry other than Berth's own for the app's release images, and its login. */
@@ -147,6 +155,8 @@ export interface AppSpec {
   app: string;
   /** How its instances run: processes under a shim, or Docker containers. */
   runtime: 'process' | 'docker';
+  /** Where `berth deploy` sends it: a Kubernetes target's name (`berth targets add`); this machine when absent. */
+  target?: string;
   routes: RouteSpec[];
   services: Record<string, ServiceSpec>;
   pipeline: PipelineSpec;
@@ -460,6 +470,7 @@ function normalise(
   return {
     app: input.app,
     runtime,
+    ...(input.target !== undefined && { target: input.target }),
     routes,
     services,
     pipeline: {
@@ -468,6 +479,7 @@ function normalise(
       deploy: pipeline.deploy ?? DEFAULT_PIPELINE.deploy,
       secrets: [...(pipeline.secrets ?? DEFAULT_PIPELINE.secrets)],
       timeoutMs: pipeline.timeout ?? DEFAULT_PIPELINE.timeoutMs,
+      ...(pipeline.target !== undefined && { target: pipeline.target }),
     },
     ...(input.registry === undefined
       ? {}
@@ -508,6 +520,9 @@ function normaliseService(
     drainMs: input.deploy?.drain ?? DEFAULT_DEPLOY.drainMs,
     stopTimeoutMs: input.deploy?.stopTimeout ?? DEFAULT_DEPLOY.stopTimeoutMs,
     autoRollback: input.deploy?.autoRollback ?? DEFAULT_DEPLOY.autoRollback,
+    ...(input.deploy?.progressDeadline !== undefined && {
+      progressDeadlineMs: input.deploy.progressDeadline,
+    }),
   };
   let autoscale: AutoscaleSpec | undefined;
   if (input.autoscale !== undefined) {

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { loadOrCreateToken } from '../control/api/admin-token.js';
 import { registerAutoscaleRoutes } from '../control/api/autoscale-routes.js';
 import { registerBackupRoutes } from '../control/api/backup-routes.js';
+import { registerKubeRoutes } from '../control/api/kube-routes.js';
 import { registerPipelineRoutes } from '../control/api/pipeline-routes.js';
 import { registerProxyRoutes } from '../control/api/proxy-routes.js';
 import { registerSecretsRoutes } from '../control/api/secrets-routes.js';
@@ -18,6 +19,8 @@ import { DeploymentTracker } from '../control/deploy/deployment-tracker.js';
 import { DockerEngine } from '../control/docker/docker-engine.js';
 import { LocalRegistry } from '../control/images/local-registry.js';
 import { ReleaseImages } from '../control/images/release-images.js';
+import { KubeApps } from '../control/kube/kube-apps.js';
+import { TargetStore } from '../control/kube/target-store.js';
 import { DEFAULT_RETENTION, MetricsStore } from '../control/metrics/metrics-store.js';
 import { GitRepos } from '../control/pipeline/git-repos.js';
 import { PipelineService } from '../control/pipeline/pipeline-service.js';
@@ -233,10 +236,21 @@ async function start(
     clock,
   });
   apps.useSecrets(secrets);
+  // Apps on Kubernetes targets: their releases and deployments live in the same store, their pods on the cluster.
+  const kube = new KubeApps({ store, targets: new TargetStore(db, clock), secrets, log });
+  kube.recover();
+  teardown.add('Kubernetes rollouts', () => kube.stop());
   // A new secret version or config var is a new release: the services using it roll, health-gated.
   secrets.onChange((change) => {
     try {
-      apps.secretsChanged(change.app, `${change.kind} ${change.names.join(', ')} changed`, 'secrets');
+      const what = `${change.kind} ${change.names.join(', ')} changed`;
+      const target = kube.targetOf(change.app);
+      if (target !== undefined) {
+        const current = store.getRelease(change.app, store.getApp(change.app)!.currentRelease)!;
+        kube.deploy(current.spec, current.sourceDir, target, 'secrets', { description: what });
+        return;
+      }
+      apps.secretsChanged(change.app, what, 'secrets');
     } catch (error) {
       // E.g. a deployment in progress, or a secret unset that a service still names: say so where users look.
       events.record({
@@ -265,6 +279,7 @@ async function start(
     clock,
     apps,
     deployer,
+    kube,
     releasePhase,
     secrets,
     events,
@@ -317,9 +332,11 @@ async function start(
     apps,
     deployer,
     usage,
+    kube,
     log,
     version: VERSION,
     routes: [
+      (a) => registerKubeRoutes(a, { kube, targets: kube.targets }),
       (a) => registerSecretsRoutes(a, secrets),
       (a) => observability.routes(a),
       (a) => registerAutoscaleRoutes(a, { store, autoscaler }),

@@ -28,13 +28,17 @@ export function registerDeploy(program: Command, context: CliContext): void {
     program
       .command('deploy')
       .description('build a directory into a release and roll it out, health-gated, with automatic rollback')
-      .argument('[dir]', 'the app directory (with berth.yaml)', '.'),
-  ).action(async (dir: string, options: FollowOptions) => {
+      .argument('[dir]', 'the app directory (with berth.yaml)', '.')
+      .option(
+        '--target <name>',
+        'deploy to this Kubernetes target (`berth targets add`) instead of this machine',
+      ),
+  ).action(async (dir: string, options: FollowOptions & { target?: string }) => {
     const directory = resolve(dir);
     if (!existsSync(directory) || !statSync(directory).isDirectory())
       throw new UsageError(`${dir}: not a directory`);
     const client = context.client();
-    await report(client, await client.deploy(directory), options);
+    await report(client, await client.deploy(directory, undefined, options.target), options);
   });
 
   followOptions(

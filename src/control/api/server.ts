@@ -5,6 +5,7 @@ import { BerthError, httpStatusOf } from '../../domain/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import type { AppManager } from '../app-manager.js';
 import type { Deployer } from '../deploy/deployer.js';
+import type { KubeApps } from '../kube/kube-apps.js';
 import type { Store } from '../store/store.js';
 import type { UsageMonitor } from '../usage-monitor.js';
 import { bearerMatches } from './admin-token.js';
@@ -17,6 +18,8 @@ export interface ApiOptions {
   apps: AppManager;
   deployer: Deployer;
   usage: UsageMonitor;
+  /** Apps on Kubernetes targets (deploy, rollback and scale go there for them). */
+  kube?: KubeApps;
   version: string;
   /** Where unexpected failures (500s) are logged with their stack; errors users caused are not logged. */
   log: Logger;
@@ -67,7 +70,13 @@ export function createApi(options: ApiOptions): FastifyInstance {
 
   api.get('/v1/ping', async () => ({ ok: true, version: options.version }));
 
-  registerDeployRoutes(api, { store, apps, deployer: options.deployer, actor: ADMIN_ACTOR });
+  registerDeployRoutes(api, {
+    store,
+    apps,
+    deployer: options.deployer,
+    actor: ADMIN_ACTOR,
+    ...(options.kube === undefined ? {} : { kube: options.kube }),
+  });
 
   api.get('/v1/apps', async () => store.listApps().map((app) => apps.status(app.name)));
 
@@ -75,6 +84,9 @@ export function createApi(options: ApiOptions): FastifyInstance {
 
   api.post<{ Params: { app: string } }>('/v1/apps/:app/scale', async (request) => {
     const body = parseInput(scaleBody, request.body, 'body');
+    if (options.kube?.targetOf(request.params.app) !== undefined) {
+      return options.kube.scale(request.params.app, body.counts, ADMIN_ACTOR);
+    }
     return apps.scale(request.params.app, body.counts, ADMIN_ACTOR);
   });
 
