@@ -18,10 +18,13 @@ export type Access =
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
-/** Paths anyone may fetch: the dashboard's page and static files (they hold no data), and sign-in itself. */
+/**
+ * Paths anyone may fetch: the dashboard's page and static files (they hold no data), sign-in, and the session
+ * check (it answers `{ csrf: null }` without a live session cookie).
+ */
 export function isPublic(method: string, url: string): boolean {
   const path = url.split('?')[0] ?? '';
-  if (method === 'POST' && path === '/v1/session') return true;
+  if ((method === 'POST' || method === 'GET') && path === '/v1/session') return true;
   if (method !== 'GET' && method !== 'HEAD') return false;
   return path === '/' || path.startsWith('/ui/');
 }

@@ -82,6 +82,7 @@ describe('requestAccess', () => {
       ['GET', '/'],
       ['GET', '/ui/main.js?v=1'],
       ['POST', '/v1/session'],
+      ['GET', '/v1/session'],
     ] as const) {
       assert.equal(requestAccess({ method, url, headers: {} }, TOKEN, sessions).by, 'public', url);
     }
@@ -89,7 +90,7 @@ describe('requestAccess', () => {
       ['GET', '/v1/apps'],
       ['POST', '/ui/main.js'],
       ['GET', '/metrics'],
-      ['GET', '/v1/session'],
+      ['DELETE', '/v1/session'],
     ] as const) {
       const access = requestAccess({ method, url, headers: {} }, TOKEN, sessions);
       assert.equal(access.by, 'refused', url);
