@@ -105,8 +105,8 @@ describe('dashboard in a browser', { skip }, () => {
     await page.getByRole('button', { name: 'Sign in' }).click();
     const row = page.locator('table.apps tr[data-app="shop"]');
     await row.waitFor();
-    assert.match(await row.innerText(), /web 2\/2 healthy/);
-    assert.match(await row.innerText(), /v1/);
+    assert.match((await row.textContent()) ?? '', /web 2\/2 healthy/);
+    assert.match((await row.textContent()) ?? '', /v1/);
     const stored = await page.evaluate(
       'JSON.stringify({ local: { ...localStorage }, session: { ...sessionStorage }, cookie: document.cookie })',
     );
