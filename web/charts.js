@@ -48,7 +48,7 @@ export function timeChart({ title, times, lines, marks = [], format = (v) => Str
       height: 180,
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: true } },
-      axes: [{}, { values: (_u, ticks) => ticks.map(format), size: 60 }],
+      axes: [{}, { values: (_u, ticks) => ticks.map(format), size: 72 }],
       series: [
         {},
         ...lines.map((l, i) => ({
