@@ -229,14 +229,12 @@ async function appPage(app, sectionId, query) {
     ),
   );
   const body = h('section', { class: 'section', 'aria-labelledby': 'section-title' });
+  const heading = h('small');
+  const showStatus = (s) =>
+    heading.replaceChildren(`v${s.release}`, ' ', badge(s.converged ? 'converged' : 'converging'));
+  showStatus(status);
   view.replaceChildren(
-    h(
-      'h1',
-      {},
-      app,
-      ' ',
-      h('small', {}, `v${status.release}`, ' ', badge(status.converged ? 'converged' : 'converging')),
-    ),
+    h('h1', {}, app, ' ', heading),
     tabs,
     h('h2', { id: 'section-title' }, section.title),
     body,
@@ -247,12 +245,22 @@ async function appPage(app, sectionId, query) {
     query,
     hashFor: (q) => `#/apps/${encodeURIComponent(app)}/${section.id}?${new URLSearchParams(q)}`,
   });
+  let pending = null;
   teardown.push(
     onLive((message) => {
-      if (message.type === 'event' && message.event.app === app) mounted?.onEvent?.(message.event);
+      if (message.type === 'event' && message.event.app === app) {
+        mounted?.onEvent?.(message.event);
+        // The heading's release and convergence follow deploys and instance changes (one read per burst).
+        pending ??= setTimeout(async () => {
+          pending = null;
+          const fresh = await api.get(`/v1/apps/${encodeURIComponent(app)}`).catch(() => null);
+          if (fresh) showStatus(fresh);
+        }, 300);
+      }
       if (message.type === 'tick') mounted?.onTick?.();
     }),
     () => mounted?.dispose?.(),
+    () => clearTimeout(pending),
   );
 }
 
