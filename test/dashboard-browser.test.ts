@@ -131,6 +131,20 @@ describe('dashboard in a browser', { skip }, () => {
     const instances = await api.get<InstanceView[]>('/v1/instances?app=shop');
     for (const instance of instances) await page.getByText(instance.id, { exact: true }).waitFor();
     await shot(page, 'instances');
+    await page.getByRole('button', { name: 'Restart web' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Confirm' }).click();
+    await page.getByRole('status').filter({ hasText: 'service.restarting' }).waitFor();
+    await waitFor(
+      'the restart to finish',
+      async () => {
+        const status = await api.get<AppStatus>('/v1/apps/shop');
+        const live = await api.get<InstanceView[]>('/v1/instances?app=shop');
+        return status.converged && live.every((i) => !instances.some((old) => old.id === i.id))
+          ? true
+          : undefined;
+      },
+      30_000,
+    );
     await page.getByRole('link', { name: 'Metrics' }).click();
     await page.getByRole('link', { name: '5m' }).click();
     const chart = page.locator('figure.chart', { hasText: 'Requests per minute' });

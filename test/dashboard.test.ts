@@ -195,6 +195,34 @@ describe('dashboard over HTTP', { skip: proxyUnavailable }, () => {
     await client.post('/v1/apps/dash/scale', { counts: { web: 2 } });
   });
 
+  it('restarts a service through the session: every instance replaced, rolling, in the same release', async () => {
+    const client = await DashboardClient.signIn(base, token);
+    await waitFor('the app converged', async () =>
+      (await client.get<AppStatus>('/v1/apps/dash')).converged ? true : undefined,
+    );
+    const before = (await client.get<InstanceView[]>('/v1/instances?app=dash')).map((i) => i.id);
+    const refused = await client.raw('POST', '/v1/apps/dash/services/web/restart', {});
+    assert.equal(refused.status, 403);
+    const restarting = await client.post<{ outdated: number }>('/v1/apps/dash/services/web/restart');
+    assert.equal(restarting.outdated, before.length);
+    const load = trafficTo(plane.proxyPorts.https, 'dash.localhost', 200);
+    await waitFor(
+      'only fresh instances',
+      async () => {
+        const status = await client.get<AppStatus>('/v1/apps/dash');
+        const live = await client.get<InstanceView[]>('/v1/instances?app=dash');
+        return status.converged && live.length === before.length && live.every((i) => !before.includes(i.id))
+          ? live
+          : undefined;
+      },
+      30_000,
+    );
+    await load; // every one of the requests sent during the restart answered 200
+    const events = await client.get<BerthEvent[]>('/v1/events?app=dash&limit=100');
+    assert.ok(events.some((e) => e.kind === 'service.restarting'));
+    assert.equal((await client.get<AppStatus>('/v1/apps/dash')).release, 1);
+  });
+
   it('gives each page its data through the session: apps, instances, metrics, releases, events, alarms, autoscaling', async () => {
     const client = await DashboardClient.signIn(base, token);
     await trafficTo(plane.proxyPorts.https, 'dash.localhost', 40);

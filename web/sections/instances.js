@@ -21,7 +21,17 @@ export default {
       services.replaceChildren(
         table(
           'Services',
-          ['Service', 'Release', 'Healthy / desired', 'Starting', 'Unhealthy', 'Old', 'Draining', 'Scale'],
+          [
+            'Service',
+            'Release',
+            'Healthy / desired',
+            'Starting',
+            'Unhealthy',
+            'Old',
+            'Draining',
+            'Scale',
+            'Restart',
+          ],
           status.services.map((s) => [
             s.name,
             `v${s.release}`,
@@ -31,6 +41,7 @@ export default {
             s.outdated,
             s.draining,
             scaleForm(app, s, out, render),
+            h('button', { type: 'button', onclick: () => restart(app, s, out, render) }, `Restart ${s.name}`),
           ]),
         ),
       );
@@ -115,4 +126,16 @@ function scaleForm(app, service, out, after) {
     if (done) await after();
   });
   return form;
+}
+
+async function restart(app, service, out, after) {
+  const done = await runAction({
+    app,
+    out,
+    title: `Restart ${app} ${service.name}`,
+    text: `Replace every instance of ${app}'s ${service.name} with a fresh one, rolling (each replacement healthy before an old one drains)?`,
+    perform: () =>
+      api.post(`/v1/apps/${encodeURIComponent(app)}/services/${encodeURIComponent(service.name)}/restart`),
+  });
+  if (done) await after();
 }

@@ -1,4 +1,4 @@
-// The control plane's REST API (fastify): every route needs the bearer token; errors have one shape.
+// The control plane's REST API (fastify): every route needs the bearer token or a dashboard session; errors have one shape.
 import fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { BerthError, httpStatusOf } from '../../domain/errors.js';
@@ -82,6 +82,11 @@ export function createApi(options: ApiOptions): FastifyInstance {
     const body = parseInput(scaleBody, request.body, 'body');
     return apps.scale(request.params.app, body.counts, ADMIN_ACTOR);
   });
+
+  api.post<{ Params: { app: string; service: string } }>(
+    '/v1/apps/:app/services/:service/restart',
+    async (request) => apps.restart(request.params.app, request.params.service, ADMIN_ACTOR),
+  );
 
   api.post<{ Params: { app: string } }>('/v1/apps/:app/down', async (request) => {
     apps.down(request.params.app, ADMIN_ACTOR);
