@@ -221,6 +221,9 @@ describe('dashboard over HTTP', { skip: proxyUnavailable }, () => {
     const events = await client.get<BerthEvent[]>('/v1/events?app=dash&limit=100');
     assert.ok(events.some((e) => e.kind === 'service.restarting'));
     assert.equal((await client.get<AppStatus>('/v1/apps/dash')).release, 1);
+    const cli = await runCli(dataDir, ['restart', 'dash', 'nope']);
+    assert.equal(cli.code, 1);
+    assert.match(cli.stderr, /dash has no service nope/);
   });
 
   it('gives each page its data through the session: apps, instances, metrics, releases, events, alarms, autoscaling', async () => {
