@@ -64,6 +64,7 @@ export function timeChart({ title, times, lines, marks = [], format = (v) => Str
     data,
   );
   figure.append(plot.root);
+  figure.plot = plot;
   figure.dataset.points = String(lines.reduce((n, l) => n + l.values.filter((v) => v !== null).length, 0));
   if (marks.length > 0) {
     figure.append(
@@ -99,5 +100,11 @@ export function sparkline({ label, times, values, color = COLORS[0], width = 120
     [times.map((t) => t / 1000), values],
   );
   wrap.append(plot.root);
+  wrap.plot = plot;
   return wrap;
+}
+
+/** Destroys the charts under `root` before it is re-rendered (uPlot keeps window listeners until destroyed). */
+export function disposeCharts(root) {
+  for (const el of root.querySelectorAll('.chart, .spark')) el.plot?.destroy();
 }

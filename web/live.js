@@ -4,7 +4,7 @@
 const listeners = new Set();
 let source = null;
 
-/** `fn({ type: 'event', event } | { type: 'tick' } | { type: 'expired' })` for as long as the page lives. */
+/** `fn({ type: 'event', event } | { type: 'tick' } | { type: 'expired' } | { type: 'closed' })` while the page lives. */
 export function onLive(fn) {
   listeners.add(fn);
   return () => listeners.delete(fn);
@@ -31,7 +31,17 @@ export function startLive() {
   source = new EventSource('/v1/live');
   status('connecting…', 'connecting');
   source.addEventListener('open', () => status('live', 'live'));
-  source.addEventListener('error', () => status('reconnecting… (showing the last data)', 'down'));
+  source.addEventListener('error', () => {
+    status('reconnecting… (showing the last data)', 'down');
+    // EventSource retries by itself after a network error, but gives up on an answer that is not a stream
+    // (401 after a control-plane restart): then the page checks its session and starts again or signs out.
+    if (source.readyState === EventSource.CLOSED) {
+      const closed = source;
+      source = null;
+      closed.close();
+      setTimeout(() => emit({ type: 'closed' }), 2000);
+    }
+  });
   source.addEventListener('berth', (e) => emit({ type: 'event', event: JSON.parse(e.data) }));
   source.addEventListener('tick', () => emit({ type: 'tick' }));
   source.addEventListener('expired', () => {

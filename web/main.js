@@ -1,6 +1,6 @@
 // The dashboard's entry: sign-in, a hash router, the apps overview and the app page with one tab per capability.
 import { api, onSignedOut } from './api.js';
-import { sparkline } from './charts.js';
+import { disposeCharts, sparkline } from './charts.js';
 import { badge, h } from './dom.js';
 import { onLive, startLive, stopLive } from './live.js';
 import { SECTIONS } from './sections/index.js';
@@ -61,8 +61,14 @@ function showSignIn(message) {
 }
 
 onSignedOut(() => showSignIn('Your session ended: sign in again.'));
-onLive((message) => {
+onLive(async (message) => {
   if (message.type === 'expired') showSignIn('Your session expired: sign in again.');
+  // The feed was refused (a restarted control plane forgot its sessions): ask whether the session still lives.
+  if (message.type === 'closed') {
+    const alive = await api.resume().catch(() => true);
+    if (alive) startLive();
+    else showSignIn('Your session ended: sign in again.');
+  }
 });
 signOutButton.addEventListener('click', async () => {
   await api.signOut();
@@ -180,6 +186,7 @@ async function overview() {
       byAt.get(t).requests > 0 ? (100 * byAt.get(t).errors) / byAt.get(t).requests : null,
     );
     const nowRpm = rpm.at(-1) ?? 0;
+    disposeCharts(row.cells.spark);
     row.cells.spark.replaceChildren(
       sparkline({ label: `${app} requests per minute, now ${nowRpm.toFixed(1)}`, times, values: rpm }),
       sparkline({ label: `${app} 5xx rate %`, times, values: errorRate, color: '#dc2626' }),
@@ -200,12 +207,14 @@ async function overview() {
           const status = await api.get(`/v1/apps/${encodeURIComponent(app)}`).catch(() => null);
           const old = rows.get(app);
           if (!status || !old) return;
+          disposeCharts(old.tr);
           old.tr.replaceWith(render(status));
           void fill(app);
         }, 300);
       }
     }),
     () => clearTimeout(pending),
+    () => disposeCharts(body),
   );
 }
 

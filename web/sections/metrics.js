@@ -1,7 +1,7 @@
 // KPI charts of one service over 5 min / 1 h / 24 h / 7 d: requests, latency, status codes per release,
 // healthy count, CPU, memory; deploy and alarm events marked on the time axis. Refreshed on each metrics tick.
 import { api } from '../api.js';
-import { timeChart } from '../charts.js';
+import { disposeCharts, timeChart } from '../charts.js';
 import { bytes, h, ms } from '../dom.js';
 
 const RANGES = ['5m', '1h', '24h', '7d'];
@@ -119,6 +119,7 @@ export default {
         chart('CPU (100% = one core)', svc, [['cpu', (p) => p.cpuPercent]], (v) => `${v.toFixed(1)}%`),
         chart('Memory per instance', svc, [['memory', (p) => p.memoryBytes]], bytes),
       ];
+      disposeCharts(charts);
       charts.replaceChildren(
         h(
           'p',
@@ -129,7 +130,7 @@ export default {
       );
     };
     await render();
-    return { onTick: () => void render().catch(() => undefined) };
+    return { onTick: () => void render().catch(() => undefined), dispose: () => disposeCharts(charts) };
   },
 };
 
