@@ -158,6 +158,15 @@ export class ApiClient {
     return this.request('POST', `/v1/apps/${encodeURIComponent(app)}/scale`, { counts });
   }
 
+  /** Replaces a service's instances with fresh ones of the same release, rolling. */
+  restart(app: string, service: string): Promise<ServiceStatus> {
+    return this.request(
+      'POST',
+      `/v1/apps/${encodeURIComponent(app)}/services/${encodeURIComponent(service)}/restart`,
+      {},
+    );
+  }
+
   down(app: string): Promise<AppStatus> {
     return this.request('POST', `/v1/apps/${encodeURIComponent(app)}/down`, {});
   }

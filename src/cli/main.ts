@@ -15,6 +15,7 @@ import { registerMetrics } from './commands/metrics.js';
 import { registerPipeline } from './commands/pipeline.js';
 import { registerProxy } from './commands/proxy.js';
 import { registerPs } from './commands/ps.js';
+import { registerRestart } from './commands/restart.js';
 import { registerScale } from './commands/scale.js';
 import { registerSecrets } from './commands/secrets.js';
 import { registerTargets } from './commands/targets.js';
@@ -40,6 +41,7 @@ export function buildProgram(): Command {
   registerTargets(program, context);
   registerPs(program, context);
   registerScale(program, context);
+  registerRestart(program, context);
   registerAutoscale(program, context);
   registerSecrets(program, context);
   registerEvents(program, context);

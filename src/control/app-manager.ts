@@ -397,6 +397,39 @@ export class AppManager {
     return this.status(appName).services;
   }
 
+  /**
+   * Restarts a service's instances, rolling as a deploy does (new ones healthy before old ones drain, within
+   * `maxSurge`/`minHealthy`): the same release, fresh processes. Refused while the app is being deployed.
+   */
+  restart(appName: string, serviceName: string, actor: string): ServiceStatus {
+    this.#requireApp(appName);
+    this.#store.transaction(() => {
+      this.assertNotDeploying(appName);
+      const services = this.#store.listServices(appName);
+      if (!services.some((s) => s.name === serviceName)) {
+        throw new BerthError('not_found', `${appName} has no service ${serviceName}`, {
+          issues: [
+            {
+              path: serviceName,
+              message: `no such service; services: ${services.map((s) => s.name).join(', ')}`,
+            },
+          ],
+        });
+      }
+      const count = this.#store.markForRestart(appName, serviceName);
+      this.#events.record({
+        actor,
+        kind: 'service.restarting',
+        app: appName,
+        service: serviceName,
+        message: `${appName}/${serviceName} restarting ${count} instance${count === 1 ? '' : 's'}, rolling: replacements healthy before the old ones drain`,
+        data: { instances: count },
+      });
+    });
+    this.#changed();
+    return this.status(appName).services.find((s) => s.name === serviceName)!;
+  }
+
   /** Scales every service of the app to zero; `apply` brings it back. */
   down(appName: string, actor: string): void {
     this.#requireApp(appName);

@@ -75,6 +75,8 @@ export interface ControlPlaneOptions {
   externalProxy?: boolean;
   /** How often metrics are collected from the proxy and the runtime (ms); default 5000. */
   metricsIntervalMs?: number;
+  /** How long a dashboard session lasts after sign-in (default 8 h). */
+  sessionTtlMs?: number;
   /** Also serve `GET /metrics` without a token on 127.0.0.1 at this port (opt-in; 0 = any free port). */
   openMetricsPort?: number;
   /** How often autoscaling policies are evaluated (ms); default 5000. */
@@ -335,6 +337,8 @@ async function start(
     kube,
     log,
     version: VERSION,
+    sessionTtlMs: options.sessionTtlMs,
+    liveTickMs: options.metricsIntervalMs,
     routes: [
       (a) => registerKubeRoutes(a, { kube, targets: kube.targets }),
       (a) => registerSecretsRoutes(a, secrets),
@@ -411,6 +415,7 @@ async function main(): Promise<void> {
     listen: args.listen,
     externalProxy: args.externalProxy,
     metricsIntervalMs: args.metricsIntervalMs,
+    sessionTtlMs: args.sessionTtlMs,
     autoscaleIntervalMs: args.autoscaleIntervalMs,
     autoscaleWindowMs: args.autoscaleWindowMs,
     accessLog: args.accessLog,

@@ -463,6 +463,15 @@ export class Store {
     this.#s.setRestartBackoff.run(failures, nextStartAt, app, name);
   }
 
+  /**
+   * Marks a service's live instances as running an outdated configuration (their hash gets a `+restart` suffix),
+   * so the reconciler replaces them as in a deploy: replacements first, the old ones drained once enough are
+   * healthy. Returns how many were marked.
+   */
+  markForRestart(app: string, service: string): number {
+    return Number(this.#s.markForRestart.run(app, service).changes);
+  }
+
   // Instances
 
   /** Records a new instance; it starts `starting` (states change only by `transitionInstance`). */
@@ -606,6 +615,10 @@ function statements(db: Database) {
     setDesiredCount: db.statement('UPDATE services SET desired_count = ? WHERE app = ? AND name = ?'),
     setRestartBackoff: db.statement(
       'UPDATE services SET failures = ?, next_start_at = ? WHERE app = ? AND name = ?',
+    ),
+    markForRestart: db.statement(
+      `UPDATE instances SET config_hash = config_hash || '+restart'
+       WHERE app = ? AND service = ? AND state IN ('starting', 'healthy', 'unhealthy')`,
     ),
     insertInstance: db.statement(
       `INSERT INTO instances (id, app, service, release, config_hash, state, pid, process_start, port, created_at,
