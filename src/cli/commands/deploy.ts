@@ -188,9 +188,7 @@ async function follow(client: ApiClient, id: number, timeoutMs: number, show: bo
   for (;;) {
     const { deployment, status } = await client.deployment(id);
     const involved = status.services.filter((s) => deployment.services.some((d) => d.name === s.name));
-    const line = involved.map((s) => progressOf(s, deployment)).join('  ') + canaryProgress(deployment);
-    if (show && line !== last) process.stdout.write(`  ${line}\n`);
-    last = line;
+    // The decision first: the step line that follows is its consequence.
     const decided = deployment.canary?.last;
     if (show && decided && decided.at !== lastDecision) {
       process.stdout.write(
@@ -198,6 +196,9 @@ async function follow(client: ApiClient, id: number, timeoutMs: number, show: bo
       );
       lastDecision = decided.at;
     }
+    const line = involved.map((s) => progressOf(s, deployment)).join('  ') + canaryProgress(deployment);
+    if (show && line !== last) process.stdout.write(`  ${line}\n`);
+    last = line;
     // After a rollback, follow until the previous release is whole again.
     const settled =
       deployment.state !== 'in_progress' &&
