@@ -99,7 +99,7 @@ describe('canary deploys', { skip: proxyUnavailable }, () => {
         'deploy',
         appDir(
           { GREETING: 'two' },
-          'strategy: canary, steps: [10, 50, 100], interval: 1s, analysis: { minRequests: 20 }',
+          'strategy: canary, steps: [10, 50, 100], interval: 1s, analysis: { minRequests: 20, maxLatencyRatio: 100 }',
         ),
       ]);
       output = result.stdout;
@@ -135,7 +135,7 @@ describe('canary deploys', { skip: proxyUnavailable }, () => {
         'deploy',
         appDir(
           { GREETING: 'three', FAIL_EVERY: '5' },
-          'strategy: canary, steps: [10, 50, 100], interval: 1s, analysis: { minRequests: 20 }',
+          'strategy: canary, steps: [10, 50, 100], interval: 1s, analysis: { minRequests: 20, maxLatencyRatio: 100 }',
         ),
       ]);
       output = result.stdout;

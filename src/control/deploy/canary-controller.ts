@@ -136,7 +136,7 @@ export class CanaryController {
       const healthy = store
         .listInstances({ app: deployment.app, service: name, live: true })
         .filter((i) => groupOf(i) === group && i.state === 'healthy').length;
-      return healthy >= Math.min(1, service.desiredCount) && healthy >= service.desiredCount;
+      return healthy >= service.desiredCount;
     });
   }
 
