@@ -124,6 +124,23 @@ describe('canary deploys', { skip: proxyUnavailable }, () => {
     await converged();
     assert.equal((await plane.client.instances({ app: 'shop' })).length, 2, 'the old instances are gone');
     assert.deepEqual(await backends(), [{ targetGroup: 'shop.web.v2', weight: 1 }]);
+    // The canary's group counts for its service: `berth metrics --by release` has both releases' requests.
+    await waitFor(
+      'v2 requests in berth metrics',
+      async () => {
+        const cli = await runCli(dataDir, ['metrics', 'shop', '--since', '5m', '--by', 'release', '--json']);
+        const result = JSON.parse(cli.stdout) as {
+          series: { release?: number; points: { requests: number }[] }[];
+        };
+        const served = (release: number): number =>
+          result.series
+            .filter((x) => x.release === release)
+            .reduce((sum, x) => sum + x.points.reduce((n, p) => n + p.requests, 0), 0);
+        return served(1) > 0 && served(2) > 0 ? true : undefined;
+      },
+      20_000,
+      500,
+    );
   });
 
   it('aborts a canary that answers 500 to 20 % of requests at its first step: no failure but its own', async () => {

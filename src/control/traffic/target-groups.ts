@@ -12,6 +12,11 @@ export function canaryGroupName(app: string, service: string, release: number): 
   return `${app}.${service}.v${release}`;
 }
 
+/** The first group of the service a group belongs to: `shop.web.v7` → `shop.web` (names have no dots). */
+export function serviceGroupOf(group: string): string {
+  return group.replace(/\.v\d+$/, '');
+}
+
 /** The group an instance is registered in (fixed when it started). */
 export function groupOf(instance: Pick<Instance, 'app' | 'service' | 'targetGroup'>): string {
   return instance.targetGroup ?? targetGroupName(instance.app, instance.service);
