@@ -43,6 +43,7 @@ export const DEFAULT_DEPLOY: Readonly<DeploySpec> = Object.freeze({
     maxP95Ms: null,
     maxP99Ms: null,
     maxLatencyRatio: 2,
+    check: null,
   }),
 });
 

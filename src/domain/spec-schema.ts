@@ -278,6 +278,17 @@ const ratio = leaf('a ratio from 1 to 100 such as 1.5', (v) =>
   typeof v === 'number' && v >= 1 && v <= 100 ? ok(v) : no(),
 );
 
+/** An http(s) URL for the canary's own check. */
+const checkUrl = leaf('an http:// or https:// URL such as https://shop.example.com/health/deep', (v) => {
+  if (typeof v !== 'string') return no();
+  try {
+    const url = new URL(v);
+    return url.protocol === 'http:' || url.protocol === 'https:' ? ok(v) : no();
+  } catch {
+    return no();
+  }
+});
+
 const analysisSchema = z.strictObject({
   minRequests: wholeNumber(1, 1_000_000).optional(),
   max5xxRate: ratePercent.optional(),
@@ -286,6 +297,7 @@ const analysisSchema = z.strictObject({
   maxP95: duration.optional(),
   maxP99: duration.optional(),
   maxLatencyRatio: ratio.optional(),
+  check: checkUrl.optional(),
 });
 
 const deploySchema = z

@@ -102,6 +102,7 @@ describe('parseSpec: valid files', () => {
               maxP95Ms: null,
               maxP99Ms: null,
               maxLatencyRatio: 2,
+              check: null,
             },
           },
           env: {},
@@ -150,6 +151,7 @@ describe('parseSpec: valid files', () => {
               maxP95Ms: null,
               maxP99Ms: null,
               maxLatencyRatio: 2,
+              check: null,
             },
           },
           autoscale: {

@@ -88,6 +88,8 @@ export interface CanaryAnalysisSpec {
   maxP99Ms: number | null;
   /** The new release's p95 and p99 may be at most this multiple of the old release's (over a 10 ms floor). */
   maxLatencyRatio: number;
+  /** A URL the user supplies that must answer 2xx at the end of each window (GET, 5 s timeout); null = none. */
+  check: string | null;
 }
 
 /** Target tracking: each set target is a per-instance value the autoscaler keeps the service near. */
@@ -549,6 +551,7 @@ function normaliseService(
       maxP95Ms: input.deploy?.analysis?.maxP95 ?? DEFAULT_CANARY_ANALYSIS.maxP95Ms,
       maxP99Ms: input.deploy?.analysis?.maxP99 ?? DEFAULT_CANARY_ANALYSIS.maxP99Ms,
       maxLatencyRatio: input.deploy?.analysis?.maxLatencyRatio ?? DEFAULT_CANARY_ANALYSIS.maxLatencyRatio,
+      check: input.deploy?.analysis?.check ?? DEFAULT_CANARY_ANALYSIS.check,
     },
   };
   let autoscale: AutoscaleSpec | undefined;

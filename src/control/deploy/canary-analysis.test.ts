@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
 import { describe, it } from 'node:test';
 import type { CounterSnapshot } from '../../domain/deployment.js';
 import { DEFAULT_CANARY_ANALYSIS } from '../../domain/spec-defaults.js';
 import { bucketIndex } from '../metrics/latency.js';
-import { judgeCanary, releaseWindow } from './canary-analysis.js';
+import { judgeCanary, releaseWindow, runCheck } from './canary-analysis.js';
 
 /** A target's counters: `requests` of which `errors` 5xx (`gateway` of them the proxy's 502-504), all at `ms`. */
 function snap(requests: number, errors = 0, gateway = 0, ms = 5): CounterSnapshot {
@@ -93,5 +95,42 @@ describe('judgeCanary', () => {
     );
     assert.equal(decision.verdict, 'abort');
     assert.deepEqual(decision.reasons.filter((r) => r.includes('limit 20ms')).length, 1);
+  });
+});
+
+describe("the user's check", () => {
+  it('aborts on a failed check whatever the numbers, and names it among the passes otherwise', () => {
+    const baseline = releaseWindow(6, [{ now: snap(1000), before: undefined }]);
+    const few = releaseWindow(7, [{ now: snap(3), before: undefined }]);
+    const failed = judgeCanary(analysis, few, baseline, 'check http://x/ answered 503');
+    assert.deepEqual(failed, { verdict: 'abort', reasons: ['check http://x/ answered 503'] });
+    const good = releaseWindow(7, [{ now: snap(100), before: undefined }]);
+    const passed = judgeCanary({ ...analysis, check: 'http://x/' }, good, baseline, null);
+    assert.equal(passed.verdict, 'promote');
+    assert.ok(passed.reasons.includes('check http://x/ answered 2xx'));
+  });
+
+  it('runs the check against a real server: 2xx passes, anything else or no answer fails with the reason', async () => {
+    let status = 200;
+    const server = createServer((_req, res) => {
+      res.writeHead(status);
+      res.end();
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const { port } = server.address() as { port: number };
+    try {
+      const url = `http://127.0.0.1:${port}/deep`;
+      assert.equal(await runCheck(url), null);
+      status = 503;
+      assert.equal(await runCheck(url), `check ${url} answered 503`);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+    assert.match(
+      (await runCheck(`http://127.0.0.1:${port}/`)) ?? '',
+      /^check http:\/\/127\.0\.0\.1:\d+\/ failed: \S/,
+    );
   });
 });

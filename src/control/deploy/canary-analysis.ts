@@ -65,7 +65,11 @@ export function judgeCanary(
   analysis: CanaryAnalysisSpec,
   canary: ReleaseWindow,
   baseline: ReleaseWindow,
+  /** The user's check (`analysis.check`): null when it passed or there is none, else why it failed. */
+  checkFailure: string | null = null,
 ): Pick<CanaryDecision, 'verdict' | 'reasons'> {
+  // The user's own check judges the new release whatever the sample size: a failure is an abort.
+  if (checkFailure !== null) return { verdict: 'abort', reasons: [checkFailure] };
   if (canary.requests < analysis.minRequests) {
     return {
       verdict: 'hold',
@@ -100,6 +104,7 @@ export function judgeCanary(
     }
   }
   if (failures.length > 0) return { verdict: 'abort', reasons: failures };
+  if (analysis.check !== null) passes.push(`check ${analysis.check} answered 2xx`);
   return { verdict: 'promote', reasons: passes };
 }
 
@@ -109,4 +114,18 @@ function pct(n: number): string {
 
 function ms(n: number): string {
   return n >= 1000 ? `${(n / 1000).toFixed(2)}s` : `${Number(n.toFixed(1))}ms`;
+}
+
+/** GETs the user's check URL: null when it answers 2xx within `timeoutMs`, else the reason it failed. */
+export async function runCheck(url: string, timeoutMs = 5000): Promise<string | null> {
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'manual' });
+    await response.body?.cancel();
+    return response.status >= 200 && response.status < 300
+      ? null
+      : `check ${url} answered ${response.status}`;
+  } catch (error) {
+    const cause = (error as Error & { cause?: Error }).cause?.message ?? (error as Error).message;
+    return `check ${url} failed: ${cause}`;
+  }
 }

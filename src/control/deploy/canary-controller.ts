@@ -18,7 +18,7 @@ import { every, type Ticker } from '../../lib/ticker.js';
 import type { AppManager } from '../app-manager.js';
 import type { Store } from '../store/store.js';
 import { canaryGroupName, groupOf } from '../traffic/target-groups.js';
-import { judgeCanary, releaseWindow, snapshotOf } from './canary-analysis.js';
+import { judgeCanary, releaseWindow, runCheck, snapshotOf } from './canary-analysis.js';
 
 export interface CanaryControllerOptions {
   store: Store;
@@ -58,7 +58,7 @@ export class CanaryController {
     const running = this.#o.store.listDeployments({ state: 'canary' });
     if (running.length === 0) return;
     const metrics = await this.#o.proxyMetrics();
-    for (const deployment of running) this.#advance(deployment, metrics);
+    for (const deployment of running) await this.#advance(deployment, metrics);
   }
 
   /** `berth deploy --promote`: the next step now (past the last: the old release drains), without analysis. */
@@ -108,7 +108,7 @@ export class CanaryController {
     return deployment;
   }
 
-  #advance(deployment: Deployment, metrics: MetricsResponse): void {
+  async #advance(deployment: Deployment, metrics: MetricsResponse): Promise<void> {
     const progress = deployment.canary!;
     const now = this.#o.clock.now();
     if (progress.windowStartedAt === null) {
@@ -118,7 +118,12 @@ export class CanaryController {
     }
     if (now - progress.windowStartedAt < progress.intervalMs) return;
     const windows = this.#windows(deployment, metrics);
-    const judged = judgeCanary(progress.analysis, windows.canary, windows.baseline);
+    const check = progress.analysis.check ?? null;
+    const checkFailure = check === null ? null : await runCheck(check);
+    // Someone may have promoted or aborted it while the check ran: decide only on the window it was for.
+    const current = this.#o.store.getDeployment(deployment.id);
+    if (current?.state !== 'canary' || current.canary?.windowStartedAt !== progress.windowStartedAt) return;
+    const judged = judgeCanary(progress.analysis, windows.canary, windows.baseline, checkFailure);
     this.#decided(
       deployment,
       { ...judged, ...windows, weight: canaryWeight(progress), at: now, by: 'analysis' },
