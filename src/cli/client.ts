@@ -10,6 +10,7 @@ import type {
   ServiceStatus,
 } from '../domain/api-types.js';
 import { type ControlEndpoint, controlPaths } from '../domain/data-dir.js';
+import type { Deployment } from '../domain/deployment.js';
 import { BerthError, type ErrorCode, type Issue } from '../domain/errors.js';
 import type { BerthEvent } from '../domain/event.js';
 import type { ProxyRestartResult, ProxyView } from '../domain/proxy-keeper.js';
@@ -140,6 +141,16 @@ export class ApiClient {
 
   deployment(id: number): Promise<DeploymentView> {
     return this.request('GET', `/v1/deployments/${id}`);
+  }
+
+  /** The app's deployment in progress, else its last one. */
+  currentDeployment(app: string): Promise<DeploymentView> {
+    return this.request('GET', `/v1/apps/${encodeURIComponent(app)}/deployment`);
+  }
+
+  /** Acts on the app's running canary: `promote` (next step now) or `abort` (all traffic back to the old release). */
+  canary(app: string, action: 'promote' | 'abort'): Promise<Deployment> {
+    return this.request('POST', `/v1/apps/${encodeURIComponent(app)}/deployment/${action}`, {});
   }
 
   apps(): Promise<AppStatus[]> {

@@ -38,7 +38,23 @@ export const DEFAULT_DEPLOY: Readonly<DeploySpec> = Object.freeze({
   drainMs: DEFAULT_DRAIN_MS,
   stopTimeoutMs: DEFAULT_STOP_TIMEOUT_MS,
   autoRollback: true,
+  strategy: 'rolling',
+  steps: Object.freeze([5, 25, 50, 100]) as number[],
+  intervalMs: 120_000,
+  analysis: Object.freeze({
+    minRequests: 50,
+    max5xxRatePercent: 5,
+    max5xxIncreasePercent: 1,
+    maxGatewayErrors: 0,
+    maxP95Ms: null,
+    maxP99Ms: null,
+    maxLatencyRatio: 2,
+    check: null,
+  }),
 });
+
+/** A canary's analysis by default: Flagger's 5 % error ceiling, 1 point over the old release, latency ×2. */
+export const DEFAULT_CANARY_ANALYSIS = DEFAULT_DEPLOY.analysis;
 
 /** Scale-out reacts within a minute; scale-in waits ECS's 300 s so a dip does not drop capacity a peak needs. */
 export const DEFAULT_AUTOSCALE_COOLDOWNS: Readonly<

@@ -6,6 +6,7 @@ import { loadOrCreateToken } from '../control/api/admin-token.js';
 import { registerAutoscaleRoutes } from '../control/api/autoscale-routes.js';
 import { registerBackupRoutes } from '../control/api/backup-routes.js';
 import { registerKubeRoutes } from '../control/api/kube-routes.js';
+import { registerCanaryRoutes } from '../control/api/canary-routes.js';
 import { registerPipelineRoutes } from '../control/api/pipeline-routes.js';
 import { registerProxyRoutes } from '../control/api/proxy-routes.js';
 import { registerSecretsRoutes } from '../control/api/secrets-routes.js';
@@ -14,6 +15,7 @@ import { AppManager } from '../control/app-manager.js';
 import { Autoscaler } from '../control/autoscale/autoscaler.js';
 import { MemoryLimiter } from '../control/autoscale/memory-limiter.js';
 import { ArtifactBuilder } from '../control/deploy/artifact-builder.js';
+import { CanaryController } from '../control/deploy/canary-controller.js';
 import { Deployer } from '../control/deploy/deployer.js';
 import { DeploymentTracker } from '../control/deploy/deployment-tracker.js';
 import { DockerEngine } from '../control/docker/docker-engine.js';
@@ -328,6 +330,14 @@ async function start(
     window: { windowMs: options.autoscaleWindowMs, collectIntervalMs: options.metricsIntervalMs },
   });
   const memoryLimiter = new MemoryLimiter({ store, events, log });
+  const canaries = new CanaryController({
+    store,
+    apps,
+    proxyMetrics: () => proxy.admin.metrics(),
+    clock,
+    log,
+    changed: () => reconciler?.kick(),
+  });
   const api = createApi({
     token,
     store,
@@ -344,6 +354,7 @@ async function start(
       (a) => registerSecretsRoutes(a, secrets),
       (a) => observability.routes(a),
       (a) => registerAutoscaleRoutes(a, { store, autoscaler }),
+      (a) => registerCanaryRoutes(a, { store, apps, canaries, actor: 'admin' }),
       (a) => registerPipelineRoutes(a, { pipelines, git: gitRepos, actor: 'admin' }),
       (a) => registerBackupRoutes(a, { store, events, dataDir: paths.dataDir }),
       (a) => registerProxyRoutes(a, proxySupervisor),
@@ -396,6 +407,8 @@ async function start(
   teardown.add('observability', () => observability.stop());
   autoscaler.start();
   teardown.add('autoscaler', () => autoscaler.stop());
+  canaries.start();
+  teardown.add('canaries', () => canaries.stop());
   memoryLimiter.start();
   teardown.add('memory limits', () => memoryLimiter.stop());
   listening(url, proxy.ports);

@@ -146,6 +146,9 @@ export class KubeApps {
         data: { release, target: targetName },
       });
       const deployment = store.createDeployment({
+        // A cluster rolls its Deployments itself (a canary spec is refused for a target, see kube-manifests.ts).
+        strategy: 'rolling',
+        canary: null,
         app: spec.app,
         kind: options.kind ?? 'deploy',
         fromRelease: previous?.version ?? null,

@@ -270,6 +270,25 @@ describe('Kubernetes manifests', () => {
     );
   });
 
+  it('refuses a canary strategy, which shifts traffic in a proxy the cluster does not have', () => {
+    const spec = ledger();
+    const canary = {
+      ...spec,
+      services: Object.fromEntries(
+        Object.entries(spec.services).map(([name, service]) => [
+          name,
+          { ...service, deploy: { ...service.deploy, strategy: 'canary' as const } },
+        ]),
+      ),
+    };
+    assert.throws(
+      () => checkForKubernetes(canary, 'prod'),
+      (error: unknown) =>
+        error instanceof BerthError &&
+        (error.issues ?? []).some((i) => /^services\.\w+\.deploy\.strategy$/.test(i.path)),
+    );
+  });
+
   it('names images not pinned by digest', () => {
     const spec = ledger(LEDGER_YAML.replace(`registry.example.com/ledger/web@${DIGEST}`, 'nginx:1.27'));
     assert.deepEqual(unpinnedImages(spec), ['web']);

@@ -117,6 +117,13 @@ export function checkForKubernetes(spec: AppSpec, target: string): void {
           'step rules on alarms have no HorizontalPodAutoscaler equivalent; remove them for a Kubernetes target',
       });
     }
+    if (service.deploy.strategy === 'canary') {
+      issues.push({
+        path: `services.${name}.deploy.strategy`,
+        message:
+          "a canary shifts traffic in Berth's proxy, which does not serve a Kubernetes target; use strategy: rolling there",
+      });
+    }
     if (service.autoscale?.memoryPercent !== undefined && service.resources?.memoryBytes === undefined) {
       issues.push({
         path: `services.${name}.autoscale.memory`,

@@ -2,6 +2,7 @@
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ApplyResult } from '../../domain/api-types.js';
+import { DEPLOYMENT_STATES } from '../../domain/deployment.js';
 import { BerthError } from '../../domain/errors.js';
 import { isFinished, type PipelineRun, type Stage } from '../../domain/pipeline.js';
 import type { AppSpec } from '../../domain/spec.js';
@@ -419,7 +420,7 @@ export class PipelineService {
       const ended = await this.#o.store.deploymentsChanged.until(
         () => {
           const deployment = this.#o.store.getDeployment(id);
-          return deployment && deployment.state !== 'in_progress' ? deployment : undefined;
+          return deployment && DEPLOYMENT_STATES.isFinal(deployment.state) ? deployment : undefined;
         },
         { signal, clock: this.#clock },
       );
