@@ -10,6 +10,7 @@ import type {
   ServiceStatus,
 } from '../domain/api-types.js';
 import { type ControlEndpoint, controlPaths } from '../domain/data-dir.js';
+import type { Deployment } from '../domain/deployment.js';
 import { BerthError, type ErrorCode, type Issue } from '../domain/errors.js';
 import type { BerthEvent } from '../domain/event.js';
 import type { ProxyRestartResult, ProxyView } from '../domain/proxy-keeper.js';
@@ -122,8 +123,12 @@ export class ApiClient {
   }
 
   /** Builds `directory` into a release and deploys it (the server reads the directory: same machine). */
-  deploy(directory: string, file?: string): Promise<DeployResult> {
-    return this.request('POST', '/v1/deploy', file === undefined ? { directory } : { directory, file });
+  deploy(directory: string, file?: string, target?: string): Promise<DeployResult> {
+    return this.request('POST', '/v1/deploy', {
+      directory,
+      ...(file === undefined ? {} : { file }),
+      ...(target === undefined ? {} : { target }),
+    });
   }
 
   rollback(app: string, version?: number): Promise<DeployResult> {
@@ -136,6 +141,16 @@ export class ApiClient {
 
   deployment(id: number): Promise<DeploymentView> {
     return this.request('GET', `/v1/deployments/${id}`);
+  }
+
+  /** The app's deployment in progress, else its last one. */
+  currentDeployment(app: string): Promise<DeploymentView> {
+    return this.request('GET', `/v1/apps/${encodeURIComponent(app)}/deployment`);
+  }
+
+  /** Acts on the app's running canary: `promote` (next step now) or `abort` (all traffic back to the old release). */
+  canary(app: string, action: 'promote' | 'abort'): Promise<Deployment> {
+    return this.request('POST', `/v1/apps/${encodeURIComponent(app)}/deployment/${action}`, {});
   }
 
   apps(): Promise<AppStatus[]> {
@@ -152,6 +167,15 @@ export class ApiClient {
 
   scale(app: string, counts: Record<string, number>): Promise<ServiceStatus[]> {
     return this.request('POST', `/v1/apps/${encodeURIComponent(app)}/scale`, { counts });
+  }
+
+  /** Replaces a service's instances with fresh ones of the same release, rolling. */
+  restart(app: string, service: string): Promise<ServiceStatus> {
+    return this.request(
+      'POST',
+      `/v1/apps/${encodeURIComponent(app)}/services/${encodeURIComponent(service)}/restart`,
+      {},
+    );
   }
 
   down(app: string): Promise<AppStatus> {

@@ -5,6 +5,7 @@ import type { Clock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/logger.js';
 import { every, type Ticker } from '../../lib/ticker.js';
 import type { Store } from '../store/store.js';
+import { serviceGroupOf } from '../traffic/target-groups.js';
 import { bucketBound, fromCumulative, type SparseHistogram, subtract } from './latency.js';
 import { type CounterDelta, emptyDelta, type InstanceSample, type MetricsStore } from './metrics-store.js';
 
@@ -96,7 +97,6 @@ export class MetricsCollector {
     }
 
     for (const target of proxy.targets) {
-      const service = services.get(target.targetGroup);
       const key = `${target.targetGroup}/${target.id}`;
       seen.add(key);
       unroutedByGroup.set(
@@ -104,6 +104,8 @@ export class MetricsCollector {
         (unroutedByGroup.get(target.targetGroup) ?? 0) + target.counters.proxyErrors['503'],
       );
       const instance = live.get(target.id) ?? store.getInstance(target.id);
+      // By the instance: a service's targets may sit in more than one group (a canary's release has its own).
+      const service = instance && services.get(`${instance.app}.${instance.service}`);
       const delta = this.#advance(key, target.counters);
       if (!service || !instance) continue;
       samples.push({
@@ -161,7 +163,10 @@ export class MetricsCollector {
       seen.add(key);
       const count = Math.max(0, counters.proxyErrors['503'] - (unroutedByGroup.get(group) ?? 0));
       const before = this.#cursors.get(key)?.unrouted503;
-      unrouted.set(group, before === undefined || count < before ? count : count - before);
+      // A canary's group (`<app>.<service>.v<N>`) counts for its service.
+      const service = serviceGroupOf(group);
+      const increment = before === undefined || count < before ? count : count - before;
+      unrouted.set(service, (unrouted.get(service) ?? 0) + increment);
       this.#cursors.set(key, { ...toCursor(counters), unrouted503: count });
     }
     for (const [group, service] of services) {

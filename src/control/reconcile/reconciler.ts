@@ -21,6 +21,7 @@ import {
 } from '../runtime/runtime.js';
 import type { EventInput, EventStore } from '../store/event-store.js';
 import type { ServiceRecord, Store } from '../store/store.js';
+import { homeTargetGroup } from '../traffic/target-groups.js';
 import { type DesiredService, planChanges, type StopAction } from './plan.js';
 
 /** Where an instance's secrets and app config come from (the secrets module's `SecretsService`). */
@@ -185,7 +186,16 @@ export class Reconciler {
     const byName = new Map(services.map((s) => [`${s.app}/${s.name}`, s]));
     this.#observeHealth(byName);
     const live = store.listInstances({ live: true });
-    const plan = planChanges(services.map(toDesired), live, clock.now());
+    const canaries = new Set(
+      store
+        .listDeployments({ state: 'canary' })
+        .flatMap((d) => (d.canary?.services ?? []).map((name) => `${d.app}/${name}`)),
+    );
+    const plan = planChanges(
+      services.map((s) => ({ ...toDesired(s), keepOutdated: canaries.has(`${s.app}/${s.name}`) })),
+      live,
+      clock.now(),
+    );
     for (const action of plan.stop) this.#beginStop(action, live.find((i) => i.id === action.instanceId)!);
     for (const action of plan.start) {
       const service = byName.get(`${action.app}/${action.service}`)!;
@@ -383,6 +393,7 @@ export class Reconciler {
       reason: null,
       logPath: join(this.#options.logDir, service.app, `${id}.log`),
       runtime: image === undefined ? 'process' : 'docker',
+      targetGroup: homeTargetGroup(store.listDeployments({ app: service.app }), service.app, service.name),
     });
     let secrets: Record<string, string> = {};
     let configVars: Record<string, string> = {};

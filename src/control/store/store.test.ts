@@ -85,6 +85,8 @@ describe('Store transitions', () => {
       toRelease: 1,
       services: [{ name: 'web', threshold: 3, failures: 0 }],
       startedAt: 1000,
+      strategy: 'rolling',
+      canary: null,
     });
     const woken = store.deploymentsChanged.wait();
     await clock.advanceTo(4000);

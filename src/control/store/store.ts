@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import type { ReleaseRecord } from '../../domain/api-types.js';
 import {
+  type CanaryProgress,
   DEPLOYMENT_STATES,
   type Deployment,
   type DeploymentService,
@@ -134,6 +135,15 @@ export const STORE_MIGRATIONS: readonly Migration[] = [
     name: 'the runtime of each instance (process or docker)',
     sql: `ALTER TABLE instances ADD COLUMN runtime TEXT NOT NULL DEFAULT 'process';`,
   },
+  {
+    version: 5,
+    name: 'canary deployments and the target group of each instance',
+    sql: `
+      ALTER TABLE deployments ADD COLUMN strategy TEXT NOT NULL DEFAULT 'rolling';
+      ALTER TABLE deployments ADD COLUMN canary_json TEXT;
+      ALTER TABLE instances ADD COLUMN target_group TEXT;
+    `,
+  },
 ];
 
 const appRow = z.object({
@@ -183,6 +193,7 @@ const instanceRow = z.object({
   reason: z.string().nullable(),
   log_path: z.string(),
   runtime: z.enum(['process', 'docker']),
+  target_group: z.string().nullable(),
 });
 
 const deploymentRow = z.object({
@@ -196,6 +207,8 @@ const deploymentRow = z.object({
   reason: z.string().nullable(),
   started_at: z.number(),
   ended_at: z.number().nullable(),
+  strategy: z.enum(['rolling', 'canary']),
+  canary_json: z.string().nullable(),
 });
 
 const deploymentServices = z.array(
@@ -258,6 +271,7 @@ function toInstance(row: z.output<typeof instanceRow>): Instance {
     reason: row.reason,
     logPath: row.log_path,
     runtime: row.runtime,
+    ...(row.target_group === null ? {} : { targetGroup: row.target_group }),
   };
 }
 
@@ -273,6 +287,8 @@ function toDeployment(row: z.output<typeof deploymentRow>): Deployment {
     reason: row.reason,
     startedAt: row.started_at,
     endedAt: row.ended_at,
+    strategy: row.strategy,
+    canary: row.canary_json === null ? null : (JSON.parse(row.canary_json) as CanaryProgress),
   };
 }
 
@@ -380,14 +396,18 @@ export class Store {
 
   // Deployments
 
+  /** A new deployment: `canary` when it carries canary progress, else `in_progress`. */
   createDeployment(deployment: Omit<Deployment, 'id' | 'state' | 'reason' | 'endedAt'>): Deployment {
     const { lastInsertRowid } = this.#s.insertDeployment.run(
       deployment.app,
       deployment.kind,
       deployment.fromRelease,
       deployment.toRelease,
+      deployment.canary === null ? 'in_progress' : 'canary',
       JSON.stringify(deployment.services),
       deployment.startedAt,
+      deployment.strategy,
+      deployment.canary === null ? null : JSON.stringify(deployment.canary),
     );
     this.#db.afterCommit(() => this.deploymentsChanged.notify());
     return this.getDeployment(lastInsertRowid)!;
@@ -410,6 +430,12 @@ export class Store {
       .map(toDeployment);
   }
 
+  /** Records a canary's progress (its step, window and last decision: data of the `canary` state). */
+  setCanaryProgress(id: number, progress: CanaryProgress): void {
+    this.#s.setCanaryProgress.run(JSON.stringify(progress), id);
+    this.#db.afterCommit(() => this.deploymentsChanged.notify());
+  }
+
   /** Records the circuit breaker's counts of a deployment in progress (not a change of state). */
   setDeploymentServices(id: number, services: DeploymentService[]): void {
     this.#s.setDeploymentServices.run(JSON.stringify(services), id);
@@ -429,7 +455,8 @@ export class Store {
       const before = this.getDeployment(id);
       if (!before) throw new BerthError('not_found', `no deployment ${id}`);
       DEPLOYMENT_STATES.assert(String(id), before.state, to);
-      this.#s.transitionDeployment.run(to, reason, this.#clock.now(), id);
+      const endedAt = DEPLOYMENT_STATES.isFinal(to) ? this.#clock.now() : null;
+      this.#s.transitionDeployment.run(to, reason, endedAt, id);
       this.events.record(event(before));
       this.#db.afterCommit(() => this.deploymentsChanged.notify());
       return this.getDeployment(id)!;
@@ -463,6 +490,15 @@ export class Store {
     this.#s.setRestartBackoff.run(failures, nextStartAt, app, name);
   }
 
+  /**
+   * Marks a service's live instances as running an outdated configuration (their hash gets a `+restart` suffix),
+   * so the reconciler replaces them as in a deploy: replacements first, the old ones drained once enough are
+   * healthy. Returns how many were marked.
+   */
+  markForRestart(app: string, service: string): number {
+    return Number(this.#s.markForRestart.run(app, service).changes);
+  }
+
   // Instances
 
   /** Records a new instance; it starts `starting` (states change only by `transitionInstance`). */
@@ -488,6 +524,7 @@ export class Store {
       reason: row.reason,
       logPath: row.logPath,
       runtime: row.runtime,
+      targetGroup: row.targetGroup ?? null,
     });
     return row;
   }
@@ -576,12 +613,13 @@ function statements(db: Database) {
     release: db.statement('SELECT * FROM releases WHERE app = ? AND version = ?', releaseRow),
     releases: db.statement('SELECT * FROM releases WHERE app = ? ORDER BY version', releaseRow),
     insertDeployment: db.statement(
-      `INSERT INTO deployments (app, kind, from_release, to_release, state, services_json, started_at)
-       VALUES (?, ?, ?, ?, 'in_progress', ?, ?)`,
+      `INSERT INTO deployments (app, kind, from_release, to_release, state, services_json, started_at, strategy,
+         canary_json)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     deployment: db.statement('SELECT * FROM deployments WHERE id = ?', deploymentRow),
     activeDeployment: db.statement(
-      "SELECT * FROM deployments WHERE app = ? AND state = 'in_progress' ORDER BY id DESC LIMIT 1",
+      "SELECT * FROM deployments WHERE app = ? AND state IN ('canary', 'in_progress') ORDER BY id DESC LIMIT 1",
       deploymentRow,
     ),
     deployments: db.statement(
@@ -589,6 +627,7 @@ function statements(db: Database) {
       deploymentRow,
     ),
     setDeploymentServices: db.statement('UPDATE deployments SET services_json = ? WHERE id = ?'),
+    setCanaryProgress: db.statement('UPDATE deployments SET canary_json = ? WHERE id = ?'),
     transitionDeployment: db.statement(
       'UPDATE deployments SET state = ?, reason = ?, ended_at = ? WHERE id = ?',
     ),
@@ -607,11 +646,15 @@ function statements(db: Database) {
     setRestartBackoff: db.statement(
       'UPDATE services SET failures = ?, next_start_at = ? WHERE app = ? AND name = ?',
     ),
+    markForRestart: db.statement(
+      `UPDATE instances SET config_hash = config_hash || '+restart'
+       WHERE app = ? AND service = ? AND state IN ('starting', 'healthy', 'unhealthy')`,
+    ),
     insertInstance: db.statement(
       `INSERT INTO instances (id, app, service, release, config_hash, state, pid, process_start, port, created_at,
-         healthy_at, ended_at, exit_code, exit_signal, reason, log_path, runtime)
+         healthy_at, ended_at, exit_code, exit_signal, reason, log_path, runtime, target_group)
        VALUES (@id, @app, @service, @release, @configHash, @state, @pid, @processStart, @port, @createdAt,
-         @healthyAt, @endedAt, @exitCode, @exitSignal, @reason, @logPath, @runtime)`,
+         @healthyAt, @endedAt, @exitCode, @exitSignal, @reason, @logPath, @runtime, @targetGroup)`,
     ),
     setInstanceProcess: db.statement('UPDATE instances SET pid = ?, process_start = ? WHERE id = ?'),
     transitionInstance: db.statement(
