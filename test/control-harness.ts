@@ -56,12 +56,30 @@ export async function stopProxy(dataDir: string): Promise<void> {
   await waitFor('the proxy to exit', () => (processExists(pid) ? undefined : true), 15_000);
 }
 
-/** Starts `dist/src/main/control-plane.js` and resolves once it says it is listening. */
-export async function startControlPlane(dataDir: string, timeoutMs = 10_000): Promise<ControlPlaneProcess> {
-  const args = ['--data-dir', dataDir, '--port', '0', '--http-port', '0', '--https-port', '0'];
+/**
+ * Starts `dist/src/main/control-plane.js` and resolves once it says it is listening. `extra.args` come after the
+ * harness's (a later `--http-port` wins), `extra.env` over the test's environment.
+ */
+export async function startControlPlane(
+  dataDir: string,
+  timeoutMs = 10_000,
+  extra: { args?: string[]; env?: Record<string, string> } = {},
+): Promise<ControlPlaneProcess> {
+  const args = [
+    '--data-dir',
+    dataDir,
+    '--port',
+    '0',
+    '--http-port',
+    '0',
+    '--https-port',
+    '0',
+    ...(extra.args ?? []),
+  ];
   const child = spawn(process.execPath, [CONTROL_PLANE, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, BERTH_LOG_LEVEL: 'warn' },
+    // ACME stays off unless a test turns it on: no control plane of the suite asks a real CA for anything.
+    env: { ...process.env, BERTH_LOG_LEVEL: 'warn', BERTH_ACME_DIRECTORY: 'off', ...extra.env },
   });
   let stderr = '';
   child.stderr!.on('data', (chunk) => {

@@ -6,6 +6,7 @@ import { registerAutoscale } from './commands/autoscale.js';
 import { registerBackup } from './commands/backup.js';
 import { registerCa } from './commands/ca.js';
 import { registerDeploy } from './commands/deploy.js';
+import { registerDomains } from './commands/domains.js';
 import { registerDown } from './commands/down.js';
 import { registerDrains } from './commands/drains.js';
 import { registerEvents } from './commands/events.js';
@@ -49,6 +50,7 @@ export function buildProgram(): Command {
   registerPipeline(program, context);
   registerDown(program, context);
   registerProxy(program, context);
+  registerDomains(program, context);
   registerCa(program, context);
   registerBackup(program, context);
   registerInstall(program, context);

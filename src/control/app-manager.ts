@@ -30,11 +30,18 @@ export interface ReleaseSecrets {
   configVars(app: string): Record<string, string>;
 }
 
+/** What a release needs of the domains module: that no host of the spec belongs to another app. */
+export interface ReleaseHosts {
+  /** Throws (`conflict` naming the owner, `invalid_spec`) for a host the app may not have. */
+  checkSpec(spec: AppSpec): void;
+}
+
 export class AppManager {
   readonly #store: Store;
   readonly #events: EventStore;
   readonly #changed: () => void;
   #secrets: ReleaseSecrets | undefined;
+  #hosts: ReleaseHosts | undefined;
   readonly #artifacts: ArtifactRetention | undefined;
   readonly #clock: Clock;
 
@@ -54,6 +61,11 @@ export class AppManager {
   /** Makes secret versions and config vars part of each service's config hash, and refuses missing secrets. */
   useSecrets(secrets: ReleaseSecrets): void {
     this.#secrets = secrets;
+  }
+
+  /** Refuses a spec with a host another app owns, before anything is stored or stopped. */
+  useHosts(hosts: ReleaseHosts): void {
+    this.#hosts = hosts;
   }
 
   /** Refuses a spec naming a secret the app does not have, before anything is stored or stopped. */
@@ -132,6 +144,7 @@ export class AppManager {
     const eventsAfter = this.#events.lastId();
     const result = this.#store.transaction((): ApplyResult => {
       this.assertNotDeploying(spec.app);
+      this.#hosts?.checkSpec(spec);
       this.#checkSecrets(spec);
       const app = this.#store.getApp(spec.app);
       const previous = app ? this.#store.getRelease(spec.app, app.currentRelease) : undefined;

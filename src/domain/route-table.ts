@@ -86,14 +86,41 @@ const targetGroupSchema = z
   })
   .strict();
 
+/** HSTS (RFC 6797) of a route: sent on its HTTPS responses only. */
+const hstsSchema = z
+  .object({
+    maxAgeS: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 31 - 1),
+    includeSubDomains: z.boolean().default(false),
+    preload: z.boolean().default(false),
+  })
+  .strict();
+
 const routeSchema = z
   .object({
     host: hostPattern,
     pathPrefix: z.string().startsWith('/').optional(),
     tunnelIdleTimeoutMs: z.number().int().min(100).max(86_400_000).default(DEFAULT_TUNNEL_IDLE_TIMEOUT_MS),
+    /** Plain HTTP requests for this route are redirected to HTTPS (default); false serves them over HTTP. */
+    redirect: z.boolean().default(true),
+    hsts: hstsSchema.optional(),
     backends: z
       .array(z.object({ targetGroup: name, weight: z.number().int().min(0).max(1000).default(1) }).strict())
       .min(1),
+  })
+  .strict();
+
+/** An HTTP-01 challenge answer (RFC 8555 §8.3): `GET /.well-known/acme-challenge/<token>` for `host`. */
+const challengeSchema = z
+  .object({
+    host: hostPattern,
+    token: z.string().regex(/^[A-Za-z0-9_-]{1,256}$/, { message: 'must be base64url' }),
+    keyAuthorization: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,256}\.[A-Za-z0-9_-]{1,256}$/, { message: 'must be token.thumbprint' }),
   })
   .strict();
 
@@ -106,6 +133,7 @@ const routeTableSchema = z
     routes: z.array(routeSchema).default([]),
     targetGroups: z.array(targetGroupSchema).default([]),
     certificates: z.array(certificateSchema).default([]),
+    challenges: z.array(challengeSchema).default([]),
     reservedPathPrefixes: z.array(z.string().startsWith('/')).default([...DEFAULT_RESERVED_PATH_PREFIXES]),
   })
   .strict();
@@ -120,6 +148,10 @@ export type TargetGroupConfig = z.output<typeof targetGroupSchema>;
 export type Route = z.output<typeof routeSchema>;
 /** A certificate and key in PEM files, served for `host` (SNI; `*.suffix` allowed). */
 export type CertificateConfig = z.output<typeof certificateSchema>;
+/** `Strict-Transport-Security: max-age=<maxAgeS>[; includeSubDomains][; preload]`. */
+export type HstsConfig = z.output<typeof hstsSchema>;
+/** What the proxy answers to a CA's HTTP-01 validation request. */
+export type AcmeChallenge = z.output<typeof challengeSchema>;
 /** Everything the proxy serves. Plain JSON; PUT whole to the admin API; persisted by the proxy. */
 export type RouteTable = z.output<typeof routeTableSchema>;
 /** What a writer may send: every field with a default may be left out. */
@@ -169,9 +201,36 @@ export function parseRouteTable(input: unknown): RouteTable {
     if (route.backends.every((b) => b.weight === 0)) {
       issues.push({ path: `routes.${i}.backends`, message: 'at least one backend needs a weight above 0' });
     }
+    const hstsIssue = route.hsts === undefined ? undefined : hstsProblem(route.hsts);
+    if (hstsIssue !== undefined) issues.push({ path: `routes.${i}.hsts`, message: hstsIssue });
+  });
+  const tokens = new Set<string>();
+  table.challenges.forEach((challenge, i) => {
+    if (tokens.has(challenge.token))
+      issues.push({ path: `challenges.${i}.token`, message: `duplicate "${challenge.token}"` });
+    tokens.add(challenge.token);
   });
   if (issues.length > 0) throw new BerthError('invalid_route_table', 'invalid route table', { issues });
   return table;
+}
+
+/** HSTS preload lists take a site only with a year or more and every subdomain (hstspreload.org). */
+export const HSTS_PRELOAD_MIN_AGE_S = 31_536_000;
+
+/** Why an HSTS setting is refused, or undefined. */
+export function hstsProblem(hsts: {
+  maxAgeS: number;
+  includeSubDomains: boolean;
+  preload: boolean;
+}): string | undefined {
+  if (hsts.preload && (!hsts.includeSubDomains || hsts.maxAgeS < HSTS_PRELOAD_MIN_AGE_S))
+    return 'preload needs includeSubDomains and a maxAge of at least 1 year (365d): preload lists refuse less';
+  return undefined;
+}
+
+/** The header line a route's HSTS setting sends, with its CRLF. */
+export function hstsHeaderLine(hsts: HstsConfig): string {
+  return `strict-transport-security: max-age=${hsts.maxAgeS}${hsts.includeSubDomains ? '; includeSubDomains' : ''}${hsts.preload ? '; preload' : ''}\r\n`;
 }
 
 /** Validates one target registration (admin API body); throws `BerthError('invalid_request')`. */
@@ -252,8 +311,8 @@ export interface MetricsResponse {
   total: Counters;
   targetGroups: Record<string, Counters>;
   targets: TargetStatus[];
-  /** Requests that matched no route (404) or were redirected to HTTPS. */
-  unrouted: { notFound: number; redirected: number };
+  /** Requests that matched no route (404), were redirected to HTTPS, or were ACME HTTP-01 challenges answered. */
+  unrouted: { notFound: number; redirected: number; challenges: number };
 }
 
 /** Events of the proxy, numbered in order; kept in a ring so a control plane that was down can catch up. */

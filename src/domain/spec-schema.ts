@@ -3,6 +3,8 @@
 import { z } from 'zod';
 import { DURATION_EXAMPLES, formatDuration, parseDuration } from '../lib/duration.js';
 import { parseSize } from '../lib/size.js';
+import { hostNameProblem } from './host-name.js';
+import { hstsProblem } from './route-table.js';
 import { DEFAULT_AUTOSCALE_MIN, DEFAULT_DEPLOY, DEFAULT_HEALTH_CHECK } from './spec-defaults.js';
 
 /** Names of apps and services become host labels, directory names and Kubernetes object names. */
@@ -122,9 +124,40 @@ const urlPath = leaf('a URL path starting with "/"', (v) =>
   typeof v === 'string' && v.startsWith('/') && !/\s/.test(v) ? ok(v) : no(),
 );
 
-const host = leaf('a host name such as shop.localhost or *.example.com (lowercase, no port)', (v) =>
-  typeof v === 'string' && v.length <= 253 && HOST_PATTERN.test(v) ? ok(v) : no(),
-);
+const host = leaf('a host name such as shop.localhost or *.example.com (lowercase, no port)', (v) => {
+  if (typeof v !== 'string') return no();
+  // The pattern first keeps the plain message for plain typos; the reason names what else is wrong.
+  const problem = hostNameProblem(v);
+  if (v.length <= 253 && HOST_PATTERN.test(v)) return problem === undefined ? ok(v) : no(problem);
+  return no(problem);
+});
+
+/** HSTS max-age: a duration of whole seconds (the header's unit), up to the header's 2^31-1 seconds. */
+const hstsMaxAge = leaf('a duration in whole seconds such as 365d, 180d or 1h', (v) => {
+  if (typeof v === 'number') return no(`add a unit, e.g. "${v}s"`);
+  if (typeof v !== 'string') return no();
+  try {
+    const ms = parseDuration(v);
+    return ms % 1000 === 0 && ms / 1000 <= 2 ** 31 - 1 ? ok(ms / 1000) : no();
+  } catch {
+    return no();
+  }
+});
+
+const hstsSchema = z
+  .strictObject({
+    maxAge: hstsMaxAge,
+    includeSubDomains: boolean.optional(),
+    preload: boolean.optional(),
+  })
+  .superRefine((hsts, ctx) => {
+    const problem = hstsProblem({
+      maxAgeS: hsts.maxAge,
+      includeSubDomains: hsts.includeSubDomains ?? false,
+      preload: hsts.preload ?? false,
+    });
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', path: ['preload'], message: problem });
+  });
 
 const successCodes = leaf('HTTP status codes such as "200", "200-299" or "200,204"', (v) => {
   const text = typeof v === 'number' ? String(v) : typeof v === 'string' ? v.replace(/\s+/g, '') : '';
@@ -288,6 +321,8 @@ const routeSchema = z.strictObject({
   pathPrefix: urlPath.optional(),
   service: nonEmptyText('the name of a service'),
   tunnelIdleTimeout: tunnelIdleTimeout.optional(),
+  hsts: hstsSchema.optional(),
+  redirect: boolean.optional(),
 });
 
 const pipelineSchema = z.strictObject({

@@ -28,6 +28,10 @@ export interface RouteSpec {
   service: string;
   /** Idle timeout of upgraded connections (WebSockets) on this route, ms; the proxy's default (60 s) when unset. */
   tunnelIdleTimeoutMs?: number;
+  /** Strict-Transport-Security on this route's HTTPS responses; absent: none (the default). */
+  hsts?: { maxAgeS: number; includeSubDomains: boolean; preload: boolean };
+  /** `false`: plain HTTP requests are served, not redirected to HTTPS (absent: redirected). */
+  redirect?: false;
 }
 
 /** Active HTTP health check of a service's instances. Times in milliseconds. */
@@ -416,6 +420,14 @@ function normalise(input: SpecInput, procfile: Record<string, string>): AppSpec 
     const out: RouteSpec = { host: route.host, service: route.service };
     if (route.pathPrefix !== undefined) out.pathPrefix = route.pathPrefix;
     if (route.tunnelIdleTimeout !== undefined) out.tunnelIdleTimeoutMs = route.tunnelIdleTimeout;
+    if (route.hsts !== undefined) {
+      out.hsts = {
+        maxAgeS: route.hsts.maxAge,
+        includeSubDomains: route.hsts.includeSubDomains ?? false,
+        preload: route.hsts.preload ?? false,
+      };
+    }
+    if (route.redirect === false) out.redirect = false;
     return out;
   });
   const routed = new Set(routes.map((route) => route.service));

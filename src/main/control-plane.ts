@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { loadOrCreateToken } from '../control/api/admin-token.js';
 import { registerAutoscaleRoutes } from '../control/api/autoscale-routes.js';
 import { registerBackupRoutes } from '../control/api/backup-routes.js';
+import { registerDomainsRoutes } from '../control/api/domains-routes.js';
 import { registerPipelineRoutes } from '../control/api/pipeline-routes.js';
 import { registerProxyRoutes } from '../control/api/proxy-routes.js';
 import { registerSecretsRoutes } from '../control/api/secrets-routes.js';
@@ -15,6 +16,10 @@ import { MemoryLimiter } from '../control/autoscale/memory-limiter.js';
 import { ArtifactBuilder } from '../control/deploy/artifact-builder.js';
 import { Deployer } from '../control/deploy/deployer.js';
 import { DeploymentTracker } from '../control/deploy/deployment-tracker.js';
+import { AcmeIssuer, newKeyPem } from '../control/domains/acme-issuer.js';
+import { CertificateManager } from '../control/domains/certificate-manager.js';
+import { DomainRegistry } from '../control/domains/domain-registry.js';
+import { DomainStore } from '../control/domains/domain-store.js';
 import { DEFAULT_RETENTION, MetricsStore } from '../control/metrics/metrics-store.js';
 import { GitRepos } from '../control/pipeline/git-repos.js';
 import { PipelineService } from '../control/pipeline/pipeline-service.js';
@@ -41,7 +46,12 @@ import { ensurePrivateDir, ensurePrivateFile } from '../lib/private-files.js';
 import { installProcessHandlers } from '../lib/process-handlers.js';
 import { identify, writePidFile } from '../lib/process-identity.js';
 import { Teardown } from '../lib/teardown.js';
-import { ArgumentError, parseControlPlaneArgs } from './control-plane-options.js';
+import {
+  ACME_EAB_HMAC_ENV,
+  type AcmeArgs,
+  ArgumentError,
+  parseControlPlaneArgs,
+} from './control-plane-options.js';
 import { lockDataDir } from './data-dir-lock.js';
 import { createObservability } from './observability.js';
 
@@ -75,6 +85,8 @@ export interface ControlPlaneOptions {
   autoscaleWindowMs?: number;
   /** Have a proxy started here write access logs, and split them into each app's log. */
   accessLog?: boolean;
+  /** Certificates for public hosts from this CA; absent or a null directory: ACME off (local CA only). */
+  acme?: AcmeArgs;
 }
 
 const KEEPER_MAIN = fileURLToPath(new URL('./proxy-keeper.js', import.meta.url));
@@ -193,16 +205,69 @@ async function start(
     },
   });
   const traffic = new RouteSync(proxy.admin, store, log, { health, clock });
+  // Hosts, their owners and certificates: public hosts get one from the CA, through the route table.
+  const acme = options.acme;
+  const directoryUrl = acme?.directoryUrl ?? null;
+  const domainStore = new DomainStore(db, events, clock);
+  const domains = new DomainRegistry({
+    store: domainStore,
+    apps: store,
+    acme: { enabled: directoryUrl !== null, dnsHook: acme?.dnsHook !== undefined },
+  });
+  const certificates =
+    directoryUrl === null
+      ? undefined
+      : new CertificateManager({
+          store: domainStore,
+          registry: domains,
+          issuer: new AcmeIssuer({
+            config: {
+              directoryUrl,
+              ...(acme?.email === undefined ? {} : { email: acme.email }),
+              ...(acme?.eab === undefined ? {} : { eab: acme.eab }),
+            },
+            // Sealed like an app secret, under the master key; one per CA directory.
+            accountKey: () => secrets.platformSecret(`acme-account ${directoryUrl}`, newKeyPem),
+            accountUrl: () => domainStore.accountUrl(directoryUrl),
+            saveAccount: (url) => {
+              domainStore.saveAccount(directoryUrl, url);
+              events.record({
+                actor: 'certificates',
+                kind: 'acme.account_created',
+                message: `ACME account registered at ${directoryUrl}: ${url}`,
+                data: { directory: directoryUrl, account: url },
+              });
+            },
+          }),
+          ...(acme?.dnsHook === undefined ? {} : { dnsHook: acme.dnsHook }),
+          traffic,
+          certsDir: join(proxyPaths(paths.dataDir).certsDir, 'acme'),
+          log,
+          clock,
+        });
+  traffic.useTls({
+    aliases: () => domains.aliases(),
+    certificates: () => certificates?.certificates() ?? [],
+    challenges: () => certificates?.challenges() ?? [],
+  });
   const builder = new ArtifactBuilder({
     artifactsDir: join(paths.dataDir, 'artifacts'),
     buildsDir: join(paths.dataDir, 'builds'),
     env: platformEnv(),
   });
-  const apps = new AppManager(store, () => reconciler?.kick(), {
-    artifacts: { prune: (keep) => builder.prune(keep), retainReleases: RETAINED_RELEASES },
-    clock,
-  });
+  const apps = new AppManager(
+    store,
+    () => {
+      reconciler?.kick();
+      certificates?.kick();
+    },
+    {
+      artifacts: { prune: (keep) => builder.prune(keep), retainReleases: RETAINED_RELEASES },
+      clock,
+    },
+  );
   apps.useSecrets(secrets);
+  apps.useHosts(domains);
   // A new secret version or config var is a new release: the services using it roll, health-gated.
   secrets.onChange((change) => {
     try {
@@ -295,6 +360,13 @@ async function start(
       (a) => registerPipelineRoutes(a, { pipelines, git: gitRepos, actor: 'admin' }),
       (a) => registerBackupRoutes(a, { store, events, dataDir: paths.dataDir }),
       (a) => registerProxyRoutes(a, proxySupervisor),
+      (a) =>
+        registerDomainsRoutes(a, {
+          registry: domains,
+          certificates,
+          directory: directoryUrl,
+          dnsHook: acme?.dnsHook !== undefined,
+        }),
     ],
   });
 
@@ -335,6 +407,10 @@ async function start(
   teardown.add('target health feed', () => health.stop());
   reconciler.start();
   teardown.add('reconciler', () => reconciler?.stop());
+  if (certificates !== undefined) {
+    certificates.start();
+    teardown.add('certificates', () => certificates.stop());
+  }
   // The keeper is watched from now on: started again when it dies, its journal recorded as proxy.* events.
   proxySupervisor.watch();
   teardown.add('proxy watch', () => proxySupervisor.stop());
@@ -354,6 +430,8 @@ async function start(
 
 async function main(): Promise<void> {
   const args = parseControlPlaneArgs(process.argv.slice(2));
+  // Read once: neither the proxy nor any instance inherits the CA's HMAC key.
+  delete process.env[ACME_EAB_HMAC_ENV];
   const plane = await startControlPlane({
     dataDir: args.dataDir,
     port: args.apiPort,
@@ -367,6 +445,7 @@ async function main(): Promise<void> {
     autoscaleWindowMs: args.autoscaleWindowMs,
     accessLog: args.accessLog,
     openMetricsPort: args.openMetricsPort,
+    acme: args.acme,
   });
   installProcessHandlers({ log: plane.log, close: () => plane.close() });
   process.stdout.write(

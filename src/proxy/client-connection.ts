@@ -1,6 +1,7 @@
 // One client socket: reads request heads strictly and runs its requests one at a time as exchanges, or a tunnel.
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
+import type { AcmeChallenge } from '../domain/route-table.js';
 import type { AccessLog } from './access-log.js';
 import { Exchange, nextRequestId } from './exchange.js';
 import { errorResponse } from './failure.js';
@@ -24,8 +25,10 @@ export interface ListenerInfo {
 export interface ProxyContext {
   router: Router;
   reservedPathPrefixes: readonly string[];
+  /** HTTP-01 answers of the route table by token: served on both listeners, before any route. */
+  challenges: ReadonlyMap<string, AcmeChallenge>;
   accessLog: AccessLog | undefined;
-  unrouted: { notFound: number; redirected: number };
+  unrouted: { notFound: number; redirected: number; challenges: number };
   /** Set at shutdown: connections close after their current exchange. */
   stopping: boolean;
   connections: Set<ClientConnection>;

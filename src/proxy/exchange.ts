@@ -16,6 +16,10 @@ import type { UpstreamConnection, UpstreamOwner } from './upstream-connection.js
 const CRLF2 = Buffer.from('\r\n\r\n');
 const CRLF = Buffer.from('\r\n');
 const CHUNKED = 'transfer-encoding: chunked\r\n';
+/** Where a CA looks for an HTTP-01 answer (RFC 8555 §8.3). */
+const ACME_CHALLENGE_PREFIX = '/.well-known/acme-challenge/';
+/** A response's own HSTS line, replaced by the route's: the setting in berth.yaml is the one browsers get. */
+const STS_LINE = /\r\nstrict-transport-security:[^\r]*/gi;
 
 // Request ids look like UUIDs: a random per-process prefix and a counter. Unique, and far cheaper than a
 // random UUID per request (which showed up in profiles).
@@ -77,6 +81,8 @@ export class Exchange implements UpstreamOwner {
   #target: Target | undefined;
   #lease: InFlightLease | null = null;
   #tunnelIdleMs = 0;
+  /** The matched route's HSTS line on the HTTPS listener, else ''. */
+  #hsts = '';
   #upstream: UpstreamConnection | null = null;
   #upstreamHead = '';
   #firstBody: Buffer | null = null;
@@ -141,17 +147,27 @@ export class Exchange implements UpstreamOwner {
     this.#wholeBodyInFirst = framer.done;
 
     const client = this.#client;
-    if (client.listener.redirect && !this.#isReserved(head.target)) {
+    const ctx = client.ctx;
+    if (ctx.challenges.size > 0 && head.target.startsWith(ACME_CHALLENGE_PREFIX) && this.#answerChallenge())
+      return;
+    const entry = ctx.router.match(head.host, head.target);
+    // Plain HTTP goes to HTTPS, except reserved paths and routes that say `redirect: false`.
+    if (
+      client.listener.redirect &&
+      (entry === undefined || entry.route.redirect) &&
+      !this.#isReserved(head.target)
+    ) {
       this.#redirect();
       return;
     }
-    const entry = client.ctx.router.match(head.host, head.target);
     if (entry === undefined) {
       client.ctx.unrouted.notFound++;
       this.#local(404, `No application is configured for host ${head.host}.`, false);
       return;
     }
     this.#tunnelIdleMs = entry.route.tunnelIdleTimeoutMs;
+    // HSTS only over TLS: a browser ignores it on plain HTTP, where anyone on the path could have added it.
+    if (client.listener.proto === 'https') this.#hsts = entry.hstsLine;
     const group = entry.pickGroup();
     this.#group = group ?? entry.primaryGroup;
     const target = group?.pick();
@@ -189,6 +205,27 @@ export class Exchange implements UpstreamOwner {
       `x-forwarded-port: ${trusted?.port ?? client.listener.port}\r\nx-request-id: ${this.#requestId}\r\n` +
       (head.upgrade !== undefined ? `connection: upgrade\r\nupgrade: ${head.upgrade}\r\n\r\n` : '\r\n')
     );
+  }
+
+  /** An HTTP-01 validation request for a token the route table holds: its key authorization. */
+  #answerChallenge(): boolean {
+    const head = this.#head;
+    const query = head.target.indexOf('?');
+    const token = head.target.slice(ACME_CHALLENGE_PREFIX.length, query === -1 ? undefined : query);
+    const challenge = this.#client.ctx.challenges.get(token);
+    if (challenge === undefined || challenge.host !== head.host) return false;
+    const client = this.#client;
+    client.ctx.unrouted.challenges++;
+    const close = client.closeAfter || !this.#reqBodyDone;
+    client.closeAfter = close;
+    this.#status = 200;
+    const body = head.method === 'HEAD' ? '' : challenge.keyAuthorization;
+    this.#write(
+      `HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: ${challenge.keyAuthorization.length}\r\n` +
+        `x-request-id: ${this.#requestId}\r\n${close ? 'connection: close\r\n' : ''}\r\n${body}`,
+    );
+    this.#end();
+    return true;
   }
 
   #isReserved(target: string): boolean {
@@ -452,7 +489,10 @@ export class Exchange implements UpstreamOwner {
       if (res.close) this.#upstreamReusable = false;
       // A body delimited by the upstream closing must be delimited the same way towards the client.
       if (framer.mode === 'close' || client.ctx.stopping) client.closeAfter = true;
-      let clientHead = `${res.head}${framing}x-request-id: ${this.#requestId}\r\n`;
+      let clientHead =
+        this.#hsts === ''
+          ? `${res.head}${framing}x-request-id: ${this.#requestId}\r\n`
+          : `${res.head.replace(STS_LINE, '')}${framing}x-request-id: ${this.#requestId}\r\n${this.#hsts}`;
       if (client.closeAfter) clientHead += 'connection: close\r\n\r\n';
       else if (head.version === 'HTTP/1.0') clientHead += 'connection: keep-alive\r\n\r\n';
       else clientHead += '\r\n';

@@ -86,8 +86,9 @@ export class ProxyServer {
     this.#ctx = {
       router: new Router([], this.#groups),
       reservedPathPrefixes: this.#table.reservedPathPrefixes,
+      challenges: new Map(),
       accessLog: options.accessLog,
-      unrouted: { notFound: 0, redirected: 0 },
+      unrouted: { notFound: 0, redirected: 0, challenges: 0 },
       stopping: false,
       connections: new Set(),
       maxHeadBytes: options.maxHeadBytes ?? DEFAULT_MAX_HEAD_BYTES,
@@ -240,6 +241,7 @@ export class ProxyServer {
     // The swap: requests that start from now on see the new routes; requests in flight keep their targets.
     this.#ctx.router = new Router(table.routes, this.#groups);
     this.#ctx.reservedPathPrefixes = table.reservedPathPrefixes;
+    this.#ctx.challenges = new Map(table.challenges.map((c) => [c.token, c]));
     this.events.append({
       type: 'route_table_applied',
       routes: table.routes.length,

@@ -12,6 +12,7 @@ const route = (host: string, name: string, pathPrefix?: string): Route => ({
   host,
   pathPrefix,
   tunnelIdleTimeoutMs: DEFAULT_TUNNEL_IDLE_TIMEOUT_MS,
+  redirect: true,
   backends: [{ targetGroup: name, weight: 1 }],
 });
 
@@ -63,6 +64,7 @@ describe('Router', () => {
         {
           host: 'c.localhost',
           tunnelIdleTimeoutMs: DEFAULT_TUNNEL_IDLE_TIMEOUT_MS,
+          redirect: true,
           backends: [
             { targetGroup: 'root', weight: 3 },
             { targetGroup: 'api', weight: 1 },

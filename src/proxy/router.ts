@@ -1,14 +1,17 @@
 // Maps Host (exact, then the longest `*.suffix`) and path prefix (longest, on segment boundaries) to a route.
-import type { Route } from '../domain/route-table.js';
+import { hstsHeaderLine, type Route } from '../domain/route-table.js';
 import type { TargetGroup } from './target-group.js';
 
 /** A matched route with its weighted target groups. */
 export class RouteEntry {
   readonly route: Route;
+  /** The route's `strict-transport-security` line (with CRLF) for HTTPS responses; '' without HSTS. */
+  readonly hstsLine: string;
   readonly #backends: { group: TargetGroup; weight: number; currentWeight: number }[];
 
   constructor(route: Route, groups: ReadonlyMap<string, TargetGroup>) {
     this.route = route;
+    this.hstsLine = route.hsts === undefined ? '' : hstsHeaderLine(route.hsts);
     this.#backends = route.backends
       .filter((b) => groups.has(b.targetGroup))
       .map((b) => ({ group: groups.get(b.targetGroup)!, weight: b.weight, currentWeight: 0 }));

@@ -44,7 +44,7 @@ export interface TargetHealthView {
 
 /** The load balancer as the reconciler needs it: send who takes traffic, and drain one before it stops. */
 export interface TrafficControl {
-  sync(): Promise<void>;
+  sync(): Promise<unknown>;
   drain(instance: Instance, drainMs: number): Promise<void>;
 }
 

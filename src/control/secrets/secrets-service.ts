@@ -368,6 +368,19 @@ export class SecretsService {
   }
 
   /**
+   * A platform secret (Berth's own, such as the ACME account key): opened from the store, or made by `create`,
+   * sealed like an app secret (its own data key under the master key, bound to its name) and stored first.
+   */
+  platformSecret(name: string, create: () => string): string {
+    const address = platformAddress(name);
+    const stored = this.#store.platformSecret(name);
+    if (stored !== undefined) return openValue(this.#master.key, stored, address);
+    const value = create();
+    this.#store.addPlatformSecret(name, sealValue(this.#master.key, value, address), this.#now());
+    return value;
+  }
+
+  /**
    * A new master key: every data key is re-sealed with it (values are not touched), in one transaction. With a
    * key file, the new key is written beside it first and renamed over it after the commit; a start after a
    * crash in between finds it there (see `finishInterruptedRotation`).
@@ -393,6 +406,14 @@ export class SecretsService {
             version.name,
             version.version,
             resealDataKey(this.#master.key, next, version.sealedKey, address),
+          );
+          resealed++;
+        }
+        for (const secret of this.#store.listPlatformSecrets()) {
+          const address = platformAddress(secret.name);
+          this.#store.replacePlatformSealedKey(
+            secret.name,
+            resealDataKey(this.#master.key, next, secret.sealedKey, address),
           );
           resealed++;
         }
@@ -563,6 +584,11 @@ export class SecretsService {
   #changed(change: SecretsChange): void {
     for (const listener of this.#listeners) listener(change);
   }
+}
+
+/** Where a platform secret is bound: `@` cannot start an app name, so no app secret has this address. */
+function platformAddress(name: string): SecretAddress {
+  return { app: '@berth', name, version: 1 };
 }
 
 function checkAppName(app: string): void {

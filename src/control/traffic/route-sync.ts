@@ -1,7 +1,7 @@
 // Keeps the proxy's route table equal to what the store says should get traffic, and drains instances before stops.
 import type { Instance } from '../../domain/instance.js';
 import type { ProxyAdminClient } from '../../domain/proxy-admin-client.js';
-import type { RouteTableInput } from '../../domain/route-table.js';
+import type { AcmeChallenge, CertificateConfig, RouteTableInput } from '../../domain/route-table.js';
 import type { AppSpec, ServiceSpec } from '../../domain/spec.js';
 import { type Clock, systemClock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/logger.js';
@@ -28,22 +28,51 @@ function registered(instance: Instance, service: ServiceSpec | undefined): boole
 const REPLACEMENT_READY_MAX_MS = 10_000;
 
 /**
+ * What the route table carries besides apps and targets: hosts added with `berth domains add` (aliases of their
+ * app's first host), the certificates the CA issued, and the HTTP-01 answers of orders under way.
+ */
+export interface TlsSource {
+  aliases(): { host: string; app: string }[];
+  certificates(): CertificateConfig[];
+  challenges(): AcmeChallenge[];
+}
+
+/**
  * The whole route table for these apps and the instances that take traffic (`targets`, already chosen). Pure: the same input gives the same table,
  * so an unchanged table is never sent again.
  */
-export function routeTableFor(apps: readonly AppSpec[], instances: readonly Instance[]): RouteTableInput {
+export function routeTableFor(
+  apps: readonly AppSpec[],
+  instances: readonly Instance[],
+  tls: {
+    aliases: { host: string; app: string }[];
+    certificates: CertificateConfig[];
+    challenges: AcmeChallenge[];
+  } = {
+    aliases: [],
+    certificates: [],
+    challenges: [],
+  },
+): RouteTableInput {
   const routes: NonNullable<RouteTableInput['routes']> = [];
   const targetGroups: NonNullable<RouteTableInput['targetGroups']> = [];
   for (const spec of apps) {
+    const first = spec.routes[0]?.host;
+    const aliases = tls.aliases.filter((a) => a.app === spec.app).map((a) => a.host);
     for (const route of spec.routes) {
-      routes.push({
-        host: route.host,
-        ...(route.pathPrefix === undefined ? {} : { pathPrefix: route.pathPrefix }),
-        ...(route.tunnelIdleTimeoutMs === undefined
-          ? {}
-          : { tunnelIdleTimeoutMs: route.tunnelIdleTimeoutMs }),
-        backends: [{ targetGroup: targetGroupName(spec.app, route.service), weight: 1 }],
-      });
+      // An alias serves what the app's first host serves, path prefixes and options included.
+      for (const host of route.host === first ? [route.host, ...aliases] : [route.host]) {
+        routes.push({
+          host,
+          ...(route.pathPrefix === undefined ? {} : { pathPrefix: route.pathPrefix }),
+          ...(route.tunnelIdleTimeoutMs === undefined
+            ? {}
+            : { tunnelIdleTimeoutMs: route.tunnelIdleTimeoutMs }),
+          ...(route.redirect === false ? { redirect: false } : {}),
+          ...(route.hsts === undefined ? {} : { hsts: route.hsts }),
+          backends: [{ targetGroup: targetGroupName(spec.app, route.service), weight: 1 }],
+        });
+      }
     }
     const routed = new Set(spec.routes.map((route) => route.service));
     for (const [name, service] of Object.entries(spec.services)) {
@@ -75,7 +104,12 @@ export function routeTableFor(apps: readonly AppSpec[], instances: readonly Inst
       });
     }
   }
-  return { routes, targetGroups };
+  return {
+    routes,
+    targetGroups,
+    ...(tls.certificates.length === 0 ? {} : { certificates: tls.certificates }),
+    ...(tls.challenges.length === 0 ? {} : { challenges: tls.challenges }),
+  };
 }
 
 export class RouteSync {
@@ -84,8 +118,9 @@ export class RouteSync {
   readonly #log: Logger;
   readonly #health: TargetHealthFeed | undefined;
   readonly #clock: Clock;
+  #tls: TlsSource | undefined;
   #lastSent: string | undefined;
-  #pending: Promise<void> = Promise.resolve();
+  #pending: Promise<unknown> = Promise.resolve();
   /** Instances kept registered while their stop waits for a healthy replacement in the proxy. */
   readonly #held = new Set<string>();
 
@@ -102,21 +137,35 @@ export class RouteSync {
     this.#clock = options.clock ?? systemClock;
   }
 
+  /** Domains, certificates and challenge answers go into every table from now on. */
+  useTls(tls: TlsSource): void {
+    this.#tls = tls;
+  }
+
   /** The proxy restarted: whatever it serves now, the next sync sends the whole table. */
   invalidate(): void {
     this.#lastSent = undefined;
   }
 
-  /** Sends the route table if it changed since the last send. Calls are serialised, so tables never cross. */
-  sync(): Promise<void> {
-    this.#pending = this.#pending
+  /**
+   * Sends the route table if it changed since the last send. Calls are serialised, so tables never cross. Resolves
+   * true once the proxy has this table (sent now, or unchanged since the last send), false when it could not be
+   * sent.
+   */
+  sync(): Promise<boolean> {
+    const done = this.#pending
       .then(() => this.#send())
-      .catch((error: unknown) => {
-        // The proxy may be restarting; the next sync sends the whole table again.
-        this.#lastSent = undefined;
-        this.#log.warn({ err: error }, 'route table not sent to the proxy');
-      });
-    return this.#pending;
+      .then(
+        () => true,
+        (error: unknown) => {
+          // The proxy may be restarting; the next sync sends the whole table again.
+          this.#lastSent = undefined;
+          this.#log.warn({ err: error }, 'route table not sent to the proxy');
+          return false;
+        },
+      );
+    this.#pending = done;
+    return done;
   }
 
   /**
@@ -172,7 +221,14 @@ export class RouteSync {
     const targets = this.#store
       .listInstances({ live: true })
       .filter((i) => registered(i, services.get(`${i.app}/${i.service}`)) || this.#held.has(i.id));
-    const table = routeTableFor(apps, targets);
+    const tls = this.#tls;
+    const table = routeTableFor(
+      apps,
+      targets,
+      tls === undefined
+        ? undefined
+        : { aliases: tls.aliases(), certificates: tls.certificates(), challenges: tls.challenges() },
+    );
     const json = JSON.stringify(table);
     if (json === this.#lastSent) return;
     await this.#admin.putRouteTable(table);
