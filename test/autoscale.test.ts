@@ -94,7 +94,8 @@ class PacedLoad {
   }
 }
 
-describe('autoscaling', { skip: proxyUnavailable }, () => {
+// The three apps are independent, so their tests run at once on one control plane: the file takes its longest test.
+describe('autoscaling', { skip: proxyUnavailable, concurrency: true }, () => {
   const dataDir = tempDir('berth-autoscale-');
   let plane: ControlPlaneProcess;
   const clients: LoadClient[] = [];
