@@ -397,3 +397,115 @@ describe('certificates from an ACME CA (pebble)', { skip: pebbleUnavailable }, (
     await runCli(dataDir, ['domains', 'remove', 'shop', 'a.wild.example.com']);
   });
 });
+
+describe('short-lived certificates renew themselves at two thirds of their life', {
+  skip: pebbleUnavailable,
+}, () => {
+  const dir = tempDir('berth-acme-short-');
+  const dataDir = join(dir, 'data');
+  const LIFETIME_S = 12;
+  let plane: ControlPlaneProcess;
+  let pebble: Pebble;
+  let root: string;
+
+  before(async () => {
+    const setup = await preparePebble(join(dir, 'pebble'));
+    plane = await startControlPlane(dataDir, 15_000, {
+      args: ['--acme-directory', setup.directory],
+      env: { NODE_EXTRA_CA_CERTS: setup.listenerCaFile },
+    });
+    pebble = await startPebble(setup, { httpPort: plane.proxyPorts.http, validitySeconds: LIFETIME_S });
+    root = await pebble.root();
+    writeFileSync(join(dir, 'root.pem'), root);
+    const result = await runCli(
+      dataDir,
+      ['apply'],
+      writeApp({ 'berth.yaml': spec('api', ['  - host: api.example.org', '    service: web']) }),
+    );
+    assert.equal(result.code, 0, result.stderr);
+  });
+
+  after(async () => {
+    await shutDown(plane, dataDir);
+    await pebble?.stop();
+  });
+
+  it('renews each certificate after 2/3 of its life and before its end, under load, failing no request', async () => {
+    const https443 = plane.proxyPorts.https;
+    const issued = await waitFor(
+      'the first certificate',
+      async () => {
+        const view: DomainsView = await plane.client.request('GET', '/v1/domains');
+        const cert = view.domains.find((d) => d.host === 'api.example.org')?.certificate;
+        return cert?.state === 'active' ? cert : undefined;
+      },
+      30_000,
+    );
+    const lifetime = issued.notAfter! - issued.notBefore!;
+    assert.ok(
+      lifetime >= (LIFETIME_S - 1) * 1000 && lifetime <= LIFETIME_S * 1000,
+      `lifetime ${lifetime} ms`,
+    );
+    const load = new LoadClient(https443, 'api.example.org', join(dir, 'root.pem'));
+    const serials = new Set<string>();
+    const failures: string[] = [];
+    let fresh = 0;
+    try {
+      const result = await load.during(async () => {
+        let running = true;
+        const handshakes = (async () => {
+          while (running) {
+            try {
+              const answer = await freshGet(https443, 'api.example.org', root);
+              fresh++;
+              serials.add(answer.serial);
+              if (answer.status !== 200) failures.push(`status ${answer.status}`);
+            } catch (error) {
+              failures.push(String(error));
+            }
+          }
+        })();
+        // Two renewals by the loop itself, nobody asking, each seen by new handshakes (the proxy has the table).
+        await waitFor(
+          'two automatic renewals served',
+          async () =>
+            serials.size >= 3 &&
+            (await plane.client.events({ app: 'api', limit: 1000 })).filter(
+              (e) => e.kind === 'certificate.renewed',
+            ).length >= 2
+              ? true
+              : undefined,
+          4 * LIFETIME_S * 1000,
+        );
+        running = false;
+        await handshakes;
+      });
+      assert.deepEqual([...result.failures, ...failures], []);
+      assert.ok(fresh > 20, `only ${fresh} new connections`);
+      assert.ok(serials.size >= 3, `new handshakes saw ${serials.size} certificates`);
+    } finally {
+      load.close();
+    }
+    // Each renewal started at or after the renewal time of the certificate it replaced, and ended before it expired.
+    const all = await plane.client.events({ app: 'api', limit: 1000 });
+    const certificates = all.filter(
+      (e) => e.kind === 'certificate.issued' || e.kind === 'certificate.renewed',
+    );
+    const starts = all.filter((e) => e.kind === 'certificate.renewing');
+    for (const [i, renewed] of certificates.slice(1).entries()) {
+      const previous = certificates[i]!;
+      const start = starts.find((e) => e.id > previous.id && e.id < renewed.id);
+      assert.ok(start !== undefined, `a renewing event between ${previous.id} and ${renewed.id}`);
+      assert.ok(
+        start.at >= (previous.data['renewAt'] as number),
+        'not renewed before two thirds of the life',
+      );
+      assert.ok(renewed.at < (previous.data['notAfter'] as number), 'renewed before the old one expired');
+      assert.equal(renewed.data['previousSerial'], previous.data['serial']);
+    }
+    assert.deepEqual(
+      all.filter((e) => e.kind === 'certificate.renewal_failed'),
+      [],
+    );
+  });
+});

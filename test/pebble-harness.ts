@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline';
 import { DnsResponder } from './dns-responder.js';
 import { proxyUnavailable } from './proxy-harness.js';
 import { requireTool } from './require-tool.js';
-import { withDeadline } from './wait.js';
+import { waitFor, withDeadline } from './wait.js';
 
 /** Why an ACME test is skipped, or false: pebble (Debian package `pebble`) and openssl must be on PATH. */
 export const pebbleUnavailable = requireTool('pebble', 'pebble') || proxyUnavailable;
@@ -45,13 +45,27 @@ export interface Pebble extends PebbleSetup {
   stop(): Promise<void>;
 }
 
-/** A port that was free a moment ago (pebble cannot listen on port 0 and say which port it got). */
+/**
+ * A port that was free a moment ago, for pebble (it cannot listen on port 0 and say which port it got). Taken
+ * below the kernel's ephemeral range, so that no `listen(0)` or outgoing connection on this busy machine (the
+ * control plane started next, other test files) can be given it before pebble binds it.
+ */
 export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
+  const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+  const below = Number.isInteger(low) && low > 11_000 ? low : 32_768;
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = 10_000 + Math.floor(Math.random() * (below - 10_000));
+    const server = net.createServer();
+    const bound = await new Promise<boolean>((resolve) => {
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => resolve(true));
+    });
+    if (bound) {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      return port;
+    }
+  }
+  throw new Error('no free port below the ephemeral range after 100 tries');
 }
 
 /** Ports and the listener's certificate, before pebble starts (a control plane must trust it from its start). */
@@ -139,10 +153,25 @@ export async function startPebble(setup: PebbleSetup, options: PebbleOptions): P
   } catch (error) {
     child.kill('SIGKILL');
     await dns.close();
-    throw error;
+    throw new Error(`${String(error)}; pebble said: ${output}`);
   }
   const ca = readFileSync(setup.listenerCaFile);
   const management = `https://127.0.0.1:${setup.ports.management}`;
+  // pebble logs both of its listeners before they are bound (goroutines): ask each until it answers.
+  try {
+    await waitFor(
+      'pebble to answer',
+      async () => {
+        await get(setup.directory, ca);
+        return get(`${management}/roots/0`, ca);
+      },
+      20_000,
+    );
+  } catch (error) {
+    child.kill('SIGKILL');
+    await dns.close();
+    throw new Error(`${String(error)}; pebble said: ${output}`);
+  }
   return {
     ...setup,
     dns,
