@@ -21,15 +21,18 @@ const EAB = {
   'kid-2': 'b10lLJs8l1GPIzsLP0s6pMt8O0XVGnfTaCeROxQM0BIt2XrJMDHJZBM5NuQmQJQH',
 };
 
-function issuer(directoryUrl: string, eab?: { kid: string; hmacKey: string }): AcmeIssuer {
-  let url: string | undefined;
+function issuer(
+  directoryUrl: string,
+  eab?: { kid: string; hmacKey: string },
+  saved: { url?: string } = {},
+): AcmeIssuer {
   const key = newKeyPem();
   return new AcmeIssuer({
     config: { directoryUrl, ...(eab === undefined ? {} : { eab }) },
     accountKey: () => key,
-    accountUrl: () => url,
-    saveAccount: (saved) => {
-      url = saved;
+    accountUrl: () => saved.url,
+    saveAccount: (url) => {
+      saved.url = url;
     },
     poll: { minMs: 100, maxMs: 1000, attempts: 20 },
   });
@@ -85,6 +88,21 @@ describe('the ACME client against pebble (external account binding required)', {
     const refused = await failure(client.order('127.0.0.1', 'http-01', solver));
     assert.match(refused.problem.type, /^urn:ietf:params:acme:error:(rejectedIdentifier|malformed)$/);
     assert.equal(refused.problem.status, 400);
+  });
+
+  it('registers again when the CA does not know the recorded account (a CA reset), then goes on', async () => {
+    const gone = `${new URL(pebble.directory).origin}/my-account/0123456789abcdef`;
+    const saved: { url?: string } = { url: gone };
+    const solver: ChallengeSolver = {
+      present: async () => assert.fail('no challenge for a refused identifier'),
+      withdraw: async () => {},
+    };
+    const client = issuer(pebble.directory, { kid: 'kid-1', hmacKey: EAB['kid-1'] }, saved);
+    // The order goes through a new registration to the CA's own refusal of the identifier.
+    const refused = await failure(client.order('127.0.0.1', 'http-01', solver));
+    assert.match(refused.problem.type, /^urn:ietf:params:acme:error:(rejectedIdentifier|malformed)$/);
+    assert.notEqual(saved.url, gone);
+    assert.match(saved.url ?? '', /\/my-account\//);
   });
 
   it('names an unreachable CA and the cause at once, without retrying inside the attempt', async () => {

@@ -397,6 +397,10 @@ async function start(
           certificates,
           directory: directoryUrl,
           dnsHook: acme?.dnsHook !== undefined,
+          changed: () => {
+            certificates?.kick();
+            return traffic.sync();
+          },
         }),
     ],
   });

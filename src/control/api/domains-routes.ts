@@ -29,6 +29,8 @@ export interface DomainsRoutesOptions {
   certificates: CertificateManager | undefined;
   directory: string | null;
   dnsHook: boolean;
+  /** Hosts changed: resolves once the proxy serves the new table (and the certificate loop has been woken). */
+  changed: () => Promise<unknown>;
 }
 
 /** Registers `/v1/domains` and `/v1/apps/:app/domains…`. */
@@ -56,13 +58,14 @@ export function registerDomainsRoutes(api: FastifyInstance, options: DomainsRout
   api.post<AppParams>('/v1/apps/:app/domains', async (request, reply) => {
     const body = parseInput(addBody, request.body, 'body');
     const added = registry.add(request.params.app, body.host, ADMIN_ACTOR);
-    certificates?.kick();
+    // The host is served (with the default certificate until its own is issued) when the command returns.
+    await options.changed();
     return reply.code(201).send(added);
   });
 
   api.delete<HostParams>('/v1/apps/:app/domains/:host', async (request) => {
     registry.remove(request.params.app, request.params.host, ADMIN_ACTOR);
-    certificates?.kick();
+    await options.changed();
     return { removed: request.params.host };
   });
 

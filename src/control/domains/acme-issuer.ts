@@ -59,6 +59,9 @@ export interface RenewalWindow {
   retryAfterMs: number;
 }
 
+/** The CA does not know the account URL recorded for it (RFC 8555 §7.3.1). */
+const ACCOUNT_DOES_NOT_EXIST = 'urn:ietf:params:acme:error:accountDoesNotExist';
+
 /** ARI answers are cached this long when the CA sends no Retry-After (RFC 9773 §4.3: a few hours). */
 const ARI_DEFAULT_RETRY_MS = 6 * 3_600_000;
 
@@ -198,13 +201,16 @@ export class AcmeIssuer {
     this.directoryUrl = options.config.directoryUrl;
   }
 
-  /** The client with a registered account (created on first use, with EAB when configured). */
-  async #account(): Promise<{ acme: typeof Acme; client: Acme.Client }> {
+  /**
+   * The client with a registered account (created on first use, with EAB when configured). `fresh`: register
+   * again even if an account URL is recorded (the CA said it does not know it).
+   */
+  async #account(fresh = false): Promise<{ acme: typeof Acme; client: Acme.Client }> {
     const acme = await acmeClient();
-    if (this.#client !== undefined) return { acme, client: this.#client };
+    if (this.#client !== undefined && !fresh) return { acme, client: this.#client };
     const { config } = this.#options;
     const poll = this.#options.poll ?? { minMs: 500, maxMs: 5_000, attempts: 20 };
-    const known = this.#options.accountUrl();
+    const known = fresh ? undefined : this.#options.accountUrl();
     const client = new acme.Client({
       directoryUrl: config.directoryUrl,
       accountKey: this.#options.accountKey(),
@@ -228,6 +234,21 @@ export class AcmeIssuer {
     return { acme, client };
   }
 
+  /**
+   * Runs `fn` with the account's client; when the CA answers that the recorded account does not exist (a CA
+   * reset, a deactivated account), registers again with the same key and runs `fn` once more.
+   */
+  async #withAccount<T>(fn: (acme: typeof Acme, client: Acme.Client) => Promise<T>): Promise<T> {
+    const { acme, client } = await this.#account();
+    try {
+      return await fn(acme, client);
+    } catch (error) {
+      if (!(error instanceof AcmeFailure) || error.problem.type !== ACCOUNT_DOES_NOT_EXIST) throw error;
+      const again = await this.#account(true);
+      return fn(again.acme, again.client);
+    }
+  }
+
   /** Registers the account now (or finds it): its URL. */
   async register(): Promise<string> {
     return (await this.#account()).client.getAccountUrl();
@@ -243,7 +264,17 @@ export class AcmeIssuer {
     solver: ChallengeSolver,
     replaces?: string,
   ): Promise<IssuedCertificate> {
-    const { acme, client } = await this.#account();
+    return this.#withAccount((acme, client) => this.#order(acme, client, host, type, solver, replaces));
+  }
+
+  async #order(
+    acme: typeof Acme,
+    client: Acme.Client,
+    host: string,
+    type: ChallengeType,
+    solver: ChallengeSolver,
+    replaces: string | undefined,
+  ): Promise<IssuedCertificate> {
     return operation(this.directoryUrl, async () => {
       const order = await client.createOrder({
         identifiers: [{ type: 'dns', value: host }],
@@ -289,8 +320,9 @@ export class AcmeIssuer {
 
   /** Revokes a certificate this account ordered (RFC 8555 §7.6); `reason` is an RFC 5280 CRLReason code. */
   async revoke(chainPem: string, reason: number): Promise<void> {
-    const { client } = await this.#account();
-    await operation(this.directoryUrl, () => client.revokeCertificate(chainPem, { reason }));
+    await this.#withAccount((_, client) =>
+      operation(this.directoryUrl, () => client.revokeCertificate(chainPem, { reason })),
+    );
   }
 
   /** The CA's directory (cached: it names the ARI endpoint, if any). */

@@ -363,7 +363,10 @@ export class CertificateManager {
         retryDelay(failures, this.#retry),
         error instanceof AcmeFailure ? (error.retryAfterMs ?? 0) : 0,
       );
-      const nextAttemptAt = this.#clock.now() + delay;
+      // A renewal asked for before its time (`berth domains renew`) is retried when renewal is due, not sooner.
+      const now = this.#clock.now();
+      const due = renewal ? this.#dueAt({ ...before, nextAttemptAt: null }, now) : now;
+      const nextAttemptAt = Math.max(now + delay, due);
       const cert = this.#o.store.transition(
         host,
         renewal ? 'active' : 'failed',
@@ -375,7 +378,7 @@ export class CertificateManager {
           message:
             `${host}: ${renewal ? 'renewal' : 'order'} failed: ${problem.type}: ${problem.detail}` +
             (renewal ? `; certificate ${before.serial} keeps serving` : '') +
-            `; next attempt in ${formatDuration(Math.round(delay / 1000) * 1000)}`,
+            `; next attempt in ${formatDuration(Math.round((nextAttemptAt - now) / 1000) * 1000)}`,
           data: { host, problem, failures, nextAttemptAt },
         }),
       );
