@@ -2,7 +2,8 @@
 // clients against pebble's root: issue, serve, renew under load, revoke, a failed challenge, DNS-01, ownership.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { join } from 'node:path';
@@ -25,6 +26,7 @@ import {
 } from './control-harness.js';
 import { LoadClient } from './load-client.js';
 import { type Pebble, pebbleUnavailable, preparePebble, startPebble } from './pebble-harness.js';
+import { withDeadline } from './wait.js';
 
 const run = promisify(execFile);
 
@@ -94,6 +96,7 @@ describe('certificates from an ACME CA (pebble)', { skip: pebbleUnavailable }, (
   let root: string;
   let https443: number;
   let http80: number;
+  let planeOptions: { args: string[]; env: Record<string, string> };
 
   const domains = async (app?: string): Promise<DomainsView> =>
     plane.client.request('GET', `/v1/domains${app === undefined ? '' : `?app=${app}`}`);
@@ -124,16 +127,19 @@ describe('certificates from an ACME CA (pebble)', { skip: pebbleUnavailable }, (
       hook,
       [
         'set -e',
+        // While the test holds it, a `set` says so and waits (the control plane is killed meanwhile).
+        `if [ "$BERTH_ACME_ACTION" = set ] && [ -e "${dir}/hold" ]; then touch "${dir}/held"; while [ -e "${dir}/hold" ]; do sleep 0.05; done; fi`,
         `f="${setup.txtDir}/$BERTH_ACME_NAME"`,
         'if [ "$BERTH_ACME_ACTION" = set ]; then echo "$BERTH_ACME_VALUE" >> "$f"',
         'else grep -vx "$BERTH_ACME_VALUE" "$f" > "$f.tmp" || true; mv "$f.tmp" "$f"; fi',
       ].join('\n'),
     );
     // Berth first (pebble needs its HTTP port), told where pebble will be and to trust pebble's listener.
-    plane = await startControlPlane(dataDir, 15_000, {
+    planeOptions = {
       args: ['--acme-directory', setup.directory, '--acme-dns-hook', `sh ${hook}`],
       env: { NODE_EXTRA_CA_CERTS: setup.listenerCaFile, BERTH_ACME_EMAIL: 'ops@example.com' },
-    });
+    };
+    plane = await startControlPlane(dataDir, 15_000, planeOptions);
     https443 = plane.proxyPorts.https;
     http80 = plane.proxyPorts.http;
     pebble = await startPebble(setup, { httpPort: http80 });
@@ -352,6 +358,32 @@ describe('certificates from an ACME CA (pebble)', { skip: pebbleUnavailable }, (
     await waitFor('its files to be removed', () =>
       readdirSync(files).some((f) => f.startsWith('www.example.net.')) ? undefined : true,
     );
+  });
+
+  it('recovers an order cut by kill -9 of the control plane: ordered again at the next start, nothing half-written', async () => {
+    writeFileSync(join(dir, 'hold'), '');
+    const added = await runCli(dataDir, ['domains', 'add', 'shop', '*.held.example.com']);
+    assert.equal(added.code, 0, added.stderr);
+    await waitFor('the DNS hook to be held mid-order', () =>
+      existsSync(join(dir, 'held')) ? true : undefined,
+    );
+    assert.equal((await domain('*.held.example.com'))?.certificate?.state, 'ordering');
+    const exited = once(plane.child, 'exit');
+    plane.child.kill('SIGKILL');
+    await withDeadline(exited, 10_000, 'the control plane to die');
+    rmSync(join(dir, 'hold'));
+    // The proxy kept serving without its control plane.
+    assert.equal((await freshGet(https443, 'shop.example.com', root)).status, 200);
+    plane = await startControlPlane(dataDir, 15_000, planeOptions);
+    const cert = await active('*.held.example.com');
+    assert.equal((await handshake(https443, 'x.held.example.com', root)).serial, cert.serial);
+    const interrupted = await events('certificate.interrupted');
+    assert.ok(interrupted.some((e) => e.data['host'] === '*.held.example.com'));
+    // Only files of certificates that exist remain (a killed write leaves at most a temporary file, collected).
+    const files = readdirSync(join(dataDir, 'proxy', 'certs', 'acme'));
+    const serials = new Set((await domains()).domains.map((d) => d.certificate?.serial).filter(Boolean));
+    for (const file of files) assert.ok(serials.has(file.split('.').at(-2)), `stray file ${file}`);
+    await runCli(dataDir, ['domains', 'remove', 'shop', '*.held.example.com']);
   });
 
   it('refuses a host another app owns (naming it), IP literals and reserved names, with the reason', async () => {

@@ -1,6 +1,7 @@
 // Table tests of every state machine: each listed jump is allowed, every other one is refused, finals are final.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { CERTIFICATE_STATES } from './certificate.js';
 import { DEPLOYMENT_STATES } from './deployment.js';
 import { INSTANCE_STATES } from './instance.js';
 import { JOB_STATES, RUN_STATES } from './pipeline.js';
@@ -119,3 +120,18 @@ describe('stateMachine', () => {
     });
   });
 });
+
+checkTable(
+  CERTIFICATE_STATES,
+  [
+    'pending → ordering',
+    'ordering → active',
+    'ordering → failed',
+    'failed → ordering',
+    'active → renewing',
+    'active → revoked',
+    'renewing → active',
+    'revoked → ordering',
+  ],
+  [],
+);
