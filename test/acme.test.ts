@@ -139,7 +139,7 @@ describe('certificates from an ACME CA (pebble)', { skip: pebbleUnavailable }, (
       args: ['--acme-directory', setup.directory, '--acme-dns-hook', `sh ${hook}`],
       env: { NODE_EXTRA_CA_CERTS: setup.listenerCaFile, BERTH_ACME_EMAIL: 'ops@example.com' },
     };
-    plane = await startControlPlane(dataDir, 15_000, planeOptions);
+    plane = await startControlPlane(dataDir, undefined, planeOptions);
     https443 = plane.proxyPorts.https;
     http80 = plane.proxyPorts.http;
     pebble = await startPebble(setup, { httpPort: http80 });
@@ -374,7 +374,7 @@ describe('certificates from an ACME CA (pebble)', { skip: pebbleUnavailable }, (
     rmSync(join(dir, 'hold'));
     // The proxy kept serving without its control plane.
     assert.equal((await freshGet(https443, 'shop.example.com', root)).status, 200);
-    plane = await startControlPlane(dataDir, 15_000, planeOptions);
+    plane = await startControlPlane(dataDir, undefined, planeOptions);
     const cert = await active('*.held.example.com');
     assert.equal((await handshake(https443, 'x.held.example.com', root)).serial, cert.serial);
     const interrupted = await events('certificate.interrupted');
@@ -442,7 +442,7 @@ describe('short-lived certificates renew themselves at two thirds of their life'
 
   before(async () => {
     const setup = await preparePebble(join(dir, 'pebble'));
-    plane = await startControlPlane(dataDir, 15_000, {
+    plane = await startControlPlane(dataDir, undefined, {
       args: ['--acme-directory', setup.directory],
       env: { NODE_EXTRA_CA_CERTS: setup.listenerCaFile },
     });
