@@ -392,7 +392,7 @@ pipeline: { deploy: sometimes }
       [
         'berth.yaml:1:6 app: expected a name of lowercase letters, digits and dashes, starting with a letter (at most 63 characters), got "Shop"',
         'berth.yaml:2:1 replicas: unknown field; expected one of: app, runtime, routes, services, pipeline, registry',
-        'berth.yaml:4:11 routes[0].host: expected a host name such as shop.localhost or *.example.com (lowercase, no port), got "Shop.Localhost"',
+        'berth.yaml:4:11 routes[0].host: expected a host name such as shop.localhost or *.example.com (lowercase, no port), got "Shop.Localhost" (must be lower case)',
         'berth.yaml:5:14 routes[0].service: expected the name of a service in this file (web), got "api"',
         'berth.yaml:7:3 services.web: service "web" has no command: add "run:" or a "web: <command>" line to the Procfile (there is no Procfile)',
         'berth.yaml:8:16 services.web.instances: expected a whole number from 0 to 100, got "three"',
