@@ -1,6 +1,7 @@
 // The `berth` command line: a thin client of the control plane's REST API.
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../domain/version.js';
+import { registerAddons } from './commands/addons.js';
 import { registerAlarms } from './commands/alarms.js';
 import { registerAutoscale } from './commands/autoscale.js';
 import { registerBackup } from './commands/backup.js';
@@ -40,6 +41,7 @@ export function buildProgram(): Command {
   registerScale(program, context);
   registerAutoscale(program, context);
   registerSecrets(program, context);
+  registerAddons(program, context);
   registerEvents(program, context);
   registerLogs(program, context);
   registerMetrics(program, context);

@@ -445,6 +445,7 @@ export type ReleaseChange =
   | { kind: 'settings'; service: string }
   | { kind: 'environment'; service: string }
   | { kind: 'routes'; service?: undefined }
+  | { kind: 'addons'; service?: undefined }
   /** Not a change (it makes no release): a count the release keeps from scaling although the spec says another. */
   | { kind: 'kept'; service: string; count: number; specified: number; by: 'autoscaler' | 'down' | 'scale' };
 
@@ -484,6 +485,8 @@ function releaseChanges(
   }
   if (previous && JSON.stringify(previous.spec.routes) !== JSON.stringify(next.routes))
     changes.push({ kind: 'routes' });
+  if (previous && JSON.stringify(previous.spec.addons ?? {}) !== JSON.stringify(next.addons ?? {}))
+    changes.push({ kind: 'addons' });
   return changes;
 }
 
@@ -508,6 +511,8 @@ export function describeChange(change: ReleaseChange): string {
       return `~ ${change.service}: secrets or config vars`;
     case 'routes':
       return '~ routes';
+    case 'addons':
+      return '~ addons';
     case 'kept': {
       const why =
         change.by === 'autoscaler'

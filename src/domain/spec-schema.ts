@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { DURATION_EXAMPLES, formatDuration, parseDuration } from '../lib/duration.js';
 import { parseSize } from '../lib/size.js';
+import { ADDON_KINDS, isAddonKind, MIN_BACKUP_INTERVAL_MS } from './addon.js';
 import { DEFAULT_AUTOSCALE_MIN, DEFAULT_DEPLOY, DEFAULT_HEALTH_CHECK } from './spec-defaults.js';
 
 /** Names of apps and services become host labels, directory names and Kubernetes object names. */
@@ -298,11 +299,43 @@ const pipelineSchema = z.strictObject({
   timeout: duration.optional(),
 });
 
+const addonKind = leaf(ADDON_KINDS.map((k) => `"${k}"`).join(' or '), (v) => (isAddonKind(v) ? ok(v) : no()));
+
+/** `15`, `7`, `7.0`: YAML may read a version as a number, taken as written. */
+const addonVersion = leaf('a version such as "15" or "7"', (v) => {
+  const text = typeof v === 'number' ? String(v) : v;
+  return typeof text === 'string' && /^\d+(\.\d+)?$/.test(text) ? ok(text) : no();
+});
+
+const backupInterval = leaf('a duration of at least 1m such as 24h, 6h or 30m', (v) => {
+  if (typeof v !== 'string' || /^\d+(\.\d+)?$/.test(v)) return no();
+  try {
+    const ms = parseDuration(v);
+    return ms >= MIN_BACKUP_INTERVAL_MS ? ok(ms) : no();
+  } catch {
+    return no();
+  }
+});
+
+const addonSchema = z.preprocess(
+  // `cache: redis` is the short form of `cache: { kind: redis }`.
+  (v) => (typeof v === 'string' ? { kind: v } : v),
+  z.strictObject({
+    kind: addonKind,
+    version: addonVersion.optional(),
+    as: envName.optional(),
+    backups: z
+      .strictObject({ every: backupInterval.optional(), keep: wholeNumber(1, 1000).optional() })
+      .optional(),
+  }),
+);
+
 /** berth.yaml as written, after field-level checks and unit conversion; defaults are filled in later. */
 export const specInputSchema = z.strictObject({
   app: name,
   routes: z.array(routeSchema).optional(),
   services: z.record(z.string(), serviceSchema),
+  addons: z.record(z.string(), addonSchema).optional(),
   pipeline: pipelineSchema.optional(),
 });
 

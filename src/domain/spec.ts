@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { isMap, isScalar, parseDocument } from 'yaml';
 import type { core } from 'zod';
+import { type AddonSpec, DEFAULT_ADDON_BACKUPS, DEFAULT_ADDON_ENV } from './addon.js';
 import { BerthError, type Issue } from './errors.js';
 import { parseProcfile } from './procfile.js';
 import { crossCheck, needsProcfile, type SpecProblem } from './spec-checks.js';
@@ -126,6 +127,8 @@ export interface AppSpec {
   app: string;
   routes: RouteSpec[];
   services: Record<string, ServiceSpec>;
+  /** Managed databases of the app (`addons:`); absent when it declares none. */
+  addons?: Record<string, AddonSpec>;
   pipeline: PipelineSpec;
 }
 
@@ -424,10 +427,24 @@ function normalise(input: SpecInput, procfile: Record<string, string>): AppSpec 
     services[name] = normaliseService(name, service, procfile[name] ?? '', routed.has(name));
   }
   const pipeline = input.pipeline ?? {};
+  const addons = Object.entries(input.addons ?? {}).map(([name, addon]): [string, AddonSpec] => [
+    name,
+    {
+      kind: addon.kind,
+      ...(addon.version !== undefined && { version: addon.version }),
+      as: addon.as ?? DEFAULT_ADDON_ENV[addon.kind],
+      backups: {
+        everyMs: addon.backups?.every ?? DEFAULT_ADDON_BACKUPS.everyMs,
+        keep: addon.backups?.keep ?? DEFAULT_ADDON_BACKUPS.keep,
+      },
+    },
+  ]);
   return {
     app: input.app,
     routes,
     services,
+    // Left out when empty, so the specs of apps without add-ons stay what they were.
+    ...(addons.length > 0 && { addons: Object.fromEntries(addons) }),
     pipeline: {
       check: [...(pipeline.check ?? DEFAULT_PIPELINE.check)],
       test: [...(pipeline.test ?? DEFAULT_PIPELINE.test)],

@@ -2,6 +2,10 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { AddonService } from '../control/addons/addon-service.js';
+import { AddonStore } from '../control/addons/addon-store.js';
+import { AttachedSecrets } from '../control/addons/attached-secrets.js';
+import { registerAddonRoutes } from '../control/api/addon-routes.js';
 import { loadOrCreateToken } from '../control/api/admin-token.js';
 import { registerAutoscaleRoutes } from '../control/api/autoscale-routes.js';
 import { registerBackupRoutes } from '../control/api/backup-routes.js';
@@ -31,6 +35,7 @@ import { ProxySupervisor, type RunningProxy } from '../control/traffic/proxy-sup
 import { RouteSync } from '../control/traffic/route-sync.js';
 import { TargetHealthFeed } from '../control/traffic/target-health-feed.js';
 import { UsageMonitor } from '../control/usage-monitor.js';
+import { addonMetricsService } from '../domain/addon.js';
 import { type ControlEndpoint, controlPaths } from '../domain/data-dir.js';
 import { BerthError } from '../domain/errors.js';
 import { proxyPaths } from '../domain/proxy-paths.js';
@@ -167,6 +172,22 @@ async function start(
   delete process.env[MASTER_KEY_ENV];
   // Every instance carries a mark of this data dir, so a later start can end those that no record owns.
   const runtime = new ProcessRuntime({ log, owner: ownerMark(paths.dataDir) });
+  // Add-on servers run on the same runtime as instances (shim, adoption, exit stream, sampling).
+  let usage: UsageMonitor | undefined;
+  const addons = new AddonService({
+    store: new AddonStore(db, events, () => clock.now()),
+    core: store,
+    events,
+    runtime,
+    secrets,
+    dataDir: paths.dataDir,
+    usage: (id) => usage?.usageById(id) ?? null,
+    clock,
+    log,
+  });
+  // Every service of an app gets its add-ons' URLs: in its environment and in its config hash.
+  const appSecrets = new AttachedSecrets(secrets, (app) => addons.attachedNames(app));
+  secrets.useAttachments((app) => addons.attachedNames(app));
   const proxySupervisor = new ProxySupervisor({
     dataDir: paths.dataDir,
     command: [process.execPath, KEEPER_MAIN],
@@ -202,9 +223,11 @@ async function start(
     artifacts: { prune: (keep) => builder.prune(keep), retainReleases: RETAINED_RELEASES },
     clock,
   });
-  apps.useSecrets(secrets);
+  apps.useSecrets(appSecrets);
   // A new secret version or config var is a new release: the services using it roll, health-gated.
   secrets.onChange((change) => {
+    // A deploy provisioning an add-on makes the release itself, with the add-on's URL in it.
+    if (change.release === false) return;
     try {
       apps.secretsChanged(change.app, `${change.kind} ${change.names.join(', ')} changed`, 'secrets');
     } catch (error) {
@@ -219,9 +242,10 @@ async function start(
     }
   });
   const scrub = (text: string): string => scrubber.scrub(text);
-  const releasePhase = new CommandReleasePhase({ secrets, scrub, baseEnv: platformEnv() });
+  const releasePhase = new CommandReleasePhase({ secrets: appSecrets, scrub, baseEnv: platformEnv() });
   const deployer = new Deployer(apps, builder, {
     releasePhase,
+    addons,
     appSecrets: (app) =>
       secrets
         .list(app)
@@ -245,7 +269,8 @@ async function start(
   reconciler = new Reconciler({
     store,
     runtime,
-    secrets,
+    secrets: appSecrets,
+    otherProcesses: () => addons.ownedRefs(),
     traffic,
     health,
     deployments: new DeploymentTracker(store, apps, clock),
@@ -253,7 +278,7 @@ async function start(
     log,
     logDir: paths.logs,
   });
-  const usage = new UsageMonitor(store, runtime, log);
+  usage = new UsageMonitor(store, runtime, log, () => addons.ownedRefs());
   const metrics = new MetricsStore(db, DEFAULT_RETENTION);
   const observability = createObservability({
     db,
@@ -267,6 +292,14 @@ async function start(
     collectIntervalMs: options.metricsIntervalMs,
     openMetricsPort: options.openMetricsPort,
     accessLogFile: options.accessLog ? join(proxyPaths(paths.dataDir).dir, 'access.log') : undefined,
+    otherProcesses: () =>
+      addons.servers().map((server) => ({
+        app: server.app,
+        service: addonMetricsService(server.name),
+        instance: server.processId,
+        healthy: server.healthy,
+        usage: usage?.usageById(server.processId) ?? null,
+      })),
   });
   const autoscaler = new Autoscaler({
     store,
@@ -290,10 +323,11 @@ async function start(
     version: VERSION,
     routes: [
       (a) => registerSecretsRoutes(a, secrets),
+      (a) => registerAddonRoutes(a, addons),
       (a) => observability.routes(a),
       (a) => registerAutoscaleRoutes(a, { store, autoscaler }),
       (a) => registerPipelineRoutes(a, { pipelines, git: gitRepos, actor: 'admin' }),
-      (a) => registerBackupRoutes(a, { store, events, dataDir: paths.dataDir }),
+      (a) => registerBackupRoutes(a, { store, events, dataDir: paths.dataDir, addons }),
       (a) => registerProxyRoutes(a, proxySupervisor),
     ],
   });
@@ -335,6 +369,9 @@ async function start(
   teardown.add('target health feed', () => health.stop());
   reconciler.start();
   teardown.add('reconciler', () => reconciler?.stop());
+  // After the reconciler's reclaim (which counts the add-on servers as owned); stopped before it closes the runtime.
+  addons.start();
+  teardown.add('add-ons', () => addons.stop());
   // The keeper is watched from now on: started again when it dies, its journal recorded as proxy.* events.
   proxySupervisor.watch();
   teardown.add('proxy watch', () => proxySupervisor.stop());

@@ -32,6 +32,21 @@ export interface MetricsCollectorOptions {
   intervalMs?: number;
   /** Called after each successful collection (alarms evaluate then). */
   onCollected?: (at: number) => void;
+  /**
+   * Processes beside the instances whose CPU, memory and health are series of their app (add-on servers, as
+   * service `addon:<name>`); they take no routed traffic.
+   */
+  otherProcesses?: () => OtherProcess[];
+}
+
+/** A process sampled into an app's metrics beside its instances. */
+export interface OtherProcess {
+  app: string;
+  service: string;
+  /** Its runtime id (the series' instance). */
+  instance: string;
+  healthy: boolean;
+  usage: InstanceUsage | null;
 }
 
 export const DEFAULT_COLLECT_INTERVAL_MS = 5000;
@@ -142,6 +157,24 @@ export class MetricsCollector {
         instance: instance.id,
         delta: emptyDelta(),
         gauges: this.#gauges(instance, 0),
+      });
+    }
+
+    for (const other of this.#options.otherProcesses?.() ?? []) {
+      samples.push({
+        app: other.app,
+        service: other.service,
+        release: 0,
+        instance: other.instance,
+        delta: emptyDelta(),
+        gauges: {
+          inFlight: 0,
+          cpuPercent: other.usage?.cpuPercent ?? null,
+          memoryBytes: other.usage?.memoryBytes ?? null,
+          memoryLimit: null,
+          healthy: other.healthy,
+          unhealthy: !other.healthy,
+        },
       });
     }
 

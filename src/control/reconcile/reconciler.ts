@@ -1,6 +1,5 @@
 // The one loop that keeps every service at its desired count: observe → plan (pure) → apply, then wait for a kick.
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { Instance } from '../../domain/instance.js';
 import { isLive } from '../../domain/instance.js';
@@ -9,6 +8,7 @@ import type { TargetHealthStatus } from '../../domain/target-health.js';
 import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF, nextFailureCount } from '../../lib/backoff.js';
 import type { Clock } from '../../lib/clock.js';
 import { formatDuration } from '../../lib/duration.js';
+import { allocatePort } from '../../lib/free-port.js';
 import type { Logger } from '../../lib/logger.js';
 import { every, type Ticker } from '../../lib/ticker.js';
 import {
@@ -72,6 +72,11 @@ export interface ReconcilerOptions {
   /** A free port for a new instance; by default one the kernel gives on 127.0.0.1. */
   allocatePort?: () => Promise<number>;
   /**
+   * Processes the runtime runs that are not instances (add-on servers, supervised by their own module): counted as
+   * owned when the processes no record accounts for are reclaimed.
+   */
+  otherProcesses?: () => InstanceRef[];
+  /**
    * How often a pass runs when nothing wakes the loop (exits, health changes, applies and scales all do): a
    * resync, as Kubernetes controllers have.
    */
@@ -84,9 +89,17 @@ export class Reconciler {
   readonly #options: Required<
     Omit<
       ReconcilerOptions,
-      'health' | 'backoff' | 'baseEnv' | 'traffic' | 'secrets' | 'deployments' | 'allocatePort'
+      | 'health'
+      | 'backoff'
+      | 'baseEnv'
+      | 'traffic'
+      | 'secrets'
+      | 'deployments'
+      | 'allocatePort'
+      | 'otherProcesses'
     >
   > & {
+    otherProcesses: () => InstanceRef[];
     health: TargetHealthView | undefined;
     allocatePort: () => Promise<number>;
     events: EventStore;
@@ -107,6 +120,7 @@ export class Reconciler {
       ...options,
       health: options.health,
       allocatePort: options.allocatePort ?? allocatePort,
+      otherProcesses: options.otherProcesses ?? (() => []),
       events: options.store.events,
       backoff: options.backoff ?? DEFAULT_BACKOFF,
       traffic: options.traffic,
@@ -210,7 +224,7 @@ export class Reconciler {
       .listInstances({ live: true })
       .map((instance) => instanceRef(instance))
       .filter((ref): ref is InstanceRef => ref !== null);
-    const reclaimed = runtime.reclaim(owned);
+    const reclaimed = runtime.reclaim([...owned, ...this.#options.otherProcesses()]);
     if (reclaimed.length > 0) {
       events.record({
         actor: 'system',
@@ -545,19 +559,4 @@ export function platformEnv(env: NodeJS.ProcessEnv = process.env): Record<string
     if (value !== undefined) picked[name] = value;
   }
   return picked;
-}
-
-/** A free loopback port: bind port 0, read what the kernel gave, release it for the instance. */
-function allocatePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
-      );
-    });
-  });
 }
