@@ -43,14 +43,16 @@ export interface AddonSpec {
 
 /**
  * `provisioning` until the server answers with its credentials set; `available` while it runs and answers;
- * `unavailable` when it exited (restarted with the crash-loop backoff, as an instance is); `restoring` while a
- * backup replaces its data; `destroying` on the way out. `failed` (provisioning did not succeed: nothing of it is
- * left) and `destroyed` are final.
+ * `unavailable` when it exited (restarted with the crash-loop backoff, as an instance is); `stopped` when asked to
+ * (`berth addons stop`: its data stays, nothing restarts it); `restoring` while a backup replaces its data;
+ * `destroying` on the way out. `failed` (provisioning did not succeed: nothing of it is left) and `destroyed` are
+ * final.
  */
 export type AddonState =
   | 'provisioning'
   | 'available'
   | 'unavailable'
+  | 'stopped'
   | 'restoring'
   | 'destroying'
   | 'destroyed'
@@ -58,8 +60,9 @@ export type AddonState =
 
 export const ADDON_STATES = stateMachine<AddonState>('add-on', {
   provisioning: ['available', 'failed', 'destroying'],
-  available: ['unavailable', 'restoring', 'destroying'],
-  unavailable: ['available', 'restoring', 'destroying'],
+  available: ['unavailable', 'stopped', 'restoring', 'destroying'],
+  unavailable: ['available', 'stopped', 'restoring', 'destroying'],
+  stopped: ['available', 'unavailable', 'restoring', 'destroying'],
   restoring: ['available', 'unavailable', 'destroying'],
   destroying: ['destroyed'],
   destroyed: [],
@@ -71,6 +74,7 @@ export const LIVE_ADDON_STATES: readonly AddonState[] = [
   'provisioning',
   'available',
   'unavailable',
+  'stopped',
   'restoring',
   'destroying',
 ];

@@ -167,6 +167,23 @@ export function registerAddons(program: Command, context: CliContext): void {
       );
     });
 
+  for (const [verb, description] of [
+    ['stop', 'stop the server (its data stays; nothing restarts it until `berth addons start`)'],
+    ['start', 'start a stopped server again'],
+  ] as const) {
+    addons
+      .command(verb)
+      .description(description)
+      .argument('<app>', 'the app')
+      .argument('<name>', 'the add-on')
+      .action(async (app: string, name: string) => {
+        const addon = await context.client().request<AddonView>('POST', `${path(app, name)}/${verb}`, {});
+        process.stdout.write(
+          `${app}/${name}: ${addon.state}${addon.pid === null ? '' : ` (pid ${addon.pid})`}\n`,
+        );
+      });
+  }
+
   addons
     .command('rotate')
     .description(

@@ -540,6 +540,8 @@ export class AddonService {
       if (JSON.stringify(existing.backups) !== JSON.stringify(want.backups))
         this.#store.setBackupPolicy(existing.id, want.backups);
       if (want.as !== existing.envName) this.#renameVariable(existing, want.as, actor);
+      // Declared means wanted running: a deploy starts an add-on that was stopped.
+      if (existing.state === 'stopped') await this.startAddon(spec.app, name, actor);
     }
   }
 
@@ -556,6 +558,69 @@ export class AddonService {
       message: `${addon.app}/${addon.name}: its URL is now ${envName} (was ${addon.envName})`,
       data: { from: addon.envName, to: envName },
     });
+  }
+
+  // Stopping and starting.
+
+  /** Stops the server (SIGTERM, SIGKILL after 30 s); its data stays and nothing restarts it until `start`. */
+  async stopAddon(app: string, name: string, actor: string): Promise<AddonView> {
+    const addon = this.#require(app, name);
+    if (addon.state === 'stopped') return this.#view(addon);
+    if (addon.state !== 'available' && addon.state !== 'unavailable')
+      throw new BerthError('conflict', `${app}/${name} is ${addon.state}; stop it once that is done`);
+    await this.#exclusive(addon.id, async () => {
+      const current = this.#store.get(addon.id)!;
+      await this.#stopServer(current);
+      this.#store.setBackoff(addon.id, 0, 0);
+      this.#store.transition(addon.id, 'stopped', null, {
+        event: (before) => ({
+          ...this.#subject(addon),
+          actor,
+          kind: 'addon.stopped',
+          message: `${app}/${name} (${addon.kind}) stopped (was ${before.state}); its data is kept, \`berth addons start\` starts it again`,
+          data: { was: before.state },
+        }),
+      });
+    });
+    return this.#view(this.#store.get(addon.id)!);
+  }
+
+  /** Starts a stopped add-on's server; a start that fails leaves it `unavailable`, retried with the backoff. */
+  async startAddon(app: string, name: string, actor: string): Promise<AddonView> {
+    const addon = this.#require(app, name);
+    if (addon.state !== 'stopped') return this.#view(addon);
+    await this.#exclusive(addon.id, async () => {
+      try {
+        await this.#ensurePort(addon);
+        const current = this.#store.get(addon.id)!;
+        await this.#launch(current, this.#context(current));
+      } catch (error) {
+        await this.#stopServer(this.#store.get(addon.id)!);
+        const reason = `failed to start: ${describeFailure(error)}`;
+        this.#store.setBackoff(addon.id, 1, this.#clock.now() + this.#backoff.initialMs);
+        this.#store.transition(addon.id, 'unavailable', reason, {
+          event: () => ({
+            ...this.#subject(addon),
+            actor,
+            kind: 'addon.failed_to_start',
+            message: `${app}/${name} (${addon.kind}) ${reason}; retried with the crash-loop backoff`,
+            data: { reason },
+          }),
+        });
+        throw new BerthError('runtime_failure', `${app}/${name}: ${reason}`, { cause: error });
+      }
+      const started = this.#store.get(addon.id)!;
+      this.#store.transition(addon.id, 'available', null, {
+        event: () => ({
+          ...this.#subject(addon),
+          actor,
+          kind: 'addon.started',
+          message: `${app}/${name} (${addon.kind}) started (pid ${started.process?.pid}, port ${started.port})`,
+          data: { pid: started.process?.pid, port: started.port },
+        }),
+      });
+    });
+    return this.#view(this.#store.get(addon.id)!);
   }
 
   // Destroying.

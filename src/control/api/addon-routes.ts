@@ -38,6 +38,14 @@ export function registerAddonRoutes(api: FastifyInstance, addons: AddonService):
     return addons.destroy(request.params.app, request.params.name, query.confirm, ADMIN_ACTOR);
   });
 
+  api.post<AddonParams>('/v1/apps/:app/addons/:name/stop', async (request) =>
+    addons.stopAddon(request.params.app, request.params.name, ADMIN_ACTOR),
+  );
+
+  api.post<AddonParams>('/v1/apps/:app/addons/:name/start', async (request) =>
+    addons.startAddon(request.params.app, request.params.name, ADMIN_ACTOR),
+  );
+
   api.post<AddonParams>('/v1/apps/:app/addons/:name/rotate', async (request) =>
     addons.rotate(request.params.app, request.params.name, ADMIN_ACTOR),
   );
