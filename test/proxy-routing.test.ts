@@ -14,6 +14,7 @@ import {
   type Backend,
   FAST_HEALTH,
   type ProxyProcess,
+  proxyUnavailable,
   removeDir,
   request,
   startBackend,
@@ -82,7 +83,7 @@ async function countBackends(
   return counts;
 }
 
-describe('proxy routing and balancing', () => {
+describe('proxy routing and balancing', { skip: proxyUnavailable }, () => {
   let proxy: ProxyProcess;
   const backends: Backend[] = [];
   let a: Backend;
@@ -350,7 +351,7 @@ describe('proxy routing and balancing', () => {
   });
 });
 
-describe('proxy listeners: redirect and TLS with the generated CA', () => {
+describe('proxy listeners: redirect and TLS with the generated CA', { skip: proxyUnavailable }, () => {
   let proxy: ProxyProcess;
   let backend: Backend;
 

@@ -80,7 +80,8 @@ export class Exchange implements UpstreamOwner {
   #upstream: UpstreamConnection | null = null;
   #upstreamHead = '';
   #firstBody: Buffer | null = null;
-  #retried = false;
+  /** How many times this request was sent again (a refused connection may follow a replay: see #fail). */
+  #retries = 0;
   readonly #reqFramer = new BodyFramer();
   #reqBodyDone = true;
   /** The whole request body came with the head (so the request can be sent again on another connection). */
@@ -539,9 +540,9 @@ export class Exchange implements UpstreamOwner {
   /**
    * The exchange failed before a response head arrived. It is sent again only when replay is safe: a connection
    * that never connected carried no byte, so the request goes to another target (and the failing one is marked
-   * unhealthy); a reused keep-alive connection that broke before answering may have delivered the request, so
-   * it is retried on a fresh connection only for methods that are safe to replay. Otherwise the client gets the
-   * classified status.
+   * unhealthy); a connection that broke before answering may have delivered the request, so it is sent again
+   * only for methods that are safe to replay, once: on a fresh connection to the same target when the broken one
+   * was a reused keep-alive connection, else to another target. Otherwise the client gets the classified status.
    */
   #fail(failure: Failure, conn?: UpstreamConnection, error?: NodeJS.ErrnoException): void {
     const target = this.#target;
@@ -551,9 +552,11 @@ export class Exchange implements UpstreamOwner {
       conn !== undefined &&
       target !== undefined &&
       group !== undefined &&
-      !this.#retried &&
+      this.#retries < 2 &&
       !this.#sentToClient
     ) {
+      // A refused connection carried no byte, so it may follow a replay (a stale pooled connection to a target
+      // that just died, then its refusal); a request that may have been delivered is replayed at most once.
       if (failure === 'connect_failed') {
         group.markFailing(
           target,
@@ -566,13 +569,19 @@ export class Exchange implements UpstreamOwner {
         }
       } else if (
         failure === 'reset_before_response' &&
-        conn.uses > 1 &&
+        this.#retries === 0 &&
         this.#reqBodyDone &&
         this.#wholeBodyInFirst &&
         replaySafe(this.#head.method, group)
       ) {
-        this.#retry(target, true);
-        return;
+        // A reused keep-alive connection may just have been closed by the target as it went idle: a fresh
+        // connection to the same target. A fresh connection that broke means the target itself went away
+        // mid-request (killed, crashed): another target, as nginx's `proxy_next_upstream error` does.
+        const next = conn.uses > 1 ? target : group.pick(target);
+        if (next !== undefined && (next !== target || conn.uses > 1)) {
+          this.#retry(next, next === target);
+          return;
+        }
       }
     }
     this.#status = classifyFailure(failure);
@@ -590,7 +599,7 @@ export class Exchange implements UpstreamOwner {
   }
 
   #retry(next: Target, fresh: boolean): void {
-    this.#retried = true;
+    this.#retries++;
     this.#target!.metrics.retries++;
     this.#lease?.end();
     this.#lease = null;

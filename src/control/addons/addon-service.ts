@@ -197,9 +197,10 @@ export class AddonService {
 
   /**
    * Takes over the servers an earlier control plane left running (adopted through the runtime, as instances
-   * are), finishes what it left half done, then supervises until `stop`.
+   * are), finishes what it left half done, then supervises until `stop`. Resolves once every server was adopted
+   * (one found gone is already on the exit stream, so it is restarted, not reported as adopted).
    */
-  start(): void {
+  async start(): Promise<void> {
     if (this.#loop) return;
     for (const addon of this.#store.list()) {
       if (addon.state === 'provisioning') {
@@ -213,7 +214,11 @@ export class AddonService {
         continue;
       }
       if (addon.process !== null) {
-        this.#runtime.adopt(this.#refOf(addon.process));
+        try {
+          await this.#runtime.adopt(this.#refOf(addon.process));
+        } catch (error) {
+          this.#log.warn({ addon: addon.id, err: error }, 'add-on server adoption failed');
+        }
         if (!this.#ended.has(addon.process.id)) {
           this.#events.record({
             ...this.#subject(addon),

@@ -129,6 +129,11 @@ export const STORE_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX deployments_by_app ON deployments (app, id);
     `,
   },
+  {
+    version: 4,
+    name: 'the runtime of each instance (process or docker)',
+    sql: `ALTER TABLE instances ADD COLUMN runtime TEXT NOT NULL DEFAULT 'process';`,
+  },
 ];
 
 const appRow = z.object({
@@ -177,6 +182,7 @@ const instanceRow = z.object({
   exit_signal: z.string().nullable(),
   reason: z.string().nullable(),
   log_path: z.string(),
+  runtime: z.enum(['process', 'docker']),
 });
 
 const deploymentRow = z.object({
@@ -251,6 +257,7 @@ function toInstance(row: z.output<typeof instanceRow>): Instance {
     exitSignal: row.exit_signal,
     reason: row.reason,
     logPath: row.log_path,
+    runtime: row.runtime,
   };
 }
 
@@ -459,8 +466,10 @@ export class Store {
   // Instances
 
   /** Records a new instance; it starts `starting` (states change only by `transitionInstance`). */
-  insertInstance(instance: Omit<Instance, 'state'> & { state?: 'starting' }): Instance {
-    const row: Instance = { ...instance, state: 'starting' };
+  insertInstance(
+    instance: Omit<Instance, 'state' | 'runtime'> & { state?: 'starting'; runtime?: Instance['runtime'] },
+  ): Instance {
+    const row: Instance = { ...instance, runtime: instance.runtime ?? 'process', state: 'starting' };
     this.#s.insertInstance.run({
       id: row.id,
       app: row.app,
@@ -478,6 +487,7 @@ export class Store {
       exitSignal: row.exitSignal,
       reason: row.reason,
       logPath: row.logPath,
+      runtime: row.runtime,
     });
     return row;
   }
@@ -599,9 +609,9 @@ function statements(db: Database) {
     ),
     insertInstance: db.statement(
       `INSERT INTO instances (id, app, service, release, config_hash, state, pid, process_start, port, created_at,
-         healthy_at, ended_at, exit_code, exit_signal, reason, log_path)
+         healthy_at, ended_at, exit_code, exit_signal, reason, log_path, runtime)
        VALUES (@id, @app, @service, @release, @configHash, @state, @pid, @processStart, @port, @createdAt,
-         @healthyAt, @endedAt, @exitCode, @exitSignal, @reason, @logPath)`,
+         @healthyAt, @endedAt, @exitCode, @exitSignal, @reason, @logPath, @runtime)`,
     ),
     setInstanceProcess: db.statement('UPDATE instances SET pid = ?, process_start = ? WHERE id = ?'),
     transitionInstance: db.statement(
