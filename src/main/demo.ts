@@ -152,9 +152,7 @@ async function main(): Promise<void> {
     // Add-on servers outlive the control plane like instances; the example's are stopped (their data stays, and
     // the next `npm start` starts them again).
     for (const name of addons) {
-      await client
-        .request('POST', `/v1/apps/${result.app}/addons/${name}/stop`, {})
-        .catch(() => undefined);
+      await client.request('POST', `/v1/apps/${result.app}/addons/${name}/stop`, {}).catch(() => undefined);
     }
     // Other apps on this data directory keep their proxy.
     const others = await client.instances().catch(() => []);
