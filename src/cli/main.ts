@@ -65,9 +65,24 @@ function hintAfterErrors(command: Command, path: string): void {
   for (const sub of command.commands) hintAfterErrors(sub, `${path} ${sub.name()}`);
 }
 
+/**
+ * `berth addons create APP redis --version 7`: commander gives the program's own `--version` precedence wherever
+ * it appears, so after `addons create` it is renamed to the subcommand's `--server-version` before parsing.
+ */
+export function addonVersionArgs(argv: readonly string[]): string[] {
+  const addons = argv.indexOf('addons');
+  const create = addons < 0 ? -1 : argv.indexOf('create', addons + 1);
+  if (create < 0) return [...argv];
+  return argv.map((arg, i) =>
+    i > create && (arg === '--version' || arg.startsWith('--version='))
+      ? arg.replace('--version', '--server-version')
+      : arg,
+  );
+}
+
 export async function main(argv: string[]): Promise<number> {
   try {
-    await buildProgram().parseAsync(argv);
+    await buildProgram().parseAsync(addonVersionArgs(argv));
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (error) {
     if (error instanceof CommanderError) {

@@ -86,20 +86,23 @@ export function registerAddons(program: Command, context: CliContext): void {
     .argument('<app>', 'the app')
     .argument('<kind>', 'redis or postgres')
     .option('--name <name>', 'name of the add-on (default: the kind)')
-    .option('--version <version>', 'major version (default: the newest installed)')
+    .option(
+      '--version, --server-version <version>',
+      'major version of the server (default: the newest installed)',
+    )
     .option('--as <VAR>', 'the variable its URL is given as (default REDIS_URL / DATABASE_URL)')
     .option('--json', 'print JSON')
     .action(
       async (
         app: string,
         kind: string,
-        options: { name?: string; version?: string; as?: string; json?: boolean },
+        options: { name?: string; serverVersion?: string; as?: string; json?: boolean },
       ) => {
         const started = Date.now();
         const body = {
           kind,
           ...(options.name === undefined ? {} : { name: options.name }),
-          ...(options.version === undefined ? {} : { version: options.version }),
+          ...(options.serverVersion === undefined ? {} : { version: options.serverVersion }),
           ...(options.as === undefined ? {} : { as: options.as }),
         };
         const addon = await context.client().request<AddonView>('POST', path(app), body);

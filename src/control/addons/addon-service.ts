@@ -739,21 +739,25 @@ export class AddonService {
       const password = generatePassword();
       const { login, retiring } = await engine.beginRotation(this.#context(current), password);
       const since = this.#clock.now();
-      this.#secrets.set(app, { [passwordSecretName(name, 'app')]: password }, actor, {
-        platform: true,
-        release: false,
+      // The server already takes the new password beside the old: what Berth records of it lands at once, so a
+      // control plane killed here leaves either the old credentials (still working) or the whole rotation.
+      this.#store.transaction(() => {
+        this.#secrets.set(app, { [passwordSecretName(name, 'app')]: password }, actor, {
+          platform: true,
+          release: false,
+        });
+        this.#store.setLogin(current.id, login);
+        this.#store.setRotation(current.id, { since, ...retiring });
+        this.#events.record({
+          ...this.#subject(current),
+          actor,
+          kind: 'addon.rotating',
+          message: `${app}/${name}: new credentials (login ${login}); the previous ones work until every instance of ${app} runs with the new ${current.envName}`,
+          data: { login, retiring: retiring.login },
+        });
+        // The new URL is a new secret version: a new release, rolled health-gated.
+        this.#secrets.set(app, { [current.envName]: engine.url(current.port, login, password) }, actor);
       });
-      this.#store.setLogin(current.id, login);
-      this.#store.setRotation(current.id, { since, ...retiring });
-      this.#events.record({
-        ...this.#subject(current),
-        actor,
-        kind: 'addon.rotating',
-        message: `${app}/${name}: new credentials (login ${login}); the previous ones work until every instance of ${app} runs with the new ${current.envName}`,
-        data: { login, retiring: retiring.login },
-      });
-      // The new URL is a new secret version: a new release, rolled health-gated.
-      this.#secrets.set(app, { [current.envName]: engine.url(current.port, login, password) }, actor);
       this.#loop?.kick();
       return this.#view(this.#store.get(current.id)!);
     });
