@@ -1,7 +1,9 @@
 // Integration: add-ons with real redis-server and PostgreSQL 15 under a real control plane, proxy and example app.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { cpSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -42,7 +44,8 @@ function notesApp(): string {
       /health: \{[^}]*\}/,
       'health: { path: /health, interval: 500ms, timeout: 400ms, healthy: 1, unhealthy: 3, grace: 10s }',
     )
-    .replace(/deploy: \{[^}]*\}/, 'deploy: { drain: 1s, stopTimeout: 5s }');
+    .replace(/deploy: \{[^}]*\}/, 'deploy: { drain: 1s, stopTimeout: 5s }')
+    .replace('cache: redis', 'cache: { kind: redis, backups: { every: 24h, keep: 2 } }');
   writeFileSync(join(dir, 'berth.yaml'), spec);
   return dir;
 }
@@ -394,6 +397,81 @@ describe('add-ons: managed Redis and PostgreSQL', { skip }, () => {
       ),
       'one,two',
     );
+  });
+
+  it('keeps the newest backups berth.yaml asks for (keep: 2), files and records', async () => {
+    for (let i = 0; i < 3; i++) await cli('addons', 'backup', 'notes', 'cache');
+    const kept = JSON.parse(await cli('addons', 'backups', 'notes', 'cache', '--json')) as AddonBackupView[];
+    assert.equal(kept.length, 2);
+    assert.deepEqual(
+      readdirSync(join(dataDir, 'addons', 'backups', 'notes'))
+        .filter((f) => f.startsWith('cache-'))
+        .sort(),
+      kept.map((b) => `${b.id}.rdb`).sort(),
+    );
+    assert.equal((await addon('notes', 'cache')).backups.keep, 2);
+  });
+
+  it('moves a server whose port was taken while it was stopped, its URL following', async () => {
+    const before = await addon('vault', 'cache');
+    await cli('addons', 'stop', 'vault', 'cache');
+    const squatter = createServer();
+    await new Promise<void>((resolve) => squatter.listen(before.port, '127.0.0.1', resolve));
+    try {
+      await cli('addons', 'start', 'vault', 'cache');
+    } finally {
+      squatter.close();
+    }
+    const after = await addon('vault', 'cache');
+    assert.equal(after.state, 'available');
+    assert.notEqual(after.port, before.port);
+    const url = await reveal('vault', 'REDIS_URL');
+    assert.match(url, new RegExp(`:${after.port}$`));
+    assert.equal(await redis(url, 'GET', 'greeting'), 'kept across a destroy');
+  });
+
+  it('shows the last log lines of a server that fails to start, and a restore brings it back', async () => {
+    // The backup of the destroyed redis add-on, which `cache` was restored from.
+    const backup = (JSON.parse(await cli('addons', 'backups', 'vault', '--json')) as AddonBackupView[]).find(
+      (b) => b.kind === 'redis',
+    );
+    assert.ok(backup);
+    const { dataDir: dir } = await addon('vault', 'cache');
+    await cli('addons', 'stop', 'vault', 'cache');
+    writeFileSync(join(dir, 'appendonlydir', 'appendonly.aof.manifest'), 'this is not a manifest\n');
+    const failed = await refused('addons', 'start', 'vault', 'cache');
+    assert.match(failed, /vault\/cache: failed to start/);
+    assert.match(failed, /manifest/i, 'the server log says what is wrong');
+    assert.equal((await addon('vault', 'cache')).state, 'unavailable');
+    await cli('addons', 'restore', 'vault', 'cache', backup.id);
+    assert.equal((await addon('vault', 'cache')).state, 'available');
+    assert.equal(await redis(await reveal('vault', 'REDIS_URL'), 'GET', 'greeting'), 'kept across a destroy');
+  });
+
+  it('fails a backup on a full disk: no file left, no record, the server still running', async (t) => {
+    await cli('addons', 'create', 'full', 'redis');
+    const dir = join(dataDir, 'addons', 'backups', 'full');
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    try {
+      await run('mount', ['-t', 'tmpfs', '-o', 'size=64k,mode=0700', 'tmpfs', dir]);
+    } catch (error) {
+      t.skip(`a full disk is a 64 KiB tmpfs, which only root can mount (${String(error).split('\n')[0]})`);
+      return;
+    }
+    try {
+      const url = await reveal('full', 'REDIS_URL');
+      // Random bytes do not compress: an RDB of 256 KiB.
+      await redis(url, 'SET', 'big', randomBytes(192 * 1024).toString('base64'));
+      const failed = await refused('addons', 'backup', 'full', 'redis');
+      assert.match(failed, /backup of full\/redis failed: .*no backup file was kept/);
+      assert.deepEqual(readdirSync(dir), []);
+      assert.deepEqual(JSON.parse(await cli('addons', 'backups', 'full', '--json')), []);
+      const view = await addon('full', 'redis');
+      assert.equal(view.state, 'available');
+      assert.equal(await redis(url, 'STRLEN', 'big'), 262144);
+    } finally {
+      await run('umount', [dir]);
+    }
   });
 
   it('puts a consistent dump of every add-on into berth backup', async () => {
