@@ -1,39 +1,32 @@
-// Integration: add-ons with real redis-server and PostgreSQL 15 under a real control plane, proxy and example app.
+// Integration: add-ons with real redis-server and PostgreSQL 15 under a real control plane, proxy and example app:
+// provisioned from berth.yaml, used by examples/notes, killed, rotated under load, re-adopted.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { cpSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import { PostgresEngine } from '../src/control/addons/postgres-engine.js';
 import { RedisConnection } from '../src/control/addons/redis-connection.js';
-import type { AddonBackupView, AddonView } from '../src/domain/addon.js';
+import type { AddonBackupView } from '../src/domain/addon.js';
 import { proxyPaths } from '../src/domain/proxy-paths.js';
+import {
+  addonClient,
+  loopbackListeners,
+  psql,
+  redis,
+  serverPid,
+  shutDownWithAddons,
+  skip,
+} from './addon-harness.js';
 import {
   type ControlPlaneProcess,
   processExists,
-  proxyUnavailable,
-  runCli,
-  shutDown,
   startControlPlane,
   tempDir,
   waitFor,
 } from './control-harness.js';
 import { answersAfter, LoadClient } from './load-client.js';
-import { requireTool } from './require-tool.js';
 
 const NOTES = fileURLToPath(new URL('../../examples/notes', import.meta.url));
-const run = promisify(execFile);
-const postgres = new PostgresEngine();
-const PSQL = `/usr/lib/postgresql/${postgres.versions()[0] ?? '15'}/bin/psql`;
-
-const skip =
-  proxyUnavailable ||
-  requireTool('redis-server', 'redis-server') ||
-  (postgres.versions().includes('15') ? false : 'PostgreSQL 15 not installed (Debian package postgresql)');
 
 /** examples/notes with health checks fast enough for a test: its berth.yaml otherwise as shipped. */
 function notesApp(): string {
@@ -50,85 +43,15 @@ function notesApp(): string {
   return dir;
 }
 
-/** The server process under an add-on's shim: redis-server, or the postmaster. */
-function serverPid(shimPid: number, comm: string): number {
-  const parents = new Map<number, number>();
-  const names = new Map<number, string>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const close = stat.lastIndexOf(')');
-      names.set(Number(entry), stat.slice(stat.indexOf('(') + 1, close));
-      parents.set(Number(entry), Number(stat.slice(close + 2).split(' ')[1]));
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  const descends = (pid: number): boolean => {
-    for (let p = parents.get(pid); p !== undefined && p > 1; p = parents.get(p))
-      if (p === shimPid) return true;
-    return false;
-  };
-  const found = [...names].find(
-    ([pid, name]) => name === comm && descends(pid) && names.get(parents.get(pid)!) !== comm,
-  );
-  assert.ok(found, `no ${comm} under pid ${shimPid}`);
-  return found[0];
-}
-
-/** Ports listening on 127.0.0.1 only (from /proc/net/tcp): `0100007F:PORT` in state 0A. */
-function loopbackListeners(): Set<number> {
-  const ports = new Set<number>();
-  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
-    const [, local, , state] = line.trim().split(/\s+/);
-    if (state === '0A' && local?.startsWith('0100007F:')) ports.add(Number.parseInt(local.slice(9), 16));
-  }
-  return ports;
-}
-
-async function psql(url: string, sql: string): Promise<string> {
-  const { stdout } = await run(PSQL, ['--no-psqlrc', '-tAX', '-v', 'ON_ERROR_STOP=1', '-d', url, '-c', sql], {
-    timeout: 30_000,
-  });
-  return stdout.trim();
-}
-
-async function redis(url: string, ...command: string[]): Promise<unknown> {
-  const parsed = new URL(url);
-  const connection = await RedisConnection.open(Number(parsed.port), {
-    user: decodeURIComponent(parsed.username),
-    password: decodeURIComponent(parsed.password),
-  });
-  try {
-    return await connection.command(command);
-  } finally {
-    connection.close();
-  }
-}
-
 describe('add-ons: managed Redis and PostgreSQL', { skip }, () => {
   let dataDir: string;
   let plane: ControlPlaneProcess;
   let load: LoadClient;
   let app: string;
-
-  const cli = async (...args: string[]): Promise<string> => {
-    const result = await runCli(dataDir, args);
-    assert.equal(result.code, 0, `berth ${args.join(' ')}: ${result.stderr}${result.stdout}`);
-    return result.stdout;
-  };
-  const refused = async (...args: string[]): Promise<string> => {
-    const result = await runCli(dataDir, args);
-    assert.notEqual(result.code, 0, `berth ${args.join(' ')} should fail: ${result.stdout}`);
-    return result.stderr;
-  };
-  const addons = (of: string): Promise<AddonView[]> =>
-    plane.client.request<AddonView[]>('GET', `/v1/apps/${of}/addons`);
-  const addon = async (of: string, name: string): Promise<AddonView> =>
-    plane.client.request<AddonView>('GET', `/v1/apps/${of}/addons/${name}`);
-  const reveal = async (of: string, name: string): Promise<string> =>
-    (await cli('secrets', 'get', of, name, '--reveal')).trim();
+  const { cli, refused, addons, addon, reveal } = addonClient(
+    () => dataDir,
+    () => plane,
+  );
   const eventKinds = async (kind: string): Promise<string[]> =>
     (await plane.client.events({ app: 'notes', limit: 1000 }))
       .filter((e) => e.kind === kind)
@@ -156,13 +79,7 @@ describe('add-ons: managed Redis and PostgreSQL', { skip }, () => {
 
   after(async () => {
     load?.close();
-    // Add-on servers outlive control planes by design: stop every one this test made before the plane goes.
-    if (plane) {
-      for (const a of await plane.client.request<AddonView[]>('GET', '/v1/addons').catch(() => [])) {
-        if (a.state !== 'stopped') await runCli(dataDir, ['addons', 'stop', a.app, a.name]);
-      }
-    }
-    await shutDown(plane, dataDir);
+    await shutDownWithAddons(plane, dataDir);
   });
 
   it('provisions the add-ons berth.yaml declares, on loopback with strong passwords, and the app uses them', async () => {
@@ -358,47 +275,6 @@ describe('add-ons: managed Redis and PostgreSQL', { skip }, () => {
     for (let i = 0; i < 10; i++) assert.equal((await load.get('/')).status, 200);
   });
 
-  it('backs up, destroys, and restores into a new add-on with the data intact', async () => {
-    await cli('addons', 'create', 'vault', 'redis');
-    await cli('addons', 'create', 'vault', 'postgres', '--name', 'ledger');
-    const redisUrl = await reveal('vault', 'REDIS_URL');
-    const dbUrl = await reveal('vault', 'DATABASE_URL');
-    await redis(redisUrl, 'SET', 'greeting', 'kept across a destroy');
-    await psql(
-      dbUrl,
-      "CREATE TABLE entries (id serial PRIMARY KEY, body text); INSERT INTO entries (body) VALUES ('one'), ('two')",
-    );
-    await cli('addons', 'backup', 'vault', 'redis');
-    await cli('addons', 'backup', 'vault', 'ledger');
-    const backups = JSON.parse(await cli('addons', 'backups', 'vault', '--json')) as AddonBackupView[];
-    assert.deepEqual(
-      backups.map((b) => [b.addon, b.trigger]),
-      [
-        ['redis', 'manual'],
-        ['ledger', 'manual'],
-      ],
-    );
-    for (const b of backups) assert.ok(b.sizeBytes > 0);
-    const dirs = (await addons('vault')).map((a) => a.dataDir);
-    await cli('addons', 'destroy', 'vault', 'redis', '--confirm', 'vault');
-    await cli('addons', 'destroy', 'vault', 'ledger', '--confirm', 'vault');
-    assert.deepEqual(await addons('vault'), []);
-    for (const dir of dirs) assert.equal(existsSync(dir), false, `${dir} deleted`);
-    assert.match(await refused('secrets', 'get', 'vault', 'REDIS_URL', '--reveal'), /REDIS_URL/);
-    // Kept after the destroy, and loaded into new add-ons.
-    assert.equal((JSON.parse(await cli('addons', 'backups', 'vault', '--json')) as unknown[]).length, 2);
-    await cli('addons', 'restore', 'vault', 'cache', backups[0]!.id);
-    await cli('addons', 'restore', 'vault', 'books', backups[1]!.id);
-    assert.equal(await redis(await reveal('vault', 'REDIS_URL'), 'GET', 'greeting'), 'kept across a destroy');
-    assert.equal(
-      await psql(
-        await reveal('vault', 'DATABASE_URL'),
-        "SELECT string_agg(body, ',' ORDER BY id) FROM entries",
-      ),
-      'one,two',
-    );
-  });
-
   it('keeps the newest backups berth.yaml asks for (keep: 2), files and records', async () => {
     for (let i = 0; i < 3; i++) await cli('addons', 'backup', 'notes', 'cache');
     const kept = JSON.parse(await cli('addons', 'backups', 'notes', 'cache', '--json')) as AddonBackupView[];
@@ -410,82 +286,5 @@ describe('add-ons: managed Redis and PostgreSQL', { skip }, () => {
       kept.map((b) => `${b.id}.rdb`).sort(),
     );
     assert.equal((await addon('notes', 'cache')).backups.keep, 2);
-  });
-
-  it('moves a server whose port was taken while it was stopped, its URL following', async () => {
-    const before = await addon('vault', 'cache');
-    await cli('addons', 'stop', 'vault', 'cache');
-    const squatter = createServer();
-    await new Promise<void>((resolve) => squatter.listen(before.port, '127.0.0.1', resolve));
-    try {
-      await cli('addons', 'start', 'vault', 'cache');
-    } finally {
-      squatter.close();
-    }
-    const after = await addon('vault', 'cache');
-    assert.equal(after.state, 'available');
-    assert.notEqual(after.port, before.port);
-    const url = await reveal('vault', 'REDIS_URL');
-    assert.match(url, new RegExp(`:${after.port}$`));
-    assert.equal(await redis(url, 'GET', 'greeting'), 'kept across a destroy');
-  });
-
-  it('shows the last log lines of a server that fails to start, and a restore brings it back', async () => {
-    // The backup of the destroyed redis add-on, which `cache` was restored from.
-    const backup = (JSON.parse(await cli('addons', 'backups', 'vault', '--json')) as AddonBackupView[]).find(
-      (b) => b.kind === 'redis',
-    );
-    assert.ok(backup);
-    const { dataDir: dir } = await addon('vault', 'cache');
-    await cli('addons', 'stop', 'vault', 'cache');
-    writeFileSync(join(dir, 'appendonlydir', 'appendonly.aof.manifest'), 'this is not a manifest\n');
-    const failed = await refused('addons', 'start', 'vault', 'cache');
-    assert.match(failed, /vault\/cache: failed to start/);
-    assert.match(failed, /manifest/i, 'the server log says what is wrong');
-    assert.equal((await addon('vault', 'cache')).state, 'unavailable');
-    await cli('addons', 'restore', 'vault', 'cache', backup.id);
-    assert.equal((await addon('vault', 'cache')).state, 'available');
-    assert.equal(await redis(await reveal('vault', 'REDIS_URL'), 'GET', 'greeting'), 'kept across a destroy');
-  });
-
-  it('fails a backup on a full disk: no file left, no record, the server still running', async (t) => {
-    await cli('addons', 'create', 'full', 'redis');
-    const dir = join(dataDir, 'addons', 'backups', 'full');
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    try {
-      await run('mount', ['-t', 'tmpfs', '-o', 'size=64k,mode=0700', 'tmpfs', dir]);
-    } catch (error) {
-      t.skip(`a full disk is a 64 KiB tmpfs, which only root can mount (${String(error).split('\n')[0]})`);
-      return;
-    }
-    try {
-      const url = await reveal('full', 'REDIS_URL');
-      // Random bytes do not compress: an RDB of 256 KiB.
-      await redis(url, 'SET', 'big', randomBytes(192 * 1024).toString('base64'));
-      const failed = await refused('addons', 'backup', 'full', 'redis');
-      assert.match(failed, /backup of full\/redis failed: .*no backup file was kept/);
-      assert.deepEqual(readdirSync(dir), []);
-      assert.deepEqual(JSON.parse(await cli('addons', 'backups', 'full', '--json')), []);
-      const view = await addon('full', 'redis');
-      assert.equal(view.state, 'available');
-      assert.equal(await redis(url, 'STRLEN', 'big'), 262144);
-    } finally {
-      await run('umount', [dir]);
-    }
-  });
-
-  it('puts a consistent dump of every add-on into berth backup', async () => {
-    const file = join(tempDir('berth-addons-backup-'), 'berth.tar.gz');
-    await cli('backup', file);
-    const { stdout } = await run('tar', ['-tzf', file]);
-    for (const entry of [
-      'addons/snapshots/notes/cache',
-      'addons/snapshots/notes/db',
-      'addons/backups/vault/',
-    ])
-      assert.ok(
-        stdout.split('\n').some((line) => line.includes(entry)),
-        `${entry} in:\n${stdout}`,
-      );
   });
 });

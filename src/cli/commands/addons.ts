@@ -197,7 +197,7 @@ export function registerAddons(program: Command, context: CliContext): void {
     .action(async (app: string, name: string) => {
       const addon = await context.client().request<AddonView>('POST', `${path(app, name)}/rotate`, {});
       process.stdout.write(
-        `${app}/${name}: new credentials; ${addon.as} is a new secret version and ${app}'s services roll onto it.\n` +
+        `${app}/${name}: new credentials; ${addon.as} is a new secret version and the services of ${app} roll onto it.\n` +
           '  the previous credentials keep working until no instance started with them runs (see berth addons info)\n',
       );
     });
