@@ -81,7 +81,6 @@ const stream = run({
   files,
   concurrency: CONCURRENCY,
   timeout: TIMEOUT_MS,
-  forceExit: true,
   signal: abort.signal,
 });
 
