@@ -20,7 +20,7 @@ describe('add-on backups and failures', { skip }, () => {
 
   before(async () => {
     dataDir = tempDir('berth-addon-backups-');
-    plane = await startControlPlane(dataDir, 20_000);
+    plane = await startControlPlane(dataDir);
   });
 
   after(() => shutDownWithAddons(plane, dataDir));
@@ -153,7 +153,7 @@ describe('add-on backups and failures', { skip }, () => {
       join(dataDir, 'master.key'),
     ]);
     assert.equal(restored.code, 0, restored.stderr);
-    const second = await startControlPlane(restoredDir, 20_000);
+    const second = await startControlPlane(restoredDir);
     try {
       const revived = await waitFor(
         'the restored add-ons to run',

@@ -72,7 +72,7 @@ describe('add-ons: managed Redis and PostgreSQL', { skip }, () => {
 
   before(async () => {
     dataDir = tempDir('berth-addons-');
-    plane = await startControlPlane(dataDir, 20_000);
+    plane = await startControlPlane(dataDir);
     load = new LoadClient(plane.proxyPorts.https, 'notes.localhost', proxyPaths(dataDir).caCert);
     app = notesApp();
   });
@@ -239,7 +239,7 @@ describe('add-ons: managed Redis and PostgreSQL', { skip }, () => {
     const before = await addons('notes');
     await plane.stop();
     for (const a of before) assert.ok(processExists(a.pid!), `${a.name} outlives the control plane`);
-    plane = await startControlPlane(dataDir, 20_000);
+    plane = await startControlPlane(dataDir);
     const after = await addons('notes');
     assert.deepEqual(
       after.map((a) => [a.name, a.state, a.pid]),
@@ -262,7 +262,7 @@ describe('add-ons: managed Redis and PostgreSQL', { skip }, () => {
     );
     plane.child.kill('SIGKILL');
     await rotating;
-    plane = await startControlPlane(dataDir, 20_000);
+    plane = await startControlPlane(dataDir);
     await waitFor(
       'the rotation to end',
       async () => ((await addon('notes', 'cache')).rotating ? undefined : true),
