@@ -6,9 +6,8 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import type { OutputRecord } from './output-log.js';
 import { exitPathOf, ProcessRuntime } from './process-runtime.js';
-import type { ExitStatus, InstanceRef } from './runtime.js';
+import type { ExitStatus, InstanceRef, OutputRecord } from './runtime.js';
 
 function records(path: string): OutputRecord[] {
   if (!existsSync(path)) return [];

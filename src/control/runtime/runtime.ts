@@ -2,6 +2,14 @@
 import type { Instance, InstanceUsage } from '../../domain/instance.js';
 import type { ResourceLimits } from './cgroups.js';
 
+/** One line of an instance's output file, as its shim writes it. */
+export interface OutputRecord {
+  /** When the line was read (epoch ms). */
+  t: number;
+  s: 'out' | 'err';
+  l: string;
+}
+
 export interface StartRequest {
   instanceId: string;
   /** Directory the command runs in (the release's directory). */
