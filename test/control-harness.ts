@@ -52,12 +52,19 @@ export async function stopProxy(dataDir: string): Promise<void> {
   await waitFor('the proxy to exit', () => (processExists(pid) ? undefined : true), 15_000);
 }
 
-/** Starts `dist/src/main/control-plane.js` and resolves once it says it is listening. */
-export async function startControlPlane(dataDir: string, timeoutMs = 10_000): Promise<ControlPlaneProcess> {
+/**
+ * Starts `dist/src/main/control-plane.js` and resolves once it says it is listening. `env` adds to its environment
+ * (benchmarks pass `NODE_OPTIONS=--cpu-prof` this way, which the proxy it starts inherits).
+ */
+export async function startControlPlane(
+  dataDir: string,
+  timeoutMs = 10_000,
+  env: NodeJS.ProcessEnv = {},
+): Promise<ControlPlaneProcess> {
   const args = ['--data-dir', dataDir, '--port', '0', '--http-port', '0', '--https-port', '0'];
   const child = spawn(process.execPath, [CONTROL_PLANE, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, BERTH_LOG_LEVEL: 'warn' },
+    env: { ...process.env, BERTH_LOG_LEVEL: 'warn', ...env },
   });
   let stderr = '';
   child.stderr!.on('data', (chunk) => {
