@@ -8,6 +8,10 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { ApiClient } from '../src/cli/client.js';
 import { readProxyPid } from '../src/control/traffic/proxy-supervisor.js';
+import { waitFor, withDeadline } from './wait.js';
+
+export { proxyUnavailable } from './proxy-harness.js';
+export { waitFor, withDeadline } from './wait.js';
 
 const DIST = fileURLToPath(new URL('..', import.meta.url));
 export const CONTROL_PLANE = join(DIST, 'src/main/control-plane.js');
@@ -54,12 +58,12 @@ export async function stopProxy(dataDir: string): Promise<void> {
 
 /**
  * Starts `dist/src/main/control-plane.js` and resolves once it says it is listening. `env` adds to its environment
- * (benchmarks pass `NODE_OPTIONS=--cpu-prof` this way, which the proxy it starts inherits).
+ * (benchmarks pass `NODE_OPTIONS=--import=…` this way, which the proxy it starts inherits).
  */
 export async function startControlPlane(
   dataDir: string,
   timeoutMs = 10_000,
-  env: NodeJS.ProcessEnv = {},
+  env: Record<string, string> = {},
 ): Promise<ControlPlaneProcess> {
   const args = ['--data-dir', dataDir, '--port', '0', '--http-port', '0', '--https-port', '0'];
   const child = spawn(process.execPath, [CONTROL_PLANE, ...args], {
@@ -124,43 +128,6 @@ export function writeApp(files: Record<string, string>): string {
   const dir = tempDir('berth-app-');
   for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
   return dir;
-}
-
-export async function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms}ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Polls `check` until it returns a value other than undefined, or fails after `ms`. */
-export async function waitFor<T>(
-  what: string,
-  check: () => Promise<T | undefined> | T | undefined,
-  ms = 15_000,
-  everyMs = 50,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() >= deadline) {
-      throw new Error(
-        `timed out after ${ms}ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`,
-      );
-    }
-    await new Promise((resolve) => setTimeout(resolve, everyMs));
-  }
 }
 
 /** GET http://127.0.0.1:port/ → parsed JSON, or undefined if nothing answers. */

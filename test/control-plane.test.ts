@@ -9,6 +9,7 @@ import {
   FIXTURE_APP,
   getJson,
   processExists,
+  proxyUnavailable,
   runCli,
   shutDown,
   startControlPlane,
@@ -45,7 +46,7 @@ async function healthyInstances(
   });
 }
 
-describe('control plane with the process runtime', () => {
+describe('control plane with the process runtime', { skip: proxyUnavailable }, () => {
   const dataDir = tempDir('berth-control-');
   let plane: ControlPlaneProcess;
 
@@ -242,7 +243,7 @@ describe('control plane with the process runtime', () => {
   });
 });
 
-describe('control plane API and CLI input', () => {
+describe('control plane API and CLI input', { skip: proxyUnavailable }, () => {
   const dataDir = tempDir('berth-api-');
   let plane: ControlPlaneProcess;
 

@@ -6,6 +6,7 @@ import { after, describe, it } from 'node:test';
 import {
   type ControlPlaneProcess,
   processExists,
+  proxyUnavailable,
   runCli,
   shutDown,
   startControlPlane,
@@ -27,7 +28,7 @@ setInterval(() => {
 }, 50);
 `;
 
-describe('instance shim', () => {
+describe('instance shim', { skip: proxyUnavailable }, () => {
   const dataDir = tempDir('berth-shim-');
   const exitDir = tempDir('berth-shim-exit-');
   let plane: ControlPlaneProcess | undefined;

@@ -1,6 +1,7 @@
 // A bounded HTTPS load for tests: keep-alive requests through the proxy while something happens, every failure kept.
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
+import { waitFor } from './wait.js';
 
 export interface Answer {
   status: number;
@@ -15,6 +16,16 @@ export interface LoadResult {
   sent: number;
   answers: Answer[];
   failures: string[];
+}
+
+/**
+ * Resolves once `count` requests sent after `since` (epoch ms) have been answered or failed: keeps a load on
+ * after a cut-over long enough to see who serves then.
+ */
+export async function answersAfter(sofar: LoadResult, since: number, count = 20): Promise<void> {
+  await waitFor(`${count} requests sent after the cut-over`, () =>
+    sofar.answers.filter((a) => a.sentAt > since).length + sofar.failures.length >= count ? true : undefined,
+  );
 }
 
 export class LoadClient {
@@ -58,31 +69,32 @@ export class LoadClient {
     });
   }
 
-  /** Sends requests back to back on `connections` keep-alive connections while `during` runs. */
-  async during(work: () => Promise<void>, connections = 4): Promise<LoadResult> {
+  /**
+   * Sends requests back to back on `connections` keep-alive connections while `work` runs; `work` sees the result
+   * so far (to wait for answers after some moment, say).
+   */
+  async during(work: (sofar: LoadResult) => Promise<void>, connections = 4): Promise<LoadResult> {
     let running = true;
-    let sent = 0;
-    const answers: Answer[] = [];
-    const failures: string[] = [];
+    const result: LoadResult = { sent: 0, answers: [], failures: [] };
     const workers = Array.from({ length: connections }, async () => {
       while (running) {
-        sent++;
+        result.sent++;
         try {
           const answer = await this.get();
-          answers.push(answer);
-          if (answer.status !== 200) failures.push(`${answer.status} ${answer.body.slice(0, 200)}`);
+          result.answers.push(answer);
+          if (answer.status !== 200) result.failures.push(`${answer.status} ${answer.body.slice(0, 200)}`);
         } catch (error) {
-          failures.push(String(error));
+          result.failures.push(String(error));
         }
       }
     });
     try {
-      await work();
+      await work(result);
     } finally {
       running = false;
       await Promise.all(workers);
     }
-    return { sent, answers, failures };
+    return result;
   }
 
   close(): void {

@@ -17,6 +17,7 @@ import { proxyPaths } from '../src/domain/proxy-paths.js';
 import {
   CLI,
   type ControlPlaneProcess,
+  proxyUnavailable,
   runCli,
   shutDown,
   startControlPlane,
@@ -25,6 +26,7 @@ import {
   withDeadline,
   writeApp,
 } from './control-harness.js';
+import { requireTool } from './require-tool.js';
 
 // Collect often so the test waits little; the control plane reads this when no flag is given.
 process.env.BERTH_METRICS_INTERVAL = '250ms';
@@ -59,7 +61,7 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-describe('observability', () => {
+describe('observability', { skip: proxyUnavailable }, () => {
   const dataDir = tempDir('berth-obs-');
   let plane: ControlPlaneProcess;
   let agent: Agent;
@@ -182,7 +184,9 @@ describe('observability', () => {
     assert.match(cli.stdout, /^web\s+330\s/m);
   });
 
-  it('serves /metrics that promtool accepts and a real Prometheus scrapes with the token', async () => {
+  it('serves /metrics that promtool accepts and a real Prometheus scrapes with the token', {
+    skip: requireTool('promtool', 'prometheus') || requireTool('prometheus', 'prometheus'),
+  }, async () => {
     const token = readFileSync(controlPaths(dataDir).token, 'utf8').trim();
     const response = await fetch(`${plane.client.url}/metrics`, {
       headers: { authorization: `Bearer ${token}` },
@@ -233,6 +237,7 @@ describe('observability', () => {
       ],
       { stdio: 'ignore' },
     );
+    await once(prometheus, 'spawn');
     try {
       const value = await waitFor(
         'Prometheus to scrape the 2xx count',
@@ -449,7 +454,9 @@ describe('observability', () => {
     assert.ok(lines.every((l, i) => l.line === `big ${i}`));
   });
 
-  it('drains a burst to an HTTPS receiver and to rsyslog: every line, in order, once', async () => {
+  it('drains a burst to an HTTPS receiver and to rsyslog: every line, in order, once', {
+    skip: requireTool('rsyslogd', 'rsyslog'),
+  }, async () => {
     // HTTPS receiver with a certificate from the proxy's local CA.
     const caDir = join(dataDir, 'proxy', 'ca');
     const certDir = tempDir('berth-drain-cert-');
@@ -537,6 +544,7 @@ describe('observability', () => {
         stdio: 'ignore',
       },
     );
+    await once(rsyslog, 'spawn');
     try {
       await waitFor('rsyslog to listen', async () => {
         const socket = (await import('node:net')).connect(syslogPort, '127.0.0.1');

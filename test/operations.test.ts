@@ -14,6 +14,7 @@ import {
   type ControlPlaneProcess,
   FIXTURE_APP,
   processExists,
+  proxyUnavailable,
   runCli,
   shutDown,
   startControlPlane,
@@ -94,7 +95,7 @@ async function converged(plane: ControlPlaneProcess, app: string): Promise<void>
   );
 }
 
-describe('operations: one owner per data dir, backup and restore', () => {
+describe('operations: one owner per data dir, backup and restore', { skip: proxyUnavailable }, () => {
   const dataDir = tempDir('berth-ops-');
   let plane: ControlPlaneProcess;
 
@@ -264,7 +265,7 @@ describe('operations: one owner per data dir, backup and restore', () => {
   });
 });
 
-describe('operations: two installs on one machine, --detach and stop', () => {
+describe('operations: two installs on one machine, --detach and stop', { skip: proxyUnavailable }, () => {
   const dirs = [tempDir('berth-one-'), tempDir('berth-two-')];
 
   after(async () => {

@@ -14,6 +14,7 @@ import {
   CLI,
   type ControlPlaneProcess,
   FIXTURE_APP,
+  proxyUnavailable,
   runCli,
   shutDown,
   startControlPlane,
@@ -21,7 +22,8 @@ import {
   waitFor,
   withDeadline,
 } from './control-harness.js';
-import { LoadClient } from './load-client.js';
+import { answersAfter, LoadClient } from './load-client.js';
+import { requireTool } from './require-tool.js';
 
 interface GitResult {
   code: number;
@@ -106,7 +108,7 @@ function greetingOf(body: string): string {
   return (JSON.parse(body) as { greeting: string }).greeting;
 }
 
-describe('pipeline from git push', () => {
+describe('pipeline from git push', { skip: proxyUnavailable || requireTool('git', 'git') }, () => {
   const dataDir = tempDir('berth-pipeline-');
   let plane: ControlPlaneProcess;
   let load: LoadClient;
@@ -154,12 +156,12 @@ describe('pipeline from git push', () => {
 
     await commit(repo, { 'berth.yaml': shopSpec('two') }, 'two');
     let pushedAt = 0;
-    const { answers, failures } = await load.during(async () => {
+    const { answers, failures } = await load.during(async (sofar) => {
       const second = await git(repo, 'push', 'berth', 'main');
       assert.equal(second.code, 0, second.output);
       assert.match(second.output, /run 2 succeeded: v2 is live/);
       pushedAt = Date.now();
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await answersAfter(sofar, pushedAt);
     });
     assert.deepEqual(failures, [], `${failures.length} of ${answers.length} requests failed`);
     assert.ok(answers.length > 50, `only ${answers.length} requests`);

@@ -14,6 +14,7 @@ import {
   type Backend,
   FAST_HEALTH,
   type ProxyProcess,
+  proxyUnavailable,
   removeDir,
   request,
   startBackend,
@@ -82,7 +83,7 @@ async function countBackends(
   return counts;
 }
 
-describe('proxy routing and balancing', () => {
+describe('proxy routing and balancing', { skip: proxyUnavailable }, () => {
   let proxy: ProxyProcess;
   const backends: Backend[] = [];
   let a: Backend;
@@ -169,7 +170,7 @@ describe('proxy routing and balancing', () => {
     assert.ok(reply.body.length < 1024);
   });
 
-  it('sets X-Forwarded-* and keeps a valid client X-Request-Id, echoing it on the response', async () => {
+  it("sets its own X-Forwarded-* (replacing an untrusted client's) and keeps a valid client X-Request-Id", async () => {
     const reply = await request(proxy.http, {
       path: '/',
       headers: { 'x-request-id': 'client-id-123', 'x-forwarded-for': '203.0.113.9' },
@@ -177,7 +178,7 @@ describe('proxy routing and balancing', () => {
     const seen = JSON.parse(reply.body);
     assert.equal(seen.rid, 'client-id-123');
     assert.equal(reply.headers['x-request-id'], 'client-id-123');
-    assert.equal(seen.xff, '203.0.113.9, 127.0.0.1');
+    assert.equal(seen.xff, '127.0.0.1');
     assert.equal(seen.proto, 'http');
     assert.equal(seen.fhost, 'app.localhost');
     assert.equal(seen.fport, String(proxy.http));
@@ -350,7 +351,7 @@ describe('proxy routing and balancing', () => {
   });
 });
 
-describe('proxy listeners: redirect and TLS with the generated CA', () => {
+describe('proxy listeners: redirect and TLS with the generated CA', { skip: proxyUnavailable }, () => {
   let proxy: ProxyProcess;
   let backend: Backend;
 

@@ -12,6 +12,7 @@ import {
   eventually,
   FAST_HEALTH,
   type ProxyProcess,
+  proxyUnavailable,
   removeDir,
   request,
   startBackend,
@@ -29,7 +30,7 @@ function peakRssMb(pid: number): number {
   return kb / 1024;
 }
 
-describe('proxy streaming, persistence and admin API', () => {
+describe('proxy streaming, persistence and admin API', { skip: proxyUnavailable }, () => {
   let proxy: ProxyProcess;
   let backend: Backend;
   const accessLog = join(process.env.TMPDIR ?? '/tmp', `berth-access-${process.pid}.log`);

@@ -4,10 +4,12 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { detectCgroups } from '../src/control/runtime/cgroups.js';
+import { ownerMark } from '../src/control/runtime/process-runtime.js';
 import type { InstanceView } from '../src/domain/api-types.js';
 import {
   type ControlPlaneProcess,
   FIXTURE_APP,
+  proxyUnavailable,
   runCli,
   shutDown,
   startControlPlane,
@@ -19,11 +21,15 @@ import {
 const driver = detectCgroups();
 const CGROUP_ROOT = '/sys/fs/cgroup';
 
-/** The instance's cgroup directory for a controller (v1: one hierarchy per controller; v2: one unified tree). */
-function cgroupDir(controller: 'cpu' | 'memory', instance: string): string {
+/**
+ * The instance's cgroup directory for a controller (v1: one hierarchy per controller; v2: one unified tree), in
+ * the scope of its data dir's owner mark.
+ */
+function cgroupDir(controller: 'cpu' | 'memory', dataDir: string, instance: string): string {
+  const scope = ownerMark(dataDir);
   return driver?.kind === 'v2'
-    ? join(CGROUP_ROOT, 'berth', instance)
-    : join(CGROUP_ROOT, controller, 'berth', instance);
+    ? join(CGROUP_ROOT, 'berth', scope, instance)
+    : join(CGROUP_ROOT, controller, 'berth', scope, instance);
 }
 
 function childPidOf(shimPid: number): number {
@@ -32,7 +38,7 @@ function childPidOf(shimPid: number): number {
 }
 
 describe('resource limits', {
-  skip: driver === null ? 'no writable cgroup hierarchy on this machine' : false,
+  skip: driver === null ? 'no writable cgroup hierarchy on this machine' : proxyUnavailable,
 }, () => {
   const dataDir = tempDir('berth-limits-');
   let plane: ControlPlaneProcess;
@@ -65,24 +71,25 @@ describe('resource limits', {
   it('puts the app, not its shim, in a cgroup with the limits of its service', () => {
     const app = childPidOf(instance.pid!);
     for (const controller of ['cpu', 'memory'] as const) {
-      const procs = readFileSync(join(cgroupDir(controller, instance.id), 'cgroup.procs'), 'utf8').split(
-        '\n',
-      );
+      const procs = readFileSync(
+        join(cgroupDir(controller, dataDir, instance.id), 'cgroup.procs'),
+        'utf8',
+      ).split('\n');
       assert.ok(procs.includes(String(app)), `the app (pid ${app}) is in the ${controller} cgroup`);
       assert.ok(!procs.includes(String(instance.pid)), 'the shim is not');
     }
     if (driver?.kind === 'v1') {
       assert.equal(
-        readFileSync(join(cgroupDir('cpu', instance.id), 'cpu.cfs_quota_us'), 'utf8').trim(),
+        readFileSync(join(cgroupDir('cpu', dataDir, instance.id), 'cpu.cfs_quota_us'), 'utf8').trim(),
         '20000',
       );
       assert.equal(
-        readFileSync(join(cgroupDir('memory', instance.id), 'memory.limit_in_bytes'), 'utf8').trim(),
+        readFileSync(join(cgroupDir('memory', dataDir, instance.id), 'memory.limit_in_bytes'), 'utf8').trim(),
         String(160 * 1024 * 1024),
       );
     } else {
       assert.equal(
-        readFileSync(join(cgroupDir('cpu', instance.id), 'cpu.max'), 'utf8').trim(),
+        readFileSync(join(cgroupDir('cpu', dataDir, instance.id), 'cpu.max'), 'utf8').trim(),
         '20000 100000',
       );
     }
@@ -94,7 +101,7 @@ describe('resource limits', {
     assert.equal(response.status, 200);
     // 300 ms of CPU at 0.2 of a core takes at least 1.5 s of wall time (some slack for the first period).
     assert.ok(Date.now() - started >= 1200, `took ${Date.now() - started} ms`);
-    const stat = readFileSync(join(cgroupDir('cpu', instance.id), 'cpu.stat'), 'utf8');
+    const stat = readFileSync(join(cgroupDir('cpu', dataDir, instance.id), 'cpu.stat'), 'utf8');
     assert.match(stat, /nr_throttled [1-9]/);
   });
 
@@ -113,7 +120,7 @@ describe('resource limits', {
     );
     assert.match(exceeded?.message ?? '', /of its 160\.0 MiB memory limit/);
     await waitFor('the cgroup of the crashed instance to be removed', () =>
-      existsSync(cgroupDir('memory', victim)) ? undefined : true,
+      existsSync(cgroupDir('memory', dataDir, victim)) ? undefined : true,
     );
   });
 });

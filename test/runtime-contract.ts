@@ -1,7 +1,8 @@
-// The contract every Runtime passes (process, fake; Docker later): one exit report per instance, stop outcomes,
-// adoption by a later runtime, samples. A runtime joins by giving a harness to `runtimeContract`.
+// The contract every Runtime passes (process, Docker, fake): one exit report per instance, stop outcomes, adoption by
+// a later runtime, samples, output and scrubbing, secrets out of sight, OOM kills. A runtime joins with a harness.
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
 import type {
   ExitStatus,
   InstanceExit,
@@ -10,19 +11,34 @@ import type {
   StartRequest,
 } from '../src/control/runtime/runtime.js';
 
-/** The apps the contract starts; each runtime's harness says how to run them. */
-export type ContractApp = 'serves' | 'exits 3' | 'ignores SIGTERM';
+/**
+ * The apps the contract starts; each runtime's harness says how to run them. `prints` writes
+ * `token=$CONTRACT_TOKEN` on stdout and `warning` on stderr, then exits 0; `exceeds memory` allocates without end.
+ */
+export type ContractApp = 'serves' | 'exits 3' | 'ignores SIGTERM' | 'prints' | 'exceeds memory';
+
+/** A secret every contract app gets in its environment as `CONTRACT_TOKEN`, and the runtime is asked to scrub. */
+export const CONTRACT_SECRET = { CONTRACT_TOKEN: 'contract-s3cr3t-value-9f2c' } as const;
 
 export interface RuntimeHarness {
   name: string;
   /** A new runtime on the harness's machine: a second one stands for the control plane after a restart. */
   runtime(): Runtime;
-  /** How to start `app` as `instanceId`. */
+  /** Prepares what the apps need (an image), once before the suite. */
+  setup?(): Promise<void>;
+  /** How to start `app` as `instanceId`, with `CONTRACT_SECRET` in its env and to scrub. */
   request(instanceId: string, app: ContractApp): StartRequest;
   /** Resolves once the app has started and set itself up (its signal handlers, for one). */
   ready(ref: InstanceRef): Promise<void>;
   /** Kills the app from outside the runtime, as `kill -9` or the OOM killer would. */
   kill(ref: InstanceRef, signal: NodeJS.Signals): void;
+  /**
+   * Everything about a running instance that others on the machine can read besides the app's own environment:
+   * command lines of its processes, the runtime's records of it (a container's `docker inspect` without its env).
+   */
+  exposed(ref: InstanceRef): Promise<string>;
+  /** Why this machine cannot enforce a memory limit for this runtime (no writable cgroup), or false. */
+  noMemoryLimits?: string | false;
   /** Removes what the harness made (temp dirs, leftover instances). */
   cleanup?(): Promise<void>;
 }
@@ -76,13 +92,27 @@ export function runtimeContract(harness: RuntimeHarness): void {
       runtimes.push(runtime);
       return { runtime, exits: new ExitRecorder(runtime) };
     };
-    const start = async (runtime: Runtime, app: ContractApp): Promise<InstanceRef> => {
-      const request = harness.request(`contract-${++n}`, app);
+    const start = async (
+      runtime: Runtime,
+      app: ContractApp,
+      extra: Partial<StartRequest> = {},
+    ): Promise<InstanceRef> => {
+      const request = { ...harness.request(`contract-${++n}`, app), ...extra };
       const handle = await runtime.start(request);
-      const ref = { ...handle, instanceId: request.instanceId, logPath: request.logPath };
-      if (app !== 'exits 3') await harness.ready(ref);
+      const ref: InstanceRef = {
+        ...handle,
+        instanceId: request.instanceId,
+        logPath: request.logPath,
+        ...(request.limits ? { limits: request.limits } : {}),
+        ...(request.image === undefined ? {} : { runtime: 'docker' as const }),
+      };
+      if (app === 'serves' || app === 'ignores SIGTERM') await harness.ready(ref);
       return ref;
     };
+
+    before(async () => {
+      await harness.setup?.();
+    });
 
     after(async () => {
       for (const runtime of runtimes) await runtime.close();
@@ -130,9 +160,9 @@ export function runtimeContract(harness: RuntimeHarness): void {
       first.exits.unsubscribe();
       await first.runtime.close();
       const later = open();
-      later.runtime.adopt(ref);
+      await later.runtime.adopt(ref);
       assert.equal(later.exits.of(ref.instanceId).length, 0, 'running: nothing to report');
-      assert.ok(later.runtime.sample([ref]).has(ref.instanceId), 'the adopted instance is sampled');
+      assert.ok((await later.runtime.sample([ref])).has(ref.instanceId), 'the adopted instance is sampled');
       harness.kill(ref, 'SIGKILL');
       const exit = await later.exits.next(ref.instanceId);
       assert.deepEqual(status(exit), { code: null, signal: 'SIGKILL' });
@@ -146,9 +176,9 @@ export function runtimeContract(harness: RuntimeHarness): void {
       first.exits.unsubscribe();
       await first.runtime.close();
       const later = open();
-      later.runtime.adopt(ref);
+      await later.runtime.adopt(ref);
       const [exit] = later.exits.of(ref.instanceId);
-      assert.ok(exit, 'reported before adopt returned');
+      assert.ok(exit, 'reported before adopt resolved');
       assert.deepEqual(status(exit), { code: 3, signal: null });
       assert.equal(exit.missed, true);
     });
@@ -161,16 +191,16 @@ export function runtimeContract(harness: RuntimeHarness): void {
       first.exits.unsubscribe();
       await first.runtime.close();
       const later = open();
-      later.runtime.adopt(kept);
-      const killed = later.runtime.reclaim([kept]);
+      await later.runtime.adopt(kept);
+      const killed = await later.runtime.reclaim([kept]);
       assert.ok(killed.includes(lost.pid), `the unowned instance is ended (killed: ${killed.join(', ')})`);
       assert.ok(!killed.includes(kept.pid));
       const deadline = Date.now() + DEADLINE_MS;
-      while (later.runtime.sample([lost]).has(lost.instanceId)) {
+      while ((await later.runtime.sample([lost])).has(lost.instanceId)) {
         assert.ok(Date.now() < deadline, 'the unowned instance is gone in time');
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
-      assert.ok(later.runtime.sample([kept]).has(kept.instanceId), 'the owned instance runs on');
+      assert.ok((await later.runtime.sample([kept])).has(kept.instanceId), 'the owned instance runs on');
       assert.equal(await later.runtime.stop(kept, 5000), 'terminated');
     });
 
@@ -179,10 +209,49 @@ export function runtimeContract(harness: RuntimeHarness): void {
       const running = await start(runtime, 'serves');
       const ended = await start(runtime, 'exits 3');
       await exits.next(ended.instanceId);
-      const usage = runtime.sample([running, ended]);
+      const usage = await runtime.sample([running, ended]);
       assert.ok((usage.get(running.instanceId)?.memoryBytes ?? 0) > 0);
       assert.equal(usage.has(ended.instanceId), false);
       await runtime.stop(running, 5000);
+    });
+
+    it('writes the output of the app to its log file, one JSON line per line, with secret values scrubbed', async () => {
+      const { runtime, exits } = open();
+      const ref = await start(runtime, 'prints');
+      assert.deepEqual(status(await exits.next(ref.instanceId)), { code: 0, signal: null });
+      const text = readFileSync(ref.logPath, 'utf8');
+      assert.equal(text.includes(CONTRACT_SECRET.CONTRACT_TOKEN), false, 'no secret value in the file');
+      const lines = text
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as { t: number; s: string; l: string });
+      assert.deepEqual(
+        lines.map(({ s, l }) => ({ s, l })).sort((a, b) => a.s.localeCompare(b.s)),
+        [
+          { s: 'err', l: 'warning' },
+          { s: 'out', l: 'token=[secret:CONTRACT_TOKEN]' },
+        ],
+      );
+      for (const line of lines) assert.ok(Math.abs(line.t - Date.now()) < 60_000, 'stamped with the time');
+    });
+
+    it('keeps secret values out of the command lines and records of a running instance', async () => {
+      const { runtime } = open();
+      const ref = await start(runtime, 'serves');
+      const exposed = await harness.exposed(ref);
+      assert.ok(exposed.length > 0, 'something is visible: the check looked');
+      assert.equal(exposed.includes(CONTRACT_SECRET.CONTRACT_TOKEN), false, exposed);
+      await runtime.stop(ref, 5000);
+    });
+
+    it('reports an app the kernel killed for going over its memory limit, with that limit', {
+      skip: harness.noMemoryLimits ?? false,
+    }, async () => {
+      const { runtime, exits } = open();
+      const limit = 64 * 1024 * 1024;
+      const ref = await start(runtime, 'exceeds memory', { limits: { memoryBytes: limit } });
+      const exit = await exits.next(ref.instanceId);
+      assert.deepEqual(exit.status, { code: null, signal: 'SIGKILL', memoryLimitBytes: limit });
     });
   });
 }

@@ -14,6 +14,7 @@ import {
   CLI,
   type ControlPlaneProcess,
   getJson,
+  proxyUnavailable,
   runCli,
   shutDown,
   startControlPlane,
@@ -90,7 +91,7 @@ interface EnvAnswer {
   env: Record<string, string>;
 }
 
-describe('secrets', () => {
+describe('secrets', { skip: proxyUnavailable }, () => {
   const dataDir = tempDir('berth-secrets-');
   let plane: ControlPlaneProcess;
   let agent: Agent;

@@ -50,6 +50,7 @@ if (!store.getApp('bench')) {
       exitSignal: null,
       reason: null,
       logPath: '/dev/null',
+      runtime: 'process',
     });
     store.transitionInstance(id, 'healthy', null, {
       event: () => ({ actor: 'bench', kind: 'instance.healthy', message: `${id} healthy` }),

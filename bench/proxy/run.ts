@@ -14,7 +14,11 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
 const THREADS = Number(process.env.BENCH_THREADS ?? 2);
 const MODES = (process.env.BENCH_MODES ?? 'hello,work').split(',');
-const SETUPS = (process.env.BENCH_SETUPS ?? 'direct,berth,nginx,haproxy').split(',');
+/** Another build of Berth (a checkout with dist/, e.g. main) measured as setup `base`, to compare two builds. */
+const BASE_DIR = process.env.BENCH_BASE_DIR;
+const SETUPS = (
+  process.env.BENCH_SETUPS ?? `direct,berth,${BASE_DIR === undefined ? '' : 'base,'}nginx,haproxy`
+).split(',');
 /** Before a measured run, wait (up to QUIET_MAX_S) until other work on the machine is below QUIET_PCT of a core. */
 const QUIET_PCT = Number(process.env.BENCH_QUIET_PCT ?? 25);
 const QUIET_MAX_S = Number(process.env.BENCH_QUIET_MAX_S ?? 20);
@@ -173,10 +177,10 @@ interface Setup {
   stop(): Promise<void>;
 }
 
-async function startBerth(backendPort: number): Promise<Setup> {
-  const dataDir = join(dir, 'berth');
+async function startBerth(backendPort: number, name = 'berth', root = ROOT): Promise<Setup> {
+  const dataDir = join(dir, name);
   const child = start(process.execPath, [
-    join(ROOT, 'src', 'main', 'proxy.js'),
+    join(root, 'src', 'main', 'proxy.js'),
     '--data-dir',
     dataDir,
     '--http-port',
@@ -201,7 +205,7 @@ async function startBerth(backendPort: number): Promise<Setup> {
     ],
   });
   await waitReady(ready.http);
-  return { name: 'berth', port: ready.http, pids: [child.pid!], stop: () => stop(child) };
+  return { name, port: ready.http, pids: [child.pid!], stop: () => stop(child) };
 }
 
 async function startNginx(backendPort: number): Promise<Setup> {
@@ -284,6 +288,8 @@ async function benchMode(mode: string): Promise<string> {
     if (name === 'direct') {
       setups.push({ name, port: backendPort, pids: [], stop: async () => {} });
     } else if (name === 'berth') setups.push(await startBerth(backendPort));
+    else if (name === 'base' && BASE_DIR !== undefined)
+      setups.push(await startBerth(backendPort, 'base', join(BASE_DIR, 'dist')));
     else if (name === 'nginx') setups.push(await startNginx(backendPort));
     else if (name === 'haproxy') setups.push(await startHaproxy(backendPort));
   }
@@ -335,6 +341,12 @@ async function benchMode(mode: string): Promise<string> {
     `Berth ÷ nginx: throughput ${fmt(perRound('berth', 'nginx', (x) => x.rps))}, p99 ${fmt(perRound('berth', 'nginx', (x) => x.p99))}; ` +
       `Berth ÷ haproxy: ${fmt(perRound('berth', 'haproxy', (x) => x.rps))}; Berth ÷ direct: ${fmt(perRound('berth', 'direct', (x) => x.rps))} ` +
       '(ratios are medians of per-round ratios).',
+    ...(samples.has('base')
+      ? [
+          `Berth ÷ base (${BASE_DIR}): throughput ${fmt(perRound('berth', 'base', (x) => x.rps))}, ` +
+            `proxy CPU per request ${fmt(perRound('berth', 'base', (x) => x.cpuUsPerReq))}.`,
+        ]
+      : []),
     '',
   );
   return lines.join('\n');

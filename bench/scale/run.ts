@@ -187,7 +187,7 @@ async function main(): Promise<void> {
   const windowS = Number(values.window);
   const dataDir = scratchDir('berth-bench-scale-');
   const appsDir = scratchDir('berth-bench-scale-apps-');
-  const env: NodeJS.ProcessEnv = {};
+  const env: Record<string, string> = {};
   if (values.profile) {
     mkdirSync(values.profile, { recursive: true });
     // The proxy keeper and its workers inherit it; each process profiles the measuring windows (SIGUSR2).

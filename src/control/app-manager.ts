@@ -20,6 +20,8 @@ export interface ReleaseOptions {
 export interface ArtifactRetention {
   prune(keep: ReadonlySet<string>): string[];
   retainReleases: number;
+  /** Release images (by digest) no kept release needs are deleted from the registry and this machine. */
+  pruneImages?(keep: ReadonlySet<string>): Promise<string[]>;
 }
 
 /** What a release needs of the secrets module: that named secrets exist, their versions, the app's config vars. */
@@ -129,6 +131,10 @@ export class AppManager {
    * Refused while another deployment of the app is in progress.
    */
   apply(spec: AppSpec, sourceDir: string, actor: string, options: ReleaseOptions = {}): ApplyResult {
+    const unbuilt = Object.values(spec.services).find(
+      (s) => s.dockerfile !== undefined && s.image === undefined,
+    );
+    if (unbuilt) throw new BerthError('internal', `${spec.app}/${unbuilt.name}: its image was not built`);
     const eventsAfter = this.#events.lastId();
     const result = this.#store.transaction((): ApplyResult => {
       this.assertNotDeploying(spec.app);
@@ -279,19 +285,47 @@ export class AppManager {
     return target;
   }
 
-  /** Deletes artifacts no service uses, keeping those of the last `retainReleases` releases of every app. */
+  /**
+   * Deletes artifacts (and release images) no service uses, keeping those of the last `retainReleases` releases of
+   * every app: a rollback to one of those finds its artifact and pulls its image.
+   */
   pruneArtifacts(appName: string): void {
     if (!this.#artifacts) return;
     const keep = new Set<string>();
+    const images = new Set<string>();
+    const keepRelease = (release: ReleaseRecord | undefined): void => {
+      if (release?.artifactDigest) keep.add(release.artifactDigest);
+      for (const service of Object.values(release?.spec.services ?? {}))
+        if (service.image !== undefined) images.add(service.image);
+    };
     for (const app of this.#store.listApps()) {
-      for (const release of this.#store.listReleases(app.name).slice(-this.#artifacts.retainReleases)) {
-        if (release.artifactDigest) keep.add(release.artifactDigest);
-      }
+      for (const release of this.#store.listReleases(app.name).slice(-this.#artifacts.retainReleases))
+        keepRelease(release);
       for (const service of this.#store.listServices(app.name)) {
-        const release = this.#store.getRelease(app.name, service.release);
-        if (release?.artifactDigest) keep.add(release.artifactDigest);
+        keepRelease(this.#store.getRelease(app.name, service.release));
+        if (service.spec.image !== undefined) images.add(service.spec.image);
       }
     }
+    this.#artifacts
+      .pruneImages?.(images)
+      .then((removed) => {
+        if (removed.length === 0) return;
+        this.#events.record({
+          actor: 'deployer',
+          kind: 'images.pruned',
+          app: appName,
+          message: `pruned ${removed.length} release images no release in use or among the last ${this.#artifacts?.retainReleases} needs`,
+          data: { removed },
+        });
+      })
+      .catch((error: unknown) => {
+        this.#events.record({
+          actor: 'deployer',
+          kind: 'images.prune_failed',
+          app: appName,
+          message: `could not prune release images: ${(error as Error).message}`,
+        });
+      });
     const removed = this.#artifacts.prune(keep);
     if (removed.length > 0) {
       this.#events.record({
@@ -425,7 +459,7 @@ export interface ConfigHashInputs {
 
 /**
  * Everything that, changed, needs new processes: the command, the environment (with secret versions, never
- * values, and config vars) and where it runs.
+ * values, and config vars), where it runs, and the image of a container.
  */
 export function configHashOf(service: ServiceSpec, sourceDir: string, inputs: ConfigHashInputs = {}): string {
   const extra: ConfigHashInputs = {};
@@ -433,8 +467,9 @@ export function configHashOf(service: ServiceSpec, sourceDir: string, inputs: Co
   if (inputs.secretVersions && Object.keys(inputs.secretVersions).length > 0)
     extra.secretVersions = inputs.secretVersions;
   if (inputs.config && Object.keys(inputs.config).length > 0) extra.config = inputs.config;
+  const image = service.image === undefined ? {} : { image: service.image };
   return createHash('sha256')
-    .update(JSON.stringify({ run: service.run, env: service.env, sourceDir, ...extra }))
+    .update(JSON.stringify({ run: service.run, env: service.env, sourceDir, ...extra, ...image }))
     .digest('hex')
     .slice(0, 16);
 }
@@ -445,6 +480,7 @@ export type ReleaseChange =
   | { kind: 'added'; service: string; instances: number; run: string }
   | { kind: 'removed'; service: string }
   | { kind: 'command'; service: string; from: string; to: string }
+  | { kind: 'image'; service: string; from: string | null; to: string | null }
   | { kind: 'env'; service: string; names: string[] }
   | { kind: 'instances'; service: string; from: number; to: number }
   | { kind: 'settings'; service: string }
@@ -473,14 +509,16 @@ function releaseChanges(
     }
     if (before.run !== spec.run)
       changes.push({ kind: 'command', service: name, from: before.run, to: spec.run });
+    if (before.image !== spec.image)
+      changes.push({ kind: 'image', service: name, from: before.image ?? null, to: spec.image ?? null });
     const envNames = new Set([...Object.keys(before.env), ...Object.keys(spec.env)]);
     const changedEnv = [...envNames].filter((key) => before.env[key] !== spec.env[key]).sort();
     if (changedEnv.length > 0) changes.push({ kind: 'env', service: name, names: changedEnv });
     const count = desiredCountOf(spec, running);
     if (running !== undefined && running.spec.instances !== spec.instances && running.desiredCount !== count)
       changes.push({ kind: 'instances', service: name, from: running.desiredCount, to: count });
-    const { run: _r, env: _e, instances: _i, ...restBefore } = before;
-    const { run: _r2, env: _e2, instances: _i2, ...restNext } = spec;
+    const { run: _r, env: _e, instances: _i, image: _m, ...restBefore } = before;
+    const { run: _r2, env: _e2, instances: _i2, image: _m2, ...restNext } = spec;
     if (JSON.stringify(restBefore) !== JSON.stringify(restNext))
       changes.push({ kind: 'settings', service: name });
   }
@@ -498,11 +536,13 @@ export function describeChange(change: ReleaseChange): string {
     case 'code':
       return `~ code: ${shortDigest(change.from)} → ${shortDigest(change.to)}`;
     case 'added':
-      return `+ ${change.service}: ${change.instances} × \`${change.run}\``;
+      return `+ ${change.service}: ${change.instances} × ${change.run === '' ? "the image's command" : `\`${change.run}\``}`;
     case 'removed':
       return `- ${change.service}`;
     case 'command':
       return `~ ${change.service}: command \`${change.from}\` → \`${change.to}\``;
+    case 'image':
+      return `~ ${change.service}: image ${shortImage(change.from)} → ${shortImage(change.to)}`;
     case 'env':
       return `~ ${change.service}: env ${change.names.join(', ')}`;
     case 'instances':
@@ -523,6 +563,15 @@ export function describeChange(change: ReleaseChange): string {
       return `= ${change.service}: keeps ${change.count} instance${change.count === 1 ? '' : 's'} (${why}; berth.yaml says ${change.specified}, change it there to reset)`;
     }
   }
+}
+
+/** `…/shop/web@sha256:0123456789ab` for a digest reference, the reference itself otherwise. */
+export function shortImage(image: string | null): string {
+  if (image === null) return 'none (a process)';
+  const at = image.indexOf('@sha256:');
+  if (at === -1) return image;
+  const repository = image.slice(0, at).split('/').slice(-2).join('/');
+  return `${repository}@${image.slice(at + 1, at + 1 + 'sha256:'.length + 12)}`;
 }
 
 function shortDigest(digest: string | null): string {

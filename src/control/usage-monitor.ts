@@ -31,12 +31,12 @@ export class UsageMonitor {
     this.#ticker = undefined;
   }
 
-  sampleNow(): void {
+  async sampleNow(): Promise<void> {
     const refs = this.#store
       .listInstances({ live: true })
       .map((instance) => instanceRef(instance))
       .filter((ref): ref is InstanceRef => ref !== null);
-    this.#latest = this.#runtime.sample(refs);
+    this.#latest = await this.#runtime.sample(refs);
   }
 
   usageOf(instance: Instance): InstanceUsage | null {

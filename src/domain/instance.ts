@@ -26,6 +26,9 @@ export function isLive(state: InstanceState): boolean {
   return LIVE_STATES.includes(state);
 }
 
+/** Which runtime runs an instance: a process under its shim, or a Docker container. */
+export type RuntimeKind = 'process' | 'docker';
+
 /** An instance as the control plane records it. Times are epoch milliseconds. */
 export interface Instance {
   id: string;
@@ -50,9 +53,10 @@ export interface Instance {
   reason: string | null;
   /** The instance's output: JSON lines `{"t":<epoch ms>,"s":"out"|"err","l":"<text>"}`, secrets scrubbed. */
   logPath: string;
+  runtime: RuntimeKind;
 }
 
-/** Resource usage sampled from /proc. */
+/** Resource usage sampled by the instance's runtime (/proc, or the engine's stats). */
 export interface InstanceUsage {
   cpuPercent: number;
   memoryBytes: number;

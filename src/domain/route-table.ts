@@ -18,6 +18,10 @@ export const DEFAULT_HEALTH = {
 export const DEFAULT_RESPONSE_TIMEOUT_MS = 30_000;
 /** Default time in-flight requests and upgraded connections get after a target is deregistered. */
 export const DEFAULT_DRAIN_MS = 30_000;
+/** Default time a request or response body may stall (no byte moves either way) before the exchange is ended. */
+export const DEFAULT_BODY_IDLE_TIMEOUT_MS = 60_000;
+/** Default time an upgraded connection (WebSocket) may stay idle before it is closed: ALB's and nginx's 60 s. */
+export const DEFAULT_TUNNEL_IDLE_TIMEOUT_MS = 60_000;
 /** Paths served over plain HTTP instead of being redirected to HTTPS. */
 export const DEFAULT_RESERVED_PATH_PREFIXES = ['/.well-known/acme-challenge/'];
 
@@ -75,6 +79,8 @@ const targetGroupSchema = z
     balancing: z.enum(['round_robin', 'least_outstanding']).default('round_robin'),
     health: healthSchema.default({ ...DEFAULT_HEALTH }),
     responseTimeoutMs: z.number().int().min(1).max(3_600_000).default(DEFAULT_RESPONSE_TIMEOUT_MS),
+    bodyIdleTimeoutMs: z.number().int().min(100).max(3_600_000).default(DEFAULT_BODY_IDLE_TIMEOUT_MS),
+    retryPutDelete: z.boolean().default(false),
     drainMs: z.number().int().min(0).max(3_600_000).default(DEFAULT_DRAIN_MS),
     targets: z.array(targetSchema).default([]),
   })
@@ -84,6 +90,7 @@ const routeSchema = z
   .object({
     host: hostPattern,
     pathPrefix: z.string().startsWith('/').optional(),
+    tunnelIdleTimeoutMs: z.number().int().min(100).max(86_400_000).default(DEFAULT_TUNNEL_IDLE_TIMEOUT_MS),
     backends: z
       .array(z.object({ targetGroup: name, weight: z.number().int().min(0).max(1000).default(1) }).strict())
       .min(1),

@@ -20,8 +20,29 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** Whether some service takes its command from the Procfile (it has no `run`). */
-export function needsProcfile(raw: unknown): boolean {
+/** What the app directory holds that the spec's meaning depends on. */
+export interface SpecContext {
+  /** The directory has a `Dockerfile` at its top: the app runs on the docker runtime unless it says otherwise. */
+  dockerfile?: boolean;
+}
+
+/**
+ * The runtime an app runs on: `runtime:` when set, else docker when a service names an image or a Dockerfile, or
+ * when the directory has a Dockerfile (as Heroku, Dokku and CapRover pick a builder), else process.
+ */
+export function runtimeOf(raw: unknown, context: SpecContext = {}): 'process' | 'docker' {
+  if (!isRecord(raw)) return 'process';
+  if (raw['runtime'] === 'docker' || raw['runtime'] === 'process') return raw['runtime'];
+  const services = isRecord(raw['services']) ? Object.values(raw['services']) : [];
+  const wantsImage = services.some(
+    (service) => isRecord(service) && (service['image'] !== undefined || isRecord(service['build'])),
+  );
+  return wantsImage || context.dockerfile === true ? 'docker' : 'process';
+}
+
+/** Whether some service takes its command from the Procfile (it has no `run`; a container may run its image's). */
+export function needsProcfile(raw: unknown, context: SpecContext = {}): boolean {
+  if (runtimeOf(raw, context) === 'docker') return false;
   const services = isRecord(raw) && isRecord(raw['services']) ? Object.values(raw['services']) : [];
   return services.some((service) => service === null || (isRecord(service) && service['run'] === undefined));
 }
@@ -31,9 +52,14 @@ export function needsProcfile(raw: unknown): boolean {
  * everything; where a part has the wrong shape it is skipped here, because the schema already reports it.
  * `procfile` holds the Procfile's commands when the app has one.
  */
-export function crossCheck(raw: unknown, procfile: Record<string, string> | undefined): SpecProblem[] {
+export function crossCheck(
+  raw: unknown,
+  procfile: Record<string, string> | undefined,
+  context: SpecContext = {},
+): SpecProblem[] {
   const problems: SpecProblem[] = [];
   if (!isRecord(raw)) return problems;
+  const runtime = runtimeOf(raw, context);
   const services = isRecord(raw['services']) ? raw['services'] : undefined;
   const names = services === undefined ? [] : Object.keys(services);
 
@@ -54,7 +80,9 @@ export function crossCheck(raw: unknown, procfile: Record<string, string> | unde
     const service = services?.[name] ?? {};
     if (!isRecord(service)) continue;
 
-    if (service['run'] === undefined && procfile?.[name] === undefined) {
+    problems.push(...runtimeProblems(path, service, runtime, raw['runtime'] !== undefined, context));
+
+    if (runtime === 'process' && service['run'] === undefined && procfile?.[name] === undefined) {
       const where = procfile === undefined ? 'there is no Procfile' : 'the Procfile has no such line';
       problems.push({
         path,
@@ -117,6 +145,14 @@ export function crossCheck(raw: unknown, procfile: Record<string, string> | unde
     }
   }
 
+  if (raw['registry'] !== undefined && runtime === 'process') {
+    problems.push({
+      path: ['registry'],
+      target: 'key',
+      message: 'a registry holds the images of the docker runtime; this app runs processes',
+    });
+  }
+
   const routes = Array.isArray(raw['routes']) ? raw['routes'] : [];
   const routed = new Map<string, number>();
   routes.forEach((route: unknown, index) => {
@@ -145,4 +181,66 @@ export function crossCheck(raw: unknown, procfile: Record<string, string> | unde
   });
 
   return problems;
+}
+
+/** A service's image and build agree with the app's runtime: a container needs an image, a process needs none. */
+function runtimeProblems(
+  path: FieldPath,
+  service: Record<string, unknown>,
+  runtime: 'process' | 'docker',
+  explicit: boolean,
+  context: SpecContext,
+): SpecProblem[] {
+  const dockerBuild = isRecord(service['build']);
+  const image = service['image'];
+  if (runtime === 'process') {
+    // Only reachable with `runtime: process` written: an image or a Dockerfile build otherwise means docker.
+    if (image !== undefined)
+      return [
+        {
+          path: [...path, 'image'],
+          target: 'key',
+          message: 'an image runs on the docker runtime; remove "runtime: process" or this image',
+        },
+      ];
+    if (dockerBuild)
+      return [
+        {
+          path: [...path, 'build'],
+          target: 'value',
+          message:
+            'a Dockerfile build runs on the docker runtime; remove "runtime: process" or use a build command',
+        },
+      ];
+    return [];
+  }
+  if (image !== undefined && service['build'] !== undefined) {
+    return [
+      {
+        path: [...path, 'build'],
+        target: 'key',
+        message: 'a service runs an existing image or builds one, not both: remove "image" or "build"',
+      },
+    ];
+  }
+  if (typeof service['build'] === 'string') {
+    return [
+      {
+        path: [...path, 'build'],
+        target: 'value',
+        message: `on the docker runtime the Dockerfile builds the app: write build: { dockerfile: Dockerfile }${explicit ? '' : ' (the app runs on docker because of its Dockerfile or images)'}`,
+      },
+    ];
+  }
+  if (image === undefined && !dockerBuild && context.dockerfile !== true) {
+    return [
+      {
+        path,
+        target: 'key',
+        message:
+          'runs on the docker runtime but has no image: set "image:", "build: { dockerfile: ... }", or add a Dockerfile to the app directory',
+      },
+    ];
+  }
+  return [];
 }

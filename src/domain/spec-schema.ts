@@ -71,6 +71,17 @@ const duration = leaf(`a duration such as ${DURATION_EXAMPLES}`, (v) => {
   }
 });
 
+/** The idle timeout of upgraded connections (WebSockets): from 1 s to 24 h. */
+const tunnelIdleTimeout = leaf('a duration from 1s to 24h such as 90s, 10m or 1h', (v) => {
+  if (typeof v !== 'string' || /^\d+(\.\d+)?$/.test(v)) return no();
+  try {
+    const ms = parseDuration(v);
+    return ms >= 1000 && ms <= 86_400_000 ? ok(ms) : no();
+  } catch {
+    return no();
+  }
+});
+
 const size = leaf('a size such as 512Mi, 1Gi, 100M, 64Ki or a number of bytes', (v) => {
   if (typeof v === 'number') return Number.isSafeInteger(v) && v >= 0 ? ok(v) : no();
   if (typeof v !== 'string') return no();
@@ -133,6 +144,44 @@ const commands = leaf('a command or a list of commands', (v) => {
   return no();
 });
 
+/**
+ * A Docker image reference: `[registry[:port]/]name[/name...][:tag][@sha256:digest]`, names in lowercase as the
+ * distribution spec has them.
+ */
+export const IMAGE_PATTERN =
+  /^(?:[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)*(?::\d+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::\w[\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
+
+const image = leaf('an image such as registry.example.com/shop/web:1.4 or busybox:1.36', (v) =>
+  typeof v === 'string' && v.length <= 255 && IMAGE_PATTERN.test(v) ? ok(v) : no(),
+);
+
+/** A file inside the app directory: relative, no `..`. */
+function isInsidePath(v: string): boolean {
+  return v !== '' && !v.startsWith('/') && !v.split('/').some((part) => part === '..' || part === '');
+}
+
+/** `build:` is a build command (process runtime) or `{ dockerfile: path }` (an image built from the directory). */
+const build = leaf<string | { dockerfile: string }>(
+  'a build command such as "npm ci && npm run build", or { dockerfile: Dockerfile }',
+  (v) => {
+    if (typeof v === 'string') return v.trim() === '' ? no() : ok(v.trim());
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) return no();
+    const keys = Object.keys(v);
+    const dockerfile = (v as Record<string, unknown>)['dockerfile'];
+    if (keys.some((k) => k !== 'dockerfile'))
+      return no(`only "dockerfile" may be set, not ${keys.filter((k) => k !== 'dockerfile').join(', ')}`);
+    if (typeof dockerfile !== 'string' || !isInsidePath(dockerfile))
+      return no(
+        'dockerfile must be a path inside the app directory, e.g. Dockerfile or docker/web.Dockerfile',
+      );
+    return ok({ dockerfile });
+  },
+);
+
+const runtimeKind = leaf<'process' | 'docker'>('"process" or "docker"', (v) =>
+  v === 'process' || v === 'docker' ? ok(v) : no(),
+);
+
 const deployMode = leaf<'auto' | 'manual'>('"auto" or "manual"', (v) =>
   v === 'auto' || v === 'manual' ? ok(v) : no(),
 );
@@ -145,6 +194,30 @@ const envValue = leaf('a string, number or boolean', (v) =>
 const envName = leaf(ENV_NAME_EXPECTED, (v) =>
   typeof v === 'string' && ENV_NAME_PATTERN.test(v) ? ok(v) : no(),
 );
+
+/** Where release images go: `host[:port][/path]`, no scheme (Docker speaks HTTPS, or HTTP to loopback). */
+const registryUrl = leaf('a registry such as registry.example.com/team or 127.0.0.1:5000 (no scheme)', (v) =>
+  typeof v === 'string' &&
+  /^[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)*(?::\d{1,5})?(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/.test(v)
+    ? ok(v)
+    : no(),
+);
+
+const registrySchema = z
+  .strictObject({
+    url: registryUrl,
+    username: nonEmptyText('a user name').optional(),
+    password: envName.optional(),
+  })
+  .superRefine((registry, ctx) => {
+    if ((registry.username === undefined) !== (registry.password === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [registry.username === undefined ? 'password' : 'username'],
+        message: "a login needs both username and password (the name of one of the app's secrets)",
+      });
+    }
+  });
 
 const cpu = leaf('a number of CPUs greater than 0 such as 0.5 or 2', (v) =>
   typeof v === 'number' && v > 0 && v <= 1024 ? ok(v) : no(),
@@ -247,7 +320,8 @@ const serviceSchema = z.preprocess(
   z
     .strictObject({
       run: nonEmptyText('a command to run, e.g. "node server.js"').optional(),
-      build: nonEmptyText('a build command, e.g. "npm ci && npm run build"').optional(),
+      build: build.optional(),
+      image: image.optional(),
       port: wholeNumber(1, 65535, 'a port number').optional(),
       instances: wholeNumber(0, 100).optional(),
       health: z.preprocess((v) => (v === false ? null : v), healthSchema.nullable()).optional(),
@@ -276,6 +350,7 @@ const routeSchema = z.strictObject({
   host,
   pathPrefix: urlPath.optional(),
   service: nonEmptyText('the name of a service'),
+  tunnelIdleTimeout: tunnelIdleTimeout.optional(),
 });
 
 const pipelineSchema = z.strictObject({
@@ -289,9 +364,11 @@ const pipelineSchema = z.strictObject({
 /** berth.yaml as written, after field-level checks and unit conversion; defaults are filled in later. */
 export const specInputSchema = z.strictObject({
   app: name,
+  runtime: runtimeKind.optional(),
   routes: z.array(routeSchema).optional(),
   services: z.record(z.string(), serviceSchema),
   pipeline: pipelineSchema.optional(),
+  registry: registrySchema.optional(),
 });
 
 export type SpecInput = z.output<typeof specInputSchema>;

@@ -77,6 +77,7 @@ describe('parseSpec: valid files', () => {
     });
     assert.deepEqual(spec, {
       app: 'hello',
+      runtime: 'process',
       routes: [],
       services: {
         web: {
@@ -103,6 +104,7 @@ describe('parseSpec: valid files', () => {
   it('normalises the full DESIGN.md example, durations in ms and percentages as numbers', () => {
     const expected: AppSpec = {
       app: 'shop',
+      runtime: 'process',
       routes: [{ host: 'shop.localhost', service: 'web' }],
       services: {
         web: {
@@ -236,13 +238,13 @@ pipeline: { test: npm test }
 describe('parseSpec: bad input', () => {
   it('refuses an unknown key at the top level, suggesting the field that was meant', () => {
     assert.deepEqual(errorsOf('app: a\nservice:\n  web: { run: x }\nservices:\n  web: { run: x }\n'), [
-      'berth.yaml:2:1 service: unknown field; did you mean "services"? expected one of: app, routes, services, pipeline',
+      'berth.yaml:2:1 service: unknown field; did you mean "services"? expected one of: app, runtime, routes, services, pipeline, registry',
     ]);
   });
 
   it('refuses an unknown nested key at its position', () => {
     assert.deepEqual(errorsOf('app: a\nservices:\n  web:\n    run: x\n    replicas: 3\n'), [
-      'berth.yaml:5:5 services.web.replicas: unknown field; expected one of: run, build, port, instances, health, deploy, autoscale, resources, env, secrets, responseTimeout',
+      'berth.yaml:5:5 services.web.replicas: unknown field; expected one of: run, build, image, port, instances, health, deploy, autoscale, resources, env, secrets, responseTimeout',
     ]);
     assert.deepEqual(errorsOf('app: a\nservices:\n  web:\n    run: x\n    health: { intervall: 3s }\n'), [
       'berth.yaml:5:15 services.web.health.intervall: unknown field; did you mean "interval"? expected one of: path, interval, timeout, healthy, unhealthy, grace, successCodes',
@@ -280,6 +282,22 @@ describe('parseSpec: bad input', () => {
         'berth.yaml:5:22 services.web.deploy.drain: expected a duration such as 500ms, 2s, 5m, 1h or 1m30s, got 15 (add a unit, e.g. "15s")',
         'berth.yaml:5:39 services.web.deploy.stopTimeout: expected a duration such as 500ms, 2s, 5m, 1h or 1m30s, got "30 secs"',
         'berth.yaml:5:58 services.web.deploy.maxSurge: expected a percentage from 0% to 100% such as "50%", got 50 (add a percent sign, e.g. "50%")',
+      ],
+    );
+  });
+
+  it("reads a route's WebSocket idle timeout, and refuses one outside 1s-24h", () => {
+    const spec = parseSpec(
+      'app: a\nroutes:\n  - { host: a.localhost, service: web, tunnelIdleTimeout: 10m }\nservices:\n  web: { run: x }\n',
+      { file: 'berth.yaml' },
+    );
+    assert.deepEqual(spec.routes, [{ host: 'a.localhost', service: 'web', tunnelIdleTimeoutMs: 600_000 }]);
+    assert.deepEqual(
+      errorsOf(
+        'app: a\nroutes:\n  - { host: a.localhost, service: web, tunnelIdleTimeout: 500ms }\nservices:\n  web: { run: x }\n',
+      ),
+      [
+        'berth.yaml:3:59 routes[0].tunnelIdleTimeout: expected a duration from 1s to 24h such as 90s, 10m or 1h, got "500ms"',
       ],
     );
   });
@@ -373,7 +391,7 @@ pipeline: { deploy: sometimes }
 `),
       [
         'berth.yaml:1:6 app: expected a name of lowercase letters, digits and dashes, starting with a letter (at most 63 characters), got "Shop"',
-        'berth.yaml:2:1 replicas: unknown field; expected one of: app, routes, services, pipeline',
+        'berth.yaml:2:1 replicas: unknown field; expected one of: app, runtime, routes, services, pipeline, registry',
         'berth.yaml:4:11 routes[0].host: expected a host name such as shop.localhost or *.example.com (lowercase, no port), got "Shop.Localhost"',
         'berth.yaml:5:14 routes[0].service: expected the name of a service in this file (web), got "api"',
         'berth.yaml:7:3 services.web: service "web" has no command: add "run:" or a "web: <command>" line to the Procfile (there is no Procfile)',
@@ -487,7 +505,7 @@ describe('validateAppSpec', () => {
           {
             path: 'services.web.extra',
             message:
-              'unknown field; expected one of: run, build, port, instances, health, deploy, autoscale, resources, env, secrets, responseTimeout',
+              'unknown field; expected one of: run, build, image, port, instances, health, deploy, autoscale, resources, env, secrets, responseTimeout',
           },
           { path: 'services.web.instances', message: 'expected a whole number from 0 to 100, got -1' },
         ]);
@@ -571,6 +589,111 @@ pipeline: { test: npm test, secrets: [NPM_TOKEN], timeout: 2m, deploy: manual }
         }),
       (error: BerthError) =>
         error.issues.some((i) => i.path === 'pipeline.secrets[0]' && /berth.yaml:4/.test(i.location ?? '')),
+    );
+  });
+});
+
+describe('parseSpec: containers', () => {
+  const parse = (text: string, dockerfile = false) =>
+    parseSpec(text, { file: 'berth.yaml', context: { dockerfile } });
+  const messages = (text: string, dockerfile = false): string[] => {
+    try {
+      parse(text, dockerfile);
+    } catch (error) {
+      return (error as BerthError).issues.map((i) => `${i.location} ${i.path}: ${i.message}`);
+    }
+    assert.fail('expected the spec to be refused');
+  };
+
+  it('runs an image on the docker runtime, with the image command when there is no run', () => {
+    const spec = parse('app: a\nservices:\n  web:\n    image: registry.example.com:5000/shop/web:1.4\n');
+    assert.equal(spec.runtime, 'docker');
+    assert.equal(spec.services.web!.image, 'registry.example.com:5000/shop/web:1.4');
+    assert.equal(spec.services.web!.run, '');
+    assert.equal(spec.services.web!.dockerfile, undefined);
+  });
+
+  it('builds from a named Dockerfile, or from the directory Dockerfile by default', () => {
+    const named = parse('app: a\nservices:\n  web:\n    build: { dockerfile: docker/web.Dockerfile }\n');
+    assert.equal(named.runtime, 'docker');
+    assert.equal(named.services.web!.dockerfile, 'docker/web.Dockerfile');
+    const byDirectory = parse('app: a\nservices:\n  web:\n    run: node server.js\n', true);
+    assert.equal(byDirectory.runtime, 'docker');
+    assert.equal(byDirectory.services.web!.dockerfile, 'Dockerfile');
+    assert.equal(byDirectory.services.web!.run, 'node server.js');
+  });
+
+  it('keeps process apps as they were, also with a Dockerfile when runtime: process says so', () => {
+    const spec = parse(
+      'app: a\nruntime: process\nservices:\n  web:\n    run: node s.js\n    build: npm ci\n',
+      true,
+    );
+    assert.equal(spec.runtime, 'process');
+    assert.equal(spec.services.web!.build, 'npm ci');
+    assert.equal(spec.services.web!.dockerfile, undefined);
+  });
+
+  it('refuses images and Dockerfiles that do not fit the runtime, with their positions', () => {
+    assert.deepEqual(
+      messages('app: a\nruntime: process\nservices:\n  web:\n    image: busybox\n    run: x\n'),
+      [
+        'berth.yaml:5:5 services.web.image: an image runs on the docker runtime; remove "runtime: process" or this image',
+      ],
+    );
+    assert.deepEqual(
+      messages('app: a\nservices:\n  web:\n    image: busybox\n    build: { dockerfile: D }\n'),
+      [
+        'berth.yaml:5:5 services.web.build: a service runs an existing image or builds one, not both: remove "image" or "build"',
+      ],
+    );
+    assert.match(
+      messages('app: a\nservices:\n  web:\n    build: npm ci\n', true)[0]!,
+      /services\.web\.build: on the docker runtime the Dockerfile builds the app/,
+    );
+    assert.deepEqual(messages('app: a\nruntime: docker\nservices:\n  web:\n    run: x\n'), [
+      'berth.yaml:4:3 services.web: runs on the docker runtime but has no image: set "image:", "build: { dockerfile: ... }", or add a Dockerfile to the app directory',
+    ]);
+  });
+
+  it('refuses a malformed image reference and a Dockerfile outside the directory', () => {
+    assert.match(
+      messages('app: a\nservices:\n  web:\n    image: Not An Image\n')[0]!,
+      /services\.web\.image: expected an image such as/,
+    );
+    assert.match(
+      messages('app: a\nservices:\n  web:\n    build: { dockerfile: ../Dockerfile }\n')[0]!,
+      /dockerfile must be a path inside the app directory/,
+    );
+    assert.match(
+      messages('app: a\nruntime: vm\nservices:\n  web:\n    run: x\n')[0]!,
+      /runtime: expected "process" or "docker"/,
+    );
+  });
+
+  it('reads a registry with a login from a secret, and refuses half a login or a registry for processes', () => {
+    const spec = parse(
+      'app: a\nservices:\n  web:\n    image: busybox\nregistry:\n  url: registry.example.com:5000/team\n  username: deploy\n  password: REGISTRY_PASSWORD\n',
+    );
+    assert.deepEqual(spec.registry, {
+      url: 'registry.example.com:5000/team',
+      username: 'deploy',
+      passwordSecret: 'REGISTRY_PASSWORD',
+    });
+    assert.match(
+      messages(
+        'app: a\nservices:\n  web:\n    image: busybox\nregistry:\n  url: r.example.com\n  username: deploy\n',
+      )[0]!,
+      /registry\.username: a login needs both username and password/,
+    );
+    assert.match(
+      messages('app: a\nservices:\n  web:\n    run: x\nregistry:\n  url: r.example.com\n')[0]!,
+      /registry: a registry holds the images of the docker runtime; this app runs processes/,
+    );
+    assert.match(
+      messages(
+        'app: a\nservices:\n  web:\n    image: busybox\nregistry:\n  url: https://r.example.com\n',
+      )[0]!,
+      /registry\.url: expected a registry such as/,
     );
   });
 });

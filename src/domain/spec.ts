@@ -6,7 +6,7 @@ import { isMap, isScalar, parseDocument } from 'yaml';
 import type { core } from 'zod';
 import { BerthError, type Issue } from './errors.js';
 import { parseProcfile } from './procfile.js';
-import { crossCheck, needsProcfile, type SpecProblem } from './spec-checks.js';
+import { crossCheck, needsProcfile, runtimeOf, type SpecContext, type SpecProblem } from './spec-checks.js';
 import {
   DEFAULT_AUTOSCALE_COOLDOWNS,
   DEFAULT_AUTOSCALE_MIN,
@@ -20,12 +20,15 @@ import { type FieldPath, formatPath, locate, placeSyntaxError, positionOf } from
 import { type ServiceInput, type SpecInput, specInputSchema } from './spec-schema.js';
 
 export * from './spec-defaults.js';
+export type { SpecContext };
 
 /** A route: requests for `host` (and, if set, paths under `pathPrefix`) go to `service`. */
 export interface RouteSpec {
   host: string;
   pathPrefix?: string;
   service: string;
+  /** Idle timeout of upgraded connections (WebSockets) on this route, ms; the proxy's default (60 s) when unset. */
+  tunnelIdleTimeoutMs?: number;
 }
 
 /** Active HTTP health check of a service's instances. Times in milliseconds. */
@@ -91,9 +94,20 @@ export interface ResourcesSpec {
 /** One service (process type) of an app, with every default filled in. */
 export interface ServiceSpec {
   name: string;
-  /** Command run in the release directory (from berth.yaml `run`, else the Procfile line of this name). */
+  /**
+   * Command run in the release directory (from berth.yaml `run`, else the Procfile line of this name); in a
+   * container, empty runs the image's own command.
+   */
   run: string;
+  /** Build command of the process runtime. */
   build?: string;
+  /**
+   * Docker runtime: the image instances run. As written (`image:`) until the release's build resolves it to the
+   * digest it pushed, `registry/name@sha256:…`: what every instance of the release (and a rollback to it) runs.
+   */
+  image?: string;
+  /** Docker runtime: the Dockerfile in the app directory that the release's image is built from. */
+  dockerfile?: string;
   /** Fixed port; when absent the platform assigns one per instance in `PORT`. */
   port?: number;
   instances: number;
@@ -119,12 +133,25 @@ export interface PipelineSpec {
   timeoutMs: number;
 }
 
+/** A registry other than Berth's own for the app's release images, and its login. */
+export interface RegistrySpec {
+  /** `host[:port][/path]`: images go to `<url>/<app>/<service>`. */
+  url: string;
+  username?: string;
+  /** The name of the app's secret holding the password (sealed like every secret; never in the spec). */
+  passwordSecret?: string;
+}
+
 /** A whole, valid, normalised app spec: plain JSON data, stored as a release's spec snapshot. */
 export interface AppSpec {
   app: string;
+  /** How its instances run: processes under a shim, or Docker containers. */
+  runtime: 'process' | 'docker';
   routes: RouteSpec[];
   services: Record<string, ServiceSpec>;
   pipeline: PipelineSpec;
+  /** Docker runtime: where release images are pushed; Berth's own registry when absent. */
+  registry?: RegistrySpec;
 }
 
 /** Options of `parseSpec`: the file name used in error positions, and the app's Procfile text if it has one. */
@@ -133,6 +160,8 @@ export interface ParseSpecOptions {
   procfile?: string;
   /** Name used for Procfile positions; defaults to `Procfile`. */
   procfileName?: string;
+  /** What the app directory holds (a Dockerfile) when the spec comes from one. */
+  context?: SpecContext;
 }
 
 interface PlacedIssue extends Issue {
@@ -185,6 +214,7 @@ export function parseSpec(text: string, options: ParseSpecOptions): AppSpec {
       return { location, order: [0, line, column] };
     },
     file,
+    options.context ?? {},
   );
 }
 
@@ -194,7 +224,7 @@ export function parseSpec(text: string, options: ParseSpecOptions): AppSpec {
  * @throws BerthError `invalid_spec`.
  */
 export function validateAppSpec(value: unknown, options: { procfile?: string } = {}): AppSpec {
-  return validate(value, options.procfile, 'Procfile', () => ({ order: [0, 0, 0] }), 'spec');
+  return validate(value, options.procfile, 'Procfile', () => ({ order: [0, 0, 0] }), 'spec', {});
 }
 
 /**
@@ -231,6 +261,7 @@ function validate(
   procfileName: string,
   place: Locator,
   subject: string,
+  context: SpecContext,
 ): AppSpec {
   // A file that is not an app spec at all (a key, a .env file named by mistake) is refused without a word of its
   // content: the field-by-field messages below quote values.
@@ -250,7 +281,7 @@ function validate(
     reportInput: true,
   });
   if (!parsed.success) problems.push(...parsed.error.issues.flatMap((issue) => fromZodIssue(issue, allowed)));
-  problems.push(...crossCheck(raw, procfile?.processes));
+  problems.push(...crossCheck(raw, procfile?.processes, context));
 
   const issues: PlacedIssue[] = problems.map((problem) => {
     const placed = place(problem.path, problem.target);
@@ -263,7 +294,7 @@ function validate(
     return issue;
   });
   // Procfile lines matter only when a service takes its command from there.
-  if (procfile !== undefined && needsProcfile(raw)) {
+  if (procfile !== undefined && needsProcfile(raw, context)) {
     for (const issue of procfile.issues) {
       const [, line, column] = (issue.location ?? '').match(/:(\d+):(\d+)$/) ?? [];
       issues.push({
@@ -274,7 +305,7 @@ function validate(
     }
   }
   if (issues.length > 0 || !parsed.success) throw specError(subject, issues);
-  return normalise(parsed.data, procfile?.processes ?? {});
+  return normalise(parsed.data, procfile?.processes ?? {}, runtimeOf(raw, context));
 }
 
 function notAnAppSpec(raw: unknown): string | undefined {
@@ -409,20 +440,26 @@ function keepEnvTextAsWritten(doc: ReturnType<typeof parseDocument>, raw: unknow
   }
 }
 
-function normalise(input: SpecInput, procfile: Record<string, string>): AppSpec {
+function normalise(
+  input: SpecInput,
+  procfile: Record<string, string>,
+  runtime: 'process' | 'docker',
+): AppSpec {
   const routes = (input.routes ?? []).map((route): RouteSpec => {
     const out: RouteSpec = { host: route.host, service: route.service };
     if (route.pathPrefix !== undefined) out.pathPrefix = route.pathPrefix;
+    if (route.tunnelIdleTimeout !== undefined) out.tunnelIdleTimeoutMs = route.tunnelIdleTimeout;
     return out;
   });
   const routed = new Set(routes.map((route) => route.service));
   const services: Record<string, ServiceSpec> = {};
   for (const [name, service] of Object.entries(input.services)) {
-    services[name] = normaliseService(name, service, procfile[name] ?? '', routed.has(name));
+    services[name] = normaliseService(name, service, procfile[name] ?? '', routed.has(name), runtime);
   }
   const pipeline = input.pipeline ?? {};
   return {
     app: input.app,
+    runtime,
     routes,
     services,
     pipeline: {
@@ -432,6 +469,15 @@ function normalise(input: SpecInput, procfile: Record<string, string>): AppSpec 
       secrets: [...(pipeline.secrets ?? DEFAULT_PIPELINE.secrets)],
       timeoutMs: pipeline.timeout ?? DEFAULT_PIPELINE.timeoutMs,
     },
+    ...(input.registry === undefined
+      ? {}
+      : {
+          registry: {
+            url: input.registry.url,
+            ...(input.registry.username === undefined ? {} : { username: input.registry.username }),
+            ...(input.registry.password === undefined ? {} : { passwordSecret: input.registry.password }),
+          },
+        }),
   };
 }
 
@@ -440,6 +486,7 @@ function normaliseService(
   input: ServiceInput,
   procfileCommand: string,
   routed: boolean,
+  runtime: 'process' | 'docker',
 ): ServiceSpec {
   const takesHttp =
     routed || input.port !== undefined || (input.health !== undefined && input.health !== null);
@@ -482,11 +529,20 @@ function normaliseService(
     if (input.resources.memory !== undefined) resources.memoryBytes = input.resources.memory;
     if (input.resources.cpu !== undefined) resources.cpu = input.resources.cpu;
   }
+  // A container without `image:` or a Dockerfile of its own is built from the directory's Dockerfile.
+  const dockerfile =
+    runtime !== 'docker' || input.image !== undefined
+      ? undefined
+      : typeof input.build === 'object'
+        ? input.build.dockerfile
+        : 'Dockerfile';
   // Optional fields are left out rather than set to undefined, so a JSON round trip gives an equal object.
   return {
     name,
     run: input.run ?? procfileCommand,
-    ...(input.build !== undefined && { build: input.build }),
+    ...(typeof input.build === 'string' && { build: input.build }),
+    ...(input.image !== undefined && { image: input.image }),
+    ...(dockerfile !== undefined && { dockerfile }),
     ...(input.port !== undefined && { port: input.port }),
     // An autoscaled service starts at its minimum, so the autoscaler is not fighting the spec.
     instances: input.instances ?? autoscale?.min ?? DEFAULT_INSTANCES,

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { requireTool } from '../../test/require-tool.js';
 import { CONTROL_UNIT, PROXY_UNIT, renderUnits, type SystemdInstall } from './systemd-units.js';
 
 /** This checkout: dist/ exists beside the compiled test, so ExecStart's script paths are real. */
@@ -18,8 +19,6 @@ const INSTALL: SystemdInstall = {
   httpsPort: 443,
   apiPort: 7070,
 };
-
-const hasSystemdAnalyze = spawnSync('systemd-analyze', ['--version']).status === 0;
 
 /** `systemd-analyze verify` on the units written to a directory: its complaints, or '' when there are none. */
 function verify(install: SystemdInstall): string {
@@ -67,7 +66,7 @@ describe('systemd units', () => {
   });
 
   it('writes units that systemd-analyze verify accepts', {
-    skip: !hasSystemdAnalyze && 'needs systemd-analyze (Debian package systemd)',
+    skip: requireTool('systemd-analyze', 'systemd'),
   }, () => {
     assert.equal(verify(INSTALL), '');
     assert.equal(

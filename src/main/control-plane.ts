@@ -15,12 +15,17 @@ import { MemoryLimiter } from '../control/autoscale/memory-limiter.js';
 import { ArtifactBuilder } from '../control/deploy/artifact-builder.js';
 import { Deployer } from '../control/deploy/deployer.js';
 import { DeploymentTracker } from '../control/deploy/deployment-tracker.js';
+import { DockerEngine } from '../control/docker/docker-engine.js';
+import { LocalRegistry } from '../control/images/local-registry.js';
+import { ReleaseImages } from '../control/images/release-images.js';
 import { DEFAULT_RETENTION, MetricsStore } from '../control/metrics/metrics-store.js';
 import { GitRepos } from '../control/pipeline/git-repos.js';
 import { PipelineService } from '../control/pipeline/pipeline-service.js';
 import { CommandReleasePhase } from '../control/pipeline/release-phase.js';
 import { platformEnv, Reconciler } from '../control/reconcile/reconciler.js';
+import { DockerRuntime } from '../control/runtime/docker-runtime.js';
 import { ownerMark, ProcessRuntime } from '../control/runtime/process-runtime.js';
+import { RuntimeSet } from '../control/runtime/runtime-set.js';
 import { MASTER_KEY_ENV } from '../control/secrets/master-key.js';
 import { TextScrubber } from '../control/secrets/scrubber.js';
 import { SecretsService } from '../control/secrets/secrets-service.js';
@@ -129,7 +134,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
 function makePrivate(paths: ReturnType<typeof controlPaths>): void {
   for (const dir of [
     paths.logs,
-    ...['artifacts', 'builds', 'pipeline', 'git', 'proxy'].map((d) => join(paths.dataDir, d)),
+    ...['artifacts', 'builds', 'pipeline', 'git', 'proxy', 'registry'].map((d) => join(paths.dataDir, d)),
   ])
     ensurePrivateDir(dir);
   // SQLite creates the WAL and shared-memory files with the database file's mode; older ones are fixed too.
@@ -165,8 +170,29 @@ async function start(
   teardown.add('secrets', () => secrets.close());
   // No child (proxy, shims) inherits the master key.
   delete process.env[MASTER_KEY_ENV];
-  // Every instance carries a mark of this data dir, so a later start can end those that no record owns.
-  const runtime = new ProcessRuntime({ log, owner: ownerMark(paths.dataDir) });
+  // Containers beside processes: the engine is asked when an app needs it (an app on docker is refused, naming
+  // what to install, when none answers); the registry starts with the first image it stores. Every instance
+  // carries a mark of this data dir (an env entry, a container label), so a later start can end those that no
+  // record owns.
+  const owner = ownerMark(paths.dataDir);
+  const engine = DockerEngine.local(log);
+  teardown.add('docker engine client', () => engine.close());
+  const registry = new LocalRegistry({ dataDir: paths.dataDir, log });
+  teardown.add('image registry', () => registry.stop());
+  const images = new ReleaseImages({
+    engine,
+    registry,
+    log,
+    secrets,
+    registryOf: (app) => {
+      const current = store.getApp(app);
+      return current && store.getRelease(app, current.currentRelease)?.spec.registry;
+    },
+  });
+  const runtime = new RuntimeSet({
+    process: new ProcessRuntime({ log, owner }),
+    docker: new DockerRuntime({ engine, owner, images, log }),
+  });
   const proxySupervisor = new ProxySupervisor({
     dataDir: paths.dataDir,
     command: [process.execPath, KEEPER_MAIN],
@@ -199,7 +225,11 @@ async function start(
     env: platformEnv(),
   });
   const apps = new AppManager(store, () => reconciler?.kick(), {
-    artifacts: { prune: (keep) => builder.prune(keep), retainReleases: RETAINED_RELEASES },
+    artifacts: {
+      prune: (keep) => builder.prune(keep),
+      pruneImages: (keep) => images.prune(keep),
+      retainReleases: RETAINED_RELEASES,
+    },
     clock,
   });
   apps.useSecrets(secrets);
@@ -222,6 +252,7 @@ async function start(
   const releasePhase = new CommandReleasePhase({ secrets, scrub, baseEnv: platformEnv() });
   const deployer = new Deployer(apps, builder, {
     releasePhase,
+    images,
     appSecrets: (app) =>
       secrets
         .list(app)
@@ -333,7 +364,7 @@ async function start(
   );
   health.start();
   teardown.add('target health feed', () => health.stop());
-  reconciler.start();
+  await reconciler.start();
   teardown.add('reconciler', () => reconciler?.stop());
   // The keeper is watched from now on: started again when it dies, its journal recorded as proxy.* events.
   proxySupervisor.watch();

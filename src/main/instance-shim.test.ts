@@ -14,8 +14,9 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import type { OutputRecord } from '../control/runtime/output-log.js';
 import { ProcessRuntime, type ShimTuning } from '../control/runtime/process-runtime.js';
-import type { ExitStatus, OutputRecord } from '../control/runtime/runtime.js';
+import type { ExitStatus } from '../control/runtime/runtime.js';
 import { StreamScrubber } from '../control/secrets/scrubber.js';
 
 const DEADLINE_MS = 15_000;

@@ -11,7 +11,7 @@ import { DEFAULT_PORTS } from '../proxy/proxy-server.js';
 
 const USAGE = `usage: node dist/src/main/proxy-keeper.js --data-dir DIR [--http-port 8080] [--https-port 8443]
        [--host ADDR] [--admin-socket PATH] [--access-log | --access-log-file FILE] [--no-redirect]
-       [--drain-ms 10000]
+       [--drain-ms 10000] [--trusted-proxies CIDR,...] [--max-head-bytes 16384]
 Signals: SIGTERM/SIGINT drain the workers and exit; SIGHUP hands over to a new worker (like \`berth proxy restart\`).`;
 
 const WORKER_MAIN = fileURLToPath(new URL('./proxy.js', import.meta.url));
@@ -38,6 +38,8 @@ async function main(): Promise<void> {
       'access-log-file': { type: 'string' },
       'no-redirect': { type: 'boolean' },
       'drain-ms': { type: 'string' },
+      'trusted-proxies': { type: 'string' },
+      'max-head-bytes': { type: 'string' },
       help: { type: 'boolean' },
     },
   });
@@ -78,6 +80,8 @@ async function main(): Promise<void> {
     ...(values['no-redirect'] ? ['--no-redirect'] : []),
     ...(values['access-log'] ? ['--access-log'] : []),
     ...(values['access-log-file'] === undefined ? [] : ['--access-log-file', values['access-log-file']]),
+    ...(values['trusted-proxies'] === undefined ? [] : ['--trusted-proxies', values['trusted-proxies']]),
+    ...(values['max-head-bytes'] === undefined ? [] : ['--max-head-bytes', values['max-head-bytes']]),
   ];
   const log = (event: Record<string, unknown>) => process.stderr.write(`${JSON.stringify(event)}\n`);
   let keeper: Keeper;

@@ -12,7 +12,12 @@ import { DEFAULT_PORTS, ProxyServer } from '../proxy/proxy-server.js';
 
 const USAGE = `usage: node dist/src/main/proxy.js --data-dir DIR [--http-port 8080] [--https-port 8443] [--host ADDR]
        [--admin-socket PATH] [--access-log [FILE]] [--no-redirect] [--drain-ms 10000]
-   or: (started by the keeper, dist/src/main/proxy-keeper.js) --worker --data-dir DIR [same options, no ports]`;
+       [--trusted-proxies CIDR,...] [--max-head-bytes 16384]
+   or: (started by the keeper, dist/src/main/proxy-keeper.js) --worker --data-dir DIR [same options, no ports]
+  --trusted-proxies  proxies in front of this one whose X-Forwarded-* headers are passed on (default none;
+                     also BERTH_TRUSTED_PROXIES)
+  --max-head-bytes   largest request head accepted and forwarded, 431 above (default 16384, what Node
+                     backends accept; also BERTH_MAX_HEAD_BYTES)`;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -26,6 +31,8 @@ async function main(): Promise<void> {
       'access-log-file': { type: 'string' },
       'no-redirect': { type: 'boolean' },
       'drain-ms': { type: 'string' },
+      'trusted-proxies': { type: 'string' },
+      'max-head-bytes': { type: 'string' },
       worker: { type: 'boolean' },
       help: { type: 'boolean' },
     },
@@ -47,6 +54,16 @@ async function main(): Promise<void> {
     }
     return n;
   };
+  const trusted = values['trusted-proxies'] ?? process.env.BERTH_TRUSTED_PROXIES ?? '';
+  const maxHead = values['max-head-bytes'] ?? process.env.BERTH_MAX_HEAD_BYTES;
+  const maxHeadBytes = maxHead === undefined ? undefined : Number(maxHead);
+  if (
+    maxHeadBytes !== undefined &&
+    (!Number.isInteger(maxHeadBytes) || maxHeadBytes < 1024 || maxHeadBytes > 1024 * 1024)
+  ) {
+    console.error(`--max-head-bytes: expected a whole number of bytes from 1024 to 1048576, got ${maxHead}`);
+    process.exit(2);
+  }
   const paths = proxyPaths(values['data-dir']);
   mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
   const accessLog =
@@ -66,6 +83,11 @@ async function main(): Promise<void> {
     listeners,
     redirectHttp: !values['no-redirect'],
     accessLog,
+    maxHeadBytes,
+    trustedProxies: trusted
+      .split(',')
+      .map((entry) => entry.trim())
+      .filter((entry) => entry !== ''),
   });
   const admin = new AdminApi(proxy, { keeper });
   const adminSocket = values['admin-socket'] ?? paths.adminSocket;

@@ -1,4 +1,4 @@
-// The one place where a failed exchange becomes a status code (502/503/504/499), and the pages the proxy sends.
+// The one place where a failed exchange becomes a status code (408/499/502/503/504), and the pages the proxy sends.
 
 /** Why the proxy could not deliver an upstream response. */
 export type Failure =
@@ -10,14 +10,21 @@ export type Failure =
   | 'reset_before_response'
   /** The upstream sent something that is not valid HTTP/1.1. */
   | 'bad_response'
-  /** The response head did not arrive within the target group's response timeout. */
+  /**
+   * The response head did not arrive within the response timeout after the request was sent, or the upstream
+   * stopped sending (or reading) a body for longer than the body idle timeout.
+   */
   | 'response_timeout'
-  /** The client closed its connection before the response was complete. */
+  /** The client stopped sending its request body for longer than the body idle timeout. */
+  | 'client_timeout'
+  /** The client closed its connection (or stopped reading) before the response was complete. */
   | 'client_gone';
 
 /** Maps a failure to the status the proxy sends (or records, for 499). */
-export function classifyFailure(failure: Failure): 499 | 502 | 503 | 504 {
+export function classifyFailure(failure: Failure): 408 | 499 | 502 | 503 | 504 {
   switch (failure) {
+    case 'client_timeout':
+      return 408;
     case 'no_target':
       return 503;
     case 'connect_failed':
@@ -36,6 +43,7 @@ const REASONS: Record<number, string> = {
   308: 'Permanent Redirect',
   400: 'Bad Request',
   404: 'Not Found',
+  408: 'Request Timeout',
   414: 'URI Too Long',
   431: 'Request Header Fields Too Large',
   501: 'Not Implemented',
@@ -47,6 +55,7 @@ const REASONS: Record<number, string> = {
 
 const EXPLANATIONS: Record<number, string> = {
   404: 'No application is configured for this host.',
+  408: 'The request body stopped arriving.',
   502: 'The application could not be reached or closed the connection.',
   503: 'The application has no running instances right now.',
   504: 'The application did not answer in time.',
@@ -57,7 +66,10 @@ export function reasonPhrase(status: number): string {
   return REASONS[status] ?? 'Error';
 }
 
-/** A complete HTTP/1.1 response with a small HTML page naming the request id. */
+/**
+ * A complete HTTP/1.1 response with a small HTML page naming the request id, as a latin1 string. The page is
+ * ASCII (anything else is escaped), so its declared length is exactly what is written.
+ */
 export function errorResponse(status: number, requestId: string, close: boolean, detail?: string): string {
   const reason = reasonPhrase(status);
   const text = detail ?? EXPLANATIONS[status] ?? reason;
@@ -66,13 +78,21 @@ export function errorResponse(status: number, requestId: string, close: boolean,
     `<h1>${status} ${reason}</h1><p>${escapeHtml(text)}</p><p>Request id: <code>${escapeHtml(requestId)}</code></p>` +
     `<hr><small>berth proxy</small></body></html>\n`;
   return (
-    `HTTP/1.1 ${status} ${reason}\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+    `HTTP/1.1 ${status} ${reason}\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: ${body.length}\r\n` +
     `cache-control: no-store\r\nx-request-id: ${requestId}\r\n${close ? 'connection: close\r\n' : ''}\r\n${body}`
   );
 }
 
 function escapeHtml(s: string): string {
-  return s.replace(/[&<>"]/g, (c) =>
-    c === '&' ? '&amp;' : c === '<' ? '&lt;' : c === '>' ? '&gt;' : '&quot;',
+  return s.replace(/[&<>"]|[^\x20-\x7e]/g, (c) =>
+    c === '&'
+      ? '&amp;'
+      : c === '<'
+        ? '&lt;'
+        : c === '>'
+          ? '&gt;'
+          : c === '"'
+            ? '&quot;'
+            : `&#${c.charCodeAt(0)};`,
   );
 }

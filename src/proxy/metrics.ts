@@ -31,7 +31,8 @@ export class Metrics {
       if (status === 502) this.e502++;
       else if (status === 503) this.e503++;
       else if (status === 504) this.e504++;
-      else if (status === 499) this.e499++;
+      // A stalled request body (answered 408) is the client's doing, counted with the clients that left.
+      else if (status === 499 || status === 408) this.e499++;
       return;
     }
     if (status < 200) this.s1xx++;

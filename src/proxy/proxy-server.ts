@@ -18,6 +18,7 @@ import { EventLog } from './event-log.js';
 import { type HealthProbe, httpProbe } from './health-check.js';
 import { LocalCa } from './local-ca.js';
 import { Metrics } from './metrics.js';
+import { DEFAULT_MAX_HEAD_BYTES } from './request-head.js';
 import { RouteTableStore } from './route-table-store.js';
 import { Router } from './router.js';
 import { POOL_DEFAULTS, type Target } from './target.js';
@@ -42,6 +43,13 @@ export interface ProxyServerOptions {
   redirectHttp?: boolean;
   /** Client keep-alive idle timeout. Default 60 s (ALB's idle timeout). */
   clientIdleTimeoutMs?: number;
+  /** Largest request head accepted and forwarded (431 above), and largest response head. Default 16 KiB. */
+  maxHeadBytes?: number;
+  /**
+   * Addresses or CIDR blocks (`10.0.0.0/8`, `::1`) of proxies in front of this one: their X-Forwarded-* /
+   * Forwarded / X-Real-IP headers are passed on. Anybody else's are dropped. Default: none.
+   */
+  trustedProxies?: readonly string[];
   accessLog?: AccessLog;
   /** Health probe; the default makes real HTTP requests. */
   probe?: HealthProbe;
@@ -72,6 +80,7 @@ export class ProxyServer {
     this.#certs = new CertificateStore(
       new LocalCa(join(options.stateDir, 'ca'), options.openssl),
       join(options.stateDir, 'certs'),
+      { servesHost: (host) => this.#ctx.router.servesHost(host) },
     );
     this.#table = parseRouteTable({});
     this.#ctx = {
@@ -81,6 +90,11 @@ export class ProxyServer {
       unrouted: { notFound: 0, redirected: 0 },
       stopping: false,
       connections: new Set(),
+      maxHeadBytes: options.maxHeadBytes ?? DEFAULT_MAX_HEAD_BYTES,
+      trustedProxies:
+        options.trustedProxies === undefined || options.trustedProxies.length === 0
+          ? undefined
+          : trustedProxyList(options.trustedProxies),
     };
     this.#listener = {
       onHealthChange: (target, change) => {
@@ -348,6 +362,33 @@ export class ProxyServer {
     this.events.wakeAll();
     await this.#options.accessLog?.close();
   }
+}
+
+/**
+ * A block list of trusted proxy addresses from `10.0.0.0/8`, `192.0.2.7`, `::1`, `fd00::/8` entries. Throws
+ * `BerthError('invalid_request')` naming each entry that is not one.
+ */
+export function trustedProxyList(entries: readonly string[]): net.BlockList {
+  const list = new net.BlockList();
+  const issues: { path: string; message: string }[] = [];
+  entries.forEach((entry, i) => {
+    const [address = '', prefix, extra] = entry.trim().split('/');
+    const type = net.isIPv4(address) ? 'ipv4' : net.isIPv6(address) ? 'ipv6' : undefined;
+    const bits = prefix === undefined ? undefined : Number(prefix);
+    const max = type === 'ipv4' ? 32 : 128;
+    if (
+      type === undefined ||
+      extra !== undefined ||
+      (bits !== undefined && (!/^\d{1,3}$/.test(prefix!) || bits > max))
+    ) {
+      issues.push({ path: `trustedProxies.${i}`, message: `"${entry}" is not an IP address or CIDR block` });
+      return;
+    }
+    if (bits === undefined) list.addAddress(address, type);
+    else list.addSubnet(address, bits, type);
+  });
+  if (issues.length > 0) throw new BerthError('invalid_request', 'invalid trusted proxies', { issues });
+  return list;
 }
 
 function listen(server: net.Server, on: object): Promise<void> {

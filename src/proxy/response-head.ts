@@ -1,4 +1,14 @@
-// Strict, minimal parser of upstream HTTP/1.x response heads: status, framing and reuse.
+// Strict parser of upstream HTTP/1.x response heads on their raw bytes: status, framing and reuse.
+import {
+  BAD_NAME,
+  CHAR_CLASS,
+  FIELD,
+  FieldLine,
+  isDigits,
+  OK,
+  readFieldLine,
+  tokenList,
+} from './field-line.js';
 
 /** An upstream response head the proxy cannot trust; the exchange fails with 502. */
 export class ResponseHeadError extends Error {}
@@ -6,86 +16,111 @@ export class ResponseHeadError extends Error {}
 /** The parts of a response head the proxy needs. */
 export interface ResponseHead {
   status: number;
-  /** `HTTP/1.1` or `HTTP/1.0`. */
-  version: string;
-  /** Status line plus the header lines to forward (hop-by-hop and X-Request-Id removed), each ending in CRLF. */
+  /**
+   * `HTTP/1.1` status line plus the header lines to forward, each ending in CRLF: framing, hop-by-hop and
+   * X-Request-Id headers are removed (the proxy writes its own framing line) and the version is the proxy's own.
+   */
   head: string;
+  /** -1 when absent. */
   contentLength: number;
   chunked: boolean;
   /** The upstream will close (or must not be reused) after this response. */
   close: boolean;
 }
 
-const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+// Parsing is synchronous: one scratch line serves every call.
+const LINE = new FieldLine();
 
-/** Parses `buf[0..end)` (without the final CRLFCRLF). Throws `ResponseHeadError`. */
+/**
+ * Parses `buf[0..end)`, a response head whose final CRLFCRLF starts at `end`, with the same byte checks as
+ * request heads (token names, no bare CR or LF, no CTL but HTAB in values). Throws `ResponseHeadError`.
+ */
 export function parseResponseHead(buf: Buffer, end: number): ResponseHead {
-  const text = buf.toString('latin1', 0, end);
-  let lineEnd = text.indexOf('\r\n');
-  if (lineEnd === -1) lineEnd = text.length;
-  // "HTTP/1.1 200 OK": version, a space, three digits, then a space or the end of the line.
-  if (lineEnd < 12 || !text.startsWith('HTTP/1.') || text.charCodeAt(8) !== 0x20) {
-    throw new ResponseHeadError('bad status line');
-  }
+  const text = buf.toString('latin1', 0, end + 2);
+  // "HTTP/1.1 200 OK": version, a space, three digits, then a space and a reason, or the end of the line.
+  const lineEnd = text.indexOf('\r\n');
   const version = text.slice(0, 8);
   if (version !== 'HTTP/1.1' && version !== 'HTTP/1.0') throw new ResponseHeadError('bad version');
+  if (text.charCodeAt(8) !== 0x20 || !isDigits(text, 9, 12)) throw new ResponseHeadError('bad status line');
   const status = Number(text.slice(9, 12));
-  if (
-    !Number.isInteger(status) ||
-    status < 100 ||
-    status > 999 ||
-    (lineEnd > 12 && text.charCodeAt(12) !== 0x20)
-  ) {
+  if (status < 100 || (lineEnd > 12 && text.charCodeAt(12) !== 0x20))
     throw new ResponseHeadError('bad status code');
+  for (let i = 13; i < lineEnd; i++) {
+    if ((CHAR_CLASS[text.charCodeAt(i)]! & FIELD) === 0) throw new ResponseHeadError('bad reason phrase');
   }
-  const result: ResponseHead = {
-    status,
-    version,
-    head: '',
-    contentLength: -1,
-    chunked: false,
-    close: version === 'HTTP/1.0',
-  };
-  let head = text.slice(0, lineEnd + 2);
-  if (lineEnd === text.length) head += '\r\n';
+  let contentLength = -1;
+  let chunked = false;
+  let closeToken = false;
+  let keepAlive = false;
+  let named: string[] | undefined;
+  // The proxy speaks HTTP/1.1 to its clients whatever the upstream's version (RFC 9110 §6.2).
+  let head = `HTTP/1.1${text.slice(8, lineEnd + 2)}`;
   let pos = lineEnd + 2;
-  while (pos < text.length) {
-    let next = text.indexOf('\r\n', pos);
-    if (next === -1) next = text.length;
-    const colon = text.indexOf(':', pos);
-    if (colon === -1 || colon >= next || colon === pos) throw new ResponseHeadError('bad header line');
-    const nameLength = colon - pos;
+  let keptFrom = pos;
+  const n = text.length;
+  while (pos < n) {
+    const result = readFieldLine(text, pos, LINE);
+    if (result !== OK)
+      throw new ResponseHeadError(result === BAD_NAME ? 'bad header line' : 'bad header value');
+    const length = LINE.nameEnd - LINE.nameStart;
     let drop = false;
-    if (nameLength === 10 || nameLength === 12 || nameLength === 14 || nameLength === 17) {
-      const name = text.slice(pos, colon).toLowerCase();
-      const value = text.slice(colon + 1, next).trim();
+    if (length === 2 || length === 7 || length === 10 || length === 12 || length === 14 || length === 17) {
+      const name = text.slice(LINE.nameStart, LINE.nameEnd).toLowerCase();
+      const value = text.slice(LINE.valueStart, LINE.valueEnd);
+      drop = true;
       if (name === 'connection') {
-        const v = value.toLowerCase();
-        if (v.includes('close')) result.close = true;
-        else if (v.includes('keep-alive') && version === 'HTTP/1.0') result.close = false;
-        drop = true;
-      } else if (name === 'keep-alive' || name === 'x-request-id') {
-        drop = true;
-      } else if (name === 'content-length') {
-        if (!/^\d{1,15}$/.test(value)) throw new ResponseHeadError('bad content-length');
-        const length = Number(value);
-        if (result.contentLength !== -1 && result.contentLength !== length) {
-          throw new ResponseHeadError('conflicting content-length');
+        // The common values without building a token list.
+        const tokens = value === 'keep-alive' || value === 'close' ? [value] : tokenList(value);
+        if (tokens === undefined) throw new ResponseHeadError('bad connection header');
+        for (const token of tokens) {
+          if (token === 'close') closeToken = true;
+          else if (token === 'keep-alive') keepAlive = true;
+          else if (token !== 'upgrade') {
+            if (named === undefined) named = [];
+            named.push(token);
+          }
         }
-        result.contentLength = length;
+      } else if (name === 'content-length') {
+        if (!isDigits(value, 0, value.length) || value.length > 15)
+          throw new ResponseHeadError('bad content-length');
+        const bytes = Number(value);
+        if (contentLength !== -1 && contentLength !== bytes)
+          throw new ResponseHeadError('conflicting content-length');
+        contentLength = bytes;
       } else if (name === 'transfer-encoding') {
-        if (value.toLowerCase() !== 'chunked') throw new ResponseHeadError('unsupported transfer-encoding');
-        result.chunked = true;
+        if (chunked || value.toLowerCase() !== 'chunked')
+          throw new ResponseHeadError('unsupported transfer-encoding');
+        chunked = true;
+      } else if (name === 'upgrade') {
+        drop = status !== 101;
+      } else if (name !== 'keep-alive' && name !== 'x-request-id' && name !== 'te' && name !== 'trailer') {
+        drop = false;
       }
+    } else if (
+      length === 16 &&
+      text.slice(LINE.nameStart, LINE.nameEnd).toLowerCase() === 'proxy-connection'
+    ) {
+      drop = true;
     }
-    if (!drop) {
-      if (BAD_VALUE.test(text.slice(colon + 1, next))) throw new ResponseHeadError('bad header value');
-      head += next === text.length ? `${text.slice(pos, next)}\r\n` : text.slice(pos, next + 2);
+    if (drop) {
+      if (keptFrom < pos) head += text.slice(keptFrom, pos);
+      keptFrom = LINE.next;
     }
-    pos = next + 2;
+    pos = LINE.next;
   }
-  if (result.chunked && result.contentLength !== -1)
-    throw new ResponseHeadError('both content-length and chunked');
-  result.head = head;
-  return result;
+  if (keptFrom < n) head += text.slice(keptFrom, n);
+  if (chunked && contentLength !== -1) throw new ResponseHeadError('both content-length and chunked');
+  // HTTP/1.0 closes unless it asked to keep the connection (RFC 9112 §9.3).
+  const close = closeToken || (version === 'HTTP/1.0' && !keepAlive);
+  if (named !== undefined) head = withoutFields(head, named);
+  return { status, head, contentLength, chunked, close };
+}
+
+function withoutFields(head: string, names: readonly string[]): string {
+  const lines = head.split('\r\n');
+  // The status line stays.
+  return [
+    lines[0],
+    ...lines.slice(1).filter((line) => !names.includes(line.slice(0, line.indexOf(':')).toLowerCase())),
+  ].join('\r\n');
 }

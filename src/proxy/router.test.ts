@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Route } from '../domain/route-table.js';
+import { DEFAULT_TUNNEL_IDLE_TIMEOUT_MS, type Route } from '../domain/route-table.js';
 import { Router } from './router.js';
 import type { TargetGroup } from './target-group.js';
 
@@ -11,6 +11,7 @@ function group(name: string): TargetGroup {
 const route = (host: string, name: string, pathPrefix?: string): Route => ({
   host,
   pathPrefix,
+  tunnelIdleTimeoutMs: DEFAULT_TUNNEL_IDLE_TIMEOUT_MS,
   backends: [{ targetGroup: name, weight: 1 }],
 });
 
@@ -45,11 +46,23 @@ describe('Router', () => {
     assert.equal(match('other.test', '/'), undefined);
   });
 
+  it('knows which hosts it serves, exactly or by a wildcard (on-demand certificates ask it)', () => {
+    assert.equal(router.servesHost('app.localhost'), true);
+    assert.equal(router.servesHost('x.deep.localhost'), true);
+    assert.equal(router.servesHost('localhost'), false);
+    assert.equal(
+      new Router([route('app.localhost', 'root', '/api')], groups).servesHost('app.localhost'),
+      true,
+    );
+    assert.equal(new Router([route('app.localhost', 'root')], groups).servesHost('probe-1.localhost'), false);
+  });
+
   it('splits between weighted target groups exactly', () => {
     const canary = new Router(
       [
         {
           host: 'c.localhost',
+          tunnelIdleTimeoutMs: DEFAULT_TUNNEL_IDLE_TIMEOUT_MS,
           backends: [
             { targetGroup: 'root', weight: 3 },
             { targetGroup: 'api', weight: 1 },

@@ -73,6 +73,14 @@ export class Router {
     this.#wildcards.sort((a, b) => b.suffix.length - a.suffix.length);
   }
 
+  /** True when some route serves this lower-case host (exactly or by a wildcard), whatever the path. */
+  servesHost(host: string): boolean {
+    if (this.#exact.has(host)) return true;
+    for (const { suffix } of this.#wildcards)
+      if (host.length > suffix.length && host.endsWith(suffix)) return true;
+    return false;
+  }
+
   /** The route for a lower-case host (no port) and a request target (path and query). */
   match(host: string, target: string): RouteEntry | undefined {
     const exact = this.#exact.get(host);

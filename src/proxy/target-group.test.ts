@@ -1,7 +1,11 @@
 // Fail open without booting targets: who a target group sends requests to while no target is healthy.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DEFAULT_HEALTH, type TargetGroupConfig } from '../domain/route-table.js';
+import {
+  DEFAULT_BODY_IDLE_TIMEOUT_MS,
+  DEFAULT_HEALTH,
+  type TargetGroupConfig,
+} from '../domain/route-table.js';
 import { TargetGroup } from './target-group.js';
 
 function group(graceMs: number, clock: { t: number }, restored = false): TargetGroup {
@@ -10,6 +14,8 @@ function group(graceMs: number, clock: { t: number }, restored = false): TargetG
     balancing: 'round_robin',
     health: { ...DEFAULT_HEALTH, graceMs },
     responseTimeoutMs: 1000,
+    bodyIdleTimeoutMs: DEFAULT_BODY_IDLE_TIMEOUT_MS,
+    retryPutDelete: false,
     drainMs: 1000,
     targets: [{ id: 'old', host: '127.0.0.1', port: 1, weight: 1 }],
   };

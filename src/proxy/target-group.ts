@@ -117,8 +117,7 @@ export class TargetGroup {
   #forceDrained(target: Target): void {
     if (target.state !== 'draining') return;
     // Drain time is over: upgraded connections are closed; requests still in flight are left to finish or fail.
-    for (const socket of target.upgraded) socket.destroy();
-    target.upgraded.clear();
+    target.closeTunnels();
     this.#finishDrain(target, true);
   }
 

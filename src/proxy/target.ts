@@ -1,5 +1,4 @@
-// One registered upstream: address, weight, health, drain state, metrics and its keep-alive connection pool.
-import type net from 'node:net';
+// One registered upstream: address, weight, health, drain state, in-flight leases, metrics and its connection pool.
 import type { HealthCheckConfig, TargetConfig, TargetState, TargetStatus } from '../domain/route-table.js';
 import { TARGET_LIFECYCLE } from '../domain/target-health.js';
 import { HealthCheck } from './health-check.js';
@@ -8,6 +7,29 @@ import { UpstreamConnection } from './upstream-connection.js';
 
 /** Pool limits. The idle timeout stays below Node's default server keepAliveTimeout (5 s) to avoid reuse races. */
 export const POOL_DEFAULTS = { maxIdle: 256, idleTimeoutMs: 3000 } as const;
+
+/**
+ * A claim on a target, by a request in flight or an upgraded tunnel. `end()` (idempotent) is the only way the
+ * target's count goes down, so draining completes exactly when the last lease ends.
+ */
+export class InFlightLease {
+  #end: ((lease: InFlightLease) => void) | null;
+
+  constructor(end: (lease: InFlightLease) => void) {
+    this.#end = end;
+  }
+
+  get ended(): boolean {
+    return this.#end === null;
+  }
+
+  end(): void {
+    const end = this.#end;
+    if (end === null) return;
+    this.#end = null;
+    end(this);
+  }
+}
 
 /** A target in a target group. Traffic goes only to `active` targets; see `TargetGroup.candidates`. */
 export class Target {
@@ -19,8 +41,8 @@ export class Target {
   currentWeight = 0;
   readonly metrics = new Metrics();
   readonly health: HealthCheck;
-  /** Open upgraded (tunnelled) client connections; closed when the drain time is over. */
-  readonly upgraded = new Set<net.Socket>();
+  /** Open upgraded tunnels, each with how to close it when the drain time is over. */
+  readonly #tunnels = new Map<InFlightLease, () => void>();
   #state: TargetState = 'active';
   readonly #idle: UpstreamConnection[] = [];
   readonly #maxIdle: number;
@@ -50,6 +72,39 @@ export class Target {
     return this.metrics.inFlight;
   }
 
+  /** Open upgraded (tunnelled) connections. */
+  get upgraded(): number {
+    return this.#tunnels.size;
+  }
+
+  /** A request is in flight until the lease ends. */
+  lease(): InFlightLease {
+    this.metrics.inFlight++;
+    return new InFlightLease(this.#endRequest);
+  }
+
+  /** An upgraded connection is open until the lease ends; `close` ends it when a drain runs out of time. */
+  openTunnel(close: () => void): InFlightLease {
+    const lease = new InFlightLease(this.#endTunnel);
+    this.#tunnels.set(lease, close);
+    return lease;
+  }
+
+  /** Closes every open tunnel (a drain ran out of time). */
+  closeTunnels(): void {
+    for (const close of [...this.#tunnels.values()]) close();
+  }
+
+  readonly #endRequest = (): void => {
+    this.metrics.inFlight--;
+    this.#checkDrained();
+  };
+
+  readonly #endTunnel = (lease: InFlightLease): void => {
+    this.#tunnels.delete(lease);
+    this.#checkDrained();
+  };
+
   /** The one transition method of the lifecycle: active → draining → drained (`TARGET_LIFECYCLE`). */
   transition(to: TargetState): boolean {
     const from = this.#state;
@@ -65,12 +120,11 @@ export class Target {
     this.transition('draining');
     this.#onDrained = onDrained;
     this.closeIdle();
-    this.checkDrained();
+    this.#checkDrained();
   }
 
-  /** Called whenever in-flight work ends. */
-  checkDrained(): void {
-    if (this.#state !== 'draining' || this.metrics.inFlight > 0 || this.upgraded.size > 0) return;
+  #checkDrained(): void {
+    if (this.#state !== 'draining' || this.metrics.inFlight > 0 || this.#tunnels.size > 0) return;
     const done = this.#onDrained;
     this.#onDrained = undefined;
     done?.();
@@ -138,7 +192,7 @@ export class Target {
       health: this.health.state,
       healthReason: this.health.reason,
       inFlight: this.metrics.inFlight,
-      upgraded: this.upgraded.size,
+      upgraded: this.#tunnels.size,
       counters: this.metrics.toJSON(),
     };
   }

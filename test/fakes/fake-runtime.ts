@@ -1,6 +1,8 @@
 // A runtime without processes: instances live in a FakeHost (which outlives runtimes, as a machine outlives a
 // control plane), behave as their program says, and end once on the exit stream of the runtime watching them.
 
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type {
   ExitStatus,
   InstanceExit,
@@ -10,6 +12,7 @@ import type {
   StartRequest,
   StopOutcome,
 } from '../../src/control/runtime/runtime.js';
+import { TextScrubber } from '../../src/control/secrets/scrubber.js';
 import type { InstanceUsage } from '../../src/domain/instance.js';
 import { type Clock, systemClock } from '../../src/lib/clock.js';
 
@@ -24,6 +27,10 @@ export interface FakeProgram {
   /** `start` fails with this message (the runtime could not start it). */
   failsToStart?: string;
   memoryBytes?: number;
+  /** Lines it writes at start, to its output file (scrubbed, as a runtime writes them); `$NAME` reads its env. */
+  prints?: { s: 'out' | 'err'; l: string }[];
+  /** It allocates until its memory limit (if it has one) gets it killed. */
+  exceedsMemory?: boolean;
 }
 
 interface FakeProcess {
@@ -42,6 +49,15 @@ export const CONTRACT_PROGRAMS: Record<string, FakeProgram> = {
   serves: {},
   'exits 3': { exitAfterMs: 0, exit: { code: 3, signal: null } },
   'ignores SIGTERM': { ignoresTerm: true },
+  prints: {
+    exitAfterMs: 0,
+    exit: { code: 0, signal: null },
+    prints: [
+      { s: 'out', l: 'token=$CONTRACT_TOKEN' },
+      { s: 'err', l: 'warning' },
+    ],
+  },
+  'exceeds memory': { exceedsMemory: true },
 };
 
 /** The machine fake instances run on: shared by the runtimes of successive (restarted) control planes. */
@@ -101,14 +117,18 @@ export class FakeRuntime implements Runtime {
     if (program.failsToStart !== undefined) throw new Error(program.failsToStart);
     const process = this.host.spawn(request, program);
     process.watcher = this;
-    if (program.exitAfterMs !== undefined) {
+    if (program.prints) writeOutput(request, program.prints, this.#clock.now());
+    const limit = request.limits?.memoryBytes;
+    if (program.exceedsMemory && limit !== undefined) {
+      void this.#clock.sleep(0).then(() => this.oomKill(request.instanceId, limit));
+    } else if (program.exitAfterMs !== undefined) {
       const exit = program.exit ?? { code: 0, signal: null };
       void this.#clock.sleep(program.exitAfterMs).then(() => this.host.end(request.instanceId, exit));
     }
     return process.handle;
   }
 
-  adopt(ref: InstanceRef): void {
+  async adopt(ref: InstanceRef): Promise<void> {
     const process = this.host.processes.get(ref.instanceId);
     if (process?.running && process.handle.pid === ref.pid) {
       process.watcher = this;
@@ -134,7 +154,7 @@ export class FakeRuntime implements Runtime {
     return 'killed';
   }
 
-  sample(refs: readonly InstanceRef[]): Map<string, InstanceUsage> {
+  async sample(refs: readonly InstanceRef[]): Promise<Map<string, InstanceUsage>> {
     const usage = new Map<string, InstanceUsage>();
     for (const ref of refs) {
       const process = this.host.processes.get(ref.instanceId);
@@ -149,7 +169,7 @@ export class FakeRuntime implements Runtime {
   }
 
   /** The host's running processes that none of `owned` accounts for are killed (the host is one owner's). */
-  reclaim(owned: readonly InstanceRef[]): number[] {
+  async reclaim(owned: readonly InstanceRef[]): Promise<number[]> {
     const killed: number[] = [];
     for (const process of [...this.host.processes.values()]) {
       if (!process.running) continue;
@@ -189,4 +209,18 @@ export class FakeRuntime implements Runtime {
     if (this.#closed) return;
     for (const listener of this.#listeners) listener(exit);
   }
+}
+
+/** Writes a fake program's lines as a runtime would: JSON lines in its output file, secret values scrubbed. */
+function writeOutput(request: StartRequest, lines: { s: 'out' | 'err'; l: string }[], now: number): void {
+  const scrubber = new TextScrubber();
+  scrubber.setSecrets(request.scrub ?? {});
+  const text = lines
+    .map(({ s, l }) => {
+      const line = l.replace(/\$([A-Z_][A-Z0-9_]*)/g, (_, name: string) => request.env[name] ?? '');
+      return `${JSON.stringify({ t: now, s, l: scrubber.scrub(line) })}\n`;
+    })
+    .join('');
+  mkdirSync(dirname(request.logPath), { recursive: true });
+  appendFileSync(request.logPath, text);
 }

@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import type { DeployResult, ServiceStatus } from '../../domain/api-types.js';
 import type { Deployment } from '../../domain/deployment.js';
 import { BerthError } from '../../domain/errors.js';
+import type { AppSpec } from '../../domain/spec.js';
 import { parseDuration } from '../../lib/duration.js';
 import type { ApiClient } from '../client.js';
 import type { CliContext } from '../context.js';
@@ -69,16 +70,34 @@ export function registerDeploy(program: Command, context: CliContext): void {
       const releases = await context.client().releases(app);
       if (options.json) return printJson(releases);
       printTable(
-        ['release', 'created', 'artifact', 'deployment', 'description'],
+        ['release', 'created', 'artifact', 'image', 'deployment', 'description'],
         releases.map((r) => [
           `v${r.version}`,
           formatTime(r.createdAt),
           r.artifactDigest?.slice(0, 19) ?? '-',
+          imageDigests(r.spec),
           r.deployment?.state ?? '-',
           r.description,
         ]),
       );
     });
+}
+
+/**
+ * The image digest a release runs (`sha256:` + 12 hex digits, the form `docker images --digests` shortens to), or
+ * one per service when they differ; `-` for a release of processes.
+ */
+export function imageDigests(spec: AppSpec): string {
+  const digests = new Map<string, string[]>();
+  for (const [name, service] of Object.entries(spec.services)) {
+    const at = service.image?.indexOf('@sha256:') ?? -1;
+    if (service.image === undefined || at === -1) continue;
+    const digest = service.image.slice(at + 1, at + 1 + 'sha256:'.length + 12);
+    digests.set(digest, [...(digests.get(digest) ?? []), name]);
+  }
+  if (digests.size === 0) return '-';
+  if (digests.size === 1) return [...digests.keys()][0]!;
+  return [...digests].map(([digest, names]) => `${names.join(',')}=${digest}`).join(' ');
 }
 
 function parseRelease(text: string): number {

@@ -53,6 +53,7 @@ function world(yaml: string) {
       exitSignal: null,
       reason: null,
       logPath: '',
+      runtime: 'process',
     }));
   const autoscaler = new Autoscaler({
     store: {

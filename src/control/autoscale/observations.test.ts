@@ -48,6 +48,7 @@ function instance(id: string, state: InstanceState, pid = 100): Instance {
     exitSignal: null,
     reason: null,
     logPath: '',
+    runtime: 'process',
   };
 }
 

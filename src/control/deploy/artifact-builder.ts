@@ -97,9 +97,11 @@ export class ArtifactBuilder {
 
 /**
  * What to run: each service's `build` (once each, in order), else for a Node app `npm ci` when a lockfile exists
- * and `npm run build` when package.json has that script.
+ * and `npm run build` when package.json has that script; nothing for a container app (its Dockerfile builds).
  */
 export function buildCommandsFor(spec: AppSpec, dir: string): string[] {
+  // In a container app the Dockerfile is the build: nothing of it runs on this machine.
+  if (spec.runtime === 'docker') return [];
   const explicit = [...new Set(Object.values(spec.services).flatMap((s) => (s.build ? [s.build] : [])))];
   if (explicit.length > 0) return explicit;
   const packagePath = join(dir, 'package.json');

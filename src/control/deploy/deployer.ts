@@ -7,6 +7,7 @@ import { BerthError } from '../../domain/errors.js';
 import { appNameFrom, releaseCommandsOf, specFromProcfile } from '../../domain/heroku.js';
 import { type AppSpec, parseSpec } from '../../domain/spec.js';
 import type { AppManager } from '../app-manager.js';
+import type { ReleaseImages } from '../images/release-images.js';
 import type { Artifact, ArtifactBuilder } from './artifact-builder.js';
 
 /** A built, not yet released, app: what `Deployer.release` makes live. */
@@ -35,6 +36,8 @@ export interface DeployerOptions {
    * with a berth.yaml names the ones each service needs.
    */
   appSecrets?: (app: string) => string[];
+  /** Builds, pushes and resolves the images of container apps; without it such apps are refused. */
+  images?: ReleaseImages;
 }
 
 export interface BuildOptions {
@@ -47,6 +50,8 @@ export interface BuildOptions {
    * in the directory (default), for a tree that only exists in a scratch copy (a git push).
    */
   fileNames?: 'path' | 'name';
+  /** Build output as it comes (the pipeline streams it); it is also in the artifact's `output`. */
+  onOutput?: (text: string) => void;
 }
 
 export class Deployer {
@@ -95,6 +100,7 @@ export class Deployer {
       const byPath = options.fileNames === 'path';
       spec = parseSpec(readFileSync(specPath, 'utf8'), {
         file: byPath ? specPath : specFile,
+        context: { dockerfile: existsSync(join(directory, 'Dockerfile')) },
         ...(procfile === undefined ? {} : { procfile, procfileName: byPath ? procfilePath : 'Procfile' }),
       });
     } else if (procfile !== undefined && options.specFile === undefined) {
@@ -114,8 +120,33 @@ export class Deployer {
     const { spec, releaseCommands } = this.readSource(directory, options);
     // Refuse before a long build rather than after it; apply checks again in its transaction.
     this.#apps.assertNotDeploying(spec.app);
+    const images = this.#options.images;
+    if (spec.runtime === 'docker') {
+      if (images === undefined) throw new BerthError('internal', 'this control plane runs no containers');
+      await images.assertAvailable(spec.app);
+      if (releaseCommands.length > 0) {
+        throw new BerthError(
+          'invalid_spec',
+          `${spec.app} runs on the docker runtime, where a release phase (Procfile "release:", app.json postdeploy) is not run yet: run it in the image's command instead`,
+        );
+      }
+    }
     const artifact = await this.#builder.build(directory, spec);
-    return { spec, artifact, releaseCommands };
+    if (spec.runtime !== 'docker' || images === undefined) {
+      if (artifact.output !== '') options.onOutput?.(artifact.output);
+      return { spec, artifact, releaseCommands };
+    }
+    // The copy of the directory (minus ignored files) is the build context, and its digest tags the images.
+    const built = await images.build(spec, artifact.dir, artifact.digest, options.onOutput);
+    return {
+      spec: built.spec,
+      artifact: {
+        ...artifact,
+        output: `${artifact.output}${built.output}`,
+        commands: [...artifact.commands, ...built.commands],
+      },
+      releaseCommands,
+    };
   }
 
   /** Runs the release phase, then makes the built artifact the app's new release (and deployment). */

@@ -309,16 +309,16 @@ export class PipelineService {
     let prepared: PreparedRelease | undefined;
     const built = await this.#timed(app, number, buildIndex, async (): Promise<JobEnd> => {
       try {
-        prepared = await this.#o.deployer.build(source, { app });
-        const output = prepared.artifact.commands.length
-          ? prepared.artifact.output
-          : '(nothing to build: no build command, no package-lock.json or build script)\n';
-        this.#runs.appendOutput(
+        // Build output streams into the job as it comes (an image build can take minutes).
+        const append = this.#appender(app, number, buildIndex);
+        prepared = await this.#o.deployer.build(source, {
           app,
-          number,
-          buildIndex,
-          this.#o.scrub(`${output}artifact ${prepared.artifact.digest}\n`),
-        );
+          onOutput: (text) => append(this.#o.scrub(text)),
+        });
+        const nothing = prepared.artifact.commands.length
+          ? ''
+          : '(nothing to build: no build command, no package-lock.json or build script)\n';
+        append(this.#o.scrub(`${nothing}artifact ${prepared.artifact.digest}\n`));
         return { status: 'succeeded', reason: `built ${prepared.artifact.digest.slice(0, 19)}` };
       } catch (error) {
         this.#runs.appendOutput(app, number, buildIndex, this.#o.scrub(`${describeError(error)}\n`));

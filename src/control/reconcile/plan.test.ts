@@ -34,6 +34,7 @@ function instance(id: string, state: InstanceState, overrides: Partial<Instance>
     exitSignal: null,
     reason: null,
     logPath: '/dev/null',
+    runtime: 'process',
     ...overrides,
   };
 }

@@ -107,6 +107,9 @@ export class Reconciler {
   #kicked = true;
   /** The store's generation when the last pass began, when it wants to look again, and when it ran. */
   #seen = { generation: -1, wakeAt: null as number | null, at: 0 };
+  /** The adoption of what a previous control plane left running: the first pass waits for it. */
+  #adopted: Promise<void> | undefined;
+
   constructor(options: ReconcilerOptions) {
     this.#options = {
       pollMs: 1000,
@@ -128,21 +131,39 @@ export class Reconciler {
     });
   }
 
-  /** Re-adopts the instances that survived a restart, then runs the loop until `stop`. */
-  start(): void {
-    if (this.#loop) return;
+  /**
+   * Re-adopts the instances that survived a restart (before the first pass), then runs the loop until `stop`.
+   * Resolves once the first pass has run: from then on the store says which instances still live (an instance
+   * that died while the control plane was down is recorded), so the API can be trusted.
+   */
+  start(): Promise<void> {
+    if (this.#loop) return Promise.resolve();
     const { log, clock } = this.#options;
-    this.#adopt();
+    let firstPass!: () => void;
+    const first = new Promise<void>((resolve) => {
+      firstPass = resolve;
+    });
     // A kick during a pass means something changed that the pass may have missed: the ticker looks again at once.
     this.#loop = every(
       this.#options.pollMs,
       async () => {
-        if (!this.#due()) return this.#seen.wakeAt === null ? undefined : this.#seen.wakeAt - clock.now();
-        const wakeAt = await this.reconcileOnce();
-        return wakeAt === null ? undefined : wakeAt - clock.now();
+        try {
+          // Adoption asks the runtimes (a container's engine over its socket); a failure is tried again next pass.
+          this.#adopted ??= this.#adopt().catch((error: unknown) => {
+            this.#adopted = undefined;
+            throw error;
+          });
+          await this.#adopted;
+          if (!this.#due()) return this.#seen.wakeAt === null ? undefined : this.#seen.wakeAt - clock.now();
+          const wakeAt = await this.reconcileOnce();
+          return wakeAt === null ? undefined : wakeAt - clock.now();
+        } finally {
+          firstPass();
+        }
       },
       { name: 'reconcile pass', log, clock, immediate: true },
     );
+    return first;
   }
 
   /** Stops the loop. Instances keep running: a restart of Berth disturbs no app. */
@@ -212,7 +233,7 @@ export class Reconciler {
    * Takes over the instances a previous control plane left running. The runtime reports those that are gone on
    * its exit stream (during `adopt`), so they end through the same path as any other exit.
    */
-  #adopt(): void {
+  async #adopt(): Promise<void> {
     const { store, runtime, events } = this.#options;
     for (const instance of store.listInstances({ live: true })) {
       const ref = instanceRef(instance, store.getService(instance.app, instance.service)?.spec.resources);
@@ -221,7 +242,7 @@ export class Reconciler {
         this.#recordCrash(instance, 'process gone while the control plane was down', null);
         continue;
       }
-      runtime.adopt(ref);
+      await runtime.adopt(ref);
       if (this.#exits.has(instance.id)) continue;
       events.record({
         actor: 'system',
@@ -240,7 +261,7 @@ export class Reconciler {
       .listInstances({ live: true })
       .map((instance) => instanceRef(instance))
       .filter((ref): ref is InstanceRef => ref !== null);
-    const reclaimed = runtime.reclaim(owned);
+    const reclaimed = await runtime.reclaim(owned);
     if (reclaimed.length > 0) {
       events.record({
         actor: 'system',
@@ -374,6 +395,8 @@ export class Reconciler {
     const { store, runtime, events, clock } = this.#options;
     const id = `${service.app}.${service.name}.${randomBytes(3).toString('hex')}`;
     const port = await this.#options.allocatePort();
+    // A container runs its release's image (resolved to a digest by the build); its environment is its image's.
+    const image = service.spec.image;
     const instance = store.insertInstance({
       id,
       app: service.app,
@@ -390,6 +413,7 @@ export class Reconciler {
       exitSignal: null,
       reason: null,
       logPath: join(this.#options.logDir, service.app, `${id}.log`),
+      runtime: image === undefined ? 'process' : 'docker',
     });
     let secrets: Record<string, string> = {};
     let configVars: Record<string, string> = {};
@@ -401,7 +425,8 @@ export class Reconciler {
       return;
     }
     const env: Record<string, string> = {
-      ...this.#options.baseEnv,
+      // A container keeps its image's PATH and HOME: the platform's would point at this machine's directories.
+      ...(image === undefined ? this.#options.baseEnv : {}),
       ...service.spec.env,
       // Set with `berth config set`, so a later, deliberate change wins over the spec's default.
       ...configVars,
@@ -421,6 +446,12 @@ export class Reconciler {
         logPath: instance.logPath,
         scrub: secrets,
         ...(service.spec.resources ? { limits: service.spec.resources } : {}),
+        ...(image === undefined
+          ? {}
+          : {
+              image,
+              labels: { app: service.app, service: service.name, release: `v${service.release}` },
+            }),
       });
       // The process may already have exited (and been recorded) before we get here.
       if (store.getInstance(id)?.state === 'starting') store.setInstanceProcess(id, handle);
@@ -430,8 +461,8 @@ export class Reconciler {
         app: service.app,
         service: service.name,
         instance: id,
-        message: `${id} started (v${service.release}, pid ${handle.pid}, port ${port}): ${service.spec.run}`,
-        data: { pid: handle.pid, port, release: service.release },
+        message: `${id} started (v${service.release}, pid ${handle.pid}, port ${port}): ${describeCommand(service.spec)}`,
+        data: { pid: handle.pid, port, release: service.release, ...(image === undefined ? {} : { image }) },
       });
     } catch (error) {
       this.#recordCrash(instance, `failed to start: ${(error as Error).message}`, null);
@@ -538,6 +569,13 @@ export class Reconciler {
     this.#options.deployments?.instanceFailed(instance, reason);
     this.#finishStop(instance, reason, 'crashed');
   }
+}
+
+/** What an instance runs, for its start event: the command, and the image of a container. */
+function describeCommand(spec: ServiceRecord['spec']): string {
+  if (spec.image === undefined) return spec.run;
+  const command = spec.run === '' ? "the image's command" : spec.run;
+  return `${command} in ${spec.image}`;
 }
 
 function toDesired(service: ServiceRecord): DesiredService {

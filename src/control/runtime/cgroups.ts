@@ -26,23 +26,30 @@ export interface CgroupDriver {
   oomKills(name: string): number;
 }
 
-/** The cgroup driver this machine allows, or null (no writable hierarchy: limits are then enforced from /proc). */
-export function detectCgroups(root = '/sys/fs/cgroup'): CgroupDriver | null {
+/**
+ * The cgroup driver this machine allows, or null (no writable hierarchy: limits are then enforced from /proc).
+ * Instances go under `berth/<scope>/`: each data dir (its owner mark) sweeps only its own cgroups, never those of
+ * another Berth on the same machine whose instance is between its cgroup's creation and its first process.
+ */
+export function detectCgroups(root = '/sys/fs/cgroup', scope = 'shared'): CgroupDriver | null {
   const unified = join(root, 'cgroup.controllers');
   if (existsSync(unified)) {
     const controllers = readFileSync(unified, 'utf8').split(/\s+/);
-    if (controllers.includes('cpu') && controllers.includes('memory') && canMake(join(root, 'berth'))) {
+    const parent = join(root, 'berth', scope);
+    if (controllers.includes('cpu') && controllers.includes('memory') && canMake(parent)) {
       try {
+        // Each level hands the controllers down to the next: berth/ to berth/<scope>/ to the instances.
         writeFileSync(join(root, 'berth', 'cgroup.subtree_control'), '+cpu +memory');
-        return new CgroupV2(join(root, 'berth'));
+        writeFileSync(join(parent, 'cgroup.subtree_control'), '+cpu +memory');
+        return new CgroupV2(parent);
       } catch {
         return null;
       }
     }
     return null;
   }
-  const cpu = join(root, 'cpu', 'berth');
-  const memory = join(root, 'memory', 'berth');
+  const cpu = join(root, 'cpu', 'berth', scope);
+  const memory = join(root, 'memory', 'berth', scope);
   return canMake(cpu) && canMake(memory) ? new CgroupV1(cpu, memory) : null;
 }
 

@@ -6,8 +6,9 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import type { OutputRecord } from './output-log.js';
 import { exitPathOf, ProcessRuntime } from './process-runtime.js';
-import type { ExitStatus, InstanceRef, OutputRecord } from './runtime.js';
+import type { ExitStatus, InstanceRef } from './runtime.js';
 
 function records(path: string): OutputRecord[] {
   if (!existsSync(path)) return [];
@@ -113,7 +114,7 @@ describe('ProcessRuntime with the instance shim', () => {
       10_000,
       'the app to print',
     );
-    const usage = runtime.sample([handle]).get('i');
+    const usage = (await runtime.sample([handle])).get('i');
     assert.ok(usage && usage.memoryBytes > 0);
     assert.equal(await runtime.stop(handle, 5000), 'terminated');
     assert.deepEqual(await deadline(exited, 5000, 'exit event'), { code: 0, signal: null });
@@ -294,7 +295,7 @@ describe('an instance never outlives its shim', () => {
     for (const s of [kept, lost, other]) s.starter.kill('SIGKILL');
     const runtime = new ProcessRuntime({ cgroups: null, owner });
     try {
-      const killed = runtime.reclaim([kept.handle]);
+      const killed = await runtime.reclaim([kept.handle]);
       // The app may be gone before its turn: the kernel ends it with its shim (parent-death signal).
       assert.ok(
         killed.includes(lost.handle.pid),

@@ -32,7 +32,10 @@ export interface ProcessRuntimeOptions {
   shim?: string;
   /** Limits of the shim's output handling, smaller in tests (defaults in `instance-shim.c`). */
   shimTuning?: ShimTuning;
-  /** Where limits become cgroups; `null` turns kernel limits off. Defaults to what the machine allows. */
+  /**
+   * Where limits become cgroups; `null` turns kernel limits off. Defaults to what the machine allows, under
+   * `berth/<owner>/` (or `berth/shared/` without an owner).
+   */
   cgroups?: CgroupDriver | null;
   /** How often adopted instances (not our children: no exit event) are looked up in /proc. */
   watchMs?: number;
@@ -124,9 +127,10 @@ export class ProcessRuntime implements Runtime {
 
   constructor(options: ProcessRuntimeOptions = {}) {
     this.#owner = options.owner;
-    this.#cgroups = options.cgroups === undefined ? detectCgroups() : options.cgroups;
-    // Cgroups of instances that ended while no runtime watched them (a control-plane restart) are empty now.
-    this.#cgroups?.sweep();
+    this.#cgroups = options.cgroups === undefined ? detectCgroups(undefined, options.owner) : options.cgroups;
+    // Cgroups of instances that ended while no runtime watched them (a control-plane restart) are empty now. Only an
+    // owner's runtime sweeps, and only its own scope: another runtime's fresh cgroup is empty until its app joins.
+    if (this.#owner !== undefined) this.#cgroups?.sweep();
     this.#spawn = options.spawn ?? spawnChild;
     this.#pollMs = options.pollMs ?? 25;
     this.#shim = options.shim ?? DEFAULT_SHIM;
@@ -213,7 +217,7 @@ export class ProcessRuntime implements Runtime {
     return handle;
   }
 
-  adopt(ref: InstanceRef): void {
+  async adopt(ref: InstanceRef): Promise<void> {
     if (this.#adopted.has(ref.instanceId)) return;
     if (!this.#isRunning(ref)) {
       this.#ended(
@@ -291,7 +295,7 @@ export class ProcessRuntime implements Runtime {
     return false;
   }
 
-  reclaim(owned: readonly InstanceRef[]): number[] {
+  async reclaim(owned: readonly InstanceRef[]): Promise<number[]> {
     if (this.#owner === undefined) return [];
     const groups = new Set(owned.filter((ref) => this.#isRunning(ref)).map((ref) => ref.pid));
     const killed: number[] = [];
@@ -321,7 +325,7 @@ export class ProcessRuntime implements Runtime {
     return 'killed';
   }
 
-  sample(refs: readonly InstanceRef[]): Map<string, InstanceUsage> {
+  async sample(refs: readonly InstanceRef[]): Promise<Map<string, InstanceUsage>> {
     const now = Date.now();
     const wanted = new Map(refs.map((ref) => [ref.pid, ref]));
     const totals = new Map<number, { ticks: number; rss: number }>();

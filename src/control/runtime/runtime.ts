@@ -1,21 +1,19 @@
 // The runtime interface: how the control plane starts, adopts, samples and stops instances, and learns they ended.
-import type { Instance, InstanceUsage } from '../../domain/instance.js';
+import type { Instance, InstanceUsage, RuntimeKind } from '../../domain/instance.js';
 import type { ResourceLimits } from './cgroups.js';
 
-/** One line of an instance's output file, as its shim writes it. */
-export interface OutputRecord {
-  /** When the line was read (epoch ms). */
-  t: number;
-  s: 'out' | 'err';
-  l: string;
-}
+export type { RuntimeKind };
 
 export interface StartRequest {
   instanceId: string;
-  /** Directory the command runs in (the release's directory). */
+  /** Directory the command runs in (the release's directory); a container runs in its image's directory. */
   cwd: string;
-  /** Shell command line, e.g. `node server.js`. */
+  /** Shell command line, e.g. `node server.js`; in a container, empty runs the image's own command. */
   command: string;
+  /** The image to run the instance from (`registry/name@sha256:…`): set for containers only. */
+  image?: string;
+  /** What the instance is, for those who look at it from outside (Docker labels): app, service, release. */
+  labels?: Record<string, string>;
   /** The whole environment of the instance (the runtime adds nothing). */
   env: Record<string, string>;
   /**
@@ -43,6 +41,8 @@ export interface InstanceRef extends ProcessHandle {
   logPath: string;
   /** The limits it was started with, so an adopted instance's OOM kill is recognised too. */
   limits?: ResourceLimits;
+  /** The runtime that runs it; absent for a process (instances recorded before containers existed). */
+  runtime?: RuntimeKind;
 }
 
 export interface ExitStatus {
@@ -65,7 +65,7 @@ export interface InstanceExit {
 export type StopOutcome = 'terminated' | 'killed' | 'gone';
 
 /**
- * A way to run instances (processes here; containers and pods later). Every instance it started or adopted ends
+ * A way to run instances (processes, containers; pods later). Every instance it started or adopted ends
  * exactly once on its exit stream, whether it exited, was killed, was stopped or was found gone on adoption:
  * that stream is the one place the control plane learns an instance ended. `runtime-contract.ts` is the suite
  * every implementation passes.
@@ -75,18 +75,19 @@ export interface Runtime {
   start(request: StartRequest): Promise<ProcessHandle>;
   /**
    * Watches an instance a previous control plane started. One that is already gone is reported on the exit stream
-   * (`missed`) before this returns, with what its runtime recorded of its end.
+   * (`missed`) before this resolves, with what its runtime recorded of its end.
    */
-  adopt(ref: InstanceRef): void;
+  adopt(ref: InstanceRef): Promise<void>;
   /** Asks the instance to stop (SIGTERM, SIGKILL after `timeoutMs`); resolves once it is gone. */
   stop(ref: InstanceRef, timeoutMs: number): Promise<StopOutcome>;
   /** CPU and memory of the running instances among `refs`, keyed by instance id. */
-  sample(refs: readonly InstanceRef[]): Map<string, InstanceUsage>;
+  sample(refs: readonly InstanceRef[]): Promise<Map<string, InstanceUsage>>;
   /**
-   * Ends every process this runtime's owner started that none of `owned` accounts for: what a control plane that
-   * stopped between starting an instance and recording it leaves behind. Returns the pids it killed.
+   * Ends every process (or container) this runtime's owner started that none of `owned` accounts for: what a
+   * control plane that stopped between starting an instance and recording it leaves behind. Resolves to the pids
+   * it killed.
    */
-  reclaim(owned: readonly InstanceRef[]): number[];
+  reclaim(owned: readonly InstanceRef[]): Promise<number[]>;
   /** Subscribes to the exit stream; returns how to unsubscribe. */
   onExit(listener: (exit: InstanceExit) => void): () => void;
   /** Stops watching (instances keep running). */
@@ -102,6 +103,7 @@ export function instanceRef(instance: Instance, limits?: ResourceLimits): Instan
     processStart: instance.processStart,
     logPath: instance.logPath,
     ...(limits === undefined ? {} : { limits }),
+    ...(instance.runtime === 'process' ? {} : { runtime: instance.runtime }),
   };
 }
 

@@ -22,6 +22,7 @@ function newInstance(id: string) {
     exitSignal: null,
     reason: null,
     logPath: '',
+    runtime: 'process' as const,
   };
 }
 

@@ -131,6 +131,11 @@ export const STORE_MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 4,
+    name: 'the runtime of each instance (process or docker)',
+    sql: `ALTER TABLE instances ADD COLUMN runtime TEXT NOT NULL DEFAULT 'process';`,
+  },
+  {
+    version: 5,
     name: 'indexes for every hot query, so history does not slow them',
     // The live instances are found through a partial index that holds only them, however many ended rows there
     // are; its WHERE is LIVE_INSTANCES (a query must spell it the same way to use it). An app's newest instances,
@@ -205,6 +210,7 @@ const instanceRow = z.object({
   exit_signal: z.string().nullable(),
   reason: z.string().nullable(),
   log_path: z.string(),
+  runtime: z.enum(['process', 'docker']),
 });
 
 const deploymentRow = z.object({
@@ -279,6 +285,7 @@ function toInstance(row: z.output<typeof instanceRow>): Instance {
     exitSignal: row.exit_signal,
     reason: row.reason,
     logPath: row.log_path,
+    runtime: row.runtime,
   };
 }
 
@@ -550,8 +557,10 @@ export class Store {
   // Instances
 
   /** Records a new instance; it starts `starting` (states change only by `transitionInstance`). */
-  insertInstance(instance: Omit<Instance, 'state'> & { state?: 'starting' }): Instance {
-    const row: Instance = { ...instance, state: 'starting' };
+  insertInstance(
+    instance: Omit<Instance, 'state' | 'runtime'> & { state?: 'starting'; runtime?: Instance['runtime'] },
+  ): Instance {
+    const row: Instance = { ...instance, runtime: instance.runtime ?? 'process', state: 'starting' };
     this.#wrote();
     this.#s.insertInstance.run({
       id: row.id,
@@ -570,6 +579,7 @@ export class Store {
       exitSignal: row.exitSignal,
       reason: row.reason,
       logPath: row.logPath,
+      runtime: row.runtime,
     });
     return row;
   }
@@ -720,9 +730,9 @@ function statements(db: Database) {
     ),
     insertInstance: db.statement(
       `INSERT INTO instances (id, app, service, release, config_hash, state, pid, process_start, port, created_at,
-         healthy_at, ended_at, exit_code, exit_signal, reason, log_path)
+         healthy_at, ended_at, exit_code, exit_signal, reason, log_path, runtime)
        VALUES (@id, @app, @service, @release, @configHash, @state, @pid, @processStart, @port, @createdAt,
-         @healthyAt, @endedAt, @exitCode, @exitSignal, @reason, @logPath)`,
+         @healthyAt, @endedAt, @exitCode, @exitSignal, @reason, @logPath, @runtime)`,
     ),
     setInstanceProcess: db.statement('UPDATE instances SET pid = ?, process_start = ? WHERE id = ?'),
     transitionInstance: db.statement(

@@ -39,6 +39,9 @@ export function routeTableFor(apps: readonly AppSpec[], instances: readonly Inst
       routes.push({
         host: route.host,
         ...(route.pathPrefix === undefined ? {} : { pathPrefix: route.pathPrefix }),
+        ...(route.tunnelIdleTimeoutMs === undefined
+          ? {}
+          : { tunnelIdleTimeoutMs: route.tunnelIdleTimeoutMs }),
         backends: [{ targetGroup: targetGroupName(spec.app, route.service), weight: 1 }],
       });
     }

@@ -1,0 +1,186 @@
+// What Docker tests need on this machine: an engine (started here only if none answers, stopped by the last test
+// file that used it, and only if tests started it), and the test images, built locally (nothing is pulled).
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import {
+  copyFileSync,
+  createReadStream,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { buildContext } from '../src/control/docker/build-context.js';
+import { DockerEngine } from '../src/control/docker/docker-engine.js';
+import { FileLock } from '../src/lib/file-lock.js';
+import {
+  identify,
+  isRunning,
+  readPidFile,
+  signalRecorded,
+  writePidFile,
+} from '../src/lib/process-identity.js';
+import { requireTool } from './require-tool.js';
+
+/** The busybox image of the tests: `FROM scratch` with Debian's static busybox (its `httpd` serves the test app). */
+export const BUSYBOX_IMAGE = 'berth-test/busybox:1';
+/** A Node image: a debootstrap'd bookworm root filesystem with this machine's node, imported once. */
+export const NODE_IMAGE = 'berth-test/node:bookworm';
+/** Where scripts/build-base-images.sh leaves the Node root filesystem (kept outside the checkout, between runs). */
+export const BASE_IMAGE_CACHE = process.env.BERTH_IMAGE_CACHE ?? '/var/cache/berth';
+export const NODE_ROOTFS = join(BASE_IMAGE_CACHE, 'node-bookworm-rootfs.tar');
+
+/** Shared by the test files of every run on this machine: who started the engine, and who still uses it. */
+const STATE_DIR = '/tmp/berth-test-dockerd';
+
+/**
+ * Why the Docker tests cannot run here (one line naming the Debian package), or false. The docker.io and
+ * docker-registry packages are in .ci/apt-packages, so CI runs them.
+ */
+export function dockerSkipReason(): string | false {
+  for (const [command, pkg] of [
+    ['dockerd', 'docker.io'],
+    ['docker-registry', 'docker-registry'],
+    ['busybox', 'busybox-static'],
+  ] as const) {
+    const missing = requireTool(command, pkg);
+    if (missing) return missing;
+  }
+  if (process.getuid?.() !== 0) return 'the Docker tests start and use the engine as root';
+  return false;
+}
+
+/** Why the Node image cannot be had, or false. */
+export function nodeImageSkipReason(): string | false {
+  return (
+    dockerSkipReason() ||
+    (existsSync(NODE_ROOTFS)
+      ? false
+      : `${NODE_ROOTFS} missing: run scripts/build-base-images.sh once (Debian package debootstrap)`)
+  );
+}
+
+export interface EngineLease {
+  engine: DockerEngine;
+  /** True when the tests started this engine (it stops when its last user releases it). */
+  startedHere: boolean;
+  release(): Promise<void>;
+}
+
+async function locked<T>(fn: () => Promise<T>): Promise<T> {
+  mkdirSync(join(STATE_DIR, 'users'), { recursive: true });
+  const deadline = Date.now() + 120_000;
+  let lock = FileLock.tryAcquire(join(STATE_DIR, 'lock'));
+  while (lock === undefined) {
+    if (Date.now() > deadline) throw new Error(`${STATE_DIR}/lock: held for over 120s`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    lock = FileLock.tryAcquire(join(STATE_DIR, 'lock'));
+  }
+  try {
+    return await fn();
+  } finally {
+    lock.release();
+  }
+}
+
+async function until(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs}ms`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+const PID_FILE = join(STATE_DIR, 'dockerd.pid');
+
+/**
+ * An engine for this test file: the one that answers on the default socket, else a dockerd started here (host
+ * networking only: no bridge, no iptables rules), shared with the other test files running at the same time and
+ * stopped by the last of them to release it. An engine the tests did not start is never stopped.
+ */
+export async function leaseDockerEngine(): Promise<EngineLease> {
+  const engine = new DockerEngine();
+  const userFile = join(STATE_DIR, 'users', String(process.pid));
+  const startedHere = await locked(async () => {
+    const recorded = readPidFile(PID_FILE);
+    const ours = recorded !== undefined && isRunning(recorded);
+    if ((await engine.probe()).ok && !ours) return false;
+    if (!ours) {
+      const logFd = openSync(join(STATE_DIR, 'dockerd.log'), 'a');
+      const child = spawn('dockerd', ['--bridge=none', '--iptables=false', '--ip6tables=false'], {
+        detached: true,
+        stdio: ['ignore', logFd, logFd],
+      });
+      child.unref();
+      await once(child, 'spawn');
+      const identity = identify(child.pid!);
+      if (identity) writePidFile(PID_FILE, identity, {});
+      await until('dockerd answering', 60_000, async () => (await engine.probe()).ok);
+    }
+    writeFileSync(userFile, '');
+    return true;
+  });
+  return {
+    engine,
+    startedHere,
+    release: async () => {
+      engine.close();
+      if (!startedHere) return;
+      await locked(async () => {
+        rmSync(userFile, { force: true });
+        const users = readdirSync(join(STATE_DIR, 'users')).filter((pid) => {
+          const alive = existsSync(`/proc/${pid}`);
+          if (!alive) rmSync(join(STATE_DIR, 'users', pid), { force: true });
+          return alive;
+        });
+        if (users.length > 0) return;
+        if (signalRecorded(PID_FILE, 'SIGTERM').outcome === 'signalled') {
+          const recorded = readPidFile(PID_FILE);
+          await until('dockerd stopped', 30_000, async () => recorded === undefined || !isRunning(recorded));
+        }
+        rmSync(PID_FILE, { force: true });
+      });
+    },
+  };
+}
+
+/** Builds the busybox test image once per engine (in about a second: one file over scratch). */
+export async function ensureBusyboxImage(engine: DockerEngine): Promise<string> {
+  if ((await engine.inspectImage(BUSYBOX_IMAGE)) !== null) return BUSYBOX_IMAGE;
+  const dir = join(tmpdir(), `berth-busybox-${process.pid}`);
+  mkdirSync(dir, { recursive: true });
+  try {
+    copyFileSync(which('busybox'), join(dir, 'busybox'));
+    writeFileSync(
+      join(dir, 'Dockerfile'),
+      'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\n',
+    );
+    await engine.buildImage(buildContext(dir), { dockerfile: 'Dockerfile', tag: BUSYBOX_IMAGE });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return BUSYBOX_IMAGE;
+}
+
+/** Imports the Node image from the cached root filesystem once per engine (a few seconds). */
+export async function ensureNodeImage(engine: DockerEngine): Promise<string> {
+  if ((await engine.inspectImage(NODE_IMAGE)) !== null) return NODE_IMAGE;
+  const [repository, tag] = NODE_IMAGE.split(':') as [string, string];
+  await engine.importImage(createReadStream(NODE_ROOTFS), repository, tag, [
+    'ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin',
+    'CMD ["node"]',
+  ]);
+  return NODE_IMAGE;
+}
+
+function which(command: string): string {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    const path = join(dir, command);
+    if (dir !== '' && existsSync(path)) return path;
+  }
+  throw new Error(`${command} not found on PATH`);
+}
