@@ -642,8 +642,10 @@ export class Store {
     }
     if (filter.live) where.push(LIVE_INSTANCES);
     if (filter.limit !== undefined) values.push(Math.floor(filter.limit));
+    // Named, not left to the planner: without statistics it may pick the newest-first index for `app = ?` and walk
+    // the app's whole history to find its few live rows.
     const sql =
-      `SELECT * FROM instances ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ` +
+      `SELECT * FROM instances${filter.live ? ' INDEXED BY instances_live' : ''} ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ` +
       `ORDER BY app, service, created_at DESC, id${filter.limit === undefined ? '' : ' LIMIT ?'}`;
     return this.#db
       .statement(sql, instanceRow)
