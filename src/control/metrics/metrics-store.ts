@@ -168,7 +168,8 @@ export const METRICS_MIGRATIONS: readonly Migration[] = [
     version: 2,
     name: 'metric points clustered on their key (no rowid)',
     // The rows are found and updated by their key only: stored in the key's own b-tree there is no second copy of
-    // the key in an index beside a rowid table (a third less per row).
+    // the key in an index beside a rowid table (a third less per row). The key starts (resolution, app, at) so an
+    // app's range (`berth metrics APP`) is one contiguous read, however long the history of other apps.
     sql: `
       CREATE TABLE metric_points_clustered (
         resolution INTEGER NOT NULL,
@@ -199,7 +200,7 @@ export const METRICS_MIGRATIONS: readonly Migration[] = [
         memory_limit REAL,
         healthy INTEGER NOT NULL DEFAULT 0,
         unhealthy INTEGER NOT NULL DEFAULT 0,
-        PRIMARY KEY (resolution, app, service, instance, at)
+        PRIMARY KEY (resolution, app, at, service, instance)
       ) WITHOUT ROWID;
       INSERT INTO metric_points_clustered SELECT * FROM metric_points;
       DROP TABLE metric_points;

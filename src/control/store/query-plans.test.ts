@@ -142,7 +142,7 @@ const HOT: [who: string, run: (s: Seeded) => unknown, uses: RegExp][] = [
   [
     'berth metrics APP',
     (s) => s.metrics.query({ app: 'shop', from: NOW - 3_600_000, to: NOW }, NOW),
-    /SEARCH metric_points USING/,
+    /metric_points USING PRIMARY KEY \(resolution=\? AND app=\? AND at>\? AND at<\?\)/,
   ],
   [
     'metrics retention',
