@@ -78,7 +78,6 @@ const stream = run({
   files,
   concurrency: CONCURRENCY,
   timeout: TIMEOUT_MS,
-  forceExit: true,
   signal: abort.signal,
 });
 

@@ -82,7 +82,7 @@ describe('containers built from a Dockerfile', { skip: nodeImageSkipReason() }, 
   before(async () => {
     lease = await leaseDockerEngine();
     await ensureNodeImage(lease.engine);
-    plane = await startControlPlane(dataDir, 20_000);
+    plane = await startControlPlane(dataDir);
     load = new LoadClient(plane.proxyPorts.https, 'shop.localhost', proxyPaths(dataDir).caCert);
     const first = await runCli(dataDir, ['deploy', nodeApp({ GREETING: 'one' })]);
     assert.equal(first.code, 0, first.stdout + first.stderr);

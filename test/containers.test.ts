@@ -98,7 +98,7 @@ describe('containers from an existing image', { skip: dockerSkipReason() }, () =
   before(async () => {
     lease = await leaseDockerEngine();
     await ensureBusyboxImage(lease.engine);
-    plane = await startControlPlane(dataDir, 20_000);
+    plane = await startControlPlane(dataDir);
     load = new LoadClient(plane.proxyPorts.https, 'box.localhost', proxyPaths(dataDir).caCert);
     const set = await runCli(dataDir, ['secrets', 'set', 'box', `TOKEN=${TOKEN}`]);
     assert.equal(set.code, 0, set.stdout + set.stderr);
@@ -197,7 +197,7 @@ describe('containers from an existing image', { skip: dockerSkipReason() }, () =
     const before = (await healthy(2)).map((i) => i.id).sort();
     const { answers, failures } = await load.during(async () => {
       await plane.stop();
-      plane = await startControlPlane(dataDir, 20_000);
+      plane = await startControlPlane(dataDir);
       await healthy(2);
     });
     assert.deepEqual(failures, [], `${failures.length} of ${answers.length} requests failed`);
@@ -279,7 +279,7 @@ describe('release images in a registry that wants a login', {
     lease = await leaseDockerEngine();
     await ensureBusyboxImage(lease.engine);
     registry = await startAuthRegistry(join(dataDir, 'team-registry'), 'deploy', 'r3g1stry-pw');
-    plane = await startControlPlane(dataDir, 20_000);
+    plane = await startControlPlane(dataDir);
   });
 
   after(async () => {
@@ -350,7 +350,7 @@ describe('without a Docker engine', () => {
   let plane: ControlPlaneProcess;
 
   before(async () => {
-    plane = await startControlPlane(dataDir, 10_000, { DOCKER_HOST: `unix://${dataDir}/no-docker.sock` });
+    plane = await startControlPlane(dataDir, undefined, { DOCKER_HOST: `unix://${dataDir}/no-docker.sock` });
   });
 
   after(async () => {

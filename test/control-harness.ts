@@ -62,7 +62,7 @@ export async function stopProxy(dataDir: string): Promise<void> {
  */
 export async function startControlPlane(
   dataDir: string,
-  timeoutMs = 10_000,
+  timeoutMs = 30_000,
   env: Record<string, string> = {},
 ): Promise<ControlPlaneProcess> {
   const args = ['--data-dir', dataDir, '--port', '0', '--http-port', '0', '--https-port', '0'];
@@ -82,7 +82,17 @@ export async function startControlPlane(
     });
     child.once('exit', (code) => reject(new Error(`control plane exited with ${code}: ${stderr}`)));
   });
-  const proxyPorts = await withDeadline(listening, timeoutMs, 'control plane to listen');
+  let proxyPorts: { http: number; https: number };
+  try {
+    proxyPorts = await withDeadline(listening, timeoutMs, 'control plane to listen');
+  } catch (error) {
+    // A control plane that did not come up in time must not outlive the test (it would keep the file running).
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await withDeadline(once(child, 'exit'), 10_000, 'control plane to exit').catch(() => undefined);
+    }
+    throw error;
+  }
   return {
     child,
     proxyPorts,

@@ -241,7 +241,9 @@ describe('the proxy keeper under a control plane', () => {
     t.diagnostic(
       `${result.answers.length} answered, ${result.failures.length} failed, serving again after ${servingAfterMs} ms`,
     );
-    assert.ok(servingAfterMs < 1000, `serving again ${servingAfterMs} ms after the kill`);
+    // How fast is measured by bench/recovery (with nginx beside it); here only that it comes back, with a deadline
+    // that a machine busy with other work still meets.
+    assert.ok(servingAfterMs < 10_000, `serving again ${servingAfterMs} ms after the kill`);
 
     const events = await runCli(dataDir, ['events']);
     assert.match(events.stdout, new RegExp(`proxy\\.crashed .*proxy worker ${before.pid} killed by SIGKILL`));
