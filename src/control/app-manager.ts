@@ -106,7 +106,7 @@ export class AppManager {
   #environmentChanges(
     spec: AppSpec,
     sourceDir: string,
-    services: ServiceRecord[],
+    services: readonly ServiceRecord[],
     changes: readonly ReleaseChange[],
   ): ReleaseChange[] {
     if (!this.#secrets) return [];
@@ -352,7 +352,12 @@ export class AppManager {
   }
 
   /** Writes each service of `spec` as desired; returns the services whose processes must be replaced. */
-  #putServices(spec: AppSpec, release: number, sourceDir: string, existing: ServiceRecord[]): string[] {
+  #putServices(
+    spec: AppSpec,
+    release: number,
+    sourceDir: string,
+    existing: readonly ServiceRecord[],
+  ): string[] {
     const replaced: string[] = [];
     for (const [name, service] of Object.entries(spec.services)) {
       const before = existing.find((s) => s.name === name);
@@ -535,7 +540,7 @@ function releaseChanges(
   previous: ReleaseRecord | undefined,
   next: AppSpec,
   nextDigest: string | null,
-  services: ServiceRecord[],
+  services: readonly ServiceRecord[],
 ): ReleaseChange[] {
   const changes: ReleaseChange[] = [];
   if (previous && previous.artifactDigest !== nextDigest) {
@@ -635,7 +640,7 @@ export function desiredCountOf(service: ServiceSpec, before: ServiceRecord | und
 }
 
 /** The services whose count a release keeps from scaling (`= web: keeps 5 instances ...`). */
-function keptCounts(spec: AppSpec, services: ServiceRecord[]): ReleaseChange[] {
+function keptCounts(spec: AppSpec, services: readonly ServiceRecord[]): ReleaseChange[] {
   const kept: ReleaseChange[] = [];
   for (const [name, service] of Object.entries(spec.services)) {
     const running = services.find((s) => s.name === name);

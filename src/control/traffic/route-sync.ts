@@ -94,6 +94,8 @@ export class RouteSync {
   readonly #health: TargetHealthFeed | undefined;
   readonly #clock: Clock;
   #lastSent: string | undefined;
+  /** What the last table sent was built from (the store's generation, the held instances): unchanged, not rebuilt. */
+  #builtFrom: string | undefined;
   #pending: Promise<void> = Promise.resolve();
   /** Instances kept registered while their stop waits for a healthy replacement in the proxy. */
   readonly #held = new Set<string>();
@@ -114,6 +116,7 @@ export class RouteSync {
   /** The proxy restarted: whatever it serves now, the next sync sends the whole table. */
   invalidate(): void {
     this.#lastSent = undefined;
+    this.#builtFrom = undefined;
   }
 
   /** Sends the route table if it changed since the last send. Calls are serialised, so tables never cross. */
@@ -122,7 +125,7 @@ export class RouteSync {
       .then(() => this.#send())
       .catch((error: unknown) => {
         // The proxy may be restarting; the next sync sends the whole table again.
-        this.#lastSent = undefined;
+        this.invalidate();
         this.#log.warn({ err: error }, 'route table not sent to the proxy');
       });
     return this.#pending;
@@ -177,7 +180,13 @@ export class RouteSync {
     );
   }
 
+  /**
+   * Builds the table and sends it when it differs from the last one sent. Nothing is read or built while the store
+   * has not changed since (every pass of the reconciler ends here, and most change nothing of the table).
+   */
   async #send(): Promise<void> {
+    const builtFrom = `${this.#store.generation} ${[...this.#held].sort().join(' ')}`;
+    if (builtFrom === this.#builtFrom && this.#lastSent !== undefined) return;
     const apps = this.#store
       .listApps()
       .map((app) => this.#store.getRelease(app.name, app.currentRelease)?.spec)
@@ -191,8 +200,8 @@ export class RouteSync {
       .flatMap((app) => this.#store.listDeployments({ app: app.name }));
     const table = routeTableFor(apps, targets, deployments);
     const json = JSON.stringify(table);
-    if (json === this.#lastSent) return;
-    await this.#admin.putRouteTable(table);
+    if (json !== this.#lastSent) await this.#admin.putRouteTable(table);
     this.#lastSent = json;
+    this.#builtFrom = builtFrom;
   }
 }
