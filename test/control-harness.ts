@@ -56,7 +56,10 @@ export async function stopProxy(dataDir: string): Promise<void> {
   await waitFor('the proxy to exit', () => (processExists(pid) ? undefined : true), 15_000);
 }
 
-/** Starts `dist/src/main/control-plane.js` and resolves once it says it is listening. */
+/**
+ * Starts `dist/src/main/control-plane.js` and resolves once it says it is listening. `env` adds to its environment
+ * (benchmarks pass `NODE_OPTIONS=--import=…` this way, which the proxy it starts inherits).
+ */
 export async function startControlPlane(
   dataDir: string,
   timeoutMs = 30_000,

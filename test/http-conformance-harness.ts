@@ -42,11 +42,7 @@ const { HTTPParser, methods: LLHTTP_METHODS } = createRequire(import.meta.url)(
   '_http_common',
 ) as LlhttpModule;
 
-/** The longest wait for answers the request is due (they normally come in milliseconds). */
-const DUE_ANSWER_DEADLINE_MS = 10_000;
-
 /** One message as a parser framed it. Header names are lower-cased. */
-
 export interface FramedMessage {
   method?: string;
   target?: string;
@@ -595,9 +591,6 @@ export class Oracle {
     const expected = completeHint + (hint.error !== undefined && judgeable ? 1 : 0);
     const partial = hint.error === undefined && hint.messages.some((m) => !m.complete);
     const upstream = () => this.#recording.connections.slice(mark).filter((r) => !r.health);
-    // Answers that are due are waited for as long as a busy machine may need (the wait ends when they arrive); only
-    // where nothing can be framed yet (an unfinished head, which the proxy rightly holds) does `deadlineMs` end it.
-    const waitMs = expected === 0 && !partial ? deadlineMs : Math.max(deadlineMs, DUE_ANSWER_DEADLINE_MS);
     const client = await talk(
       this.#port,
       c.bytes,
@@ -613,7 +606,7 @@ export class Oracle {
         const last = upstream()[completeHint];
         return last !== undefined && Buffer.concat(last.chunks).includes('\r\n\r\n');
       },
-      waitMs,
+      deadlineMs,
       (recheck) => {
         this.#recording.onActivity = recheck;
       },

@@ -91,6 +91,19 @@ describe('parseSpec: valid files', () => {
             drainMs: 15_000,
             stopTimeoutMs: 30_000,
             autoRollback: true,
+            strategy: 'rolling',
+            steps: [5, 25, 50, 100],
+            intervalMs: 120_000,
+            analysis: {
+              minRequests: 50,
+              max5xxRatePercent: 5,
+              max5xxIncreasePercent: 1,
+              maxGatewayErrors: 0,
+              maxP95Ms: null,
+              maxP99Ms: null,
+              maxLatencyRatio: 2,
+              check: null,
+            },
           },
           env: {},
           secrets: [],
@@ -127,6 +140,19 @@ describe('parseSpec: valid files', () => {
             drainMs: 15_000,
             stopTimeoutMs: 30_000,
             autoRollback: true,
+            strategy: 'rolling',
+            steps: [5, 25, 50, 100],
+            intervalMs: 120_000,
+            analysis: {
+              minRequests: 50,
+              max5xxRatePercent: 5,
+              max5xxIncreasePercent: 1,
+              maxGatewayErrors: 0,
+              maxP95Ms: null,
+              maxP99Ms: null,
+              maxLatencyRatio: 2,
+              check: null,
+            },
           },
           autoscale: {
             min: 2,
@@ -238,7 +264,7 @@ pipeline: { test: npm test }
 describe('parseSpec: bad input', () => {
   it('refuses an unknown key at the top level, suggesting the field that was meant', () => {
     assert.deepEqual(errorsOf('app: a\nservice:\n  web: { run: x }\nservices:\n  web: { run: x }\n'), [
-      'berth.yaml:2:1 service: unknown field; did you mean "services"? expected one of: app, runtime, routes, services, addons, pipeline, registry',
+      'berth.yaml:2:1 service: unknown field; did you mean "services"? expected one of: app, runtime, target, routes, services, addons, pipeline, registry',
     ]);
   });
 
@@ -391,7 +417,7 @@ pipeline: { deploy: sometimes }
 `),
       [
         'berth.yaml:1:6 app: expected a name of lowercase letters, digits and dashes, starting with a letter (at most 63 characters), got "Shop"',
-        'berth.yaml:2:1 replicas: unknown field; expected one of: app, runtime, routes, services, addons, pipeline, registry',
+        'berth.yaml:2:1 replicas: unknown field; expected one of: app, runtime, target, routes, services, addons, pipeline, registry',
         'berth.yaml:4:11 routes[0].host: expected a host name such as shop.localhost or *.example.com (lowercase, no port), got "Shop.Localhost"',
         'berth.yaml:5:14 routes[0].service: expected the name of a service in this file (web), got "api"',
         'berth.yaml:7:3 services.web: service "web" has no command: add "run:" or a "web: <command>" line to the Procfile (there is no Procfile)',

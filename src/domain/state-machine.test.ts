@@ -63,7 +63,14 @@ checkTable(
 
 checkTable(
   DEPLOYMENT_STATES,
-  ['in_progress → succeeded', 'in_progress → failed', 'in_progress → rolled_back'],
+  [
+    'canary → in_progress',
+    'canary → failed',
+    'canary → rolled_back',
+    'in_progress → succeeded',
+    'in_progress → failed',
+    'in_progress → rolled_back',
+  ],
   ['succeeded', 'failed', 'rolled_back'],
 );
 

@@ -31,6 +31,8 @@ export interface ControlPlaneArgs {
   autoscaleWindowMs: number;
   accessLog: boolean;
   openMetricsPort: number | undefined;
+  /** How long a dashboard session lasts after sign-in. */
+  sessionTtlMs: number;
 }
 
 /** A wrong flag or variable: the message names it. */
@@ -63,6 +65,7 @@ export function parseControlPlaneArgs(
         'autoscale-interval': { type: 'string' },
         'autoscale-window': { type: 'string' },
         'access-log': { type: 'boolean' },
+        'session-ttl': { type: 'string' },
       },
     }));
   } catch (error) {
@@ -111,5 +114,6 @@ export function parseControlPlaneArgs(
     autoscaleWindowMs: duration('autoscale-window', 'BERTH_AUTOSCALE_WINDOW', '60s'),
     accessLog: values['access-log'] === true || env.BERTH_ACCESS_LOG === '1',
     openMetricsPort: metricsPort === undefined ? undefined : port('metrics-port', 'BERTH_METRICS_PORT', 0),
+    sessionTtlMs: duration('session-ttl', 'BERTH_SESSION_TTL', '8h'),
   };
 }

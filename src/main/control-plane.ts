@@ -9,6 +9,8 @@ import { registerAddonRoutes } from '../control/api/addon-routes.js';
 import { loadOrCreateToken } from '../control/api/admin-token.js';
 import { registerAutoscaleRoutes } from '../control/api/autoscale-routes.js';
 import { registerBackupRoutes } from '../control/api/backup-routes.js';
+import { registerCanaryRoutes } from '../control/api/canary-routes.js';
+import { registerKubeRoutes } from '../control/api/kube-routes.js';
 import { registerPipelineRoutes } from '../control/api/pipeline-routes.js';
 import { registerProxyRoutes } from '../control/api/proxy-routes.js';
 import { registerSecretsRoutes } from '../control/api/secrets-routes.js';
@@ -17,11 +19,14 @@ import { AppManager } from '../control/app-manager.js';
 import { Autoscaler } from '../control/autoscale/autoscaler.js';
 import { MemoryLimiter } from '../control/autoscale/memory-limiter.js';
 import { ArtifactBuilder } from '../control/deploy/artifact-builder.js';
+import { CanaryController } from '../control/deploy/canary-controller.js';
 import { Deployer } from '../control/deploy/deployer.js';
 import { DeploymentTracker } from '../control/deploy/deployment-tracker.js';
 import { DockerEngine } from '../control/docker/docker-engine.js';
 import { LocalRegistry } from '../control/images/local-registry.js';
 import { ReleaseImages } from '../control/images/release-images.js';
+import { KubeApps } from '../control/kube/kube-apps.js';
+import { TargetStore } from '../control/kube/target-store.js';
 import { DEFAULT_RETENTION, MetricsStore } from '../control/metrics/metrics-store.js';
 import { GitRepos } from '../control/pipeline/git-repos.js';
 import { PipelineService } from '../control/pipeline/pipeline-service.js';
@@ -77,6 +82,8 @@ export interface ControlPlaneOptions {
   externalProxy?: boolean;
   /** How often metrics are collected from the proxy and the runtime (ms); default 5000. */
   metricsIntervalMs?: number;
+  /** How long a dashboard session lasts after sign-in (default 8 h). */
+  sessionTtlMs?: number;
   /** Also serve `GET /metrics` without a token on 127.0.0.1 at this port (opt-in; 0 = any free port). */
   openMetricsPort?: number;
   /** How often autoscaling policies are evaluated (ms); default 5000. */
@@ -254,12 +261,23 @@ async function start(
     clock,
   });
   apps.useSecrets(appSecrets);
+  // Apps on Kubernetes targets: their releases and deployments live in the same store, their pods on the cluster.
+  const kube = new KubeApps({ store, targets: new TargetStore(db, clock), secrets, log });
+  kube.recover();
+  teardown.add('Kubernetes rollouts', () => kube.stop());
   // A new secret version or config var is a new release: the services using it roll, health-gated.
   secrets.onChange((change) => {
     // A deploy provisioning an add-on makes the release itself, with the add-on's URL in it.
     if (change.release === false) return;
     try {
-      apps.secretsChanged(change.app, `${change.kind} ${change.names.join(', ')} changed`, 'secrets');
+      const what = `${change.kind} ${change.names.join(', ')} changed`;
+      const target = kube.targetOf(change.app);
+      if (target !== undefined) {
+        const current = store.getRelease(change.app, store.getApp(change.app)!.currentRelease)!;
+        kube.deploy(current.spec, current.sourceDir, target, 'secrets', { description: what });
+        return;
+      }
+      apps.secretsChanged(change.app, what, 'secrets');
     } catch (error) {
       // E.g. a deployment in progress, or a secret unset that a service still names: say so where users look.
       events.record({
@@ -289,6 +307,7 @@ async function start(
     clock,
     apps,
     deployer,
+    kube,
     releasePhase,
     secrets,
     events,
@@ -344,19 +363,32 @@ async function start(
     window: { windowMs: options.autoscaleWindowMs, collectIntervalMs: options.metricsIntervalMs },
   });
   const memoryLimiter = new MemoryLimiter({ store, events, log });
+  const canaries = new CanaryController({
+    store,
+    apps,
+    proxyMetrics: () => proxy.admin.metrics(),
+    clock,
+    log,
+    changed: () => reconciler?.kick(),
+  });
   const api = createApi({
     token,
     store,
     apps,
     deployer,
     usage,
+    kube,
     log,
     version: VERSION,
+    sessionTtlMs: options.sessionTtlMs,
+    liveTickMs: options.metricsIntervalMs,
     routes: [
+      (a) => registerKubeRoutes(a, { kube, targets: kube.targets }),
       (a) => registerSecretsRoutes(a, secrets),
       (a) => registerAddonRoutes(a, addons),
       (a) => observability.routes(a),
       (a) => registerAutoscaleRoutes(a, { store, autoscaler }),
+      (a) => registerCanaryRoutes(a, { store, apps, canaries, actor: 'admin' }),
       (a) => registerPipelineRoutes(a, { pipelines, git: gitRepos, actor: 'admin' }),
       (a) => registerBackupRoutes(a, { store, events, dataDir: paths.dataDir, addons }),
       (a) => registerProxyRoutes(a, proxySupervisor),
@@ -412,6 +444,8 @@ async function start(
   teardown.add('observability', () => observability.stop());
   autoscaler.start();
   teardown.add('autoscaler', () => autoscaler.stop());
+  canaries.start();
+  teardown.add('canaries', () => canaries.stop());
   memoryLimiter.start();
   teardown.add('memory limits', () => memoryLimiter.stop());
   listening(url, proxy.ports);
@@ -431,6 +465,7 @@ async function main(): Promise<void> {
     listen: args.listen,
     externalProxy: args.externalProxy,
     metricsIntervalMs: args.metricsIntervalMs,
+    sessionTtlMs: args.sessionTtlMs,
     autoscaleIntervalMs: args.autoscaleIntervalMs,
     autoscaleWindowMs: args.autoscaleWindowMs,
     accessLog: args.accessLog,

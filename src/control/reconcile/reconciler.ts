@@ -21,6 +21,7 @@ import {
 } from '../runtime/runtime.js';
 import type { EventInput, EventStore } from '../store/event-store.js';
 import type { ServiceRecord, Store } from '../store/store.js';
+import { homeTargetGroup } from '../traffic/target-groups.js';
 import { type DesiredService, planChanges, type StopAction } from './plan.js';
 
 /** Where an instance's secrets and app config come from (the secrets module's `SecretsService`). */
@@ -77,10 +78,13 @@ export interface ReconcilerOptions {
    */
   otherProcesses?: () => InstanceRef[];
   /**
-   * How often a pass runs when nothing wakes the loop (exits, health changes, applies and scales all do): a
-   * resync, as Kubernetes controllers have.
+   * How often the loop looks whether anything it reads changed without waking it: a pass runs then only if the
+   * store changed since the last one (its generation) or a backoff ended. Exits, health changes, applies and scales
+   * wake it at once.
    */
   pollMs?: number;
+  /** A full pass at least this often even when nothing seems to have changed: a resync, as Kubernetes has. */
+  resyncMs?: number;
 }
 
 const ACTOR = 'reconciler';
@@ -113,12 +117,17 @@ export class Reconciler {
   /** Exits reported by the runtime, not yet applied to the store. */
   readonly #exits = new Map<string, InstanceExit>();
   #loop: Ticker | undefined;
+  /** Something woke the loop since the last pass (a kick): the next tick passes whatever the store says. */
+  #kicked = true;
+  /** The store's generation when the last pass began, when it wants to look again, and when it ran. */
+  #seen = { generation: -1, wakeAt: null as number | null, at: 0 };
   /** The adoption of what a previous control plane left running: the first pass waits for it. */
   #adopted: Promise<void> | undefined;
 
   constructor(options: ReconcilerOptions) {
     this.#options = {
       pollMs: 1000,
+      resyncMs: 60_000,
       ...options,
       health: options.health,
       allocatePort: options.allocatePort ?? allocatePort,
@@ -160,6 +169,7 @@ export class Reconciler {
             throw error;
           });
           await this.#adopted;
+          if (!this.#due()) return this.#seen.wakeAt === null ? undefined : this.#seen.wakeAt - clock.now();
           const wakeAt = await this.reconcileOnce();
           return wakeAt === null ? undefined : wakeAt - clock.now();
         } finally {
@@ -180,11 +190,30 @@ export class Reconciler {
 
   /** Asks the loop to look again now (after an apply, a scale, an exit, a health change). */
   kick(): void {
+    this.#kicked = true;
     this.#loop?.kick();
+  }
+
+  /**
+   * Whether a pass could change anything: the loop was kicked, the store changed since the last pass began (a
+   * write nobody kicked for, or the last pass's own), a backoff ends, exits wait, or the resync is due. An idle
+   * control plane reads nothing: a pass re-reads every service and live instance and rebuilds the route table.
+   */
+  #due(): boolean {
+    const { store, clock } = this.#options;
+    const now = clock.now();
+    return (
+      this.#kicked ||
+      this.#exits.size > 0 ||
+      store.generation !== this.#seen.generation ||
+      (this.#seen.wakeAt !== null && now >= this.#seen.wakeAt) ||
+      now - this.#seen.at >= this.#options.resyncMs
+    );
   }
 
   /** Resolves after the next full pass of the loop: used by callers that want to see its effect. */
   settled(): Promise<void> {
+    this.#kicked = true;
     return this.#loop?.runNow() ?? Promise.resolve();
   }
 
@@ -194,12 +223,23 @@ export class Reconciler {
    */
   async reconcileOnce(): Promise<number | null> {
     const { store, clock } = this.#options;
+    this.#kicked = false;
+    this.#seen = { generation: store.generation, wakeAt: null, at: clock.now() };
     this.#observeExits();
     const services = store.listServices();
     const byName = new Map(services.map((s) => [`${s.app}/${s.name}`, s]));
     this.#observeHealth(byName);
     const live = store.listInstances({ live: true });
-    const plan = planChanges(services.map(toDesired), live, clock.now());
+    const canaries = new Set(
+      store
+        .listDeployments({ state: 'canary' })
+        .flatMap((d) => (d.canary?.services ?? []).map((name) => `${d.app}/${name}`)),
+    );
+    const plan = planChanges(
+      services.map((s) => ({ ...toDesired(s), keepOutdated: canaries.has(`${s.app}/${s.name}`) })),
+      live,
+      clock.now(),
+    );
     for (const action of plan.stop) this.#beginStop(action, live.find((i) => i.id === action.instanceId)!);
     for (const action of plan.start) {
       const service = byName.get(`${action.app}/${action.service}`)!;
@@ -208,8 +248,9 @@ export class Reconciler {
     await this.#options.traffic?.sync();
     this.#options.deployments?.checkProgress();
     // What was just started is looked at again at once: a service judged by its runtime is healthy when running.
-    if (plan.start.length > 0) return clock.now();
-    return plan.wakeAt;
+    const wakeAt = plan.start.length > 0 ? clock.now() : plan.wakeAt;
+    this.#seen.wakeAt = wakeAt;
+    return wakeAt;
   }
 
   /**
@@ -397,6 +438,7 @@ export class Reconciler {
       reason: null,
       logPath: join(this.#options.logDir, service.app, `${id}.log`),
       runtime: image === undefined ? 'process' : 'docker',
+      targetGroup: homeTargetGroup(store.listDeployments({ app: service.app }), service.app, service.name),
     });
     let secrets: Record<string, string> = {};
     let configVars: Record<string, string> = {};

@@ -1,4 +1,5 @@
 // Keeps the proxy's route table equal to what the store says should get traffic, and drains instances before stops.
+import type { Deployment } from '../../domain/deployment.js';
 import type { Instance } from '../../domain/instance.js';
 import type { ProxyAdminClient } from '../../domain/proxy-admin-client.js';
 import type { RouteTableInput } from '../../domain/route-table.js';
@@ -6,12 +7,8 @@ import type { AppSpec, ServiceSpec } from '../../domain/spec.js';
 import { type Clock, systemClock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/logger.js';
 import type { Store } from '../store/store.js';
+import { groupOf, homeTargetGroup, serviceBackends } from './target-groups.js';
 import type { TargetHealthFeed } from './target-health-feed.js';
-
-/** The target group of a service: one per app and service. */
-export function targetGroupName(app: string, service: string): string {
-  return `${app}.${service}`;
-}
 
 /**
  * Instances registered in the proxy. A health-checked service's instances are registered from their start: the
@@ -31,7 +28,11 @@ const REPLACEMENT_READY_MAX_MS = 10_000;
  * The whole route table for these apps and the instances that take traffic (`targets`, already chosen). Pure: the same input gives the same table,
  * so an unchanged table is never sent again.
  */
-export function routeTableFor(apps: readonly AppSpec[], instances: readonly Instance[]): RouteTableInput {
+export function routeTableFor(
+  apps: readonly AppSpec[],
+  instances: readonly Instance[],
+  deployments: readonly Deployment[] = [],
+): RouteTableInput {
   const routes: NonNullable<RouteTableInput['routes']> = [];
   const targetGroups: NonNullable<RouteTableInput['targetGroups']> = [];
   for (const spec of apps) {
@@ -42,7 +43,7 @@ export function routeTableFor(apps: readonly AppSpec[], instances: readonly Inst
         ...(route.tunnelIdleTimeoutMs === undefined
           ? {}
           : { tunnelIdleTimeoutMs: route.tunnelIdleTimeoutMs }),
-        backends: [{ targetGroup: targetGroupName(spec.app, route.service), weight: 1 }],
+        backends: serviceBackends(deployments, spec.app, route.service),
       });
     }
     const routed = new Set(spec.routes.map((route) => route.service));
@@ -50,29 +51,37 @@ export function routeTableFor(apps: readonly AppSpec[], instances: readonly Inst
       // A service with a health check gets a group even without a route: the proxy checks every target.
       if (!routed.has(name) && service.health === null) continue;
       const health = service.health;
-      targetGroups.push({
-        name: targetGroupName(spec.app, name),
-        balancing: 'least_outstanding',
-        ...(health === null
-          ? {}
-          : {
-              health: {
-                path: health.path,
-                intervalMs: health.intervalMs,
-                timeoutMs: health.timeoutMs,
-                healthyThreshold: health.healthyThreshold,
-                unhealthyThreshold: health.unhealthyThreshold,
-                successCodes: health.successCodes,
-                graceMs: health.graceMs,
-              },
-            }),
-        responseTimeoutMs: service.responseTimeoutMs,
-        drainMs: service.deploy.drainMs,
-        targets: instances
-          .filter((i) => i.app === spec.app && i.service === name && i.port !== null)
-          .map((i) => ({ id: i.id, host: '127.0.0.1', port: i.port!, weight: 1 }))
-          .sort((a, b) => a.id.localeCompare(b.id)),
-      });
+      const own = instances.filter((i) => i.app === spec.app && i.service === name && i.port !== null);
+      // Every group a route names, and every group an instance of the service is still in (a drained release's).
+      const groups = new Set([
+        ...serviceBackends(deployments, spec.app, name).map((b) => b.targetGroup),
+        homeTargetGroup(deployments, spec.app, name),
+        ...own.map(groupOf),
+      ]);
+      for (const group of [...groups].sort())
+        targetGroups.push({
+          name: group,
+          balancing: 'least_outstanding',
+          ...(health === null
+            ? {}
+            : {
+                health: {
+                  path: health.path,
+                  intervalMs: health.intervalMs,
+                  timeoutMs: health.timeoutMs,
+                  healthyThreshold: health.healthyThreshold,
+                  unhealthyThreshold: health.unhealthyThreshold,
+                  successCodes: health.successCodes,
+                  graceMs: health.graceMs,
+                },
+              }),
+          responseTimeoutMs: service.responseTimeoutMs,
+          drainMs: service.deploy.drainMs,
+          targets: own
+            .filter((i) => groupOf(i) === group)
+            .map((i) => ({ id: i.id, host: '127.0.0.1', port: i.port!, weight: 1 }))
+            .sort((a, b) => a.id.localeCompare(b.id)),
+        });
     }
   }
   return { routes, targetGroups };
@@ -85,6 +94,8 @@ export class RouteSync {
   readonly #health: TargetHealthFeed | undefined;
   readonly #clock: Clock;
   #lastSent: string | undefined;
+  /** What the last table sent was built from (the store's generation, the held instances): unchanged, not rebuilt. */
+  #builtFrom: string | undefined;
   #pending: Promise<void> = Promise.resolve();
   /** Instances kept registered while their stop waits for a healthy replacement in the proxy. */
   readonly #held = new Set<string>();
@@ -105,6 +116,7 @@ export class RouteSync {
   /** The proxy restarted: whatever it serves now, the next sync sends the whole table. */
   invalidate(): void {
     this.#lastSent = undefined;
+    this.#builtFrom = undefined;
   }
 
   /** Sends the route table if it changed since the last send. Calls are serialised, so tables never cross. */
@@ -113,7 +125,7 @@ export class RouteSync {
       .then(() => this.#send())
       .catch((error: unknown) => {
         // The proxy may be restarting; the next sync sends the whole table again.
-        this.#lastSent = undefined;
+        this.invalidate();
         this.#log.warn({ err: error }, 'route table not sent to the proxy');
       });
     return this.#pending;
@@ -133,7 +145,7 @@ export class RouteSync {
       this.#held.delete(instance.id);
     }
     await this.sync();
-    const group = targetGroupName(instance.app, instance.service);
+    const group = groupOf(instance);
     const status = await this.#admin.target(group, instance.id).catch(() => undefined);
     if (!status || status.state === 'drained') return;
     await this.#admin.waitDrained(group, instance.id, drainMs).catch((error: unknown) => {
@@ -148,11 +160,16 @@ export class RouteSync {
   async #untilAnotherTargetHealthy(instance: Instance): Promise<void> {
     const others = this.#store
       .listInstances({ app: instance.app, service: instance.service, live: true })
-      .filter((i) => i.id !== instance.id && (i.state === 'healthy' || i.state === 'unhealthy'));
+      .filter(
+        (i) =>
+          i.id !== instance.id &&
+          groupOf(i) === groupOf(instance) &&
+          (i.state === 'healthy' || i.state === 'unhealthy'),
+      );
     const feed = this.#health;
     if (others.length === 0 || feed === undefined) return;
     const ids = new Set(others.map((i) => i.id));
-    const group = targetGroupName(instance.app, instance.service);
+    const group = groupOf(instance);
     const health = this.#store.getService(instance.app, instance.service)?.spec.health;
     const waitMs = Math.min(REPLACEMENT_READY_MAX_MS, health ? 2 * health.intervalMs + health.timeoutMs : 0);
     await this.sync();
@@ -163,7 +180,13 @@ export class RouteSync {
     );
   }
 
+  /**
+   * Builds the table and sends it when it differs from the last one sent. Nothing is read or built while the store
+   * has not changed since (every pass of the reconciler ends here, and most change nothing of the table).
+   */
   async #send(): Promise<void> {
+    const builtFrom = `${this.#store.generation} ${[...this.#held].sort().join(' ')}`;
+    if (builtFrom === this.#builtFrom && this.#lastSent !== undefined) return;
     const apps = this.#store
       .listApps()
       .map((app) => this.#store.getRelease(app.name, app.currentRelease)?.spec)
@@ -172,10 +195,13 @@ export class RouteSync {
     const targets = this.#store
       .listInstances({ live: true })
       .filter((i) => registered(i, services.get(`${i.app}/${i.service}`)) || this.#held.has(i.id));
-    const table = routeTableFor(apps, targets);
+    const deployments = this.#store
+      .listApps()
+      .flatMap((app) => this.#store.listDeployments({ app: app.name }));
+    const table = routeTableFor(apps, targets, deployments);
     const json = JSON.stringify(table);
-    if (json === this.#lastSent) return;
-    await this.#admin.putRouteTable(table);
+    if (json !== this.#lastSent) await this.#admin.putRouteTable(table);
     this.#lastSent = json;
+    this.#builtFrom = builtFrom;
   }
 }
