@@ -2,7 +2,7 @@
 // time: a timeout per test (per file before Node 24), a deadline for the whole run, and a sweep of any process the
 // tests left running. Prints each file's duration, the skipped tests with their reasons, and one closing line.
 import { setMaxListeners } from 'node:events';
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { run } from 'node:test';
@@ -70,6 +70,9 @@ if (files.length === 0) {
 // Every temp dir the tests make (data dirs, apps, sockets) goes under one dir of this run, so what they leave
 // behind, files or processes, is found and removed here.
 const runDir = mkdtempSync(join(tmpdir(), 'berth-test-run-'));
+// Passable (not listable) by others: a root Berth runs add-on servers as an unprivileged user, which must reach the
+// data directories the tests make in here.
+chmodSync(runDir, 0o711);
 process.env.TMPDIR = runDir;
 
 const abort = new AbortController();

@@ -42,16 +42,7 @@ const { HTTPParser, methods: LLHTTP_METHODS } = createRequire(import.meta.url)(
   '_http_common',
 ) as LlhttpModule;
 
-/**
- * The longest wait for answers the request is due (they normally come in milliseconds). 2 s, not 10: where the
- * proxy rightly holds bytes llhttp's hint calls complete, the case waits this out, and at 10 s the 20 000-case
- * mutation run took 7 min 20 s on an idle machine (past the 300 s per-file bound; 2000 cases: 44 s at 10 s, 12 s at
- * 2 s, 6 s at 250 ms).
- */
-const DUE_ANSWER_DEADLINE_MS = 2_000;
-
 /** One message as a parser framed it. Header names are lower-cased. */
-
 export interface FramedMessage {
   method?: string;
   target?: string;
@@ -600,9 +591,6 @@ export class Oracle {
     const expected = completeHint + (hint.error !== undefined && judgeable ? 1 : 0);
     const partial = hint.error === undefined && hint.messages.some((m) => !m.complete);
     const upstream = () => this.#recording.connections.slice(mark).filter((r) => !r.health);
-    // Answers that are due are waited for as long as a busy machine may need (the wait ends when they arrive); only
-    // where nothing can be framed yet (an unfinished head, which the proxy rightly holds) does `deadlineMs` end it.
-    const waitMs = expected === 0 && !partial ? deadlineMs : Math.max(deadlineMs, DUE_ANSWER_DEADLINE_MS);
     const client = await talk(
       this.#port,
       c.bytes,
@@ -618,7 +606,7 @@ export class Oracle {
         const last = upstream()[completeHint];
         return last !== undefined && Buffer.concat(last.chunks).includes('\r\n\r\n');
       },
-      waitMs,
+      deadlineMs,
       (recheck) => {
         this.#recording.onActivity = recheck;
       },

@@ -41,12 +41,21 @@ export class LoadClient {
   }
 
   get(path = '/', timeoutMs = 10_000): Promise<Answer> {
+    return this.send('GET', path, undefined, timeoutMs);
+  }
+
+  post(path: string, body: string, timeoutMs = 10_000): Promise<Answer> {
+    return this.send('POST', path, body, timeoutMs);
+  }
+
+  send(method: string, path: string, body: string | undefined, timeoutMs = 10_000): Promise<Answer> {
     const sentAt = Date.now();
     return new Promise((resolve, reject) => {
       const req = request(
         {
           host: '127.0.0.1',
           port: this.#port,
+          method,
           path,
           servername: this.#host,
           headers: { host: this.#host },
@@ -65,7 +74,7 @@ export class LoadClient {
       );
       req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs}ms`)));
       req.on('error', reject);
-      req.end();
+      req.end(body);
     });
   }
 

@@ -19,6 +19,33 @@ afterEach(async () => {
 });
 
 describe('AppManager', () => {
+  it('restarts a service rolling: new instances of the same release, the old ones stopped only after', async () => {
+    world = controlWorld();
+    await world.apply(shopSpec());
+    await world.verdict('healthy');
+    const before = world.live().map((i) => i.id);
+    assert.throws(() => world.apps.restart('shop', 'cron', 'test'), { code: 'not_found' });
+    const status = world.apps.restart('shop', 'web', 'test');
+    assert.equal(status.outdated, 2);
+    await world.settle();
+    const started = world.live().filter((i) => !before.includes(i.id));
+    assert.ok(started.length > 0, 'replacements start first');
+    assert.equal(
+      world.live().filter((i) => before.includes(i.id) && i.state === 'healthy').length,
+      2,
+      'no old instance stops before a replacement is healthy',
+    );
+    for (let round = 0; round < 5 && world.live().some((i) => before.includes(i.id)); round++) {
+      await world.verdict('healthy', (i) => !before.includes(i.id));
+      await world.settle();
+    }
+    const after = world.live();
+    assert.equal(after.length, 2);
+    assert.ok(after.every((i) => !before.includes(i.id) && i.release === 1 && i.state === 'healthy'));
+    assert.equal(world.store.listReleases('shop').length, 1, 'a restart makes no release');
+    assert.ok(world.eventKinds().includes('service.restarting'));
+  });
+
   it('makes a release and a deployment in one transaction, and nothing for an unchanged spec', async () => {
     world = controlWorld();
     const first = await world.apply(shopSpec());

@@ -2,11 +2,17 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import type { ApplyResult, AppStatus, ReleaseRecord, ServiceStatus } from '../domain/api-types.js';
-import { circuitBreakerThreshold, type Deployment, type DeploymentKind } from '../domain/deployment.js';
+import {
+  type CanaryProgress,
+  circuitBreakerThreshold,
+  type Deployment,
+  type DeploymentKind,
+} from '../domain/deployment.js';
 import { BerthError, type Issue } from '../domain/errors.js';
 import type { Instance } from '../domain/instance.js';
 import type { AppSpec, ServiceSpec } from '../domain/spec.js';
 import { type Clock, systemClock } from '../lib/clock.js';
+import { formatDuration } from '../lib/duration.js';
 import type { EventStore } from './store/event-store.js';
 import type { ServiceRecord, Store } from './store/store.js';
 
@@ -112,7 +118,7 @@ export class AppManager {
   #environmentChanges(
     spec: AppSpec,
     sourceDir: string,
-    services: ServiceRecord[],
+    services: readonly ServiceRecord[],
     changes: readonly ReleaseChange[],
   ): ReleaseChange[] {
     if (!this.#secrets) return [];
@@ -183,7 +189,10 @@ export class AppManager {
       });
       let deployment: Deployment | null = null;
       if (replaced.length > 0) {
+        const canary = options.kind === 'rollback' ? null : canaryOf(spec, replaced, services);
         deployment = this.#store.createDeployment({
+          strategy: canary === null ? 'rolling' : 'canary',
+          canary,
           app: spec.app,
           kind: options.kind ?? 'deploy',
           fromRelease: previous?.version ?? null,
@@ -199,7 +208,11 @@ export class AppManager {
           actor,
           kind: 'deployment.started',
           app: spec.app,
-          message: `deploying ${spec.app} v${release}${previous ? ` over v${previous.version}` : ''}: ${replaced.join(', ')}`,
+          message:
+            `deploying ${spec.app} v${release}${previous ? ` over v${previous.version}` : ''}: ${replaced.join(', ')}` +
+            (canary === null
+              ? ''
+              : ` (canary: ${canary.services.join(', ')} at ${canary.steps.join(', ')} % every ${formatDuration(canary.intervalMs)})`),
           data: { deployment: deployment.id, release, from: previous?.version ?? null, services: replaced },
         });
       }
@@ -352,7 +365,12 @@ export class AppManager {
   }
 
   /** Writes each service of `spec` as desired; returns the services whose processes must be replaced. */
-  #putServices(spec: AppSpec, release: number, sourceDir: string, existing: ServiceRecord[]): string[] {
+  #putServices(
+    spec: AppSpec,
+    release: number,
+    sourceDir: string,
+    existing: readonly ServiceRecord[],
+  ): string[] {
     const replaced: string[] = [];
     for (const [name, service] of Object.entries(spec.services)) {
       const before = existing.find((s) => s.name === name);
@@ -408,6 +426,39 @@ export class AppManager {
     });
     this.#changed();
     return this.status(appName).services;
+  }
+
+  /**
+   * Restarts a service's instances, rolling as a deploy does (new ones healthy before old ones drain, within
+   * `maxSurge`/`minHealthy`): the same release, fresh processes. Refused while the app is being deployed.
+   */
+  restart(appName: string, serviceName: string, actor: string): ServiceStatus {
+    this.#requireApp(appName);
+    this.#store.transaction(() => {
+      this.assertNotDeploying(appName);
+      const services = this.#store.listServices(appName);
+      if (!services.some((s) => s.name === serviceName)) {
+        throw new BerthError('not_found', `${appName} has no service ${serviceName}`, {
+          issues: [
+            {
+              path: serviceName,
+              message: `no such service; services: ${services.map((s) => s.name).join(', ')}`,
+            },
+          ],
+        });
+      }
+      const count = this.#store.markForRestart(appName, serviceName);
+      this.#events.record({
+        actor,
+        kind: 'service.restarting',
+        app: appName,
+        service: serviceName,
+        message: `${appName}/${serviceName} restarting ${count} instance${count === 1 ? '' : 's'}, rolling: replacements healthy before the old ones drain`,
+        data: { instances: count },
+      });
+    });
+    this.#changed();
+    return this.status(appName).services.find((s) => s.name === serviceName)!;
   }
 
   /** Scales every service of the app to zero; `apply` brings it back. */
@@ -494,6 +545,7 @@ export type ReleaseChange =
   | { kind: 'settings'; service: string }
   | { kind: 'environment'; service: string }
   | { kind: 'routes'; service?: undefined }
+  | { kind: 'addons'; service?: undefined }
   /** Not a change (it makes no release): a count the release keeps from scaling although the spec says another. */
   | { kind: 'kept'; service: string; count: number; specified: number; by: 'autoscaler' | 'down' | 'scale' };
 
@@ -502,7 +554,7 @@ function releaseChanges(
   previous: ReleaseRecord | undefined,
   next: AppSpec,
   nextDigest: string | null,
-  services: ServiceRecord[],
+  services: readonly ServiceRecord[],
 ): ReleaseChange[] {
   const changes: ReleaseChange[] = [];
   if (previous && previous.artifactDigest !== nextDigest) {
@@ -535,6 +587,8 @@ function releaseChanges(
   }
   if (previous && JSON.stringify(previous.spec.routes) !== JSON.stringify(next.routes))
     changes.push({ kind: 'routes' });
+  if (previous && JSON.stringify(previous.spec.addons ?? {}) !== JSON.stringify(next.addons ?? {}))
+    changes.push({ kind: 'addons' });
   return changes;
 }
 
@@ -561,6 +615,8 @@ export function describeChange(change: ReleaseChange): string {
       return `~ ${change.service}: secrets or config vars`;
     case 'routes':
       return '~ routes';
+    case 'addons':
+      return '~ addons';
     case 'kept': {
       const why =
         change.by === 'autoscaler'
@@ -602,7 +658,7 @@ export function desiredCountOf(service: ServiceSpec, before: ServiceRecord | und
 }
 
 /** The services whose count a release keeps from scaling (`= web: keeps 5 instances ...`). */
-function keptCounts(spec: AppSpec, services: ServiceRecord[]): ReleaseChange[] {
+function keptCounts(spec: AppSpec, services: readonly ServiceRecord[]): ReleaseChange[] {
   const kept: ReleaseChange[] = [];
   for (const [name, service] of Object.entries(spec.services)) {
     const running = services.find((s) => s.name === name);
@@ -613,4 +669,34 @@ function keptCounts(spec: AppSpec, services: ServiceRecord[]): ReleaseChange[] {
     kept.push({ kind: 'kept', service: name, count, specified: service.instances, by });
   }
   return kept;
+}
+
+/**
+ * The canary of a deployment: the replaced services whose spec says `strategy: canary` and that already run a
+ * release to compare with (a first deploy has no old side). The first such service's steps and analysis govern
+ * the deployment; null when none qualifies (a rolling deploy).
+ */
+function canaryOf(
+  spec: AppSpec,
+  replaced: readonly string[],
+  before: readonly ServiceRecord[],
+): CanaryProgress | null {
+  const names = replaced.filter(
+    (name) =>
+      spec.services[name]?.deploy.strategy === 'canary' &&
+      before.some((s) => s.name === name && s.desiredCount > 0),
+  );
+  const first = names[0] === undefined ? undefined : spec.services[names[0]]!.deploy;
+  if (first === undefined) return null;
+  return {
+    services: names,
+    steps: [...first.steps],
+    intervalMs: first.intervalMs,
+    analysis: { ...first.analysis },
+    step: 0,
+    windowStartedAt: null,
+    baseline: {},
+    holds: 0,
+    last: null,
+  };
 }

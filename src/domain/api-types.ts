@@ -72,3 +72,28 @@ export type ReleaseView = ReleaseRecord & { deployment: Deployment | null };
 export interface DeployResult extends ApplyResult {
   build: { digest: string; commands: string[]; output: string } | null;
 }
+
+/** A Kubernetes cluster Berth deploys to (`berth targets add`): a kubeconfig file, a context, a namespace. */
+export interface KubeTarget {
+  name: string;
+  /** Absolute path of the kubeconfig file, read by the control plane at each use (never copied). */
+  kubeconfig: string;
+  /** The kubeconfig's context; its current context when absent. */
+  context?: string;
+  namespace: string;
+  /** The server's version when the target was added, e.g. `1.20`. */
+  serverVersion: string;
+  createdAt: number;
+}
+
+/** A pod as `berth ps` lists it for an app on a Kubernetes target: an instance there. */
+export interface PodView {
+  name: string;
+  service: string;
+  /** The release that started it (`v3`): pods of a service the release did not change stay. */
+  release: string;
+  phase: string;
+  ready: boolean;
+  restarts: number;
+  startedAt: number | null;
+}

@@ -54,6 +54,11 @@ export interface Instance {
   /** The instance's output: JSON lines `{"t":<epoch ms>,"s":"out"|"err","l":"<text>"}`, secrets scrubbed. */
   logPath: string;
   runtime: RuntimeKind;
+  /**
+   * The proxy target group it is registered in, fixed for its life: a canary's new instances join their own group
+   * so traffic moves between releases by weight. Absent: the service's first group, `<app>.<service>`.
+   */
+  targetGroup?: string;
 }
 
 /** Resource usage sampled by the instance's runtime (/proc, or the engine's stats). */

@@ -1,5 +1,6 @@
 // Checks of berth.yaml that span fields (routes → services, Procfile fallback, names, env); run on the raw value.
 
+import { DEFAULT_ADDON_ENV, isAddonKind } from './addon.js';
 import type { FieldPath } from './spec-location.js';
 import {
   describeValue,
@@ -180,6 +181,57 @@ export function crossCheck(
     }
   });
 
+  problems.push(...checkAddons(raw['addons'], services));
+  return problems;
+}
+
+/**
+ * Add-on names, and the variables their URLs become: not the platform's, not two add-ons on one, and not set by a
+ * service's `env` too (a variable comes from one place).
+ */
+function checkAddons(addons: unknown, services: Record<string, unknown> | undefined): SpecProblem[] {
+  const problems: SpecProblem[] = [];
+  if (!isRecord(addons)) return problems;
+  const owners = new Map<string, string>();
+  for (const [name, addon] of Object.entries(addons)) {
+    const path = ['addons', name];
+    if (!NAME_PATTERN.test(name)) {
+      problems.push({
+        path,
+        target: 'key',
+        message: `expected ${NAME_EXPECTED}, got ${describeValue(name)}`,
+      });
+    }
+    const kind = typeof addon === 'string' ? addon : isRecord(addon) ? addon['kind'] : undefined;
+    if (!isAddonKind(kind)) continue;
+    const explicit = isRecord(addon) && typeof addon['as'] === 'string' ? addon['as'] : undefined;
+    const variable = explicit ?? DEFAULT_ADDON_ENV[kind];
+    const asPath = explicit === undefined ? path : [...path, 'as'];
+    const target = explicit === undefined ? 'key' : 'value';
+    if (variable === 'PORT' || variable.startsWith('BERTH_')) {
+      problems.push({ path: asPath, target, message: `${variable}: PORT and BERTH_* are set by Berth` });
+      continue;
+    }
+    const owner = owners.get(variable);
+    if (owner !== undefined) {
+      problems.push({
+        path: asPath,
+        target,
+        message: `add-on "${owner}" is already given as ${variable}; set "as:" to another variable name, e.g. ${name.toUpperCase().replaceAll('-', '_')}_URL`,
+      });
+      continue;
+    }
+    owners.set(variable, name);
+    for (const [service, spec] of Object.entries(services ?? {})) {
+      if (isRecord(spec) && isRecord(spec['env']) && Object.hasOwn(spec['env'], variable)) {
+        problems.push({
+          path: ['services', service, 'env', variable],
+          target: 'key',
+          message: `${variable} is the URL of add-on "${name}"; a variable comes from env or from an add-on, not both`,
+        });
+      }
+    }
+  }
   return problems;
 }
 

@@ -25,6 +25,12 @@ export const DEFAULT_STOP_TIMEOUT_MS = 30_000;
 /** Connection draining before stop: ALB's 300 s is sized for the internet; 15 s covers normal requests locally. */
 export const DEFAULT_DRAIN_MS = 15_000;
 
+/**
+ * Kubernetes' own default `progressDeadlineSeconds`: long enough for image pulls on a busy cluster; pods that crash
+ * or never pass their check trip the circuit breaker long before it.
+ */
+export const DEFAULT_PROGRESS_DEADLINE_MS = 600_000;
+
 /** Rolling deploy as ECS does it by default: start a full new set (200 % max), never go below desired (100 %). */
 export const DEFAULT_DEPLOY: Readonly<DeploySpec> = Object.freeze({
   maxSurgePercent: 100,
@@ -32,7 +38,23 @@ export const DEFAULT_DEPLOY: Readonly<DeploySpec> = Object.freeze({
   drainMs: DEFAULT_DRAIN_MS,
   stopTimeoutMs: DEFAULT_STOP_TIMEOUT_MS,
   autoRollback: true,
+  strategy: 'rolling',
+  steps: Object.freeze([5, 25, 50, 100]) as number[],
+  intervalMs: 120_000,
+  analysis: Object.freeze({
+    minRequests: 50,
+    max5xxRatePercent: 5,
+    max5xxIncreasePercent: 1,
+    maxGatewayErrors: 0,
+    maxP95Ms: null,
+    maxP99Ms: null,
+    maxLatencyRatio: 2,
+    check: null,
+  }),
 });
+
+/** A canary's analysis by default: Flagger's 5 % error ceiling, 1 point over the old release, latency ×2. */
+export const DEFAULT_CANARY_ANALYSIS = DEFAULT_DEPLOY.analysis;
 
 /** Scale-out reacts within a minute; scale-in waits ECS's 300 s so a dip does not drop capacity a peak needs. */
 export const DEFAULT_AUTOSCALE_COOLDOWNS: Readonly<

@@ -28,6 +28,8 @@ export function locate(doc: Document, path: FieldPath, target: 'key' | 'value'):
   let keyStart: number | undefined;
   let offset = startOf(node) ?? 0;
   let found = true;
+  /** The path goes on inside a plain value: a short form (`cache: redis` for `{ kind: redis }`), whose value it is. */
+  let inScalar = false;
   for (const segment of path) {
     if (isMap(node)) {
       const pair = node.items.find(
@@ -44,12 +46,13 @@ export function locate(doc: Document, path: FieldPath, target: 'key' | 'value'):
       node = node.items[segment];
     } else {
       found = false;
+      inScalar = isScalar(node) && node.value !== null && target === 'value';
       break;
     }
     // An empty value (`web:`) has no useful position of its own; its key does.
     offset = (isScalar(node) && node.value === null ? keyStart : startOf(node)) ?? keyStart ?? offset;
   }
-  if (!found || target === 'key') offset = keyStart ?? offset;
+  if ((!found && !inScalar) || target === 'key') offset = keyStart ?? offset;
   return offset;
 }
 

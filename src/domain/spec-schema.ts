@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { DURATION_EXAMPLES, formatDuration, parseDuration } from '../lib/duration.js';
 import { parseSize } from '../lib/size.js';
+import { ADDON_KINDS, isAddonKind, MIN_BACKUP_INTERVAL_MS } from './addon.js';
 import { hostNameProblem } from './host-name.js';
 import { hstsProblem } from './route-table.js';
 import { DEFAULT_AUTOSCALE_MIN, DEFAULT_DEPLOY, DEFAULT_HEALTH_CHECK } from './spec-defaults.js';
@@ -279,6 +280,60 @@ const healthSchema = z
     }
   });
 
+const deployStrategy = leaf<'rolling' | 'canary'>('"rolling" or "canary"', (v) =>
+  v === 'rolling' || v === 'canary' ? ok(v) : no(),
+);
+
+/** Canary steps: rising shares of requests from 1 to 100, ending at 100 (`[5, 25, 50, 100]`). */
+const canarySteps = leaf(
+  'a list of rising percentages from 1 to 100 ending with 100, such as [5, 25, 50, 100]',
+  (v) =>
+    Array.isArray(v) &&
+    v.length > 0 &&
+    v.length <= 20 &&
+    v.every(
+      (n, i) =>
+        typeof n === 'number' && Number.isInteger(n) && n >= 1 && n <= 100 && (i === 0 || n > v[i - 1]),
+    ) &&
+    v.at(-1) === 100
+      ? ok(v as number[])
+      : no(),
+);
+
+/** A rate in percent, written `5%` or `0.5%`. */
+const ratePercent = leaf('a percentage from 0% to 100% such as "5%" or "0.5%"', (v) => {
+  if (typeof v === 'number') return no(`add a percent sign, e.g. "${v}%"`);
+  const match = typeof v === 'string' ? /^(\d+(?:\.\d+)?)%$/.exec(v) : null;
+  const n = match === null ? Number.NaN : Number(match[1]);
+  return n >= 0 && n <= 100 ? ok(n) : no();
+});
+
+const ratio = leaf('a ratio from 1 to 100 such as 1.5', (v) =>
+  typeof v === 'number' && v >= 1 && v <= 100 ? ok(v) : no(),
+);
+
+/** An http(s) URL for the canary's own check. */
+const checkUrl = leaf('an http:// or https:// URL such as https://shop.example.com/health/deep', (v) => {
+  if (typeof v !== 'string') return no();
+  try {
+    const url = new URL(v);
+    return url.protocol === 'http:' || url.protocol === 'https:' ? ok(v) : no();
+  } catch {
+    return no();
+  }
+});
+
+const analysisSchema = z.strictObject({
+  minRequests: wholeNumber(1, 1_000_000).optional(),
+  max5xxRate: ratePercent.optional(),
+  max5xxIncrease: ratePercent.optional(),
+  maxGatewayErrors: wholeNumber(0, 1_000_000).optional(),
+  maxP95: duration.optional(),
+  maxP99: duration.optional(),
+  maxLatencyRatio: ratio.optional(),
+  check: checkUrl.optional(),
+});
+
 const deploySchema = z
   .strictObject({
     maxSurge: percentWithSign(0, 100).optional(),
@@ -286,8 +341,22 @@ const deploySchema = z
     drain: duration.optional(),
     stopTimeout: duration.optional(),
     autoRollback: boolean.optional(),
+    progressDeadline: duration.optional(),
+    strategy: deployStrategy.optional(),
+    steps: canarySteps.optional(),
+    interval: duration.optional(),
+    analysis: analysisSchema.optional(),
   })
   .superRefine((deploy, ctx) => {
+    if (deploy.strategy !== 'canary') {
+      for (const key of ['steps', 'interval', 'analysis'] as const) {
+        if (deploy[key] !== undefined)
+          ctx.addIssue({ code: 'custom', path: [key], message: 'only for strategy: canary' });
+      }
+    }
+    if (deploy.interval !== undefined && deploy.interval < 1000) {
+      ctx.addIssue({ code: 'custom', path: ['interval'], message: 'expected at least 1s between decisions' });
+    }
     const surge = deploy.maxSurge ?? DEFAULT_DEPLOY.maxSurgePercent;
     const minHealthy = deploy.minHealthy ?? DEFAULT_DEPLOY.minHealthyPercent;
     if (surge === 0 && minHealthy === 100) {
@@ -394,14 +463,48 @@ const pipelineSchema = z.strictObject({
   deploy: deployMode.optional(),
   secrets: z.array(envName).optional(),
   timeout: duration.optional(),
+  target: name.optional(),
 });
+
+const addonKind = leaf(ADDON_KINDS.map((k) => `"${k}"`).join(' or '), (v) => (isAddonKind(v) ? ok(v) : no()));
+
+/** `15`, `7`, `7.0`: YAML may read a version as a number, taken as written. */
+const addonVersion = leaf('a version such as "15" or "7"', (v) => {
+  const text = typeof v === 'number' ? String(v) : v;
+  return typeof text === 'string' && /^\d+(\.\d+)?$/.test(text) ? ok(text) : no();
+});
+
+const backupInterval = leaf('a duration of at least 1m such as 24h, 6h or 30m', (v) => {
+  if (typeof v !== 'string' || /^\d+(\.\d+)?$/.test(v)) return no();
+  try {
+    const ms = parseDuration(v);
+    return ms >= MIN_BACKUP_INTERVAL_MS ? ok(ms) : no();
+  } catch {
+    return no();
+  }
+});
+
+const addonSchema = z.preprocess(
+  // `cache: redis` is the short form of `cache: { kind: redis }`.
+  (v) => (typeof v === 'string' ? { kind: v } : v),
+  z.strictObject({
+    kind: addonKind,
+    version: addonVersion.optional(),
+    as: envName.optional(),
+    backups: z
+      .strictObject({ every: backupInterval.optional(), keep: wholeNumber(1, 1000).optional() })
+      .optional(),
+  }),
+);
 
 /** berth.yaml as written, after field-level checks and unit conversion; defaults are filled in later. */
 export const specInputSchema = z.strictObject({
   app: name,
   runtime: runtimeKind.optional(),
+  target: name.optional(),
   routes: z.array(routeSchema).optional(),
   services: z.record(z.string(), serviceSchema),
+  addons: z.record(z.string(), addonSchema).optional(),
   pipeline: pipelineSchema.optional(),
   registry: registrySchema.optional(),
 });

@@ -91,6 +91,19 @@ describe('parseSpec: valid files', () => {
             drainMs: 15_000,
             stopTimeoutMs: 30_000,
             autoRollback: true,
+            strategy: 'rolling',
+            steps: [5, 25, 50, 100],
+            intervalMs: 120_000,
+            analysis: {
+              minRequests: 50,
+              max5xxRatePercent: 5,
+              max5xxIncreasePercent: 1,
+              maxGatewayErrors: 0,
+              maxP95Ms: null,
+              maxP99Ms: null,
+              maxLatencyRatio: 2,
+              check: null,
+            },
           },
           env: {},
           secrets: [],
@@ -127,6 +140,19 @@ describe('parseSpec: valid files', () => {
             drainMs: 15_000,
             stopTimeoutMs: 30_000,
             autoRollback: true,
+            strategy: 'rolling',
+            steps: [5, 25, 50, 100],
+            intervalMs: 120_000,
+            analysis: {
+              minRequests: 50,
+              max5xxRatePercent: 5,
+              max5xxIncreasePercent: 1,
+              maxGatewayErrors: 0,
+              maxP95Ms: null,
+              maxP99Ms: null,
+              maxLatencyRatio: 2,
+              check: null,
+            },
           },
           autoscale: {
             min: 2,
@@ -238,7 +264,7 @@ pipeline: { test: npm test }
 describe('parseSpec: bad input', () => {
   it('refuses an unknown key at the top level, suggesting the field that was meant', () => {
     assert.deepEqual(errorsOf('app: a\nservice:\n  web: { run: x }\nservices:\n  web: { run: x }\n'), [
-      'berth.yaml:2:1 service: unknown field; did you mean "services"? expected one of: app, runtime, routes, services, pipeline, registry',
+      'berth.yaml:2:1 service: unknown field; did you mean "services"? expected one of: app, runtime, target, routes, services, addons, pipeline, registry',
     ]);
   });
 
@@ -391,7 +417,7 @@ pipeline: { deploy: sometimes }
 `),
       [
         'berth.yaml:1:6 app: expected a name of lowercase letters, digits and dashes, starting with a letter (at most 63 characters), got "Shop"',
-        'berth.yaml:2:1 replicas: unknown field; expected one of: app, runtime, routes, services, pipeline, registry',
+        'berth.yaml:2:1 replicas: unknown field; expected one of: app, runtime, target, routes, services, addons, pipeline, registry',
         'berth.yaml:4:11 routes[0].host: expected a host name such as shop.localhost or *.example.com (lowercase, no port), got "Shop.Localhost" (must be lower case)',
         'berth.yaml:5:14 routes[0].service: expected the name of a service in this file (web), got "api"',
         'berth.yaml:7:3 services.web: service "web" has no command: add "run:" or a "web: <command>" line to the Procfile (there is no Procfile)',
@@ -472,6 +498,83 @@ pipeline: { deploy: sometimes }
       'berth.yaml:3:3 services.web: service "web" has no command: add "run:" or a "web: <command>" line to the Procfile (the Procfile has no such line)',
       'Procfile:1:1 Procfile: expected "<process type>: <command>", got "web node s.js"',
     ]);
+  });
+});
+
+describe('parseSpec: addons', () => {
+  it('reads the short and the long form, filling in the variable and the backup policy', () => {
+    const spec = parseSpec(
+      [
+        'app: shop',
+        'services:',
+        '  web: { run: node server.js }',
+        'addons:',
+        '  cache: redis',
+        '  db: { kind: postgres, version: 15, as: SHOP_DB, backups: { every: 6h, keep: 3 } }',
+        '',
+      ].join('\n'),
+      { file: 'berth.yaml' },
+    );
+    assert.deepEqual(spec.addons, {
+      cache: { kind: 'redis', as: 'REDIS_URL', backups: { everyMs: 86_400_000, keep: 7 } },
+      db: { kind: 'postgres', version: '15', as: 'SHOP_DB', backups: { everyMs: 21_600_000, keep: 3 } },
+    });
+    assert.deepEqual(JSON.parse(JSON.stringify(spec)), spec, 'survives the JSON round trip of a release');
+  });
+
+  it('leaves addons out of a spec that declares none (its releases compare as before)', () => {
+    const spec = parseSpec('app: a\nservices:\n  web: { run: x }\n', { file: 'berth.yaml' });
+    assert.equal('addons' in spec, false);
+  });
+
+  it('refuses an unknown kind, a bad version, name or backup interval, each at its position', () => {
+    assert.deepEqual(
+      errorsOf(
+        [
+          'app: a',
+          'services:',
+          '  web: { run: x }',
+          'addons:',
+          '  cache: memcached',
+          '  Db: postgres',
+          '  db2: { kind: postgres, as: DB2, version: latest }',
+          '  db3: { kind: postgres, as: DB3, backups: { every: 10s, keep: 0 } }',
+          '  db4: { kind: postgres, as: DB4, size: big }',
+          '',
+        ].join('\n'),
+      ),
+      [
+        'berth.yaml:5:10 addons.cache.kind: expected "redis" or "postgres", got "memcached"',
+        'berth.yaml:6:3 addons.Db: expected a name of lowercase letters, digits and dashes, starting with a letter (at most 63 characters), got "Db"',
+        'berth.yaml:7:44 addons.db2.version: expected a version such as "15" or "7", got "latest"',
+        'berth.yaml:8:53 addons.db3.backups.every: expected a duration of at least 1m such as 24h, 6h or 30m, got "10s"',
+        'berth.yaml:8:64 addons.db3.backups.keep: expected a whole number from 1 to 1000, got 0',
+        'berth.yaml:9:35 addons.db4.size: unknown field; expected one of: kind, version, as, backups',
+      ],
+    );
+  });
+
+  it('refuses two add-ons on one variable, a platform variable, and a variable also set in env', () => {
+    assert.deepEqual(
+      errorsOf(
+        [
+          'app: a',
+          'services:',
+          '  web: { run: x, env: { DATABASE_URL: postgres://elsewhere } }',
+          'addons:',
+          '  cache: redis',
+          '  sessions: redis',
+          '  db: postgres',
+          '  internal: { kind: redis, as: BERTH_CACHE }',
+          '',
+        ].join('\n'),
+      ),
+      [
+        'berth.yaml:3:25 services.web.env.DATABASE_URL: DATABASE_URL is the URL of add-on "db"; a variable comes from env or from an add-on, not both',
+        'berth.yaml:6:3 addons.sessions: add-on "cache" is already given as REDIS_URL; set "as:" to another variable name, e.g. SESSIONS_URL',
+        'berth.yaml:8:32 addons.internal.as: BERTH_CACHE: PORT and BERTH_* are set by Berth',
+      ],
+    );
   });
 });
 

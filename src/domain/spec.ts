@@ -4,12 +4,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { isMap, isScalar, parseDocument } from 'yaml';
 import type { core } from 'zod';
+import { type AddonSpec, DEFAULT_ADDON_BACKUPS, DEFAULT_ADDON_ENV } from './addon.js';
 import { BerthError, type Issue } from './errors.js';
 import { parseProcfile } from './procfile.js';
 import { crossCheck, needsProcfile, runtimeOf, type SpecContext, type SpecProblem } from './spec-checks.js';
 import {
   DEFAULT_AUTOSCALE_COOLDOWNS,
   DEFAULT_AUTOSCALE_MIN,
+  DEFAULT_CANARY_ANALYSIS,
   DEFAULT_DEPLOY,
   DEFAULT_HEALTH_CHECK,
   DEFAULT_INSTANCES,
@@ -63,6 +65,42 @@ export interface DeploySpec {
   stopTimeoutMs: number;
   /** Restore the last succeeded release when a deploy fails. */
   autoRollback: boolean;
+  /**
+   * Kubernetes targets: a rollout that makes no progress for this long fails (the Deployment's
+   * `progressDeadlineSeconds`: pods left unscheduled or pulling their image); `DEFAULT_PROGRESS_DEADLINE_MS` when
+   * absent (left out so that specs stored before it compare equal).
+   */
+  progressDeadlineMs?: number;
+  /** `rolling` (default) replaces instances; `canary` shifts traffic by weight between the two releases. */
+  strategy: 'rolling' | 'canary';
+  /** Canary only: the new release's share of requests (%) at each step, rising, the last 100. */
+  steps: number[];
+  /** Canary only: how long each step runs before the analysis decides. */
+  intervalMs: number;
+  /** Canary only: what the analysis compares between the new and the old release. */
+  analysis: CanaryAnalysisSpec;
+}
+
+/**
+ * Thresholds of a canary's analysis over one interval (Argo Rollouts / Flagger / Kayenta's judges, reduced to
+ * the metrics the proxy measures per release). Rates in %, latencies in ms.
+ */
+export interface CanaryAnalysisSpec {
+  /** Requests the new release must have served in the window before any verdict; fewer is a hold. */
+  minRequests: number;
+  /** 5xx share of the new release's responses (its own 5xx and the proxy's 502-504 for it) that aborts. */
+  max5xxRatePercent: number;
+  /** Percentage points the new release's 5xx share may exceed the old release's in the same window. */
+  max5xxIncreasePercent: number;
+  /** 502-504 the proxy answered for the new release beyond what the old release's rate predicts. */
+  maxGatewayErrors: number;
+  /** Absolute p95 / p99 ceilings; null = none. */
+  maxP95Ms: number | null;
+  maxP99Ms: number | null;
+  /** The new release's p95 and p99 may be at most this multiple of the old release's (over a 10 ms floor). */
+  maxLatencyRatio: number;
+  /** A URL the user supplies that must answer 2xx at the end of each window (GET, 5 s timeout); null = none. */
+  check: string | null;
 }
 
 /** Target tracking: each set target is a per-instance value the autoscaler keeps the service near. */
@@ -135,6 +173,8 @@ export interface PipelineSpec {
   secrets: string[];
   /** Each check, test and release-phase command fails after this long. */
   timeoutMs: number;
+  /** Where a pipeline run deploys (a Kubernetes target's name); the app's `target` when absent. */
+  target?: string;
 }
 
 /** A registry other than Berth's own for the app's release images, and its login. */
@@ -151,8 +191,12 @@ export interface AppSpec {
   app: string;
   /** How its instances run: processes under a shim, or Docker containers. */
   runtime: 'process' | 'docker';
+  /** Where `berth deploy` sends it: a Kubernetes target's name (`berth targets add`); this machine when absent. */
+  target?: string;
   routes: RouteSpec[];
   services: Record<string, ServiceSpec>;
+  /** Managed databases of the app (`addons:`); absent when it declares none. */
+  addons?: Record<string, AddonSpec>;
   pipeline: PipelineSpec;
   /** Docker runtime: where release images are pushed; Berth's own registry when absent. */
   registry?: RegistrySpec;
@@ -469,17 +513,33 @@ function normalise(
     services[name] = normaliseService(name, service, procfile[name] ?? '', routed.has(name), runtime);
   }
   const pipeline = input.pipeline ?? {};
+  const addons = Object.entries(input.addons ?? {}).map(([name, addon]): [string, AddonSpec] => [
+    name,
+    {
+      kind: addon.kind,
+      ...(addon.version !== undefined && { version: addon.version }),
+      as: addon.as ?? DEFAULT_ADDON_ENV[addon.kind],
+      backups: {
+        everyMs: addon.backups?.every ?? DEFAULT_ADDON_BACKUPS.everyMs,
+        keep: addon.backups?.keep ?? DEFAULT_ADDON_BACKUPS.keep,
+      },
+    },
+  ]);
   return {
     app: input.app,
     runtime,
+    ...(input.target !== undefined && { target: input.target }),
     routes,
     services,
+    // Left out when empty, so the specs of apps without add-ons stay what they were.
+    ...(addons.length > 0 && { addons: Object.fromEntries(addons) }),
     pipeline: {
       check: [...(pipeline.check ?? DEFAULT_PIPELINE.check)],
       test: [...(pipeline.test ?? DEFAULT_PIPELINE.test)],
       deploy: pipeline.deploy ?? DEFAULT_PIPELINE.deploy,
       secrets: [...(pipeline.secrets ?? DEFAULT_PIPELINE.secrets)],
       timeoutMs: pipeline.timeout ?? DEFAULT_PIPELINE.timeoutMs,
+      ...(pipeline.target !== undefined && { target: pipeline.target }),
     },
     ...(input.registry === undefined
       ? {}
@@ -520,6 +580,23 @@ function normaliseService(
     drainMs: input.deploy?.drain ?? DEFAULT_DEPLOY.drainMs,
     stopTimeoutMs: input.deploy?.stopTimeout ?? DEFAULT_DEPLOY.stopTimeoutMs,
     autoRollback: input.deploy?.autoRollback ?? DEFAULT_DEPLOY.autoRollback,
+    ...(input.deploy?.progressDeadline !== undefined && {
+      progressDeadlineMs: input.deploy.progressDeadline,
+    }),
+    strategy: input.deploy?.strategy ?? DEFAULT_DEPLOY.strategy,
+    steps: input.deploy?.steps ?? [...DEFAULT_DEPLOY.steps],
+    intervalMs: input.deploy?.interval ?? DEFAULT_DEPLOY.intervalMs,
+    analysis: {
+      minRequests: input.deploy?.analysis?.minRequests ?? DEFAULT_CANARY_ANALYSIS.minRequests,
+      max5xxRatePercent: input.deploy?.analysis?.max5xxRate ?? DEFAULT_CANARY_ANALYSIS.max5xxRatePercent,
+      max5xxIncreasePercent:
+        input.deploy?.analysis?.max5xxIncrease ?? DEFAULT_CANARY_ANALYSIS.max5xxIncreasePercent,
+      maxGatewayErrors: input.deploy?.analysis?.maxGatewayErrors ?? DEFAULT_CANARY_ANALYSIS.maxGatewayErrors,
+      maxP95Ms: input.deploy?.analysis?.maxP95 ?? DEFAULT_CANARY_ANALYSIS.maxP95Ms,
+      maxP99Ms: input.deploy?.analysis?.maxP99 ?? DEFAULT_CANARY_ANALYSIS.maxP99Ms,
+      maxLatencyRatio: input.deploy?.analysis?.maxLatencyRatio ?? DEFAULT_CANARY_ANALYSIS.maxLatencyRatio,
+      check: input.deploy?.analysis?.check ?? DEFAULT_CANARY_ANALYSIS.check,
+    },
   };
   let autoscale: AutoscaleSpec | undefined;
   if (input.autoscale !== undefined) {

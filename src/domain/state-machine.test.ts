@@ -1,6 +1,7 @@
 // Table tests of every state machine: each listed jump is allowed, every other one is refused, finals are final.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { ADDON_STATES } from './addon.js';
 import { CERTIFICATE_STATES } from './certificate.js';
 import { DEPLOYMENT_STATES } from './deployment.js';
 import { INSTANCE_STATES } from './instance.js';
@@ -63,7 +64,14 @@ checkTable(
 
 checkTable(
   DEPLOYMENT_STATES,
-  ['in_progress → succeeded', 'in_progress → failed', 'in_progress → rolled_back'],
+  [
+    'canary → in_progress',
+    'canary → failed',
+    'canary → rolled_back',
+    'in_progress → succeeded',
+    'in_progress → failed',
+    'in_progress → rolled_back',
+  ],
   ['succeeded', 'failed', 'rolled_back'],
 );
 
@@ -104,6 +112,32 @@ checkTable(
 );
 
 checkTable(TARGET_LIFECYCLE, ['active → draining', 'draining → drained'], ['drained']);
+
+checkTable(
+  ADDON_STATES,
+  [
+    'provisioning → available',
+    'provisioning → failed',
+    'provisioning → destroying',
+    'available → unavailable',
+    'available → stopped',
+    'available → restoring',
+    'available → destroying',
+    'unavailable → available',
+    'unavailable → stopped',
+    'unavailable → restoring',
+    'unavailable → destroying',
+    'stopped → available',
+    'stopped → unavailable',
+    'stopped → restoring',
+    'stopped → destroying',
+    'restoring → available',
+    'restoring → unavailable',
+    'restoring → destroying',
+    'destroying → destroyed',
+  ],
+  ['destroyed', 'failed'],
+);
 
 describe('stateMachine', () => {
   it('refuses a table naming a state it does not list', () => {

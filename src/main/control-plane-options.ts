@@ -50,6 +50,8 @@ export interface ControlPlaneArgs {
   accessLog: boolean;
   openMetricsPort: number | undefined;
   acme: AcmeArgs;
+  /** How long a dashboard session lasts after sign-in. */
+  sessionTtlMs: number;
 }
 
 /** A wrong flag or variable: the message names it. */
@@ -87,6 +89,7 @@ export function parseControlPlaneArgs(
         'acme-email': { type: 'string' },
         'acme-eab-kid': { type: 'string' },
         'acme-dns-hook': { type: 'string' },
+        'session-ttl': { type: 'string' },
       },
     }));
   } catch (error) {
@@ -141,6 +144,7 @@ export function parseControlPlaneArgs(
     autoscaleWindowMs: duration('autoscale-window', 'BERTH_AUTOSCALE_WINDOW', '60s'),
     accessLog: values['access-log'] === true || env.BERTH_ACCESS_LOG === '1',
     openMetricsPort: metricsPort === undefined ? undefined : port('metrics-port', 'BERTH_METRICS_PORT', 0),
+    sessionTtlMs: duration('session-ttl', 'BERTH_SESSION_TTL', '8h'),
     acme: acmeArgs(text, env),
   };
 }

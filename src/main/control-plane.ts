@@ -2,10 +2,16 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { AddonService } from '../control/addons/addon-service.js';
+import { AddonStore } from '../control/addons/addon-store.js';
+import { AttachedSecrets } from '../control/addons/attached-secrets.js';
+import { registerAddonRoutes } from '../control/api/addon-routes.js';
 import { loadOrCreateToken } from '../control/api/admin-token.js';
 import { registerAutoscaleRoutes } from '../control/api/autoscale-routes.js';
 import { registerBackupRoutes } from '../control/api/backup-routes.js';
+import { registerCanaryRoutes } from '../control/api/canary-routes.js';
 import { registerDomainsRoutes } from '../control/api/domains-routes.js';
+import { registerKubeRoutes } from '../control/api/kube-routes.js';
 import { registerPipelineRoutes } from '../control/api/pipeline-routes.js';
 import { registerProxyRoutes } from '../control/api/proxy-routes.js';
 import { registerSecretsRoutes } from '../control/api/secrets-routes.js';
@@ -14,6 +20,7 @@ import { AppManager } from '../control/app-manager.js';
 import { Autoscaler } from '../control/autoscale/autoscaler.js';
 import { MemoryLimiter } from '../control/autoscale/memory-limiter.js';
 import { ArtifactBuilder } from '../control/deploy/artifact-builder.js';
+import { CanaryController } from '../control/deploy/canary-controller.js';
 import { Deployer } from '../control/deploy/deployer.js';
 import { DeploymentTracker } from '../control/deploy/deployment-tracker.js';
 import { DockerEngine } from '../control/docker/docker-engine.js';
@@ -23,6 +30,8 @@ import { DomainRegistry } from '../control/domains/domain-registry.js';
 import { DomainStore } from '../control/domains/domain-store.js';
 import { LocalRegistry } from '../control/images/local-registry.js';
 import { ReleaseImages } from '../control/images/release-images.js';
+import { KubeApps } from '../control/kube/kube-apps.js';
+import { TargetStore } from '../control/kube/target-store.js';
 import { DEFAULT_RETENTION, MetricsStore } from '../control/metrics/metrics-store.js';
 import { GitRepos } from '../control/pipeline/git-repos.js';
 import { PipelineService } from '../control/pipeline/pipeline-service.js';
@@ -41,6 +50,7 @@ import { ProxySupervisor, type RunningProxy } from '../control/traffic/proxy-sup
 import { RouteSync } from '../control/traffic/route-sync.js';
 import { TargetHealthFeed } from '../control/traffic/target-health-feed.js';
 import { UsageMonitor } from '../control/usage-monitor.js';
+import { addonMetricsService } from '../domain/addon.js';
 import { type ControlEndpoint, controlPaths } from '../domain/data-dir.js';
 import { BerthError } from '../domain/errors.js';
 import { proxyPaths } from '../domain/proxy-paths.js';
@@ -82,6 +92,8 @@ export interface ControlPlaneOptions {
   externalProxy?: boolean;
   /** How often metrics are collected from the proxy and the runtime (ms); default 5000. */
   metricsIntervalMs?: number;
+  /** How long a dashboard session lasts after sign-in (default 8 h). */
+  sessionTtlMs?: number;
   /** Also serve `GET /metrics` without a token on 127.0.0.1 at this port (opt-in; 0 = any free port). */
   openMetricsPort?: number;
   /** How often autoscaling policies are evaluated (ms); default 5000. */
@@ -205,6 +217,22 @@ async function start(
     process: new ProcessRuntime({ log, owner }),
     docker: new DockerRuntime({ engine, owner, images, log }),
   });
+  // Add-on servers run on the same runtime as instances (shim, adoption, exit stream, sampling).
+  let usage: UsageMonitor | undefined;
+  const addons = new AddonService({
+    store: new AddonStore(db, events, () => clock.now()),
+    core: store,
+    events,
+    runtime,
+    secrets,
+    dataDir: paths.dataDir,
+    usage: (id) => usage?.usageById(id) ?? null,
+    clock,
+    log,
+  });
+  // Every service of an app gets its add-ons' URLs: in its environment and in its config hash.
+  const appSecrets = new AttachedSecrets(secrets, (app) => addons.attachedNames(app));
+  secrets.useAttachments((app) => addons.attachedNames(app));
   const proxySupervisor = new ProxySupervisor({
     dataDir: paths.dataDir,
     command: [process.execPath, KEEPER_MAIN],
@@ -296,12 +324,25 @@ async function start(
       clock,
     },
   );
-  apps.useSecrets(secrets);
+  apps.useSecrets(appSecrets);
   apps.useHosts(domains);
+  // Apps on Kubernetes targets: their releases and deployments live in the same store, their pods on the cluster.
+  const kube = new KubeApps({ store, targets: new TargetStore(db, clock), secrets, log });
+  kube.recover();
+  teardown.add('Kubernetes rollouts', () => kube.stop());
   // A new secret version or config var is a new release: the services using it roll, health-gated.
   secrets.onChange((change) => {
+    // A deploy provisioning an add-on makes the release itself, with the add-on's URL in it.
+    if (change.release === false) return;
     try {
-      apps.secretsChanged(change.app, `${change.kind} ${change.names.join(', ')} changed`, 'secrets');
+      const what = `${change.kind} ${change.names.join(', ')} changed`;
+      const target = kube.targetOf(change.app);
+      if (target !== undefined) {
+        const current = store.getRelease(change.app, store.getApp(change.app)!.currentRelease)!;
+        kube.deploy(current.spec, current.sourceDir, target, 'secrets', { description: what });
+        return;
+      }
+      apps.secretsChanged(change.app, what, 'secrets');
     } catch (error) {
       // E.g. a deployment in progress, or a secret unset that a service still names: say so where users look.
       events.record({
@@ -314,9 +355,10 @@ async function start(
     }
   });
   const scrub = (text: string): string => scrubber.scrub(text);
-  const releasePhase = new CommandReleasePhase({ secrets, scrub, baseEnv: platformEnv() });
+  const releasePhase = new CommandReleasePhase({ secrets: appSecrets, scrub, baseEnv: platformEnv() });
   const deployer = new Deployer(apps, builder, {
     releasePhase,
+    addons,
     images,
     appSecrets: (app) =>
       secrets
@@ -330,6 +372,7 @@ async function start(
     clock,
     apps,
     deployer,
+    kube,
     releasePhase,
     secrets,
     events,
@@ -341,7 +384,8 @@ async function start(
   reconciler = new Reconciler({
     store,
     runtime,
-    secrets,
+    secrets: appSecrets,
+    otherProcesses: () => addons.ownedRefs(),
     traffic,
     health,
     deployments: new DeploymentTracker(store, apps, clock),
@@ -349,7 +393,7 @@ async function start(
     log,
     logDir: paths.logs,
   });
-  const usage = new UsageMonitor(store, runtime, log);
+  usage = new UsageMonitor(store, runtime, log, () => addons.ownedRefs());
   const metrics = new MetricsStore(db, DEFAULT_RETENTION);
   const observability = createObservability({
     db,
@@ -363,6 +407,14 @@ async function start(
     collectIntervalMs: options.metricsIntervalMs,
     openMetricsPort: options.openMetricsPort,
     accessLogFile: options.accessLog ? join(proxyPaths(paths.dataDir).dir, 'access.log') : undefined,
+    otherProcesses: () =>
+      addons.servers().map((server) => ({
+        app: server.app,
+        service: addonMetricsService(server.name),
+        instance: server.processId,
+        healthy: server.healthy,
+        usage: usage?.usageById(server.processId) ?? null,
+      })),
   });
   const autoscaler = new Autoscaler({
     store,
@@ -376,20 +428,34 @@ async function start(
     window: { windowMs: options.autoscaleWindowMs, collectIntervalMs: options.metricsIntervalMs },
   });
   const memoryLimiter = new MemoryLimiter({ store, events, log });
+  const canaries = new CanaryController({
+    store,
+    apps,
+    proxyMetrics: () => proxy.admin.metrics(),
+    clock,
+    log,
+    changed: () => reconciler?.kick(),
+  });
   const api = createApi({
     token,
     store,
     apps,
     deployer,
     usage,
+    kube,
     log,
     version: VERSION,
+    sessionTtlMs: options.sessionTtlMs,
+    liveTickMs: options.metricsIntervalMs,
     routes: [
+      (a) => registerKubeRoutes(a, { kube, targets: kube.targets }),
       (a) => registerSecretsRoutes(a, secrets),
+      (a) => registerAddonRoutes(a, addons),
       (a) => observability.routes(a),
       (a) => registerAutoscaleRoutes(a, { store, autoscaler }),
+      (a) => registerCanaryRoutes(a, { store, apps, canaries, actor: 'admin' }),
       (a) => registerPipelineRoutes(a, { pipelines, git: gitRepos, actor: 'admin' }),
-      (a) => registerBackupRoutes(a, { store, events, dataDir: paths.dataDir }),
+      (a) => registerBackupRoutes(a, { store, events, dataDir: paths.dataDir, addons }),
       (a) => registerProxyRoutes(a, proxySupervisor),
       (a) =>
         registerDomainsRoutes(a, {
@@ -442,6 +508,9 @@ async function start(
   teardown.add('target health feed', () => health.stop());
   await reconciler.start();
   teardown.add('reconciler', () => reconciler?.stop());
+  // After the reconciler's reclaim (which counts the add-on servers as owned); stopped before it closes the runtime.
+  await addons.start();
+  teardown.add('add-ons', () => addons.stop());
   if (certificates !== undefined) {
     certificates.start();
     teardown.add('certificates', () => certificates.stop());
@@ -455,6 +524,8 @@ async function start(
   teardown.add('observability', () => observability.stop());
   autoscaler.start();
   teardown.add('autoscaler', () => autoscaler.stop());
+  canaries.start();
+  teardown.add('canaries', () => canaries.stop());
   memoryLimiter.start();
   teardown.add('memory limits', () => memoryLimiter.stop());
   listening(url, proxy.ports);
@@ -476,6 +547,7 @@ async function main(): Promise<void> {
     listen: args.listen,
     externalProxy: args.externalProxy,
     metricsIntervalMs: args.metricsIntervalMs,
+    sessionTtlMs: args.sessionTtlMs,
     autoscaleIntervalMs: args.autoscaleIntervalMs,
     autoscaleWindowMs: args.autoscaleWindowMs,
     accessLog: args.accessLog,

@@ -1,12 +1,12 @@
 // `berth deploy [dir]`, `berth apply -f file`, `berth rollback`, `berth releases`: releases and live deploy progress.
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { DeployResult, ServiceStatus } from '../../domain/api-types.js';
-import type { Deployment } from '../../domain/deployment.js';
+import { canaryWeight, type Deployment, describeWindows } from '../../domain/deployment.js';
 import { BerthError } from '../../domain/errors.js';
-import type { AppSpec } from '../../domain/spec.js';
-import { parseDuration } from '../../lib/duration.js';
+import { type AppSpec, parseSpec } from '../../domain/spec.js';
+import { formatDuration, parseDuration } from '../../lib/duration.js';
 import type { ApiClient } from '../client.js';
 import type { CliContext } from '../context.js';
 import { formatTime, printJson, printTable, UsageError } from '../output.js';
@@ -15,6 +15,11 @@ interface FollowOptions {
   wait: boolean;
   timeout: string;
   json?: boolean;
+}
+
+interface CanaryOptions {
+  promote?: boolean;
+  abort?: boolean;
 }
 
 export function registerDeploy(program: Command, context: CliContext): void {
@@ -27,15 +32,59 @@ export function registerDeploy(program: Command, context: CliContext): void {
   followOptions(
     program
       .command('deploy')
-      .description('build a directory into a release and roll it out, health-gated, with automatic rollback')
-      .argument('[dir]', 'the app directory (with berth.yaml)', '.'),
-  ).action(async (dir: string, options: FollowOptions) => {
-    const directory = resolve(dir);
-    if (!existsSync(directory) || !statSync(directory).isDirectory())
-      throw new UsageError(`${dir}: not a directory`);
-    const client = context.client();
-    await report(client, await client.deploy(directory), options);
-  });
+      .description(
+        'build a directory into a release and roll it out, health-gated, with automatic rollback; ' +
+          '`deploy status APP` explains the current deployment; --promote/--abort APP act on a running canary',
+      )
+      .argument('[dir]', 'the app directory (with berth.yaml)', '.')
+      .argument('[app]', 'with `status`: the app')
+      .option(
+        '--target <name>',
+        'deploy to this Kubernetes target (`berth targets add`) instead of this machine',
+      )
+      .option('--promote', "the app's running canary: its next step now (the argument is the app)")
+      .option(
+        '--abort',
+        "the app's running canary: every request back to the old release, new instances stopped",
+      ),
+  ).action(
+    async (
+      dir: string,
+      app: string | undefined,
+      options: FollowOptions & CanaryOptions & { target?: string },
+    ) => {
+      const client = context.client();
+      if (options.promote || options.abort) {
+        if (options.promote && options.abort)
+          throw new UsageError('--promote and --abort exclude each other');
+        const name = appArgument(dir);
+        const deployment = await client.canary(name, options.promote ? 'promote' : 'abort');
+        if (options.json) return printJson(deployment);
+        const decision = deployment.canary?.last;
+        process.stdout.write(
+          options.abort
+            ? `${name}: canary v${deployment.toRelease} aborted; every request goes to v${deployment.fromRelease} again\n`
+            : deployment.state === 'canary'
+              ? `${name}: v${deployment.toRelease} now gets ${canaryWeight(deployment.canary!)}% of requests\n`
+              : `${name}: v${deployment.toRelease} promoted past its last step; v${deployment.fromRelease} drains\n`,
+        );
+        if (decision) process.stdout.write(`  ${describeWindows(decision)}\n`);
+        return;
+      }
+      if (dir === 'status' && app !== undefined) {
+        const view = await client.currentDeployment(app);
+        if (options.json) return printJson(view);
+        for (const line of explainDeployment(view.deployment, view.status.services))
+          process.stdout.write(`${line}\n`);
+        return;
+      }
+      if (app !== undefined) throw new UsageError(`unexpected argument ${app}`);
+      const directory = resolve(dir);
+      if (!existsSync(directory) || !statSync(directory).isDirectory())
+        throw new UsageError(`${dir}: not a directory`);
+      await report(client, await client.deploy(directory, undefined, options.target), options);
+    },
+  );
 
   followOptions(
     program
@@ -130,7 +179,7 @@ async function report(client: ApiClient, result: DeployResult, options: FollowOp
   if (options.json) printJson({ ...result, deployment });
   else if (deployment.state === 'succeeded') {
     process.stdout.write(`v${deployment.toRelease} is live (${seconds(deployment)})\n`);
-  } else if (deployment.state === 'in_progress') {
+  } else if (deployment.state === 'in_progress' || deployment.state === 'canary') {
     process.stdout.write(
       `still deploying after ${options.timeout}; follow it with \`berth events ${result.app}\`\n`,
     );
@@ -146,15 +195,26 @@ async function report(client: ApiClient, result: DeployResult, options: FollowOp
 async function follow(client: ApiClient, id: number, timeoutMs: number, show: boolean): Promise<Deployment> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
+  let lastDecision: number | undefined;
   for (;;) {
     const { deployment, status } = await client.deployment(id);
     const involved = status.services.filter((s) => deployment.services.some((d) => d.name === s.name));
-    const line = involved.map((s) => progressOf(s, deployment)).join('  ');
+    // The decision first: the step line that follows is its consequence.
+    const decided = deployment.canary?.last;
+    if (show && decided && decided.at !== lastDecision) {
+      process.stdout.write(
+        `  ${decided.verdict}: ${decided.reasons.join('; ')} (${describeWindows(decided)})\n`,
+      );
+      lastDecision = decided.at;
+    }
+    const line = involved.map((s) => progressOf(s, deployment)).join('  ') + canaryProgress(deployment);
     if (show && line !== last) process.stdout.write(`  ${line}\n`);
     last = line;
     // After a rollback, follow until the previous release is whole again.
     const settled =
-      deployment.state !== 'in_progress' && (deployment.state !== 'rolled_back' || status.converged);
+      deployment.state !== 'in_progress' &&
+      deployment.state !== 'canary' &&
+      (deployment.state !== 'rolled_back' || status.converged);
     if (settled || Date.now() >= deadline) return deployment;
     await new Promise((r) => setTimeout(r, 150));
   }
@@ -169,6 +229,57 @@ function progressOf(service: ServiceStatus, deployment: Deployment): string {
   if (service.draining) parts.push(`${service.draining} draining`);
   if (failures) parts.push(`${failures} failed`);
   return `${service.name}: ${parts.join(', ')}`;
+}
+
+/** ` · canary 25% (step 2/4)` while a canary shifts traffic; empty otherwise. */
+function canaryProgress(deployment: Deployment): string {
+  const canary = deployment.canary;
+  if (canary === null || deployment.state !== 'canary') return '';
+  const step = `canary ${canaryWeight(canary)}% (step ${canary.step + 1}/${canary.steps.length})`;
+  return canary.windowStartedAt === null
+    ? `  · ${step}, waiting for the new release to be healthy`
+    : `  · ${step}`;
+}
+
+/** `berth deploy status APP`: what the deployment is doing and why, as `berth autoscale status` explains. */
+export function explainDeployment(deployment: Deployment, services: readonly ServiceStatus[]): string[] {
+  const lines = [
+    `${deployment.app}: deployment ${deployment.id} (${deployment.strategy}) v${deployment.fromRelease ?? '-'} → v${deployment.toRelease}: ${deployment.state.replace('_', ' ')}`,
+  ];
+  const involved = services.filter((s) => deployment.services.some((d) => d.name === s.name));
+  for (const service of involved) lines.push(`  ${progressOf(service, deployment)}`);
+  const canary = deployment.canary;
+  if (canary !== null) {
+    lines.push(
+      `  steps ${canary.steps.map((w, i) => (i === canary.step ? `[${w}%]` : `${w}%`)).join(' → ')}, ${formatDuration(canary.intervalMs)} each; at least ${canary.analysis.minRequests} requests per window`,
+    );
+    if (deployment.state === 'canary') {
+      lines.push(
+        canary.windowStartedAt === null
+          ? '  waiting for the new release to be healthy before the first window'
+          : `  window open since ${formatTime(canary.windowStartedAt)}; next analysis at ${formatTime(canary.windowStartedAt + canary.intervalMs)}${canary.holds > 0 ? ` (${canary.holds} hold${canary.holds === 1 ? '' : 's'} at this step)` : ''}`,
+      );
+    }
+    const last = canary.last;
+    if (last) {
+      lines.push(
+        `  last decision (${formatTime(last.at)}, by ${last.by}): ${last.verdict} at ${last.weight}%`,
+      );
+      for (const reason of last.reasons) lines.push(`    ${reason}`);
+      lines.push(`    ${describeWindows(last)}`);
+    }
+  }
+  if (deployment.reason) lines.push(`  reason: ${deployment.reason}`);
+  return lines;
+}
+
+/** The app named on the command line, or by the `app:` of the directory's berth.yaml. */
+function appArgument(arg: string): string {
+  const path = resolve(arg, 'berth.yaml');
+  if (existsSync(path)) return parseSpec(readFileSync(path, 'utf8'), { file: path }).app;
+  if (!/^[a-z0-9][a-z0-9-]*$/.test(arg))
+    throw new UsageError(`${arg}: expected an app name or a directory with berth.yaml`);
+  return arg;
 }
 
 function seconds(deployment: Deployment): string {

@@ -1,5 +1,6 @@
 // `berth logs <app> [-f]`: instances' output and platform events, merged in time order, filtered.
 import type { Command } from 'commander';
+import { BerthError } from '../../domain/errors.js';
 import type { AppLogLine } from '../../domain/metrics-types.js';
 import type { CliContext } from '../context.js';
 import { printJson, UsageError } from '../output.js';
@@ -55,6 +56,17 @@ export function registerLogs(program: Command, context: CliContext): void {
         const path = `/v1/apps/${encodeURIComponent(app)}/logs`;
         if (!options.follow) {
           const all = await client.request<AppLogLine[]>('GET', `${path}?${query}`);
+          // An app on a Kubernetes target: its pods' output and the cluster's events, merged in.
+          const cluster = new URLSearchParams({ lines: String(lines) });
+          if (options.service !== undefined) cluster.set('service', options.service);
+          const pods = await client
+            .request<AppLogLine[]>('GET', `/v1/apps/${encodeURIComponent(app)}/cluster-logs?${cluster}`)
+            .catch((error: unknown) => {
+              if (error instanceof BerthError && error.code === 'not_found') return [];
+              throw error;
+            });
+          if (pods.length > 0)
+            all.splice(0, all.length, ...[...all, ...pods].sort((a, b) => a.t - b.t).slice(-lines));
           if (options.json) return printJson(all);
           for (const line of all) print(line);
           return;

@@ -5,6 +5,7 @@ import type { DeploymentView } from '../../domain/api-types.js';
 import { BerthError } from '../../domain/errors.js';
 import type { AppManager } from '../app-manager.js';
 import type { Deployer } from '../deploy/deployer.js';
+import type { KubeApps } from '../kube/kube-apps.js';
 import type { Store } from '../store/store.js';
 import { parseInput } from './parse-input.js';
 
@@ -13,6 +14,8 @@ export interface DeployRoutesOptions {
   apps: AppManager;
   deployer: Deployer;
   actor: string;
+  /** Apps on Kubernetes targets; without it a deploy naming a target is refused. */
+  kube?: KubeApps;
 }
 
 const deployBody = z.strictObject({
@@ -22,6 +25,8 @@ const deployBody = z.strictObject({
     .min(1)
     .regex(/^[^/]+$/, 'must be a file name inside the directory')
     .optional(),
+  /** A Kubernetes target's name (`berth deploy --target`); else the spec's `target:`; else this machine. */
+  target: z.string().min(1).optional(),
 });
 
 const rollbackBody = z.strictObject({
@@ -29,15 +34,31 @@ const rollbackBody = z.strictObject({
 });
 
 export function registerDeployRoutes(api: FastifyInstance, options: DeployRoutesOptions): void {
-  const { store, apps, deployer, actor } = options;
+  const { store, apps, deployer, actor, kube } = options;
 
   api.post('/v1/deploy', async (request) => {
     const body = parseInput(deployBody, request.body, 'body');
-    return deployer.deploy(body.directory, actor, body.file);
+    const file = body.file ?? 'berth.yaml';
+    const { spec } = deployer.readSource(body.directory, { specFile: file, fileNames: 'path' });
+    const target = body.target ?? spec.target;
+    if (target === undefined) return deployer.deploy(body.directory, actor, file);
+    if (kube === undefined)
+      throw new BerthError('internal', 'this control plane deploys to no Kubernetes target');
+    // Images pinned by digest go as they are; anything else is built and pushed first (the app's registry).
+    const pinned = Object.values(spec.services).every((s) => /@sha256:[a-f0-9]{64}$/.test(s.image ?? ''));
+    const built = pinned
+      ? spec
+      : (await deployer.build(body.directory, { specFile: file, fileNames: 'path' })).spec;
+    return kube.deploy(built, body.directory, target, actor);
   });
 
   api.post<{ Params: { app: string } }>('/v1/apps/:app/rollback', async (request) => {
     const body = parseInput(rollbackBody, request.body, 'body');
+    if (kube?.targetOf(request.params.app) !== undefined) {
+      return kube.rollback(request.params.app, actor, body.version, (app, version) =>
+        apps.rollbackTarget(app, version),
+      );
+    }
     return deployer.rollback(request.params.app, actor, body.version);
   });
 

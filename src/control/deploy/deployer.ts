@@ -36,6 +36,8 @@ export interface DeployerOptions {
    * with a berth.yaml names the ones each service needs.
    */
   appSecrets?: (app: string) => string[];
+  /** Provisions the add-ons a spec declares (`addons:`) before its release, so their URLs are in it. */
+  addons?: { ensureDeclared(spec: AppSpec, actor: string): Promise<void> };
   /** Builds, pushes and resolves the images of container apps; without it such apps are refused. */
   images?: ReleaseImages;
 }
@@ -157,6 +159,8 @@ export class Deployer {
   ): Promise<{ result: ApplyResult; releaseOutput: string }> {
     const { spec, artifact, releaseCommands } = prepared;
     this.#apps.assertNotDeploying(spec.app);
+    // Before the release phase (migrations need the database) and the release (its instances get the URLs).
+    await this.#options.addons?.ensureDeclared(spec, actor);
     let releaseOutput = '';
     if (releaseCommands.length > 0) {
       if (!this.#options.releasePhase)

@@ -1,5 +1,5 @@
 // Watches deployments in progress: counts failed new instances (the circuit breaker), ends them when done.
-import type { Deployment } from '../../domain/deployment.js';
+import { circuitBreakerReason, type Deployment } from '../../domain/deployment.js';
 import type { Instance } from '../../domain/instance.js';
 import { type Clock, systemClock } from '../../lib/clock.js';
 import type { AppManager } from '../app-manager.js';
@@ -44,12 +44,14 @@ export class DeploymentTracker {
       });
     });
     if (entry.failures < entry.threshold) return;
-    const output = tailInstances([instance], OUTPUT_LINES_IN_REASON)
-      .map((line) => `  ${line.line}`)
-      .join('\n');
-    const why =
-      `${instance.service}: ${entry.failures} new instances failed, the circuit breaker trips at ${entry.threshold}; ` +
-      `last: ${instance.id} ${reason}${output ? `\nits last output:\n${output}` : ''}`;
+    const why = circuitBreakerReason({
+      service: instance.service,
+      failures: entry.failures,
+      threshold: entry.threshold,
+      last: instance.id,
+      failure: reason,
+      output: tailInstances([instance], OUTPUT_LINES_IN_REASON).map((line) => line.line),
+    });
     this.#apps.failDeployment(deployment, why, service.spec.deploy.autoRollback);
   }
 
@@ -61,7 +63,9 @@ export class DeploymentTracker {
   #check(deployment: Deployment): void {
     const status = this.#apps.status(deployment.app);
     const involved = status.services.filter((s) => deployment.services.some((d) => d.name === s.name));
-    if (!involved.every((s) => s.converged)) return;
+    // No service of it on this machine: the deployment of an app on a Kubernetes target, which its rollout watch
+    // ends (src/control/kube/).
+    if (involved.length === 0 || !involved.every((s) => s.converged)) return;
     const now = this.#clock.now();
     this.#store.transitionDeployment(deployment.id, 'succeeded', null, () => ({
       actor: 'deployer',

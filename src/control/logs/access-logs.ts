@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { Logger } from '../../lib/logger.js';
 import { every, type Ticker } from '../../lib/ticker.js';
 import type { Store } from '../store/store.js';
+import { serviceGroupOf } from '../traffic/target-groups.js';
 import { readRange } from './app-logs.js';
 
 /** The fields of the proxy's access log that an app's log keeps (see src/proxy/access-log.ts). */
@@ -99,7 +100,8 @@ export class AccessLogSplitter {
       } catch {
         continue;
       }
-      const service = entry.targetGroup === undefined ? undefined : services.get(entry.targetGroup);
+      const service =
+        entry.targetGroup === undefined ? undefined : services.get(serviceGroupOf(entry.targetGroup));
       if (!service) continue;
       const record: AccessRecord = {
         t: Date.parse(entry.time) || Date.now(),

@@ -2,6 +2,7 @@
 import type { Instance, InstanceUsage } from '../../domain/instance.js';
 import type { AlarmView } from '../../domain/metrics-types.js';
 import type { MetricsResponse } from '../../domain/route-table.js';
+import { serviceGroupOf } from '../traffic/target-groups.js';
 import { countAtOrBelow, countOf, fromCumulative, mean } from './latency.js';
 
 /** Fixed bucket bounds (seconds) so every scrape of every series has the same `le` set, as Prometheus expects. */
@@ -53,7 +54,7 @@ function formatValue(value: number): string {
 export function renderExposition(input: ExpositionInput): string {
   const out = new Exposition();
   const targets = (input.proxy?.targets ?? []).flatMap((target) => {
-    const service = input.services.get(target.targetGroup);
+    const service = input.services.get(serviceGroupOf(target.targetGroup));
     if (!service) return [];
     const instance = input.instances.get(target.id);
     const labels: Labels = {

@@ -1,6 +1,8 @@
 // Pipeline runs: queue per app, check → test → build → (promote) → release phase → deploy, each job recorded.
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { ApplyResult } from '../../domain/api-types.js';
+import { DEPLOYMENT_STATES } from '../../domain/deployment.js';
 import { BerthError } from '../../domain/errors.js';
 import { isFinished, type PipelineRun, type Stage } from '../../domain/pipeline.js';
 import type { AppSpec } from '../../domain/spec.js';
@@ -8,6 +10,7 @@ import { type Clock, systemClock } from '../../lib/clock.js';
 import type { AppManager } from '../app-manager.js';
 import { digestTree } from '../deploy/artifact-builder.js';
 import type { Deployer, PreparedRelease } from '../deploy/deployer.js';
+import type { KubeApps } from '../kube/kube-apps.js';
 import type { Database } from '../store/database.js';
 import type { EventStore } from '../store/event-store.js';
 import type { Store } from '../store/store.js';
@@ -31,6 +34,8 @@ export interface PipelineServiceOptions {
   store: Store;
   apps: AppManager;
   deployer: Deployer;
+  /** Deploys to Kubernetes targets (`pipeline.target`, else the app's `target`); without it those runs fail. */
+  kube?: Pick<KubeApps, 'deploy'>;
   releasePhase: CommandReleasePhase;
   secrets: PipelineSecrets;
   events: EventStore;
@@ -391,7 +396,13 @@ export class PipelineService {
     await this.#waitForDeployLock(app, signal);
     const outcome = await this.#timed(app, number, deployJob.index, async (): Promise<JobEnd> => {
       const say = (text: string): void => this.#runs.appendOutput(app, number, deployJob.index, text);
-      const { result } = await this.#o.deployer.release({ ...prepared, releaseCommands: [] }, actor);
+      const target = prepared.spec.pipeline.target ?? prepared.spec.target;
+      let result: ApplyResult;
+      if (target === undefined)
+        result = (await this.#o.deployer.release({ ...prepared, releaseCommands: [] }, actor)).result;
+      else if (this.#o.kube === undefined)
+        throw new BerthError('internal', 'this control plane deploys to no Kubernetes target');
+      else result = this.#o.kube.deploy(prepared.spec, prepared.artifact.dir, target, actor);
       this.#runs.setRunDetails(app, number, { release: result.release, deployment: result.deployment });
       if (!result.created) {
         say(`no changes: v${result.release} is current\n`);
@@ -409,7 +420,7 @@ export class PipelineService {
       const ended = await this.#o.store.deploymentsChanged.until(
         () => {
           const deployment = this.#o.store.getDeployment(id);
-          return deployment && deployment.state !== 'in_progress' ? deployment : undefined;
+          return deployment && DEPLOYMENT_STATES.isFinal(deployment.state) ? deployment : undefined;
         },
         { signal, clock: this.#clock },
       );

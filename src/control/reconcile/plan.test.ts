@@ -205,3 +205,27 @@ describe('planChanges', () => {
     assert.deepEqual(plan.stop, []);
   });
 });
+
+describe('planChanges during a canary (keepOutdated)', () => {
+  it("starts the new release's full count beside the old one, whatever maxSurge says, and retires nothing healthy", () => {
+    const old = [1, 2].map((n) => instance(`o${n}`, 'healthy', { configHash: 'h1' }));
+    const plan = planChanges(
+      [service({ desiredCount: 2, maxSurgePercent: 0, minHealthyPercent: 50, keepOutdated: true })],
+      old,
+      0,
+    );
+    assert.deepEqual(plan.start, [{ app: 'shop', service: 'web', count: 2 }]);
+    assert.deepEqual(plan.stop, []);
+  });
+
+  it('keeps the old instances once the new ones are healthy, and retires them when the canary is promoted', () => {
+    const live = [
+      ...[1, 2].map((n) => instance(`o${n}`, 'healthy', { configHash: 'h1' })),
+      ...[3, 4].map((n) => instance(`n${n}`, 'healthy')),
+    ];
+    const during = planChanges([service({ desiredCount: 2, keepOutdated: true })], live, 0);
+    assert.deepEqual(during, { start: [], stop: [], wakeAt: null });
+    const promoted = planChanges([service({ desiredCount: 2 })], live, 0);
+    assert.deepEqual(promoted.stop.map((s) => s.instanceId).sort(), ['o1', 'o2']);
+  });
+});

@@ -14,6 +14,11 @@ export interface DesiredService {
   maxSurgePercent: number;
   /** Healthy instances kept while replacing, as % of desired. */
   minHealthyPercent: number;
+  /**
+   * A canary runs: the old release's healthy instances stay (they serve the old side of the split) and the new
+   * release starts its full count beside them, whatever maxSurge says.
+   */
+  keepOutdated?: boolean;
 }
 
 export type StopReason = 'scale_in' | 'unhealthy_replaced' | 'outdated' | 'service_removed';
@@ -100,15 +105,21 @@ function planService(service: DesiredService, instances: Instance[], now: number
   for (const instance of outdated) {
     if (instance.state !== 'healthy') stops.push(stopOf(instance, 'outdated'));
   }
-  const canRetire =
-    desired === 0 ? outdatedHealthy.length : currentHealthy + outdatedHealthy.length - minHealthy;
+  const canRetire = service.keepOutdated
+    ? 0
+    : desired === 0
+      ? outdatedHealthy.length
+      : currentHealthy + outdatedHealthy.length - minHealthy;
   for (const instance of outdatedHealthy.slice(0, Math.max(0, canRetire))) {
     stops.push(stopOf(instance, 'outdated'));
   }
   plan.stop.push(...stops);
 
   // Starts fill the desired count, within maxSurge above it (counting what is not already on its way out).
-  const room = desired + maxSurge - (instances.length - stops.length);
+  const staying = instances.length - stops.length;
+  const room = service.keepOutdated
+    ? desired - (staying - outdatedHealthy.length)
+    : desired + maxSurge - staying;
   const missing = Math.min(desired - healthy.length - starting.length, room);
   if (missing > 0) {
     if (now >= service.nextStartAt)

@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import type { ReleaseRecord } from '../../domain/api-types.js';
 import {
+  type CanaryProgress,
   DEPLOYMENT_STATES,
   type Deployment,
   type DeploymentService,
@@ -134,7 +135,44 @@ export const STORE_MIGRATIONS: readonly Migration[] = [
     name: 'the runtime of each instance (process or docker)',
     sql: `ALTER TABLE instances ADD COLUMN runtime TEXT NOT NULL DEFAULT 'process';`,
   },
+  {
+    version: 5,
+    name: 'canary deployments and the target group of each instance',
+    sql: `
+      ALTER TABLE deployments ADD COLUMN strategy TEXT NOT NULL DEFAULT 'rolling';
+      ALTER TABLE deployments ADD COLUMN canary_json TEXT;
+      ALTER TABLE instances ADD COLUMN target_group TEXT;
+    `,
+  },
+  {
+    version: 6,
+    name: 'indexes for every hot query, so history does not slow them',
+    // The live instances are found through a partial index that holds only them, however many ended rows there
+    // are; its WHERE is LIVE_INSTANCES (a query must spell it the same way to use it). An app's newest instances,
+    // the ones ended since a moment and the deployments in progress each have their own.
+    sql: `
+      DROP INDEX instances_by_service;
+      CREATE INDEX instances_live ON instances (app, service, created_at DESC, id)
+        WHERE state IN ('starting', 'healthy', 'unhealthy', 'draining');
+      CREATE INDEX instances_newest ON instances (app, service, created_at DESC, id);
+      CREATE INDEX instances_ended ON instances (ended_at) WHERE ended_at IS NOT NULL;
+      CREATE INDEX deployments_by_state ON deployments (state, app, id);
+    `,
+  },
 ];
+
+/** The condition of the partial index `instances_live`, spelled as the index spells it. */
+export const LIVE_INSTANCES = `state IN (${LIVE_STATES.map((s) => `'${s}'`).join(', ')})`;
+
+/** How long ended instances are kept, and how many per service at most (`pruneEndedInstances`). */
+export interface InstanceHistory {
+  /** Ended longer ago than this: deleted (their log files go after the same time, `LogRetention`). */
+  maxAgeMs: number;
+  /** Per service, only the newest this many ended instances are kept (a crash loop makes one a minute). */
+  maxPerService: number;
+}
+
+export const DEFAULT_INSTANCE_HISTORY: InstanceHistory = { maxAgeMs: 7 * 24 * 3_600_000, maxPerService: 200 };
 
 const appRow = z.object({
   name: z.string(),
@@ -183,6 +221,7 @@ const instanceRow = z.object({
   reason: z.string().nullable(),
   log_path: z.string(),
   runtime: z.enum(['process', 'docker']),
+  target_group: z.string().nullable(),
 });
 
 const deploymentRow = z.object({
@@ -196,6 +235,8 @@ const deploymentRow = z.object({
   reason: z.string().nullable(),
   started_at: z.number(),
   ended_at: z.number().nullable(),
+  strategy: z.enum(['rolling', 'canary']),
+  canary_json: z.string().nullable(),
 });
 
 const deploymentServices = z.array(
@@ -258,6 +299,7 @@ function toInstance(row: z.output<typeof instanceRow>): Instance {
     reason: row.reason,
     logPath: row.log_path,
     runtime: row.runtime,
+    ...(row.target_group === null ? {} : { targetGroup: row.target_group }),
   };
 }
 
@@ -273,7 +315,18 @@ function toDeployment(row: z.output<typeof deploymentRow>): Deployment {
     reason: row.reason,
     startedAt: row.started_at,
     endedAt: row.ended_at,
+    strategy: row.strategy,
+    canary: row.canary_json === null ? null : (JSON.parse(row.canary_json) as CanaryProgress),
   };
+}
+
+/** Freezes `value` and everything in it: a cached record shared by every reader can never be changed by one. */
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const item of Object.values(value)) deepFreeze(item);
+  }
+  return value;
 }
 
 /**
@@ -289,6 +342,11 @@ export class Store {
   readonly #db: Database;
   readonly #clock: Clock;
   readonly #s: ReturnType<typeof statements>;
+  #generation = 0;
+  /** The services as last read (parsed specs), frozen; dropped by every write to them. */
+  #services: readonly ServiceRecord[] | undefined;
+  /** Releases never change once made: parsed once each, frozen. */
+  readonly #releases = new Map<string, ReleaseRecord>();
 
   constructor(db: Database, events: EventStore, clock: Clock = systemClock) {
     db.migrate('store', STORE_MIGRATIONS);
@@ -296,6 +354,19 @@ export class Store {
     this.events = events;
     this.#clock = clock;
     this.#s = statements(db);
+  }
+
+  /**
+   * A number that changes with every write to the store's tables (apps, releases, services, instances,
+   * deployments; not events): a reader that saw the same number has nothing new to read.
+   */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  #wrote(options: { services?: boolean } = {}): void {
+    this.#generation++;
+    if (options.services) this.#services = undefined;
   }
 
   /** Runs `fn` in one transaction: all of it lands or none of it does. */
@@ -319,6 +390,8 @@ export class Store {
     if (from === to) return 0;
     const prefix = from.endsWith('/') ? from : `${from}/`;
     const target = to.endsWith('/') ? to : `${to}/`;
+    this.#wrote({ services: true });
+    this.#releases.clear();
     return this.transaction(() => {
       let changed = 0;
       for (const statement of this.#s.relocate) changed += statement.run({ prefix, target }).changes;
@@ -344,6 +417,7 @@ export class Store {
     description: string,
     artifactDigest: string | null = null,
   ): number {
+    this.#wrote();
     return this.transaction(() => {
       const now = this.#clock.now();
       const app = spec.app;
@@ -366,12 +440,21 @@ export class Store {
 
   /** Points the app at another of its releases (after an automatic rollback). */
   setCurrentRelease(app: string, version: number): void {
+    this.#wrote();
     this.#s.setCurrentRelease.run(version, this.#clock.now(), app);
   }
 
+  /** A release (frozen: shared by every caller). */
   getRelease(app: string, version: number): ReleaseRecord | undefined {
+    const key = `${app}\u0000${version}`;
+    const known = this.#releases.get(key);
+    if (known !== undefined) return known;
     const row = this.#s.release.get(app, version);
-    return row && toRelease(row);
+    if (row === undefined) return undefined;
+    const release = deepFreeze(toRelease(row));
+    // A release read inside a transaction may still be rolled back.
+    if (!this.#db.inTransaction) this.#releases.set(key, release);
+    return release;
   }
 
   listReleases(app: string): ReleaseRecord[] {
@@ -380,14 +463,19 @@ export class Store {
 
   // Deployments
 
+  /** A new deployment: `canary` when it carries canary progress, else `in_progress`. */
   createDeployment(deployment: Omit<Deployment, 'id' | 'state' | 'reason' | 'endedAt'>): Deployment {
+    this.#wrote();
     const { lastInsertRowid } = this.#s.insertDeployment.run(
       deployment.app,
       deployment.kind,
       deployment.fromRelease,
       deployment.toRelease,
+      deployment.canary === null ? 'in_progress' : 'canary',
       JSON.stringify(deployment.services),
       deployment.startedAt,
+      deployment.strategy,
+      deployment.canary === null ? null : JSON.stringify(deployment.canary),
     );
     this.#db.afterCommit(() => this.deploymentsChanged.notify());
     return this.getDeployment(lastInsertRowid)!;
@@ -404,14 +492,29 @@ export class Store {
     return row && toDeployment(row);
   }
 
-  listDeployments(filter: { app?: string; state?: DeploymentState } = {}): Deployment[] {
-    return this.#s.deployments
-      .all({ app: filter.app ?? null, state: filter.state ?? null })
-      .map(toDeployment);
+  /**
+   * Deployments, oldest first: of one app, or those in an active state (`in_progress`, `canary`; each through an
+   * index), or all of them.
+   */
+  listDeployments(filter?: { app: string } | { state: 'in_progress' | 'canary' }): Deployment[] {
+    const rows =
+      filter === undefined
+        ? this.#s.allDeployments.all()
+        : 'app' in filter
+          ? this.#s.deploymentsOf.all(filter.app)
+          : this.#s.deploymentsInState.all(filter.state);
+    return rows.map(toDeployment);
+  }
+
+  /** Records a canary's progress (its step, window and last decision: data of the `canary` state). */
+  setCanaryProgress(id: number, progress: CanaryProgress): void {
+    this.#s.setCanaryProgress.run(JSON.stringify(progress), id);
+    this.#db.afterCommit(() => this.deploymentsChanged.notify());
   }
 
   /** Records the circuit breaker's counts of a deployment in progress (not a change of state). */
   setDeploymentServices(id: number, services: DeploymentService[]): void {
+    this.#wrote();
     this.#s.setDeploymentServices.run(JSON.stringify(services), id);
   }
 
@@ -429,7 +532,9 @@ export class Store {
       const before = this.getDeployment(id);
       if (!before) throw new BerthError('not_found', `no deployment ${id}`);
       DEPLOYMENT_STATES.assert(String(id), before.state, to);
-      this.#s.transitionDeployment.run(to, reason, this.#clock.now(), id);
+      this.#wrote();
+      const endedAt = DEPLOYMENT_STATES.isFinal(to) ? this.#clock.now() : null;
+      this.#s.transitionDeployment.run(to, reason, endedAt, id);
       this.events.record(event(before));
       this.#db.afterCommit(() => this.deploymentsChanged.notify());
       return this.getDeployment(id)!;
@@ -438,29 +543,54 @@ export class Store {
 
   // Services
 
-  listServices(app?: string): ServiceRecord[] {
-    return (app === undefined ? this.#s.allServices.all() : this.#s.services.all(app)).map(toService);
+  /**
+   * The services (of one app), by app and name. The records are frozen and shared: they are parsed once per change
+   * of the services table, not on every read (the reconciler, route sync and collector read them all often).
+   */
+  listServices(app?: string): readonly ServiceRecord[] {
+    const all = this.#allServices();
+    return app === undefined ? all : all.filter((service) => service.app === app);
   }
 
   getService(app: string, name: string): ServiceRecord | undefined {
-    const row = this.#s.service.get(app, name);
-    return row && toService(row);
+    return this.#allServices().find((service) => service.app === app && service.name === name);
+  }
+
+  #allServices(): readonly ServiceRecord[] {
+    if (this.#services !== undefined) return this.#services;
+    const services = Object.freeze(this.#s.allServices.all().map((row) => deepFreeze(toService(row))));
+    // What is read inside a transaction may still be rolled back: cached only outside one.
+    if (!this.#db.inTransaction) this.#services = services;
+    return services;
   }
 
   putService(service: ServiceRecord): void {
+    this.#wrote({ services: true });
     this.#s.putService.run({ ...service, specJson: JSON.stringify(service.spec) });
   }
 
   deleteService(app: string, name: string): void {
+    this.#wrote({ services: true });
     this.#s.deleteService.run(app, name);
   }
 
   setDesiredCount(app: string, name: string, count: number): void {
+    this.#wrote({ services: true });
     this.#s.setDesiredCount.run(count, app, name);
   }
 
   setRestartBackoff(app: string, name: string, failures: number, nextStartAt: number): void {
+    this.#wrote({ services: true });
     this.#s.setRestartBackoff.run(failures, nextStartAt, app, name);
+  }
+
+  /**
+   * Marks a service's live instances as running an outdated configuration (their hash gets a `+restart` suffix),
+   * so the reconciler replaces them as in a deploy: replacements first, the old ones drained once enough are
+   * healthy. Returns how many were marked.
+   */
+  markForRestart(app: string, service: string): number {
+    return Number(this.#s.markForRestart.run(app, service).changes);
   }
 
   // Instances
@@ -470,6 +600,7 @@ export class Store {
     instance: Omit<Instance, 'state' | 'runtime'> & { state?: 'starting'; runtime?: Instance['runtime'] },
   ): Instance {
     const row: Instance = { ...instance, runtime: instance.runtime ?? 'process', state: 'starting' };
+    this.#wrote();
     this.#s.insertInstance.run({
       id: row.id,
       app: row.app,
@@ -488,12 +619,14 @@ export class Store {
       reason: row.reason,
       logPath: row.logPath,
       runtime: row.runtime,
+      targetGroup: row.targetGroup ?? null,
     });
     return row;
   }
 
   /** Records where the runtime started the instance's process (not a change of state). */
   setInstanceProcess(id: string, process: { pid: number; processStart: number }): void {
+    this.#wrote();
     this.#s.setInstanceProcess.run(process.pid, process.processStart, id);
   }
 
@@ -512,6 +645,7 @@ export class Store {
       if (!before) throw new BerthError('not_found', `no instance ${id}`);
       INSTANCE_STATES.assert(id, before.state, to);
       const after: Instance = { ...before, ...change.facts, state: to, reason };
+      this.#wrote();
       this.#s.transitionInstance.run(
         after.state,
         after.reason,
@@ -531,7 +665,10 @@ export class Store {
     return row && toInstance(row);
   }
 
-  /** Instances, newest first within a service; `live` limits to those whose process should be running. */
+  /**
+   * Instances by app and service, newest first within a service; `live` limits to those whose process should be
+   * running (through the partial index that holds only them). Each filter's query is prepared once.
+   */
   listInstances(filter: { app?: string; service?: string; live?: boolean; limit?: number } = {}): Instance[] {
     const where: string[] = [];
     const values: unknown[] = [];
@@ -543,14 +680,38 @@ export class Store {
       where.push('service = ?');
       values.push(filter.service);
     }
-    if (filter.live) where.push(`state IN (${LIVE_STATES.map((s) => `'${s}'`).join(', ')})`);
+    if (filter.live) where.push(LIVE_INSTANCES);
+    if (filter.limit !== undefined) values.push(Math.floor(filter.limit));
+    // Named, not left to the planner: without statistics it may pick the newest-first index for `app = ?` and walk
+    // the app's whole history to find its few live rows.
     const sql =
-      `SELECT * FROM instances ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ` +
-      `ORDER BY app, service, created_at DESC, id ${filter.limit === undefined ? '' : `LIMIT ${Math.floor(filter.limit)}`}`;
+      `SELECT * FROM instances${filter.live ? ' INDEXED BY instances_live' : ''} ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ` +
+      `ORDER BY app, service, created_at DESC, id${filter.limit === undefined ? '' : ' LIMIT ?'}`;
     return this.#db
       .statement(sql, instanceRow)
       .all(...values)
       .map(toInstance);
+  }
+
+  /** Instances that ended after `since` (epoch ms), oldest end first. */
+  listEndedSince(since: number): Instance[] {
+    return this.#s.endedSince.all(since).map(toInstance);
+  }
+
+  /**
+   * Deletes the records of instances that ended before `before` and, per service, all but the newest
+   * `keepPerService` ended ones. Their events stay (they name the instance and say what happened); their log files
+   * go by the same age (`LogRetention`). Returns how many records went.
+   */
+  pruneEndedInstances(before: number, keepPerService: number): number {
+    return this.transaction(() => {
+      let deleted = this.#s.pruneEndedBefore.run(before).changes;
+      for (const service of this.#s.servicesWithEnded.all(keepPerService)) {
+        deleted += this.#s.pruneEndedBeyond.run(service.app, service.service, keepPerService).changes;
+      }
+      if (deleted > 0) this.#wrote();
+      return deleted;
+    });
   }
 
   // Events (the events table is the event store's; these read it for the store's callers)
@@ -576,19 +737,23 @@ function statements(db: Database) {
     release: db.statement('SELECT * FROM releases WHERE app = ? AND version = ?', releaseRow),
     releases: db.statement('SELECT * FROM releases WHERE app = ? ORDER BY version', releaseRow),
     insertDeployment: db.statement(
-      `INSERT INTO deployments (app, kind, from_release, to_release, state, services_json, started_at)
-       VALUES (?, ?, ?, ?, 'in_progress', ?, ?)`,
+      `INSERT INTO deployments (app, kind, from_release, to_release, state, services_json, started_at, strategy,
+         canary_json)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     deployment: db.statement('SELECT * FROM deployments WHERE id = ?', deploymentRow),
     activeDeployment: db.statement(
-      "SELECT * FROM deployments WHERE app = ? AND state = 'in_progress' ORDER BY id DESC LIMIT 1",
+      "SELECT * FROM deployments WHERE app = ? AND state IN ('canary', 'in_progress') ORDER BY id DESC LIMIT 1",
       deploymentRow,
     ),
-    deployments: db.statement(
-      'SELECT * FROM deployments WHERE (@app IS NULL OR app = @app) AND (@state IS NULL OR state = @state) ORDER BY id',
+    allDeployments: db.statement('SELECT * FROM deployments ORDER BY id', deploymentRow),
+    deploymentsOf: db.statement('SELECT * FROM deployments WHERE app = ? ORDER BY id', deploymentRow),
+    deploymentsInState: db.statement(
+      'SELECT * FROM deployments WHERE state = ? ORDER BY app, id',
       deploymentRow,
     ),
     setDeploymentServices: db.statement('UPDATE deployments SET services_json = ? WHERE id = ?'),
+    setCanaryProgress: db.statement('UPDATE deployments SET canary_json = ? WHERE id = ?'),
     transitionDeployment: db.statement(
       'UPDATE deployments SET state = ?, reason = ?, ended_at = ? WHERE id = ?',
     ),
@@ -607,11 +772,15 @@ function statements(db: Database) {
     setRestartBackoff: db.statement(
       'UPDATE services SET failures = ?, next_start_at = ? WHERE app = ? AND name = ?',
     ),
+    markForRestart: db.statement(
+      `UPDATE instances SET config_hash = config_hash || '+restart'
+       WHERE app = ? AND service = ? AND state IN ('starting', 'healthy', 'unhealthy')`,
+    ),
     insertInstance: db.statement(
       `INSERT INTO instances (id, app, service, release, config_hash, state, pid, process_start, port, created_at,
-         healthy_at, ended_at, exit_code, exit_signal, reason, log_path, runtime)
+         healthy_at, ended_at, exit_code, exit_signal, reason, log_path, runtime, target_group)
        VALUES (@id, @app, @service, @release, @configHash, @state, @pid, @processStart, @port, @createdAt,
-         @healthyAt, @endedAt, @exitCode, @exitSignal, @reason, @logPath, @runtime)`,
+         @healthyAt, @endedAt, @exitCode, @exitSignal, @reason, @logPath, @runtime, @targetGroup)`,
     ),
     setInstanceProcess: db.statement('UPDATE instances SET pid = ?, process_start = ? WHERE id = ?'),
     transitionInstance: db.statement(
@@ -619,6 +788,17 @@ function statements(db: Database) {
        WHERE id = ?`,
     ),
     instance: db.statement('SELECT * FROM instances WHERE id = ?', instanceRow),
+    endedSince: db.statement('SELECT * FROM instances WHERE ended_at > ? ORDER BY ended_at', instanceRow),
+    pruneEndedBefore: db.statement(`DELETE FROM instances WHERE ended_at < ? AND NOT ${LIVE_INSTANCES}`),
+    /** Services with more ended instances than are kept (counted through the newest-first index). */
+    servicesWithEnded: db.statement(
+      `SELECT app, service FROM instances WHERE NOT ${LIVE_INSTANCES} GROUP BY app, service HAVING COUNT(*) > ?`,
+      z.object({ app: z.string(), service: z.string() }),
+    ),
+    pruneEndedBeyond: db.statement(
+      `DELETE FROM instances WHERE id IN (SELECT id FROM instances WHERE app = ? AND service = ? AND NOT ${LIVE_INSTANCES}
+         ORDER BY created_at DESC LIMIT -1 OFFSET ?)`,
+    ),
     relocate: (
       [
         ['releases', 'source_dir'],

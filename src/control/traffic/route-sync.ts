@@ -1,4 +1,5 @@
 // Keeps the proxy's route table equal to what the store says should get traffic, and drains instances before stops.
+import type { Deployment } from '../../domain/deployment.js';
 import type { Instance } from '../../domain/instance.js';
 import type { ProxyAdminClient } from '../../domain/proxy-admin-client.js';
 import type { AcmeChallenge, CertificateConfig, RouteTableInput } from '../../domain/route-table.js';
@@ -6,12 +7,27 @@ import type { AppSpec, ServiceSpec } from '../../domain/spec.js';
 import { type Clock, systemClock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/logger.js';
 import type { Store } from '../store/store.js';
+import { groupOf, homeTargetGroup, serviceBackends } from './target-groups.js';
 import type { TargetHealthFeed } from './target-health-feed.js';
 
-/** The target group of a service: one per app and service. */
-export function targetGroupName(app: string, service: string): string {
-  return `${app}.${service}`;
+/**
+ * What the route table carries besides apps and targets: hosts added with `berth domains add` (aliases of their
+ * app's first host), the certificates the CA issued, and the HTTP-01 answers of orders under way.
+ */
+export interface TlsSource {
+  aliases(): { host: string; app: string }[];
+  certificates(): CertificateConfig[];
+  challenges(): AcmeChallenge[];
 }
+
+/** What a `TlsSource` gave for one table. */
+export interface TlsInput {
+  aliases: { host: string; app: string }[];
+  certificates: CertificateConfig[];
+  challenges: AcmeChallenge[];
+}
+
+const NO_TLS: TlsInput = { aliases: [], certificates: [], challenges: [] };
 
 /**
  * Instances registered in the proxy. A health-checked service's instances are registered from their start: the
@@ -28,31 +44,14 @@ function registered(instance: Instance, service: ServiceSpec | undefined): boole
 const REPLACEMENT_READY_MAX_MS = 10_000;
 
 /**
- * What the route table carries besides apps and targets: hosts added with `berth domains add` (aliases of their
- * app's first host), the certificates the CA issued, and the HTTP-01 answers of orders under way.
- */
-export interface TlsSource {
-  aliases(): { host: string; app: string }[];
-  certificates(): CertificateConfig[];
-  challenges(): AcmeChallenge[];
-}
-
-/**
  * The whole route table for these apps and the instances that take traffic (`targets`, already chosen). Pure: the same input gives the same table,
  * so an unchanged table is never sent again.
  */
 export function routeTableFor(
   apps: readonly AppSpec[],
   instances: readonly Instance[],
-  tls: {
-    aliases: { host: string; app: string }[];
-    certificates: CertificateConfig[];
-    challenges: AcmeChallenge[];
-  } = {
-    aliases: [],
-    certificates: [],
-    challenges: [],
-  },
+  deployments: readonly Deployment[] = [],
+  tls: TlsInput = NO_TLS,
 ): RouteTableInput {
   const routes: NonNullable<RouteTableInput['routes']> = [];
   const targetGroups: NonNullable<RouteTableInput['targetGroups']> = [];
@@ -70,7 +69,7 @@ export function routeTableFor(
             : { tunnelIdleTimeoutMs: route.tunnelIdleTimeoutMs }),
           ...(route.redirect === false ? { redirect: false } : {}),
           ...(route.hsts === undefined ? {} : { hsts: route.hsts }),
-          backends: [{ targetGroup: targetGroupName(spec.app, route.service), weight: 1 }],
+          backends: serviceBackends(deployments, spec.app, route.service),
         });
       }
     }
@@ -79,29 +78,37 @@ export function routeTableFor(
       // A service with a health check gets a group even without a route: the proxy checks every target.
       if (!routed.has(name) && service.health === null) continue;
       const health = service.health;
-      targetGroups.push({
-        name: targetGroupName(spec.app, name),
-        balancing: 'least_outstanding',
-        ...(health === null
-          ? {}
-          : {
-              health: {
-                path: health.path,
-                intervalMs: health.intervalMs,
-                timeoutMs: health.timeoutMs,
-                healthyThreshold: health.healthyThreshold,
-                unhealthyThreshold: health.unhealthyThreshold,
-                successCodes: health.successCodes,
-                graceMs: health.graceMs,
-              },
-            }),
-        responseTimeoutMs: service.responseTimeoutMs,
-        drainMs: service.deploy.drainMs,
-        targets: instances
-          .filter((i) => i.app === spec.app && i.service === name && i.port !== null)
-          .map((i) => ({ id: i.id, host: '127.0.0.1', port: i.port!, weight: 1 }))
-          .sort((a, b) => a.id.localeCompare(b.id)),
-      });
+      const own = instances.filter((i) => i.app === spec.app && i.service === name && i.port !== null);
+      // Every group a route names, and every group an instance of the service is still in (a drained release's).
+      const groups = new Set([
+        ...serviceBackends(deployments, spec.app, name).map((b) => b.targetGroup),
+        homeTargetGroup(deployments, spec.app, name),
+        ...own.map(groupOf),
+      ]);
+      for (const group of [...groups].sort())
+        targetGroups.push({
+          name: group,
+          balancing: 'least_outstanding',
+          ...(health === null
+            ? {}
+            : {
+                health: {
+                  path: health.path,
+                  intervalMs: health.intervalMs,
+                  timeoutMs: health.timeoutMs,
+                  healthyThreshold: health.healthyThreshold,
+                  unhealthyThreshold: health.unhealthyThreshold,
+                  successCodes: health.successCodes,
+                  graceMs: health.graceMs,
+                },
+              }),
+          responseTimeoutMs: service.responseTimeoutMs,
+          drainMs: service.deploy.drainMs,
+          targets: own
+            .filter((i) => groupOf(i) === group)
+            .map((i) => ({ id: i.id, host: '127.0.0.1', port: i.port!, weight: 1 }))
+            .sort((a, b) => a.id.localeCompare(b.id)),
+        });
     }
   }
   return {
@@ -118,9 +125,11 @@ export class RouteSync {
   readonly #log: Logger;
   readonly #health: TargetHealthFeed | undefined;
   readonly #clock: Clock;
-  #tls: TlsSource | undefined;
   #lastSent: string | undefined;
+  /** What the last table sent was built from (the store's generation, the held instances): unchanged, not rebuilt. */
+  #builtFrom: string | undefined;
   #pending: Promise<unknown> = Promise.resolve();
+  #tls: TlsSource | undefined;
   /** Instances kept registered while their stop waits for a healthy replacement in the proxy. */
   readonly #held = new Set<string>();
 
@@ -140,11 +149,13 @@ export class RouteSync {
   /** Domains, certificates and challenge answers go into every table from now on. */
   useTls(tls: TlsSource): void {
     this.#tls = tls;
+    this.#builtFrom = undefined;
   }
 
   /** The proxy restarted: whatever it serves now, the next sync sends the whole table. */
   invalidate(): void {
     this.#lastSent = undefined;
+    this.#builtFrom = undefined;
   }
 
   /**
@@ -159,7 +170,7 @@ export class RouteSync {
         () => true,
         (error: unknown) => {
           // The proxy may be restarting; the next sync sends the whole table again.
-          this.#lastSent = undefined;
+          this.invalidate();
           this.#log.warn({ err: error }, 'route table not sent to the proxy');
           return false;
         },
@@ -182,7 +193,7 @@ export class RouteSync {
       this.#held.delete(instance.id);
     }
     await this.sync();
-    const group = targetGroupName(instance.app, instance.service);
+    const group = groupOf(instance);
     const status = await this.#admin.target(group, instance.id).catch(() => undefined);
     if (!status || status.state === 'drained') return;
     await this.#admin.waitDrained(group, instance.id, drainMs).catch((error: unknown) => {
@@ -197,11 +208,16 @@ export class RouteSync {
   async #untilAnotherTargetHealthy(instance: Instance): Promise<void> {
     const others = this.#store
       .listInstances({ app: instance.app, service: instance.service, live: true })
-      .filter((i) => i.id !== instance.id && (i.state === 'healthy' || i.state === 'unhealthy'));
+      .filter(
+        (i) =>
+          i.id !== instance.id &&
+          groupOf(i) === groupOf(instance) &&
+          (i.state === 'healthy' || i.state === 'unhealthy'),
+      );
     const feed = this.#health;
     if (others.length === 0 || feed === undefined) return;
     const ids = new Set(others.map((i) => i.id));
-    const group = targetGroupName(instance.app, instance.service);
+    const group = groupOf(instance);
     const health = this.#store.getService(instance.app, instance.service)?.spec.health;
     const waitMs = Math.min(REPLACEMENT_READY_MAX_MS, health ? 2 * health.intervalMs + health.timeoutMs : 0);
     await this.sync();
@@ -212,7 +228,19 @@ export class RouteSync {
     );
   }
 
+  /**
+   * Builds the table and sends it when it differs from the last one sent. Nothing is read or built while the store
+   * has not changed since (every pass of the reconciler ends here, and most change nothing of the table).
+   */
   async #send(): Promise<void> {
+    // Domains, certificates and challenge answers live outside the store: what they are now is part of the key.
+    const source = this.#tls;
+    const tls: TlsInput =
+      source === undefined
+        ? NO_TLS
+        : { aliases: source.aliases(), certificates: source.certificates(), challenges: source.challenges() };
+    const builtFrom = `${this.#store.generation} ${[...this.#held].sort().join(' ')} ${JSON.stringify(tls)}`;
+    if (builtFrom === this.#builtFrom && this.#lastSent !== undefined) return;
     const apps = this.#store
       .listApps()
       .map((app) => this.#store.getRelease(app.name, app.currentRelease)?.spec)
@@ -221,17 +249,13 @@ export class RouteSync {
     const targets = this.#store
       .listInstances({ live: true })
       .filter((i) => registered(i, services.get(`${i.app}/${i.service}`)) || this.#held.has(i.id));
-    const tls = this.#tls;
-    const table = routeTableFor(
-      apps,
-      targets,
-      tls === undefined
-        ? undefined
-        : { aliases: tls.aliases(), certificates: tls.certificates(), challenges: tls.challenges() },
-    );
+    const deployments = this.#store
+      .listApps()
+      .flatMap((app) => this.#store.listDeployments({ app: app.name }));
+    const table = routeTableFor(apps, targets, deployments, tls);
     const json = JSON.stringify(table);
-    if (json === this.#lastSent) return;
-    await this.#admin.putRouteTable(table);
+    if (json !== this.#lastSent) await this.#admin.putRouteTable(table);
     this.#lastSent = json;
+    this.#builtFrom = builtFrom;
   }
 }

@@ -1,0 +1,211 @@
+// Layer 3 through the CLI: a real control plane deploying to a real kube-apiserver and kube-controller-manager
+// (v1.20.2): targets, deploy --target, ps, releases, scale, a secret change, rollback and export, as users type them.
+// Pod status comes from a stand-in kubelet (test/kube-server.ts): no container runs.
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { KubeCluster } from '../src/control/kube/kube-cluster.js';
+import type { ReleaseView } from '../src/domain/api-types.js';
+import {
+  type ControlPlaneProcess,
+  proxyUnavailable,
+  runCli,
+  shutDown,
+  startControlPlane,
+  tempDir,
+  waitFor,
+  writeApp,
+} from './control-harness.js';
+import { type KubeServer, requireKube, StandInKubelet, startKubeServer } from './kube-server.js';
+
+const GOOD = `sha256:${'a'.repeat(64)}`;
+const NEVER_READY = `sha256:${'c'.repeat(64)}`;
+
+function spec(image: string): string {
+  return `
+app: ledger
+runtime: docker
+routes:
+  - host: ledger.example.com
+    service: web
+services:
+  web:
+    image: registry.example.com/ledger/web@${image}
+    port: 3000
+    instances: 2
+    health: { path: /health }
+    deploy: { progressDeadline: 6s, drain: 1s, stopTimeout: 1s }
+    secrets: [DATABASE_URL]
+`;
+}
+
+describe('berth with a Kubernetes target', { skip: requireKube() || proxyUnavailable }, () => {
+  const dataDir = tempDir('berth-kube-cli-');
+  let server: KubeServer;
+  let kubelet: StandInKubelet;
+  let plane: ControlPlaneProcess;
+  let cluster: KubeCluster;
+  let app: string;
+
+  before(async () => {
+    server = await startKubeServer();
+    kubelet = new StandInKubelet(server.core, 'default', (pod) =>
+      (pod.spec?.containers[0]?.image ?? '').endsWith(NEVER_READY) ? 'not-ready' : 'ready',
+    );
+    cluster = new KubeCluster({ kubeconfig: server.kubeconfig });
+    plane = await startControlPlane(dataDir);
+    app = writeApp({ 'berth.yaml': spec(GOOD) });
+  });
+
+  after(async () => {
+    await shutDown(plane, dataDir);
+    await kubelet?.stop();
+    await server?.stop();
+  });
+
+  async function berth(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    return runCli(dataDir, args, app);
+  }
+
+  async function image(): Promise<string | undefined> {
+    return (await cluster.deployment('ledger-web'))?.spec?.template.spec?.containers[0]?.image;
+  }
+
+  it('adds a target once the cluster answers, and lists it', async () => {
+    const added = await berth(
+      'targets',
+      'add',
+      'test',
+      '--kubeconfig',
+      server.kubeconfig,
+      '--context',
+      'test',
+    );
+    assert.equal(added.code, 0, added.stderr);
+    assert.match(added.stdout, /^target test: Kubernetes 1\.20, namespace default;/);
+    const listed = await berth('targets', 'ls');
+    assert.match(listed.stdout, /^test\s+\S+kubeconfig\s+test\s+default\s+1\.20\s/m);
+    const wrong = await berth(
+      'targets',
+      'add',
+      'bad',
+      '--kubeconfig',
+      server.kubeconfig,
+      '--context',
+      'nope',
+    );
+    assert.notEqual(wrong.code, 0);
+    assert.match(wrong.stderr, /has no context nope \(it has: test\)/);
+  });
+
+  it('refuses an app of processes for a Kubernetes target, saying why', async () => {
+    const processes = writeApp({ 'berth.yaml': 'app: hello\nservices:\n  web:\n    run: node server.js\n' });
+    const result = await runCli(dataDir, ['deploy', '--target', 'test', processes], processes);
+    assert.notEqual(result.code, 0);
+    assert.match(
+      result.stderr,
+      /hello runs as processes on this machine \(runtime: process\); a Kubernetes target runs containers/,
+    );
+  });
+
+  it('deploys to the target, health-gated, and lists its pods as instances', async () => {
+    assert.equal((await berth('secrets', 'set', 'ledger', 'DATABASE_URL=postgres://one')).code, 0);
+    const deployed = await berth('deploy', '--target', 'test', '.');
+    assert.equal(deployed.code, 0, `${deployed.stdout}${deployed.stderr}\n${server.logs()}`);
+    assert.match(deployed.stdout, /ledger: release v1/);
+    assert.match(deployed.stdout, /v1 is live/);
+    assert.equal(await image(), `registry.example.com/ledger/web@${GOOD}`);
+    const ps = await berth('ps', 'ledger');
+    assert.equal(ps.code, 0, ps.stderr);
+    const rows = ps.stdout.split('\n').filter((line) => line.startsWith('ledger-web-'));
+    assert.equal(rows.length, 2, ps.stdout);
+    for (const row of rows) assert.match(row, /^ledger-web-\S+\s+web\s+ready\s+v1\s+0\s/);
+  });
+
+  it('rolls a release whose pods never become ready back by itself, with the reason', async () => {
+    writeFileSync(join(app, 'berth.yaml'), spec(NEVER_READY));
+    const deployed = await berth('deploy', '--target', 'test', '.');
+    assert.equal(deployed.code, 1, deployed.stdout);
+    assert.match(
+      deployed.stdout,
+      /deployment rolled back to v1:\nweb: no progress within 6s; last: ledger-web-\S+ never became ready/,
+    );
+    assert.equal(await image(), `registry.example.com/ledger/web@${GOOD}`);
+    const releases = JSON.parse((await berth('releases', 'ledger', '--json')).stdout) as ReleaseView[];
+    assert.deepEqual(
+      releases.map((r) => [r.version, r.deployment?.state]),
+      [
+        [1, 'succeeded'],
+        [2, 'rolled_back'],
+      ],
+    );
+    writeFileSync(join(app, 'berth.yaml'), spec(GOOD));
+  });
+
+  it('scales on the cluster, and a secret change rolls the Deployment as a new release', async () => {
+    const scaled = await berth('scale', 'ledger', 'web=3');
+    assert.equal(scaled.code, 0, scaled.stderr);
+    await waitFor(
+      '3 ready pods of web',
+      async () =>
+        (await cluster.deployment('ledger-web'))?.status?.availableReplicas === 3 ? true : undefined,
+      60_000,
+      250,
+    );
+    assert.equal((await berth('secrets', 'set', 'ledger', 'DATABASE_URL=postgres://two')).code, 0);
+    const releases = await waitFor(
+      'the secret release to go live',
+      async () => {
+        const list = JSON.parse((await berth('releases', 'ledger', '--json')).stdout) as ReleaseView[];
+        return list.at(-1)?.version === 3 && list.at(-1)?.deployment?.state === 'succeeded'
+          ? list
+          : undefined;
+      },
+      60_000,
+      250,
+    );
+    assert.match(releases.at(-1)!.description, /secret DATABASE_URL changed|DATABASE_URL/);
+    const deployment = await cluster.deployment('ledger-web');
+    assert.equal(deployment?.spec?.replicas, 3, 'the scaled count is kept');
+    assert.equal(
+      deployment?.spec?.template.metadata?.annotations?.['berth.dev/secret-versions'],
+      'DATABASE_URL=2',
+    );
+    const secret = await server.core.readNamespacedSecret({ name: 'ledger-secrets', namespace: 'default' });
+    assert.equal(Buffer.from(secret.data?.['DATABASE_URL'] ?? '', 'base64').toString(), 'postgres://two');
+  });
+
+  it('rolls back on request as a new release, and exports the manifests with secret references only', async () => {
+    const rolled = await berth('rollback', 'ledger', 'v1');
+    assert.equal(rolled.code, 0, rolled.stdout + rolled.stderr);
+    assert.match(rolled.stdout, /ledger: release v4 \(rollback to v1\)/);
+    assert.equal(
+      (await cluster.deployment('ledger-web'))?.metadata?.annotations?.['berth.dev/release'],
+      'v4',
+    );
+    const exported = await berth('export', 'k8s', 'ledger', '--kube-version', '1.20');
+    assert.equal(exported.code, 0, exported.stderr);
+    assert.match(exported.stdout, /kind: Deployment/);
+    assert.match(exported.stdout, /apiVersion: policy\/v1beta1\nkind: PodDisruptionBudget/);
+    assert.match(exported.stdout, /secretKeyRef:\n\s+name: ledger-secrets/);
+    assert.ok(!exported.stdout.includes('postgres://'), 'no secret value in the export');
+    assert.ok(!exported.stdout.includes('kind: Secret'));
+  });
+
+  it("merges the cluster's events with Berth's in berth events and berth logs", async () => {
+    const events = await berth('events', 'ledger', '-n', '200');
+    assert.equal(events.code, 0, events.stderr);
+    assert.match(
+      events.stdout,
+      /deployment\.rolled_back\s+deployer\s+ledger v2 rolled back to v1 on test: web: no progress/,
+    );
+    assert.match(
+      events.stdout,
+      /kubernetes\s+cluster\s+Deployment ledger-web: ScalingReplicaSet Scaled up replica set ledger-web-/,
+    );
+    const logs = await berth('logs', 'ledger', '-n', '500');
+    assert.equal(logs.code, 0, logs.stderr);
+    assert.match(logs.stdout, /kubernetes\[event\] Deployment ledger-web: ScalingReplicaSet/);
+  });
+});
