@@ -508,6 +508,8 @@ export class Store {
 
   /** Records a canary's progress (its step, window and last decision: data of the `canary` state). */
   setCanaryProgress(id: number, progress: CanaryProgress): void {
+    // The step's weights are in the route table: a new generation makes the next sync build it again.
+    this.#wrote();
     this.#s.setCanaryProgress.run(JSON.stringify(progress), id);
     this.#db.afterCommit(() => this.deploymentsChanged.notify());
   }
@@ -590,6 +592,7 @@ export class Store {
    * healthy. Returns how many were marked.
    */
   markForRestart(app: string, service: string): number {
+    this.#wrote();
     return Number(this.#s.markForRestart.run(app, service).changes);
   }
 
