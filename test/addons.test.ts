@@ -121,10 +121,12 @@ describe('add-ons: managed Redis and PostgreSQL', { skip }, () => {
     assert.equal(note.status, 201, note.body);
     assert.equal(JSON.parse((await load.get('/visits')).body).visits, 1);
     assert.equal(await redis(redisUrl, 'GET', 'visits'), '1');
-    // CPU and memory beside the app's services.
-    const top = await cli('top', '--once');
+    // CPU and memory beside the app's services, once the metrics collector has sampled them (every 5 s).
+    const top = await waitFor('the add-ons in berth top', async () => {
+      const shown = await cli('top', '--once');
+      return /notes\s+addon:cache\s/.test(shown) && /notes\s+addon:db\s/.test(shown) ? shown : undefined;
+    });
     assert.match(top, /notes\s+addon:cache\s/);
-    assert.match(top, /notes\s+addon:db\s/);
   });
 
   it('refuses bad input and a destroy of a declared add-on, changing nothing', async () => {
@@ -199,12 +201,20 @@ describe('add-ons: managed Redis and PostgreSQL', { skip }, () => {
       crashed.join('\n'),
     );
     await settled('the app healthy again');
-    const notes = JSON.parse((await load.get('/notes')).body) as { notes: { body: string }[] };
+    // The app's own database client reconnects on its next query after the server came back.
+    const notes = await waitFor('the notes read again', async () => {
+      const answer = await load.get('/notes');
+      return answer.status === 200 ? (JSON.parse(answer.body) as { notes: { body: string }[] }) : undefined;
+    });
     assert.deepEqual(
       notes.notes.map((n) => n.body),
       ['written before anything broke'],
     );
-    assert.ok(JSON.parse((await load.get('/visits')).body).visits > visits);
+    const counted = await waitFor('the visit counter again', async () => {
+      const answer = await load.get('/visits');
+      return answer.status === 200 ? (JSON.parse(answer.body) as { visits: number }) : undefined;
+    });
+    assert.ok(counted.visits > visits);
   });
 
   it('rotates both passwords under load with no failed request, then revokes the old ones', async () => {
