@@ -116,6 +116,12 @@ describe('certificates from an ACME CA (pebble)', { skip: pebbleUnavailable }, (
       },
       30_000,
     );
+  /** The handshake for `sni` once the proxy serves `serial` (it applies the table naming the files after the row). */
+  const servedWith = (sni: string, serial: string | null) =>
+    waitFor(`the proxy to serve certificate ${serial} for ${sni}`, async () => {
+      const served = await handshake(https443, sni, root).catch(() => undefined);
+      return served?.serial === serial ? served : undefined;
+    });
   const events = async (kind: string): Promise<BerthEvent[]> =>
     (await plane.client.events({ limit: 1000 })).filter((e) => e.kind === kind);
 
@@ -169,7 +175,7 @@ describe('certificates from an ACME CA (pebble)', { skip: pebbleUnavailable }, (
   it("issues a certificate for a host in berth.yaml and serves it: the chain verifies against pebble's root", async () => {
     const cert = await active('shop.example.com');
     assert.match(cert.issuer ?? '', /^Pebble Intermediate CA/);
-    const served = await handshake(https443, 'shop.example.com', root);
+    const served = await servedWith('shop.example.com', cert.serial);
     assert.equal(served.serial, cert.serial);
     // curl, verifying against pebble's root (no -k), through Berth's HTTPS listener to the app.
     const curl = await run('curl', [
@@ -218,7 +224,7 @@ describe('certificates from an ACME CA (pebble)', { skip: pebbleUnavailable }, (
   it('issues a wildcard through DNS-01 with the hook command', async () => {
     const cert = await active('*.wild.example.com');
     assert.equal(cert.challenge, 'dns-01');
-    const served = await handshake(https443, 'a.wild.example.com', root);
+    const served = await servedWith('a.wild.example.com', cert.serial);
     assert.equal(served.serial, cert.serial);
     // The hook cleared its record after the order.
     const record = join(pebble.txtDir, '_acme-challenge.wild.example.com');
@@ -284,7 +290,7 @@ describe('certificates from an ACME CA (pebble)', { skip: pebbleUnavailable }, (
     assert.match(revoked.stdout, new RegExp(`certificate ${before.serial} revoked`));
     assert.equal(await pebble.certStatus(before.serial!), 'Revoked');
     const next = await active('shop.example.com', before.serial!);
-    assert.equal((await handshake(https443, 'shop.example.com', root)).serial, next.serial);
+    assert.equal((await servedWith('shop.example.com', next.serial)).serial, next.serial);
     const recorded = await events('certificate.revoked');
     assert.ok(
       recorded.some((e) => e.data['serial'] === before.serial && e.data['reason'] === 'keyCompromise'),
@@ -376,7 +382,8 @@ describe('certificates from an ACME CA (pebble)', { skip: pebbleUnavailable }, (
     assert.equal((await freshGet(https443, 'shop.example.com', root)).status, 200);
     plane = await startControlPlane(dataDir, undefined, planeOptions);
     const cert = await active('*.held.example.com');
-    assert.equal((await handshake(https443, 'x.held.example.com', root)).serial, cert.serial);
+    // Active in the store first, then in the proxy once it has applied the table naming the new files.
+    await servedWith('x.held.example.com', cert.serial);
     const interrupted = await events('certificate.interrupted');
     assert.ok(interrupted.some((e) => e.data['host'] === '*.held.example.com'));
     // Only files of certificates that exist remain (a killed write leaves at most a temporary file, collected).
