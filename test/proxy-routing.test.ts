@@ -194,6 +194,22 @@ describe('proxy routing and balancing', { skip: proxyUnavailable }, () => {
     for (let i = 2; i < 6; i++) assert.notEqual(names[i], names[i - 1]);
   });
 
+  it('keeps a drained target final counters in the metrics for the control plane to read', async () => {
+    await proxy.admin.registerTarget('api', { id: 'api-gone', host: '127.0.0.1', port: api.port });
+    const served = async () =>
+      (await proxy.admin.metrics()).targets.find((t) => t.id === 'api-gone')?.counters.requests ?? 0;
+    for (let i = 0; i < 20 && (await served()) < 3; i++) await request(proxy.http, { path: '/api/x' });
+    const before = await served();
+    assert.ok(before >= 3, `api-gone served ${before}`);
+    await proxy.admin.deregisterTarget('api', 'api-gone');
+    assert.equal((await proxy.admin.waitDrained('api', 'api-gone', 5000)).state, 'drained');
+    const listed = (await proxy.admin.metrics()).targets.filter((t) => t.id === 'api-gone');
+    assert.deepEqual(
+      listed.map((t) => [t.state, t.counters.requests]),
+      [['drained', before]],
+    );
+  });
+
   it('splits 10k requests by target weight (1:3) and by target-group weight (9:1) within ±3 %', async () => {
     const byTarget = await countBackends(proxy.http, 'weighted.localhost', 10_000);
     assert.ok(Math.abs((byTarget.get('b') ?? 0) / 10_000 - 0.75) <= 0.03, JSON.stringify([...byTarget]));

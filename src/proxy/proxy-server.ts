@@ -58,6 +58,10 @@ export interface ProxyServerOptions {
 
 export const DEFAULT_PORTS = { http: 8080, https: 8443 } as const;
 
+/** How long, and how many, drained targets' final counters stay in `metrics()` for the control plane to read. */
+const DRAINED_COUNTERS_MS = 5 * 60_000;
+const DRAINED_COUNTERS_MAX = 1000;
+
 /** Everything the admin API drives. */
 export class ProxyServer {
   readonly events = new EventLog();
@@ -66,6 +70,11 @@ export class ProxyServer {
   readonly #certs: CertificateStore;
   readonly #groups = new Map<string, TargetGroup>();
   readonly #retired = new Set<TargetGroup>();
+  /**
+   * Final counters of targets drained lately, by `group/id`, oldest first: the control plane reads counters every
+   * few seconds, and a target (or a whole retired group) that drains between two reads must still be counted.
+   */
+  readonly #recentlyDrained = new Map<string, { status: TargetStatus; at: number }>();
   readonly #ctx: ProxyContext;
   #table: RouteTable;
   #http: net.Server | undefined;
@@ -109,6 +118,7 @@ export class ProxyServer {
         });
       },
       onDrained: (target, forced) => {
+        this.#rememberDrained(target.toStatus());
         this.events.append({
           type: 'target_drained',
           targetGroup: target.groupName,
@@ -325,6 +335,18 @@ export class ProxyServer {
     return groups.flatMap((g) => g.targets().map((t: Target) => t.toStatus()));
   }
 
+  #rememberDrained(status: TargetStatus): void {
+    const now = Date.now();
+    const key = `${status.targetGroup}/${status.id}`;
+    this.#recentlyDrained.delete(key);
+    this.#recentlyDrained.set(key, { status, at: now });
+    for (const [oldKey, entry] of this.#recentlyDrained) {
+      if (now - entry.at <= DRAINED_COUNTERS_MS && this.#recentlyDrained.size <= DRAINED_COUNTERS_MAX) break;
+      this.#recentlyDrained.delete(oldKey);
+    }
+  }
+
+  /** Counters of every group and target, including targets drained in the last few minutes (their final values). */
   metrics(): MetricsResponse {
     const total = new Metrics();
     const targetGroups: MetricsResponse['targetGroups'] = {};
@@ -335,10 +357,16 @@ export class ProxyServer {
       targetGroups[group.name] = sum.toJSON();
       total.add(sum);
     }
+    const targets = this.listTargets();
+    const listed = new Set(targets.map((t) => `${t.targetGroup}/${t.id}`));
+    const cutoff = Date.now() - DRAINED_COUNTERS_MS;
+    for (const [key, { status, at }] of this.#recentlyDrained) {
+      if (at >= cutoff && !listed.has(key)) targets.push(status);
+    }
     return {
       total: total.toJSON(),
       targetGroups,
-      targets: this.listTargets(),
+      targets,
       unrouted: { ...this.#ctx.unrouted },
     };
   }
