@@ -1,4 +1,5 @@
 // The proxy: listeners, the swappable route table, target groups, events and metrics, wired together.
+import { mkdirSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -21,6 +22,7 @@ import { Metrics } from './metrics.js';
 import { DEFAULT_MAX_HEAD_BYTES } from './request-head.js';
 import { RouteTableStore } from './route-table-store.js';
 import { Router } from './router.js';
+import { StickyCookie } from './sticky-cookie.js';
 import { POOL_DEFAULTS, type Target } from './target.js';
 import { TargetGroup, type TargetGroupListener } from './target-group.js';
 
@@ -82,6 +84,7 @@ export class ProxyServer {
   #sweep: NodeJS.Timeout | undefined;
   #ports = { http: 0, https: 0 };
   readonly #listener: TargetGroupListener;
+  #sticky: StickyCookie | undefined;
 
   private constructor(options: ProxyServerOptions) {
     this.#options = options;
@@ -136,6 +139,15 @@ export class ProxyServer {
   }
 
   /** Loads the persisted route table, creates the local CA if needed, and starts listening. */
+  /** The sticky-cookie key, read (or made) once, when a route first asks for stickiness. */
+  #stickyCookie(): StickyCookie {
+    if (this.#sticky === undefined) {
+      mkdirSync(this.#options.stateDir, { recursive: true, mode: 0o700 });
+      this.#sticky = StickyCookie.fromFile(join(this.#options.stateDir, 'sticky-cookie.key'));
+    }
+    return this.#sticky;
+  }
+
   static async start(options: ProxyServerOptions): Promise<ProxyServer> {
     const server = new ProxyServer(options);
     await server.#certs.init();
@@ -249,7 +261,8 @@ export class ProxyServer {
     }
     this.#table = table;
     // The swap: requests that start from now on see the new routes; requests in flight keep their targets.
-    this.#ctx.router = new Router(table.routes, this.#groups);
+    const sticky = table.routes.some((r) => r.stickiness !== undefined) ? this.#stickyCookie() : undefined;
+    this.#ctx.router = new Router(table.routes, this.#groups, sticky);
     this.#ctx.reservedPathPrefixes = table.reservedPathPrefixes;
     this.#ctx.challenges = new Map(table.challenges.map((c) => [c.token, c]));
     this.events.append({
