@@ -138,7 +138,6 @@ export class ProxyServer {
     };
   }
 
-  /** Loads the persisted route table, creates the local CA if needed, and starts listening. */
   /** The sticky-cookie key, read (or made) once, when a route first asks for stickiness. */
   #stickyCookie(): StickyCookie {
     if (this.#sticky === undefined) {
@@ -148,6 +147,7 @@ export class ProxyServer {
     return this.#sticky;
   }
 
+  /** Loads the persisted route table, creates the local CA if needed, and starts listening. */
   static async start(options: ProxyServerOptions): Promise<ProxyServer> {
     const server = new ProxyServer(options);
     await server.#certs.init();
@@ -231,7 +231,8 @@ export class ProxyServer {
   }
 
   async #apply(table: RouteTable, persist: boolean): Promise<void> {
-    // Certificates first: they are the only part that can still fail, and then nothing has changed.
+    // The parts that can still fail first (the sticky key's file, certificates): then nothing has changed.
+    const sticky = table.routes.some((r) => r.stickiness !== undefined) ? this.#stickyCookie() : undefined;
     this.#certs.replace(table.certificates);
     const wanted = new Set(table.targetGroups.map((g) => g.name));
     for (const config of table.targetGroups) {
@@ -261,7 +262,6 @@ export class ProxyServer {
     }
     this.#table = table;
     // The swap: requests that start from now on see the new routes; requests in flight keep their targets.
-    const sticky = table.routes.some((r) => r.stickiness !== undefined) ? this.#stickyCookie() : undefined;
     this.#ctx.router = new Router(table.routes, this.#groups, sticky);
     this.#ctx.reservedPathPrefixes = table.reservedPathPrefixes;
     this.#ctx.challenges = new Map(table.challenges.map((c) => [c.token, c]));
