@@ -88,7 +88,6 @@ export class ClientConnection {
     this.ctx = ctx;
     this.listener = listener;
     ctx.connections.add(this);
-    socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('drain', () => {
       if (this.#exchange !== null) this.#exchange.onClientDrain();
