@@ -19,6 +19,7 @@ import {
   startProxy,
   waitHealthy,
 } from './proxy-harness.js';
+import { withDeadline } from './wait.js';
 
 const TOKEN = 'evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA';
 const KEY_AUTHORIZATION = `${TOKEN}.9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI`;
@@ -69,6 +70,41 @@ function servedSerial(port: number, servername: string): Promise<string> {
     });
     socket.on('error', reject);
   });
+}
+
+/**
+ * One handshake (with `session`, if given): whether it resumed, and the session the proxy issued (TLS 1.3 sends it
+ * after the handshake; a resumed TLS 1.2 handshake sends none: the client keeps the one it gave).
+ */
+function handshake(
+  port: number,
+  servername: string | undefined,
+  maxVersion: tls.SecureVersion,
+  session?: Buffer,
+): Promise<{ reused: boolean; session: Buffer | undefined }> {
+  const result = new Promise<{ reused: boolean; session: Buffer | undefined }>((resolve, reject) => {
+    const socket = tls.connect({
+      host: '127.0.0.1',
+      port,
+      rejectUnauthorized: false,
+      maxVersion,
+      ...(servername === undefined ? {} : { servername }),
+      ...(session === undefined ? {} : { session }),
+    });
+    let issued: Buffer | undefined;
+    socket.on('session', (ticket: Buffer) => {
+      issued ??= ticket;
+    });
+    // The proxy sends nothing unasked: its end of the connection (after any tickets) answers ours.
+    let reused = false;
+    socket.once('secureConnect', () => {
+      reused = socket.isSessionReused();
+      socket.end();
+    });
+    socket.on('close', () => resolve({ reused, session: issued }));
+    socket.on('error', reject);
+  });
+  return withDeadline(result, 10_000, `a TLS handshake (${maxVersion}, SNI ${servername ?? 'none'})`);
 }
 
 describe('proxy: ACME challenges, redirects, HSTS', { skip: proxyUnavailable }, () => {
@@ -198,6 +234,26 @@ describe('proxy: ACME challenges, redirects, HSTS', { skip: proxyUnavailable }, 
       }),
       /invalid route table/,
     );
+  });
+
+  it('resumes TLS 1.2 and 1.3 sessions whatever the SNI: a certificate host, a .localhost name, none, unknown', async () => {
+    const shop = selfSigned(certs, 'resume', 'shop.example.com', 'c3');
+    await proxy.admin.putRouteTable({ ...table, certificates: [{ host: 'shop.example.com', ...shop }] });
+    for (const maxVersion of ['TLSv1.2', 'TLSv1.3'] as const) {
+      // No SNI is what a client connecting to an IP address sends.
+      for (const servername of ['shop.example.com', 'localhost', undefined, 'unknown.example.org']) {
+        const first = await handshake(proxy.https, servername, maxVersion);
+        assert.equal(first.reused, false);
+        assert.ok(first.session, `${maxVersion}, SNI ${servername ?? 'none'}: no session ticket`);
+        const second = await handshake(proxy.https, servername, maxVersion, first.session);
+        assert.equal(
+          second.reused,
+          true,
+          `${maxVersion}, SNI ${servername ?? 'none'}: the ticket was refused`,
+        );
+      }
+    }
+    await proxy.admin.putRouteTable(table);
   });
 
   it('loads a certificate file again when it changes on disk, at the next table', async () => {

@@ -1,5 +1,6 @@
 // TLS handshakes per second through Berth's HTTPS listener and nginx, with the same ECDSA P-256 certificate (SNI):
-// full handshakes and resumed ones (session tickets), interleaved rounds, server CPU per handshake from /proc.
+// full handshakes and resumed ones (session tickets), interleaved rounds, server CPU per handshake from /proc; and a
+// bare Node tls.Server (tls-floor-server.ts) with the same certificate: Node's floor, what Berth cannot go below.
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -122,6 +123,12 @@ async function startBerth(cert: string, key: string): Promise<Setup> {
   };
 }
 
+async function startNodeFloor(cert: string, key: string): Promise<Setup> {
+  const child = start(process.execPath, [join(import.meta.dirname, 'tls-floor-server.js'), cert, key]);
+  const ready = await firstJsonLine<{ https: number }>(child, '"listening"');
+  return { name: 'node', port: ready.https, pids: () => [child.pid!], stop: () => stop(child) };
+}
+
 async function startNginx(cert: string, key: string): Promise<Setup> {
   const port = await freePort();
   const ndir = join(dir, 'nginx');
@@ -212,7 +219,7 @@ async function main(): Promise<void> {
     }
   }
   const { ca, cert, key } = certificates();
-  const setups = [await startBerth(cert, key), await startNginx(cert, key)];
+  const setups = [await startBerth(cert, key), await startNodeFloor(cert, key), await startNginx(cert, key)];
   const samples = new Map<string, Sample[]>();
   for (let round = 1; round <= ROUNDS; round++) {
     for (const mode of ['full', 'resumed'] as const) {
@@ -238,7 +245,7 @@ async function main(): Promise<void> {
     '|---|---:|---:|---:|---:|---:|---:|',
   ];
   for (const mode of ['full', 'resumed']) {
-    for (const name of ['berth', 'nginx']) {
+    for (const name of ['berth', 'node', 'nginx']) {
       const s = samples.get(`${name} ${mode}`)!;
       lines.push(
         `| ${name} ${mode} | ${fmt(median(s.map((x) => x.rate)))} | ${fmt(median(s.map((x) => x.cpuUs)))} | ` +
@@ -273,6 +280,19 @@ async function main(): Promise<void> {
         ratio('berth resumed', 'berth full', (x) => x.rate),
         2,
       )}.`,
+    `Berth ÷ bare Node (the floor: a tls.Server doing nothing with its connections), server CPU per handshake: full ${fmt(
+      ratio('berth full', 'node full', (x) => x.cpuUs),
+      2,
+    )}, resumed ${fmt(
+      ratio('berth resumed', 'node resumed', (x) => x.cpuUs),
+      2,
+    )}; bare Node ÷ nginx: full ${fmt(
+      ratio('node full', 'nginx full', (x) => x.cpuUs),
+      2,
+    )}, resumed ${fmt(
+      ratio('node resumed', 'nginx resumed', (x) => x.cpuUs),
+      2,
+    )}.`,
     '',
   );
   console.log(`\n${lines.join('\n')}`);

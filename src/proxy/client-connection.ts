@@ -65,9 +65,12 @@ export class ClientConnection {
   readonly socket: net.Socket;
   readonly ctx: ProxyContext;
   readonly listener: ListenerInfo;
-  readonly remoteAddress: string;
-  /** The client is a trusted proxy: the forwarding headers it sends are passed on. */
-  readonly trusted: boolean;
+  /**
+   * Read with the first bytes (a getpeername call, while the socket is surely open), not at accept: many
+   * connections end after their TLS handshake.
+   */
+  #remoteAddress: string | undefined;
+  #trusted: boolean | undefined;
   /** Close after the current exchange (asked for, HTTP/1.0, shutdown, or the stream position is lost). */
   closeAfter = false;
   #phase: Phase = 'idle';
@@ -84,12 +87,7 @@ export class ClientConnection {
     this.socket = socket;
     this.ctx = ctx;
     this.listener = listener;
-    this.remoteAddress = normalizeAddress(socket.remoteAddress);
-    this.trusted =
-      ctx.trustedProxies?.check(this.remoteAddress, net.isIPv6(this.remoteAddress) ? 'ipv6' : 'ipv4') ??
-      false;
     ctx.connections.add(this);
-    socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('drain', () => {
       if (this.#exchange !== null) this.#exchange.onClientDrain();
@@ -97,6 +95,20 @@ export class ClientConnection {
     });
     socket.on('error', () => {});
     socket.on('close', () => this.#onClose());
+  }
+
+  get remoteAddress(): string {
+    this.#remoteAddress ??= normalizeAddress(this.socket.remoteAddress);
+    return this.#remoteAddress;
+  }
+
+  /** The client is a trusted proxy: the forwarding headers it sends are passed on. */
+  get trusted(): boolean {
+    if (this.#trusted === undefined) {
+      const address = this.remoteAddress;
+      this.#trusted = this.ctx.trustedProxies?.check(address, net.isIPv6(address) ? 'ipv6' : 'ipv4') ?? false;
+    }
+    return this.#trusted;
   }
 
   pause(reason: PauseReason): void {
@@ -183,6 +195,7 @@ export class ClientConnection {
   #onData(chunk: Buffer): void {
     switch (this.#phase) {
       case 'idle':
+        this.#remoteAddress ??= normalizeAddress(this.socket.remoteAddress);
         this.#buf = this.#buf === null || this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk]);
         this.#processBuffer();
         return;

@@ -191,6 +191,7 @@ export class ProxyServer {
     const redirect = this.#options.redirectHttp ?? true;
     const httpInfo: ListenerInfo = { proto: 'http', port: 0, redirect, httpsPort: 0 };
     const httpsInfo: ListenerInfo = { proto: 'https', port: 0, redirect: false, httpsPort: 0 };
+    // noDelay here, not per socket: the server sets it on each accepted handle (one setsockopt, no JS call).
     const http = net.createServer({ noDelay: true }, (socket) => {
       new ClientConnection(socket, this.#ctx, httpInfo);
     });
