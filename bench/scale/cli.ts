@@ -19,6 +19,9 @@ interface HyperfineResult {
   stddev: number;
   median: number;
   min: number;
+  /** CPU seconds (mean): unlike wall time, barely moved by what else the machine runs. */
+  user: number;
+  system: number;
 }
 
 async function main(): Promise<void> {
@@ -67,12 +70,16 @@ async function main(): Promise<void> {
     console.log(
       `\nhyperfine -N --warmup 3 --runs ${values.runs}, a Berth serving examples/hello on this machine`,
     );
-    console.log('| command | median | mean ± σ | min | / node -e 0 |');
-    console.log('| --- | ---: | ---: | ---: | ---: |');
+    console.log(
+      '| command | median | mean ± σ | min | / node -e 0 | CPU (user + sys, mean) | CPU above node -e 0 |',
+    );
+    console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+    const floorCpu = results[0]!.user + results[0]!.system;
     for (const r of results) {
       const ms = (s: number) => `${(s * 1000).toFixed(0)} ms`;
       console.log(
-        `| ${r.command} | ${ms(r.median)} | ${ms(r.mean)} ± ${ms(r.stddev)} | ${ms(r.min)} | ${(r.median / floor).toFixed(2)} |`,
+        `| ${r.command} | ${ms(r.median)} | ${ms(r.mean)} ± ${ms(r.stddev)} | ${ms(r.min)} | ${(r.median / floor).toFixed(2)} | ` +
+          `${ms(r.user + r.system)} | ${ms(r.user + r.system - floorCpu)} |`,
       );
     }
   } finally {

@@ -89,10 +89,12 @@ function build(ended: number, points: number): State {
         nextStartAt: 0,
       });
     }
-    // The past: each ended instance went starting → healthy → draining → stopped (an event each).
+    // The past: each ended instance went starting → healthy → draining → stopped (an event each), over the week
+    // before the last hour (the last hour's exits are the present: the metrics collector reads them).
+    const week = 7 * 24 * 60 * MINUTE;
     for (let i = 0; i < ended; i++) {
       const app = apps[i % APPS]!;
-      const createdAt = NOW - 7 * 24 * 60 * MINUTE + Math.floor((i / ended) * 7 * 24 * 60 * MINUTE);
+      const createdAt = NOW - week + Math.floor((i / ended) * (week - 60 * MINUTE));
       seedInstance(store, instance(`${app}.web.old${i}`, app, 'stopped', createdAt));
     }
   });

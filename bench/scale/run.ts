@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { ApiClient } from '../../src/cli/client.js';
 import { readProxyPid } from '../../src/control/traffic/proxy-supervisor.js';
+import { parseDuration } from '../../src/lib/duration.js';
 import {
   type ControlPlaneProcess,
   shutDown,
@@ -37,13 +38,14 @@ interface StepResult {
   loadavg: number;
 }
 
-/** examples/hello as app `name`, routed on `<name>.localhost`. */
-function appDir(parent: string, name: string): string {
+/** examples/hello as app `name`, routed on `<name>.localhost`, checked every `interval` (its own: 1s). */
+function appDir(parent: string, name: string, interval: string): string {
   const dir = join(parent, name);
   cpSync(EXAMPLE, dir, { recursive: true });
   const spec = readFileSync(join(dir, 'berth.yaml'), 'utf8')
     .replace(/^app: hello$/m, `app: ${name}`)
-    .replace('host: hello.localhost', `host: ${name}.localhost`);
+    .replace('host: hello.localhost', `host: ${name}.localhost`)
+    .replace('interval: 1s', `interval: ${interval}`);
   writeFileSync(join(dir, 'berth.yaml'), spec);
   return dir;
 }
@@ -136,17 +138,19 @@ async function measure(
 const pct = (n: number): string => `${n.toFixed(n < 1 ? 3 : 2)} %`;
 const mb = (n: number): string => `${(n / 1048576).toFixed(n < 10 * 1048576 ? 2 : 1)} MB`;
 
-function report(results: StepResult[], bareCount: number): void {
+function report(results: StepResult[], bareCount: number, intervalMs: number): void {
   console.log(
-    `\nexamples/hello × 2 instances per app (health check every 1 s, keep-alive probes), idle window ${results[0]?.windowS} s; ` +
+    `\nexamples/hello × 2 instances per app (health check every ${intervalMs / 1000} s, keep-alive probes), idle window ${results[0]?.windowS} s; ` +
       `${cpus().length} cores; peer: ${bareCount} bare hello servers (no platform) in the same windows`,
   );
   console.log(
-    '| apps | instances | control plane | proxy (keeper + workers) | CP + proxy | shims (all) | apps (all) | app CPU per instance: Berth / bare | health checking per instance (app) | shim PSS per instance | app PSS per instance (bare) | CP PSS | proxy PSS | load |',
+    '| apps | instances | control plane | proxy (keeper + workers) | CP + proxy | shims (all) | apps (all) | app CPU per instance: Berth / bare | health checking per instance (app) | app CPU per check | shim PSS per instance | app PSS per instance (bare) | CP PSS | proxy PSS | load |',
   );
   console.log(
-    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   );
+  // % of one core per instance → µs of CPU per check: the instance is checked 1000 / intervalMs times a second.
+  const perCheckUs = (percent: number): number => percent * 1e4 * (intervalMs / 1000);
   for (const r of results) {
     const proxy = r.cpu['proxy keeper']! + r.cpu['proxy workers']!;
     const n = Math.max(1, r.instances);
@@ -154,7 +158,7 @@ function report(results: StepResult[], bareCount: number): void {
     const barePer = r.cpu['bare apps (peer)']! / Math.max(1, r.count['bare apps (peer)']!);
     console.log(
       `| ${r.apps} | ${r.instances} | ${pct(r.cpu['control plane']!)} | ${pct(proxy)} | ${pct(r.cpu['control plane']! + proxy)} | ${pct(r.cpu.shims!)} | ${pct(r.cpu.apps!)} | ` +
-        `${pct(appPer)} / ${pct(barePer)} | ${pct(appPer - barePer)} | ${mb(r.pss.shims! / n)} | ` +
+        `${pct(appPer)} / ${pct(barePer)} | ${pct(appPer - barePer)} | ${perCheckUs(appPer - barePer).toFixed(0)} µs | ${mb(r.pss.shims! / n)} | ` +
         `${mb(r.pss.apps! / n)} (${mb(r.pss['bare apps (peer)']! / Math.max(1, r.count['bare apps (peer)']!))}) | ` +
         `${mb(r.pss['control plane']!)} | ${mb(r.pss['proxy keeper']! + r.pss['proxy workers']!)} | ${r.loadavg.toFixed(2)} |`,
     );
@@ -181,6 +185,8 @@ async function main(): Promise<void> {
       bare: { type: 'string', default: '20' },
       profile: { type: 'string' },
       json: { type: 'string' },
+      // The health-check interval of every app (examples/hello's own is 1s; a spec's default is 2s).
+      interval: { type: 'string', default: '1s' },
     },
   });
   const steps = values.steps.split(',').map(Number);
@@ -201,7 +207,7 @@ async function main(): Promise<void> {
   try {
     for (const apps of steps) {
       const dirs: string[] = [];
-      for (; deployed < apps; deployed++) dirs.push(appDir(appsDir, `s${deployed}`));
+      for (; deployed < apps; deployed++) dirs.push(appDir(appsDir, `s${deployed}`, values.interval));
       const began = Date.now();
       await deployAll(plane.client, dirs);
       await settled(plane.client, apps);
@@ -218,7 +224,7 @@ async function main(): Promise<void> {
     await shutDown(plane, dataDir, 10 * 60_000);
   }
   if (values.json) writeFileSync(values.json, JSON.stringify(results, null, 2));
-  report(results, bare.length);
+  report(results, bare.length, parseDuration(values.interval));
 }
 
 main().catch((error: unknown) => {
