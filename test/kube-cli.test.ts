@@ -115,6 +115,9 @@ describe('berth with a Kubernetes target', { skip: requireKube() || proxyUnavail
     assert.equal(deployed.code, 0, `${deployed.stdout}${deployed.stderr}\n${server.logs()}`);
     assert.match(deployed.stdout, /ledger: release v1/);
     assert.match(deployed.stdout, /v1 is live/);
+    // The rollout's progress as the cluster reports it, like a local deploy's lines.
+    assert.match(deployed.stdout, /^ {2}web: [0-2]\/2 new ready$/m);
+    assert.match(deployed.stdout, /^ {2}web: 2\/2 ready\nv1 is live/m);
     assert.equal(await image(), `registry.example.com/ledger/web@${GOOD}`);
     const ps = await berth('ps', 'ledger');
     assert.equal(ps.code, 0, ps.stderr);
@@ -131,6 +134,7 @@ describe('berth with a Kubernetes target', { skip: requireKube() || proxyUnavail
       deployed.stdout,
       /deployment rolled back to v1:\nweb: no progress within 6s; last: ledger-web-\S+ never became ready/,
     );
+    assert.match(deployed.stdout, /^ {2}rolling back to v1: web: no progress within 6s/m);
     assert.equal(await image(), `registry.example.com/ledger/web@${GOOD}`);
     const releases = JSON.parse((await berth('releases', 'ledger', '--json')).stdout) as ReleaseView[];
     assert.deepEqual(

@@ -63,6 +63,9 @@ export class FakeKubeApi {
   /** A pod's log lines: the current container's, and (`previous`) the crashed one's. */
   podLogs: (pod: string) => { current: string[]; previous: string[] } = () => ({ current: [], previous: [] });
   conflicts: FakeConflict[] = [];
+  /** Lines written with `writeLog`, per pod, with the kubelet's timestamp: what a followed log streams. */
+  readonly #written = new Map<string, { stamp: string; line: string }[]>();
+  readonly #following = new Map<string, Set<ServerResponse>>();
   script: PodScript = () => 'ready';
   readonly #server: Server;
   #ticks = new Map<string, number>();
@@ -101,6 +104,22 @@ current-context: fake
 `,
     );
     return file;
+  }
+
+  /** A line of a pod's container, now: sent at once to whoever follows that pod's log. */
+  writeLog(pod: string, line: string): void {
+    // Nanoseconds as a kubelet prints them; in the millisecond of a follower's start a line counts as before it.
+    const stamp = new Date().toISOString().replace('Z', '000000Z');
+    const lines = this.#written.get(pod) ?? [];
+    lines.push({ stamp, line });
+    this.#written.set(pod, lines);
+    for (const response of this.#following.get(pod) ?? []) response.write(`${stamp} ${line}\n`);
+  }
+
+  /** Ends the log streams of a pod, as when its container restarts. */
+  endLogs(pod: string): void {
+    for (const response of this.#following.get(pod) ?? []) response.end();
+    this.#following.delete(pod);
   }
 
   /** Stores an object as if another client had made it. */
@@ -182,6 +201,21 @@ current-context: fake
     const plural = match[4]!;
     const name = match[5];
     const key = `${group}/${plural}/${name}`;
+    if (match[6] !== undefined && url.searchParams.get('follow') === 'true') {
+      const since = Date.parse(url.searchParams.get('sinceTime') ?? '') || 0;
+      response.writeHead(200, { 'content-type': 'text/plain' });
+      response.flushHeaders();
+      // The kubelet's sinceTime has whole seconds: lines of that second come again.
+      for (const { stamp, line } of this.#written.get(name!) ?? []) {
+        if (Math.floor(Date.parse(stamp) / 1000) >= Math.floor(since / 1000))
+          response.write(`${stamp} ${line}\n`);
+      }
+      const set = this.#following.get(name!) ?? new Set();
+      set.add(response);
+      this.#following.set(name!, set);
+      response.once('close', () => set.delete(response));
+      return;
+    }
     if (match[6] !== undefined) {
       const log = this.podLogs(name!);
       const lines = url.searchParams.get('previous') === 'true' ? log.previous : log.current;

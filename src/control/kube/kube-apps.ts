@@ -8,6 +8,7 @@ import type { AppSpec } from '../../domain/spec.js';
 import type { Logger } from '../../lib/logger.js';
 import type { ReleaseSecrets } from '../app-manager.js';
 import type { Store } from '../store/store.js';
+import { ClusterLogFollower, eventLine, podLine } from './cluster-log-follower.js';
 import { KubeCluster, type KubeTargetConfig } from './kube-cluster.js';
 import { KubeDeployer, type KubeRelease } from './kube-deployer.js';
 import {
@@ -307,31 +308,19 @@ export class KubeApps {
       const name = pod.metadata?.name ?? '';
       const service = pod.metadata?.labels?.[LABEL_COMPONENT] ?? null;
       for (const text of (await cluster.podLog(name, options.lines, false, true)) ?? []) {
-        // `2026-01-02T03:04:05.123456789Z line`: the kubelet's time of the line.
-        const space = text.indexOf(' ');
-        const t = Date.parse(text.slice(0, space));
-        found.push({
-          t: Number.isNaN(t) ? 0 : t,
-          source: 'out',
-          instance: name,
-          service,
-          line: text.slice(space + 1),
-        });
+        found.push(podLine(name, service, text));
       }
     }
-    for (const event of await cluster.events(app)) {
-      const object = `${event.involvedObject.kind} ${event.involvedObject.name}`;
-      found.push({
-        t: new Date(
-          event.lastTimestamp ?? event.eventTime ?? event.metadata.creationTimestamp ?? 0,
-        ).getTime(),
-        source: 'event',
-        instance: 'kubernetes',
-        service: null,
-        line: `${object}: ${event.reason ?? ''} ${event.message ?? ''}`.trim(),
-      });
-    }
+    for (const event of await cluster.events(app)) found.push(eventLine(event));
     return found.sort((a, b) => a.t - b.t).slice(-options.lines);
+  }
+
+  /** A follower of the app's pods' output and the cluster's events (`berth logs -f`, `berth events -f`). */
+  follower(app: string, options: { service?: string; output?: boolean }): ClusterLogFollower {
+    return new ClusterLogFollower(this.#clusterOf(app), app, {
+      ...options,
+      ...(this.#options.pollMs === undefined ? {} : { pollMs: this.#options.pollMs }),
+    });
   }
 
   #clusterOf(app: string): KubeCluster {
@@ -370,7 +359,8 @@ export class KubeApps {
           kind: 'deployment.progress',
           app,
           message: `${app} v${next.release} on ${target.name}: ${line}`,
-          data: { deployment: deployment.id },
+          // The line as it is, for `berth deploy` to print like a local deploy's progress.
+          data: { deployment: deployment.id, line },
         }),
     });
     try {

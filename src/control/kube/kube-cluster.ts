@@ -1,5 +1,8 @@
 // One Kubernetes cluster as Berth talks to it: server-side apply as field manager `berth`, prune by label, reads of
 // rollout state, pod logs and events. Every call goes through @kubernetes/client-node with the target's kubeconfig.
+
+import { createInterface } from 'node:readline';
+import { PassThrough } from 'node:stream';
 import {
   ApiException,
   ApisApi,
@@ -8,6 +11,7 @@ import {
   KubeConfig,
   type KubernetesObject,
   KubernetesObjectApi,
+  Log,
   PatchStrategy,
   type V1Deployment,
   type V1Pod,
@@ -227,6 +231,58 @@ export class KubeCluster {
     } catch {
       return undefined;
     }
+  }
+
+  /**
+   * Follows a container's log as the kubelet streams it (`follow=true`), each line with the kubelet's timestamp,
+   * from `sinceTime` (RFC 3339) or the container's start. Resolves when the stream ends (the container stopped,
+   * the pod went away, `signal` aborted); rejects when the cluster cannot give the log at all.
+   */
+  async followPodLog(
+    pod: string,
+    container: string,
+    options: { sinceTime?: string; signal: AbortSignal },
+    onLine: (line: string) => void,
+  ): Promise<void> {
+    const stream = new PassThrough();
+    const lines = createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY });
+    lines.on('line', onLine);
+    const ended = new Promise<void>((resolve) => lines.once('close', resolve));
+    const started = new Log(this.#config).log(this.namespace, pod, container, stream, {
+      follow: true,
+      timestamps: true,
+      ...(options.sinceTime === undefined ? {} : { sinceTime: options.sinceTime }),
+    });
+    // The request can only be aborted once its answer began: a stop before that must not wait for it.
+    const stopped = new Promise<undefined>((resolve) => {
+      if (options.signal.aborted) resolve(undefined);
+      options.signal.addEventListener('abort', () => resolve(undefined), { once: true });
+    });
+    let controller: AbortController | undefined;
+    try {
+      controller = await Promise.race([started, stopped]);
+    } catch (error) {
+      stream.end();
+      throw clusterError(`follow the log of pod ${pod}`, error);
+    }
+    if (controller === undefined) {
+      started.then(
+        (late) => late.abort(),
+        () => {},
+      );
+      stream.end();
+      return;
+    }
+    const abort = (): void => {
+      controller.abort();
+      stream.end();
+    };
+    if (options.signal.aborted) abort();
+    options.signal.addEventListener('abort', abort, { once: true });
+    // An aborted fetch errors its body instead of ending it: either way the stream is over.
+    stream.once('error', () => stream.end());
+    await ended;
+    options.signal.removeEventListener('abort', abort);
   }
 
   /** The namespace's events about objects whose name starts with `prefix` (the app's), oldest first. */
