@@ -2,12 +2,15 @@
 // (v1.20.2): targets, deploy --target, ps, releases, scale, a secret change, rollback and export, as users type them.
 // Pod status comes from a stand-in kubelet (test/kube-server.ts): no container runs.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { KubeCluster } from '../src/control/kube/kube-cluster.js';
 import type { ReleaseView } from '../src/domain/api-types.js';
 import {
+  CLI,
   type ControlPlaneProcess,
   proxyUnavailable,
   runCli,
@@ -147,16 +150,47 @@ describe('berth with a Kubernetes target', { skip: requireKube() || proxyUnavail
     writeFileSync(join(app, 'berth.yaml'), spec(GOOD));
   });
 
-  it('scales on the cluster, and a secret change rolls the Deployment as a new release', async () => {
-    const scaled = await berth('scale', 'ledger', 'web=3');
-    assert.equal(scaled.code, 0, scaled.stderr);
-    await waitFor(
-      '3 ready pods of web',
-      async () =>
-        (await cluster.deployment('ledger-web'))?.status?.availableReplicas === 3 ? true : undefined,
-      60_000,
-      250,
-    );
+  it('scales on the cluster (followed live by events -f and logs -f), and a secret change rolls the Deployment as a new release', async () => {
+    const follow = (args: string[]) => {
+      const child = spawn(process.execPath, [CLI, '--data-dir', dataDir, ...args], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      child.stdout.on('data', (c) => {
+        out += String(c);
+      });
+      return { child, output: () => out };
+    };
+    const events = follow(['events', 'ledger', '-f', '-n', '1']);
+    const logs = follow(['logs', 'ledger', '-f', '-n', '1']);
+    try {
+      await waitFor('the followers to start', () =>
+        events.output() !== '' && logs.output() !== '' ? true : undefined,
+      );
+      const scaled = await berth('scale', 'ledger', 'web=3');
+      assert.equal(scaled.code, 0, scaled.stderr);
+      await waitFor(
+        '3 ready pods of web',
+        async () =>
+          (await cluster.deployment('ledger-web'))?.status?.availableReplicas === 3 ? true : undefined,
+        60_000,
+        250,
+      );
+      // The cluster's event of this scale, as it is recorded (no kubelet runs here: pods have no log to follow).
+      const scaledUp = /Deployment ledger-web: ScalingReplicaSet Scaled up replica set ledger-web-\S+ to 3/;
+      await waitFor('the scale in events -f', () => (scaledUp.test(events.output()) ? true : undefined));
+      assert.match(events.output(), /service\.scaled\s+admin\s+ledger on test: web=3/);
+      assert.match(events.output(), new RegExp(`kubernetes\\s+cluster\\s+${scaledUp.source}`));
+      await waitFor('the scale in logs -f', () => (scaledUp.test(logs.output()) ? true : undefined));
+      assert.match(logs.output(), new RegExp(`kubernetes\\[event\\] ${scaledUp.source}`));
+      assert.equal(events.output().match(new RegExp(scaledUp.source, 'g'))?.length, 1, 'shown once');
+    } finally {
+      for (const { child } of [events, logs]) {
+        const exited = once(child, 'exit');
+        child.kill('SIGINT');
+        await exited;
+      }
+    }
     assert.equal((await berth('secrets', 'set', 'ledger', 'DATABASE_URL=postgres://two')).code, 0);
     const releases = await waitFor(
       'the secret release to go live',
@@ -184,6 +218,10 @@ describe('berth with a Kubernetes target', { skip: requireKube() || proxyUnavail
     const rolled = await berth('rollback', 'ledger', 'v1');
     assert.equal(rolled.code, 0, rolled.stdout + rolled.stderr);
     assert.match(rolled.stdout, /ledger: release v4 \(rollback to v1\)/);
+    // As on this machine, a rollback brings back the release's spec and image, and the secrets' current values:
+    // v1 was made with DATABASE_URL=postgres://one, the value set since is what its pods get.
+    const secret = await server.core.readNamespacedSecret({ name: 'ledger-secrets', namespace: 'default' });
+    assert.equal(Buffer.from(secret.data?.['DATABASE_URL'] ?? '', 'base64').toString(), 'postgres://two');
     assert.equal(
       (await cluster.deployment('ledger-web'))?.metadata?.annotations?.['berth.dev/release'],
       'v4',
