@@ -250,4 +250,56 @@ describe('berth with a Kubernetes target', { skip: requireKube() || proxyUnavail
     assert.equal(logs.code, 0, logs.stderr);
     assert.match(logs.stdout, /kubernetes\[event\] Deployment ledger-web: ScalingReplicaSet/);
   });
+
+  it('deploys a pipeline run to the target named by the pipeline, and fails the run when Berth rolls it back', async () => {
+    const books = (image: string): string => `
+app: books
+runtime: docker
+services:
+  web:
+    image: registry.example.com/books/web@${image}
+    port: 3000
+    instances: 2
+    health: { path: /health }
+    deploy: { progressDeadline: 6s, drain: 1s, stopTimeout: 1s }
+pipeline:
+  deploy: auto
+  test: ["test -f berth.yaml"]
+  target: test
+`;
+    const dir = writeApp({ 'berth.yaml': books(GOOD) });
+    const good = await runCli(dataDir, ['pipeline', 'run', dir], dir);
+    assert.equal(good.code, 0, `${good.stdout}${good.stderr}`);
+    assert.match(good.stdout, /run 1 succeeded: v1 is live/);
+    const deployment = await cluster.deployment('books-web');
+    assert.equal(
+      deployment?.spec?.template.spec?.containers[0]?.image,
+      `registry.example.com/books/web@${GOOD}`,
+    );
+    assert.equal(deployment?.metadata?.annotations?.['berth.dev/release'], 'v1');
+    assert.equal(deployment?.status?.availableReplicas, 2);
+
+    writeFileSync(join(dir, 'berth.yaml'), books(NEVER_READY));
+    const bad = await runCli(dataDir, ['pipeline', 'run', dir], dir);
+    assert.notEqual(bad.code, 0, bad.stdout);
+    assert.match(
+      bad.stdout,
+      /run 2 FAILED: deployment rolled back: web: no progress within 6s; last: books-web-\S+ never became ready/,
+    );
+    assert.equal(
+      (await cluster.deployment('books-web'))?.spec?.template.spec?.containers[0]?.image,
+      `registry.example.com/books/web@${GOOD}`,
+      "Berth applied v1's spec again",
+    );
+    const releases = JSON.parse(
+      (await runCli(dataDir, ['releases', 'books', '--json'])).stdout,
+    ) as ReleaseView[];
+    assert.deepEqual(
+      releases.map((r) => [r.version, r.spec.target, r.deployment?.state]),
+      [
+        [1, 'test', 'succeeded'],
+        [2, 'test', 'rolled_back'],
+      ],
+    );
+  });
 });

@@ -319,6 +319,7 @@ export class PipelineService {
         prepared = await this.#o.deployer.build(source, {
           app,
           onOutput: (text) => append(this.#o.scrub(text)),
+          toCluster: (spec.pipeline.target ?? spec.target) !== undefined,
         });
         const nothing = prepared.artifact.commands.length
           ? ''
