@@ -18,6 +18,7 @@ import {
   LABEL_PART_OF,
   objectNames,
   renderManifests,
+  unreachableImages,
 } from './kube-manifests.js';
 import { apiVersionsFor, LATEST_KNOWN } from './kube-versions.js';
 import type { TargetStore } from './target-store.js';
@@ -94,6 +95,19 @@ export class KubeApps {
     });
   }
 
+  /**
+   * Refuses an app whose images the target's nodes could not pull (a registry on loopback, Berth's own included, for
+   * a cluster elsewhere): before a build, so nothing is built or pushed in vain, and again before a release.
+   */
+  checkRegistry(spec: AppSpec, targetName: string): void {
+    const issues = unreachableImages(spec, this.#cluster(this.#options.targets.get(targetName)).server);
+    if (issues.length > 0) {
+      throw new BerthError('invalid_spec', `${spec.app}: target ${targetName} cannot pull its images`, {
+        issues,
+      });
+    }
+  }
+
   /** The target of an app's current release, or undefined for an app on this machine. */
   targetOf(app: string): string | undefined {
     const record = this.#options.store.getApp(app);
@@ -115,6 +129,7 @@ export class KubeApps {
     const { store } = this.#options;
     const target = this.#options.targets.get(targetName);
     checkForKubernetes(spec, targetName);
+    this.checkRegistry(spec, targetName);
     if (store.listServices(spec.app).length > 0) {
       throw new BerthError(
         'conflict',

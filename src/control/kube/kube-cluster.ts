@@ -45,6 +45,8 @@ export interface PruneResult {
 
 export class KubeCluster {
   readonly namespace: string;
+  /** The API server's URL, from the kubeconfig. */
+  readonly server: string;
   readonly #objects: KubernetesObjectApi;
   readonly #core: CoreV1Api;
   readonly #config: KubeConfig;
@@ -71,9 +73,11 @@ export class KubeCluster {
       }
       config.setCurrentContext(target.context);
     }
-    if (config.getCurrentCluster() === null) {
+    const cluster = config.getCurrentCluster();
+    if (cluster === null) {
       throw new BerthError('invalid_request', `${target.kubeconfig}: its current context names no cluster`);
     }
+    this.server = cluster.server;
     const context = config.getContextObject(config.getCurrentContext());
     this.namespace = target.namespace ?? context?.namespace ?? 'default';
     this.#config = config;
