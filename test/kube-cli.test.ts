@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { KubeCluster } from '../src/control/kube/kube-cluster.js';
@@ -110,6 +111,35 @@ describe('berth with a Kubernetes target', { skip: requireKube() || proxyUnavail
       result.stderr,
       /hello runs as processes on this machine \(runtime: process\); a Kubernetes target runs containers/,
     );
+  });
+
+  it("refuses images from this machine's registry for a cluster whose API server is not on loopback", async () => {
+    // The same API server by this machine's name (which resolves to loopback here, but is not a loopback address,
+    // so Berth takes the cluster for one elsewhere, as it would take any named server).
+    const remote = join(tempDir('berth-kube-remote-'), 'kubeconfig');
+    writeFileSync(
+      remote,
+      readFileSync(server.kubeconfig, 'utf8')
+        .replace(/server: https:\/\/127\.0\.0\.1:/, `server: https://${hostname()}:`)
+        .replace(/certificate-authority: .*/, 'insecure-skip-tls-verify: true'),
+    );
+    const added = await berth('targets', 'add', 'remote', '--kubeconfig', remote, '--context', 'test');
+    assert.equal(added.code, 0, added.stderr);
+    const local = writeApp({
+      'berth.yaml': spec(GOOD)
+        .replace('app: ledger', 'app: nearby')
+        .replace('registry.example.com/ledger/web', '127.0.0.1:5000/berth/nearby/web'),
+    });
+    const refused = await runCli(dataDir, ['deploy', '--target', 'remote', '.'], local);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /nearby: target remote cannot pull its images/);
+    assert.match(
+      refused.stderr,
+      /services\.web\.image.*web's image would come from 127\.0\.0\.1:5000, which the cluster's nodes cannot reach: set registry:/s,
+    );
+    const releases = await runCli(dataDir, ['releases', 'nearby']);
+    assert.notEqual(releases.code, 0, 'no release was made');
+    assert.equal((await berth('targets', 'rm', 'remote')).code, 0);
   });
 
   it('deploys to the target, health-gated, and lists its pods as instances', async () => {
