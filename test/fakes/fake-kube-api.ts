@@ -116,9 +116,12 @@ current-context: fake
     for (const response of this.#following.get(pod) ?? []) response.write(`${stamp} ${line}\n`);
   }
 
-  /** Ends the log streams of a pod, as when its container restarts. */
-  endLogs(pod: string): void {
-    for (const response of this.#following.get(pod) ?? []) response.end();
+  /** Ends the log streams of a pod, as when its container restarts; `broken`: resets their connections instead. */
+  endLogs(pod: string, how: 'ended' | 'broken' = 'ended'): void {
+    for (const response of this.#following.get(pod) ?? []) {
+      if (how === 'broken') response.socket?.destroy();
+      else response.end();
+    }
     this.#following.delete(pod);
   }
 

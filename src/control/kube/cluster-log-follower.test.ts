@@ -112,6 +112,16 @@ describe('following an app on a cluster', () => {
     assert.ok(resumed.query.get('sinceTime'), 'asks from the last line, not from the start');
   });
 
+  it('resumes a stream whose connection broke', async () => {
+    running = follower.run((l) => seen.push(l), stop.signal);
+    api.writeLog('ledger-web-a', 'one');
+    await until('the first line', 'ledger-web-a[out] one');
+    api.endLogs('ledger-web-a', 'broken');
+    api.writeLog('ledger-web-a', 'after the break');
+    await until('the line after the break', 'ledger-web-a[out] after the break');
+    assert.deepEqual(lines(), ['ledger-web-a[out] one', 'ledger-web-a[out] after the break']);
+  });
+
   it('only events when output is off (berth events -f)', async () => {
     const cluster = new KubeCluster({ kubeconfig: api.kubeconfig(dir) });
     const events = new ClusterLogFollower(cluster, 'ledger', { pollMs: 20, output: false });

@@ -1,8 +1,9 @@
 // One Kubernetes cluster as Berth talks to it: server-side apply as field manager `berth`, prune by label, reads of
 // rollout state, pod logs and events. Every call goes through @kubernetes/client-node with the target's kubeconfig.
 
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest, type RequestOptions } from 'node:https';
 import { createInterface } from 'node:readline';
-import { PassThrough } from 'node:stream';
 import {
   ApiException,
   ApisApi,
@@ -11,7 +12,6 @@ import {
   KubeConfig,
   type KubernetesObject,
   KubernetesObjectApi,
-  Log,
   PatchStrategy,
   type V1Deployment,
   type V1Pod,
@@ -239,8 +239,10 @@ export class KubeCluster {
 
   /**
    * Follows a container's log as the kubelet streams it (`follow=true`), each line with the kubelet's timestamp,
-   * from `sinceTime` (RFC 3339) or the container's start. Resolves when the stream ends (the container stopped,
-   * the pod went away, `signal` aborted); rejects when the cluster cannot give the log at all.
+   * from `sinceTime` (RFC 3339) or the container's start. Resolves when the stream ends however it ends (the
+   * container stopped, the pod went away, the connection broke, `signal` aborted); rejects when the cluster refuses
+   * to give the log. A plain request with the kubeconfig's agent and credentials: client-node's `Log` leaves its
+   * stream open when the connection breaks.
    */
   async followPodLog(
     pod: string,
@@ -248,45 +250,58 @@ export class KubeCluster {
     options: { sinceTime?: string; signal: AbortSignal },
     onLine: (line: string) => void,
   ): Promise<void> {
-    const stream = new PassThrough();
-    const lines = createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY });
-    lines.on('line', onLine);
-    const ended = new Promise<void>((resolve) => lines.once('close', resolve));
-    const started = new Log(this.#config).log(this.namespace, pod, container, stream, {
-      follow: true,
-      timestamps: true,
-      ...(options.sinceTime === undefined ? {} : { sinceTime: options.sinceTime }),
+    const url = new URL(
+      `${this.server}/api/v1/namespaces/${encodeURIComponent(this.namespace)}/pods/${encodeURIComponent(pod)}/log`,
+    );
+    url.searchParams.set('container', container);
+    url.searchParams.set('follow', 'true');
+    url.searchParams.set('timestamps', 'true');
+    if (options.sinceTime !== undefined) url.searchParams.set('sinceTime', options.sinceTime);
+    const request: RequestOptions = {};
+    await this.#config.applyToHTTPSOptions(request);
+    if (options.signal.aborted) return;
+    await new Promise<void>((resolve, reject) => {
+      const send = url.protocol === 'http:' ? httpRequest : httpsRequest;
+      const call = send(url, { ...request, method: 'GET', signal: options.signal }, (response) => {
+        // A broken or aborted stream errors (`aborted`): its end is what matters, and `close` tells it.
+        response.on('error', () => {});
+        if (response.statusCode !== 200) {
+          let body = '';
+          response.setEncoding('utf8');
+          response.on('data', (chunk: string) => {
+            body += chunk;
+          });
+          response.once('close', () => {
+            const status = (() => {
+              try {
+                return JSON.parse(body) as StatusBody;
+              } catch {
+                return { message: body };
+              }
+            })();
+            reject(
+              new BerthError(
+                'runtime_failure',
+                `the cluster refused to follow the log of pod ${pod} (${response.statusCode}): ${status.message ?? ''}`,
+              ),
+            );
+          });
+          return;
+        }
+        const lines = createInterface({ input: response, crlfDelay: Number.POSITIVE_INFINITY });
+        lines.on('line', onLine);
+        // readline passes its input's errors on: the `aborted` of a broken stream, whose end `close` tells.
+        lines.on('error', () => {});
+        // The response's `close` comes after the last line, however it ended (end, reset, abort); readline's own
+        // `close` only on a clean end.
+        response.once('close', () => resolve());
+      });
+      call.on('error', (error) => {
+        if (options.signal.aborted) resolve();
+        else reject(clusterError(`follow the log of pod ${pod}`, error));
+      });
+      call.end();
     });
-    // The request can only be aborted once its answer began: a stop before that must not wait for it.
-    const stopped = new Promise<undefined>((resolve) => {
-      if (options.signal.aborted) resolve(undefined);
-      options.signal.addEventListener('abort', () => resolve(undefined), { once: true });
-    });
-    let controller: AbortController | undefined;
-    try {
-      controller = await Promise.race([started, stopped]);
-    } catch (error) {
-      stream.end();
-      throw clusterError(`follow the log of pod ${pod}`, error);
-    }
-    if (controller === undefined) {
-      started.then(
-        (late) => late.abort(),
-        () => {},
-      );
-      stream.end();
-      return;
-    }
-    const abort = (): void => {
-      controller.abort();
-      stream.end();
-    };
-    if (options.signal.aborted) abort();
-    options.signal.addEventListener('abort', abort, { once: true });
-    // An aborted fetch errors its body instead of ending it: either way the stream is over.
-    stream.once('error', () => stream.end());
-    await ended;
-    options.signal.removeEventListener('abort', abort);
   }
 
   /** The namespace's events about objects whose name starts with `prefix` (the app's), oldest first. */
