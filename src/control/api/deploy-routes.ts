@@ -45,7 +45,7 @@ export function registerDeployRoutes(api: FastifyInstance, options: DeployRoutes
     if (target === undefined) return deployer.deploy(body.directory, actor, file);
     if (kube === undefined)
       throw new BerthError('internal', 'this control plane deploys to no Kubernetes target');
-    kube.checkRegistry(spec, target);
+    await kube.checkRegistry(spec, target);
     // Images pinned by digest go as they are; anything else is built and pushed first (the app's registry).
     const pinned = unpinnedImages(spec).length === 0;
     const built = pinned

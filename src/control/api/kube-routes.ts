@@ -60,7 +60,7 @@ export function registerKubeRoutes(
     if (follow !== '1')
       return query.lines === 0 ? [] : kube.logs(request.params.app, { ...query, ...filter });
     // The follower notes what exists before the backlog is read, so no line falls between the two.
-    const follower = kube.follower(request.params.app, filter);
+    const follower = await kube.follower(request.params.app, filter);
     await follower.start();
     const backlog = query.lines === 0 ? [] : await kube.logs(request.params.app, { ...query, ...filter });
     reply.raw.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
