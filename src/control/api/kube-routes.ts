@@ -20,8 +20,7 @@ const targetBody = z.strictObject({
 });
 
 const clusterLogsQuery = z.strictObject({
-  /** With `follow`, 0 sends no backlog (the caller has shown it). */
-  lines: z.coerce.number().int().min(0).max(100_000).default(100),
+  lines: z.coerce.number().int().min(1).max(100_000).default(100),
   service: z.string().optional(),
   output: z.enum(['0', '1']).optional(),
   /** `1`: the newest lines, then new ones as NDJSON until the client goes (`berth logs -f`, `berth events -f`). */
@@ -57,12 +56,11 @@ export function registerKubeRoutes(
       ...(query.service === undefined ? {} : { service: query.service }),
       output: query.output !== '0',
     };
-    if (follow !== '1')
-      return query.lines === 0 ? [] : kube.logs(request.params.app, { ...query, ...filter });
+    if (follow !== '1') return kube.logs(request.params.app, { ...query, ...filter });
     // The follower notes what exists before the backlog is read, so no line falls between the two.
     const follower = await kube.follower(request.params.app, filter);
     await follower.start();
-    const backlog = query.lines === 0 ? [] : await kube.logs(request.params.app, { ...query, ...filter });
+    const backlog = await kube.logs(request.params.app, { ...query, ...filter });
     reply.raw.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
     reply.raw.write(backlog.map((line) => `${JSON.stringify(line)}\n`).join(''));
     const stop = new AbortController();

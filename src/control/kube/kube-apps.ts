@@ -101,6 +101,7 @@ export class KubeApps {
    * or recorded in vain; a rollback or a secret change deploys a release that passed it.
    */
   async checkRegistry(spec: AppSpec, targetName: string): Promise<void> {
+    checkForKubernetes(spec, targetName);
     const cluster = await this.#cluster(this.#options.targets.get(targetName));
     const issues = unreachableImages(spec, cluster.server);
     if (issues.length > 0) {
