@@ -6,6 +6,7 @@ import type net from 'node:net';
 import { join } from 'node:path';
 import { ProxyAdminClient } from '../../src/domain/proxy-admin-client.js';
 import { proxyPaths } from '../../src/domain/proxy-paths.js';
+import { StickyCookie } from '../../src/proxy/sticky-cookie.js';
 import { firstJsonLine, median, scratchDir, start, stop, stopAll } from '../processes.js';
 
 const DURATION = process.env.BENCH_DURATION ?? '10s';
@@ -26,6 +27,14 @@ const QUIET_MAX_S = Number(process.env.BENCH_QUIET_MAX_S ?? 20);
 const OTHER_PCT = Number(process.env.BENCH_OTHER_PCT ?? 30);
 const ROOT = join(import.meta.dirname, '..', '..');
 const HOST = 'bench.localhost';
+/**
+ * Sticky sessions: Berth's route splits 90/10 between two groups (the same backend) with `stickiness`, haproxy's
+ * backend between two servers with `cookie SERVERID insert indirect nocache`, and every request carries a cookie that
+ * pins it to the 90 side (with an unrelated session cookie before it, as browsers send).
+ */
+const STICKY = process.env.BENCH_STICKY === '1';
+/** The Cookie header of sticky runs; Berth's token is known once its proxy has made its key. */
+let stickyCookie = '';
 
 const dir = scratchDir('berth-bench-');
 
@@ -143,6 +152,7 @@ function wrk(port: number, duration: string, pids: number[]): Sample {
       '--latency',
       '-H',
       `Host: ${HOST}`,
+      ...(STICKY ? ['-H', `Cookie: ${stickyCookie}`] : []),
       `http://127.0.0.1:${port}/`,
     ],
     { encoding: 'utf8' },
@@ -193,17 +203,33 @@ async function startBerth(backendPort: number, name = 'berth', root = ROOT): Pro
   ]);
   const ready = await firstJsonLine<{ http: number }>(child, '"listening"');
   const admin = new ProxyAdminClient(proxyPaths(dataDir).adminSocket);
-  await admin.putRouteTable({
-    routes: [{ host: HOST, backends: [{ targetGroup: 'bench' }] }],
-    targetGroups: [
-      {
-        name: 'bench',
-        // Health checks on (every second), metrics are always on.
-        health: { path: '/health', intervalMs: 1000, timeoutMs: 500 },
-        targets: [{ id: 'b1', host: '127.0.0.1', port: backendPort }],
-      },
-    ],
+  // Health checks on (every second), metrics are always on.
+  const group = (name: string) => ({
+    name,
+    health: { path: '/health', intervalMs: 1000, timeoutMs: 500 },
+    targets: [{ id: 'b1', host: '127.0.0.1', port: backendPort }],
   });
+  await admin.putRouteTable(
+    STICKY
+      ? {
+          routes: [
+            {
+              host: HOST,
+              stickiness: { durationS: 3600 },
+              backends: [
+                { targetGroup: 'bench', weight: 90 },
+                { targetGroup: 'canary', weight: 10 },
+              ],
+            },
+          ],
+          targetGroups: [group('bench'), group('canary')],
+        }
+      : { routes: [{ host: HOST, backends: [{ targetGroup: 'bench' }] }], targetGroups: [group('bench')] },
+  );
+  if (STICKY) {
+    const token = StickyCookie.fromFile(join(proxyPaths(dataDir).dir, 'sticky-cookie.key')).token('bench');
+    stickyCookie = `session=3f1c9a7e0b2d4c6e8f; berth-tg=${token}; SERVERID=s1`;
+  }
   await waitReady(ready.http);
   return { name, port: ready.http, pids: [child.pid!], stop: () => stop(child) };
 }
@@ -269,7 +295,13 @@ frontend fe
   default_backend be
 backend be
   balance roundrobin
-  server s1 127.0.0.1:${backendPort}
+${
+  STICKY
+    ? `  cookie SERVERID insert indirect nocache
+  server s1 127.0.0.1:${backendPort} weight 90 cookie s1
+  server s2 127.0.0.1:${backendPort} weight 10 cookie s2`
+    : `  server s1 127.0.0.1:${backendPort}`
+}
 `,
   );
   const child = start('haproxy', ['-db', '-f', cfg]);
@@ -321,7 +353,7 @@ async function benchMode(mode: string): Promise<string> {
     return median(xs.map((x, i) => f(x) / f(ys[i]!)));
   };
   const lines = [
-    `### backend "${mode}", wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION}, ${ROUNDS} interleaved rounds (medians)`,
+    `### backend "${mode}"${STICKY ? ', sticky route (90/10, pinned cookie)' : ''}, wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION}, ${ROUNDS} interleaved rounds (medians)`,
     '',
     '| setup | req/s | p50 ms | p99 ms | proxy CPU µs/req | other CPU % | errors | req/s ÷ nginx | p99 ÷ nginx | req/s ÷ haproxy | req/s ÷ direct |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
