@@ -2,12 +2,16 @@
 // (v1.20.2): targets, deploy --target, ps, releases, scale, a secret change, rollback and export, as users type them.
 // Pod status comes from a stand-in kubelet (test/kube-server.ts): no container runs.
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { KubeCluster } from '../src/control/kube/kube-cluster.js';
 import type { ReleaseView } from '../src/domain/api-types.js';
 import {
+  CLI,
   type ControlPlaneProcess,
   proxyUnavailable,
   runCli,
@@ -109,12 +113,44 @@ describe('berth with a Kubernetes target', { skip: requireKube() || proxyUnavail
     );
   });
 
+  it("refuses images from this machine's registry for a cluster whose API server is not on loopback", async () => {
+    // The same API server by this machine's name (which resolves to loopback here, but is not a loopback address,
+    // so Berth takes the cluster for one elsewhere, as it would take any named server).
+    const remote = join(tempDir('berth-kube-remote-'), 'kubeconfig');
+    writeFileSync(
+      remote,
+      readFileSync(server.kubeconfig, 'utf8')
+        .replace(/server: https:\/\/127\.0\.0\.1:/, `server: https://${hostname()}:`)
+        .replace(/certificate-authority: .*/, 'insecure-skip-tls-verify: true'),
+    );
+    const added = await berth('targets', 'add', 'remote', '--kubeconfig', remote, '--context', 'test');
+    assert.equal(added.code, 0, added.stderr);
+    const local = writeApp({
+      'berth.yaml': spec(GOOD)
+        .replace('app: ledger', 'app: nearby')
+        .replace('registry.example.com/ledger/web', '127.0.0.1:5000/berth/nearby/web'),
+    });
+    const refused = await runCli(dataDir, ['deploy', '--target', 'remote', '.'], local);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /nearby: target remote cannot pull its images/);
+    assert.match(
+      refused.stderr,
+      /services\.web\.image.*web's image would come from 127\.0\.0\.1:5000, which the cluster's nodes cannot reach: set registry:/s,
+    );
+    const releases = await runCli(dataDir, ['releases', 'nearby']);
+    assert.notEqual(releases.code, 0, 'no release was made');
+    assert.equal((await berth('targets', 'rm', 'remote')).code, 0);
+  });
+
   it('deploys to the target, health-gated, and lists its pods as instances', async () => {
     assert.equal((await berth('secrets', 'set', 'ledger', 'DATABASE_URL=postgres://one')).code, 0);
     const deployed = await berth('deploy', '--target', 'test', '.');
     assert.equal(deployed.code, 0, `${deployed.stdout}${deployed.stderr}\n${server.logs()}`);
     assert.match(deployed.stdout, /ledger: release v1/);
     assert.match(deployed.stdout, /v1 is live/);
+    // The rollout's progress as the cluster reports it, like a local deploy's lines.
+    assert.match(deployed.stdout, /^ {2}web: [0-2]\/2 new ready$/m);
+    assert.match(deployed.stdout, /^ {2}web: 2\/2 ready\nv1 is live/m);
     assert.equal(await image(), `registry.example.com/ledger/web@${GOOD}`);
     const ps = await berth('ps', 'ledger');
     assert.equal(ps.code, 0, ps.stderr);
@@ -131,6 +167,7 @@ describe('berth with a Kubernetes target', { skip: requireKube() || proxyUnavail
       deployed.stdout,
       /deployment rolled back to v1:\nweb: no progress within 6s; last: ledger-web-\S+ never became ready/,
     );
+    assert.match(deployed.stdout, /^ {2}rolling back to v1: web: no progress within 6s/m);
     assert.equal(await image(), `registry.example.com/ledger/web@${GOOD}`);
     const releases = JSON.parse((await berth('releases', 'ledger', '--json')).stdout) as ReleaseView[];
     assert.deepEqual(
@@ -143,16 +180,47 @@ describe('berth with a Kubernetes target', { skip: requireKube() || proxyUnavail
     writeFileSync(join(app, 'berth.yaml'), spec(GOOD));
   });
 
-  it('scales on the cluster, and a secret change rolls the Deployment as a new release', async () => {
-    const scaled = await berth('scale', 'ledger', 'web=3');
-    assert.equal(scaled.code, 0, scaled.stderr);
-    await waitFor(
-      '3 ready pods of web',
-      async () =>
-        (await cluster.deployment('ledger-web'))?.status?.availableReplicas === 3 ? true : undefined,
-      60_000,
-      250,
-    );
+  it('scales on the cluster (followed live by events -f and logs -f), and a secret change rolls the Deployment as a new release', async () => {
+    const follow = (args: string[]) => {
+      const child = spawn(process.execPath, [CLI, '--data-dir', dataDir, ...args], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      child.stdout.on('data', (c) => {
+        out += String(c);
+      });
+      return { child, output: () => out };
+    };
+    const events = follow(['events', 'ledger', '-f', '-n', '1']);
+    const logs = follow(['logs', 'ledger', '-f', '-n', '1']);
+    try {
+      await waitFor('the followers to start', () =>
+        events.output() !== '' && logs.output() !== '' ? true : undefined,
+      );
+      const scaled = await berth('scale', 'ledger', 'web=3');
+      assert.equal(scaled.code, 0, scaled.stderr);
+      await waitFor(
+        '3 ready pods of web',
+        async () =>
+          (await cluster.deployment('ledger-web'))?.status?.availableReplicas === 3 ? true : undefined,
+        60_000,
+        250,
+      );
+      // The cluster's event of this scale, as it is recorded (no kubelet runs here: pods have no log to follow).
+      const scaledUp = /Deployment ledger-web: ScalingReplicaSet Scaled up replica set ledger-web-\S+ to 3/;
+      await waitFor('the scale in events -f', () => (scaledUp.test(events.output()) ? true : undefined));
+      assert.match(events.output(), /service\.scaled\s+admin\s+ledger on test: web=3/);
+      assert.match(events.output(), new RegExp(`kubernetes\\s+cluster\\s+${scaledUp.source}`));
+      await waitFor('the scale in logs -f', () => (scaledUp.test(logs.output()) ? true : undefined));
+      assert.match(logs.output(), new RegExp(`kubernetes\\[event\\] ${scaledUp.source}`));
+      assert.equal(events.output().match(new RegExp(scaledUp.source, 'g'))?.length, 1, 'shown once');
+    } finally {
+      for (const { child } of [events, logs]) {
+        const exited = once(child, 'exit');
+        child.kill('SIGINT');
+        await exited;
+      }
+    }
     assert.equal((await berth('secrets', 'set', 'ledger', 'DATABASE_URL=postgres://two')).code, 0);
     const releases = await waitFor(
       'the secret release to go live',
@@ -180,6 +248,10 @@ describe('berth with a Kubernetes target', { skip: requireKube() || proxyUnavail
     const rolled = await berth('rollback', 'ledger', 'v1');
     assert.equal(rolled.code, 0, rolled.stdout + rolled.stderr);
     assert.match(rolled.stdout, /ledger: release v4 \(rollback to v1\)/);
+    // As on this machine, a rollback brings back the release's spec and image, and the secrets' current values:
+    // v1 was made with DATABASE_URL=postgres://one, the value set since is what its pods get.
+    const secret = await server.core.readNamespacedSecret({ name: 'ledger-secrets', namespace: 'default' });
+    assert.equal(Buffer.from(secret.data?.['DATABASE_URL'] ?? '', 'base64').toString(), 'postgres://two');
     assert.equal(
       (await cluster.deployment('ledger-web'))?.metadata?.annotations?.['berth.dev/release'],
       'v4',
@@ -207,5 +279,57 @@ describe('berth with a Kubernetes target', { skip: requireKube() || proxyUnavail
     const logs = await berth('logs', 'ledger', '-n', '500');
     assert.equal(logs.code, 0, logs.stderr);
     assert.match(logs.stdout, /kubernetes\[event\] Deployment ledger-web: ScalingReplicaSet/);
+  });
+
+  it('deploys a pipeline run to the target named by the pipeline, and fails the run when Berth rolls it back', async () => {
+    const books = (image: string): string => `
+app: books
+runtime: docker
+services:
+  web:
+    image: registry.example.com/books/web@${image}
+    port: 3000
+    instances: 2
+    health: { path: /health }
+    deploy: { progressDeadline: 6s, drain: 1s, stopTimeout: 1s }
+pipeline:
+  deploy: auto
+  test: ["test -f berth.yaml"]
+  target: test
+`;
+    const dir = writeApp({ 'berth.yaml': books(GOOD) });
+    const good = await runCli(dataDir, ['pipeline', 'run', dir], dir);
+    assert.equal(good.code, 0, `${good.stdout}${good.stderr}`);
+    assert.match(good.stdout, /run 1 succeeded: v1 is live/);
+    const deployment = await cluster.deployment('books-web');
+    assert.equal(
+      deployment?.spec?.template.spec?.containers[0]?.image,
+      `registry.example.com/books/web@${GOOD}`,
+    );
+    assert.equal(deployment?.metadata?.annotations?.['berth.dev/release'], 'v1');
+    assert.equal(deployment?.status?.availableReplicas, 2);
+
+    writeFileSync(join(dir, 'berth.yaml'), books(NEVER_READY));
+    const bad = await runCli(dataDir, ['pipeline', 'run', dir], dir);
+    assert.notEqual(bad.code, 0, bad.stdout);
+    assert.match(
+      bad.stdout,
+      /run 2 FAILED: deployment rolled back: web: no progress within 6s; last: books-web-\S+ never became ready/,
+    );
+    assert.equal(
+      (await cluster.deployment('books-web'))?.spec?.template.spec?.containers[0]?.image,
+      `registry.example.com/books/web@${GOOD}`,
+      "Berth applied v1's spec again",
+    );
+    const releases = JSON.parse(
+      (await runCli(dataDir, ['releases', 'books', '--json'])).stdout,
+    ) as ReleaseView[];
+    assert.deepEqual(
+      releases.map((r) => [r.version, r.spec.target, r.deployment?.state]),
+      [
+        [1, 'test', 'succeeded'],
+        [2, 'test', 'rolled_back'],
+      ],
+    );
   });
 });

@@ -175,7 +175,7 @@ async function report(client: ApiClient, result: DeployResult, options: FollowOp
     if (options.json) printJson(result);
     return;
   }
-  const deployment = await follow(client, result.deployment, timeoutMs, !options.json);
+  const deployment = await follow(client, result, timeoutMs, !options.json);
   if (options.json) printJson({ ...result, deployment });
   else if (deployment.state === 'succeeded') {
     process.stdout.write(`v${deployment.toRelease} is live (${seconds(deployment)})\n`);
@@ -191,14 +191,33 @@ async function report(client: ApiClient, result: DeployResult, options: FollowOp
   if (deployment.state !== 'succeeded') process.exitCode = 1;
 }
 
-/** Polls the deployment, printing a line per service whenever its progress changes. */
-async function follow(client: ApiClient, id: number, timeoutMs: number, show: boolean): Promise<Deployment> {
+/**
+ * Polls the deployment, printing a line per service whenever its progress changes. On a Kubernetes target no
+ * instance of the app is on this machine: the lines are the deployer's `deployment.progress` events instead.
+ */
+async function follow(
+  client: ApiClient,
+  result: DeployResult,
+  timeoutMs: number,
+  show: boolean,
+): Promise<Deployment> {
+  const id = result.deployment!;
   const deadline = Date.now() + timeoutMs;
   let last = '';
   let lastDecision: number | undefined;
+  let eventsAfter = result.eventsAfter;
   for (;;) {
     const { deployment, status } = await client.deployment(id);
     const involved = status.services.filter((s) => deployment.services.some((d) => d.name === s.name));
+    if (show && involved.length === 0) {
+      const events = await client.events({ app: deployment.app, after: eventsAfter, limit: 10_000 });
+      for (const event of events) {
+        const data = event.data as { deployment?: number; line?: string };
+        if (event.kind === 'deployment.progress' && data.deployment === id && data.line !== undefined)
+          process.stdout.write(`  ${data.line}\n`);
+      }
+      eventsAfter = events.at(-1)?.id ?? eventsAfter;
+    }
     // The decision first: the step line that follows is its consequence.
     const decided = deployment.canary?.last;
     if (show && decided && decided.at !== lastDecision) {

@@ -23,6 +23,8 @@ const clusterLogsQuery = z.strictObject({
   lines: z.coerce.number().int().min(1).max(100_000).default(100),
   service: z.string().optional(),
   output: z.enum(['0', '1']).optional(),
+  /** `1`: the newest lines, then new ones as NDJSON until the client goes (`berth logs -f`, `berth events -f`). */
+  follow: z.enum(['0', '1']).optional(),
 });
 
 const exportQuery = z.strictObject({
@@ -36,6 +38,9 @@ export function registerKubeRoutes(
   options: { kube: KubeApps; targets: TargetStore },
 ): void {
   const { kube, targets } = options;
+  // Follow streams end when the API closes, so the server can close.
+  const closing = new AbortController();
+  api.addHook('preClose', async () => closing.abort());
   api.get('/v1/targets', async () => targets.list());
   api.post('/v1/targets', async (request) => kube.addTarget(parseInput(targetBody, request.body, 'body')));
   api.delete<{ Params: { name: string } }>('/v1/targets/:name', async (request) => {
@@ -45,9 +50,26 @@ export function registerKubeRoutes(
   api.get<{ Params: { app: string } }>('/v1/apps/:app/pods', async (request) =>
     kube.pods(request.params.app),
   );
-  api.get<{ Params: { app: string } }>('/v1/apps/:app/cluster-logs', async (request) => {
-    const query = parseInput(clusterLogsQuery, request.query, 'query');
-    return kube.logs(request.params.app, { ...query, output: query.output !== '0' });
+  api.get<{ Params: { app: string } }>('/v1/apps/:app/cluster-logs', async (request, reply) => {
+    const { follow, ...query } = parseInput(clusterLogsQuery, request.query, 'query');
+    const filter = {
+      ...(query.service === undefined ? {} : { service: query.service }),
+      output: query.output !== '0',
+    };
+    if (follow !== '1') return kube.logs(request.params.app, { ...query, ...filter });
+    // The follower notes what exists before the backlog is read, so no line falls between the two.
+    const follower = await kube.follower(request.params.app, filter);
+    await follower.start();
+    const backlog = await kube.logs(request.params.app, { ...query, ...filter });
+    reply.raw.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+    reply.raw.write(backlog.map((line) => `${JSON.stringify(line)}\n`).join(''));
+    const stop = new AbortController();
+    request.raw.on('close', () => stop.abort());
+    if (closing.signal.aborted) stop.abort();
+    closing.signal.addEventListener('abort', () => stop.abort(), { once: true });
+    await follower.run((line) => reply.raw.write(`${JSON.stringify(line)}\n`), stop.signal);
+    reply.raw.end();
+    return reply;
   });
   api.get<{ Params: { app: string } }>('/v1/apps/:app/export/k8s', async (request) =>
     kube.export(request.params.app, parseInput(exportQuery, request.query, 'query')),

@@ -8,6 +8,7 @@ import { appNameFrom, releaseCommandsOf, specFromProcfile } from '../../domain/h
 import { type AppSpec, parseSpec } from '../../domain/spec.js';
 import type { AppManager } from '../app-manager.js';
 import type { ReleaseImages } from '../images/release-images.js';
+import { unpinnedImages } from '../kube/kube-manifests.js';
 import type { Artifact, ArtifactBuilder } from './artifact-builder.js';
 
 /** A built, not yet released, app: what `Deployer.release` makes live. */
@@ -54,6 +55,11 @@ export interface BuildOptions {
   fileNames?: 'path' | 'name';
   /** Build output as it comes (the pipeline streams it); it is also in the artifact's `output`. */
   onOutput?: (text: string) => void;
+  /**
+   * The release goes to a Kubernetes target: images pinned by digest go as they are (as `berth deploy --target`
+   * sends them), so no Docker engine is needed on this machine for them.
+   */
+  toCluster?: boolean;
 }
 
 export class Deployer {
@@ -123,9 +129,10 @@ export class Deployer {
     // Refuse before a long build rather than after it; apply checks again in its transaction.
     this.#apps.assertNotDeploying(spec.app);
     const images = this.#options.images;
+    const asTheyAre = options.toCluster === true && unpinnedImages(spec).length === 0;
     if (spec.runtime === 'docker') {
       if (images === undefined) throw new BerthError('internal', 'this control plane runs no containers');
-      await images.assertAvailable(spec.app);
+      if (!asTheyAre) await images.assertAvailable(spec.app);
       if (releaseCommands.length > 0) {
         throw new BerthError(
           'invalid_spec',
@@ -134,7 +141,7 @@ export class Deployer {
       }
     }
     const artifact = await this.#builder.build(directory, spec);
-    if (spec.runtime !== 'docker' || images === undefined) {
+    if (spec.runtime !== 'docker' || images === undefined || asTheyAre) {
       if (artifact.output !== '') options.onOutput?.(artifact.output);
       return { spec, artifact, releaseCommands };
     }

@@ -8,6 +8,7 @@ import type { AppSpec } from '../../domain/spec.js';
 import type { Logger } from '../../lib/logger.js';
 import type { ReleaseSecrets } from '../app-manager.js';
 import type { Store } from '../store/store.js';
+import { ClusterLogFollower, eventLine, podLine } from './cluster-log-follower.js';
 import type { KubeCluster, KubeTargetConfig } from './kube-cluster.js';
 import type { KubeDeployer, KubeDeployerOptions, KubeRelease } from './kube-deployer.js';
 import {
@@ -17,6 +18,7 @@ import {
   LABEL_PART_OF,
   objectNames,
   renderManifests,
+  unreachableImages,
 } from './kube-manifests.js';
 import { apiVersionsFor, LATEST_KNOWN } from './kube-versions.js';
 import type { TargetStore } from './target-store.js';
@@ -91,6 +93,22 @@ export class KubeApps {
       namespace: cluster.namespace,
       serverVersion: versions.server,
     });
+  }
+
+  /**
+   * Refuses an app whose images the target's nodes could not pull (a registry on loopback, Berth's own included, for
+   * a cluster elsewhere). Asked before a build (`berth deploy --target`, a pipeline run), so nothing is built, pushed
+   * or recorded in vain; a rollback or a secret change deploys a release that passed it.
+   */
+  async checkRegistry(spec: AppSpec, targetName: string): Promise<void> {
+    checkForKubernetes(spec, targetName);
+    const cluster = await this.#cluster(this.#options.targets.get(targetName));
+    const issues = unreachableImages(spec, cluster.server);
+    if (issues.length > 0) {
+      throw new BerthError('invalid_spec', `${spec.app}: target ${targetName} cannot pull its images`, {
+        issues,
+      });
+    }
   }
 
   /** The target of an app's current release, or undefined for an app on this machine. */
@@ -307,31 +325,19 @@ export class KubeApps {
       const name = pod.metadata?.name ?? '';
       const service = pod.metadata?.labels?.[LABEL_COMPONENT] ?? null;
       for (const text of (await cluster.podLog(name, options.lines, false, true)) ?? []) {
-        // `2026-01-02T03:04:05.123456789Z line`: the kubelet's time of the line.
-        const space = text.indexOf(' ');
-        const t = Date.parse(text.slice(0, space));
-        found.push({
-          t: Number.isNaN(t) ? 0 : t,
-          source: 'out',
-          instance: name,
-          service,
-          line: text.slice(space + 1),
-        });
+        found.push(podLine(name, service, text));
       }
     }
-    for (const event of await cluster.events(app)) {
-      const object = `${event.involvedObject.kind} ${event.involvedObject.name}`;
-      found.push({
-        t: new Date(
-          event.lastTimestamp ?? event.eventTime ?? event.metadata.creationTimestamp ?? 0,
-        ).getTime(),
-        source: 'event',
-        instance: 'kubernetes',
-        service: null,
-        line: `${object}: ${event.reason ?? ''} ${event.message ?? ''}`.trim(),
-      });
-    }
+    for (const event of await cluster.events(app)) found.push(eventLine(event));
     return found.sort((a, b) => a.t - b.t).slice(-options.lines);
+  }
+
+  /** A follower of the app's pods' output and the cluster's events (`berth logs -f`, `berth events -f`). */
+  async follower(app: string, options: { service?: string; output?: boolean }): Promise<ClusterLogFollower> {
+    return new ClusterLogFollower(await this.#clusterOf(app), app, {
+      ...options,
+      ...(this.#options.pollMs === undefined ? {} : { pollMs: this.#options.pollMs }),
+    });
   }
 
   #clusterOf(app: string): Promise<KubeCluster> {
@@ -370,7 +376,8 @@ export class KubeApps {
           kind: 'deployment.progress',
           app,
           message: `${app} v${next.release} on ${target.name}: ${line}`,
-          data: { deployment: deployment.id },
+          // The line as it is, for `berth deploy` to print like a local deploy's progress.
+          data: { deployment: deployment.id, line },
         }),
     });
     try {
