@@ -1,9 +1,10 @@
 // The embedded image registry: Debian's docker-registry (Distribution 2.8) on 127.0.0.1, its storage in the data dir.
-import { spawn, spawnSync } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { BerthError } from '../../domain/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import {
@@ -30,6 +31,8 @@ const MANIFEST_TYPES = [
   'application/vnd.oci.image.manifest.v1+json',
   'application/vnd.oci.image.index.v1+json',
 ].join(', ');
+
+const execFileAsync = promisify(execFile);
 
 /**
  * Runs the registry the control plane pushes release images to and pulls them back from. It listens on 127.0.0.1
@@ -141,13 +144,22 @@ export class LocalRegistry {
     const collecting = (async () => {
       if (this.#users > 0) await new Promise<void>((resolve) => this.#idle.push(resolve));
       await this.stop();
-      const result = spawnSync(this.binary, ['garbage-collect', '--delete-untagged', this.#configPath], {
-        encoding: 'utf8',
-        timeout: 120_000,
-      });
-      output = `${result.stdout ?? ''}${result.stderr ?? ''}`;
-      if (result.status !== 0)
-        this.#options.log.warn({ status: result.status, output }, 'registry garbage collection failed');
+      // Not spawnSync: the control plane keeps serving (API, health, reconcile) while the collector runs.
+      try {
+        const result = await execFileAsync(
+          this.binary,
+          ['garbage-collect', '--delete-untagged', this.#configPath],
+          { encoding: 'utf8', timeout: 120_000, maxBuffer: 64 * 1024 * 1024 },
+        );
+        output = `${result.stdout}${result.stderr}`;
+      } catch (error) {
+        const failed = error as { code?: unknown; signal?: unknown; stdout?: string; stderr?: string };
+        output = `${failed.stdout ?? ''}${failed.stderr ?? ''}` || String(error);
+        this.#options.log.warn(
+          { status: failed.code ?? null, signal: failed.signal ?? null, output },
+          'registry garbage collection failed',
+        );
+      }
       // Serving again at once: pulls (a rollback's) should not wait for a start.
       await this.address();
     })();
