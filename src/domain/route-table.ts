@@ -73,9 +73,23 @@ const targetSchema = z
   })
   .strict();
 
+/**
+ * A target group whose targets live outside Berth (an external origin: the old platform during a migration). The
+ * proxy sends `host` as Host and, over TLS, as SNI, and verifies the certificate against it with the system's CAs
+ * plus `ca` (PEM, for a private CA).
+ */
+const originSchema = z
+  .object({
+    host: z.string().min(1).max(253),
+    tls: z.boolean().default(true),
+    ca: z.string().min(1).optional(),
+  })
+  .strict();
+
 const targetGroupSchema = z
   .object({
     name,
+    origin: originSchema.optional(),
     balancing: z.enum(['round_robin', 'least_outstanding']).default('round_robin'),
     health: healthSchema.default({ ...DEFAULT_HEALTH }),
     responseTimeoutMs: z.number().int().min(1).max(3_600_000).default(DEFAULT_RESPONSE_TIMEOUT_MS),
@@ -142,6 +156,8 @@ const routeTableSchema = z
 export type HealthCheckConfig = z.output<typeof healthSchema>;
 /** One upstream (an instance): where to connect and its share of the group's traffic. */
 export type TargetConfig = z.output<typeof targetSchema>;
+/** How the proxy reaches an external origin's targets: Host/SNI name, TLS, extra trusted CAs. */
+export type OriginConfig = z.output<typeof originSchema>;
 /** A set of interchangeable targets (one service release) with its balancing, health check and timeouts. */
 export type TargetGroupConfig = z.output<typeof targetGroupSchema>;
 /** Host (exact or `*.suffix`) and optional path prefix, sent to weighted target groups. */
