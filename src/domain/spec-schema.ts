@@ -348,8 +348,10 @@ const deploySchema = z
     analysis: analysisSchema.optional(),
   })
   .superRefine((deploy, ctx) => {
+    // `analysis` also judges `berth traffic --ramp` (a service taking over from an external origin), so it may stand
+    // without a canary strategy.
     if (deploy.strategy !== 'canary') {
-      for (const key of ['steps', 'interval', 'analysis'] as const) {
+      for (const key of ['steps', 'interval'] as const) {
         if (deploy[key] !== undefined)
           ctx.addIssue({ code: 'custom', path: [key], message: 'only for strategy: canary' });
       }
