@@ -206,6 +206,38 @@ describe('external origins', { skip: proxyUnavailable }, () => {
     assert.equal(events.filter((e) => e.kind === 'traffic.ramp_succeeded').length, 1);
   });
 
+  it('resumes a ramp after a control-plane restart; the proxy keeps the split meanwhile', async () => {
+    await traffic(['web=0', 'heroku=100']);
+    await traffic(['--ramp', 'web', '20,100', '--interval', '3s']);
+    const opened = await waitFor(
+      'the first window to open',
+      async () => {
+        const ramp = (await traffic()).split?.ramp;
+        return ramp?.windowStartedAt != null ? ramp : undefined;
+      },
+      30_000,
+      250,
+    );
+    await plane.stop();
+    const { answers, failures } = await load.during(async (sofar) => {
+      await waitFor('200 answers', () => (sofar.answers.length >= 200 ? true : undefined));
+    });
+    assert.deepEqual(failures, []);
+    assert.deepEqual([...new Set(answers.map((a) => JSON.parse(a.body).greeting))].sort(), ['berth', 'heroku']);
+    plane = await startControlPlane(dataDir);
+    const resumed = (await traffic()).split?.ramp;
+    assert.equal(resumed?.windowStartedAt, opened.windowStartedAt, 'the same window, not a new ramp');
+    const { failures: during } = await load.during(async () => {
+      await waitFor(
+        'the ramp to succeed',
+        async () => ((await traffic()).split?.ramp?.state === 'succeeded' ? true : undefined),
+        30_000,
+        250,
+      );
+    });
+    assert.deepEqual(during, []);
+  });
+
   it('sends every request back to the origin by itself when the Berth side answers 500s', async () => {
     await traffic(['web=0', 'heroku=100']);
     const redeployed = await runCli(dataDir, ['deploy', appDir(originPort, caFile, { FAIL_EVERY: '3' })]);
