@@ -2,7 +2,7 @@
 // real proxy: TLS with SNI and the origin's CA, Host rewritten, weights honoured, a ramp to 100 % under load with no
 // failed request, a ramp whose Berth side answers 500s sent back to the origin by itself, a wrong CA reported.
 import assert from 'node:assert/strict';
-import { copyFileSync, readFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -150,6 +150,12 @@ describe('external origins', { skip: proxyUnavailable }, () => {
     const zero = await runCli(dataDir, ['traffic', 'shop', 'web=0', 'heroku=0']);
     assert.notEqual(zero.code, 0);
     assert.match(zero.stderr, /the weights must add up to more than 0/);
+    // A deploy whose origin CA file is missing is refused whole, naming the field.
+    const dir = appDir(originPort, caFile);
+    rmSync(join(dir, 'old-ca.pem'));
+    const missing = await runCli(dataDir, ['deploy', dir]);
+    assert.notEqual(missing.code, 0);
+    assert.match(missing.stderr, /origins\.heroku\.ca: old-ca\.pem: no such file/);
   });
 
   it('sends the origin its own Host and SNI over TLS, and honours the weights within 3 %', async () => {
@@ -178,6 +184,22 @@ describe('external origins', { skip: proxyUnavailable }, () => {
     const heroku = status.sides.find((s) => s.name === 'heroku')!;
     assert.equal(heroku.percent, 70);
     assert.ok(heroku.requests >= counts.heroku, `the proxy counted ${heroku.requests} origin requests`);
+    // The origin's requests are series of the app in berth metrics, as service origin:heroku.
+    await waitFor(
+      'origin requests in berth metrics',
+      async () => {
+        const cli = await runCli(dataDir, ['metrics', 'shop', '--since', '5m', '--json']);
+        const result = JSON.parse(cli.stdout) as {
+          series: { service?: string; points: { requests: number }[] }[];
+        };
+        const served = result.series
+          .filter((x) => x.service === 'origin:heroku')
+          .reduce((sum, x) => sum + x.points.reduce((n, p) => n + p.requests, 0), 0);
+        return served >= counts.heroku ? true : undefined;
+      },
+      20_000,
+      500,
+    );
   });
 
   it('ramps the Berth side 10 -> 100 % under load with zero failed requests', async () => {
@@ -223,7 +245,10 @@ describe('external origins', { skip: proxyUnavailable }, () => {
       await waitFor('200 answers', () => (sofar.answers.length >= 200 ? true : undefined));
     });
     assert.deepEqual(failures, []);
-    assert.deepEqual([...new Set(answers.map((a) => JSON.parse(a.body).greeting))].sort(), ['berth', 'heroku']);
+    assert.deepEqual([...new Set(answers.map((a) => JSON.parse(a.body).greeting))].sort(), [
+      'berth',
+      'heroku',
+    ]);
     plane = await startControlPlane(dataDir);
     const resumed = (await traffic()).split?.ramp;
     assert.equal(resumed?.windowStartedAt, opened.windowStartedAt, 'the same window, not a new ramp');
