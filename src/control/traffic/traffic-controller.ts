@@ -233,7 +233,7 @@ export class TrafficController {
     const checkFailure = ramp.analysis.check === null ? null : await runCheck(ramp.analysis.check);
     const current = this.#o.store.getTraffic(split.app);
     if (current?.ramp?.state !== 'running' || current.ramp.windowStartedAt !== ramp.windowStartedAt) return;
-    const judged = judgeCanary(ramp.analysis, windows.canary, windows.baseline, checkFailure);
+    const judged = judgeCanary(ramp.analysis, windows.canary, windows.baseline, checkFailure, 'origin');
     this.#decided(
       current,
       {
