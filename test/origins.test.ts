@@ -250,8 +250,13 @@ describe('external origins', { skip: proxyUnavailable }, () => {
       'heroku',
     ]);
     plane = await startControlPlane(dataDir);
+    // The same ramp goes on: still in the window it opened (or already judged on it, the interval having passed
+    // while the control plane was down), never started again.
     const resumed = (await traffic()).split?.ramp;
-    assert.equal(resumed?.windowStartedAt, opened.windowStartedAt, 'the same window, not a new ramp');
+    assert.ok(
+      resumed?.windowStartedAt === opened.windowStartedAt || (resumed?.step ?? 0) >= 1,
+      JSON.stringify({ opened: opened.windowStartedAt, resumed }),
+    );
     const { failures: during } = await load.during(async () => {
       await waitFor(
         'the ramp to succeed',
@@ -261,6 +266,20 @@ describe('external origins', { skip: proxyUnavailable }, () => {
       );
     });
     assert.deepEqual(during, []);
+    const kinds = (await plane.client.events({ app: 'shop' }))
+      .map((e) => e.kind)
+      .filter((k) => k.startsWith('traffic.ramp_'));
+    assert.deepEqual(
+      kinds.slice(kinds.lastIndexOf('traffic.ramp_started')),
+      [
+        'traffic.ramp_started',
+        'traffic.ramp_step',
+        'traffic.ramp_passed',
+        'traffic.ramp_step',
+        'traffic.ramp_succeeded',
+      ],
+      'one window opened before the restart and judged after it, then the last step',
+    );
   });
 
   it('sends every request back to the origin by itself when the Berth side answers 500s', async () => {
@@ -282,7 +301,10 @@ describe('external origins', { skip: proxyUnavailable }, () => {
       assert.equal(status.split?.ramp?.state, 'aborted');
       assert.equal(status.split?.ramp?.last?.weight, 10, 'aborted at the first step');
       abortedAt = Date.now();
-      await answersAfter(sofar, abortedAt + 1000, 50);
+      // Counted here, not by answersAfter: the Berth side's 500s before the abort are failures it would count too.
+      await waitFor('50 answers a second after the abort', () =>
+        sofar.answers.filter((a) => a.sentAt > abortedAt + 1000).length >= 50 ? true : undefined,
+      );
     });
     // Only the Berth side's own 500s failed, never the proxy; once the abort is served, only the origin answers.
     const failed = answers.filter((a) => a.status !== 200);

@@ -1,4 +1,5 @@
 // The route table and admin-API types: the only shapes the control plane and the proxy share.
+import { X509Certificate } from 'node:crypto';
 import { z } from 'zod';
 import { BerthError, type Issue } from './errors.js';
 
@@ -80,7 +81,12 @@ const targetSchema = z
  */
 const originSchema = z
   .object({
-    host: z.string().min(1).max(253),
+    // Sent as a header line and an SNI name: a host name or an IP address, nothing that could end the line.
+    host: z
+      .string()
+      .min(1)
+      .max(253)
+      .regex(/^[A-Za-z0-9._:-]+$/, { message: 'must be a host name or an IP address' }),
     tls: z.boolean().default(true),
     ca: z.string().min(1).optional(),
   })
@@ -198,6 +204,8 @@ export function parseRouteTable(input: unknown): RouteTable {
       }
       ids.add(target.id);
     });
+    const caIssue = group.origin?.ca === undefined ? undefined : pemProblem(group.origin.ca);
+    if (caIssue !== undefined) issues.push({ path: `targetGroups.${i}.origin.ca`, message: caIssue });
     const codesIssue = checkSuccessCodes(group.health.successCodes);
     if (codesIssue) issues.push({ path: `targetGroups.${i}.health.successCodes`, message: codesIssue });
   });
@@ -228,6 +236,20 @@ export function parseRouteTable(input: unknown): RouteTable {
   });
   if (issues.length > 0) throw new BerthError('invalid_route_table', 'invalid route table', { issues });
   return table;
+}
+
+/** Why a PEM bundle of CA certificates is refused (none in it, or one that does not parse), or undefined. */
+export function pemProblem(pem: string): string | undefined {
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) return 'no PEM certificate in it';
+  for (const block of blocks) {
+    try {
+      new X509Certificate(block);
+    } catch (error) {
+      return `a certificate does not parse: ${(error as Error).message}`;
+    }
+  }
+  return undefined;
 }
 
 /** HSTS preload lists take a site only with a year or more and every subdomain (hstspreload.org). */

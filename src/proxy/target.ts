@@ -45,7 +45,10 @@ function originTls(origin: OriginConfig): tls.ConnectionOptions {
     // SNI takes host names only; an IP address is still verified against the certificate's IP entries.
     ...(isIP(origin.host) === 0 ? { servername: origin.host } : {}),
     checkServerIdentity: (_host, cert) => tls.checkServerIdentity(origin.host, cert),
-    ...(origin.ca === undefined ? {} : { ca: [...tls.rootCertificates, origin.ca] }),
+    // One context per target: `ca` given to each connect would parse every root certificate again each time.
+    ...(origin.ca === undefined
+      ? {}
+      : { secureContext: tls.createSecureContext({ ca: [...tls.rootCertificates, origin.ca] }) }),
     rejectUnauthorized: true,
   };
 }

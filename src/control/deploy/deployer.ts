@@ -1,11 +1,11 @@
 // `berth deploy` and `berth rollback`: read the spec, build the artifact, run the release phase, hand the release
 // to the app manager. Split into build and release so a pipeline can build first and release on promote.
-import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { basename, isAbsolute, join, relative, resolve } from 'node:path';
 import type { ApplyResult, DeployResult } from '../../domain/api-types.js';
 import { BerthError } from '../../domain/errors.js';
 import { appNameFrom, releaseCommandsOf, specFromProcfile } from '../../domain/heroku.js';
+import { pemProblem } from '../../domain/route-table.js';
 import { type AppSpec, parseSpec } from '../../domain/spec.js';
 import type { AppManager } from '../app-manager.js';
 import type { ReleaseImages } from '../images/release-images.js';
@@ -236,9 +236,8 @@ function withOriginCas(spec: AppSpec, directory: string, specFile: string): AppS
       try {
         const pem = readFileSync(path, 'utf8');
         // Every certificate of the bundle must parse: a broken one would only show as "not trusted" later.
-        const blocks = pem.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
-        if (blocks.length === 0) throw new Error('no PEM certificate in it');
-        for (const block of blocks) new X509Certificate(block);
+        const problem = pemProblem(pem);
+        if (problem !== undefined) throw new Error(problem);
         return [name, { ...origin, caPem: pem }];
       } catch (error) {
         const reason =

@@ -203,6 +203,8 @@ export class TrafficController {
         const target = side.targets[0];
         if (target?.health === 'unhealthy')
           warnings.push(`origin ${name} (${side.url}) is unhealthy: ${target.healthReason}`);
+        else if (target?.health === 'initial' && side.percent > 0)
+          warnings.push(`origin ${name} (${side.url}) has not passed a health check yet`);
       }
     }
     if (metrics === undefined) warnings.push('the proxy did not answer: no live numbers');
