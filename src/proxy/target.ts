@@ -71,6 +71,8 @@ export class Target {
   #onDrained: (() => void) | undefined;
   /** An external origin's TLS settings (SNI, trusted CAs); undefined for plain TCP. */
   readonly tls: tls.ConnectionOptions | undefined;
+  /** The newest TLS session ticket an external origin gave, offered by the next connection to it. */
+  #tlsSession: Buffer | undefined;
   /** The Host header health checks send: an external origin's own name, else `host:port`. */
   readonly hostHeader: string | undefined;
   /** What the target was made with besides its address: a group whose origin settings change re-creates it. */
@@ -168,14 +170,20 @@ export class Target {
       const conn = this.#idle.pop()!;
       if (!conn.closed) return conn;
     }
-    this.metrics.activeConnections++;
-    return new UpstreamConnection(this.host, this.port, this.#onConnectionClosed, this.tls);
+    return this.acquireFresh();
   }
 
   /** A new connection, bypassing the pool (upgrades, and retries after a stale pooled connection). */
   acquireFresh(): UpstreamConnection {
     this.metrics.activeConnections++;
-    return new UpstreamConnection(this.host, this.port, this.#onConnectionClosed, this.tls);
+    if (this.tls === undefined) return new UpstreamConnection(this.host, this.port, this.#onConnectionClosed);
+    // TLS: resume the last session the origin gave (an abbreviated handshake for every new pooled connection).
+    const secure = this.#tlsSession === undefined ? this.tls : { ...this.tls, session: this.#tlsSession };
+    const conn = new UpstreamConnection(this.host, this.port, this.#onConnectionClosed, secure);
+    conn.socket.on('session', (session: Buffer) => {
+      this.#tlsSession = session;
+    });
+    return conn;
   }
 
   /** Returns a connection after a complete exchange; it is closed instead when the pool is full or draining. */
