@@ -2,7 +2,16 @@
 // time: a timeout per test (per file before Node 24), a deadline for the whole run, and a sweep of any process the
 // tests left running. Prints each file's duration, the skipped tests with their reasons, and one closing line.
 import { setMaxListeners } from 'node:events';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { run } from 'node:test';
@@ -60,8 +69,32 @@ function processesIn(dir) {
   return found;
 }
 
+/** The source file of a compiled test file: dist/test/x.test.js → test/x.test.ts. */
+const where = (file) =>
+  file
+    ? relative(process.cwd(), file)
+        .replace(/^dist\//, '')
+        .replace(/\.test\.js$/, '.test.ts')
+    : '?';
+
+// Longest files first, by how long each took in the last runs: with a fixed number of files at a time, a long file
+// that starts late runs alone at the end. A file never timed counts as long if it is an integration test.
+const DURATIONS_FILE = join('node_modules', '.cache', 'berth-test-durations.json');
+function lastDurations() {
+  try {
+    return JSON.parse(readFileSync(DURATIONS_FILE, 'utf8'));
+  } catch {
+    return {};
+  }
+}
+const durations = lastDurations();
+const expectedMs = (file) => durations[where(file)] ?? (where(file).startsWith('test/') ? 20_000 : 1000);
+
 const roots = process.argv.length > 2 ? process.argv.slice(2) : ['dist/src', 'dist/test'];
-const files = roots.flatMap((root) => (root.endsWith('.js') ? [root] : findTests(root))).sort();
+const files = roots
+  .flatMap((root) => (root.endsWith('.js') ? [root] : findTests(root)))
+  .sort()
+  .sort((a, b) => expectedMs(b) - expectedMs(a));
 if (files.length === 0) {
   console.error('no test files found under', roots.join(', '));
   process.exit(1);
@@ -89,13 +122,6 @@ const fileMs = new Map();
 const skips = [];
 const running = new Map();
 const key = (data) => `${data.file ?? ''}\0${data.nesting}\0${data.name}`;
-/** The source file of a compiled test file: dist/test/x.test.js → test/x.test.ts. */
-const where = (file) =>
-  file
-    ? relative(process.cwd(), file)
-        .replace(/^dist\//, '')
-        .replace(/\.test\.js$/, '.test.ts')
-    : '?';
 
 stream.on('test:start', (data) => running.set(key(data), data));
 for (const outcome of ['test:pass', 'test:fail']) {
@@ -155,6 +181,14 @@ for (let round = 0, left = leftovers; left.length > 0 && round < 50; round++) {
   }
   await new Promise((resolve) => setTimeout(resolve, 100));
   left = processesIn(runDir);
+}
+
+try {
+  for (const [file, ms] of fileMs) durations[where(file)] = Math.round(ms);
+  mkdirSync(join('node_modules', '.cache'), { recursive: true });
+  writeFileSync(DURATIONS_FILE, `${JSON.stringify(durations, null, 1)}\n`);
+} catch (error) {
+  console.error(`could not keep the files' durations for the next run's order: ${error.message}`);
 }
 
 const slow = [...fileMs].filter(([, ms]) => ms >= 500).sort((a, b) => b[1] - a[1]);

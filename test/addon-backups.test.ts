@@ -6,6 +6,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'no
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { socketDirectory } from '../src/control/addons/postgres-engine.js';
 import type { AddonBackupView, AddonView } from '../src/domain/addon.js';
 import { addonClient, psql, redis, run, shutDownWithAddons, skip } from './addon-harness.js';
 import { type ControlPlaneProcess, runCli, startControlPlane, tempDir, waitFor } from './control-harness.js';
@@ -27,7 +28,13 @@ describe('add-on backups and failures', { skip }, () => {
 
   it('backs up, destroys, and restores into a new add-on with the data intact', async () => {
     await cli('addons', 'create', 'vault', 'redis');
-    await cli('addons', 'create', 'vault', 'postgres', '--name', 'ledger');
+    // A name long enough that the server's Unix socket cannot live in its own directory (Linux allows 107 bytes):
+    // the socket moves to a short directory in /tmp, which the destroy removes.
+    const ledger = 'ledger-of-every-entry-ever-made';
+    const sockets = socketDirectory(join(dataDir, 'addons', 'vault', ledger, 'server'));
+    assert.match(sockets, /^\/tmp\/berth-pg-[0-9a-f]{16}$/);
+    await cli('addons', 'create', 'vault', 'postgres', '--name', ledger);
+    assert.ok(existsSync(sockets));
     const redisUrl = await reveal('vault', 'REDIS_URL');
     const dbUrl = await reveal('vault', 'DATABASE_URL');
     await redis(redisUrl, 'SET', 'greeting', 'kept across a destroy');
@@ -36,21 +43,21 @@ describe('add-on backups and failures', { skip }, () => {
       "CREATE TABLE entries (id serial PRIMARY KEY, body text); INSERT INTO entries (body) VALUES ('one'), ('two')",
     );
     await cli('addons', 'backup', 'vault', 'redis');
-    await cli('addons', 'backup', 'vault', 'ledger');
+    await cli('addons', 'backup', 'vault', ledger);
     const backups = JSON.parse(await cli('addons', 'backups', 'vault', '--json')) as AddonBackupView[];
     assert.deepEqual(
       backups.map((b) => [b.addon, b.trigger]),
       [
         ['redis', 'manual'],
-        ['ledger', 'manual'],
+        [ledger, 'manual'],
       ],
     );
     for (const b of backups) assert.ok(b.sizeBytes > 0);
     const dirs = (await addons('vault')).map((a) => a.dataDir);
     await cli('addons', 'destroy', 'vault', 'redis', '--confirm', 'vault');
-    await cli('addons', 'destroy', 'vault', 'ledger', '--confirm', 'vault');
+    await cli('addons', 'destroy', 'vault', ledger, '--confirm', 'vault');
     assert.deepEqual(await addons('vault'), []);
-    for (const dir of dirs) assert.equal(existsSync(dir), false, `${dir} deleted`);
+    for (const dir of [...dirs, sockets]) assert.equal(existsSync(dir), false, `${dir} deleted`);
     assert.match(await refused('secrets', 'get', 'vault', 'REDIS_URL', '--reveal'), /REDIS_URL/);
     // Kept after the destroy, and loaded into new add-ons.
     assert.equal((JSON.parse(await cli('addons', 'backups', 'vault', '--json')) as unknown[]).length, 2);

@@ -54,6 +54,8 @@ export interface AddonEngine {
   endRotation(ctx: ServerContext, retiring: Omit<AddonRotation, 'since'>): Promise<void>;
   /** Writes a complete backup to `file` (the caller writes it under a temporary name and renames it). */
   backup(ctx: ServerContext, file: string, signal: AbortSignal): Promise<void>;
+  /** Removes what the server kept outside `serverDir` (called after the server stopped for good). */
+  forget?(serverDir: string): void;
 }
 
 /** A strong password: 256 random bits, URL-safe (it goes into URLs as it is). */

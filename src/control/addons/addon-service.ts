@@ -680,9 +680,16 @@ export class AddonService {
     return { backupsKept: this.#store.listBackups({ addonId: addon.id }).length };
   }
 
+  /** Deletes a stopped server's files: its directory, and what its engine kept elsewhere. */
+  #removeServerFiles(addon: AddonRecord): void {
+    const { dir } = pathsOf(this.#dataDir, addon.app, addon.name);
+    rmSync(dir, { recursive: true, force: true });
+    this.#engineOf(addon).forget?.(join(dir, 'server'));
+  }
+
   async #finishDestroy(addon: AddonRecord, actor: string): Promise<void> {
     await this.#stopServer(addon);
-    rmSync(pathsOf(this.#dataDir, addon.app, addon.name).dir, { recursive: true, force: true });
+    this.#removeServerFiles(addon);
     this.#forgetSecrets(addon, actor, true);
     const kept = this.#store.listBackups({ addonId: addon.id }).length;
     this.#store.transition(addon.id, 'destroyed', null, {
@@ -1247,7 +1254,7 @@ export class AddonService {
   async #abandon(addon: AddonRecord, error: unknown): Promise<void> {
     const reason = describeFailure(error);
     await this.#stopServer(addon).catch(() => undefined);
-    rmSync(pathsOf(this.#dataDir, addon.app, addon.name).dir, { recursive: true, force: true });
+    this.#removeServerFiles(addon);
     this.#forgetSecrets(addon, ACTOR, false);
     this.#store.transition(addon.id, 'failed', reason, {
       event: () => ({

@@ -1,6 +1,6 @@
 // PostgreSQL add-ons: a cluster per add-on (initdb), SCRAM logins that alternate on rotation, pg_dump backups.
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { shellCommand } from '../../lib/shell-quote.js';
@@ -8,6 +8,20 @@ import { type AddonEngine, type ServerContext, TOOL_TIMEOUT_MS } from './addon-e
 import type { AddonRotation } from './addon-store.js';
 import { runTool } from './run-tool.js';
 import { ensureServerDir, giveToServer } from './server-user.js';
+
+/** The longest path a Unix socket can have on Linux (`sun_path` is 108 bytes with its terminating NUL). */
+const MAX_SOCKET_PATH = 107;
+
+/**
+ * The directory of the server's Unix socket (Berth's own admin login connects through it, by peer authentication):
+ * the server's `run` directory, or a short one in /tmp named after it when a deep data directory would make the
+ * socket's path too long for Linux; PostgreSQL then refuses to start.
+ */
+export function socketDirectory(serverDir: string): string {
+  const own = join(serverDir, 'run');
+  if (Buffer.byteLength(join(own, '.s.PGSQL.65535')) <= MAX_SOCKET_PATH) return own;
+  return join('/tmp', `berth-pg-${createHash('sha256').update(serverDir).digest('hex').slice(0, 16)}`);
+}
 
 const INSTALL_ROOT = '/usr/lib/postgresql';
 
@@ -62,7 +76,7 @@ export class PostgresEngine implements AddonEngine {
 
   async initialise(ctx: ServerContext, _seed: string | undefined, signal: AbortSignal): Promise<void> {
     ensureServerDir(ctx.user, ctx.dir);
-    ensureServerDir(ctx.user, join(ctx.dir, 'run'));
+    ensureServerDir(ctx.user, socketDirectory(ctx.dir));
     // initdb refuses root like the server does: it runs as the server user. Auth is set by pg_hba.conf at start.
     await runTool(
       [
@@ -83,6 +97,8 @@ export class PostgresEngine implements AddonEngine {
   }
 
   prepareStart(ctx: ServerContext): string {
+    // Made again at every start: a socket directory in /tmp does not survive a reboot.
+    ensureServerDir(ctx.user, socketDirectory(ctx.dir));
     const data = join(ctx.dir, 'data');
     const hba = join(data, 'pg_hba.conf');
     const ident = join(data, 'pg_ident.conf');
@@ -100,7 +116,7 @@ export class PostgresEngine implements AddonEngine {
       '-c',
       `port=${ctx.port}`,
       '-c',
-      `unix_socket_directories=${join(ctx.dir, 'run')}`,
+      `unix_socket_directories=${socketDirectory(ctx.dir)}`,
       '-c',
       'unix_socket_permissions=0700',
       '-c',
@@ -189,6 +205,11 @@ export class PostgresEngine implements AddonEngine {
     );
   }
 
+  forget(serverDir: string): void {
+    const sockets = socketDirectory(serverDir);
+    if (!sockets.startsWith(serverDir)) rmSync(sockets, { recursive: true, force: true });
+  }
+
   async backup(ctx: ServerContext, file: string, signal: AbortSignal): Promise<void> {
     await runTool(
       [
@@ -206,7 +227,7 @@ export class PostgresEngine implements AddonEngine {
   #connection(ctx: ServerContext): string[] {
     return [
       '--host',
-      join(ctx.dir, 'run'),
+      socketDirectory(ctx.dir),
       '--port',
       String(ctx.port),
       '--username',

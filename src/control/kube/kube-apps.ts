@@ -8,8 +8,8 @@ import type { AppSpec } from '../../domain/spec.js';
 import type { Logger } from '../../lib/logger.js';
 import type { ReleaseSecrets } from '../app-manager.js';
 import type { Store } from '../store/store.js';
-import { KubeCluster, type KubeTargetConfig } from './kube-cluster.js';
-import { KubeDeployer, type KubeRelease } from './kube-deployer.js';
+import type { KubeCluster, KubeTargetConfig } from './kube-cluster.js';
+import type { KubeDeployer, KubeDeployerOptions, KubeRelease } from './kube-deployer.js';
 import {
   checkForKubernetes,
   type KubeObject,
@@ -66,13 +66,13 @@ export class KubeApps {
     await Promise.allSettled([...this.#running]);
   }
 
-  #cluster(target: KubeTarget): KubeCluster {
+  async #cluster(target: KubeTarget): Promise<KubeCluster> {
     const config = {
       kubeconfig: target.kubeconfig,
       namespace: target.namespace,
       ...(target.context ? { context: target.context } : {}),
     };
-    return this.#options.cluster?.(config) ?? new KubeCluster(config);
+    return this.#options.cluster?.(config) ?? (await openCluster(config));
   }
 
   /** Adds (or replaces) a target once the cluster answered with its version, so a typo is caught at once. */
@@ -82,7 +82,7 @@ export class KubeApps {
     context?: string;
     namespace?: string;
   }): Promise<KubeTarget> {
-    const cluster = new KubeCluster(input);
+    const cluster = await openCluster(input);
     const versions = await cluster.versions();
     return this.#options.targets.put({
       name: input.name,
@@ -208,8 +208,8 @@ export class KubeApps {
     for (const name of Object.keys(counts)) {
       if (!current.spec.services[name]) throw new BerthError('not_found', `${app} has no service ${name}`);
     }
-    const cluster = this.#cluster(this.#options.targets.get(targetName));
-    const deployer = new KubeDeployer(cluster, { target: targetName, pollMs: this.#options.pollMs });
+    const cluster = await this.#cluster(this.#options.targets.get(targetName));
+    const deployer = await newDeployer(cluster, { target: targetName, pollMs: this.#options.pollMs });
     const scale: Record<string, number> = {};
     for (const name of Object.keys(current.spec.services)) {
       const live = await cluster.deployment(objectNames.workload(app, name));
@@ -278,7 +278,7 @@ export class KubeApps {
 
   /** The app's pods on its target: its instances there. */
   async pods(app: string): Promise<PodView[]> {
-    const cluster = this.#clusterOf(app);
+    const cluster = await this.#clusterOf(app);
     const pods = await cluster.pods(`${LABEL_PART_OF}=${app}`);
     return pods.map((pod) => ({
       name: pod.metadata?.name ?? '',
@@ -300,7 +300,7 @@ export class KubeApps {
     app: string,
     options: { lines: number; service?: string; output?: boolean },
   ): Promise<AppLogLine[]> {
-    const cluster = this.#clusterOf(app);
+    const cluster = await this.#clusterOf(app);
     const selector = `${LABEL_PART_OF}=${app}${options.service === undefined ? '' : `,${LABEL_COMPONENT}=${options.service}`}`;
     const found: AppLogLine[] = [];
     for (const pod of options.output === false ? [] : await cluster.pods(selector)) {
@@ -334,7 +334,7 @@ export class KubeApps {
     return found.sort((a, b) => a.t - b.t).slice(-options.lines);
   }
 
-  #clusterOf(app: string): KubeCluster {
+  #clusterOf(app: string): Promise<KubeCluster> {
     const target = this.targetOf(app);
     if (target === undefined) throw new BerthError('not_found', `${app} runs on no Kubernetes target`);
     return this.#cluster(this.#options.targets.get(target));
@@ -360,7 +360,7 @@ export class KubeApps {
   ): Promise<void> {
     const { store, log } = this.#options;
     const app = next.spec.app;
-    const deployer = new KubeDeployer(this.#cluster(target), {
+    const deployer = await newDeployer(await this.#cluster(target), {
       target: target.name,
       pollMs: this.#options.pollMs,
       signal: this.#stopping.signal,
@@ -377,7 +377,7 @@ export class KubeApps {
       // What a deploy keeps that the spec does not say, as locally: a count set by `berth scale` stays while the
       // spec's `instances` for that service is unchanged.
       const scale: Record<string, number> = {};
-      const cluster = this.#cluster(target);
+      const cluster = await this.#cluster(target);
       for (const service of Object.values(next.spec.services)) {
         if (previous?.spec.services[service.name]?.instances !== service.instances) continue;
         const live = await cluster.deployment(objectNames.workload(app, service.name));
@@ -434,3 +434,16 @@ export type ReleaseTarget = (
   app: string,
   version: number | undefined,
 ) => { spec: AppSpec; sourceDir: string; version: number };
+
+// The Kubernetes client and the object models take about 0.85 s of CPU to load: they are loaded when an app first
+// uses a target, not with every control plane (most never have one).
+
+async function openCluster(config: KubeTargetConfig): Promise<KubeCluster> {
+  const { KubeCluster } = await import('./kube-cluster.js');
+  return new KubeCluster(config);
+}
+
+async function newDeployer(cluster: KubeCluster, options: KubeDeployerOptions): Promise<KubeDeployer> {
+  const { KubeDeployer } = await import('./kube-deployer.js');
+  return new KubeDeployer(cluster, options);
+}
