@@ -8,6 +8,7 @@ import { chmodSync, copyFileSync, readFileSync, statSync, symlinkSync, writeFile
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { readProxyPid } from '../src/control/traffic/proxy-supervisor.js';
 import { proxyPaths } from '../src/domain/proxy-paths.js';
 import {
   CLI,
@@ -306,12 +307,23 @@ describe('operations: two installs on one machine, --detach and stop', { skip: p
     }
     const [first] = dirs;
     assert.equal((await runCli(first!, ['down', '--all'])).code, 0);
+    const early = await runCli(first!, ['proxy', 'stop']);
+    assert.equal(early.code, 1);
+    assert.match(early.stderr, /would start the proxy again: stop it first with `berth stop`/);
     const stopped = await runCli(first!, ['stop']);
     assert.equal(stopped.code, 0, stopped.stderr);
     assert.match(stopped.stdout, /stopped the control plane \(pid \d+\)/);
     const gone = await runCli(first!, ['ps']);
     assert.equal(gone.code, 1);
     assert.match(gone.stderr, /Berth is not running on the data directory/);
+    const keeper = readProxyPid(first!);
+    assert.ok(keeper !== null && processExists(keeper), 'the proxy outlives the control plane');
+    const proxyStopped = await runCli(first!, ['proxy', 'stop']);
+    assert.equal(proxyStopped.code, 0, proxyStopped.stderr);
+    assert.match(proxyStopped.stdout, new RegExp(`stopped the proxy \\(keeper pid ${keeper}\\)`));
+    // Gone from the process table once reaped (its command line empties as it exits, which the CLI waits for).
+    await waitFor('the keeper to be gone', () => (processExists(keeper) ? undefined : true), 5000);
+    assert.match((await runCli(first!, ['proxy', 'stop'])).stdout, /no proxy runs on the data directory/);
     assert.equal((await runCli(dirs[1]!, ['ps'])).code, 0, 'the other install is untouched');
   });
 });
