@@ -67,7 +67,7 @@ describe('canary deploys', { skip: proxyUnavailable }, () => {
   }
 
   /** The route's backends as the proxy serves them now. */
-  async function backends(): Promise<{ targetGroup: string; weight: number }[]> {
+  async function backends(): Promise<{ targetGroup: string; weight: number; release?: string }[]> {
     const admin = new ProxyAdminClient(proxyPaths(dataDir).adminSocket);
     const table = await admin.getRouteTable();
     return table.routes.find((r) => r.host === 'shop.localhost')!.backends;
@@ -276,5 +276,85 @@ describe('canary deploys', { skip: proxyUnavailable }, () => {
     });
     assert.deepEqual(during, []);
     assert.deepEqual(await backends(), [{ targetGroup: 'shop.web.v5', weight: 1 }]);
+  });
+
+  it('keeps a sticky client on its release through a canary, and X-Berth-Release reaches the canary at its first step', async () => {
+    const started = await runCli(dataDir, [
+      'deploy',
+      '--no-wait',
+      appDir(
+        { GREETING: 'six' },
+        'strategy: canary, steps: [10, 100], interval: 1h, stickiness: { enabled: true, duration: 1h }, releaseOverride: true',
+      ),
+    ]);
+    assert.equal(started.code, 0, started.stdout + started.stderr);
+    // The first window opens once the new release's instances are all healthy.
+    await waitFor(
+      'the first window to open',
+      async () => ((await deployment()).canary?.windowStartedAt != null ? true : undefined),
+      30_000,
+    );
+    await waitFor('the proxy to split 90/10', async () => {
+      const b = await backends();
+      return b.length === 2 && b[1]!.weight === 10 ? true : undefined;
+    });
+    assert.deepEqual(
+      (await backends()).map((b) => b.release),
+      ['v5', 'v6'],
+    );
+    const get = (headers: Record<string, string> = {}) => load.send('GET', '/', undefined, 10_000, headers);
+    const pinOf = (answer: Answer) => String(answer.headers['set-cookie']).split(';')[0]!;
+
+    // A tester's header (or cookie) reaches the new release at its first step, every time, and pins nobody.
+    for (let i = 0; i < 20; i++) {
+      const forced = await get({ 'x-berth-release': 'v6' });
+      assert.equal(greetingOf(forced), 'six');
+      assert.equal(forced.headers['set-cookie'], undefined);
+      assert.equal(greetingOf(await get({ cookie: 'berth-release=v6' })), 'six');
+      assert.equal(greetingOf(await get({ 'x-berth-release': 'v5' })), 'five');
+    }
+
+    // New clients: about one in ten lands on the canary; each gets a pin to the release it got.
+    const pins = new Map<string, string>();
+    for (let i = 0; pins.size < 2 && i < 200; i++) {
+      const first = await get();
+      pins.set(greetingOf(first), pinOf(first));
+    }
+    assert.deepEqual([...pins.keys()].sort(), ['five', 'six']);
+    const onlySeen = async (cookie: string, count = 50) => {
+      const seen = new Set<string>();
+      for (let i = 0; i < count; i++) seen.add(greetingOf(await get({ cookie })));
+      return [...seen];
+    };
+    assert.deepEqual(await onlySeen(pins.get('five')!), ['five']);
+    assert.deepEqual(await onlySeen(pins.get('six')!), ['six']);
+    // Without a cookie, the split holds.
+    const { answers, failures } = await load.during(async (sofar) => {
+      await waitFor('2000 answers', () => (sofar.answers.length >= 2000 ? true : undefined), 60_000, 100);
+    });
+    assert.deepEqual(failures, []);
+    const share = (100 * answers.slice(0, 2000).filter((a) => greetingOf(a) === 'six').length) / 2000;
+    assert.ok(
+      Math.abs(share - 10) <= 3,
+      `the canary got ${share}% of 2000 requests without a cookie, not 10 ± 3 %`,
+    );
+
+    // Promoted to 100 %: the old release has weight 0, so its clients move; the canary's stay where they were.
+    const promoted = await runCli(dataDir, ['deploy', '--promote', 'shop']);
+    assert.equal(promoted.code, 0, promoted.stderr);
+    await waitFor('the proxy to send everything to v6', async () =>
+      (await backends())[1]?.weight === 100 ? true : undefined,
+    );
+    assert.deepEqual(await onlySeen(pins.get('five')!, 10), ['six']);
+    assert.deepEqual(await onlySeen(pins.get('six')!, 10), ['six']);
+    const done = await runCli(dataDir, ['deploy', '--promote', 'shop']);
+    assert.equal(done.code, 0, done.stderr);
+    await waitFor('the canary to succeed', async () =>
+      (await deployment()).state === 'succeeded' ? true : undefined,
+    );
+    const last = await get({ cookie: pins.get('six')! });
+    assert.equal(greetingOf(last), 'six');
+    assert.equal(last.headers['set-cookie'], undefined, 'one group: nothing to pin');
+    await converged();
   });
 });

@@ -1,11 +1,13 @@
 // A bounded HTTPS load for tests: keep-alive requests through the proxy while something happens, every failure kept.
 import { readFileSync } from 'node:fs';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { Agent, request } from 'node:https';
 import { waitFor } from './wait.js';
 
 export interface Answer {
   status: number;
   body: string;
+  headers: IncomingHttpHeaders;
   /** When the request was sent and answered (epoch ms). */
   sentAt: number;
   doneAt: number;
@@ -48,7 +50,13 @@ export class LoadClient {
     return this.send('POST', path, body, timeoutMs);
   }
 
-  send(method: string, path: string, body: string | undefined, timeoutMs = 10_000): Promise<Answer> {
+  send(
+    method: string,
+    path: string,
+    body: string | undefined,
+    timeoutMs = 10_000,
+    headers: OutgoingHttpHeaders = {},
+  ): Promise<Answer> {
     const sentAt = Date.now();
     return new Promise((resolve, reject) => {
       const req = request(
@@ -58,7 +66,7 @@ export class LoadClient {
           method,
           path,
           servername: this.#host,
-          headers: { host: this.#host },
+          headers: { ...headers, host: this.#host },
           agent: this.#agent,
           timeout: timeoutMs,
         },
@@ -68,7 +76,9 @@ export class LoadClient {
           res.on('data', (chunk: string) => {
             body += chunk;
           });
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body, sentAt, doneAt: Date.now() }));
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, body, headers: res.headers, sentAt, doneAt: Date.now() }),
+          );
           res.on('error', reject);
         },
       );

@@ -512,3 +512,147 @@ describe('proxy listeners: redirect and TLS with the generated CA', { skip: prox
     );
   });
 });
+
+describe('proxy sticky sessions and release override', { skip: proxyUnavailable }, () => {
+  let proxy: ProxyProcess;
+  let stable: Backend;
+  let canary: Backend;
+  const target = (id: string, backend: Backend) => ({ id, host: '127.0.0.1', port: backend.port });
+  const canaryRoute = (host: string, canaryWeight: number, extra: object) => ({
+    host,
+    ...extra,
+    backends: [
+      { targetGroup: 'stable', weight: 100 - canaryWeight, release: 'v1' },
+      { targetGroup: 'canary', weight: canaryWeight, release: 'v2' },
+    ],
+  });
+  const table = (stickyCanaryWeight: number) => ({
+    routes: [
+      canaryRoute('sticky.localhost', stickyCanaryWeight, { stickiness: { durationS: 3600 } }),
+      canaryRoute('testers.localhost', 0, { releaseOverride: true }),
+    ],
+    targetGroups: [
+      { name: 'stable', health: FAST_HEALTH, targets: [target('a', stable)] },
+      { name: 'canary', health: FAST_HEALTH, targets: [target('c', canary)] },
+    ],
+  });
+  const backendOf = (reply: { headers: http.IncomingHttpHeaders }) => String(reply.headers['x-backend']);
+  /** The cookie a reply sets, as a browser sends it back. */
+  const cookieOf = (reply: { headers: http.IncomingHttpHeaders }) => {
+    const set = reply.headers['set-cookie'];
+    assert.equal(set?.length, 1, JSON.stringify(set));
+    return set[0]!.slice(0, set[0]!.indexOf(';'));
+  };
+
+  before(async () => {
+    stable = await startBackend(named('a'));
+    canary = await startBackend(named('c'));
+    proxy = await startProxy();
+    await proxy.admin.putRouteTable(table(10));
+    await waitHealthy(proxy.admin, 'stable', 1);
+    await waitHealthy(proxy.admin, 'canary', 1);
+  });
+
+  after(async () => {
+    assert.equal(await proxy.stop(), 0);
+    await Promise.all([stable.close(), canary.close()]);
+    removeDir(proxy.dataDir);
+  });
+
+  it('keeps each client on the release it first got, and splits the others by weight within ±3 %', async () => {
+    // The first requests of new clients: some land on the canary (10 %), the others on the stable release.
+    const pins = new Map<string, string>();
+    for (let i = 0; pins.size < 2 && i < 100; i++) {
+      const reply = await request(proxy.http, { host: 'sticky.localhost' });
+      assert.match(
+        String(reply.headers['set-cookie']),
+        /^berth-tg=[\w-]{22}; Path=\/; Max-Age=3600; HttpOnly; SameSite=Lax$/,
+      );
+      pins.set(backendOf(reply), cookieOf(reply));
+    }
+    assert.deepEqual([...pins.keys()].sort(), ['a', 'c']);
+    for (const [name, cookie] of pins) {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+      const seen = await Promise.all(
+        Array.from({ length: 200 }, () =>
+          request(proxy.http, {
+            host: 'sticky.localhost',
+            agent,
+            headers: { cookie: `theme=dark; ${cookie}` },
+          }),
+        ),
+      );
+      agent.destroy();
+      assert.deepEqual(new Set(seen.map(backendOf)), new Set([name]), `a client pinned to ${name}`);
+      assert.equal(cookieOf(seen[0]!), cookie, 'each response renews the same pin');
+    }
+    const byGroup = await countBackends(proxy.http, 'sticky.localhost', 10_000);
+    assert.ok(Math.abs((byGroup.get('c') ?? 0) / 10_000 - 0.1) <= 0.03, JSON.stringify([...byGroup]));
+  });
+
+  it('ignores a cookie naming a group or made up, and re-chooses once the pinned group leaves the route', async () => {
+    for (const cookie of ['berth-tg=canary', 'berth-tg=AAAAAAAAAAAAAAAAAAAAAA']) {
+      const names = new Set<string>();
+      for (let i = 0; i < 30; i++)
+        names.add(backendOf(await request(proxy.http, { host: 'sticky.localhost', headers: { cookie } })));
+      assert.deepEqual([...names].sort(), ['a', 'c'], `${cookie} picks nothing`);
+    }
+    let pin = '';
+    while (pin === '') {
+      const reply = await request(proxy.http, { host: 'sticky.localhost' });
+      if (backendOf(reply) === 'c') pin = cookieOf(reply);
+    }
+    try {
+      // The canary aborted: its weight is 0. The client goes to the stable release and gets a cookie for it.
+      await proxy.admin.putRouteTable(table(0));
+      const reply = await request(proxy.http, { host: 'sticky.localhost', headers: { cookie: pin } });
+      assert.equal(backendOf(reply), 'a');
+      assert.equal(reply.headers['set-cookie'], undefined, 'one group with a weight: no pin to keep');
+    } finally {
+      await proxy.admin.putRouteTable(table(10));
+    }
+  });
+
+  it('sends testers to the release X-Berth-Release or the berth-release cookie names, even at weight 0', async () => {
+    for (let i = 0; i < 10; i++) {
+      const plain = await request(proxy.http, { host: 'testers.localhost' });
+      assert.equal(backendOf(plain), 'a');
+      const header = await request(proxy.http, {
+        host: 'testers.localhost',
+        headers: { 'x-berth-release': 'v2' },
+      });
+      assert.equal(backendOf(header), 'c');
+      const cookie = await request(proxy.http, {
+        host: 'testers.localhost',
+        headers: { cookie: 'berth-release=v2' },
+      });
+      assert.equal(backendOf(cookie), 'c');
+      assert.equal(cookie.headers['set-cookie'], undefined);
+      const unknown = await request(proxy.http, {
+        host: 'testers.localhost',
+        headers: { 'x-berth-release': 'v9' },
+      });
+      assert.equal(backendOf(unknown), 'a');
+    }
+    // A route that does not allow it ignores both.
+    const names = new Set<string>();
+    for (let i = 0; i < 30; i++) {
+      const reply = await request(proxy.http, {
+        host: 'sticky.localhost',
+        headers: { 'x-berth-release': 'v1', cookie: 'berth-release=v1' },
+      });
+      names.add(backendOf(reply));
+    }
+    assert.deepEqual([...names].sort(), ['a', 'c']);
+  });
+
+  it('refuses a route table whose backends repeat a release label', async () => {
+    const bad = table(10);
+    bad.routes[0]!.backends[1]!.release = 'v1';
+    await assert.rejects(proxy.admin.putRouteTable(bad), (err: unknown) => {
+      assert.ok(err instanceof BerthError);
+      assert.deepEqual(err.issues, [{ path: 'routes.0.backends.1.release', message: 'duplicate "v1"' }]);
+      return true;
+    });
+  });
+});

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { ProxyAdminClient } from '../../src/domain/proxy-admin-client.js';
 import { proxyPaths } from '../../src/domain/proxy-paths.js';
 import { LocalCa } from '../../src/proxy/local-ca.js';
+import { StickyCookie } from '../../src/proxy/sticky-cookie.js';
 import { firstJsonLine, median, scratchDir, start, stop, stopAll } from '../processes.js';
 
 const DURATION = process.env.BENCH_DURATION ?? '10s';
@@ -33,6 +34,14 @@ const HOST = 'bench.localhost';
  */
 const UPSTREAM = process.env.BENCH_UPSTREAM ?? 'http';
 const ORIGIN_HOST = 'origin.bench.test';
+/**
+ * Sticky sessions: Berth's route splits 90/10 between two groups (the same backend) with `stickiness`, haproxy's
+ * backend between two servers with `cookie SERVERID insert indirect nocache`, and every request carries a cookie that
+ * pins it to the 90 side (with an unrelated session cookie before it, as browsers send).
+ */
+const STICKY = process.env.BENCH_STICKY === '1';
+/** The Cookie header of sticky runs; Berth's token is known once its proxy has made its key. */
+let stickyCookie = '';
 
 const dir = scratchDir('berth-bench-');
 /** The origin's CA and certificate files when `BENCH_UPSTREAM=tls`. */
@@ -152,6 +161,7 @@ function wrk(port: number, duration: string, pids: number[], scheme = 'http'): S
       '--latency',
       '-H',
       `Host: ${HOST}`,
+      ...(STICKY ? ['-H', `Cookie: ${stickyCookie}`] : []),
       `${scheme}://127.0.0.1:${port}/`,
     ],
     { encoding: 'utf8' },
@@ -204,18 +214,34 @@ async function startBerth(backendPort: number, name = 'berth', root = ROOT): Pro
   ]);
   const ready = await firstJsonLine<{ http: number }>(child, '"listening"');
   const admin = new ProxyAdminClient(proxyPaths(dataDir).adminSocket);
-  await admin.putRouteTable({
-    routes: [{ host: HOST, backends: [{ targetGroup: 'bench' }] }],
-    targetGroups: [
-      {
-        name: 'bench',
-        // Health checks on (every second), metrics are always on.
-        health: { path: '/health', intervalMs: 1000, timeoutMs: 500 },
-        ...(tls === undefined ? {} : { origin: { host: ORIGIN_HOST, ca: readFileSync(tls.ca, 'utf8') } }),
-        targets: [{ id: 'b1', host: '127.0.0.1', port: backendPort }],
-      },
-    ],
+  // Health checks on (every second), metrics are always on.
+  const group = (name: string) => ({
+    name,
+    health: { path: '/health', intervalMs: 1000, timeoutMs: 500 },
+    ...(tls === undefined ? {} : { origin: { host: ORIGIN_HOST, ca: readFileSync(tls.ca, 'utf8') } }),
+    targets: [{ id: 'b1', host: '127.0.0.1', port: backendPort }],
   });
+  await admin.putRouteTable(
+    STICKY
+      ? {
+          routes: [
+            {
+              host: HOST,
+              stickiness: { durationS: 3600 },
+              backends: [
+                { targetGroup: 'bench', weight: 90 },
+                { targetGroup: 'canary', weight: 10 },
+              ],
+            },
+          ],
+          targetGroups: [group('bench'), group('canary')],
+        }
+      : { routes: [{ host: HOST, backends: [{ targetGroup: 'bench' }] }], targetGroups: [group('bench')] },
+  );
+  if (STICKY) {
+    const token = StickyCookie.fromFile(join(proxyPaths(dataDir).dir, 'sticky-cookie.key')).token('bench');
+    stickyCookie = `session=3f1c9a7e0b2d4c6e8f; berth-tg=${token}; SERVERID=s1`;
+  }
   await waitReady(ready.http);
   return { name, port: ready.http, pids: [child.pid!], stop: () => stop(child) };
 }
@@ -273,6 +299,8 @@ http {
 async function startHaproxy(backendPort: number): Promise<Setup> {
   const port = await freePort();
   const cfg = join(dir, 'haproxy.cfg');
+  const upstreamTls =
+    tls === undefined ? '' : ` ssl verify required ca-file ${tls.ca} sni str(${ORIGIN_HOST})`;
   writeFileSync(
     cfg,
     `global
@@ -291,12 +319,13 @@ frontend fe
   default_backend be
 backend be
   balance roundrobin
-  server s1 127.0.0.1:${backendPort}${
-    tls === undefined
-      ? ''
-      : ` ssl verify required ca-file ${tls.ca} sni str(${ORIGIN_HOST})
-  http-request set-header Host ${ORIGIN_HOST}`
-  }
+${
+  STICKY
+    ? `  cookie SERVERID insert indirect nocache
+  server s1 127.0.0.1:${backendPort} weight 90 cookie s1${upstreamTls}
+  server s2 127.0.0.1:${backendPort} weight 10 cookie s2${upstreamTls}`
+    : `  server s1 127.0.0.1:${backendPort}${upstreamTls}`
+}${tls === undefined ? '' : `\n  http-request set-header Host ${ORIGIN_HOST}`}
 `,
   );
   const child = start('haproxy', ['-db', '-f', cfg]);
@@ -356,7 +385,7 @@ async function benchMode(mode: string): Promise<string> {
     return median(xs.map((x, i) => f(x) / f(ys[i]!)));
   };
   const lines = [
-    `### backend "${mode}"${tls === undefined ? '' : ' over TLS (an external origin)'}, wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION}, ${ROUNDS} interleaved rounds (medians)`,
+    `### backend "${mode}"${tls === undefined ? '' : ' over TLS (an external origin)'}${STICKY ? ', sticky route (90/10, pinned cookie)' : ''}, wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION}, ${ROUNDS} interleaved rounds (medians)`,
     '',
     '| setup | req/s | p50 ms | p99 ms | proxy CPU µs/req | other CPU % | errors | req/s ÷ nginx | p99 ÷ nginx | req/s ÷ haproxy | req/s ÷ direct |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',

@@ -673,8 +673,9 @@ function keptCounts(spec: AppSpec, services: readonly ServiceRecord[]): ReleaseC
 
 /**
  * The canary of a deployment: the replaced services whose spec says `strategy: canary` and that already run a
- * release to compare with (a first deploy has no old side). The first such service's steps and analysis govern
- * the deployment; null when none qualifies (a rolling deploy).
+ * release to compare with (a first deploy has no old side). They all have the same steps, interval and analysis
+ * (`canaryMismatches` refuses a spec where they differ), so the first's are the deployment's; null when none
+ * qualifies (a rolling deploy).
  */
 function canaryOf(
   spec: AppSpec,

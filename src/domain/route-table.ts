@@ -23,6 +23,10 @@ export const DEFAULT_DRAIN_MS = 30_000;
 export const DEFAULT_BODY_IDLE_TIMEOUT_MS = 60_000;
 /** Default time an upgraded connection (WebSocket) may stay idle before it is closed: ALB's and nginx's 60 s. */
 export const DEFAULT_TUNNEL_IDLE_TIMEOUT_MS = 60_000;
+/** Longest stickiness: ALB's 7 days. */
+export const MAX_STICKINESS_S = 604_800;
+/** Default stickiness: ALB's 1 day. */
+export const DEFAULT_STICKINESS_S = 86_400;
 /** Paths served over plain HTTP instead of being redirected to HTTPS. */
 export const DEFAULT_RESERVED_PATH_PREFIXES = ['/.well-known/acme-challenge/'];
 
@@ -127,8 +131,27 @@ const routeSchema = z
     /** Plain HTTP requests for this route are redirected to HTTPS (default); false serves them over HTTP. */
     redirect: z.boolean().default(true),
     hsts: hstsSchema.optional(),
+    /**
+     * Sticky sessions across the route's groups (ALB's target-group stickiness, cookie `AWSALBTG`): while the route
+     * splits between groups, a client keeps the group it first got for `durationS` after its last request.
+     */
+    stickiness: z
+      .object({ durationS: z.number().int().min(1).max(MAX_STICKINESS_S) })
+      .strict()
+      .optional(),
+    /** `X-Berth-Release: v7` (or the `berth-release` cookie) picks the backend labelled `v7` (ALB listener rules). */
+    releaseOverride: z.boolean().default(false),
     backends: z
-      .array(z.object({ targetGroup: name, weight: z.number().int().min(0).max(1000).default(1) }).strict())
+      .array(
+        z
+          .object({
+            targetGroup: name,
+            weight: z.number().int().min(0).max(1000).default(1),
+            /** The label `X-Berth-Release` names: a release (`v7`) or an origin. */
+            release: name.optional(),
+          })
+          .strict(),
+      )
       .min(1),
   })
   .strict();
@@ -221,6 +244,13 @@ export function parseRouteTable(input: unknown): RouteTable {
           message: `unknown target group "${backend.targetGroup}"`,
         });
       }
+    });
+    const releases = new Set<string>();
+    route.backends.forEach((backend, j) => {
+      if (backend.release === undefined) return;
+      if (releases.has(backend.release))
+        issues.push({ path: `routes.${i}.backends.${j}.release`, message: `duplicate "${backend.release}"` });
+      releases.add(backend.release);
     });
     if (route.backends.every((b) => b.weight === 0)) {
       issues.push({ path: `routes.${i}.backends`, message: 'at least one backend needs a weight above 0' });

@@ -21,6 +21,37 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/**
+ * Canary services whose steps, interval or analysis differ from the first one's. A deploy that changes several canary
+ * services moves them together (one deployment, one weight, one verdict over their requests), so they must agree;
+ * checked on the converted values (`2m` and `120s` agree), defaults included.
+ */
+export function canaryMismatches(
+  services: Record<
+    string,
+    { deploy: { strategy: string; steps: number[]; intervalMs: number; analysis: unknown } }
+  >,
+): SpecProblem[] {
+  const canaries = Object.entries(services).filter(([, s]) => s.deploy.strategy === 'canary');
+  const [first, ...rest] = canaries;
+  if (first === undefined) return [];
+  const problems: SpecProblem[] = [];
+  const [firstName, { deploy: want }] = first;
+  for (const [name, { deploy }] of rest) {
+    const differ = (['steps', 'intervalMs', 'analysis'] as const).filter(
+      (key) => JSON.stringify(deploy[key]) !== JSON.stringify(want[key]),
+    );
+    if (differ.length === 0) continue;
+    const fields = differ.map((key) => (key === 'intervalMs' ? 'interval' : key));
+    problems.push({
+      path: ['services', name, 'deploy'],
+      target: 'key',
+      message: `canary ${fields.join(', ')} differ from service ${firstName}'s: services ${firstName} and ${name} are canaries of one deployment when a release changes both, moved by the same steps and judged by one analysis; give them the same steps, interval and analysis`,
+    });
+  }
+  return problems;
+}
+
 /** What the app directory holds that the spec's meaning depends on. */
 export interface SpecContext {
   /** The directory has a `Dockerfile` at its top: the app runs on the docker runtime unless it says otherwise. */

@@ -5,7 +5,7 @@ import { DURATION_EXAMPLES, formatDuration, parseDuration } from '../lib/duratio
 import { parseSize } from '../lib/size.js';
 import { ADDON_KINDS, isAddonKind, MIN_BACKUP_INTERVAL_MS } from './addon.js';
 import { hostNameProblem } from './host-name.js';
-import { hstsProblem } from './route-table.js';
+import { hstsProblem, MAX_STICKINESS_S } from './route-table.js';
 import { DEFAULT_AUTOSCALE_MIN, DEFAULT_DEPLOY, DEFAULT_HEALTH_CHECK } from './spec-defaults.js';
 
 /** Names of apps and services become host labels, directory names and Kubernetes object names. */
@@ -323,6 +323,24 @@ const checkUrl = leaf('an http:// or https:// URL such as https://shop.example.c
   }
 });
 
+/** How long a sticky cookie lasts after a client's last request: whole seconds (its Max-Age), 1 s to ALB's 7 days. */
+const stickinessDuration = leaf('a duration in whole seconds from 1s to 7d such as 1h or 1d', (v) => {
+  if (typeof v === 'number') return no(`add a unit, e.g. "${v}s"`);
+  if (typeof v !== 'string') return no();
+  try {
+    const ms = parseDuration(v);
+    return ms % 1000 === 0 && ms >= 1000 && ms / 1000 <= MAX_STICKINESS_S ? ok(ms / 1000) : no();
+  } catch {
+    return no();
+  }
+});
+
+/** ALB's target-group stickiness: `{ enabled: true, duration: 1h }`. */
+const stickinessSchema = z.strictObject({
+  enabled: boolean,
+  duration: stickinessDuration.optional(),
+});
+
 const analysisSchema = z.strictObject({
   minRequests: wholeNumber(1, 1_000_000).optional(),
   max5xxRate: ratePercent.optional(),
@@ -346,6 +364,8 @@ const deploySchema = z
     steps: canarySteps.optional(),
     interval: duration.optional(),
     analysis: analysisSchema.optional(),
+    stickiness: stickinessSchema.optional(),
+    releaseOverride: boolean.optional(),
   })
   .superRefine((deploy, ctx) => {
     // `analysis` also judges `berth traffic --ramp` (a service taking over from an external origin), so it may stand

@@ -866,3 +866,58 @@ describe('parseSpec: origins', () => {
     );
   });
 });
+
+describe('parseSpec: stickiness, release override and canaries of several services', () => {
+  const withDeploy = (web: string, api = '{ strategy: rolling }') =>
+    `app: shop\nroutes:\n  - { host: shop.localhost, service: web }\nservices:\n  web:\n    run: node web.js\n    deploy: ${web}\n  api:\n    run: node api.js\n    deploy: ${api}\n`;
+
+  it('reads stickiness as whole seconds (1 day by default) and leaves both options out when unset', () => {
+    const parse = (deploy: string) =>
+      parseSpec(withDeploy(deploy), { file: 'berth.yaml' }).services['web']!.deploy;
+    assert.equal(parse('{ stickiness: { enabled: true, duration: 1h } }').stickinessS, 3600);
+    assert.equal(parse('{ stickiness: { enabled: true } }').stickinessS, 86_400);
+    const off = parse('{ stickiness: { enabled: false, duration: 1h } }');
+    assert.equal('stickinessS' in off, false);
+    assert.equal(parse('{ releaseOverride: true }').releaseOverride, true);
+    const plain = parse('{ strategy: canary }');
+    assert.equal('stickinessS' in plain || 'releaseOverride' in plain, false, 'stored specs compare equal');
+  });
+
+  it('refuses a stickiness duration out of range or in fractions of a second, and unknown keys', () => {
+    assert.deepEqual(errorsOf(withDeploy('{ stickiness: { enabled: true, duration: 8d } }')), [
+      'berth.yaml:7:54 services.web.deploy.stickiness.duration: expected a duration in whole seconds from 1s to 7d such as 1h or 1d, got "8d"',
+    ]);
+    assert.equal(errorsOf(withDeploy('{ stickiness: { enabled: true, duration: 1500ms } }')).length, 1);
+    assert.equal(errorsOf(withDeploy('{ stickiness: { duration: 1h } }')).length, 1);
+    assert.equal(errorsOf(withDeploy('{ releaseOverride: yes please }')).length, 1);
+  });
+
+  it('refuses canary services whose steps, interval or analysis differ, naming both services', () => {
+    const errors = errorsOf(
+      withDeploy(
+        '{ strategy: canary, steps: [10, 100], interval: 2m }',
+        '{ strategy: canary, steps: [50, 100], interval: 1m }',
+      ),
+    );
+    assert.equal(errors.length, 1);
+    assert.match(
+      errors[0]!,
+      /^berth\.yaml:10:5 services\.api\.deploy: canary steps, interval differ from service web's/,
+    );
+    assert.match(errors[0]!, /give them the same steps, interval and analysis/);
+    // Equal once converted (2m = 120s), defaults included: accepted.
+    const spec = parseSpec(
+      withDeploy(
+        '{ strategy: canary, steps: [10, 100], interval: 2m }',
+        '{ strategy: canary, steps: [10, 100], interval: 120s, analysis: { minRequests: 50 } }',
+      ),
+      { file: 'berth.yaml' },
+    );
+    assert.equal(spec.services['api']!.deploy.intervalMs, 120_000);
+    assert.equal(
+      errorsOf(withDeploy('{ strategy: canary }', '{ strategy: canary, analysis: { max5xxRate: "1%" } }'))
+        .length,
+      1,
+    );
+  });
+});

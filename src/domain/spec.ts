@@ -7,7 +7,15 @@ import type { core } from 'zod';
 import { type AddonSpec, DEFAULT_ADDON_BACKUPS, DEFAULT_ADDON_ENV } from './addon.js';
 import { BerthError, type Issue } from './errors.js';
 import { parseProcfile } from './procfile.js';
-import { crossCheck, needsProcfile, runtimeOf, type SpecContext, type SpecProblem } from './spec-checks.js';
+import { DEFAULT_STICKINESS_S } from './route-table.js';
+import {
+  canaryMismatches,
+  crossCheck,
+  needsProcfile,
+  runtimeOf,
+  type SpecContext,
+  type SpecProblem,
+} from './spec-checks.js';
 import {
   DEFAULT_AUTOSCALE_COOLDOWNS,
   DEFAULT_AUTOSCALE_MIN,
@@ -79,6 +87,17 @@ export interface DeploySpec {
   intervalMs: number;
   /** Canary only: what the analysis compares between the new and the old release. */
   analysis: CanaryAnalysisSpec;
+  /**
+   * Sticky sessions: while the service's route splits between releases, a client keeps the one it first got for
+   * this many seconds after its last request (a cookie; ALB's target-group stickiness). Absent: off (left out so
+   * that specs stored before it compare equal).
+   */
+  stickinessS?: number;
+  /**
+   * `X-Berth-Release: v7` and the `berth-release=v7` cookie send a request to that release while it is in the route,
+   * whatever its weight. Absent: off (anyone could pick an unreleased canary, and skew its analysis).
+   */
+  releaseOverride?: boolean;
 }
 
 /**
@@ -356,16 +375,7 @@ function validate(
   if (!parsed.success) problems.push(...parsed.error.issues.flatMap((issue) => fromZodIssue(issue, allowed)));
   problems.push(...crossCheck(raw, procfile?.processes, context));
 
-  const issues: PlacedIssue[] = problems.map((problem) => {
-    const placed = place(problem.path, problem.target);
-    const issue: PlacedIssue = {
-      path: formatPath(problem.path),
-      message: problem.message,
-      order: placed.order,
-    };
-    if (placed.location !== undefined) issue.location = placed.location;
-    return issue;
-  });
+  const issues: PlacedIssue[] = problems.map((problem) => placeProblem(problem, place));
   // Procfile lines matter only when a service takes its command from there.
   if (procfile !== undefined && needsProcfile(raw, context)) {
     for (const issue of procfile.issues) {
@@ -378,7 +388,25 @@ function validate(
     }
   }
   if (issues.length > 0 || !parsed.success) throw specError(subject, issues);
-  return normalise(parsed.data, procfile?.processes ?? {}, runtimeOf(raw, context));
+  const spec = normalise(parsed.data, procfile?.processes ?? {}, runtimeOf(raw, context));
+  const mismatches = canaryMismatches(spec.services);
+  if (mismatches.length > 0)
+    throw specError(
+      subject,
+      mismatches.map((problem) => placeProblem(problem, place)),
+    );
+  return spec;
+}
+
+function placeProblem(problem: SpecProblem, place: Locator): PlacedIssue {
+  const placed = place(problem.path, problem.target);
+  const issue: PlacedIssue = {
+    path: formatPath(problem.path),
+    message: problem.message,
+    order: placed.order,
+  };
+  if (placed.location !== undefined) issue.location = placed.location;
+  return issue;
 }
 
 function notAnAppSpec(raw: unknown): string | undefined {
@@ -641,6 +669,10 @@ function normaliseService(
       maxLatencyRatio: input.deploy?.analysis?.maxLatencyRatio ?? DEFAULT_CANARY_ANALYSIS.maxLatencyRatio,
       check: input.deploy?.analysis?.check ?? DEFAULT_CANARY_ANALYSIS.check,
     },
+    ...(input.deploy?.stickiness?.enabled === true && {
+      stickinessS: input.deploy.stickiness.duration ?? DEFAULT_STICKINESS_S,
+    }),
+    ...(input.deploy?.releaseOverride !== undefined && { releaseOverride: input.deploy.releaseOverride }),
   };
   let autoscale: AutoscaleSpec | undefined;
   if (input.autoscale !== undefined) {

@@ -93,6 +93,8 @@ export class Exchange implements UpstreamOwner {
   #tunnelIdleMs = 0;
   /** The matched route's HSTS line on the HTTPS listener, else ''. */
   #hsts = '';
+  /** The Set-Cookie line that keeps a sticky route's client on its group, else ''. */
+  #setCookie = '';
   #upstream: UpstreamConnection | null = null;
   #upstreamHead = '';
   #firstBody: Buffer | null = null;
@@ -179,7 +181,9 @@ export class Exchange implements UpstreamOwner {
     this.#tunnelIdleMs = entry.route.tunnelIdleTimeoutMs;
     // HSTS only over TLS: a browser ignores it on plain HTTP, where anyone on the path could have added it.
     if (client.listener.proto === 'https') this.#hsts = entry.hstsLine;
-    const group = entry.pickGroup();
+    const group = entry.pickGroup(head.cookie, head.release);
+    if (group !== undefined)
+      this.#setCookie = entry.stickyLine(group, head.cookie, head.release, client.listener.proto === 'https');
     this.#group = group ?? entry.primaryGroup;
     const target = group?.pick();
     if (group === undefined || target === undefined) {
@@ -505,8 +509,8 @@ export class Exchange implements UpstreamOwner {
       if (framer.mode === 'close' || client.ctx.stopping) client.closeAfter = true;
       let clientHead =
         this.#hsts === ''
-          ? `${res.head}${framing}x-request-id: ${this.#requestId}\r\n`
-          : `${res.head.replace(STS_LINE, '')}${framing}x-request-id: ${this.#requestId}\r\n${this.#hsts}`;
+          ? `${res.head}${framing}x-request-id: ${this.#requestId}\r\n${this.#setCookie}`
+          : `${res.head.replace(STS_LINE, '')}${framing}x-request-id: ${this.#requestId}\r\n${this.#hsts}${this.#setCookie}`;
       if (client.closeAfter) clientHead += 'connection: close\r\n\r\n';
       else if (head.version === 'HTTP/1.0') clientHead += 'connection: keep-alive\r\n\r\n';
       else clientHead += '\r\n';

@@ -1,4 +1,5 @@
 // The proxy: listeners, the swappable route table, target groups, events and metrics, wired together.
+import { mkdirSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -21,6 +22,7 @@ import { Metrics } from './metrics.js';
 import { DEFAULT_MAX_HEAD_BYTES } from './request-head.js';
 import { RouteTableStore } from './route-table-store.js';
 import { Router } from './router.js';
+import { StickyCookie } from './sticky-cookie.js';
 import { POOL_DEFAULTS, type Target } from './target.js';
 import { TargetGroup, type TargetGroupListener } from './target-group.js';
 
@@ -82,6 +84,7 @@ export class ProxyServer {
   #sweep: NodeJS.Timeout | undefined;
   #ports = { http: 0, https: 0 };
   readonly #listener: TargetGroupListener;
+  #sticky: StickyCookie | undefined;
 
   private constructor(options: ProxyServerOptions) {
     this.#options = options;
@@ -133,6 +136,15 @@ export class ProxyServer {
         }
       },
     };
+  }
+
+  /** The sticky-cookie key, read (or made) once, when a route first asks for stickiness. */
+  #stickyCookie(): StickyCookie {
+    if (this.#sticky === undefined) {
+      mkdirSync(this.#options.stateDir, { recursive: true, mode: 0o700 });
+      this.#sticky = StickyCookie.fromFile(join(this.#options.stateDir, 'sticky-cookie.key'));
+    }
+    return this.#sticky;
   }
 
   /** Loads the persisted route table, creates the local CA if needed, and starts listening. */
@@ -219,7 +231,8 @@ export class ProxyServer {
   }
 
   async #apply(table: RouteTable, persist: boolean): Promise<void> {
-    // Certificates first: they are the only part that can still fail, and then nothing has changed.
+    // The parts that can still fail first (the sticky key's file, certificates): then nothing has changed.
+    const sticky = table.routes.some((r) => r.stickiness !== undefined) ? this.#stickyCookie() : undefined;
     this.#certs.replace(table.certificates);
     const wanted = new Set(table.targetGroups.map((g) => g.name));
     for (const config of table.targetGroups) {
@@ -249,7 +262,7 @@ export class ProxyServer {
     }
     this.#table = table;
     // The swap: requests that start from now on see the new routes; requests in flight keep their targets.
-    this.#ctx.router = new Router(table.routes, this.#groups);
+    this.#ctx.router = new Router(table.routes, this.#groups, sticky);
     this.#ctx.reservedPathPrefixes = table.reservedPathPrefixes;
     this.#ctx.challenges = new Map(table.challenges.map((c) => [c.token, c]));
     this.events.append({

@@ -289,6 +289,25 @@ describe('Kubernetes manifests', () => {
     );
   });
 
+  it("refuses stickiness and release override, which act in Berth's proxy", () => {
+    const spec = ledger();
+    const [name, service] = Object.entries(spec.services)[0]!;
+    const sticky = {
+      ...spec,
+      services: {
+        ...spec.services,
+        [name]: { ...service, deploy: { ...service.deploy, stickinessS: 3600, releaseOverride: true } },
+      },
+    };
+    assert.throws(
+      () => checkForKubernetes(sticky, 'prod'),
+      (error: unknown) =>
+        error instanceof BerthError &&
+        error.issues?.map((i) => i.path).join(' ') ===
+          `services.${name}.deploy.stickiness services.${name}.deploy.releaseOverride`,
+    );
+  });
+
   it('names images not pinned by digest', () => {
     const spec = ledger(LEDGER_YAML.replace(`registry.example.com/ledger/web@${DIGEST}`, 'nginx:1.27'));
     assert.deepEqual(unpinnedImages(spec), ['web']);

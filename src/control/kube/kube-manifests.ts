@@ -124,6 +124,15 @@ export function checkForKubernetes(spec: AppSpec, target: string): void {
           "a canary shifts traffic in Berth's proxy, which does not serve a Kubernetes target; use strategy: rolling there",
       });
     }
+    for (const key of ['stickiness', 'releaseOverride'] as const) {
+      const set =
+        key === 'stickiness' ? service.deploy.stickinessS !== undefined : service.deploy.releaseOverride;
+      if (set === true)
+        issues.push({
+          path: `services.${name}.deploy.${key}`,
+          message: `${key} acts in Berth's proxy, which does not serve a Kubernetes target; leave it out there`,
+        });
+    }
     if (service.autoscale?.memoryPercent !== undefined && service.resources?.memoryBytes === undefined) {
       issues.push({
         path: `services.${name}.autoscale.memory`,

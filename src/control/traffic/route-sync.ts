@@ -83,6 +83,7 @@ export function routeTableFor(
       );
     const aliases = tls.aliases.filter((a) => a.app === spec.app).map((a) => a.host);
     for (const route of spec.routes) {
+      const deploy = spec.services[route.service]?.deploy;
       // An alias serves what the app's first host serves, path prefixes and options included.
       for (const host of route.host === first ? [route.host, ...aliases] : [route.host]) {
         routes.push({
@@ -93,6 +94,8 @@ export function routeTableFor(
             : { tunnelIdleTimeoutMs: route.tunnelIdleTimeoutMs }),
           ...(route.redirect === false ? { redirect: false } : {}),
           ...(route.hsts === undefined ? {} : { hsts: route.hsts }),
+          ...(deploy?.stickinessS === undefined ? {} : { stickiness: { durationS: deploy.stickinessS } }),
+          ...(deploy?.releaseOverride === true ? { releaseOverride: true } : {}),
           backends: backendsOf(route.service),
         });
       }
