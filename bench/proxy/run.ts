@@ -6,6 +6,7 @@ import type net from 'node:net';
 import { join } from 'node:path';
 import { ProxyAdminClient } from '../../src/domain/proxy-admin-client.js';
 import { proxyPaths } from '../../src/domain/proxy-paths.js';
+import { LocalCa } from '../../src/proxy/local-ca.js';
 import { StickyCookie } from '../../src/proxy/sticky-cookie.js';
 import { firstJsonLine, median, scratchDir, start, stop, stopAll } from '../processes.js';
 
@@ -28,6 +29,12 @@ const OTHER_PCT = Number(process.env.BENCH_OTHER_PCT ?? 30);
 const ROOT = join(import.meta.dirname, '..', '..');
 const HOST = 'bench.localhost';
 /**
+ * `tls`: the backend is an HTTPS server with its own CA (an external origin, as `origins:` declares one); every proxy
+ * connects to it with SNI `ORIGIN_HOST`, verifies its certificate against that CA and sends Host `ORIGIN_HOST`.
+ */
+const UPSTREAM = process.env.BENCH_UPSTREAM ?? 'http';
+const ORIGIN_HOST = 'origin.bench.test';
+/**
  * Sticky sessions: Berth's route splits 90/10 between two groups (the same backend) with `stickiness`, haproxy's
  * backend between two servers with `cookie SERVERID insert indirect nocache`, and every request carries a cookie that
  * pins it to the 90 side (with an unrelated session cookie before it, as browsers send).
@@ -37,6 +44,8 @@ const STICKY = process.env.BENCH_STICKY === '1';
 let stickyCookie = '';
 
 const dir = scratchDir('berth-bench-');
+/** The origin's CA and certificate files when `BENCH_UPSTREAM=tls`. */
+let tls: { ca: string; cert: string; key: string } | undefined;
 
 async function freePort(): Promise<number> {
   const server = http.createServer();
@@ -138,7 +147,7 @@ async function waitQuiet(pids: number[]): Promise<void> {
 /** Pids whose CPU counts as the benchmark's own (backend); set per mode. */
 let benchPids: number[] = [];
 
-function wrk(port: number, duration: string, pids: number[]): Sample {
+function wrk(port: number, duration: string, pids: number[], scheme = 'http'): Sample {
   const before = cpuSeconds(pids);
   const ownBefore = cpuSeconds(benchPids) + selfAndChildrenSeconds();
   const busyBefore = machineBusySeconds();
@@ -153,7 +162,7 @@ function wrk(port: number, duration: string, pids: number[]): Sample {
       '-H',
       `Host: ${HOST}`,
       ...(STICKY ? ['-H', `Cookie: ${stickyCookie}`] : []),
-      `http://127.0.0.1:${port}/`,
+      `${scheme}://127.0.0.1:${port}/`,
     ],
     { encoding: 'utf8' },
   );
@@ -183,6 +192,8 @@ function wrk(port: number, duration: string, pids: number[]): Sample {
 interface Setup {
   name: string;
   port: number;
+  /** How wrk reaches it: `https` only for `direct` to a TLS backend. */
+  scheme?: string;
   pids: number[];
   stop(): Promise<void>;
 }
@@ -207,6 +218,7 @@ async function startBerth(backendPort: number, name = 'berth', root = ROOT): Pro
   const group = (name: string) => ({
     name,
     health: { path: '/health', intervalMs: 1000, timeoutMs: 500 },
+    ...(tls === undefined ? {} : { origin: { host: ORIGIN_HOST, ca: readFileSync(tls.ca, 'utf8') } }),
     targets: [{ id: 'b1', host: '127.0.0.1', port: backendPort }],
   });
   await admin.putRouteTable(
@@ -261,9 +273,19 @@ http {
   server {
     listen 127.0.0.1:${port};
     location / {
-      proxy_pass http://backend;
+      proxy_pass ${tls === undefined ? 'http' : 'https'}://backend;
       proxy_http_version 1.1;
-      proxy_set_header Connection "";
+      proxy_set_header Connection "";${
+        tls === undefined
+          ? ''
+          : `
+      proxy_set_header Host ${ORIGIN_HOST};
+      proxy_ssl_server_name on;
+      proxy_ssl_name ${ORIGIN_HOST};
+      proxy_ssl_verify on;
+      proxy_ssl_trusted_certificate ${tls.ca};
+      proxy_ssl_session_reuse on;`
+      }
     }
   }
 }
@@ -277,6 +299,8 @@ http {
 async function startHaproxy(backendPort: number): Promise<Setup> {
   const port = await freePort();
   const cfg = join(dir, 'haproxy.cfg');
+  const upstreamTls =
+    tls === undefined ? '' : ` ssl verify required ca-file ${tls.ca} sni str(${ORIGIN_HOST})`;
   writeFileSync(
     cfg,
     `global
@@ -298,10 +322,10 @@ backend be
 ${
   STICKY
     ? `  cookie SERVERID insert indirect nocache
-  server s1 127.0.0.1:${backendPort} weight 90 cookie s1
-  server s2 127.0.0.1:${backendPort} weight 10 cookie s2`
-    : `  server s1 127.0.0.1:${backendPort}`
-}
+  server s1 127.0.0.1:${backendPort} weight 90 cookie s1${upstreamTls}
+  server s2 127.0.0.1:${backendPort} weight 10 cookie s2${upstreamTls}`
+    : `  server s1 127.0.0.1:${backendPort}${upstreamTls}`
+}${tls === undefined ? '' : `\n  http-request set-header Host ${ORIGIN_HOST}`}
 `,
   );
   const child = start('haproxy', ['-db', '-f', cfg]);
@@ -312,13 +336,21 @@ ${
 const fmt = (n: number, digits = 2) => (Number.isNaN(n) ? '–' : n.toFixed(digits));
 
 async function benchMode(mode: string): Promise<string> {
-  const backend = start(process.execPath, [join(import.meta.dirname, 'backend.js')], { env: { MODE: mode } });
+  const backend = start(process.execPath, [join(import.meta.dirname, 'backend.js')], {
+    env: { MODE: mode, ...(tls === undefined ? {} : { TLS_CERT: tls.cert, TLS_KEY: tls.key }) },
+  });
   const { port: backendPort } = await firstJsonLine<{ port: number }>(backend, '"port"');
   benchPids = [backend.pid!];
   const setups: Setup[] = [];
   for (const name of SETUPS) {
     if (name === 'direct') {
-      setups.push({ name, port: backendPort, pids: [], stop: async () => {} });
+      setups.push({
+        name,
+        port: backendPort,
+        pids: [],
+        ...(tls === undefined ? {} : { scheme: 'https' }),
+        stop: async () => {},
+      });
     } else if (name === 'berth') setups.push(await startBerth(backendPort));
     else if (name === 'base' && BASE_DIR !== undefined)
       setups.push(await startBerth(backendPort, 'base', join(BASE_DIR, 'dist')));
@@ -328,12 +360,12 @@ async function benchMode(mode: string): Promise<string> {
   const samples = new Map<string, Sample[]>(setups.map((s) => [s.name, []]));
   for (let round = 1; round <= ROUNDS; round++) {
     for (const setup of setups) {
-      wrk(setup.port, WARMUP, []);
+      wrk(setup.port, WARMUP, [], setup.scheme);
       await waitQuiet(setup.pids);
-      let sample = wrk(setup.port, DURATION, setup.pids);
+      let sample = wrk(setup.port, DURATION, setup.pids, setup.scheme);
       if (sample.foreignPct > OTHER_PCT) {
         await waitQuiet(setup.pids);
-        const again = wrk(setup.port, DURATION, setup.pids);
+        const again = wrk(setup.port, DURATION, setup.pids, setup.scheme);
         if (again.foreignPct < sample.foreignPct) sample = again;
       }
       samples.get(setup.name)!.push(sample);
@@ -353,7 +385,7 @@ async function benchMode(mode: string): Promise<string> {
     return median(xs.map((x, i) => f(x) / f(ys[i]!)));
   };
   const lines = [
-    `### backend "${mode}"${STICKY ? ', sticky route (90/10, pinned cookie)' : ''}, wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION}, ${ROUNDS} interleaved rounds (medians)`,
+    `### backend "${mode}"${tls === undefined ? '' : ' over TLS (an external origin)'}${STICKY ? ', sticky route (90/10, pinned cookie)' : ''}, wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION}, ${ROUNDS} interleaved rounds (medians)`,
     '',
     '| setup | req/s | p50 ms | p99 ms | proxy CPU µs/req | other CPU % | errors | req/s ÷ nginx | p99 ÷ nginx | req/s ÷ haproxy | req/s ÷ direct |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
@@ -392,6 +424,12 @@ async function main(): Promise<void> {
       console.error(`${tool} is not installed (apt-get install -y wrk nginx haproxy)`);
       process.exit(2);
     }
+  }
+  if (UPSTREAM === 'tls') {
+    const ca = new LocalCa(join(dir, 'origin-ca'));
+    await ca.ensure();
+    const leaf = await ca.issue(join(dir, 'origin-ca', 'origin'), [ORIGIN_HOST]);
+    tls = { ca: ca.paths.cert, cert: leaf.cert, key: leaf.key };
   }
   const reports: string[] = [];
   for (const mode of MODES) reports.push(await benchMode(mode));

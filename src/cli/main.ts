@@ -21,6 +21,7 @@ const COMMANDS: [load: () => Promise<Register>, names: readonly string[]][] = [
   [async () => (await import('./commands/ps.js')).registerPs, ['ps']],
   [async () => (await import('./commands/scale.js')).registerScale, ['scale']],
   [async () => (await import('./commands/restart.js')).registerRestart, ['restart']],
+  [async () => (await import('./commands/traffic.js')).registerTraffic, ['traffic']],
   [async () => (await import('./commands/autoscale.js')).registerAutoscale, ['autoscale']],
   [async () => (await import('./commands/secrets.js')).registerSecrets, ['secrets', 'config']],
   [async () => (await import('./commands/addons.js')).registerAddons, ['addons']],

@@ -1,4 +1,5 @@
 // The route table and admin-API types: the only shapes the control plane and the proxy share.
+import { X509Certificate } from 'node:crypto';
 import { z } from 'zod';
 import { BerthError, type Issue } from './errors.js';
 
@@ -77,9 +78,28 @@ const targetSchema = z
   })
   .strict();
 
+/**
+ * A target group whose targets live outside Berth (an external origin: the old platform during a migration). The
+ * proxy sends `host` as Host and, over TLS, as SNI, and verifies the certificate against it with the system's CAs
+ * plus `ca` (PEM, for a private CA).
+ */
+const originSchema = z
+  .object({
+    // Sent as a header line and an SNI name: a host name or an IP address, nothing that could end the line.
+    host: z
+      .string()
+      .min(1)
+      .max(253)
+      .regex(/^[A-Za-z0-9._:-]+$/, { message: 'must be a host name or an IP address' }),
+    tls: z.boolean().default(true),
+    ca: z.string().min(1).optional(),
+  })
+  .strict();
+
 const targetGroupSchema = z
   .object({
     name,
+    origin: originSchema.optional(),
     balancing: z.enum(['round_robin', 'least_outstanding']).default('round_robin'),
     health: healthSchema.default({ ...DEFAULT_HEALTH }),
     responseTimeoutMs: z.number().int().min(1).max(3_600_000).default(DEFAULT_RESPONSE_TIMEOUT_MS),
@@ -165,6 +185,8 @@ const routeTableSchema = z
 export type HealthCheckConfig = z.output<typeof healthSchema>;
 /** One upstream (an instance): where to connect and its share of the group's traffic. */
 export type TargetConfig = z.output<typeof targetSchema>;
+/** How the proxy reaches an external origin's targets: Host/SNI name, TLS, extra trusted CAs. */
+export type OriginConfig = z.output<typeof originSchema>;
 /** A set of interchangeable targets (one service release) with its balancing, health check and timeouts. */
 export type TargetGroupConfig = z.output<typeof targetGroupSchema>;
 /** Host (exact or `*.suffix`) and optional path prefix, sent to weighted target groups. */
@@ -205,6 +227,8 @@ export function parseRouteTable(input: unknown): RouteTable {
       }
       ids.add(target.id);
     });
+    const caIssue = group.origin?.ca === undefined ? undefined : pemProblem(group.origin.ca);
+    if (caIssue !== undefined) issues.push({ path: `targetGroups.${i}.origin.ca`, message: caIssue });
     const codesIssue = checkSuccessCodes(group.health.successCodes);
     if (codesIssue) issues.push({ path: `targetGroups.${i}.health.successCodes`, message: codesIssue });
   });
@@ -242,6 +266,20 @@ export function parseRouteTable(input: unknown): RouteTable {
   });
   if (issues.length > 0) throw new BerthError('invalid_route_table', 'invalid route table', { issues });
   return table;
+}
+
+/** Why a PEM bundle of CA certificates is refused (none in it, or one that does not parse), or undefined. */
+export function pemProblem(pem: string): string | undefined {
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) return 'no PEM certificate in it';
+  for (const block of blocks) {
+    try {
+      new X509Certificate(block);
+    } catch (error) {
+      return `a certificate does not parse: ${(error as Error).message}`;
+    }
+  }
+  return undefined;
 }
 
 /** HSTS preload lists take a site only with a year or more and every subdomain (hstspreload.org). */

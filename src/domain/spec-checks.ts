@@ -213,6 +213,30 @@ export function crossCheck(
   });
 
   problems.push(...checkAddons(raw['addons'], services));
+  problems.push(...checkOrigins(raw['origins'], services));
+  return problems;
+}
+
+/** Origin names: like service names, and not a service's name (`berth traffic` weighs both by name). */
+function checkOrigins(origins: unknown, services: Record<string, unknown> | undefined): SpecProblem[] {
+  const problems: SpecProblem[] = [];
+  if (!isRecord(origins)) return problems;
+  for (const name of Object.keys(origins)) {
+    const path = ['origins', name];
+    if (!NAME_PATTERN.test(name)) {
+      problems.push({
+        path,
+        target: 'key',
+        message: `expected ${NAME_EXPECTED}, got ${describeValue(name)}`,
+      });
+    } else if (services !== undefined && Object.hasOwn(services, name)) {
+      problems.push({
+        path,
+        target: 'key',
+        message: `"${name}" is also a service; an origin needs a name of its own (berth traffic weighs both by name)`,
+      });
+    }
+  }
   return problems;
 }
 

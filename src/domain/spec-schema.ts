@@ -368,8 +368,10 @@ const deploySchema = z
     releaseOverride: boolean.optional(),
   })
   .superRefine((deploy, ctx) => {
+    // `analysis` also judges `berth traffic --ramp` (a service taking over from an external origin), so it may stand
+    // without a canary strategy.
     if (deploy.strategy !== 'canary') {
-      for (const key of ['steps', 'interval', 'analysis'] as const) {
+      for (const key of ['steps', 'interval'] as const) {
         if (deploy[key] !== undefined)
           ctx.addIssue({ code: 'custom', path: [key], message: 'only for strategy: canary' });
       }
@@ -517,6 +519,36 @@ const addonSchema = z.preprocess(
   }),
 );
 
+/** An external origin's address: an http(s) URL with a host and at most a bare "/" path (paths are forwarded as sent). */
+const originUrl = leaf('an https:// (or http://) URL such as https://shop.herokuapp.com', (v) => {
+  if (typeof v !== 'string') return no();
+  let url: URL;
+  try {
+    url = new URL(v);
+  } catch {
+    return no();
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return no();
+  if (url.username !== '' || url.password !== '') return no('no user or password in the URL');
+  if (url.pathname !== '/' || url.search !== '' || url.hash !== '')
+    return no('no path: requests keep their own path');
+  return ok(url);
+});
+
+/** The Host header and TLS name of an origin: a plain host name (an IP address too), no wildcard, no port. */
+const originHost = leaf('a host name such as shop.herokuapp.com (lowercase, no port)', (v) => {
+  if (typeof v !== 'string' || v.startsWith('*.') || v.length > 253) return no();
+  return HOST_PATTERN.test(v) ? ok(v) : no();
+});
+
+const originSchema = z.strictObject({
+  url: originUrl,
+  host: originHost.optional(),
+  health: urlPath.optional(),
+  timeout: duration.optional(),
+  ca: nonEmptyText("the path of a PEM file of the CA that signed the origin's certificate").optional(),
+});
+
 /** berth.yaml as written, after field-level checks and unit conversion; defaults are filled in later. */
 export const specInputSchema = z.strictObject({
   app: name,
@@ -525,6 +557,7 @@ export const specInputSchema = z.strictObject({
   routes: z.array(routeSchema).optional(),
   services: z.record(z.string(), serviceSchema),
   addons: z.record(z.string(), addonSchema).optional(),
+  origins: z.record(z.string(), originSchema).optional(),
   pipeline: pipelineSchema.optional(),
   registry: registrySchema.optional(),
 });

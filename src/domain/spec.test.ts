@@ -264,7 +264,7 @@ pipeline: { test: npm test }
 describe('parseSpec: bad input', () => {
   it('refuses an unknown key at the top level, suggesting the field that was meant', () => {
     assert.deepEqual(errorsOf('app: a\nservice:\n  web: { run: x }\nservices:\n  web: { run: x }\n'), [
-      'berth.yaml:2:1 service: unknown field; did you mean "services"? expected one of: app, runtime, target, routes, services, addons, pipeline, registry',
+      'berth.yaml:2:1 service: unknown field; did you mean "services"? expected one of: app, runtime, target, routes, services, addons, origins, pipeline, registry',
     ]);
   });
 
@@ -417,7 +417,7 @@ pipeline: { deploy: sometimes }
 `),
       [
         'berth.yaml:1:6 app: expected a name of lowercase letters, digits and dashes, starting with a letter (at most 63 characters), got "Shop"',
-        'berth.yaml:2:1 replicas: unknown field; expected one of: app, runtime, target, routes, services, addons, pipeline, registry',
+        'berth.yaml:2:1 replicas: unknown field; expected one of: app, runtime, target, routes, services, addons, origins, pipeline, registry',
         'berth.yaml:4:11 routes[0].host: expected a host name such as shop.localhost or *.example.com (lowercase, no port), got "Shop.Localhost" (must be lower case)',
         'berth.yaml:5:14 routes[0].service: expected the name of a service in this file (web), got "api"',
         'berth.yaml:7:3 services.web: service "web" has no command: add "run:" or a "web: <command>" line to the Procfile (there is no Procfile)',
@@ -797,6 +797,72 @@ describe('parseSpec: containers', () => {
         'app: a\nservices:\n  web:\n    image: busybox\nregistry:\n  url: https://r.example.com\n',
       )[0]!,
       /registry\.url: expected a registry such as/,
+    );
+  });
+});
+
+describe('parseSpec: origins', () => {
+  it('reads an origin, with the URL host as Host and SNI unless host: says otherwise', () => {
+    const spec = parseSpec(
+      [
+        'app: shop',
+        'routes: [{ host: shop.localhost, service: web }]',
+        'services:',
+        '  web: { run: node server.js }',
+        'origins:',
+        '  heroku: { url: "https://shop.herokuapp.com", health: /health, timeout: 10s }',
+        '  old: { url: "http://10.0.0.5:8080/", host: shop.example.com, ca: certs/ca.pem }',
+        '',
+      ].join('\n'),
+      { file: 'berth.yaml' },
+    );
+    assert.deepEqual(spec.origins, {
+      heroku: {
+        url: 'https://shop.herokuapp.com',
+        tls: true,
+        address: 'shop.herokuapp.com',
+        port: 443,
+        host: 'shop.herokuapp.com',
+        healthPath: '/health',
+        responseTimeoutMs: 10_000,
+      },
+      old: {
+        url: 'http://10.0.0.5:8080',
+        tls: false,
+        address: '10.0.0.5',
+        port: 8080,
+        host: 'shop.example.com',
+        healthPath: '/',
+        responseTimeoutMs: 30_000,
+        ca: 'certs/ca.pem',
+      },
+    });
+    assert.equal('origins' in parseSpec('app: a\nservices:\n  web: { run: x }\n', { file: 'b.yaml' }), false);
+  });
+
+  it('refuses a URL that is not http(s) or has a path, a bad host, a name taken by a service, each at its place', () => {
+    assert.deepEqual(
+      errorsOf(
+        [
+          'app: a',
+          'services:',
+          '  web: { run: x }',
+          'origins:',
+          '  one: { url: "ftp://x.example" }',
+          '  two: { url: "https://x.example/shop" }',
+          '  three: { url: "https://x.example", host: "*.example.com" }',
+          '  web: { url: "https://x.example" }',
+          '  four: { host: x.example }',
+          '',
+        ].join('\n'),
+      ),
+      [
+        'berth.yaml:5:15 origins.one.url: expected an https:// (or http://) URL such as https://shop.herokuapp.com, got "ftp://x.example"',
+        'berth.yaml:6:15 origins.two.url: expected an https:// (or http://) URL such as https://shop.herokuapp.com, got "https://x.example/shop" (no path: requests keep their own path)',
+        'berth.yaml:7:44 origins.three.host: expected a host name such as shop.herokuapp.com (lowercase, no port), got "*.example.com"',
+        'berth.yaml:8:3 origins.web: "web" is also a service; an origin needs a name of its own (berth traffic weighs both by name)',
+        'berth.yaml:9:3 origins.four.url: missing; expected an https:// (or http://) URL such as https://shop.herokuapp.com',
+      ],
     );
   });
 });

@@ -216,9 +216,34 @@ export interface AppSpec {
   services: Record<string, ServiceSpec>;
   /** Managed databases of the app (`addons:`); absent when it declares none. */
   addons?: Record<string, AddonSpec>;
+  /** External origins (`origins:`); absent when it declares none. */
+  origins?: Record<string, OriginSpec>;
   pipeline: PipelineSpec;
   /** Docker runtime: where release images are pushed; Berth's own registry when absent. */
   registry?: RegistrySpec;
+}
+
+/**
+ * An external origin (`origins:`): an app's old home outside Berth that a route can send a share of its requests to
+ * (`berth traffic`), while the app moves. The proxy reaches it at `address:port`, sends `host` as Host (and as SNI
+ * over TLS) and verifies the certificate against it.
+ */
+export interface OriginSpec {
+  /** As written, for display. */
+  url: string;
+  tls: boolean;
+  /** Where to connect: the URL's host (a name is resolved by the proxy, an IP address is used as is). */
+  address: string;
+  port: number;
+  /** Host header and TLS server name: `host:`, else the URL's host. */
+  host: string;
+  /** Health-check path; the proxy checks `GET /` when unset. */
+  healthPath: string;
+  responseTimeoutMs: number;
+  /** `ca:` as written (a path in the app directory). */
+  ca?: string;
+  /** The PEM text of `ca:`, read by the control plane when the release is made. */
+  caPem?: string;
 }
 
 /** Options of `parseSpec`: the file name used in error positions, and the app's Procfile text if it has one. */
@@ -553,6 +578,24 @@ function normalise(
       },
     },
   ]);
+  const origins = Object.entries(input.origins ?? {}).map(([name, origin]): [string, OriginSpec] => {
+    const tls = origin.url.protocol === 'https:';
+    // URL keeps IPv6 literals in brackets; connecting wants the bare address.
+    const address = origin.url.hostname.replace(/^\[(.*)\]$/, '$1');
+    return [
+      name,
+      {
+        url: origin.url.href.replace(/\/$/, ''),
+        tls,
+        address,
+        port: origin.url.port === '' ? (tls ? 443 : 80) : Number(origin.url.port),
+        host: origin.host ?? address,
+        healthPath: origin.health ?? '/',
+        responseTimeoutMs: origin.timeout ?? DEFAULT_RESPONSE_TIMEOUT_MS,
+        ...(origin.ca === undefined ? {} : { ca: origin.ca }),
+      },
+    ];
+  });
   return {
     app: input.app,
     runtime,
@@ -561,6 +604,7 @@ function normalise(
     services,
     // Left out when empty, so the specs of apps without add-ons stay what they were.
     ...(addons.length > 0 && { addons: Object.fromEntries(addons) }),
+    ...(origins.length > 0 && { origins: Object.fromEntries(origins) }),
     pipeline: {
       check: [...(pipeline.check ?? DEFAULT_PIPELINE.check)],
       test: [...(pipeline.test ?? DEFAULT_PIPELINE.test)],

@@ -16,6 +16,7 @@ import { registerPipelineRoutes } from '../control/api/pipeline-routes.js';
 import { registerProxyRoutes } from '../control/api/proxy-routes.js';
 import { registerSecretsRoutes } from '../control/api/secrets-routes.js';
 import { createApi } from '../control/api/server.js';
+import { registerTrafficRoutes } from '../control/api/traffic-routes.js';
 import { AppManager } from '../control/app-manager.js';
 import { Autoscaler } from '../control/autoscale/autoscaler.js';
 import { MemoryLimiter } from '../control/autoscale/memory-limiter.js';
@@ -49,6 +50,7 @@ import { Store } from '../control/store/store.js';
 import { ProxySupervisor, type RunningProxy } from '../control/traffic/proxy-supervisor.js';
 import { RouteSync } from '../control/traffic/route-sync.js';
 import { TargetHealthFeed } from '../control/traffic/target-health-feed.js';
+import { TrafficController } from '../control/traffic/traffic-controller.js';
 import { UsageMonitor } from '../control/usage-monitor.js';
 import { addonMetricsService } from '../domain/addon.js';
 import { type ControlEndpoint, controlPaths } from '../domain/data-dir.js';
@@ -436,6 +438,13 @@ async function start(
     log,
     changed: () => reconciler?.kick(),
   });
+  const trafficSplits = new TrafficController({
+    store,
+    proxyMetrics: () => proxy.admin.metrics(),
+    clock,
+    log,
+    changed: () => reconciler?.kick(),
+  });
   const api = createApi({
     token,
     store,
@@ -454,6 +463,7 @@ async function start(
       (a) => observability.routes(a),
       (a) => registerAutoscaleRoutes(a, { store, autoscaler }),
       (a) => registerCanaryRoutes(a, { store, apps, canaries, actor: 'admin' }),
+      (a) => registerTrafficRoutes(a, { traffic: trafficSplits, actor: 'admin' }),
       (a) => registerPipelineRoutes(a, { pipelines, git: gitRepos, actor: 'admin' }),
       (a) => registerBackupRoutes(a, { store, events, dataDir: paths.dataDir, addons }),
       (a) => registerProxyRoutes(a, proxySupervisor),
@@ -526,6 +536,8 @@ async function start(
   teardown.add('autoscaler', () => autoscaler.stop());
   canaries.start();
   teardown.add('canaries', () => canaries.stop());
+  trafficSplits.start();
+  teardown.add('traffic splits', () => trafficSplits.stop());
   memoryLimiter.start();
   teardown.add('memory limits', () => memoryLimiter.stop());
   listening(url, proxy.ports);

@@ -4,7 +4,7 @@ import type net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { BodyFramer, FramingError } from './body-framer.js';
 import type { ClientConnection } from './client-connection.js';
-import { classifyFailure, errorResponse, type Failure } from './failure.js';
+import { classifyFailure, connectionFailureReason, errorResponse, type Failure } from './failure.js';
 import { findBareLf } from './field-line.js';
 import type { RequestHead } from './request-head.js';
 import { parseResponseHead, ResponseHeadError } from './response-head.js';
@@ -50,6 +50,16 @@ function replaySafe(method: string, group: TargetGroup): boolean {
       return false;
   }
 }
+
+/** Header lines without their Host line (there is at most one: a second is refused as a bad request). */
+function withoutHost(kept: string): string {
+  const found = HOST_LINE.exec(kept);
+  if (found === null) return kept;
+  const start = found.index + found[1]!.length;
+  return kept.slice(0, start) + kept.slice(kept.indexOf('\r\n', start) + 2);
+}
+
+const HOST_LINE = /(^|\r\n)host:/i;
 
 /**
  * Writes a head and a body slice with ONE write call: socket writes (syscalls plus stream bookkeeping) are
@@ -203,8 +213,11 @@ export class Exchange implements UpstreamOwner {
         : '';
     const xff = trusted?.for === undefined ? client.remoteAddress : `${trusted.for}, ${client.remoteAddress}`;
     const forwardedHost = trusted?.host ?? head.authority;
+    // An external origin serves its own host name: Host is rewritten to it (X-Forwarded-Host keeps the client's).
+    const origin = this.#group?.config.origin;
+    const kept = origin === undefined ? head.kept : `host: ${origin.host}\r\n${withoutHost(head.kept)}`;
     return (
-      `${head.method} ${head.target} ${head.version}\r\n${head.kept}${framing}${trusted?.lines ?? ''}` +
+      `${head.method} ${head.target} ${head.version}\r\n${kept}${framing}${trusted?.lines ?? ''}` +
       `x-forwarded-for: ${xff}\r\nx-forwarded-proto: ${trusted?.proto ?? client.listener.proto}\r\n` +
       (forwardedHost === '' ? '' : `x-forwarded-host: ${forwardedHost}\r\n`) +
       `x-forwarded-port: ${trusted?.port ?? client.listener.port}\r\nx-request-id: ${this.#requestId}\r\n` +
@@ -602,10 +615,7 @@ export class Exchange implements UpstreamOwner {
       // A refused connection carried no byte, so it may follow a replay (a stale pooled connection to a target
       // that just died, then its refusal); a request that may have been delivered is replayed at most once.
       if (failure === 'connect_failed') {
-        group.markFailing(
-          target,
-          error?.code === 'ECONNREFUSED' ? 'connection refused' : (error?.code ?? 'connect failed'),
-        );
+        group.markFailing(target, connectionFailureReason(error));
         const other = group.pick(target);
         if (other !== undefined && other !== target) {
           this.#retry(other, false);

@@ -1,9 +1,11 @@
 // Target health, as the one authority on it: ALB semantics per target, a separable checker, keep-alive probes.
 import net from 'node:net';
+import tls from 'node:tls';
 import type { HealthCheckConfig, TargetHealth } from '../domain/route-table.js';
 import { successCodeMatcher } from '../domain/route-table.js';
 import { TARGET_HEALTH } from '../domain/target-health.js';
 import { BodyFramer } from './body-framer.js';
+import { connectionFailureReason } from './failure.js';
 import { parseResponseHead, ResponseHeadError } from './response-head.js';
 
 /** Outcome of one probe: a status code, or why there was none. */
@@ -13,6 +15,10 @@ export type ProbeResult = { status: number } | { error: 'timeout' | 'connection 
 export interface ProbeTarget {
   readonly host: string;
   readonly port: number;
+  /** Probe over TLS with these settings (an external origin). */
+  readonly tls?: tls.ConnectionOptions | undefined;
+  /** The Host header to send; default `host:port`. */
+  readonly hostHeader?: string | undefined;
 }
 
 /** Probes one target, over one connection kept open between checks where the target allows it. */
@@ -268,7 +274,9 @@ class ConnectionProber implements Prober {
   }
 
   #connect(): net.Socket {
-    const socket = net.connect({ host: this.#target.host, port: this.#target.port });
+    const { host, port, tls: secure } = this.#target;
+    const socket =
+      secure === undefined ? net.connect({ host, port }) : tls.connect({ host, port, ...secure });
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
       // Bytes while no check is under way: the target is out of step; start again on a new connection.
@@ -374,17 +382,16 @@ class ConnectionProber implements Prober {
           if (error === undefined) {
             finish({ error: 'connection closed before the response', ...(stale ? { stale } : {}) }, false);
           } else {
-            const reason =
-              error.code === 'ECONNREFUSED' ? 'connection refused' : (error.code ?? error.message);
-            finish({ error: reason, ...(stale ? { stale } : {}) }, false);
+            finish({ error: connectionFailureReason(error), ...(stale ? { stale } : {}) }, false);
           }
         },
       };
       this.#exchange = exchange;
       const timer = setTimeout(() => finish({ error: 'timeout' }, false), timeoutMs);
-      const { host, port } = this.#target;
+      const { host, port, hostHeader } = this.#target;
+      const hostLine = hostHeader ?? `${host.includes(':') ? `[${host}]` : host}:${port}`;
       socket.write(
-        `GET ${path} HTTP/1.1\r\nHost: ${host.includes(':') ? `[${host}]` : host}:${port}\r\nUser-Agent: berth-health-check\r\nAccept: */*\r\n\r\n`,
+        `GET ${path} HTTP/1.1\r\nHost: ${hostLine}\r\nUser-Agent: berth-health-check\r\nAccept: */*\r\n\r\n`,
       );
     });
   }

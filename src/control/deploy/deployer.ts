@@ -1,10 +1,11 @@
 // `berth deploy` and `berth rollback`: read the spec, build the artifact, run the release phase, hand the release
 // to the app manager. Split into build and release so a pipeline can build first and release on promote.
 import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
-import { basename, isAbsolute, join, relative } from 'node:path';
+import { basename, isAbsolute, join, relative, resolve } from 'node:path';
 import type { ApplyResult, DeployResult } from '../../domain/api-types.js';
 import { BerthError } from '../../domain/errors.js';
 import { appNameFrom, releaseCommandsOf, specFromProcfile } from '../../domain/heroku.js';
+import { pemProblem } from '../../domain/route-table.js';
 import { type AppSpec, parseSpec } from '../../domain/spec.js';
 import type { AppManager } from '../app-manager.js';
 import type { ReleaseImages } from '../images/release-images.js';
@@ -120,7 +121,10 @@ export class Deployer {
         `${specPath}: no such file; a deploy needs a berth.yaml (or a Procfile)`,
       );
     }
-    return { spec, releaseCommands: releaseCommandsOf(procfile, appJson) };
+    return {
+      spec: withOriginCas(spec, directory, specFile),
+      releaseCommands: releaseCommandsOf(procfile, appJson),
+    };
   }
 
   /** Reads and builds `directory` into an artifact; nothing is released. */
@@ -223,4 +227,40 @@ function specPathIn(directory: string, name: string): string {
     );
   }
   return path;
+}
+
+/**
+ * The spec with each origin's `ca:` file (a path in the app directory) read into it: the release carries the CA it
+ * was made with, and the proxy never reads the app's files.
+ */
+function withOriginCas(spec: AppSpec, directory: string, specFile: string): AppSpec {
+  if (spec.origins === undefined) return spec;
+  const issues: { path: string; message: string }[] = [];
+  const origins = Object.fromEntries(
+    Object.entries(spec.origins).map(([name, origin]) => {
+      if (origin.ca === undefined) return [name, origin];
+      const path = resolve(directory, origin.ca);
+      try {
+        const pem = readFileSync(path, 'utf8');
+        // Every certificate of the bundle must parse: a broken one would only show as "not trusted" later.
+        const problem = pemProblem(pem);
+        if (problem !== undefined) throw new Error(problem);
+        return [name, { ...origin, caPem: pem }];
+      } catch (error) {
+        const reason =
+          (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message;
+        issues.push({ path: `origins.${name}.ca`, message: `${origin.ca}: ${reason}` });
+        return [name, origin];
+      }
+    }),
+  );
+  if (issues.length > 0)
+    throw new BerthError(
+      'invalid_spec',
+      `${specFile}: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
+      {
+        issues,
+      },
+    );
+  return { ...spec, origins };
 }

@@ -5,7 +5,7 @@ import type { Clock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/logger.js';
 import { every, type Ticker } from '../../lib/ticker.js';
 import type { Store } from '../store/store.js';
-import { serviceGroupOf } from '../traffic/target-groups.js';
+import { originOfGroup, serviceGroupOf } from '../traffic/target-groups.js';
 import { bucketBound, fromCumulative, type SparseHistogram, subtract } from './latency.js';
 import { type CounterDelta, emptyDelta, type InstanceSample, type MetricsStore } from './metrics-store.js';
 
@@ -117,6 +117,26 @@ export class MetricsCollector {
       // By the instance: a service's targets may sit in more than one group (a canary's release has its own).
       const service = instance && services.get(`${instance.app}.${instance.service}`);
       const delta = this.#advance(key, target.counters);
+      const origin = originOfGroup(target.targetGroup);
+      if (origin !== undefined) {
+        // An external origin's requests are series of its app, as service `origin:<name>` (add-ons' way).
+        samples.push({
+          app: origin.app,
+          service: `origin:${origin.origin}`,
+          release: 0,
+          instance: target.id,
+          delta,
+          gauges: {
+            inFlight: target.counters.inFlight,
+            cpuPercent: null,
+            memoryBytes: null,
+            memoryLimit: null,
+            healthy: target.health === 'healthy',
+            unhealthy: target.health === 'unhealthy',
+          },
+        });
+        continue;
+      }
       if (!service || !instance) continue;
       const gauges = live.has(instance.id)
         ? this.#gauges(instance, target.counters.inFlight)

@@ -12,6 +12,7 @@ import { BerthError } from '../../domain/errors.js';
 import type { BerthEvent } from '../../domain/event.js';
 import { INSTANCE_STATES, type Instance, type InstanceState, LIVE_STATES } from '../../domain/instance.js';
 import type { AppSpec, ServiceSpec } from '../../domain/spec.js';
+import type { TrafficRamp, TrafficSplit } from '../../domain/traffic.js';
 import { type Clock, systemClock } from '../../lib/clock.js';
 import { Notifier } from '../../lib/notifier.js';
 import type { Database, Migration } from './database.js';
@@ -159,6 +160,18 @@ export const STORE_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX deployments_by_state ON deployments (state, app, id);
     `,
   },
+  {
+    version: 7,
+    name: 'traffic splits between services and external origins (berth traffic) and their ramps',
+    sql: `
+      CREATE TABLE traffic (
+        app TEXT PRIMARY KEY,
+        weights_json TEXT NOT NULL,
+        ramp_json TEXT,
+        updated_at INTEGER NOT NULL
+      );
+    `,
+  },
 ];
 
 /** The condition of the partial index `instances_live`, spelled as the index spells it. */
@@ -173,6 +186,22 @@ export interface InstanceHistory {
 }
 
 export const DEFAULT_INSTANCE_HISTORY: InstanceHistory = { maxAgeMs: 7 * 24 * 3_600_000, maxPerService: 200 };
+
+const trafficRow = z.object({
+  app: z.string(),
+  weights_json: z.string(),
+  ramp_json: z.string().nullable(),
+  updated_at: z.number(),
+});
+
+function toTraffic(row: z.output<typeof trafficRow>): TrafficSplit {
+  return {
+    app: row.app,
+    weights: JSON.parse(row.weights_json) as Record<string, number>,
+    ramp: row.ramp_json === null ? null : (JSON.parse(row.ramp_json) as TrafficRamp),
+    updatedAt: row.updated_at,
+  };
+}
 
 const appRow = z.object({
   name: z.string(),
@@ -514,6 +543,25 @@ export class Store {
     this.#db.afterCommit(() => this.deploymentsChanged.notify());
   }
 
+  /** The app's traffic split (`berth traffic`), if one was ever set. */
+  getTraffic(app: string): TrafficSplit | undefined {
+    const row = this.#s.traffic.get(app);
+    return row === undefined ? undefined : toTraffic(row);
+  }
+
+  /** Every app's traffic split. */
+  listTraffic(): TrafficSplit[] {
+    return this.#s.allTraffic.all().map(toTraffic);
+  }
+
+  /** Sets an app's split (its weights and ramp); the next route table carries it. */
+  setTraffic(app: string, weights: Record<string, number>, ramp: TrafficRamp | null): TrafficSplit {
+    this.#wrote();
+    const now = this.#clock.now();
+    this.#s.putTraffic.run(app, JSON.stringify(weights), ramp === null ? null : JSON.stringify(ramp), now);
+    return { app, weights, ramp, updatedAt: now };
+  }
+
   /** Records the circuit breaker's counts of a deployment in progress (not a change of state). */
   setDeploymentServices(id: number, services: DeploymentService[]): void {
     this.#wrote();
@@ -757,6 +805,13 @@ function statements(db: Database) {
     ),
     setDeploymentServices: db.statement('UPDATE deployments SET services_json = ? WHERE id = ?'),
     setCanaryProgress: db.statement('UPDATE deployments SET canary_json = ? WHERE id = ?'),
+    traffic: db.statement('SELECT * FROM traffic WHERE app = ?', trafficRow),
+    allTraffic: db.statement('SELECT * FROM traffic ORDER BY app', trafficRow),
+    putTraffic: db.statement(
+      `INSERT INTO traffic (app, weights_json, ramp_json, updated_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (app) DO UPDATE SET weights_json = excluded.weights_json, ramp_json = excluded.ramp_json,
+         updated_at = excluded.updated_at`,
+    ),
     transitionDeployment: db.statement(
       'UPDATE deployments SET state = ?, reason = ?, ended_at = ? WHERE id = ?',
     ),

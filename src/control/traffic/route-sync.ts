@@ -4,10 +4,11 @@ import type { Instance } from '../../domain/instance.js';
 import type { ProxyAdminClient } from '../../domain/proxy-admin-client.js';
 import type { AcmeChallenge, CertificateConfig, RouteTableInput } from '../../domain/route-table.js';
 import type { AppSpec, ServiceSpec } from '../../domain/spec.js';
+import { effectiveWeights, splitBackends, type TrafficSplit } from '../../domain/traffic.js';
 import { type Clock, systemClock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/logger.js';
 import type { Store } from '../store/store.js';
-import { groupOf, homeTargetGroup, serviceBackends } from './target-groups.js';
+import { groupOf, homeTargetGroup, originGroupName, serviceBackends } from './target-groups.js';
 import type { TargetHealthFeed } from './target-health-feed.js';
 
 /**
@@ -40,6 +41,18 @@ function registered(instance: Instance, service: ServiceSpec | undefined): boole
   return instance.state === 'starting' && service?.health !== null && service?.health !== undefined;
 }
 
+/**
+ * How the proxy checks an origin: every 2 s, two failures to call it unhealthy. An origin is one target, and the
+ * split is only as good as the proxy's knowledge of it.
+ */
+const ORIGIN_HEALTH = {
+  intervalMs: 2000,
+  timeoutMs: 1500,
+  healthyThreshold: 2,
+  unhealthyThreshold: 2,
+  successCodes: '200-399',
+} as const;
+
 /** How long a stop waits for the proxy to see another target of the group healthy before deregistering anyway. */
 const REPLACEMENT_READY_MAX_MS = 10_000;
 
@@ -52,11 +65,22 @@ export function routeTableFor(
   instances: readonly Instance[],
   deployments: readonly Deployment[] = [],
   tls: TlsInput = NO_TLS,
+  traffic: readonly TrafficSplit[] = [],
 ): RouteTableInput {
   const routes: NonNullable<RouteTableInput['routes']> = [];
   const targetGroups: NonNullable<RouteTableInput['targetGroups']> = [];
+  const splits = new Map(traffic.map((split) => [split.app, effectiveWeights(split)]));
   for (const spec of apps) {
     const first = spec.routes[0]?.host;
+    const origins = spec.origins ?? {};
+    const backendsOf = (service: string) =>
+      splitBackends(
+        serviceBackends(deployments, spec.app, service),
+        service,
+        splits.get(spec.app),
+        (origin) => originGroupName(spec.app, origin),
+        (name) => Object.hasOwn(origins, name),
+      );
     const aliases = tls.aliases.filter((a) => a.app === spec.app).map((a) => a.host);
     for (const route of spec.routes) {
       const deploy = spec.services[route.service]?.deploy;
@@ -72,10 +96,24 @@ export function routeTableFor(
           ...(route.hsts === undefined ? {} : { hsts: route.hsts }),
           ...(deploy?.stickinessS === undefined ? {} : { stickiness: { durationS: deploy.stickinessS } }),
           ...(deploy?.releaseOverride === true ? { releaseOverride: true } : {}),
-          backends: serviceBackends(deployments, spec.app, route.service),
+          backends: backendsOf(route.service),
         });
       }
     }
+    // Every origin has its group, weighted or not: the proxy health-checks it before any request goes there.
+    for (const [name, origin] of Object.entries(origins).sort(([a], [b]) => a.localeCompare(b)))
+      targetGroups.push({
+        name: originGroupName(spec.app, name),
+        origin: {
+          host: origin.host,
+          tls: origin.tls,
+          ...(origin.caPem === undefined ? {} : { ca: origin.caPem }),
+        },
+        balancing: 'least_outstanding',
+        health: { ...ORIGIN_HEALTH, path: origin.healthPath },
+        responseTimeoutMs: origin.responseTimeoutMs,
+        targets: [{ id: name, host: origin.address, port: origin.port, weight: 1 }],
+      });
     const routed = new Set(spec.routes.map((route) => route.service));
     for (const [name, service] of Object.entries(spec.services)) {
       // A service with a health check gets a group even without a route: the proxy checks every target.
@@ -255,7 +293,7 @@ export class RouteSync {
     const deployments = this.#store
       .listApps()
       .flatMap((app) => this.#store.listDeployments({ app: app.name }));
-    const table = routeTableFor(apps, targets, deployments, tls);
+    const table = routeTableFor(apps, targets, deployments, tls, this.#store.listTraffic());
     const json = JSON.stringify(table);
     if (json !== this.#lastSent) await this.#admin.putRouteTable(table);
     this.#lastSent = json;

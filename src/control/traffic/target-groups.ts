@@ -7,6 +7,17 @@ export function targetGroupName(app: string, service: string): string {
   return `${app}.${service}`;
 }
 
+/** The group of an app's external origin (`origins:`): service names have no dots, so it cannot collide. */
+export function originGroupName(app: string, origin: string): string {
+  return `${app}.${origin}.origin`;
+}
+
+/** The app and origin of an origin's group (`shop.heroku.origin`), else undefined. */
+export function originOfGroup(group: string): { app: string; origin: string } | undefined {
+  const match = /^(.+)\.([^.]+)\.origin$/.exec(group);
+  return match === null ? undefined : { app: match[1]!, origin: match[2]! };
+}
+
 /** The group a canary's new instances join: their own, so the route can weigh it against the old release's. */
 export function canaryGroupName(app: string, service: string, release: number): string {
   return `${app}.${service}.v${release}`;
