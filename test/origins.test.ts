@@ -42,7 +42,7 @@ function appDir(originPort: number, caFile: string, env: Record<string, string> 
       '    run: node server.js',
       '    instances: 2',
       '    health: { path: /health, interval: 250ms, timeout: 200ms, healthy: 1, unhealthy: 2, grace: 1s }',
-      '    deploy: { drain: 5s, stopTimeout: 5s, analysis: { minRequests: 20, maxLatencyRatio: 100 } }',
+      '    deploy: { drain: 5s, stopTimeout: 5s, releaseOverride: true, analysis: { minRequests: 20, maxLatencyRatio: 100 } }',
       `    env: { ${envText} }`,
       'origins:',
       '  heroku:',
@@ -200,6 +200,25 @@ describe('external origins', { skip: proxyUnavailable }, () => {
       20_000,
       500,
     );
+  });
+
+  it('sends a tester to either side with X-Berth-Release or the berth-release cookie, whatever the weights', async () => {
+    const greeting = async (headers: Record<string, string> = {}) =>
+      JSON.parse((await load.send('GET', '/', undefined, 10_000, headers)).body).greeting as string;
+    await traffic(['web=100', 'heroku=0']);
+    await waitFor('the header to reach the origin at weight 0', async () =>
+      (await greeting({ 'x-berth-release': 'heroku' })) === 'heroku' ? true : undefined,
+    );
+    for (let i = 0; i < 10; i++) {
+      assert.equal(await greeting({ 'x-berth-release': 'heroku' }), 'heroku');
+      assert.equal(await greeting({ cookie: 'berth-release=heroku' }), 'heroku');
+      assert.equal(await greeting(), 'berth');
+    }
+    await traffic(['web=0', 'heroku=100']);
+    await waitFor('the header to reach the Berth side at weight 0', async () =>
+      (await greeting({ 'x-berth-release': 'web' })) === 'berth' ? true : undefined,
+    );
+    assert.equal(await greeting(), 'heroku');
   });
 
   it('ramps the Berth side 10 -> 100 % under load with zero failed requests', async () => {

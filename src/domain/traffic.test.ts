@@ -55,13 +55,22 @@ describe('splitBackends', () => {
 
   it('scales the service groups (a canary included) to its share, out of 1000', () => {
     const own = [
-      { targetGroup: 'shop.web', weight: 75 },
-      { targetGroup: 'shop.web.v2', weight: 25 },
+      { targetGroup: 'shop.web', weight: 75, release: 'v1' },
+      { targetGroup: 'shop.web.v2', weight: 25, release: 'v2' },
     ];
     assert.deepEqual(splitBackends(own, 'web', { web: 40, heroku: 60 }, originGroup, isOrigin), [
-      { targetGroup: 'shop.web', weight: 300 },
-      { targetGroup: 'shop.web.v2', weight: 100 },
-      { targetGroup: 'shop.heroku.origin', weight: 600 },
+      { targetGroup: 'shop.web', weight: 300, release: 'v1' },
+      { targetGroup: 'shop.web.v2', weight: 100, release: 'v2' },
+      { targetGroup: 'shop.heroku.origin', weight: 600, release: 'heroku' },
+    ]);
+  });
+
+  it('labels the sides for X-Berth-Release: the service by its name, each origin by its own', () => {
+    const own = [{ targetGroup: 'shop.web', weight: 1 }];
+    assert.deepEqual(splitBackends(own, 'web', { web: 0, heroku: 1, fly: 1 }, originGroup, isOrigin), [
+      { targetGroup: 'shop.web', weight: 0, release: 'web' },
+      { targetGroup: 'shop.heroku.origin', weight: 500, release: 'heroku' },
+      { targetGroup: 'shop.fly.origin', weight: 500, release: 'fly' },
     ]);
   });
 

@@ -124,12 +124,12 @@ export function parseWeights(spec: AppSpec, input: Record<string, unknown>): Rec
  * split does not name keeps its own backends.
  */
 export function splitBackends(
-  own: readonly { targetGroup: string; weight: number }[],
+  own: readonly { targetGroup: string; weight: number; release?: string }[],
   service: string,
   weights: Record<string, number> | undefined,
   originGroup: (origin: string) => string,
   isOrigin: (name: string) => boolean,
-): { targetGroup: string; weight: number }[] {
+): { targetGroup: string; weight: number; release?: string }[] {
   if (weights === undefined || !(service in weights)) return [...own];
   const entries = Object.entries(weights).filter(([name]) => name === service || isOrigin(name));
   const total = entries.reduce((sum, [, w]) => sum + w, 0);
@@ -137,11 +137,15 @@ export function splitBackends(
   // Weights out of 1000: the route table's range, fine enough for 0.1 % steps.
   const scale = 1000 / total;
   const ownTotal = own.reduce((sum, b) => sum + b.weight, 0) || 1;
+  // Labelled for `X-Berth-Release` (when the route allows it): a canary's groups keep their releases (`v7`), the
+  // service's one group takes its name (`web`), each origin its own (`heroku`): a tester can try either side.
   const out = own.map((b) => ({
     targetGroup: b.targetGroup,
     weight: Math.round(((weights[service] ?? 0) * scale * b.weight) / ownTotal),
+    release: b.release ?? (own.length === 1 ? service : undefined),
   }));
   for (const [name, weight] of entries)
-    if (name !== service) out.push({ targetGroup: originGroup(name), weight: Math.round(weight * scale) });
-  return out;
+    if (name !== service)
+      out.push({ targetGroup: originGroup(name), weight: Math.round(weight * scale), release: name });
+  return out.map(({ release, ...b }) => (release === undefined ? b : { ...b, release }));
 }
