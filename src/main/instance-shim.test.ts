@@ -2,6 +2,7 @@
 // differentially on random bytes), partial and long lines, a failed start, a bounded queue that counts its drops.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { once } from 'node:events';
 import {
   closeSync,
   createReadStream,
@@ -286,6 +287,10 @@ describe('the native instance shim', () => {
     const reader = createReadStream(logPath);
     reader.on('data', (chunk) => chunks.push(chunk as Buffer));
     const readAll = new Promise<void>((resolve) => reader.once('end', () => resolve()));
+    // Opened before the holder closes: once the shim has exited (it may, when its lines fit the FIFO's buffer), the
+    // holder is the only writer, and opening a FIFO with no writer blocks a thread-pool thread forever (the buffered
+    // lines are thrown away with the last writer too). CI on Node 24 hung here for the whole test timeout.
+    await once(reader, 'open', { signal: AbortSignal.timeout(DEADLINE_MS) });
     const { status } = await running;
     // The FIFO ends for the reader once its last writer (this holder, opened read-write) closes it.
     closeSync(holder);
