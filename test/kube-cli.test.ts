@@ -148,8 +148,9 @@ describe('berth with a Kubernetes target', { skip: requireKube() || proxyUnavail
     assert.equal(deployed.code, 0, `${deployed.stdout}${deployed.stderr}\n${server.logs()}`);
     assert.match(deployed.stdout, /ledger: release v1/);
     assert.match(deployed.stdout, /v1 is live/);
-    // The rollout's progress as the cluster reports it, like a local deploy's lines.
-    assert.match(deployed.stdout, /^ {2}web: [0-2]\/2 new ready$/m);
+    // The rollout's progress as the cluster reports it, like a local deploy's lines: its last line at least. Whether
+    // an intermediate one (`web: 1/2 new ready`) shows depends on how fast the pods turn ready between two polls;
+    // the sequence itself is asserted in src/control/kube/kube-deployer.test.ts, where the fake API scripts it.
     assert.match(deployed.stdout, /^ {2}web: 2\/2 ready\nv1 is live/m);
     assert.equal(await image(), `registry.example.com/ledger/web@${GOOD}`);
     const ps = await berth('ps', 'ledger');
