@@ -77,6 +77,49 @@ function freshGet(port: number, host: string, ca: string): Promise<{ status: num
   });
 }
 
+/**
+ * Keep-alive HTTPS load on `host` and, beside it, a loop of new connections (each a full handshake that reports the
+ * certificate's serial) while `work` runs; `work` sees the serials seen so far. Failures of both are collected.
+ */
+async function underHandshakeLoad(
+  port: number,
+  host: string,
+  caPath: string,
+  root: string,
+  work: (serials: Set<string>) => Promise<void>,
+): Promise<{ keepAlive: number; fresh: number; serials: Set<string>; failures: string[] }> {
+  const load = new LoadClient(port, host, caPath);
+  const serials = new Set<string>();
+  const failures: string[] = [];
+  let fresh = 0;
+  try {
+    const result = await load.during(async () => {
+      let running = true;
+      const handshakes = (async () => {
+        while (running) {
+          try {
+            const answer = await freshGet(port, host, root);
+            fresh++;
+            serials.add(answer.serial);
+            if (answer.status !== 200) failures.push(`status ${answer.status}`);
+          } catch (error) {
+            failures.push(String(error));
+          }
+        }
+      })();
+      try {
+        await work(serials);
+      } finally {
+        running = false;
+        await handshakes;
+      }
+    });
+    return { keepAlive: result.answers.length, fresh, serials, failures: [...result.failures, ...failures] };
+  } finally {
+    load.close();
+  }
+}
+
 function plainGet(port: number, host: string, path: string): Promise<{ status: number; location?: string }> {
   return new Promise((resolve, reject) => {
     http
@@ -233,25 +276,12 @@ describe('certificates from an ACME CA (pebble)', { skip: pebbleUnavailable }, (
 
   it('renews on demand under HTTPS load (keep-alive and new handshakes) without failing a request', async () => {
     const first = await active('shop.example.com');
-    const load = new LoadClient(https443, 'shop.example.com', join(dir, 'root.pem'));
-    const serials = new Set<string>();
-    const failures: string[] = [];
-    let fresh = 0;
-    try {
-      const result = await load.during(async () => {
-        let running = true;
-        const handshakes = (async () => {
-          while (running) {
-            try {
-              const answer = await freshGet(https443, 'shop.example.com', root);
-              fresh++;
-              serials.add(answer.serial);
-              if (answer.status !== 200) failures.push(`status ${answer.status}`);
-            } catch (error) {
-              failures.push(String(error));
-            }
-          }
-        })();
+    const { keepAlive, fresh, serials, failures } = await underHandshakeLoad(
+      https443,
+      'shop.example.com',
+      join(dir, 'root.pem'),
+      root,
+      async (seen) => {
         let previous = first.serial!;
         for (let i = 0; i < 3; i++) {
           const renewed = await runCli(dataDir, ['domains', 'renew', 'shop', 'shop.example.com']);
@@ -260,19 +290,15 @@ describe('certificates from an ACME CA (pebble)', { skip: pebbleUnavailable }, (
           const cert = await active('shop.example.com', previous);
           previous = cert.serial!;
           await waitFor('a new handshake to get the new certificate', () =>
-            serials.has(previous) ? true : undefined,
+            seen.has(previous) ? true : undefined,
           );
         }
-        running = false;
-        await handshakes;
-      });
-      assert.deepEqual([...result.failures, ...failures], []);
-      assert.ok(result.answers.length > 50, `only ${result.answers.length} keep-alive requests`);
-      assert.ok(fresh > 20, `only ${fresh} new connections`);
-      assert.ok(serials.size >= 4, `new handshakes saw ${serials.size} certificates`);
-    } finally {
-      load.close();
-    }
+      },
+    );
+    assert.deepEqual(failures, []);
+    assert.ok(keepAlive > 50, `only ${keepAlive} keep-alive requests`);
+    assert.ok(fresh > 20, `only ${fresh} new connections`);
+    assert.ok(serials.size >= 4, `new handshakes saw ${serials.size} certificates`);
     assert.ok((await events('certificate.renewed')).length >= 3);
   });
 
@@ -485,30 +511,17 @@ describe('short-lived certificates renew themselves at two thirds of their life'
       lifetime >= (LIFETIME_S - 1) * 1000 && lifetime <= LIFETIME_S * 1000,
       `lifetime ${lifetime} ms`,
     );
-    const load = new LoadClient(https443, 'api.example.org', join(dir, 'root.pem'));
-    const serials = new Set<string>();
-    const failures: string[] = [];
-    let fresh = 0;
-    try {
-      const result = await load.during(async () => {
-        let running = true;
-        const handshakes = (async () => {
-          while (running) {
-            try {
-              const answer = await freshGet(https443, 'api.example.org', root);
-              fresh++;
-              serials.add(answer.serial);
-              if (answer.status !== 200) failures.push(`status ${answer.status}`);
-            } catch (error) {
-              failures.push(String(error));
-            }
-          }
-        })();
+    const { fresh, serials, failures } = await underHandshakeLoad(
+      https443,
+      'api.example.org',
+      join(dir, 'root.pem'),
+      root,
+      async (seen) => {
         // Two renewals by the loop itself, nobody asking, each seen by new handshakes (the proxy has the table).
         await waitFor(
           'two automatic renewals served',
           async () =>
-            serials.size >= 3 &&
+            seen.size >= 3 &&
             (await plane.client.events({ app: 'api', limit: 1000 })).filter(
               (e) => e.kind === 'certificate.renewed',
             ).length >= 2
@@ -516,15 +529,11 @@ describe('short-lived certificates renew themselves at two thirds of their life'
               : undefined,
           4 * LIFETIME_S * 1000,
         );
-        running = false;
-        await handshakes;
-      });
-      assert.deepEqual([...result.failures, ...failures], []);
-      assert.ok(fresh > 20, `only ${fresh} new connections`);
-      assert.ok(serials.size >= 3, `new handshakes saw ${serials.size} certificates`);
-    } finally {
-      load.close();
-    }
+      },
+    );
+    assert.deepEqual(failures, []);
+    assert.ok(fresh > 20, `only ${fresh} new connections`);
+    assert.ok(serials.size >= 3, `new handshakes saw ${serials.size} certificates`);
     // Each renewal started at or after the renewal time of the certificate it replaced, and ended before it expired.
     const all = await plane.client.events({ app: 'api', limit: 1000 });
     const certificates = all.filter(
