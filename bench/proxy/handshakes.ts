@@ -2,12 +2,21 @@
 // full handshakes and resumed ones (session tickets), interleaved rounds, server CPU per handshake from /proc; and a
 // bare Node tls.Server (tls-floor-server.ts) with the same certificate: Node's floor, what Berth cannot go below.
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { ProxyAdminClient } from '../../src/domain/proxy-admin-client.js';
 import { proxyPaths } from '../../src/domain/proxy-paths.js';
-import { firstJsonLine, median, scratchDir, start, stop, stopAll } from '../processes.js';
+import {
+  cpuSeconds,
+  descendants,
+  firstJsonLine,
+  median,
+  scratchDir,
+  start,
+  stop,
+  stopAll,
+} from '../processes.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -42,31 +51,6 @@ function freePort(): Promise<number> {
 }
 
 /** CPU seconds (user + sys) of these processes, from /proc. */
-function cpuSeconds(pids: number[]): number {
-  let ticks = 0;
-  for (const pid of pids) {
-    try {
-      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]);
-    } catch {
-      // gone
-    }
-  }
-  return ticks / 100;
-}
-
-function childPids(pid: number): number[] {
-  try {
-    const direct = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
-      .trim()
-      .split(/\s+/)
-      .filter(Boolean);
-    return direct.map(Number).flatMap((child) => [child, ...childPids(child)]);
-  } catch {
-    return [];
-  }
-}
-
 /** One ECDSA P-256 certificate for HOST, from a CA of its own (the client verifies the chain and the name). */
 function certificates(): { ca: string; cert: string; key: string } {
   const run = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
@@ -118,7 +102,7 @@ async function startBerth(cert: string, key: string): Promise<Setup> {
   return {
     name: 'berth',
     port: ready.https,
-    pids: () => [child.pid!, ...childPids(child.pid!)],
+    pids: () => [child.pid!, ...descendants(child.pid!)],
     stop: () => stop(child),
   };
 }
@@ -174,7 +158,7 @@ http {
   return {
     name: 'nginx',
     port,
-    pids: () => [child.pid!, ...childPids(child.pid!)],
+    pids: () => [child.pid!, ...descendants(child.pid!)],
     stop: () => stop(child),
   };
 }

@@ -8,7 +8,16 @@ import { ProxyAdminClient } from '../../src/domain/proxy-admin-client.js';
 import { proxyPaths } from '../../src/domain/proxy-paths.js';
 import { LocalCa } from '../../src/proxy/local-ca.js';
 import { StickyCookie } from '../../src/proxy/sticky-cookie.js';
-import { firstJsonLine, median, scratchDir, start, stop, stopAll } from '../processes.js';
+import {
+  cpuSeconds,
+  descendants,
+  firstJsonLine,
+  median,
+  scratchDir,
+  start,
+  stop,
+  stopAll,
+} from '../processes.js';
 
 const DURATION = process.env.BENCH_DURATION ?? '10s';
 const WARMUP = process.env.BENCH_WARMUP ?? '3s';
@@ -72,31 +81,6 @@ async function waitReady(port: number, host = HOST): Promise<void> {
 }
 
 /** CPU seconds (user+sys) of a process and its children threads, from /proc. */
-function cpuSeconds(pids: number[]): number {
-  let ticks = 0;
-  for (const pid of pids) {
-    try {
-      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]);
-    } catch {
-      // process gone
-    }
-  }
-  return ticks / 100;
-}
-
-function childPids(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
-      .trim()
-      .split(/\s+/)
-      .filter(Boolean)
-      .map(Number);
-  } catch {
-    return [];
-  }
-}
-
 interface Sample {
   rps: number;
   p50: number;
@@ -293,7 +277,7 @@ http {
   );
   const child = start('nginx', ['-c', join(ndir, 'nginx.conf'), '-p', ndir]);
   await waitReady(port);
-  return { name: 'nginx', port, pids: [child.pid!, ...childPids(child.pid!)], stop: () => stop(child) };
+  return { name: 'nginx', port, pids: [child.pid!, ...descendants(child.pid!)], stop: () => stop(child) };
 }
 
 async function startHaproxy(backendPort: number): Promise<Setup> {
