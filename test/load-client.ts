@@ -89,22 +89,33 @@ export class LoadClient {
   }
 
   /**
-   * Sends requests back to back on `connections` keep-alive connections while `work` runs; `work` sees the result
-   * so far (to wait for answers after some moment, say).
+   * Sends requests on `connections` keep-alive connections while `work` runs; `work` sees the result so far (to
+   * wait for answers after some moment, say). Paced to spare the CPU the rest of the suite needs: a connection
+   * whose answer came back waits `pauseMs` before its next request, unless no other request is in flight then, in
+   * which case it sends at once. So at every moment of `work` a request is in flight, whatever the pace.
    */
-  async during(work: (sofar: LoadResult) => Promise<void>, connections = 4): Promise<LoadResult> {
+  async during(
+    work: (sofar: LoadResult) => Promise<void>,
+    connections = 4,
+    pauseMs = 2,
+  ): Promise<LoadResult> {
     let running = true;
+    let inFlight = 0;
     const result: LoadResult = { sent: 0, answers: [], failures: [] };
     const workers = Array.from({ length: connections }, async () => {
       while (running) {
         result.sent++;
+        inFlight++;
         try {
           const answer = await this.get();
           result.answers.push(answer);
           if (answer.status !== 200) result.failures.push(`${answer.status} ${answer.body.slice(0, 200)}`);
         } catch (error) {
           result.failures.push(String(error));
+        } finally {
+          inFlight--;
         }
+        if (inFlight > 0 && pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs));
       }
     });
     try {
