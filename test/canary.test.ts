@@ -19,7 +19,7 @@ import {
   waitFor,
   writeApp,
 } from './control-harness.js';
-import { type Answer, answersAfter, LoadClient } from './load-client.js';
+import { type Answer, answersAfter, LoadClient, SPLIT_SAMPLE } from './load-client.js';
 
 /** The shop app with a canary deploy section; `env` makes each release tell itself apart. */
 function appDir(env: Record<string, string>, deploy: string): string {
@@ -44,19 +44,6 @@ function appDir(env: Record<string, string>, deploy: string): string {
   copyFileSync(join(FIXTURE_APP, 'server.js'), join(dir, 'server.js'));
   return dir;
 }
-
-/**
- * Requests counted to check a split within 3 percentage points. The proxy splits by smooth weighted round robin
- * (src/proxy/router.ts pickGroup, one worker): in ANY run of n consecutive picks between two groups, each group's
- * count is within 1 of n × weight / total (checked for 30/70 and 10/90 over every window up to 600 picks). The
- * first n answers differ from n consecutive picks by at most the requests in flight at either end (8 connections),
- * so the count is within 17 of its share: 1.7 points at n = 1000, and the 3-point bound cannot fail on a correct
- * proxy (false-failure probability 0, below any 1e-6). Were picks independent draws instead, this n would not do:
- * at 30 % the standard deviation is sqrt(0.3 × 0.7 / 1000) = 1.45 points, 3 points = 2.1 sd; a false failure
- * under 1e-6 needs 5 sd, n ≥ 0.21 × (5 / 0.03)² ≈ 5800 (≈ 2500 at 10 %). The 10k and 2000 requests sent before
- * cost ~10 CPU-seconds and proved nothing more.
- */
-const SPLIT_SAMPLE = 1000;
 
 function greetingOf(answer: Answer): string {
   return (JSON.parse(answer.body) as { greeting: string }).greeting;
@@ -202,7 +189,7 @@ describe('canary deploys', { skip: proxyUnavailable }, () => {
     );
   });
 
-  it('splits by weight within ±3 % over 10k requests; --promote and --abort act on a running canary', async () => {
+  it(`splits by weight within ±3 % over ${SPLIT_SAMPLE} requests; --promote and --abort act on a running canary`, async () => {
     const idle = await runCli(dataDir, ['deploy', '--abort', 'shop']);
     assert.equal(idle.code, 1);
     assert.match(idle.stderr, /shop has no deployment in progress: nothing to promote or abort/);
@@ -226,6 +213,7 @@ describe('canary deploys', { skip: proxyUnavailable }, () => {
       return b.length === 2 && b[1]!.weight === 30 ? true : undefined;
     });
 
+    // SPLIT_SAMPLE requests are enough for ±3 % (the arithmetic is at its definition).
     const counts = new Map<string, number>();
     const { answers, failures } = await load.during(async (sofar) => {
       await waitFor(

@@ -22,7 +22,7 @@ import {
   waitFor,
   writeApp,
 } from './control-harness.js';
-import { answersAfter, LoadClient } from './load-client.js';
+import { answersAfter, LoadClient, SPLIT_SAMPLE } from './load-client.js';
 
 const ORIGIN_HOST = 'shop.oldplatform.test';
 
@@ -166,13 +166,8 @@ describe('external origins', { skip: proxyUnavailable }, () => {
     });
     seen.length = 0;
     const counts = { berth: 0, heroku: 0 };
-    // The proxy splits by smooth weighted round robin (src/proxy/router.ts pickGroup, one worker): any n consecutive
-    // picks give each side within 1 of n × weight / total (checked for 30/70 over every window up to 600 picks), and
-    // these n requests are the only ones on the route meanwhile. So 1000 of them land within 0.1 point of 30 % and
-    // the 3-point bound cannot fail on a correct proxy (false-failure probability 0, below any 1e-6). Were picks
-    // independent draws, n = 1000 would not do (sd = sqrt(0.21 / 1000) = 1.45 points, 3 points = 2.1 sd; < 1e-6
-    // needs 5 sd, n ≥ 0.21 × (5 / 0.03)² ≈ 5800), nor would the 3000 sent before (3.6 sd, 3e-4).
-    const n = 1000;
+    // SPLIT_SAMPLE requests are enough for ±3 % (the arithmetic is at its definition).
+    const n = SPLIT_SAMPLE;
     for (let i = 0; i < n; i += 10) {
       const answers = await Promise.all(Array.from({ length: 10 }, () => load.get()));
       for (const a of answers) {
