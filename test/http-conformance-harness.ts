@@ -623,7 +623,8 @@ export class Oracle {
     // A refusal is awaited for bytes llhttp refuses once a head ended (or a bare CR or LF shows it never will):
     // before that, the proxy may wait for the rest of a line it cannot judge yet.
     // Judged on the refused message's own bytes: a head that ended before it (a complete request) does not count.
-    const text = c.bytes.subarray(hint.error === undefined ? 0 : refusedFrom(c.bytes)).toString('latin1');
+    const from = hint.error === undefined || completeHint === 0 ? 0 : refusedFrom(c.bytes);
+    const text = c.bytes.subarray(from).toString('latin1');
     const judgeable = text.includes('\r\n\r\n') || /\r(?!\n)|(?<!\r)\n/.test(text.replace(/\r$/, ''));
     const expected = completeHint + (hint.error !== undefined && judgeable ? 1 : 0);
     const partial = hint.error === undefined && hint.messages.some((m) => !m.complete);
@@ -633,16 +634,22 @@ export class Oracle {
     // ends anyway once the case got an answer or reached the backend (the proxy may wait on bytes llhttp refused).
     const answered = (received: Buffer) =>
       upstream().length > 0 || finalResponses(llhttpFrame('client', received, false, methods)).length > 0;
+    let framedLength = -1;
+    let finals = 0;
     const client = await talk(
       this.#port,
       c.bytes,
       (received) => {
         // Nothing framed (an unfinished head): only the proxy's answer or the deadline ends the wait.
         if (expected === 0 && !partial) return false;
-        const finals = finalResponses(llhttpFrame('client', received, false, methods)).filter(
-          (m) => m.complete,
-        );
-        if (finals.length < expected) return false;
+        // Framed again only when more arrived (this is also checked on every upstream activity).
+        if (received.length !== framedLength) {
+          framedLength = received.length;
+          finals = finalResponses(llhttpFrame('client', received, false, methods)).filter(
+            (m) => m.complete,
+          ).length;
+        }
+        if (finals < expected) return false;
         if (!partial) return true;
         // The last request's body is incomplete: let its head reach the backend before hanging up.
         const last = upstream()[completeHint];
