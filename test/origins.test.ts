@@ -77,8 +77,13 @@ describe('external origins', { skip: proxyUnavailable }, () => {
     return JSON.parse(result.stdout) as TrafficStatus;
   }
 
+  /** The status `berth traffic shop --json` prints, read from the API: for polling (a CLI call is ~0.1 CPU-s). */
+  async function trafficStatus(): Promise<TrafficStatus> {
+    return plane.client.request<TrafficStatus>('GET', '/v1/apps/shop/traffic');
+  }
+
   async function originHealth(name: string): Promise<{ health: string; healthReason: string } | undefined> {
-    return (await traffic()).sides.find((s) => s.name === name)?.targets[0];
+    return (await trafficStatus()).sides.find((s) => s.name === name)?.targets[0];
   }
 
   before(async () => {
@@ -231,7 +236,7 @@ describe('external origins', { skip: proxyUnavailable }, () => {
       status = await waitFor(
         'the ramp to succeed',
         async () => {
-          const now = await traffic();
+          const now = await trafficStatus();
           return now.split?.ramp?.state === 'running' ? undefined : now;
         },
         60_000,
@@ -255,7 +260,7 @@ describe('external origins', { skip: proxyUnavailable }, () => {
     const opened = await waitFor(
       'the first window to open',
       async () => {
-        const ramp = (await traffic()).split?.ramp;
+        const ramp = (await trafficStatus()).split?.ramp;
         return ramp?.windowStartedAt != null ? ramp : undefined;
       },
       30_000,
@@ -281,7 +286,7 @@ describe('external origins', { skip: proxyUnavailable }, () => {
     const { failures: during } = await load.during(async () => {
       await waitFor(
         'the ramp to succeed',
-        async () => ((await traffic()).split?.ramp?.state === 'succeeded' ? true : undefined),
+        async () => ((await trafficStatus()).split?.ramp?.state === 'succeeded' ? true : undefined),
         30_000,
         250,
       );
@@ -313,7 +318,7 @@ describe('external origins', { skip: proxyUnavailable }, () => {
       const status = await waitFor(
         'the ramp to end',
         async () => {
-          const now = await traffic();
+          const now = await trafficStatus();
           return now.split?.ramp?.state === 'running' ? undefined : now;
         },
         60_000,
