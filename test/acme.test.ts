@@ -60,17 +60,37 @@ function handshake(
   });
 }
 
+/** A client context trusting `ca`, built once: parsing the CA for every new connection cost more than the handshake. */
+const clientContexts = new Map<string, tls.SecureContext>();
+function trusting(ca: string): tls.SecureContext {
+  let context = clientContexts.get(ca);
+  if (context === undefined) {
+    context = tls.createSecureContext({ ca });
+    clientContexts.set(ca, context);
+  }
+  return context;
+}
+
 /** One request on a new TLS connection (a new handshake each time), verified against `ca`. */
 function freshGet(port: number, host: string, ca: string): Promise<{ status: number; serial: string }> {
   return new Promise((resolve, reject) => {
-    const req = https.request(
-      { host: '127.0.0.1', port, servername: host, headers: { host }, ca, agent: false, timeout: 10_000 },
-      (res) => {
-        const serial = (res.socket as tls.TLSSocket).getPeerCertificate().serialNumber.toLowerCase();
-        res.resume();
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, serial }));
-      },
-    );
+    // secureContext goes through to tls.connect (node's https types leave it out).
+    const options: https.RequestOptions & { secureContext: tls.SecureContext } = {
+      host: '127.0.0.1',
+      port,
+      servername: host,
+      headers: { host },
+      secureContext: trusting(ca),
+      agent: false,
+      timeout: 10_000,
+    };
+    const req = https.request(options, (res) => {
+      // The X509Certificate view: getPeerCertificate() decodes every field of the chain, serial alone is wanted.
+      const peer = (res.socket as tls.TLSSocket).getPeerX509Certificate();
+      const serial = peer?.serialNumber.toLowerCase() ?? '';
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, serial }));
+    });
     req.on('timeout', () => req.destroy(new Error('no answer within 10 s')));
     req.on('error', reject);
     req.end();

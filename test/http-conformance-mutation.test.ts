@@ -15,7 +15,7 @@ import { type ProxyProcess, removeDir, startProxy } from './proxy-harness.js';
 const python = findPythonWithH11();
 const SEED = Number(process.env.BERTH_MUTATION_SEED ?? 11);
 const COUNT = Number(process.env.BERTH_MUTATION_COUNT ?? 20_000);
-/** How long a client waits for answers to one mutated request (an unfinished head waits this long). */
+/** How long a client waits on a mutated request it is owed no answer to yet (an unfinished head waits this long). */
 const DEADLINE_MS = 250;
 const BATCH = 200;
 
