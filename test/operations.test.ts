@@ -64,7 +64,7 @@ const VAULT_SPEC = [
   '    instances: 1',
   '    health: { path: /health, interval: 200ms, timeout: 150ms, healthy: 1, unhealthy: 2, grace: 1s }',
   '    secrets: [DB_URL]',
-  // As shop's: the defaults (15 s drain, 30 s stop timeout) held the stops at the file's end and the restored copy's.
+  // Without it the default 15 s drain holds every stop of the file's end (and of the restored copy's).
   '    deploy: { stopTimeout: 5s, drain: 1s }',
 ].join('\n');
 
