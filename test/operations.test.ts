@@ -64,8 +64,6 @@ const VAULT_SPEC = [
   '    instances: 1',
   '    health: { path: /health, interval: 200ms, timeout: 150ms, healthy: 1, unhealthy: 2, grace: 1s }',
   '    secrets: [DB_URL]',
-  // Without it the default 15 s drain holds every stop of the file's end (and of the restored copy's).
-  '    deploy: { stopTimeout: 5s, drain: 1s }',
 ].join('\n');
 
 /** Runs a process to its end with a deadline; `env` adds to this process's environment. */
