@@ -28,9 +28,9 @@ describe('add-on backups and failures', { skip }, () => {
 
   it('backs up, destroys, and restores into a new add-on with the data intact', async () => {
     await cli('addons', 'create', 'vault', 'redis');
-    // A name long enough that the server's Unix socket cannot live in its own directory (Linux allows 107 bytes):
-    // the socket moves to a short directory in /tmp, which the destroy removes.
-    const ledger = 'ledger-of-every-entry-ever-made';
+    // A name long enough that the server's Unix socket cannot live in its own directory (Linux allows 107 bytes),
+    // even with TMPDIR=/tmp: the socket moves to a short directory in /tmp, which the destroy removes.
+    const ledger = 'ledger-of-every-entry-ever-made-since-the-books-opened';
     const sockets = socketDirectory(join(dataDir, 'addons', 'vault', ledger, 'server'));
     assert.match(sockets, /^\/tmp\/berth-pg-[0-9a-f]{16}$/);
     await cli('addons', 'create', 'vault', 'postgres', '--name', ledger);

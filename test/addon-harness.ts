@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { PostgresEngine } from '../src/control/addons/postgres-engine.js';
 import { RedisConnection } from '../src/control/addons/redis-connection.js';
 import type { AddonView } from '../src/domain/addon.js';
-import { type ControlPlaneProcess, proxyUnavailable, runCli, shutDown } from './control-harness.js';
+import { type ControlPlaneProcess, proxyUnavailable, runCli, shutDown, stopApps } from './control-harness.js';
 import { requireTool } from './require-tool.js';
 
 export const run = promisify(execFile);
@@ -102,13 +102,16 @@ export function addonClient(dataDir: () => string, plane: () => ControlPlaneProc
 
 /**
  * The end of an add-on suite: add-on servers outlive control planes by design, so each one still running is stopped
- * through the plane, then the apps and the plane go (`shutDown`).
+ * through the plane, then the plane goes (`shutDown`). The apps go first: PostgreSQL stops on SIGTERM only once
+ * its clients have disconnected (smart shutdown), so with the app still connected a stop takes the 30 s until the
+ * SIGKILL.
  */
 export async function shutDownWithAddons(
   plane: ControlPlaneProcess | undefined,
   dataDir: string,
 ): Promise<void> {
   if (plane) {
+    await stopApps(plane);
     for (const a of await plane.client.request<AddonView[]>('GET', '/v1/addons').catch(() => [])) {
       if (a.state !== 'stopped') await runCli(dataDir, ['addons', 'stop', a.app, a.name]);
     }

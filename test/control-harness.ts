@@ -37,15 +37,20 @@ export async function shutDown(
   ms = 30_000,
 ): Promise<void> {
   if (plane) {
-    await plane.client.downAll().catch(() => undefined);
-    await waitFor(
-      'every instance to stop',
-      async () => ((await plane.client.instances()).length === 0 ? true : undefined),
-      ms,
-    ).catch(() => undefined);
+    await stopApps(plane, ms);
     await plane.stop();
   }
   await stopProxy(dataDir);
+}
+
+/** Every app down and its instances gone (within `ms`); a failure is left for the steps after it to meet. */
+export async function stopApps(plane: ControlPlaneProcess, ms = 30_000): Promise<void> {
+  await plane.client.downAll().catch(() => undefined);
+  await waitFor(
+    'every instance to stop',
+    async () => ((await plane.client.instances()).length === 0 ? true : undefined),
+    ms,
+  ).catch(() => undefined);
 }
 
 /** Stops the proxy a control plane started on this data dir (it outlives control planes by design). */

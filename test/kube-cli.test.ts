@@ -53,12 +53,16 @@ describe('berth with a Kubernetes target', { skip: requireKube() || proxyUnavail
   let app: string;
 
   before(async () => {
-    server = await startKubeServer();
+    // Side by side: neither needs the other to start (the first test adds the target). Whichever started is kept
+    // for after() to stop, should the other fail.
+    const [kube, control] = await Promise.allSettled([startKubeServer(), startControlPlane(dataDir)]);
+    if (kube.status === 'fulfilled') server = kube.value;
+    if (control.status === 'fulfilled') plane = control.value;
+    for (const started of [kube, control]) if (started.status === 'rejected') throw started.reason;
     kubelet = new StandInKubelet(server.core, 'default', (pod) =>
       (pod.spec?.containers[0]?.image ?? '').endsWith(NEVER_READY) ? 'not-ready' : 'ready',
     );
     cluster = new KubeCluster({ kubeconfig: server.kubeconfig });
-    plane = await startControlPlane(dataDir);
     app = writeApp({ 'berth.yaml': spec(GOOD) });
   });
 
