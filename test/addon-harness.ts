@@ -102,9 +102,8 @@ export function addonClient(dataDir: () => string, plane: () => ControlPlaneProc
 
 /**
  * The end of an add-on suite: add-on servers outlive control planes by design, so each one still running is stopped
- * through the plane, then the plane goes (`shutDown`). The apps go first: PostgreSQL stops on SIGTERM only once
- * its clients have disconnected (smart shutdown), so with the app still connected a stop takes the 30 s until the
- * SIGKILL.
+ * through the plane, then the plane goes (`shutDown`). The apps go first, so that no server is stopped under an app's
+ * load.
  */
 export async function shutDownWithAddons(
   plane: ControlPlaneProcess | undefined,

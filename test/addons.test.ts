@@ -5,6 +5,7 @@ import { cpSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import type { AddonInfo } from '../src/control/addons/addon-service.js';
 import { RedisConnection } from '../src/control/addons/redis-connection.js';
 import type { AddonBackupView } from '../src/domain/addon.js';
 import { proxyPaths } from '../src/domain/proxy-paths.js';
@@ -296,5 +297,23 @@ describe('add-ons: managed Redis and PostgreSQL', { skip }, () => {
       kept.map((b) => `${b.id}.rdb`).sort(),
     );
     assert.equal((await addon('notes', 'cache')).backups.keep, 2);
+  });
+
+  it('stops PostgreSQL with the app connected by a fast shutdown, not a SIGKILL, and starts it again with its data', async () => {
+    await settled('the app connected to both servers');
+    assert.equal((await load.get('/notes')).status, 200);
+    await cli('addons', 'stop', 'notes', 'db');
+    // A smart shutdown (SIGTERM) would wait for the app's connection until the 30 s SIGKILL, and log neither line.
+    const info = await plane.client.request<AddonInfo>('GET', '/v1/apps/notes/addons/db');
+    assert.equal(info.state, 'stopped');
+    const log = info.logTail.join('\n');
+    assert.match(log, /received fast shutdown request/);
+    assert.match(log, /database system is shut down/);
+    await cli('addons', 'start', 'notes', 'db');
+    const notes = await waitFor('the notes read again', async () => {
+      const answer = await load.get('/notes');
+      return answer.status === 200 ? (JSON.parse(answer.body) as { notes: { body: string }[] }) : undefined;
+    });
+    assert.ok(notes.notes.some((n) => n.body === 'written before anything broke'));
   });
 });

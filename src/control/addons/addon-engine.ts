@@ -23,6 +23,10 @@ export interface AddonEngine {
   readonly kind: AddonKind;
   /** The Debian package that installs the server, for messages. */
   readonly debianPackage: string;
+  /**
+   * The signal that shuts the server down cleanly without waiting for its clients to leave; SIGTERM unless said.
+   */
+  readonly stopSignal?: NodeJS.Signals;
   /** The extension of its backup files (`rdb`, `dump`). */
   readonly backupExtension: string;
   /** The login a new add-on's URL uses. */

@@ -567,7 +567,7 @@ export class AddonService {
 
   // Stopping and starting.
 
-  /** Stops the server (SIGTERM, SIGKILL after 30 s); its data stays and nothing restarts it until `start`. */
+  /** Stops the server (its clean shutdown, SIGKILL after 30 s); its data stays and nothing restarts it until `start`. */
   async stopAddon(app: string, name: string, actor: string): Promise<AddonView> {
     const addon = this.#require(app, name);
     if (addon.state === 'stopped') return this.#view(addon);
@@ -1216,10 +1216,13 @@ export class AddonService {
     }
   }
 
-  /** Stops the add-on's server if one runs (SIGTERM to its group, SIGKILL after 30 s) and forgets it. */
+  /**
+   * Stops the add-on's server if one runs (its engine's clean-shutdown signal to its group, SIGKILL after 30 s) and
+   * forgets it.
+   */
   async #stopServer(addon: AddonRecord): Promise<void> {
     if (addon.process === null) return;
-    await this.#runtime.stop(this.#refOf(addon.process), 30_000);
+    await this.#runtime.stop(this.#refOf(addon.process), 30_000, this.#engineOf(addon).stopSignal);
     this.#ended.delete(addon.process.id);
     this.#store.setProcess(addon.id, null);
   }

@@ -198,10 +198,10 @@ export class DockerRuntime implements Runtime {
     );
   }
 
-  async stop(ref: InstanceRef, timeoutMs: number): Promise<StopOutcome> {
+  async stop(ref: InstanceRef, timeoutMs: number, signal: NodeJS.Signals = 'SIGTERM'): Promise<StopOutcome> {
     const name = this.containerName(ref.instanceId);
     if (!(await this.#isRunning(name))) return 'gone';
-    if (!(await this.#engine.killContainer(name, 'SIGTERM'))) return 'gone';
+    if (!(await this.#engine.killContainer(name, signal))) return 'gone';
     if (await this.#ended(ref, name, timeoutMs)) return 'terminated';
     await this.#engine.killContainer(name, 'SIGKILL');
     await this.#ended(ref, name, 5000);

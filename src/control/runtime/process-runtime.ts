@@ -316,9 +316,13 @@ export class ProcessRuntime implements Runtime {
     return this.#owner === undefined ? {} : { [OWNER_ENV]: this.#owner };
   }
 
-  async stop(handle: InstanceRef, timeoutMs: number): Promise<StopOutcome> {
+  async stop(
+    handle: InstanceRef,
+    timeoutMs: number,
+    signal: NodeJS.Signals = 'SIGTERM',
+  ): Promise<StopOutcome> {
     if (!this.#isRunning(handle)) return 'gone';
-    signalGroup(handle.pid, 'SIGTERM');
+    signalGroup(handle.pid, signal);
     if (await this.#waitGone(handle, timeoutMs)) return 'terminated';
     signalGroup(handle.pid, 'SIGKILL');
     await this.#waitGone(handle, 5000);
