@@ -211,6 +211,9 @@ export async function ensureNodeImage(engine: DockerEngine): Promise<string> {
     const members = (await execFileAsync('tar', ['-tf', NODE_ROOTFS], { maxBuffer: 64 << 20 })).stdout
       .split('\n')
       .filter((member) => NODE_IMAGE_FILES.test(member.replace(/\/$/, '')));
+    // With no member named, tar would extract the whole archive.
+    if (!members.includes('./usr/local/bin/node'))
+      throw new Error(`${NODE_ROOTFS}: no ./usr/local/bin/node; run scripts/build-base-images.sh again`);
     await execFileAsync('tar', ['-xf', NODE_ROOTFS, '-C', dir, '--numeric-owner', ...members]);
     mkdirSync(join(dir, 'tmp'), { mode: 0o1777 });
     chmodSync(join(dir, 'tmp'), 0o1777); // past the umask
