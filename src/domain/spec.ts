@@ -2,8 +2,9 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { isMap, isScalar, parseDocument } from 'yaml';
+import type { Document } from 'yaml';
 import type { core } from 'zod';
+import { yamlLibrary } from '../lib/yaml-library.js';
 import { type AddonSpec, DEFAULT_ADDON_BACKUPS, DEFAULT_ADDON_ENV } from './addon.js';
 import { BerthError, type Issue } from './errors.js';
 import { parseProcfile } from './procfile.js';
@@ -268,7 +269,7 @@ const SPEC_KEYS_HINT_DISTANCE = 2;
  */
 export function parseSpec(text: string, options: ParseSpecOptions): AppSpec {
   const { file } = options;
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  const doc = yamlLibrary().parseDocument(text, { prettyErrors: false, uniqueKeys: true });
   const at = (offset: number): { location: string; line: number; column: number } => {
     const { line, column } = positionOf(text, offset);
     return { location: `${file}:${line}:${column}`, line, column };
@@ -521,7 +522,8 @@ function editDistance(a: string, b: string): number {
  * YAML reads `VERSION: 1.10` as the number 1.1 and `DEBUG: yes` as a string; env values are strings, so numbers
  * and booleans are kept exactly as written in the file.
  */
-function keepEnvTextAsWritten(doc: ReturnType<typeof parseDocument>, raw: unknown): void {
+function keepEnvTextAsWritten(doc: Document, raw: unknown): void {
+  const { isMap, isScalar } = yamlLibrary();
   const services = doc.get('services', true);
   if (!isMap(services) || typeof raw !== 'object' || raw === null) return;
   const rawServices = (raw as Record<string, unknown>)['services'];

@@ -6,8 +6,8 @@ import { parseArgs } from 'node:util';
 import { proxyPaths } from '../domain/proxy-paths.js';
 import { FileLock } from '../lib/file-lock.js';
 import { identify, readPidFile, runningPid, writePidFile } from '../lib/process-identity.js';
+import { DEFAULT_PORTS } from '../proxy/default-ports.js';
 import { Keeper, KeeperError } from '../proxy/keeper.js';
-import { DEFAULT_PORTS } from '../proxy/proxy-server.js';
 import { PROXY_OPTIONS } from './proxy-options.js';
 
 const USAGE = `usage: node dist/src/main/proxy-keeper.js --data-dir DIR [--http-port 8080] [--https-port 8443]

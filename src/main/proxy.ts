@@ -7,8 +7,9 @@ import type { KeeperStatus } from '../domain/proxy-keeper.js';
 import { proxyPaths } from '../domain/proxy-paths.js';
 import { AccessLog } from '../proxy/access-log.js';
 import { AdminApi, type KeeperLink } from '../proxy/admin-api.js';
+import { DEFAULT_PORTS } from '../proxy/default-ports.js';
 import type { FromWorker, ListenerName, ToWorker } from '../proxy/keeper.js';
-import { DEFAULT_PORTS, ProxyServer } from '../proxy/proxy-server.js';
+import { ProxyServer } from '../proxy/proxy-server.js';
 import { PROXY_OPTIONS } from './proxy-options.js';
 
 const USAGE = `usage: node dist/src/main/proxy.js --data-dir DIR [--http-port 8080] [--https-port 8443] [--host ADDR]

@@ -15,6 +15,7 @@ import {
 import type { AccessLog } from './access-log.js';
 import { CertificateStore } from './certificate-store.js';
 import { ClientConnection, type ListenerInfo, type ProxyContext } from './client-connection.js';
+import { DEFAULT_PORTS } from './default-ports.js';
 import { EventLog } from './event-log.js';
 import { type HealthProbe, httpProbe } from './health-check.js';
 import { LocalCa } from './local-ca.js';
@@ -57,8 +58,6 @@ export interface ProxyServerOptions {
   probe?: HealthProbe;
   openssl?: string;
 }
-
-export const DEFAULT_PORTS = { http: 8080, https: 8443 } as const;
 
 /** How long, and how many, drained targets' final counters stay in `metrics()` for the control plane to read. */
 const DRAINED_COUNTERS_MS = 5 * 60_000;

@@ -1,6 +1,7 @@
 // REST routes of Kubernetes targets: add, list and remove targets; an app's pods, cluster events and export.
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { requestStop } from '../../lib/request-stop.js';
 import type { KubeApps } from '../kube/kube-apps.js';
 import type { TargetStore } from '../kube/target-store.js';
 import { parseInput } from './parse-input.js';
@@ -63,11 +64,12 @@ export function registerKubeRoutes(
     const backlog = await kube.logs(request.params.app, { ...query, ...filter });
     reply.raw.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
     reply.raw.write(backlog.map((line) => `${JSON.stringify(line)}\n`).join(''));
-    const stop = new AbortController();
-    request.raw.on('close', () => stop.abort());
-    if (closing.signal.aborted) stop.abort();
-    closing.signal.addEventListener('abort', () => stop.abort(), { once: true });
-    await follower.run((line) => reply.raw.write(`${JSON.stringify(line)}\n`), stop.signal);
+    const stop = requestStop(request.raw, closing.signal);
+    try {
+      await follower.run((line) => reply.raw.write(`${JSON.stringify(line)}\n`), stop.signal);
+    } finally {
+      stop.release();
+    }
     reply.raw.end();
     return reply;
   });
