@@ -34,9 +34,10 @@ function fromEnv(name, fallback) {
 const PER_TEST = Number(process.versions.node.split('.')[0]) >= 24;
 const TIMEOUT_MS = fromEnv('BERTH_TEST_TIMEOUT', PER_TEST ? 120_000 : 300_000);
 const DEADLINE_MS = fromEnv('BERTH_TEST_DEADLINE', 900_000);
-// Three files at a time on two cores: integration tests mostly wait (health intervals, windows, backoff), so a
-// third cuts the run by a fifth; every wait is on a condition, so a busy machine makes them slower, not red.
-const CONCURRENCY = fromEnv('BERTH_TEST_CONCURRENCY', 3);
+// Six files at a time on two cores: integration tests mostly wait (health intervals, windows, backoff, a cluster or
+// a browser starting), so on a quiet 2-core machine six take 141 s where three take 170 (docs/testing.md); every
+// wait is on a condition, so a busy machine makes them slower, not red.
+const CONCURRENCY = fromEnv('BERTH_TEST_CONCURRENCY', 6);
 
 function findTests(dir) {
   const found = [];
