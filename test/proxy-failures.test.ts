@@ -258,6 +258,77 @@ describe('proxy failures, health and draining', { skip: proxyUnavailable }, () =
     }
   });
 
+  it('sends a request to another target when its target dies: the reused connection and then a fresh one break', async () => {
+    // A target being killed closes its open connections before its listener, so a fresh connection made in between
+    // is accepted, then reset: this backend, once it served a request ("dying" from then on), drops that kept-alive
+    // connection at its next request and every newer connection at its first (health checks pass throughout).
+    let dying = false;
+    const server = net.createServer((socket) => {
+      let requests = 0;
+      let buf = '';
+      const bornDying = dying;
+      socket.on('data', (c: Buffer) => {
+        buf += c.toString('latin1');
+        while (buf.includes('\r\n\r\n')) {
+          const head = buf.slice(0, buf.indexOf('\r\n\r\n'));
+          buf = buf.slice(head.length + 4);
+          if (head.startsWith('GET /health ')) {
+            socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+            continue;
+          }
+          if (bornDying || ++requests === 2) {
+            socket.destroy();
+            return;
+          }
+          socket.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\ndying');
+          dying = true;
+        }
+      });
+      socket.on('error', () => {});
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as net.AddressInfo).port;
+    const live = await backend(ok('live'));
+    try {
+      const table = await proxy.admin.getRouteTable();
+      await proxy.admin.putRouteTable({
+        ...table,
+        routes: [...table.routes, { host: 'dying.localhost', backends: [{ targetGroup: 'dying' }] }],
+        targetGroups: [
+          ...table.targetGroups,
+          {
+            name: 'dying',
+            // One check each to join; none after it, so the dying target stays in traffic as a killed app's does
+            // until its exit is seen.
+            health: { ...FAST_HEALTH, intervalMs: 60_000, timeoutMs: 1000 },
+            targets: [
+              { id: 'dying', host: '127.0.0.1', port },
+              { id: 'live', host: '127.0.0.1', port: live.port },
+            ],
+          },
+        ],
+      });
+      await eventually(async () =>
+        (await proxy.admin.target('dying', 'dying')).health === 'healthy' &&
+        (await proxy.admin.target('dying', 'live')).health === 'healthy'
+          ? true
+          : undefined,
+      );
+      const bodies: string[] = [];
+      for (let i = 0; i < 6; i++) {
+        const reply = await request(proxy.http, { host: 'dying.localhost' });
+        assert.equal(reply.status, 200, reply.body);
+        bodies.push(reply.body);
+      }
+      assert.equal(bodies.filter((b) => b === 'dying').length, 1, bodies.join(' '));
+      const status = await proxy.admin.target('dying', 'dying');
+      assert.ok(status.counters.retries >= 2, `retries ${status.counters.retries}`);
+      assert.equal(status.counters.proxyErrors['502'], 0);
+    } finally {
+      server.close();
+    }
+  });
+
   it('drains: a long request completes on a deregistered target while new requests go elsewhere', async () => {
     let slowDone = false;
     let release = (): void => undefined;

@@ -100,6 +100,8 @@ export class Exchange implements UpstreamOwner {
   #firstBody: Buffer | null = null;
   /** How many times this request was sent again (a refused connection may follow a replay: see #fail). */
   #retries = 0;
+  /** The one replay so far went to the same target, on a fresh connection (a reused one had broken). */
+  #replayedOnSameTarget = false;
   readonly #reqFramer = new BodyFramer();
   #reqBodyDone = true;
   /** The whole request body came with the head (so the request can be sent again on another connection). */
@@ -598,8 +600,10 @@ export class Exchange implements UpstreamOwner {
    * The exchange failed before a response head arrived. It is sent again only when replay is safe: a connection
    * that never connected carried no byte, so the request goes to another target (and the failing one is marked
    * unhealthy); a connection that broke before answering may have delivered the request, so it is sent again
-   * only for methods that are safe to replay, once: on a fresh connection to the same target when the broken one
-   * was a reused keep-alive connection, else to another target. Otherwise the client gets the classified status.
+   * only for methods that are safe to replay: on a fresh connection to the same target when the broken one was a
+   * reused keep-alive connection, and to another target when a fresh connection broke, even after that first
+   * replay (a target being killed closes its open connections before its listener, so the fresh connection may
+   * still be accepted, then reset). Otherwise the client gets the classified status.
    */
   #fail(failure: Failure, conn?: UpstreamConnection, error?: NodeJS.ErrnoException): void {
     const target = this.#target;
@@ -623,7 +627,7 @@ export class Exchange implements UpstreamOwner {
         }
       } else if (
         failure === 'reset_before_response' &&
-        this.#retries === 0 &&
+        (this.#retries === 0 || (this.#replayedOnSameTarget && conn.uses === 1)) &&
         this.#reqBodyDone &&
         this.#wholeBodyInFirst &&
         replaySafe(this.#head.method, group)
@@ -633,6 +637,7 @@ export class Exchange implements UpstreamOwner {
         // mid-request (killed, crashed): another target, as nginx's `proxy_next_upstream error` does.
         const next = conn.uses > 1 ? target : group.pick(target);
         if (next !== undefined && (next !== target || conn.uses > 1)) {
+          this.#replayedOnSameTarget = next === target;
           this.#retry(next, next === target);
           return;
         }
