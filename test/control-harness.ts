@@ -145,6 +145,21 @@ export async function runCli(dataDir: string, args: string[], cwd = process.cwd(
   return { code, stdout, stderr };
 }
 
+/**
+ * Starts a CLI command that keeps running (`logs -f`, `events -f`): its process, and what it printed so far. The
+ * caller ends it (SIGINT, as Ctrl-C does).
+ */
+export function followCli(dataDir: string, args: string[]): { child: ChildProcess; output: () => string } {
+  const child = spawn(process.execPath, [CLI, '--data-dir', dataDir, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (c) => {
+    out += String(c);
+  });
+  return { child, output: () => out };
+}
+
 export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }

@@ -2,7 +2,6 @@
 // (v1.20.2): targets, deploy --target, ps, releases, scale, a secret change, rollback and export, as users type them.
 // Pod status comes from a stand-in kubelet (test/kube-server.ts): no container runs.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -11,8 +10,8 @@ import { after, before, describe, it } from 'node:test';
 import { KubeCluster } from '../src/control/kube/kube-cluster.js';
 import type { ReleaseView } from '../src/domain/api-types.js';
 import {
-  CLI,
   type ControlPlaneProcess,
+  followCli,
   proxyUnavailable,
   runCli,
   shutDown,
@@ -186,16 +185,7 @@ describe('berth with a Kubernetes target', { skip: requireKube() || proxyUnavail
   });
 
   it('scales on the cluster (followed live by events -f and logs -f), and a secret change rolls the Deployment as a new release', async () => {
-    const follow = (args: string[]) => {
-      const child = spawn(process.execPath, [CLI, '--data-dir', dataDir, ...args], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let out = '';
-      child.stdout.on('data', (c) => {
-        out += String(c);
-      });
-      return { child, output: () => out };
-    };
+    const follow = (args: string[]) => followCli(dataDir, args);
     const events = follow(['events', 'ledger', '-f', '-n', '1']);
     const logs = follow(['logs', 'ledger', '-f', '-n', '1']);
     try {
