@@ -128,10 +128,10 @@ describe('canary deploys', { skip: proxyUnavailable }, () => {
     await waitFor(
       'v2 requests in berth metrics',
       async () => {
-        const cli = await runCli(dataDir, ['metrics', 'shop', '--since', '5m', '--by', 'release', '--json']);
-        const result = JSON.parse(cli.stdout) as {
+        // What `berth metrics shop --since 5m --by release --json` prints, read from the API (a poll, not the test).
+        const result = await plane.client.request<{
           series: { release?: number; points: { requests: number }[] }[];
-        };
+        }>('GET', '/v1/apps/shop/metrics?since=5m&by=release');
         const served = (release: number): number =>
           result.series
             .filter((x) => x.release === release)
@@ -249,12 +249,10 @@ describe('canary deploys', { skip: proxyUnavailable }, () => {
   });
 
   it('resumes a canary after a control-plane restart; the proxy keeps the weights meanwhile', async () => {
-    const started = await runCli(dataDir, [
-      'deploy',
-      '--no-wait',
+    // Set-up through the API: `deploy --no-wait` is the CLI under test in the test above.
+    await plane.client.deploy(
       appDir({ GREETING: 'five' }, 'strategy: canary, steps: [50, 100], interval: 1h'),
-    ]);
-    assert.equal(started.code, 0, started.stdout + started.stderr);
+    );
     await waitFor(
       'the first window to open',
       async () => ((await deployment()).canary?.windowStartedAt != null ? true : undefined),
@@ -274,10 +272,7 @@ describe('canary deploys', { skip: proxyUnavailable }, () => {
     assert.equal(resumed.canary?.step, 0);
     assert.equal(resumed.canary?.windowStartedAt, before.canary?.windowStartedAt);
     const { failures: during } = await load.during(async () => {
-      for (const _ of [1, 2]) {
-        const promoted = await runCli(dataDir, ['deploy', '--promote', 'shop']);
-        assert.equal(promoted.code, 0, promoted.stderr);
-      }
+      for (const _ of [1, 2]) await plane.client.canary('shop', 'promote');
       await waitFor(
         'the canary to succeed',
         async () => ((await deployment()).state === 'succeeded' ? true : undefined),
@@ -289,15 +284,12 @@ describe('canary deploys', { skip: proxyUnavailable }, () => {
   });
 
   it('keeps a sticky client on its release through a canary, and X-Berth-Release reaches the canary at its first step', async () => {
-    const started = await runCli(dataDir, [
-      'deploy',
-      '--no-wait',
+    await plane.client.deploy(
       appDir(
         { GREETING: 'six' },
         'strategy: canary, steps: [10, 100], interval: 1h, stickiness: { enabled: true, duration: 1h }, releaseOverride: true',
       ),
-    ]);
-    assert.equal(started.code, 0, started.stdout + started.stderr);
+    );
     // The first window opens once the new release's instances are all healthy.
     await waitFor(
       'the first window to open',
@@ -356,15 +348,13 @@ describe('canary deploys', { skip: proxyUnavailable }, () => {
     );
 
     // Promoted to 100 %: the old release has weight 0, so its clients move; the canary's stay where they were.
-    const promoted = await runCli(dataDir, ['deploy', '--promote', 'shop']);
-    assert.equal(promoted.code, 0, promoted.stderr);
+    await plane.client.canary('shop', 'promote');
     await waitFor('the proxy to send everything to v6', async () =>
       (await backends())[1]?.weight === 100 ? true : undefined,
     );
     assert.deepEqual(await onlySeen(pins.get('five')!, 10), ['six']);
     assert.deepEqual(await onlySeen(pins.get('six')!, 10), ['six']);
-    const done = await runCli(dataDir, ['deploy', '--promote', 'shop']);
-    assert.equal(done.code, 0, done.stderr);
+    await plane.client.canary('shop', 'promote');
     await waitFor('the canary to succeed', async () =>
       (await deployment()).state === 'succeeded' ? true : undefined,
     );

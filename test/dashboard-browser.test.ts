@@ -19,7 +19,7 @@ import {
   waitFor,
   writeApp,
 } from './control-harness.js';
-import { DashboardClient, trafficTo } from './dashboard-harness.js';
+import { closeTraffic, DashboardClient, trafficTo } from './dashboard-harness.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const APP = fileURLToPath(new URL('../../test/fixtures/metrics-app', import.meta.url));
@@ -85,6 +85,7 @@ describe('dashboard in a browser', { skip }, () => {
 
   after(async () => {
     await browser?.close();
+    closeTraffic();
     await shutDown(plane, dataDir);
   });
 

@@ -82,6 +82,22 @@ describe('external origins', { skip: proxyUnavailable }, () => {
     return plane.client.request<TrafficStatus>('GET', '/v1/apps/shop/traffic');
   }
 
+  /**
+   * Set-up of the weights (or a ramp) through the API, as `berth traffic shop web=0 heroku=100` (or `--ramp`) sends
+   * them: the CLI's own output is tested where it is the subject (the warning, the refusals, the first ramp).
+   */
+  async function setTraffic(weights: Record<string, number>): Promise<TrafficStatus> {
+    return plane.client.request<TrafficStatus>('PUT', '/v1/apps/shop/traffic', { weights });
+  }
+
+  async function startRamp(service: string, steps: number[], intervalMs: number): Promise<TrafficStatus> {
+    return plane.client.request<TrafficStatus>('POST', '/v1/apps/shop/traffic/ramp', {
+      service,
+      steps,
+      intervalMs,
+    });
+  }
+
   async function originHealth(name: string): Promise<{ health: string; healthReason: string } | undefined> {
     return (await trafficStatus()).sides.find((s) => s.name === name)?.targets[0];
   }
@@ -164,7 +180,7 @@ describe('external origins', { skip: proxyUnavailable }, () => {
   });
 
   it('sends the origin its own Host and SNI over TLS, and honours the weights within 3 %', async () => {
-    await traffic(['web=30', 'heroku=70']);
+    await setTraffic({ web: 30, heroku: 70 });
     await waitFor('the split in the proxy', async () => {
       const answer = await load.get();
       return JSON.parse(answer.body).greeting === 'heroku' ? true : undefined;
@@ -195,10 +211,10 @@ describe('external origins', { skip: proxyUnavailable }, () => {
     await waitFor(
       'origin requests in berth metrics',
       async () => {
-        const cli = await runCli(dataDir, ['metrics', 'shop', '--since', '5m', '--json']);
-        const result = JSON.parse(cli.stdout) as {
+        // What `berth metrics shop --since 5m --json` prints, read from the API (a poll, not the test).
+        const result = await plane.client.request<{
           series: { service?: string; points: { requests: number }[] }[];
-        };
+        }>('GET', '/v1/apps/shop/metrics?since=5m&by=service');
         const served = result.series
           .filter((x) => x.service === 'origin:heroku')
           .reduce((sum, x) => sum + x.points.reduce((n, p) => n + p.requests, 0), 0);
@@ -212,7 +228,7 @@ describe('external origins', { skip: proxyUnavailable }, () => {
   it('sends a tester to either side with X-Berth-Release or the berth-release cookie, whatever the weights', async () => {
     const greeting = async (headers: Record<string, string> = {}) =>
       JSON.parse((await load.send('GET', '/', undefined, 10_000, headers)).body).greeting as string;
-    await traffic(['web=100', 'heroku=0']);
+    await setTraffic({ web: 100, heroku: 0 });
     await waitFor('the header to reach the origin at weight 0', async () =>
       (await greeting({ 'x-berth-release': 'heroku' })) === 'heroku' ? true : undefined,
     );
@@ -221,7 +237,7 @@ describe('external origins', { skip: proxyUnavailable }, () => {
       assert.equal(await greeting({ cookie: 'berth-release=heroku' }), 'heroku');
       assert.equal(await greeting(), 'berth');
     }
-    await traffic(['web=0', 'heroku=100']);
+    await setTraffic({ web: 0, heroku: 100 });
     await waitFor('the header to reach the Berth side at weight 0', async () =>
       (await greeting({ 'x-berth-release': 'web' })) === 'berth' ? true : undefined,
     );
@@ -229,7 +245,7 @@ describe('external origins', { skip: proxyUnavailable }, () => {
   });
 
   it('ramps the Berth side 10 -> 100 % under load with zero failed requests', async () => {
-    await traffic(['web=0', 'heroku=100']);
+    await setTraffic({ web: 0, heroku: 100 });
     let status: TrafficStatus | undefined;
     const { answers, failures } = await load.during(async (sofar) => {
       await traffic(['--ramp', 'web', '10,50,100', '--interval', '1s']);
@@ -255,8 +271,8 @@ describe('external origins', { skip: proxyUnavailable }, () => {
   });
 
   it('resumes a ramp after a control-plane restart; the proxy keeps the split meanwhile', async () => {
-    await traffic(['web=0', 'heroku=100']);
-    await traffic(['--ramp', 'web', '20,100', '--interval', '3s']);
+    await setTraffic({ web: 0, heroku: 100 });
+    await startRamp('web', [20, 100], 2000);
     const opened = await waitFor(
       'the first window to open',
       async () => {
@@ -278,7 +294,7 @@ describe('external origins', { skip: proxyUnavailable }, () => {
     plane = await startControlPlane(dataDir);
     // The same ramp goes on: still in the window it opened (or already judged on it, the interval having passed
     // while the control plane was down), never started again.
-    const resumed = (await traffic()).split?.ramp;
+    const resumed = (await trafficStatus()).split?.ramp;
     assert.ok(
       resumed?.windowStartedAt === opened.windowStartedAt || (resumed?.step ?? 0) >= 1,
       JSON.stringify({ opened: opened.windowStartedAt, resumed }),
@@ -309,12 +325,12 @@ describe('external origins', { skip: proxyUnavailable }, () => {
   });
 
   it('sends every request back to the origin by itself when the Berth side answers 500s', async () => {
-    await traffic(['web=0', 'heroku=100']);
+    await setTraffic({ web: 0, heroku: 100 });
     const redeployed = await runCli(dataDir, ['deploy', appDir(originPort, caFile, { FAIL_EVERY: '3' })]);
     assert.equal(redeployed.code, 0, redeployed.stdout + redeployed.stderr);
     let abortedAt = 0;
     const { answers } = await load.during(async (sofar) => {
-      await traffic(['--ramp', 'web', '10,50,100', '--interval', '1s']);
+      await startRamp('web', [10, 50, 100], 1000);
       const status = await waitFor(
         'the ramp to end',
         async () => {
