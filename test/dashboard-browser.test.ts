@@ -67,6 +67,20 @@ describe('dashboard in a browser', { skip }, () => {
     await page.locator('table.apps').waitFor();
   };
 
+  /**
+   * The signed-in page the tests after the first share, navigating it as a user would: each page is a renderer
+   * process of its own (~0.5 CPU-s to start), and these tests change nothing a later one reads from the page.
+   */
+  let shared: Page | undefined;
+  const signedInPage = async (): Promise<Page> => {
+    if (!shared) {
+      const { page } = await newPage();
+      await signIn(page);
+      shared = page;
+    }
+    return shared;
+  };
+
   const shot = async (page: Page, name: string): Promise<void> => {
     if (!SCREENSHOTS) return;
     mkdirSync(SCREENSHOTS, { recursive: true });
@@ -112,13 +126,13 @@ describe('dashboard in a browser', { skip }, () => {
     assert.equal(cookies[0]!.sameSite, 'Strict');
     assert.ok(cookies[0]!.expires > Date.now() / 1000);
     assert.ok(!(await page.content()).includes(token));
-    await context.close();
+    shared = page; // signed in, on the apps page: the next tests go on from here
   });
 
   it('draws the request chart with real points after traffic, and shows the instances', async () => {
     await trafficTo(plane.proxyPorts.https, 'shop.localhost', 60);
-    const { context, page } = await newPage();
-    await signIn(page);
+    const page = await signedInPage();
+    await page.goto(`${base}/#/`);
     await page.locator('table.apps tr[data-app="shop"] .spark canvas').first().waitFor();
     await shot(page, 'apps');
     await page.getByRole('link', { name: 'shop' }).click();
@@ -157,12 +171,10 @@ describe('dashboard in a browser', { skip }, () => {
       .getByText('v1 2xx')
       .waitFor();
     await shot(page, 'metrics');
-    await context.close();
   });
 
   it('shows a deploy started from the CLI live, then rolls back from the page to the old release', async () => {
-    const { context, page } = await newPage();
-    await signIn(page);
+    const page = await signedInPage();
     await page.goto(`${base}/#/apps/shop/releases`);
     await page.locator('article.release[data-version="1"]').waitFor();
     const deploy = runCli(dataDir, ['deploy', writeApp({ 'berth.yaml': spec('two') })]);
@@ -195,12 +207,10 @@ describe('dashboard in a browser', { skip }, () => {
       return status.converged && instances.every((i) => i.release === 3) ? true : undefined;
     });
     await trafficTo(plane.proxyPorts.https, 'shop.localhost', 5);
-    await context.close();
   });
 
   it('tails the log: a line the app prints appears', async () => {
-    const { context, page } = await newPage();
-    await signIn(page);
+    const page = await signedInPage();
     await page.goto(`${base}/#/apps/shop/logs`);
     await page.getByRole('status').filter({ hasText: 'following' }).waitFor();
     await page.getByLabel('Log lines').locator('li').first().waitFor();
@@ -212,12 +222,10 @@ describe('dashboard in a browser', { skip }, () => {
       await page.locator('#section-title').waitFor();
       await page.locator('section.section > *').first().waitFor();
     }
-    await context.close();
   });
 
   it('refuses a POST without the CSRF token from the signed-in page', async () => {
-    const { context, page } = await newPage();
-    await signIn(page);
+    const page = await signedInPage();
     const status = await page.evaluate(async () => {
       const response = await fetch('/v1/apps/shop/scale', {
         method: 'POST',
@@ -229,7 +237,6 @@ describe('dashboard in a browser', { skip }, () => {
     assert.equal(status, 403);
     const api = await DashboardClient.signIn(base, token);
     assert.equal((await api.get<AppStatus>('/v1/apps/shop')).services[0]!.desired, 2);
-    await context.close();
   });
 
   it('sends the page back to sign-in when its session expires', async () => {
