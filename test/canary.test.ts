@@ -1,6 +1,6 @@
 // Integration: canary deploys behind the real proxy, under load: a good canary walks its steps, a bad one is
-// aborted by the analysis at the first step, weights hold within 3 % over 1000 requests, --promote/--abort, and a control-plane
-// restart in the middle of a canary.
+// aborted by the analysis at the first step, weights hold within 3 % over SPLIT_SAMPLE requests, --promote/--abort,
+// and a control-plane restart in the middle of a canary.
 import assert from 'node:assert/strict';
 import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
