@@ -14,7 +14,7 @@ import {
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, type V1Pod, Watch } from '@kubernetes/client-node';
 import { requireTool } from './require-tool.js';
 import { waitFor } from './wait.js';
 
@@ -47,6 +47,7 @@ function freePort(): Promise<number> {
 export interface KubeServer {
   /** A kubeconfig file for the cluster (context `test`, a bearer token, the test CA). */
   kubeconfig: string;
+  config: KubeConfig;
   core: CoreV1Api;
   /** Every process's output, for a failing test's message. */
   logs(): string;
@@ -215,7 +216,7 @@ export async function startKubeServer(): Promise<KubeServer> {
       '--secure-port=0',
       '--use-service-account-credentials=false',
     ]);
-    return { kubeconfig, core, logs, stop };
+    return { kubeconfig, config, core, logs, stop };
   } catch (error) {
     await stop();
     throw error;
@@ -228,49 +229,107 @@ export type PodFate = 'ready' | 'not-ready' | 'crash-loop';
 /**
  * Does through the API what a kubelet does for pods' status, and nothing else: no container runs. Each pod of the
  * namespace gets the status its fate says (Running and Ready; Running and not Ready; restarting with exit code 1 in
- * CrashLoopBackOff), written once through the `pods/status` subresource.
+ * CrashLoopBackOff), written once through the `pods/status` subresource. Like a kubelet it watches its pods: any
+ * change of the namespace's pods starts a round over the listed pods, so a new pod gets its status within a round
+ * trip, and an idle namespace costs nothing.
  */
 export class StandInKubelet {
   readonly #core: CoreV1Api;
+  readonly #watch: Watch;
   readonly #namespace: string;
   readonly #fate: (pod: V1Pod) => PodFate;
   readonly #done = new Set<string>();
   #running = true;
+  /** A change was seen (or may have been missed) since the last round began. */
+  #dirty = true;
+  #wake: (() => void) | undefined;
   #loop: Promise<void>;
 
-  constructor(core: CoreV1Api, namespace: string, fate: (pod: V1Pod) => PodFate) {
-    this.#core = core;
+  constructor(server: KubeServer, namespace: string, fate: (pod: V1Pod) => PodFate) {
+    this.#core = server.core;
+    this.#watch = new Watch(server.config);
     this.#namespace = namespace;
     this.#fate = fate;
     this.#loop = this.#run();
   }
 
+  #poke = (): void => {
+    this.#dirty = true;
+    this.#wake?.();
+  };
+
   async #run(): Promise<void> {
+    let watch: { ended: boolean; controller?: AbortController } | undefined;
     while (this.#running) {
-      try {
-        const pods = await this.#core.listNamespacedPod({ namespace: this.#namespace });
-        for (const pod of pods.items) {
-          const uid = pod.metadata?.uid ?? '';
-          if (this.#done.has(uid) || pod.metadata?.deletionTimestamp !== undefined) continue;
-          await this.#core.replaceNamespacedPodStatus({
-            name: pod.metadata!.name!,
-            namespace: this.#namespace,
-            body: { ...pod, status: statusFor(pod, this.#fate(pod)) },
-          });
-          this.#done.add(uid);
+      if (watch === undefined || watch.ended) {
+        if (watch !== undefined) await pause();
+        const next: { ended: boolean; controller?: AbortController } = { ended: false };
+        try {
+          // Without a resourceVersion the watch begins with every pod there is: nothing falls between it and a round.
+          next.controller = await this.#watch.watch(
+            `/api/v1/namespaces/${this.#namespace}/pods`,
+            {},
+            this.#poke,
+            () => {
+              next.ended = true;
+              this.#poke();
+            },
+          );
+        } catch {
+          next.ended = true;
         }
-      } catch {
-        // A pod deleted or changed under us: the next round sees it as it is now.
+        watch = next;
+        // Changes made while no watch ran are seen by the next round.
+        this.#dirty = true;
       }
-      // A kubelet's status sync period is 10 s; 200 ms keeps the tests short.
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      if (this.#dirty) {
+        this.#dirty = false;
+        if (!(await this.#round())) {
+          // A pod deleted or changed under us: the next round sees it as it is now.
+          this.#dirty = true;
+          await pause();
+        }
+        continue;
+      }
+      if (watch.ended) continue;
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve;
+      });
+      this.#wake = undefined;
+    }
+    watch?.controller?.abort();
+  }
+
+  /** Writes the status of each pod not done yet; false when a write or the list failed. */
+  async #round(): Promise<boolean> {
+    try {
+      const pods = await this.#core.listNamespacedPod({ namespace: this.#namespace });
+      for (const pod of pods.items) {
+        const uid = pod.metadata?.uid ?? '';
+        if (this.#done.has(uid) || pod.metadata?.deletionTimestamp !== undefined) continue;
+        await this.#core.replaceNamespacedPodStatus({
+          name: pod.metadata!.name!,
+          namespace: this.#namespace,
+          body: { ...pod, status: statusFor(pod, this.#fate(pod)) },
+        });
+        this.#done.add(uid);
+      }
+      return true;
+    } catch {
+      return false;
     }
   }
 
   async stop(): Promise<void> {
     this.#running = false;
+    this.#wake?.();
     await this.#loop;
   }
+}
+
+/** Between two tries after a failure: short, as a test waits on it. */
+function pause(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 200));
 }
 
 function statusFor(pod: V1Pod, fate: PodFate): V1Pod['status'] {
