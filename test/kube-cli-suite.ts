@@ -141,8 +141,12 @@ export function kubeCliSuite(kube: () => Promise<KubeServer>): void {
           .replace(/server: https:\/\/127\.0\.0\.1:/, `server: https://${hostname()}:`)
           .replace(/certificate-authority: .*/, 'insecure-skip-tls-verify: true'),
       );
-      const added = await berth('targets', 'add', 'remote', '--kubeconfig', remote, '--context', 'test');
-      assert.equal(added.code, 0, added.stderr);
+      // Set-up and clean-up through the API: `berth targets add` and `rm` are what the first test checks.
+      await plane.client.request('POST', '/v1/targets', {
+        name: 'remote',
+        kubeconfig: remote,
+        context: 'test',
+      });
       const local = writeApp({
         'berth.yaml': spec(GOOD)
           .replace('app: ledger', 'app: nearby')
@@ -155,13 +159,14 @@ export function kubeCliSuite(kube: () => Promise<KubeServer>): void {
         refused.stderr,
         /services\.web\.image.*web's image would come from 127\.0\.0\.1:5000, which the cluster's nodes cannot reach: set registry:/s,
       );
-      const releases = await runCli(dataDir, ['releases', 'nearby']);
-      assert.notEqual(releases.code, 0, 'no release was made');
-      assert.equal((await berth('targets', 'rm', 'remote')).code, 0);
+      await assert.rejects(plane.client.releases('nearby'), { code: 'not_found' }, 'no release was made');
+      await plane.client.request('DELETE', '/v1/targets/remote');
     });
 
     it('deploys to the target, health-gated, and lists its pods as instances', async () => {
-      assert.equal((await berth('secrets', 'set', 'ledger', 'DATABASE_URL=postgres://one')).code, 0);
+      await plane.client.request('POST', '/v1/apps/ledger/secrets', {
+        values: { DATABASE_URL: 'postgres://one' },
+      });
       const deployed = await berth('deploy', '--target', 'test', '.');
       assert.equal(deployed.code, 0, `${deployed.stdout}${deployed.stderr}\n${server.logs()}`);
       assert.match(deployed.stdout, /ledger: release v1/);
@@ -332,9 +337,7 @@ pipeline:
         `registry.example.com/books/web@${GOOD}`,
         "Berth applied v1's spec again",
       );
-      const releases = JSON.parse(
-        (await runCli(dataDir, ['releases', 'books', '--json'])).stdout,
-      ) as ReleaseView[];
+      const releases = await plane.client.releases('books');
       assert.deepEqual(
         releases.map((r) => [r.version, r.spec.target, r.deployment?.state]),
         [

@@ -14,7 +14,8 @@ import {
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CoreV1Api, KubeConfig, type V1Pod, Watch } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig, type V1Pod, Watch } from '@kubernetes/client-node';
+import { PooledKubeConfig } from '../src/control/kube/pooled-kube-config.js';
 import { requireTool } from './require-tool.js';
 import { waitFor } from './wait.js';
 
@@ -188,7 +189,8 @@ export async function startKubeServer(): Promise<KubeServer> {
       ].join('\n'),
       { mode: 0o600 },
     );
-    const config = new KubeConfig();
+    // Kept-alive connections, as Berth's own client has: the stand-in kubelets call through it on every change of pods.
+    const config = new PooledKubeConfig();
     config.loadFromFile(kubeconfig);
     const core = config.makeApiClient(CoreV1Api);
     // A process that exited ends the wait at once (a check that throws would only be retried until the deadline).
