@@ -211,7 +211,6 @@ export class H11 {
   readonly #waiting: { resolve: (f: Framing) => void; reject: (e: Error) => void }[] = [];
   #out = '';
   #stderr = '';
-  readonly #framed = new Map<string, Framing>();
 
   constructor(python: string) {
     this.#child = spawn(python, [H11_SCRIPT], { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -258,24 +257,6 @@ export class H11 {
         }),
     );
     return Promise.all(results);
-  }
-
-  /**
-   * Like `frame`, but a job equal to one framed before (same role, bytes, end and requests) gets the earlier
-   * answer: h11 is a pure function of the job, and a run of mutations repeats the same few refusal pages.
-   */
-  async frameDistinct(jobs: readonly H11Job[]): Promise<Framing[]> {
-    const keys = jobs.map(
-      (job) =>
-        `${job.role} ${job.eof === true} ${JSON.stringify(job.requests ?? [])} ${job.data.toString('latin1')}`,
-    );
-    const fresh = new Map<string, H11Job>();
-    keys.forEach((key, i) => {
-      if (!this.#framed.has(key)) fresh.set(key, jobs[i]!);
-    });
-    const framed = await this.frame([...fresh.values()]);
-    for (const [i, key] of [...fresh.keys()].entries()) this.#framed.set(key, framed[i]!);
-    return keys.map((key) => this.#framed.get(key)!);
   }
 
   async close(): Promise<void> {

@@ -277,7 +277,7 @@ describe('HTTP/1.1 conformance: seeded mutations', {
         const runs: { c: RequestCase; run: Awaited<ReturnType<Oracle['runRequest']>> }[] = [];
         for (const c of cases.slice(done, done + BATCH))
           runs.push({ c, run: await oracle.runRequest(c, DEADLINE_MS) });
-        const framed = await h11.frameDistinct(runs.flatMap((r) => r.run.jobs));
+        const framed = await h11.frame(runs.flatMap((r) => r.run.jobs));
         let next = 0;
         for (const { c, run } of runs) {
           const clientH11 = framed[next++]!;
