@@ -121,28 +121,34 @@ async function underHandshakeLoad(
   const failures: string[] = [];
   let fresh = 0;
   try {
-    const result = await load.during(async () => {
-      let running = true;
-      const handshakes = (async () => {
-        while (running) {
-          try {
-            const answer = await freshGet(port, host, root);
-            fresh++;
-            first ??= answer.serial;
-            serials.add(answer.serial);
-            if (answer.status !== 200) failures.push(`status ${answer.status}`);
-          } catch (error) {
-            failures.push(String(error));
+    // A keep-alive request is in flight at every moment (LoadClient.during); the other connections pause 10 ms
+    // between requests, as the handshake loop beside them already keeps the proxy busy with new connections.
+    const result = await load.during(
+      async () => {
+        let running = true;
+        const handshakes = (async () => {
+          while (running) {
+            try {
+              const answer = await freshGet(port, host, root);
+              fresh++;
+              first ??= answer.serial;
+              serials.add(answer.serial);
+              if (answer.status !== 200) failures.push(`status ${answer.status}`);
+            } catch (error) {
+              failures.push(String(error));
+            }
           }
+        })();
+        try {
+          await work(serials);
+        } finally {
+          running = false;
+          await handshakes;
         }
-      })();
-      try {
-        await work(serials);
-      } finally {
-        running = false;
-        await handshakes;
-      }
-    });
+      },
+      4,
+      10,
+    );
     return {
       keepAlive: result.answers.length,
       fresh,
