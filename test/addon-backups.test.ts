@@ -14,7 +14,7 @@ import { type ControlPlaneProcess, runCli, startControlPlane, tempDir, waitFor }
 describe('add-on backups and failures', { skip }, () => {
   let dataDir: string;
   let plane: ControlPlaneProcess;
-  const { cli, refused, addons, addon, reveal } = addonClient(
+  const { cli, refused, addons, addon, reveal, create, stop } = addonClient(
     () => dataDir,
     () => plane,
   );
@@ -31,13 +31,14 @@ describe('add-on backups and failures', { skip }, () => {
   after(() => shutDownWithAddons(plane, dataDir));
 
   it('backs up, destroys, and restores into a new add-on with the data intact', async () => {
-    await cli('addons', 'create', 'vault', 'redis');
+    // Created through the API: set-up here; backup, destroy and restore are the commands under test.
+    await create('vault', 'redis');
     // A name long enough that the server's Unix socket cannot live in its own directory (Linux allows 107 bytes),
     // even with TMPDIR=/tmp: the socket moves to a short directory in /tmp, which the destroy removes.
     const ledger = 'ledger-of-every-entry-ever-made-since-the-books-opened';
     const sockets = socketDirectory(join(dataDir, 'addons', 'vault', ledger, 'server'));
     assert.match(sockets, /^\/tmp\/berth-pg-[0-9a-f]{16}$/);
-    await cli('addons', 'create', 'vault', 'postgres', '--name', ledger);
+    await create('vault', 'postgres', ledger);
     assert.ok(existsSync(sockets));
     const redisUrl = await reveal('vault', 'REDIS_URL');
     const dbUrl = await reveal('vault', 'DATABASE_URL');
@@ -78,8 +79,7 @@ describe('add-on backups and failures', { skip }, () => {
   });
 
   it('moves a server whose port was taken while it was stopped, its URL following', async () => {
-    const before = await addon('vault', 'cache');
-    await cli('addons', 'stop', 'vault', 'cache');
+    const before = await stop('vault', 'cache');
     const squatter = createServer();
     await new Promise<void>((resolve) => squatter.listen(before.port, '127.0.0.1', resolve));
     try {
@@ -99,8 +99,7 @@ describe('add-on backups and failures', { skip }, () => {
     // The backup of the destroyed redis add-on, which `cache` was restored from.
     const backup = (await backupsOf('vault')).find((b) => b.kind === 'redis');
     assert.ok(backup);
-    const { dataDir: dir } = await addon('vault', 'cache');
-    await cli('addons', 'stop', 'vault', 'cache');
+    const { dataDir: dir } = await stop('vault', 'cache');
     writeFileSync(join(dir, 'appendonlydir', 'appendonly.aof.manifest'), 'this is not a manifest\n');
     const failed = await refused('addons', 'start', 'vault', 'cache');
     assert.match(failed, /vault\/cache: failed to start/);
@@ -112,7 +111,7 @@ describe('add-on backups and failures', { skip }, () => {
   });
 
   it('fails a backup on a full disk: no file left, no record, the server still running', async (t) => {
-    await cli('addons', 'create', 'full', 'redis');
+    await create('full', 'redis');
     const dir = join(dataDir, 'addons', 'backups', 'full');
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     try {

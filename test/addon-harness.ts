@@ -95,6 +95,15 @@ export function addonClient(dataDir: () => string, plane: () => ControlPlaneProc
       plane().client.request<AddonView[]>('GET', `/v1/apps/${of}/addons`),
     addon: (of: string, name: string): Promise<AddonView> =>
       plane().client.request<AddonView>('GET', `/v1/apps/${of}/addons/${name}`),
+    /** Creates an add-on through the API, where that is set-up (`berth addons create` is tested in addons). */
+    create: (of: string, kind: string, name?: string): Promise<AddonView> =>
+      plane().client.request<AddonView>('POST', `/v1/apps/${of}/addons`, {
+        kind,
+        ...(name === undefined ? {} : { name }),
+      }),
+    /** Stops an add-on's server through the API, where that is set-up. */
+    stop: (of: string, name: string): Promise<AddonView> =>
+      plane().client.request<AddonView>('POST', `/v1/apps/${of}/addons/${name}/stop`, {}),
     /** A secret's value through the API: reading a URL back is set-up here; `secrets get` is tested in secrets. */
     reveal: async (of: string, name: string): Promise<string> =>
       (

@@ -40,6 +40,9 @@ function notesApp(): string {
       'health: { path: /health, interval: 500ms, timeout: 400ms, healthy: 1, unhealthy: 3, grace: 10s }',
     )
     .replace(/deploy: \{[^}]*\}/, 'deploy: { drain: 1s, stopTimeout: 5s }')
+    // One instance of web, not two: each is a Node process with its own Redis and PostgreSQL connections, started
+    // again at every roll of this file (six of them); the promises tested hold the same for one.
+    .replace('instances: 2', 'instances: 1')
     .replace('cache: redis', 'cache: { kind: redis, backups: { every: 24h, keep: 2 } }');
   writeFileSync(join(dir, 'berth.yaml'), spec);
   return dir;
@@ -65,7 +68,7 @@ describe('add-ons: managed Redis and PostgreSQL', { skip }, () => {
         const list = await addons('notes');
         return list.every((a) => a.state === 'available' && !a.rotating) &&
           (await plane.client.instances()).filter((i) => i.app === 'notes' && i.state === 'healthy')
-            .length === 2
+            .length === 1
           ? list
           : undefined;
       },
@@ -236,19 +239,27 @@ describe('add-ons: managed Redis and PostgreSQL', { skip }, () => {
     await settled('nothing under way');
     const oldRedis = await reveal('notes', 'REDIS_URL');
     const oldDb = await reveal('notes', 'DATABASE_URL');
-    const result = await load.during(async (sofar) => {
-      for (const name of ['cache', 'db']) {
-        await cli('addons', 'rotate', 'notes', name);
-        await waitFor(
-          `${name} rotated`,
-          async () => ((await addon('notes', name)).rotating ? undefined : true),
-          90_000,
-          200,
-        );
-        await settled(`the app rolled onto the new ${name} URL`);
-      }
-      await answersAfter(sofar, Date.now());
-    });
+    const result = await load.during(
+      async (sofar) => {
+        for (const name of ['cache', 'db']) {
+          await cli('addons', 'rotate', 'notes', name);
+          await waitFor(
+            `${name} rotated`,
+            async () => ((await addon('notes', name)).rotating ? undefined : true),
+            90_000,
+            200,
+          );
+          await settled(`the app rolled onto the new ${name} URL`);
+        }
+        await answersAfter(sofar, Date.now());
+        // Paced at 20 ms a connection, not 2: each request here is a proxy hop, a Redis INCR and a PostgreSQL query,
+        // and the rotations last seconds. The load client still keeps a request in flight at every moment (a
+        // connection sends at once when no other is waiting), so every instant of each cut-over is still covered;
+        // 4 connections at >= 1 request per 20 ms + latency still give hundreds of answers over the rotations.
+      },
+      4,
+      20,
+    );
     assert.deepEqual(result.failures, []);
     assert.ok(result.answers.length > 50, `${result.answers.length} answers`);
     const newRedis = await reveal('notes', 'REDIS_URL');

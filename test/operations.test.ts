@@ -55,7 +55,9 @@ function shopSpec(greeting: string): string {
     'services:',
     '  web:',
     `    run: node ${FIXTURE_APP}/server.js`,
-    '    instances: 2',
+    // One instance: nothing here depends on how many, and each one is a process to start and health-check in
+    // every Berth of this file (the first, the restored one, the two installs).
+    '    instances: 1',
     '    health: { path: /health, interval: 200ms, timeout: 150ms, healthy: 1, unhealthy: 2, grace: 1s }',
     '    deploy: { stopTimeout: 5s, drain: 1s }',
     `    env: { GREETING: ${greeting} }`,
