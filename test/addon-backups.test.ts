@@ -127,7 +127,7 @@ describe('add-on backups and failures', { skip }, () => {
       const failed = await refused('addons', 'backup', 'full', 'redis');
       assert.match(failed, /backup of full\/redis failed: .*no backup file was kept/);
       assert.deepEqual(readdirSync(dir), []);
-      assert.deepEqual(JSON.parse(await cli('addons', 'backups', 'full', '--json')), []);
+      assert.deepEqual(await backupsOf('full'), []);
       const view = await addon('full', 'redis');
       assert.equal(view.state, 'available');
       assert.equal(await redis(url, 'STRLEN', 'big'), 262144);
