@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { run } from 'node:test';
 import { dot, spec, tap } from 'node:test/reporters';
+import { pathToFileURL } from 'node:url';
 
 /** A whole number (milliseconds, a count) from an environment variable, else the default. */
 function fromEnv(name, fallback) {
@@ -70,13 +71,17 @@ function processesIn(dir) {
   return found;
 }
 
-/** The source file of a compiled test file: dist/test/x.test.js → test/x.test.ts. */
+/** Names of the entry files that run a group of unit test files in one process (made below). */
+const groupNames = new Map();
+
+/** The source file of a compiled test file: dist/test/x.test.js → test/x.test.ts (or a group's name). */
 const where = (file) =>
-  file
+  groupNames.get(file) ??
+  (file
     ? relative(process.cwd(), file)
         .replace(/^dist\//, '')
         .replace(/\.test\.js$/, '.test.ts')
-    : '?';
+    : '?');
 
 // Longest files first, by how long each took in the last runs: with a fixed number of files at a time, a long file
 // that starts late runs alone at the end. A file never timed counts as long if it is an integration test.
@@ -92,11 +97,8 @@ const durations = lastDurations();
 const expectedMs = (file) => durations[where(file)] ?? (where(file).startsWith('test/') ? 20_000 : 1000);
 
 const roots = process.argv.length > 2 ? process.argv.slice(2) : ['dist/src', 'dist/test'];
-const files = roots
-  .flatMap((root) => (root.endsWith('.js') ? [root] : findTests(root)))
-  .sort()
-  .sort((a, b) => expectedMs(b) - expectedMs(a));
-if (files.length === 0) {
+const found = roots.flatMap((root) => (root.endsWith('.js') ? [root] : findTests(root))).sort();
+if (found.length === 0) {
   console.error('no test files found under', roots.join(', '));
   process.exit(1);
 }
@@ -108,6 +110,39 @@ const runDir = mkdtempSync(join(tmpdir(), 'berth-test-run-'));
 // data directories the tests make in here.
 chmodSync(runDir, 0o711);
 process.env.TMPDIR = runDir;
+
+// Unit tests (beside the code, under dist/src) share processes, UNIT_GROUPS of them balanced by duration, instead of
+// one each: a process and the modules every unit test loads cost more than most unit files' tests (80 files: about
+// 33 CPU-s one process each, 12 CPU-s in one; docs/testing.md). node:test still names each test's own file.
+// Integration tests (dist/test) keep a process each: they start servers and detached processes of their own.
+const UNIT_GROUPS = 2;
+const units = found.filter((file) => relative(process.cwd(), file).startsWith(join('dist', 'src')));
+const groups = Array.from({ length: Math.min(UNIT_GROUPS, units.length > 1 ? units.length : 0) }, () => ({
+  files: [],
+  ms: 0,
+}));
+for (const file of [...units].sort((a, b) => expectedMs(b) - expectedMs(a))) {
+  const lightest = groups.reduce((a, b) => (b.ms < a.ms ? b : a));
+  lightest.files.push(file);
+  lightest.ms += expectedMs(file);
+}
+const groupMs = new Map();
+for (const [index, group] of groups.entries()) {
+  const entry = join(runDir, `unit-tests-${index + 1}.mjs`);
+  // A file that fails to load fails a test named after it; the files after it in the group still run.
+  const imports = group.files.map((file) => {
+    const url = JSON.stringify(pathToFileURL(file).href);
+    const name = JSON.stringify(`loads ${where(file)}`);
+    return `try { await import(${url}); } catch (error) { test(${name}, () => { throw error; }); }`;
+  });
+  writeFileSync(entry, `import { test } from 'node:test';\n${imports.join('\n')}\n`);
+  groupNames.set(entry, `unit tests, group ${index + 1} of ${groups.length} (${group.files.length} files)`);
+  groupMs.set(entry, group.ms);
+}
+const grouped = new Set(groups.flatMap((group) => group.files));
+const files = [...found.filter((file) => !grouped.has(file)), ...groupMs.keys()].sort(
+  (a, b) => (groupMs.get(b) ?? expectedMs(b)) - (groupMs.get(a) ?? expectedMs(a)),
+);
 
 const abort = new AbortController();
 setMaxListeners(files.length + 10, abort.signal); // node:test listens on it once per file

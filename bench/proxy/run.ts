@@ -182,6 +182,19 @@ interface Setup {
   stop(): Promise<void>;
 }
 
+/** Node's floor (`pipe-floor-server.ts`): a TCP relay that parses nothing; plain HTTP to the backend only. */
+async function startFloor(backendPort: number): Promise<Setup> {
+  if (tls !== undefined || STICKY)
+    throw new Error('setup floor: plain HTTP only (no BENCH_UPSTREAM=tls, no BENCH_STICKY)');
+  const child = start(process.execPath, [
+    join(import.meta.dirname, 'pipe-floor-server.js'),
+    String(backendPort),
+  ]);
+  const ready = await firstJsonLine<{ http: number }>(child, '"listening"');
+  await waitReady(ready.http);
+  return { name: 'floor', port: ready.http, pids: [child.pid!], stop: () => stop(child) };
+}
+
 async function startBerth(backendPort: number, name = 'berth', root = ROOT): Promise<Setup> {
   const dataDir = join(dir, name);
   const child = start(process.execPath, [
@@ -338,6 +351,7 @@ async function benchMode(mode: string): Promise<string> {
     } else if (name === 'berth') setups.push(await startBerth(backendPort));
     else if (name === 'base' && BASE_DIR !== undefined)
       setups.push(await startBerth(backendPort, 'base', join(BASE_DIR, 'dist')));
+    else if (name === 'floor') setups.push(await startFloor(backendPort));
     else if (name === 'nginx') setups.push(await startNginx(backendPort));
     else if (name === 'haproxy') setups.push(await startHaproxy(backendPort));
   }

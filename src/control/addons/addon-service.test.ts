@@ -154,10 +154,6 @@ function world(): World {
   };
 }
 
-afterEach(async () => {
-  for (const service of worlds.splice(0)) await service.stop();
-});
-
 // 10 s: on a loaded machine (load average 17 seen) the loop's timers can lag by seconds; passing runs take ms.
 async function until<T>(what: string, check: () => T | undefined | false, ms = 10_000): Promise<T> {
   const deadline = Date.now() + ms;
@@ -172,6 +168,10 @@ async function until<T>(what: string, check: () => T | undefined | false, ms = 1
 const kinds = (w: World): string[] => w.state.events.list({ limit: 1000 }).map((e) => e.kind);
 
 describe('AddonService', () => {
+  afterEach(async () => {
+    for (const service of worlds.splice(0)) await service.stop();
+  });
+
   it('provisions an add-on: its server runs through the runtime, its passwords and URL are secrets', async () => {
     const w = world();
     const view = await w.service.create({ app: 'shop', kind: 'redis', actor: 'admin' });
