@@ -170,6 +170,8 @@ describe('add-on backups and failures', { skip }, () => {
           return list.length === 2 && list.every((a) => a.state === 'available') ? list : undefined;
         },
         90_000,
+        // Every 200 ms: the servers start from their dumps (an initdb and a pg_restore), which takes seconds.
+        200,
       );
       const originals = await addons('vault');
       for (const a of revived) assert.ok(a.dataDir.startsWith(restoredDir), a.dataDir);
