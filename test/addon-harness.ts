@@ -95,8 +95,24 @@ export function addonClient(dataDir: () => string, plane: () => ControlPlaneProc
       plane().client.request<AddonView[]>('GET', `/v1/apps/${of}/addons`),
     addon: (of: string, name: string): Promise<AddonView> =>
       plane().client.request<AddonView>('GET', `/v1/apps/${of}/addons/${name}`),
+    /** Creates an add-on through the API, where that is set-up (`berth addons create` is tested in addons). */
+    create: (of: string, kind: string, name?: string): Promise<AddonView> =>
+      plane().client.request<AddonView>('POST', `/v1/apps/${of}/addons`, {
+        kind,
+        ...(name === undefined ? {} : { name }),
+      }),
+    /** Stops an add-on's server through the API, where that is set-up. */
+    stop: (of: string, name: string): Promise<AddonView> =>
+      plane().client.request<AddonView>('POST', `/v1/apps/${of}/addons/${name}/stop`, {}),
+    /** A secret's value through the API: reading a URL back is set-up here; `secrets get` is tested in secrets. */
     reveal: async (of: string, name: string): Promise<string> =>
-      (await cli('secrets', 'get', of, name, '--reveal')).trim(),
+      (
+        await plane().client.request<{ value: string }>(
+          'POST',
+          `/v1/apps/${of}/secrets/${encodeURIComponent(name)}/reveal`,
+          {},
+        )
+      ).value,
   };
 }
 
@@ -112,7 +128,10 @@ export async function shutDownWithAddons(
   if (plane) {
     await stopApps(plane);
     for (const a of await plane.client.request<AddonView[]>('GET', '/v1/addons').catch(() => [])) {
-      if (a.state !== 'stopped') await runCli(dataDir, ['addons', 'stop', a.app, a.name]);
+      if (a.state !== 'stopped')
+        await plane.client
+          .request('POST', `/v1/apps/${a.app}/addons/${a.name}/stop`, {})
+          .catch(() => undefined);
     }
   }
   await shutDown(plane, dataDir);

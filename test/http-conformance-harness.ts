@@ -488,7 +488,10 @@ function talk(
       socket.destroy();
       resolve({ received: Buffer.concat(chunks), closedByProxy, timedOut, ms: performance.now() - started });
     };
-    const timer = setTimeout(() => finish(false, true), deadlineMs);
+    // A deadline that passes while this process is not running (a busy machine, or the other lanes' work) must not
+    // beat an answer that arrived meanwhile: timers run before I/O in a turn of the event loop, so the verdict
+    // waits for the I/O of the next turn (an answer waiting in the socket is read first).
+    const timer = setTimeout(() => setImmediate(() => finish(false, true)), deadlineMs);
     if (settled !== undefined)
       setTimeout(() => {
         if (!finished && settled.holds(Buffer.concat(chunks))) finish(false, true);

@@ -9,7 +9,7 @@ import {
   ApisApi,
   CoreV1Api,
   type CoreV1Event,
-  KubeConfig,
+  type KubeConfig,
   type KubernetesObject,
   KubernetesObjectApi,
   PatchStrategy,
@@ -21,6 +21,7 @@ import {
 import { BerthError, type Issue } from '../../domain/errors.js';
 import { appSelector, FIELD_MANAGER, type KubeObject } from './kube-manifests.js';
 import { apiVersionsFromDiscovery, type KubeApiVersions } from './kube-versions.js';
+import { PooledKubeConfig } from './pooled-kube-config.js';
 
 /** Where a target points: a kubeconfig file, one of its contexts (its current one when absent), a namespace. */
 export interface KubeTargetConfig {
@@ -53,7 +54,7 @@ export class KubeCluster {
   #versions: Promise<KubeApiVersions> | undefined;
 
   constructor(target: KubeTargetConfig) {
-    const config = new KubeConfig();
+    const config = new PooledKubeConfig();
     try {
       config.loadFromFile(target.kubeconfig);
     } catch (error) {

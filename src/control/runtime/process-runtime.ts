@@ -298,13 +298,20 @@ export class ProcessRuntime implements Runtime {
   async reclaim(owned: readonly InstanceRef[]): Promise<number[]> {
     if (this.#owner === undefined) return [];
     const groups = new Set(owned.filter((ref) => this.#isRunning(ref)).map((ref) => ref.pid));
+    // Every stray first, then the kills: killed one by one during the scan, an app found before its shim (pids
+    // wrap around) took the shim with it before the scan reached it, and the shim went unreported.
+    const strays = readAllProcStats().filter(
+      (stat) =>
+        stat.pid !== process.pid &&
+        stat.state !== 'Z' &&
+        !groups.has(stat.pgrp) &&
+        hasEnvEntry(stat.pid, `${OWNER_ENV}=${this.#owner}`),
+    );
     const killed: number[] = [];
-    for (const stat of readAllProcStats()) {
-      if (stat.pid === process.pid || stat.state === 'Z' || groups.has(stat.pgrp)) continue;
-      if (!hasEnvEntry(stat.pid, `${OWNER_ENV}=${this.#owner}`)) continue;
+    for (const { pid } of strays) {
       try {
-        process.kill(stat.pid, 'SIGKILL');
-        killed.push(stat.pid);
+        process.kill(pid, 'SIGKILL');
+        killed.push(pid);
       } catch {
         // Exited meanwhile.
       }
