@@ -2,10 +2,10 @@
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { BerthError } from '../../domain/errors.js';
+import { allocatePort } from '../../lib/free-port.js';
 import type { Logger } from '../../lib/logger.js';
 import {
   identify,
@@ -245,7 +245,7 @@ export class LocalRegistry {
       const match = /^\s*addr:\s*(\S+)\s*$/m.exec(readFileSync(this.#configPath, 'utf8'));
       if (match) return match[1]!;
     }
-    const address = `127.0.0.1:${await freePort()}`;
+    const address = `127.0.0.1:${await allocatePort()}`;
     writeFileSync(
       this.#configPath,
       [
@@ -282,17 +282,4 @@ async function answers(address: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
-      );
-    });
-  });
 }
