@@ -272,7 +272,7 @@ describe('external origins', { skip: proxyUnavailable }, () => {
 
   it('resumes a ramp after a control-plane restart; the proxy keeps the split meanwhile', async () => {
     await setTraffic({ web: 0, heroku: 100 });
-    await startRamp('web', [20, 100], 2000);
+    await startRamp('web', [20, 100], 3000);
     const opened = await waitFor(
       'the first window to open',
       async () => {
@@ -281,6 +281,12 @@ describe('external origins', { skip: proxyUnavailable }, () => {
       },
       30_000,
       250,
+    );
+    // The window opens when the control plane records the step; the proxy gets the step's weights at the next route
+    // sync. A control plane stopped in between leaves the proxy on 0/100, rightly (it keeps the split it has): a
+    // stress run failed that way, every answer from heroku.
+    await waitFor('the proxy to serve the first step', async () =>
+      JSON.parse((await load.get()).body).greeting === 'berth' ? true : undefined,
     );
     await plane.stop();
     const { answers, failures } = await load.during(async (sofar) => {
