@@ -204,7 +204,7 @@ async function start(
   const engine = DockerEngine.local(log);
   teardown.add('docker engine client', () => engine.close());
   const registry = new LocalRegistry({ dataDir: paths.dataDir, log });
-  teardown.add('image registry', () => registry.stop());
+  teardown.add('image registry', () => registry.close());
   const images = new ReleaseImages({
     engine,
     registry,

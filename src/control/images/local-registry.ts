@@ -48,6 +48,8 @@ export class LocalRegistry {
   #users = 0;
   #collecting: Promise<void> | undefined;
   #idle: (() => void)[] = [];
+  /** Set by `close()`: the control plane is stopping, and nothing may start the registry again. */
+  #closed = false;
 
   constructor(options: LocalRegistryOptions) {
     this.#options = options;
@@ -65,6 +67,11 @@ export class LocalRegistry {
 
   /** `127.0.0.1:<port>`, once the registry answers (started if it was not running). */
   address(): Promise<string> {
+    if (this.#closed) {
+      return Promise.reject(
+        new BerthError('runtime_failure', 'the image registry is closed: the control plane is stopping'),
+      );
+    }
     this.#starting ??= this.#start().catch((error: unknown) => {
       this.#starting = undefined;
       throw error;
@@ -160,8 +167,8 @@ export class LocalRegistry {
           'registry garbage collection failed',
         );
       }
-      // Serving again at once: pulls (a rollback's) should not wait for a start.
-      await this.address();
+      // Serving again at once: pulls (a rollback's) should not wait for a start. Not once closed.
+      if (!this.#closed) await this.address();
     })();
     this.#collecting = collecting;
     try {
@@ -170,6 +177,16 @@ export class LocalRegistry {
       this.#collecting = undefined;
     }
     return output;
+  }
+
+  /**
+   * Stops the registry for good, as the control plane stops: a start in progress is let finish and then stopped
+   * (stopped before its pid file was written, it would have outlived the control plane), and none follows.
+   */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#starting?.catch(() => undefined);
+    await this.stop();
   }
 
   /** Stops the registry this data directory's control plane runs (never another process). */
