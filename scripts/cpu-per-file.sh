@@ -11,13 +11,15 @@ if [ ! -w "$root" ]; then
   exit 2
 fi
 one() {
-  local file=$1 name cg t0 t1 rc
+  local file=$1 name cg t0 t1 rc tmp
   name=bt-$(echo "$file" | md5sum | cut -c1-8)
   cg=$root/$name
   mkdir -p "$cg"
   t0=$(date +%s%N)
   # TMPDIR passable by others, as the runner makes it: add-on servers run as an unprivileged user.
-  bash -c "echo \$\$ > $cg/cgroup.procs; export TMPDIR=\$(mktemp -d /tmp/berth-cpu-XXXX); chmod 711 \$TMPDIR; exec node --test --test-reporter=dot $file" \
+  tmp=$(mktemp -d /tmp/berth-cpu-XXXX)
+  chmod 711 "$tmp"
+  bash -c "echo \$\$ > $cg/cgroup.procs; export TMPDIR=$tmp; exec node --test --test-reporter=dot $file" \
     >"/tmp/cpu-$name.log" 2>&1
   rc=$?
   t1=$(date +%s%N)
@@ -26,6 +28,7 @@ one() {
     "$(awk "BEGIN{print ($t1-$t0)/1e9}")" "$rc" "$file"
   for pid in $(cat "$cg/cgroup.procs"); do echo "  left running: $pid $(tr '\0' ' ' <"/proc/$pid/cmdline" | cut -c1-100)"; done
   rmdir "$cg" 2>/dev/null
+  rm -rf "$tmp"
 }
 export -f one
 export root
