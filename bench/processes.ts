@@ -1,6 +1,6 @@
 // What every benchmark needs of processes: start ones it owns, wait for their ready line, stop them, clean up.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -80,4 +80,40 @@ export function median(values: number[]): number {
   if (sorted.length === 0) return Number.NaN;
   const mid = Math.floor(sorted.length / 2);
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** User + system CPU seconds of these processes so far, from /proc/PID/stat (processes gone count 0). */
+export function cpuSeconds(pids: number[]): number {
+  const { user, sys } = cpuSplit(pids);
+  return user + sys;
+}
+
+/** User and system CPU seconds of these processes so far (system time includes the loopback network stack). */
+export function cpuSplit(pids: number[]): { user: number; sys: number } {
+  let user = 0;
+  let sys = 0;
+  for (const pid of pids) {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      user += Number(fields[11]);
+      sys += Number(fields[12]);
+    } catch {
+      // Gone.
+    }
+  }
+  return { user: user / 100, sys: sys / 100 };
+}
+
+/** Every process below `pid` (children, their children...), from /proc/PID/task/PID/children. */
+export function descendants(pid: number): number[] {
+  try {
+    const direct = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
+    return direct.flatMap((child) => [child, ...descendants(child)]);
+  } catch {
+    return [];
+  }
 }

@@ -3,7 +3,8 @@
 # on (no image can be pulled here): Debian bookworm from `debootstrap --variant=minbase`, from the Debian mirror
 # apt is configured with, plus this machine's node binary. The result is a tar in the cache directory
 # ($BERTH_IMAGE_CACHE, default /var/cache/berth: outside the checkout, kept between runs); when it is there this
-# does nothing. The tests import it into their engine (`docker import`, a few seconds) when the engine lacks it.
+# does nothing. The tests import the part of it a Node app needs (node, the libraries it links, dash as /bin/sh:
+# `test/docker-host.ts`) into their engine once (`docker import`, a few seconds), tagged by a hash of its inputs.
 # Needs root and Debian's debootstrap package; takes a few minutes and about 150 MB.
 set -euo pipefail
 

@@ -2,11 +2,21 @@
 // time: a timeout per test (per file before Node 24), a deadline for the whole run, and a sweep of any process the
 // tests left running. Prints each file's duration, the skipped tests with their reasons, and one closing line.
 import { setMaxListeners } from 'node:events';
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { run } from 'node:test';
 import { dot, spec, tap } from 'node:test/reporters';
+import { pathToFileURL } from 'node:url';
 
 /** A whole number (milliseconds, a count) from an environment variable, else the default. */
 function fromEnv(name, fallback) {
@@ -25,9 +35,10 @@ function fromEnv(name, fallback) {
 const PER_TEST = Number(process.versions.node.split('.')[0]) >= 24;
 const TIMEOUT_MS = fromEnv('BERTH_TEST_TIMEOUT', PER_TEST ? 120_000 : 300_000);
 const DEADLINE_MS = fromEnv('BERTH_TEST_DEADLINE', 900_000);
-// Three files at a time on two cores: integration tests mostly wait (health intervals, windows, backoff), so a
-// third cuts the run by a fifth; every wait is on a condition, so a busy machine makes them slower, not red.
-const CONCURRENCY = fromEnv('BERTH_TEST_CONCURRENCY', 3);
+// Six files at a time on two cores: integration tests mostly wait (health intervals, windows, backoff, a cluster or
+// a browser starting), so on a quiet 2-core machine six take 141 s where three take 170 (docs/testing.md); every
+// wait is on a condition, so a busy machine makes them slower, not red.
+const CONCURRENCY = fromEnv('BERTH_TEST_CONCURRENCY', 6);
 
 function findTests(dir) {
   const found = [];
@@ -60,9 +71,34 @@ function processesIn(dir) {
   return found;
 }
 
+/** Names of the entry files that run a group of unit test files in one process (made below). */
+const groupNames = new Map();
+
+/** The source file of a compiled test file: dist/test/x.test.js → test/x.test.ts (or a group's name). */
+const where = (file) =>
+  groupNames.get(file) ??
+  (file
+    ? relative(process.cwd(), file)
+        .replace(/^dist\//, '')
+        .replace(/\.test\.js$/, '.test.ts')
+    : '?');
+
+// Longest files first, by how long each took in the last runs: with a fixed number of files at a time, a long file
+// that starts late runs alone at the end. A file never timed counts as long if it is an integration test.
+const DURATIONS_FILE = join('node_modules', '.cache', 'berth-test-durations.json');
+function lastDurations() {
+  try {
+    return JSON.parse(readFileSync(DURATIONS_FILE, 'utf8'));
+  } catch {
+    return {};
+  }
+}
+const durations = lastDurations();
+const expectedMs = (file) => durations[where(file)] ?? (where(file).startsWith('test/') ? 20_000 : 1000);
+
 const roots = process.argv.length > 2 ? process.argv.slice(2) : ['dist/src', 'dist/test'];
-const files = roots.flatMap((root) => (root.endsWith('.js') ? [root] : findTests(root))).sort();
-if (files.length === 0) {
+const found = roots.flatMap((root) => (root.endsWith('.js') ? [root] : findTests(root))).sort();
+if (found.length === 0) {
   console.error('no test files found under', roots.join(', '));
   process.exit(1);
 }
@@ -70,7 +106,43 @@ if (files.length === 0) {
 // Every temp dir the tests make (data dirs, apps, sockets) goes under one dir of this run, so what they leave
 // behind, files or processes, is found and removed here.
 const runDir = mkdtempSync(join(tmpdir(), 'berth-test-run-'));
+// Passable (not listable) by others: a root Berth runs add-on servers as an unprivileged user, which must reach the
+// data directories the tests make in here.
+chmodSync(runDir, 0o711);
 process.env.TMPDIR = runDir;
+
+// Unit tests (beside the code, under dist/src) share processes, UNIT_GROUPS of them balanced by duration, instead of
+// one each: a process and the modules every unit test loads cost more than most unit files' tests (80 files: about
+// 33 CPU-s one process each, 12 CPU-s in one; docs/testing.md). node:test still names each test's own file.
+// Integration tests (dist/test) keep a process each: they start servers and detached processes of their own.
+const UNIT_GROUPS = 2;
+const units = found.filter((file) => relative(process.cwd(), file).startsWith(join('dist', 'src')));
+const groups = Array.from({ length: Math.min(UNIT_GROUPS, units.length > 1 ? units.length : 0) }, () => ({
+  files: [],
+  ms: 0,
+}));
+for (const file of [...units].sort((a, b) => expectedMs(b) - expectedMs(a))) {
+  const lightest = groups.reduce((a, b) => (b.ms < a.ms ? b : a));
+  lightest.files.push(file);
+  lightest.ms += expectedMs(file);
+}
+const groupMs = new Map();
+for (const [index, group] of groups.entries()) {
+  const entry = join(runDir, `unit-tests-${index + 1}.mjs`);
+  // A file that fails to load fails a test named after it; the files after it in the group still run.
+  const imports = group.files.map((file) => {
+    const url = JSON.stringify(pathToFileURL(file).href);
+    const name = JSON.stringify(`loads ${where(file)}`);
+    return `try { await import(${url}); } catch (error) { test(${name}, () => { throw error; }); }`;
+  });
+  writeFileSync(entry, `import { test } from 'node:test';\n${imports.join('\n')}\n`);
+  groupNames.set(entry, `unit tests, group ${index + 1} of ${groups.length} (${group.files.length} files)`);
+  groupMs.set(entry, group.ms);
+}
+const grouped = new Set(groups.flatMap((group) => group.files));
+const files = [...found.filter((file) => !grouped.has(file)), ...groupMs.keys()].sort(
+  (a, b) => (groupMs.get(b) ?? expectedMs(b)) - (groupMs.get(a) ?? expectedMs(a)),
+);
 
 const abort = new AbortController();
 setMaxListeners(files.length + 10, abort.signal); // node:test listens on it once per file
@@ -86,13 +158,6 @@ const fileMs = new Map();
 const skips = [];
 const running = new Map();
 const key = (data) => `${data.file ?? ''}\0${data.nesting}\0${data.name}`;
-/** The source file of a compiled test file: dist/test/x.test.js → test/x.test.ts. */
-const where = (file) =>
-  file
-    ? relative(process.cwd(), file)
-        .replace(/^dist\//, '')
-        .replace(/\.test\.js$/, '.test.ts')
-    : '?';
 
 stream.on('test:start', (data) => running.set(key(data), data));
 for (const outcome of ['test:pass', 'test:fail']) {
@@ -152,6 +217,14 @@ for (let round = 0, left = leftovers; left.length > 0 && round < 50; round++) {
   }
   await new Promise((resolve) => setTimeout(resolve, 100));
   left = processesIn(runDir);
+}
+
+try {
+  for (const [file, ms] of fileMs) durations[where(file)] = Math.round(ms);
+  mkdirSync(join('node_modules', '.cache'), { recursive: true });
+  writeFileSync(DURATIONS_FILE, `${JSON.stringify(durations, null, 1)}\n`);
+} catch (error) {
+  console.error(`could not keep the files' durations for the next run's order: ${error.message}`);
 }
 
 const slow = [...fileMs].filter(([, ms]) => ms >= 500).sort((a, b) => b[1] - a[1]);

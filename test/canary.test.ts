@@ -1,6 +1,6 @@
 // Integration: canary deploys behind the real proxy, under load: a good canary walks its steps, a bad one is
-// aborted by the analysis at the first step, weights hold over 10k requests, --promote/--abort, and a control-plane
-// restart in the middle of a canary.
+// aborted by the analysis at the first step, weights hold within 3 % over SPLIT_SAMPLE requests, --promote/--abort,
+// and a control-plane restart in the middle of a canary.
 import assert from 'node:assert/strict';
 import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,7 +19,7 @@ import {
   waitFor,
   writeApp,
 } from './control-harness.js';
-import { type Answer, answersAfter, LoadClient } from './load-client.js';
+import { type Answer, answersAfter, LoadClient, SPLIT_SAMPLE } from './load-client.js';
 
 /** The shop app with a canary deploy section; `env` makes each release tell itself apart. */
 function appDir(env: Record<string, string>, deploy: string): string {
@@ -67,7 +67,7 @@ describe('canary deploys', { skip: proxyUnavailable }, () => {
   }
 
   /** The route's backends as the proxy serves them now. */
-  async function backends(): Promise<{ targetGroup: string; weight: number }[]> {
+  async function backends(): Promise<{ targetGroup: string; weight: number; release?: string }[]> {
     const admin = new ProxyAdminClient(proxyPaths(dataDir).adminSocket);
     const table = await admin.getRouteTable();
     return table.routes.find((r) => r.host === 'shop.localhost')!.backends;
@@ -128,10 +128,10 @@ describe('canary deploys', { skip: proxyUnavailable }, () => {
     await waitFor(
       'v2 requests in berth metrics',
       async () => {
-        const cli = await runCli(dataDir, ['metrics', 'shop', '--since', '5m', '--by', 'release', '--json']);
-        const result = JSON.parse(cli.stdout) as {
+        // What `berth metrics shop --since 5m --by release --json` prints, read from the API (a poll, not the test).
+        const result = await plane.client.request<{
           series: { release?: number; points: { requests: number }[] }[];
-        };
+        }>('GET', '/v1/apps/shop/metrics?since=5m&by=release');
         const served = (release: number): number =>
           result.series
             .filter((x) => x.release === release)
@@ -189,7 +189,7 @@ describe('canary deploys', { skip: proxyUnavailable }, () => {
     );
   });
 
-  it('splits by weight within ±3 % over 10k requests; --promote and --abort act on a running canary', async () => {
+  it(`splits by weight within ±3 % over ${SPLIT_SAMPLE} requests; --promote and --abort act on a running canary`, async () => {
     const idle = await runCli(dataDir, ['deploy', '--abort', 'shop']);
     assert.equal(idle.code, 1);
     assert.match(idle.stderr, /shop has no deployment in progress: nothing to promote or abort/);
@@ -213,14 +213,24 @@ describe('canary deploys', { skip: proxyUnavailable }, () => {
       return b.length === 2 && b[1]!.weight === 30 ? true : undefined;
     });
 
+    // SPLIT_SAMPLE requests are enough for ±3 % (the arithmetic is at its definition).
     const counts = new Map<string, number>();
     const { answers, failures } = await load.during(async (sofar) => {
-      await waitFor('10k answers', () => (sofar.answers.length >= 10_000 ? true : undefined), 120_000, 100);
+      await waitFor(
+        `${SPLIT_SAMPLE} answers`,
+        () => (sofar.answers.length >= SPLIT_SAMPLE ? true : undefined),
+        60_000,
+        100,
+      );
     }, 8);
     assert.deepEqual(failures, []);
-    for (const a of answers.slice(0, 10_000)) counts.set(greetingOf(a), (counts.get(greetingOf(a)) ?? 0) + 1);
-    const share = (100 * (counts.get('four') ?? 0)) / 10_000;
-    assert.ok(Math.abs(share - 30) <= 3, `the new release got ${share}% of 10k requests, not 30 ± 3 %`);
+    for (const a of answers.slice(0, SPLIT_SAMPLE))
+      counts.set(greetingOf(a), (counts.get(greetingOf(a)) ?? 0) + 1);
+    const share = (100 * (counts.get('four') ?? 0)) / SPLIT_SAMPLE;
+    assert.ok(
+      Math.abs(share - 30) <= 3,
+      `the new release got ${share}% of ${SPLIT_SAMPLE} requests, not 30 ± 3 %`,
+    );
 
     const promoted = await runCli(dataDir, ['deploy', '--promote', 'shop']);
     assert.equal(promoted.code, 0, promoted.stderr);
@@ -239,12 +249,10 @@ describe('canary deploys', { skip: proxyUnavailable }, () => {
   });
 
   it('resumes a canary after a control-plane restart; the proxy keeps the weights meanwhile', async () => {
-    const started = await runCli(dataDir, [
-      'deploy',
-      '--no-wait',
+    // Set-up through the API: `deploy --no-wait` is the CLI under test in the test above.
+    await plane.client.deploy(
       appDir({ GREETING: 'five' }, 'strategy: canary, steps: [50, 100], interval: 1h'),
-    ]);
-    assert.equal(started.code, 0, started.stdout + started.stderr);
+    );
     await waitFor(
       'the first window to open',
       async () => ((await deployment()).canary?.windowStartedAt != null ? true : undefined),
@@ -264,10 +272,7 @@ describe('canary deploys', { skip: proxyUnavailable }, () => {
     assert.equal(resumed.canary?.step, 0);
     assert.equal(resumed.canary?.windowStartedAt, before.canary?.windowStartedAt);
     const { failures: during } = await load.during(async () => {
-      for (const _ of [1, 2]) {
-        const promoted = await runCli(dataDir, ['deploy', '--promote', 'shop']);
-        assert.equal(promoted.code, 0, promoted.stderr);
-      }
+      for (const _ of [1, 2]) await plane.client.canary('shop', 'promote');
       await waitFor(
         'the canary to succeed',
         async () => ((await deployment()).state === 'succeeded' ? true : undefined),
@@ -276,5 +281,86 @@ describe('canary deploys', { skip: proxyUnavailable }, () => {
     });
     assert.deepEqual(during, []);
     assert.deepEqual(await backends(), [{ targetGroup: 'shop.web.v5', weight: 1 }]);
+  });
+
+  it('keeps a sticky client on its release through a canary, and X-Berth-Release reaches the canary at its first step', async () => {
+    await plane.client.deploy(
+      appDir(
+        { GREETING: 'six' },
+        'strategy: canary, steps: [10, 100], interval: 1h, stickiness: { enabled: true, duration: 1h }, releaseOverride: true',
+      ),
+    );
+    // The first window opens once the new release's instances are all healthy.
+    await waitFor(
+      'the first window to open',
+      async () => ((await deployment()).canary?.windowStartedAt != null ? true : undefined),
+      30_000,
+    );
+    await waitFor('the proxy to split 90/10', async () => {
+      const b = await backends();
+      return b.length === 2 && b[1]!.weight === 10 ? true : undefined;
+    });
+    assert.deepEqual(
+      (await backends()).map((b) => b.release),
+      ['v5', 'v6'],
+    );
+    const get = (headers: Record<string, string> = {}) => load.send('GET', '/', undefined, 10_000, headers);
+    const pinOf = (answer: Answer) => String(answer.headers['set-cookie']).split(';')[0]!;
+
+    // A tester's header (or cookie) reaches the new release at its first step, every time, and pins nobody.
+    for (let i = 0; i < 20; i++) {
+      const forced = await get({ 'x-berth-release': 'v6' });
+      assert.equal(greetingOf(forced), 'six');
+      assert.equal(forced.headers['set-cookie'], undefined);
+      assert.equal(greetingOf(await get({ cookie: 'berth-release=v6' })), 'six');
+      assert.equal(greetingOf(await get({ 'x-berth-release': 'v5' })), 'five');
+    }
+
+    // New clients: about one in ten lands on the canary; each gets a pin to the release it got.
+    const pins = new Map<string, string>();
+    for (let i = 0; pins.size < 2 && i < 200; i++) {
+      const first = await get();
+      pins.set(greetingOf(first), pinOf(first));
+    }
+    assert.deepEqual([...pins.keys()].sort(), ['five', 'six']);
+    const onlySeen = async (cookie: string, count = 50) => {
+      const seen = new Set<string>();
+      for (let i = 0; i < count; i++) seen.add(greetingOf(await get({ cookie })));
+      return [...seen];
+    };
+    assert.deepEqual(await onlySeen(pins.get('five')!), ['five']);
+    assert.deepEqual(await onlySeen(pins.get('six')!), ['six']);
+    // Without a cookie, the split holds.
+    const { answers, failures } = await load.during(async (sofar) => {
+      await waitFor(
+        `${SPLIT_SAMPLE} answers`,
+        () => (sofar.answers.length >= SPLIT_SAMPLE ? true : undefined),
+        60_000,
+        100,
+      );
+    });
+    assert.deepEqual(failures, []);
+    const six = answers.slice(0, SPLIT_SAMPLE).filter((a) => greetingOf(a) === 'six').length;
+    const share = (100 * six) / SPLIT_SAMPLE;
+    assert.ok(
+      Math.abs(share - 10) <= 3,
+      `the canary got ${share}% of ${SPLIT_SAMPLE} requests without a cookie, not 10 ± 3 %`,
+    );
+
+    // Promoted to 100 %: the old release has weight 0, so its clients move; the canary's stay where they were.
+    await plane.client.canary('shop', 'promote');
+    await waitFor('the proxy to send everything to v6', async () =>
+      (await backends())[1]?.weight === 100 ? true : undefined,
+    );
+    assert.deepEqual(await onlySeen(pins.get('five')!, 10), ['six']);
+    assert.deepEqual(await onlySeen(pins.get('six')!, 10), ['six']);
+    await plane.client.canary('shop', 'promote');
+    await waitFor('the canary to succeed', async () =>
+      (await deployment()).state === 'succeeded' ? true : undefined,
+    );
+    const last = await get({ cookie: pins.get('six')! });
+    assert.equal(greetingOf(last), 'six');
+    assert.equal(last.headers['set-cookie'], undefined, 'one group: nothing to pin');
+    await converged();
   });
 });

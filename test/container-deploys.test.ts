@@ -189,6 +189,7 @@ describe('containers built from a Dockerfile', { skip: nodeImageSkipReason() }, 
     const status = await waitFor('the registry to answer for the pruned manifest', async () => {
       const manifest = await fetch(`http://${registry}/v2/${path.join('/')}/manifests/${digest}`, {
         headers: { Accept: 'application/vnd.docker.distribution.manifest.v2+json' },
+        signal: AbortSignal.timeout(5000),
       }).catch(() => undefined);
       return manifest?.status;
     });

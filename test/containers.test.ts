@@ -1,10 +1,12 @@
 // Integration: apps as Docker containers from an existing image (busybox httpd), behind the real proxy, under load:
 // the release's image digest, output and secrets, SIGKILL of a container's process, re-adoption after a restart,
-// limits; and, without an engine, docker apps refused with what to install while process apps run.
+// limits, release images in a team's registry that wants a login (a second app on the same control plane); and,
+// without an engine, docker apps refused with what to install while process apps run.
 import assert from 'node:assert/strict';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import type { ApiClient } from '../src/cli/client.js';
 import { DockerRuntime } from '../src/control/runtime/docker-runtime.js';
 import { ownerMark } from '../src/control/runtime/process-runtime.js';
 import { proxyPaths } from '../src/domain/proxy-paths.js';
@@ -26,8 +28,14 @@ import {
 } from './docker-host.js';
 import { LoadClient } from './load-client.js';
 
-/** busybox httpd serving `<greeting> <instance>` at / and `ok` at /health, printing the secret TOKEN once. */
-function busyboxApp(greeting: string, extra: string[] = [], top: string[] = []): string {
+/**
+ * App `app` (default box): busybox httpd serving `<greeting> <instance>` at / and `ok` at /health, printing the
+ * secret TOKEN once; `service` lines go into its service, `top` lines at the top level.
+ */
+function busyboxApp(
+  greeting: string,
+  { app = 'box', service = [], top = [] }: { app?: string; service?: string[]; top?: string[] } = {},
+): string {
   const script = [
     'mkdir -p /www',
     'echo ok > /www/health',
@@ -37,9 +45,9 @@ function busyboxApp(greeting: string, extra: string[] = [], top: string[] = []):
   ].join(' && ');
   return writeApp({
     'berth.yaml': [
-      'app: box',
+      `app: ${app}`,
       'routes:',
-      '  - host: box.localhost',
+      `  - host: ${app}.localhost`,
       '    service: web',
       'services:',
       '  web:',
@@ -49,13 +57,18 @@ function busyboxApp(greeting: string, extra: string[] = [], top: string[] = []):
       '    secrets: [TOKEN]',
       '    health: { path: /health, interval: 250ms, timeout: 200ms, healthy: 1, unhealthy: 2, grace: 2s }',
       '    deploy: { drain: 2s, stopTimeout: 3s }',
-      ...extra,
+      ...service,
       ...top,
     ].join('\n'),
   });
 }
 
 const TOKEN = 'box-token-7f3a9c-secret';
+
+/** Sets secrets of an app through the API: setup for the tests here (`berth secrets` has its own tests). */
+async function setSecrets(client: ApiClient, app: string, values: Record<string, string>): Promise<void> {
+  await client.request('POST', `/v1/apps/${app}/secrets`, { values });
+}
 
 function onPath(command: string): boolean {
   return (process.env.PATH ?? '').split(delimiter).some((dir) => {
@@ -100,8 +113,7 @@ describe('containers from an existing image', { skip: dockerSkipReason() }, () =
     await ensureBusyboxImage(lease.engine);
     plane = await startControlPlane(dataDir);
     load = new LoadClient(plane.proxyPorts.https, 'box.localhost', proxyPaths(dataDir).caCert);
-    const set = await runCli(dataDir, ['secrets', 'set', 'box', `TOKEN=${TOKEN}`]);
-    assert.equal(set.code, 0, set.stdout + set.stderr);
+    await setSecrets(plane.client, 'box', { TOKEN });
   });
 
   after(async () => {
@@ -214,7 +226,7 @@ describe('containers from an existing image', { skip: dockerSkipReason() }, () =
   it('passes memory and CPU limits to the engine, and samples usage from its stats', async () => {
     const result = await runCli(dataDir, [
       'deploy',
-      busyboxApp('two', ['    resources: { memory: 96Mi, cpu: 0.5 }']),
+      busyboxApp('two', { service: ['    resources: { memory: 96Mi, cpu: 0.5 }'] }),
     ]);
     assert.equal(result.code, 0, result.stdout + result.stderr);
     const [instance] = await healthy(2);
@@ -229,6 +241,77 @@ describe('containers from an existing image', { skip: dockerSkipReason() }, () =
       return (now?.usage?.memoryBytes ?? 0) > 0 ? now : undefined;
     });
     assert.ok(sampled.usage!.memoryBytes < 96 * 1024 * 1024);
+  });
+
+  describe('release images in a registry that wants a login', {
+    skip: onPath('htpasswd') ? false : 'htpasswd not found on PATH (Debian package apache2-utils)',
+  }, () => {
+    // App teambox, on the same control plane as box (which keeps its images in the embedded registry).
+    let registry: { address: string; stop: () => void };
+
+    before(async () => {
+      registry = await startAuthRegistry(tempDir('berth-team-registry-'), 'deploy', 'r3g1stry-pw');
+    });
+
+    after(() => registry?.stop());
+
+    const registryLines = (password: string) => [
+      'registry:',
+      `  url: ${registry.address}/team`,
+      '  username: deploy',
+      `  password: ${password}`,
+    ];
+
+    it('refuses a deploy whose registry password secret does not exist, before building', async () => {
+      const result = await runCli(dataDir, [
+        'deploy',
+        busyboxApp('one', { app: 'teambox', top: registryLines('REGISTRY_PASSWORD') }),
+      ]);
+      assert.equal(result.code, 1);
+      assert.match(result.stderr, /REGISTRY_PASSWORD/);
+    });
+
+    it('pushes with the login from a sealed secret, records the digest there, and fails cleanly with a wrong one', async () => {
+      await setSecrets(plane.client, 'teambox', { TOKEN, WRONG: 'not-the-password' });
+      const refused = await runCli(dataDir, [
+        'deploy',
+        busyboxApp('one', { app: 'teambox', top: registryLines('WRONG') }),
+      ]);
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /image build failed: .*(unauthorized|authentication required)/);
+      await setSecrets(plane.client, 'teambox', { REGISTRY_PASSWORD: 'r3g1stry-pw' });
+      const result = await runCli(dataDir, [
+        'deploy',
+        busyboxApp('one', { app: 'teambox', top: registryLines('REGISTRY_PASSWORD') }),
+      ]);
+      assert.equal(result.code, 0, result.stdout + result.stderr);
+      const image = (await plane.client.releases('teambox')).at(-1)!.spec.services.web!.image!;
+      assert.ok(image.startsWith(`${registry.address}/team/teambox/web@sha256:`), image);
+      const manifest = `http://${registry.address}/v2/team/teambox/web/manifests/${image.slice(image.indexOf('@') + 1)}`;
+      const accept = { Accept: 'application/vnd.docker.distribution.manifest.v2+json' };
+      assert.equal(
+        (await fetch(manifest, { method: 'HEAD', headers: accept })).status,
+        401,
+        'it wants the login',
+      );
+      const login = `Basic ${Buffer.from('deploy:r3g1stry-pw').toString('base64')}`;
+      assert.equal(
+        (await fetch(manifest, { method: 'HEAD', headers: { ...accept, Authorization: login } })).status,
+        200,
+      );
+      // Removed from this machine, the release's image is pulled back with the same login when an instance starts.
+      await lease.engine.removeImage(image, { force: true });
+      await plane.client.scale('teambox', { web: 3 });
+      await waitFor(
+        '3 healthy instances',
+        async () =>
+          (await plane.client.instances({ app: 'teambox' })).filter((i) => i.state === 'healthy').length === 3
+            ? true
+            : undefined,
+        60_000,
+      );
+      assert.ok(await lease.engine.inspectImage(image));
+    });
   });
 });
 
@@ -265,92 +348,14 @@ async function startAuthRegistry(dir: string, user: string, password: string) {
   return { address, stop: () => child.kill('SIGTERM') };
 }
 
-describe('release images in a registry that wants a login', {
-  skip:
-    dockerSkipReason() ||
-    (onPath('htpasswd') ? false : 'htpasswd not found on PATH (Debian package apache2-utils)'),
-}, () => {
-  const dataDir = tempDir('berth-registry-login-');
-  let lease: EngineLease;
-  let plane: ControlPlaneProcess;
-  let registry: { address: string; stop: () => void };
-
-  before(async () => {
-    lease = await leaseDockerEngine();
-    await ensureBusyboxImage(lease.engine);
-    registry = await startAuthRegistry(join(dataDir, 'team-registry'), 'deploy', 'r3g1stry-pw');
-    plane = await startControlPlane(dataDir);
-  });
-
-  after(async () => {
-    await shutDown(plane, dataDir);
-    registry?.stop();
-    await lease?.release();
-  });
-
-  const registryLines = (password: string) => [
-    'registry:',
-    `  url: ${registry.address}/team`,
-    '  username: deploy',
-    `  password: ${password}`,
-  ];
-
-  it('refuses a deploy whose registry password secret does not exist, before building', async () => {
-    const result = await runCli(dataDir, [
-      'deploy',
-      busyboxApp('one', [], registryLines('REGISTRY_PASSWORD')),
-    ]);
-    assert.equal(result.code, 1);
-    assert.match(result.stderr, /REGISTRY_PASSWORD/);
-  });
-
-  it('pushes with the login from a sealed secret, records the digest there, and fails cleanly with a wrong one', async () => {
-    assert.equal((await runCli(dataDir, ['secrets', 'set', 'box', `TOKEN=${TOKEN}`])).code, 0);
-    assert.equal((await runCli(dataDir, ['secrets', 'set', 'box', 'WRONG=not-the-password'])).code, 0);
-    const refused = await runCli(dataDir, ['deploy', busyboxApp('one', [], registryLines('WRONG'))]);
-    assert.equal(refused.code, 1);
-    assert.match(refused.stderr, /image build failed: .*(unauthorized|authentication required)/);
-    assert.equal((await runCli(dataDir, ['secrets', 'set', 'box', 'REGISTRY_PASSWORD=r3g1stry-pw'])).code, 0);
-    const result = await runCli(dataDir, [
-      'deploy',
-      busyboxApp('one', [], registryLines('REGISTRY_PASSWORD')),
-    ]);
-    assert.equal(result.code, 0, result.stdout + result.stderr);
-    const image = (await plane.client.releases('box')).at(-1)!.spec.services.web!.image!;
-    assert.ok(image.startsWith(`${registry.address}/team/box/web@sha256:`), image);
-    const manifest = `http://${registry.address}/v2/team/box/web/manifests/${image.slice(image.indexOf('@') + 1)}`;
-    const accept = { Accept: 'application/vnd.docker.distribution.manifest.v2+json' };
-    assert.equal(
-      (await fetch(manifest, { method: 'HEAD', headers: accept })).status,
-      401,
-      'it wants the login',
-    );
-    const login = `Basic ${Buffer.from('deploy:r3g1stry-pw').toString('base64')}`;
-    assert.equal(
-      (await fetch(manifest, { method: 'HEAD', headers: { ...accept, Authorization: login } })).status,
-      200,
-    );
-    // Removed from this machine, the release's image is pulled back with the same login when an instance starts.
-    await lease.engine.removeImage(image, { force: true });
-    assert.equal((await runCli(dataDir, ['scale', 'box', 'web=3'])).code, 0);
-    await waitFor(
-      '3 healthy instances',
-      async () =>
-        (await plane.client.instances({ app: 'box' })).filter((i) => i.state === 'healthy').length === 3
-          ? true
-          : undefined,
-      60_000,
-    );
-    assert.ok(await lease.engine.inspectImage(image));
-  });
-});
-
 describe('without a Docker engine', () => {
   const dataDir = tempDir('berth-nodocker-');
   let plane: ControlPlaneProcess;
 
   before(async () => {
-    plane = await startControlPlane(dataDir, undefined, { DOCKER_HOST: `unix://${dataDir}/no-docker.sock` });
+    plane = await startControlPlane(dataDir, undefined, {
+      env: { DOCKER_HOST: `unix://${dataDir}/no-docker.sock` },
+    });
   });
 
   after(async () => {

@@ -37,15 +37,20 @@ export async function shutDown(
   ms = 30_000,
 ): Promise<void> {
   if (plane) {
-    await plane.client.downAll().catch(() => undefined);
-    await waitFor(
-      'every instance to stop',
-      async () => ((await plane.client.instances()).length === 0 ? true : undefined),
-      ms,
-    ).catch(() => undefined);
+    await stopApps(plane, ms);
     await plane.stop();
   }
   await stopProxy(dataDir);
+}
+
+/** Every app down and its instances gone (within `ms`); a failure is left for the steps after it to meet. */
+export async function stopApps(plane: ControlPlaneProcess, ms = 30_000): Promise<void> {
+  await plane.client.downAll().catch(() => undefined);
+  await waitFor(
+    'every instance to stop',
+    async () => ((await plane.client.instances()).length === 0 ? true : undefined),
+    ms,
+  ).catch(() => undefined);
 }
 
 /** Stops the proxy a control plane started on this data dir (it outlives control planes by design). */
@@ -56,16 +61,30 @@ export async function stopProxy(dataDir: string): Promise<void> {
   await waitFor('the proxy to exit', () => (processExists(pid) ? undefined : true), 15_000);
 }
 
-/** Starts `dist/src/main/control-plane.js` and resolves once it says it is listening. */
+/**
+ * Starts `dist/src/main/control-plane.js` and resolves once it says it is listening. `extra.args` come after the
+ * harness's (a later `--http-port` wins), `extra.env` over the test's environment.
+ */
 export async function startControlPlane(
   dataDir: string,
   timeoutMs = 30_000,
-  env: Record<string, string> = {},
+  extra: { args?: string[]; env?: Record<string, string> } = {},
 ): Promise<ControlPlaneProcess> {
-  const args = ['--data-dir', dataDir, '--port', '0', '--http-port', '0', '--https-port', '0'];
+  const args = [
+    '--data-dir',
+    dataDir,
+    '--port',
+    '0',
+    '--http-port',
+    '0',
+    '--https-port',
+    '0',
+    ...(extra.args ?? []),
+  ];
   const child = spawn(process.execPath, [CONTROL_PLANE, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, BERTH_LOG_LEVEL: 'warn', ...env },
+    // ACME stays off unless a test turns it on: no control plane of the suite asks a real CA for anything.
+    env: { ...process.env, BERTH_LOG_LEVEL: 'warn', BERTH_ACME_DIRECTORY: 'off', ...extra.env },
   });
   let stderr = '';
   child.stderr!.on('data', (chunk) => {
@@ -124,6 +143,21 @@ export async function runCli(dataDir: string, args: string[], cwd = process.cwd(
   });
   const [code] = (await withDeadline(once(child, 'exit'), 60_000, `berth ${args.join(' ')}`)) as [number];
   return { code, stdout, stderr };
+}
+
+/**
+ * Starts a CLI command that keeps running (`logs -f`, `events -f`): its process, and what it printed so far. The
+ * caller ends it (SIGINT, as Ctrl-C does).
+ */
+export function followCli(dataDir: string, args: string[]): { child: ChildProcess; output: () => string } {
+  const child = spawn(process.execPath, [CLI, '--data-dir', dataDir, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (c) => {
+    out += String(c);
+  });
+  return { child, output: () => out };
 }
 
 export function tempDir(prefix: string): string {

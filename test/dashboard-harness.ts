@@ -152,6 +152,14 @@ export class DashboardClient {
 
 const agent = new Agent({ keepAlive: true, rejectUnauthorized: false });
 
+/**
+ * Closes trafficTo's kept-alive connections: a stopping proxy serves open client connections until they close or
+ * its drain (10 s) ends, so a suite calls this before shutDown, or waits out the drain.
+ */
+export function closeTraffic(): void {
+  agent.destroy();
+}
+
 /** `count` GETs of `path` to `host` through the proxy's HTTPS listener, one after another. */
 export async function trafficTo(
   port: number,

@@ -51,9 +51,8 @@ describe('dashboard over HTTP', { skip: proxyUnavailable }, () => {
   let token: string;
 
   before(async () => {
-    plane = await startControlPlane(dataDir, 15_000, {
-      BERTH_METRICS_INTERVAL: '250ms',
-      BERTH_SESSION_TTL: `${SESSION_TTL_S}s`,
+    plane = await startControlPlane(dataDir, undefined, {
+      env: { BERTH_METRICS_INTERVAL: '250ms', BERTH_SESSION_TTL: `${SESSION_TTL_S}s` },
     });
     base = JSON.parse(readFileSync(join(dataDir, 'control.json'), 'utf8')).url;
     token = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();

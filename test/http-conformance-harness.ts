@@ -152,6 +152,33 @@ export function llhttpFrame(
   return { messages, error, trailing: error === undefined ? data.length - consumed : 0 };
 }
 
+/** Where the message llhttp refuses in `data` starts: just after the last request it framed completely. */
+function refusedFrom(data: Buffer): number {
+  const parser = new HTTPParser();
+  parser.initialize(HTTPParser.REQUEST, {}, http.maxHeaderSize);
+  let completed = false;
+  for (const k of [
+    HTTPParser.kOnMessageBegin,
+    HTTPParser.kOnHeaders,
+    HTTPParser.kOnBody,
+    HTTPParser.kOnExecute,
+  ])
+    parser[k] = () => {};
+  parser[HTTPParser.kOnHeadersComplete] = () => 0;
+  parser[HTTPParser.kOnMessageComplete] = () => {
+    completed = true;
+  };
+  // One byte at a time, to know the offset at which each request completes.
+  let start = 0;
+  for (let i = 0; i < data.length; i++) {
+    if (typeof parser.execute(data.subarray(i, i + 1)) !== 'number') break;
+    if (completed) start = i + 1;
+    completed = false;
+  }
+  parser.close();
+  return start;
+}
+
 // ---- h11, in a Python process (Debian: python3-h11) -------------------------------------------
 
 /** One job for h11: see test/h11-frame.py. */
@@ -437,6 +464,7 @@ interface ClientResult {
 /**
  * Sends `bytes` on a new connection and collects the answer until `done(received)` holds (checked on each answer
  * and whenever `watch` reports activity elsewhere), the proxy closes, or `deadlineMs`; then closes the connection.
+ * `settled`, checked once at `settled.afterMs`, ends the wait early (as timed out) when it holds.
  */
 function talk(
   port: number,
@@ -445,6 +473,7 @@ function talk(
   deadlineMs: number,
   watch?: (recheck: (() => void) | undefined) => void,
   split: readonly number[] = [],
+  settled?: { afterMs: number; holds: (received: Buffer) => boolean },
 ): Promise<ClientResult> {
   return new Promise((resolve) => {
     const started = performance.now();
@@ -459,7 +488,14 @@ function talk(
       socket.destroy();
       resolve({ received: Buffer.concat(chunks), closedByProxy, timedOut, ms: performance.now() - started });
     };
-    const timer = setTimeout(() => finish(false, true), deadlineMs);
+    // A deadline that passes while this process is not running (a busy machine, or the other lanes' work) must not
+    // beat an answer that arrived meanwhile: timers run before I/O in a turn of the event loop, so the verdict
+    // waits for the I/O of the next turn (an answer waiting in the socket is read first).
+    const timer = setTimeout(() => setImmediate(() => finish(false, true)), deadlineMs);
+    if (settled !== undefined)
+      setTimeout(() => {
+        if (!finished && settled.holds(Buffer.concat(chunks))) finish(false, true);
+      }, settled.afterMs);
     socket.setNoDelay(true);
     socket.on('connect', async () => {
       // Pieces a millisecond apart reach the proxy as separate reads, as from a slow client.
@@ -549,6 +585,9 @@ export interface ResponseOutcome {
   refusal: FramedMessage | undefined;
 }
 
+/** How long a client waits for an answer it is owed (a refusal, or its request at the backend). */
+const ANSWER_DEADLINE_MS = 5000;
+
 /** Runs cases against a proxy whose route `p.localhost` goes to `recording` and `r.localhost` to `crafted`. */
 export class Oracle {
   readonly #port: number;
@@ -586,31 +625,45 @@ export class Oracle {
     const methods = hint.messages.map((m) => m.method ?? 'GET');
     // A refusal is awaited for bytes llhttp refuses once a head ended (or a bare CR or LF shows it never will):
     // before that, the proxy may wait for the rest of a line it cannot judge yet.
-    const text = c.bytes.toString('latin1');
+    // Judged on the refused message's own bytes: a head that ended before it (a complete request) does not count.
+    const from = hint.error === undefined || completeHint === 0 ? 0 : refusedFrom(c.bytes);
+    const text = c.bytes.subarray(from).toString('latin1');
     const judgeable = text.includes('\r\n\r\n') || /\r(?!\n)|(?<!\r)\n/.test(text.replace(/\r$/, ''));
     const expected = completeHint + (hint.error !== undefined && judgeable ? 1 : 0);
     const partial = hint.error === undefined && hint.messages.some((m) => !m.complete);
     const upstream = () => this.#recording.connections.slice(mark).filter((r) => !r.health);
+    const awaited = expected > 0 || partial;
+    // What is awaited gets ANSWER_DEADLINE_MS (a busy machine is slow, not wrong); after `deadlineMs` the wait
+    // ends anyway once the case got an answer or reached the backend (the proxy may wait on bytes llhttp refused).
+    const answered = (received: Buffer) =>
+      upstream().length > 0 || finalResponses(llhttpFrame('client', received, false, methods)).length > 0;
+    let framedLength = -1;
+    let finals = 0;
     const client = await talk(
       this.#port,
       c.bytes,
       (received) => {
         // Nothing framed (an unfinished head): only the proxy's answer or the deadline ends the wait.
         if (expected === 0 && !partial) return false;
-        const finals = finalResponses(llhttpFrame('client', received, false, methods)).filter(
-          (m) => m.complete,
-        );
-        if (finals.length < expected) return false;
+        // Framed again only when more arrived (this is also checked on every upstream activity).
+        if (received.length !== framedLength) {
+          framedLength = received.length;
+          finals = finalResponses(llhttpFrame('client', received, false, methods)).filter(
+            (m) => m.complete,
+          ).length;
+        }
+        if (finals < expected) return false;
         if (!partial) return true;
         // The last request's body is incomplete: let its head reach the backend before hanging up.
         const last = upstream()[completeHint];
         return last !== undefined && Buffer.concat(last.chunks).includes('\r\n\r\n');
       },
-      deadlineMs,
+      awaited ? Math.max(deadlineMs, ANSWER_DEADLINE_MS) : deadlineMs,
       (recheck) => {
         this.#recording.onActivity = recheck;
       },
       c.split,
+      awaited && deadlineMs < ANSWER_DEADLINE_MS ? { afterMs: deadlineMs, holds: answered } : undefined,
     );
     // Every upstream connection of this case ends (the proxy aborts what it was still sending when the client left).
     const pending = this.#recording.connections.slice(mark).filter((r) => !r.closed);
@@ -628,8 +681,8 @@ export class Oracle {
     const refusal = finalResponses(clientFraming).find(isRequestRefusal);
     // h11 needs the requests the responses answer: those llhttp framed, then GETs (a refusal answers a request
     // llhttp could not frame, and the proxy may have framed more requests than llhttp did).
-    const answered = Math.max(methods.length, finalResponses(clientFraming).length) + 1;
-    const requests = Array.from({ length: answered }, (_, i) => ({
+    const answers = Math.max(methods.length, finalResponses(clientFraming).length) + 1;
+    const requests = Array.from({ length: answers }, (_, i) => ({
       method: methods[i] ?? 'GET',
       target: '/',
     }));
@@ -641,7 +694,7 @@ export class Oracle {
       outcome: { client, responses, forwarded, refusal },
       clientFraming,
       jobs,
-      awaited: expected > 0 || partial,
+      awaited,
     };
   }
 

@@ -15,8 +15,8 @@ import type { BerthEvent } from '../src/domain/event.js';
 import type { AppLogLine, MetricsQueryResult } from '../src/domain/metrics-types.js';
 import { proxyPaths } from '../src/domain/proxy-paths.js';
 import {
-  CLI,
   type ControlPlaneProcess,
+  followCli,
   proxyUnavailable,
   runCli,
   shutDown,
@@ -323,16 +323,7 @@ describe('observability', { skip: proxyUnavailable }, () => {
   });
 
   it('follows with `berth logs -f` and `berth events -f` as lines and events happen', async () => {
-    const follow = (args: string[]) => {
-      const child = spawn(process.execPath, [CLI, '--data-dir', dataDir, ...args], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let out = '';
-      child.stdout.on('data', (c) => {
-        out += String(c);
-      });
-      return { child, output: () => out };
-    };
+    const follow = (args: string[]) => followCli(dataDir, args);
     // A line before the follower starts: once it is printed (the backlog), the follower holds the file ends.
     assert.equal(await get('/burst?n=1&tag=followed-before'), 200);
     await waitFor('the line before', async () => {

@@ -4,10 +4,20 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, copyFileSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { ApiClient } from '../src/cli/client.js';
+import { readProxyPid } from '../src/control/traffic/proxy-supervisor.js';
 import { proxyPaths } from '../src/domain/proxy-paths.js';
 import {
   CLI,
@@ -45,7 +55,9 @@ function shopSpec(greeting: string): string {
     'services:',
     '  web:',
     `    run: node ${FIXTURE_APP}/server.js`,
-    '    instances: 2',
+    // One instance: nothing here depends on how many, and each one is a process to start and health-check in
+    // every Berth of this file (the first, the restored one, the two installs).
+    '    instances: 1',
     '    health: { path: /health, interval: 200ms, timeout: 150ms, healthy: 1, unhealthy: 2, grace: 1s }',
     '    deploy: { stopTimeout: 5s, drain: 1s }',
     `    env: { GREETING: ${greeting} }`,
@@ -95,6 +107,25 @@ async function converged(plane: ControlPlaneProcess, app: string): Promise<void>
   );
 }
 
+/** Deploys `spec` through the API and waits for its deployment to succeed, as `berth apply` does. */
+async function deployed(plane: ControlPlaneProcess, spec: string): Promise<void> {
+  const result = await plane.client.deploy(writeApp({ 'berth.yaml': spec }));
+  if (result.deployment === null) return;
+  await waitFor(
+    `${result.app} v${result.release} to go live`,
+    async () => {
+      const { state } = (await plane.client.deployment(result.deployment!)).deployment;
+      assert.ok(
+        state === 'in_progress' || state === 'succeeded',
+        `${result.app} v${result.release}: ${state}`,
+      );
+      return state === 'succeeded' ? true : undefined;
+    },
+    30_000,
+    100,
+  );
+}
+
 describe('operations: one owner per data dir, backup and restore', { skip: proxyUnavailable }, () => {
   const dataDir = tempDir('berth-ops-');
   let plane: ControlPlaneProcess;
@@ -103,18 +134,13 @@ describe('operations: one owner per data dir, backup and restore', { skip: proxy
     // A data dir that exists already, readable by others: what Berth creates in it must still be private.
     chmodSync(dataDir, 0o755);
     plane = await startControlPlane(dataDir);
-    assert.equal((await runCli(dataDir, ['apply'], writeApp({ 'berth.yaml': shopSpec('one') }))).code, 0);
-    const v2 = await runCli(dataDir, ['apply'], writeApp({ 'berth.yaml': shopSpec('two') }));
-    assert.equal(v2.code, 0, v2.stderr);
-    const secret = await runCli(dataDir, [
-      'secrets',
-      'set',
-      'vault',
-      'DB_URL=postgres://vault:s3cret@db/vault',
-    ]);
-    assert.equal(secret.code, 0, secret.stderr);
-    const vault = await runCli(dataDir, ['apply'], writeApp({ 'berth.yaml': VAULT_SPEC }));
-    assert.equal(vault.code, 0, vault.stderr);
+    // Set-up through the API (`berth apply` and `secrets set` are tested elsewhere): two releases of shop, vault.
+    await deployed(plane, shopSpec('one'));
+    await deployed(plane, shopSpec('two'));
+    await plane.client.request('POST', '/v1/apps/vault/secrets', {
+      values: { DB_URL: 'postgres://vault:s3cret@db/vault' },
+    });
+    await deployed(plane, VAULT_SPEC);
     await converged(plane, 'shop');
     await converged(plane, 'vault');
   });
@@ -269,9 +295,28 @@ describe('operations: two installs on one machine, --detach and stop', { skip: p
   const dirs = [tempDir('berth-one-'), tempDir('berth-two-')];
 
   after(async () => {
+    // Through the API and a signal, not the CLI: this is clean-up, and `berth stop` is tested below.
     for (const dir of dirs) {
-      await runCli(dir, ['down', '--all']).catch(() => undefined);
-      await runCli(dir, ['stop']).catch(() => undefined);
+      const file = join(dir, 'control.json');
+      const control = existsSync(file)
+        ? (JSON.parse(readFileSync(file, 'utf8')) as { pid: number })
+        : undefined;
+      if (control && processExists(control.pid)) {
+        const client = ApiClient.fromDataDir(dir);
+        await client.downAll().catch(() => undefined);
+        await waitFor(
+          'every instance to stop',
+          async () => ((await client.instances()).length === 0 ? true : undefined),
+          30_000,
+          100,
+        ).catch(() => undefined);
+        process.kill(control.pid, 'SIGTERM');
+        await waitFor(
+          'the control plane to exit',
+          () => (processExists(control.pid) ? undefined : true),
+          15_000,
+        );
+      }
       await stopProxy(dir);
     }
   });
@@ -306,12 +351,23 @@ describe('operations: two installs on one machine, --detach and stop', { skip: p
     }
     const [first] = dirs;
     assert.equal((await runCli(first!, ['down', '--all'])).code, 0);
+    const early = await runCli(first!, ['proxy', 'stop']);
+    assert.equal(early.code, 1);
+    assert.match(early.stderr, /would start the proxy again: stop it first with `berth stop`/);
     const stopped = await runCli(first!, ['stop']);
     assert.equal(stopped.code, 0, stopped.stderr);
     assert.match(stopped.stdout, /stopped the control plane \(pid \d+\)/);
     const gone = await runCli(first!, ['ps']);
     assert.equal(gone.code, 1);
     assert.match(gone.stderr, /Berth is not running on the data directory/);
+    const keeper = readProxyPid(first!);
+    assert.ok(keeper !== null && processExists(keeper), 'the proxy outlives the control plane');
+    const proxyStopped = await runCli(first!, ['proxy', 'stop']);
+    assert.equal(proxyStopped.code, 0, proxyStopped.stderr);
+    assert.match(proxyStopped.stdout, new RegExp(`stopped the proxy \\(keeper pid ${keeper}\\)`));
+    // Gone from the process table once reaped (its command line empties as it exits, which the CLI waits for).
+    await waitFor('the keeper to be gone', () => (processExists(keeper) ? undefined : true), 5000);
+    assert.match((await runCli(first!, ['proxy', 'stop'])).stdout, /no proxy runs on the data directory/);
     assert.equal((await runCli(dirs[1]!, ['ps'])).code, 0, 'the other install is untouched');
   });
 });

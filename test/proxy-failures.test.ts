@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import type http from 'node:http';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import type { ProxyEvent } from '../src/domain/route-table.js';
+import type { ProxyEvent, RouteTableInput } from '../src/domain/route-table.js';
 import {
   type Backend,
   closedPort,
@@ -41,6 +41,40 @@ describe('proxy failures, health and draining', { skip: proxyUnavailable }, () =
     const b = await startBackend(handler);
     backends.push(b);
     return b;
+  }
+
+  /**
+   * A raw TCP backend on loopback: `connection()` makes each new connection's handler, called with every request
+   * head that arrives on it (these requests have no body) until the handler destroys the socket.
+   */
+  async function rawBackend(
+    connection: () => (head: string, socket: net.Socket) => void,
+  ): Promise<{ port: number; close: () => void }> {
+    const server = net.createServer((socket) => {
+      const onHead = connection();
+      let buf = '';
+      socket.on('data', (c: Buffer) => {
+        buf += c.toString('latin1');
+        while (!socket.destroyed && buf.includes('\r\n\r\n')) {
+          const head = buf.slice(0, buf.indexOf('\r\n\r\n'));
+          buf = buf.slice(head.length + 4);
+          onHead(head, socket);
+        }
+      });
+      socket.on('error', () => {});
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return { port: (server.address() as net.AddressInfo).port, close: () => server.close() };
+  }
+
+  /** Adds a route `<group>.localhost` to a new target group of the proxy's table. */
+  async function addGroup(group: NonNullable<RouteTableInput['targetGroups']>[number]): Promise<void> {
+    const table = await proxy.admin.getRouteTable();
+    await proxy.admin.putRouteTable({
+      ...table,
+      routes: [...table.routes, { host: `${group.name}.localhost`, backends: [{ targetGroup: group.name }] }],
+      targetGroups: [...table.targetGroups, group],
+    });
   }
 
   /** Events of the proxy after `after`, waiting until `match` finds one. */
@@ -213,37 +247,18 @@ describe('proxy failures, health and draining', { skip: proxyUnavailable }, () =
   it('retries on a fresh connection when a reused keep-alive connection turns out closed', async () => {
     // A raw backend that drops every connection on its second request, as an app does when its keep-alive
     // timeout fires just as the proxy reuses the connection.
-    const server = net.createServer((socket) => {
+    const server = await rawBackend(() => {
       let requests = 0;
-      let buf = '';
-      socket.on('data', (c: Buffer) => {
-        buf += c.toString('latin1');
-        while (buf.includes('\r\n\r\n')) {
-          buf = buf.slice(buf.indexOf('\r\n\r\n') + 4);
-          if (++requests === 2) {
-            socket.destroy();
-            return;
-          }
-          socket.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh');
-        }
-      });
-      socket.on('error', () => {});
+      return (_head, socket) => {
+        if (++requests === 2) socket.destroy();
+        else socket.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh');
+      };
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const port = (server.address() as net.AddressInfo).port;
     try {
-      const table = await proxy.admin.getRouteTable();
-      await proxy.admin.putRouteTable({
-        ...table,
-        routes: [...table.routes, { host: 'stale.localhost', backends: [{ targetGroup: 'stale' }] }],
-        targetGroups: [
-          ...table.targetGroups,
-          {
-            name: 'stale',
-            health: { ...FAST_HEALTH, intervalMs: 60_000, timeoutMs: 1000 },
-            targets: [{ id: 's', host: '127.0.0.1', port }],
-          },
-        ],
+      await addGroup({
+        name: 'stale',
+        health: { ...FAST_HEALTH, intervalMs: 60_000, timeoutMs: 1000 },
+        targets: [{ id: 's', host: '127.0.0.1', port: server.port }],
       });
       for (let i = 0; i < 3; i++) {
         const reply = await request(proxy.http, { host: 'stale.localhost' });
@@ -252,6 +267,56 @@ describe('proxy failures, health and draining', { skip: proxyUnavailable }, () =
       }
       const status = await proxy.admin.target('stale', 's');
       assert.ok(status.counters.retries >= 1);
+      assert.equal(status.counters.proxyErrors['502'], 0);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('sends a request to another target when its target dies: the reused connection and then a fresh one break', async () => {
+    // A target being killed closes its open connections before its listener, so a fresh connection made in between
+    // is accepted, then reset: this backend, once it served a request ("dying" from then on), drops that kept-alive
+    // connection at its next request and every newer connection at its first (health checks pass throughout).
+    let dying = false;
+    const server = await rawBackend(() => {
+      let requests = 0;
+      const bornDying = dying;
+      return (head, socket) => {
+        if (head.startsWith('GET /health ')) socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+        else if (bornDying || ++requests === 2) socket.destroy();
+        else {
+          socket.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\ndying');
+          dying = true;
+        }
+      };
+    });
+    const live = await backend(ok('live'));
+    try {
+      await addGroup({
+        name: 'dying',
+        // One check each to join; none after it, so the dying target stays in traffic as a killed app's does
+        // until its exit is seen.
+        health: { ...FAST_HEALTH, intervalMs: 60_000, timeoutMs: 1000 },
+        targets: [
+          { id: 'dying', host: '127.0.0.1', port: server.port },
+          { id: 'live', host: '127.0.0.1', port: live.port },
+        ],
+      });
+      await eventually(async () =>
+        (await proxy.admin.target('dying', 'dying')).health === 'healthy' &&
+        (await proxy.admin.target('dying', 'live')).health === 'healthy'
+          ? true
+          : undefined,
+      );
+      const bodies: string[] = [];
+      for (let i = 0; i < 6; i++) {
+        const reply = await request(proxy.http, { host: 'dying.localhost' });
+        assert.equal(reply.status, 200, reply.body);
+        bodies.push(reply.body);
+      }
+      assert.equal(bodies.filter((b) => b === 'dying').length, 1, bodies.join(' '));
+      const status = await proxy.admin.target('dying', 'dying');
+      assert.ok(status.counters.retries >= 2, `retries ${status.counters.retries}`);
       assert.equal(status.counters.proxyErrors['502'], 0);
     } finally {
       server.close();

@@ -486,7 +486,9 @@ describe('proxy hardening: a lenient backend behind the proxy (Python http.serve
       "        self.rfile.read(int(self.headers.get('Content-Length', 0)))",
       '        self.answer()',
       '    def log_message(self, *args): pass',
-      "s = http.server.HTTPServer(('127.0.0.1', 0), H)",
+      // A thread per connection: the health checker keeps its probe's connection open for 4 s, which a
+      // single-threaded server would serve alone meanwhile (the victim's request waited it out).
+      "s = http.server.ThreadingHTTPServer(('127.0.0.1', 0), H)",
       'print(s.server_address[1], flush=True)',
       's.serve_forever()',
     ].join('\n');

@@ -468,6 +468,13 @@ describe('the proxy keeper under a control plane', () => {
     // that a machine busy with other work still meets.
     assert.ok(servingAfterMs < 10_000, `serving again ${servingAfterMs} ms after the kill`);
 
+    // Recorded as the control plane reads the keeper's journal, which can be after the new worker serves.
+    await waitFor('the crash and the restart in the events', async () => {
+      const kinds = (await plane.client.events({ limit: 100 }))
+        .filter((e) => e.message.includes(String(before.pid)))
+        .map((e) => e.kind);
+      return kinds.includes('proxy.crashed') && kinds.includes('proxy.restarted') ? true : undefined;
+    });
     const events = await runCli(dataDir, ['events']);
     assert.match(events.stdout, new RegExp(`proxy\\.crashed .*proxy worker ${before.pid} killed by SIGKILL`));
     assert.match(events.stdout, new RegExp(`proxy\\.restarted .*in place of ${before.pid}`));
@@ -544,12 +551,13 @@ describe('the proxy keeper under a control plane', () => {
     await waitFor('a worker serving after the backoff', async () =>
       (await load.get().catch(() => undefined))?.status === 200 ? true : undefined,
     );
-    // The other workers serve meanwhile: the crash's event is recorded once the authority answers again.
-    await waitFor('the crash backoff in the events', async () => {
-      const events = await plane.client.events({ limit: 100 });
-      return events.some((e) => e.kind === 'proxy.crashed' && e.message.includes('crash backoff'))
+    // The control plane records the keeper's journal as it reads it, not when the worker serves again.
+    await waitFor('a proxy.crashed event that names the crash backoff', async () =>
+      (await plane.client.events({ limit: 100 })).some(
+        (e) => e.kind === 'proxy.crashed' && e.message.includes('crash backoff'),
+      )
         ? true
-        : undefined;
-    });
+        : undefined,
+    );
   });
 });

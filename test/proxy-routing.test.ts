@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import tls from 'node:tls';
 import { BerthError } from '../src/domain/errors.js';
+import { SPLIT_SAMPLE } from './load-client.js';
 import {
   type Backend,
   FAST_HEALTH,
@@ -194,11 +195,29 @@ describe('proxy routing and balancing', { skip: proxyUnavailable }, () => {
     for (let i = 2; i < 6; i++) assert.notEqual(names[i], names[i - 1]);
   });
 
-  it('splits 10k requests by target weight (1:3) and by target-group weight (9:1) within ±3 %', async () => {
-    const byTarget = await countBackends(proxy.http, 'weighted.localhost', 10_000);
-    assert.ok(Math.abs((byTarget.get('b') ?? 0) / 10_000 - 0.75) <= 0.03, JSON.stringify([...byTarget]));
-    const byGroup = await countBackends(proxy.http, 'canary.localhost', 10_000);
-    assert.ok(Math.abs((byGroup.get('c') ?? 0) / 10_000 - 0.1) <= 0.03, JSON.stringify([...byGroup]));
+  it('keeps a drained target final counters in the metrics for the control plane to read', async () => {
+    await proxy.admin.registerTarget('api', { id: 'api-gone', host: '127.0.0.1', port: api.port });
+    const served = async () =>
+      (await proxy.admin.metrics()).targets.find((t) => t.id === 'api-gone')?.counters.requests ?? 0;
+    for (let i = 0; i < 20 && (await served()) < 3; i++) await request(proxy.http, { path: '/api/x' });
+    const before = await served();
+    assert.ok(before >= 3, `api-gone served ${before}`);
+    await proxy.admin.deregisterTarget('api', 'api-gone');
+    assert.equal((await proxy.admin.waitDrained('api', 'api-gone', 5000)).state, 'drained');
+    const listed = (await proxy.admin.metrics()).targets.filter((t) => t.id === 'api-gone');
+    assert.deepEqual(
+      listed.map((t) => [t.state, t.counters.requests]),
+      [['drained', before]],
+    );
+  });
+
+  it(`splits ${SPLIT_SAMPLE} requests by target weight (1:3) and by target-group weight (9:1) within ±3 %`, async () => {
+    // SPLIT_SAMPLE requests are enough for ±3 % (the arithmetic is at its definition).
+    const n = SPLIT_SAMPLE;
+    const byTarget = await countBackends(proxy.http, 'weighted.localhost', n);
+    assert.ok(Math.abs((byTarget.get('b') ?? 0) / n - 0.75) <= 0.03, JSON.stringify([...byTarget]));
+    const byGroup = await countBackends(proxy.http, 'canary.localhost', n);
+    assert.ok(Math.abs((byGroup.get('c') ?? 0) / n - 0.1) <= 0.03, JSON.stringify([...byGroup]));
   });
 
   it('sends new requests to the target with the fewest outstanding ones (least outstanding)', async () => {
@@ -494,5 +513,149 @@ describe('proxy listeners: redirect and TLS with the generated CA', { skip: prox
         socket.on('error', reject);
       }),
     );
+  });
+});
+
+describe('proxy sticky sessions and release override', { skip: proxyUnavailable }, () => {
+  let proxy: ProxyProcess;
+  let stable: Backend;
+  let canary: Backend;
+  const target = (id: string, backend: Backend) => ({ id, host: '127.0.0.1', port: backend.port });
+  const canaryRoute = (host: string, canaryWeight: number, extra: object) => ({
+    host,
+    ...extra,
+    backends: [
+      { targetGroup: 'stable', weight: 100 - canaryWeight, release: 'v1' },
+      { targetGroup: 'canary', weight: canaryWeight, release: 'v2' },
+    ],
+  });
+  const table = (stickyCanaryWeight: number) => ({
+    routes: [
+      canaryRoute('sticky.localhost', stickyCanaryWeight, { stickiness: { durationS: 3600 } }),
+      canaryRoute('testers.localhost', 0, { releaseOverride: true }),
+    ],
+    targetGroups: [
+      { name: 'stable', health: FAST_HEALTH, targets: [target('a', stable)] },
+      { name: 'canary', health: FAST_HEALTH, targets: [target('c', canary)] },
+    ],
+  });
+  const backendOf = (reply: { headers: http.IncomingHttpHeaders }) => String(reply.headers['x-backend']);
+  /** The cookie a reply sets, as a browser sends it back. */
+  const cookieOf = (reply: { headers: http.IncomingHttpHeaders }) => {
+    const set = reply.headers['set-cookie'];
+    assert.equal(set?.length, 1, JSON.stringify(set));
+    return set[0]!.slice(0, set[0]!.indexOf(';'));
+  };
+
+  before(async () => {
+    stable = await startBackend(named('a'));
+    canary = await startBackend(named('c'));
+    proxy = await startProxy();
+    await proxy.admin.putRouteTable(table(10));
+    await waitHealthy(proxy.admin, 'stable', 1);
+    await waitHealthy(proxy.admin, 'canary', 1);
+  });
+
+  after(async () => {
+    assert.equal(await proxy.stop(), 0);
+    await Promise.all([stable.close(), canary.close()]);
+    removeDir(proxy.dataDir);
+  });
+
+  it('keeps each client on the release it first got, and splits the others by weight within ±3 %', async () => {
+    // The first requests of new clients: some land on the canary (10 %), the others on the stable release.
+    const pins = new Map<string, string>();
+    for (let i = 0; pins.size < 2 && i < 100; i++) {
+      const reply = await request(proxy.http, { host: 'sticky.localhost' });
+      assert.match(
+        String(reply.headers['set-cookie']),
+        /^berth-tg=[\w-]{22}; Path=\/; Max-Age=3600; HttpOnly; SameSite=Lax$/,
+      );
+      pins.set(backendOf(reply), cookieOf(reply));
+    }
+    assert.deepEqual([...pins.keys()].sort(), ['a', 'c']);
+    for (const [name, cookie] of pins) {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+      const seen = await Promise.all(
+        Array.from({ length: 200 }, () =>
+          request(proxy.http, {
+            host: 'sticky.localhost',
+            agent,
+            headers: { cookie: `theme=dark; ${cookie}` },
+          }),
+        ),
+      );
+      agent.destroy();
+      assert.deepEqual(new Set(seen.map(backendOf)), new Set([name]), `a client pinned to ${name}`);
+      assert.equal(cookieOf(seen[0]!), cookie, 'each response renews the same pin');
+    }
+    const byGroup = await countBackends(proxy.http, 'sticky.localhost', SPLIT_SAMPLE);
+    assert.ok(Math.abs((byGroup.get('c') ?? 0) / SPLIT_SAMPLE - 0.1) <= 0.03, JSON.stringify([...byGroup]));
+  });
+
+  it('ignores a cookie naming a group or made up, and re-chooses once the pinned group leaves the route', async () => {
+    for (const cookie of ['berth-tg=canary', 'berth-tg=AAAAAAAAAAAAAAAAAAAAAA']) {
+      const names = new Set<string>();
+      for (let i = 0; i < 30; i++)
+        names.add(backendOf(await request(proxy.http, { host: 'sticky.localhost', headers: { cookie } })));
+      assert.deepEqual([...names].sort(), ['a', 'c'], `${cookie} picks nothing`);
+    }
+    let pin = '';
+    while (pin === '') {
+      const reply = await request(proxy.http, { host: 'sticky.localhost' });
+      if (backendOf(reply) === 'c') pin = cookieOf(reply);
+    }
+    try {
+      // The canary aborted: its weight is 0. The client goes to the stable release and gets a cookie for it.
+      await proxy.admin.putRouteTable(table(0));
+      const reply = await request(proxy.http, { host: 'sticky.localhost', headers: { cookie: pin } });
+      assert.equal(backendOf(reply), 'a');
+      assert.equal(reply.headers['set-cookie'], undefined, 'one group with a weight: no pin to keep');
+    } finally {
+      await proxy.admin.putRouteTable(table(10));
+    }
+  });
+
+  it('sends testers to the release X-Berth-Release or the berth-release cookie names, even at weight 0', async () => {
+    for (let i = 0; i < 10; i++) {
+      const plain = await request(proxy.http, { host: 'testers.localhost' });
+      assert.equal(backendOf(plain), 'a');
+      const header = await request(proxy.http, {
+        host: 'testers.localhost',
+        headers: { 'x-berth-release': 'v2' },
+      });
+      assert.equal(backendOf(header), 'c');
+      const cookie = await request(proxy.http, {
+        host: 'testers.localhost',
+        headers: { cookie: 'berth-release=v2' },
+      });
+      assert.equal(backendOf(cookie), 'c');
+      assert.equal(cookie.headers['set-cookie'], undefined);
+      const unknown = await request(proxy.http, {
+        host: 'testers.localhost',
+        headers: { 'x-berth-release': 'v9' },
+      });
+      assert.equal(backendOf(unknown), 'a');
+    }
+    // A route that does not allow it ignores both.
+    const names = new Set<string>();
+    for (let i = 0; i < 30; i++) {
+      const reply = await request(proxy.http, {
+        host: 'sticky.localhost',
+        headers: { 'x-berth-release': 'v1', cookie: 'berth-release=v1' },
+      });
+      names.add(backendOf(reply));
+    }
+    assert.deepEqual([...names].sort(), ['a', 'c']);
+  });
+
+  it('refuses a route table whose backends repeat a release label', async () => {
+    const bad = table(10);
+    bad.routes[0]!.backends[1]!.release = 'v1';
+    await assert.rejects(proxy.admin.putRouteTable(bad), (err: unknown) => {
+      assert.ok(err instanceof BerthError);
+      assert.deepEqual(err.issues, [{ path: 'routes.0.backends.1.release', message: 'duplicate "v1"' }]);
+      return true;
+    });
   });
 });

@@ -13,7 +13,8 @@ import type {
 
 /**
  * The apps the contract starts; each runtime's harness says how to run them. `prints` writes
- * `token=$CONTRACT_TOKEN` on stdout and `warning` on stderr, then exits 0; `exceeds memory` allocates without end.
+ * `token=$CONTRACT_TOKEN` on stdout and `warning` on stderr, then exits 0; `exceeds memory` allocates without end;
+ * `ignores SIGTERM` exits with code 7 on SIGINT.
  */
 export type ContractApp = 'serves' | 'exits 3' | 'ignores SIGTERM' | 'prints' | 'exceeds memory';
 
@@ -150,6 +151,14 @@ export function runtimeContract(harness: RuntimeHarness): void {
       const ref = await start(runtime, 'ignores SIGTERM');
       assert.equal(await runtime.stop(ref, 300), 'killed');
       await exits.next(ref.instanceId);
+      assert.equal(exits.of(ref.instanceId).length, 1);
+    });
+
+    it('stops an app with the signal asked for (a server whose clean shutdown is not SIGTERM)', async () => {
+      const { runtime, exits } = open();
+      const ref = await start(runtime, 'ignores SIGTERM');
+      assert.equal(await runtime.stop(ref, 5000, 'SIGINT'), 'terminated');
+      assert.deepEqual(status(await exits.next(ref.instanceId)), { code: 7, signal: null });
       assert.equal(exits.of(ref.instanceId).length, 1);
     });
 

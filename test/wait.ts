@@ -12,7 +12,10 @@ export async function withDeadline<T>(promise: Promise<T>, ms: number, what: str
   }
 }
 
-/** Polls `check` until it returns a value other than undefined, or fails after `ms`. */
+/**
+ * Polls `check` until it returns a value other than undefined, or fails after `ms`. The deadline also bounds a check
+ * that never settles (a request to a server that accepted and went silent): it fails then, naming `what`.
+ */
 export async function waitFor<T>(
   what: string,
   check: () => Promise<T | undefined> | T | undefined,
@@ -23,7 +26,11 @@ export async function waitFor<T>(
   let lastError: unknown;
   for (;;) {
     try {
-      const value = await check();
+      const value = await withDeadline(
+        Promise.resolve().then(check),
+        Math.max(deadline - Date.now(), 1),
+        `${what} (a check that did not return${lastError ? `; the one before failed: ${String(lastError)}` : ''})`,
+      );
       if (value !== undefined) return value;
     } catch (error) {
       lastError = error;

@@ -85,7 +85,7 @@ async function measure(
 
 async function main(): Promise<void> {
   const dataDir = tempDir('berth-bench-dash-');
-  const plane = await startControlPlane(dataDir, 15_000, { BERTH_METRICS_INTERVAL: '1s' });
+  const plane = await startControlPlane(dataDir, 30_000, { env: { BERTH_METRICS_INTERVAL: '1s' } });
   const server = createServer();
   let browser: Browser | undefined;
   try {

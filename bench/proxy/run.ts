@@ -9,7 +9,19 @@ import type net from 'node:net';
 import { join } from 'node:path';
 import { ProxyAdminClient } from '../../src/domain/proxy-admin-client.js';
 import { proxyPaths } from '../../src/domain/proxy-paths.js';
-import { firstJsonLine, median, scratchDir, start, stop, stopAll } from '../processes.js';
+import { LocalCa } from '../../src/proxy/local-ca.js';
+import { StickyCookie } from '../../src/proxy/sticky-cookie.js';
+import {
+  cpuSeconds,
+  cpuSplit,
+  descendants,
+  firstJsonLine,
+  median,
+  scratchDir,
+  start,
+  stop,
+  stopAll,
+} from '../processes.js';
 
 const DURATION = process.env.BENCH_DURATION ?? '10s';
 const WARMUP = process.env.BENCH_WARMUP ?? '3s';
@@ -35,8 +47,24 @@ const QUIET_MAX_S = Number(process.env.BENCH_QUIET_MAX_S ?? 20);
 const OTHER_PCT = Number(process.env.BENCH_OTHER_PCT ?? 30);
 const ROOT = join(import.meta.dirname, '..', '..');
 const HOST = 'bench.localhost';
+/**
+ * `tls`: the backend is an HTTPS server with its own CA (an external origin, as `origins:` declares one); every proxy
+ * connects to it with SNI `ORIGIN_HOST`, verifies its certificate against that CA and sends Host `ORIGIN_HOST`.
+ */
+const UPSTREAM = process.env.BENCH_UPSTREAM ?? 'http';
+const ORIGIN_HOST = 'origin.bench.test';
+/**
+ * Sticky sessions: Berth's route splits 90/10 between two groups (the same backend) with `stickiness`, haproxy's
+ * backend between two servers with `cookie SERVERID insert indirect nocache`, and every request carries a cookie that
+ * pins it to the 90 side (with an unrelated session cookie before it, as browsers send).
+ */
+const STICKY = process.env.BENCH_STICKY === '1';
+/** The Cookie header of sticky runs; Berth's token is known once its proxy has made its key. */
+let stickyCookie = '';
 
 const dir = scratchDir('berth-bench-');
+/** The origin's CA and certificate files when `BENCH_UPSTREAM=tls`. */
+let tls: { ca: string; cert: string; key: string } | undefined;
 
 async function freePort(): Promise<number> {
   const server = http.createServer();
@@ -79,39 +107,6 @@ async function waitReady(port: number, host = HOST, proto: 'http' | 'https' = 'h
 }
 
 /** CPU seconds (user+sys) of a process and its children threads, from /proc. */
-function cpuSeconds(pids: number[]): number {
-  const { user, sys } = cpuSplit(pids);
-  return user + sys;
-}
-
-/** User and system CPU seconds of processes, from /proc (system time includes the loopback network stack). */
-function cpuSplit(pids: number[]): { user: number; sys: number } {
-  let user = 0;
-  let sys = 0;
-  for (const pid of pids) {
-    try {
-      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      user += Number(fields[11]);
-      sys += Number(fields[12]);
-    } catch {
-      // process gone
-    }
-  }
-  return { user: user / 100, sys: sys / 100 };
-}
-
-function childPids(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
-      .trim()
-      .split(/\s+/)
-      .filter(Boolean)
-      .map(Number);
-  } catch {
-    return [];
-  }
-}
-
 interface Sample {
   rps: number;
   p50: number;
@@ -163,14 +158,11 @@ async function waitQuiet(pids: number[]): Promise<void> {
 
 /** Pids whose CPU counts as the benchmark's own (backend); set per mode. */
 let benchPids: number[] = [];
-/** The backend's port: `direct` is always plain HTTP. */
-let directPort = 0;
-/** The certificate every TLS listener serves: Berth's default one (P-256, issued by its local CA). */
+/** The certificate every TLS listener serves when `BENCH_PROTO=https`: Berth's default one (P-256, its local CA). */
 let tlsFiles: { cert: string; key: string } | undefined;
 
-function wrk(port: number, duration: string, pids: number[]): Sample {
-  const before = cpuSeconds(pids);
-  const userBefore = cpuSplit(pids).user;
+function wrk(port: number, duration: string, pids: number[], scheme: string): Sample {
+  const before = cpuSplit(pids);
   const ownBefore = cpuSeconds(benchPids) + selfAndChildrenSeconds();
   const busyBefore = machineBusySeconds();
   const started = Date.now();
@@ -184,12 +176,14 @@ function wrk(port: number, duration: string, pids: number[]): Sample {
       '-H',
       `Host: ${HOST}`,
       ...(CLOSE ? ['-H', 'Connection: close'] : []),
-      `${port === directPort ? 'http' : PROTO}://127.0.0.1:${port}/`,
+      ...(STICKY ? ['-H', `Cookie: ${stickyCookie}`] : []),
+      `${scheme}://127.0.0.1:${port}/`,
     ],
     { encoding: 'utf8' },
   );
-  const cpu = cpuSeconds(pids) - before;
-  const user = cpuSplit(pids).user - userBefore;
+  const after = cpuSplit(pids);
+  const user = after.user - before.user;
+  const cpu = user + after.sys - before.sys;
   const elapsed = (Date.now() - started) / 1000;
   const own = cpuSeconds(benchPids) + selfAndChildrenSeconds() - ownBefore + cpu;
   // CPU used by anything else on the machine during the run, in % of one core (this box has 200 %).
@@ -216,8 +210,23 @@ function wrk(port: number, duration: string, pids: number[]): Sample {
 interface Setup {
   name: string;
   port: number;
+  /** How wrk reaches it: `BENCH_PROTO` for the proxies; for `direct`, the backend's own. */
+  scheme: string;
   pids: number[];
   stop(): Promise<void>;
+}
+
+/** Node's floor (`pipe-floor-server.ts`): a TCP relay that parses nothing; plain HTTP to the backend only. */
+async function startFloor(backendPort: number): Promise<Setup> {
+  if (tls !== undefined || STICKY || PROTO === 'https')
+    throw new Error('setup floor: plain HTTP only (no BENCH_UPSTREAM=tls, BENCH_STICKY or BENCH_PROTO=https)');
+  const child = start(process.execPath, [
+    join(import.meta.dirname, 'pipe-floor-server.js'),
+    String(backendPort),
+  ]);
+  const ready = await firstJsonLine<{ http: number }>(child, '"listening"');
+  await waitReady(ready.http);
+  return { name: 'floor', port: ready.http, scheme: 'http', pids: [child.pid!], stop: () => stop(child) };
 }
 
 async function startBerth(backendPort: number, name = 'berth', root = ROOT): Promise<Setup> {
@@ -245,22 +254,40 @@ async function startBerth(backendPort: number, name = 'berth', root = ROOT): Pro
     key: join(proxyPaths(dataDir).dir, 'certs', 'localhost.key'),
   };
   const admin = new ProxyAdminClient(proxyPaths(dataDir).adminSocket);
-  await admin.putRouteTable({
-    routes: [{ host: HOST, backends: [{ targetGroup: 'bench' }] }],
-    targetGroups: [
-      {
-        name: 'bench',
-        // Health checks on (every second), metrics are always on.
-        health: { path: '/health', intervalMs: 1000, timeoutMs: 500 },
-        targets: [{ id: 'b1', host: '127.0.0.1', port: backendPort }],
-      },
-    ],
+  // Health checks on (every second), metrics are always on.
+  const group = (name: string) => ({
+    name,
+    health: { path: '/health', intervalMs: 1000, timeoutMs: 500 },
+    ...(tls === undefined ? {} : { origin: { host: ORIGIN_HOST, ca: readFileSync(tls.ca, 'utf8') } }),
+    targets: [{ id: 'b1', host: '127.0.0.1', port: backendPort }],
   });
+  await admin.putRouteTable(
+    STICKY
+      ? {
+          routes: [
+            {
+              host: HOST,
+              stickiness: { durationS: 3600 },
+              backends: [
+                { targetGroup: 'bench', weight: 90 },
+                { targetGroup: 'canary', weight: 10 },
+              ],
+            },
+          ],
+          targetGroups: [group('bench'), group('canary')],
+        }
+      : { routes: [{ host: HOST, backends: [{ targetGroup: 'bench' }] }], targetGroups: [group('bench')] },
+  );
+  if (STICKY) {
+    const token = StickyCookie.fromFile(join(proxyPaths(dataDir).dir, 'sticky-cookie.key')).token('bench');
+    stickyCookie = `session=3f1c9a7e0b2d4c6e8f; berth-tg=${token}; SERVERID=s1`;
+  }
   await waitReady(ready.http);
   return {
     name,
     port: PROTO === 'https' ? ready.https : ready.http,
-    pids: [child.pid!, ...childPids(child.pid!)],
+    scheme: PROTO,
+    pids: [child.pid!, ...descendants(child.pid!)],
     stop: () => stop(child),
   };
 }
@@ -293,9 +320,19 @@ http {
     listen 127.0.0.1:${port}${PROTO === 'https' ? ' ssl' : ''};
     ${PROTO === 'https' ? `ssl_certificate ${tlsFiles!.cert}; ssl_certificate_key ${tlsFiles!.key};` : ''}
     location / {
-      proxy_pass http://backend;
+      proxy_pass ${tls === undefined ? 'http' : 'https'}://backend;
       proxy_http_version 1.1;
-      proxy_set_header Connection "";
+      proxy_set_header Connection "";${
+        tls === undefined
+          ? ''
+          : `
+      proxy_set_header Host ${ORIGIN_HOST};
+      proxy_ssl_server_name on;
+      proxy_ssl_name ${ORIGIN_HOST};
+      proxy_ssl_verify on;
+      proxy_ssl_trusted_certificate ${tls.ca};
+      proxy_ssl_session_reuse on;`
+      }
     }
   }
 }
@@ -303,12 +340,14 @@ http {
   );
   const child = start('nginx', ['-c', join(ndir, 'nginx.conf'), '-p', ndir]);
   await waitReady(port, HOST, PROTO);
-  return { name: 'nginx', port, pids: [child.pid!, ...childPids(child.pid!)], stop: () => stop(child) };
+  return { name: 'nginx', port, scheme: PROTO, pids: [child.pid!, ...descendants(child.pid!)], stop: () => stop(child) };
 }
 
 async function startHaproxy(backendPort: number): Promise<Setup> {
   const port = await freePort();
   const cfg = join(dir, 'haproxy.cfg');
+  const upstreamTls =
+    tls === undefined ? '' : ` ssl verify required ca-file ${tls.ca} sni str(${ORIGIN_HOST})`;
   writeFileSync(
     cfg,
     `global
@@ -327,40 +366,54 @@ frontend fe
   default_backend be
 backend be
   balance roundrobin
-  server s1 127.0.0.1:${backendPort}
+${
+  STICKY
+    ? `  cookie SERVERID insert indirect nocache
+  server s1 127.0.0.1:${backendPort} weight 90 cookie s1${upstreamTls}
+  server s2 127.0.0.1:${backendPort} weight 10 cookie s2${upstreamTls}`
+    : `  server s1 127.0.0.1:${backendPort}${upstreamTls}`
+}${tls === undefined ? '' : `\n  http-request set-header Host ${ORIGIN_HOST}`}
 `,
   );
   const child = start('haproxy', ['-db', '-f', cfg]);
   await waitReady(port, HOST, PROTO);
-  return { name: 'haproxy', port, pids: [child.pid!], stop: () => stop(child) };
+  return { name: 'haproxy', port, scheme: PROTO, pids: [child.pid!], stop: () => stop(child) };
 }
 
 const fmt = (n: number, digits = 2) => (Number.isNaN(n) ? '–' : n.toFixed(digits));
 
 async function benchMode(mode: string): Promise<string> {
-  const backend = start(process.execPath, [join(import.meta.dirname, 'backend.js')], { env: { MODE: mode } });
+  const backend = start(process.execPath, [join(import.meta.dirname, 'backend.js')], {
+    env: { MODE: mode, ...(tls === undefined ? {} : { TLS_CERT: tls.cert, TLS_KEY: tls.key }) },
+  });
   const { port: backendPort } = await firstJsonLine<{ port: number }>(backend, '"port"');
   benchPids = [backend.pid!];
-  directPort = backendPort;
   const setups: Setup[] = [];
   for (const name of SETUPS) {
     if (name === 'direct') {
-      setups.push({ name, port: backendPort, pids: [], stop: async () => {} });
+      setups.push({
+        name,
+        port: backendPort,
+        pids: [],
+        scheme: tls === undefined ? 'http' : 'https',
+        stop: async () => {},
+      });
     } else if (name === 'berth') setups.push(await startBerth(backendPort));
     else if (name === 'base' && BASE_DIR !== undefined)
       setups.push(await startBerth(backendPort, 'base', join(BASE_DIR, 'dist')));
+    else if (name === 'floor') setups.push(await startFloor(backendPort));
     else if (name === 'nginx') setups.push(await startNginx(backendPort));
     else if (name === 'haproxy') setups.push(await startHaproxy(backendPort));
   }
   const samples = new Map<string, Sample[]>(setups.map((s) => [s.name, []]));
   for (let round = 1; round <= ROUNDS; round++) {
     for (const setup of setups) {
-      wrk(setup.port, WARMUP, []);
+      wrk(setup.port, WARMUP, [], setup.scheme);
       await waitQuiet(setup.pids);
-      let sample = wrk(setup.port, DURATION, setup.pids);
+      let sample = wrk(setup.port, DURATION, setup.pids, setup.scheme);
       if (sample.foreignPct > OTHER_PCT) {
         await waitQuiet(setup.pids);
-        const again = wrk(setup.port, DURATION, setup.pids);
+        const again = wrk(setup.port, DURATION, setup.pids, setup.scheme);
         if (again.foreignPct < sample.foreignPct) sample = again;
       }
       samples.get(setup.name)!.push(sample);
@@ -386,7 +439,8 @@ async function benchMode(mode: string): Promise<string> {
     return median(xs.map((x, i) => (x.p50 - ys[i]!.p50) * 1000));
   };
   const lines = [
-    `### backend "${mode}", ${PROTO}${CLOSE ? ' (Connection: close)' : ' keep-alive'}, ${WORKERS} worker(s) each, ` +
+    `### backend "${mode}"${tls === undefined ? '' : ' over TLS (an external origin)'}${STICKY ? ', sticky route (90/10, pinned cookie)' : ''}, ` +
+      `clients over ${PROTO}${CLOSE ? ' (Connection: close)' : ' keep-alive'}, ${WORKERS} worker(s) each, ` +
       `wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION}, ${ROUNDS} interleaved rounds (medians)`,
     '',
     '| setup | req/s | p50 ms | p99 ms | p50 − direct µs | proxy CPU µs/req | of which user | other CPU % | errors | req/s ÷ nginx | CPU/req ÷ nginx | p99 ÷ nginx | req/s ÷ haproxy | req/s ÷ direct |',
@@ -428,6 +482,12 @@ async function main(): Promise<void> {
       console.error(`${tool} is not installed (apt-get install -y wrk nginx haproxy)`);
       process.exit(2);
     }
+  }
+  if (UPSTREAM === 'tls') {
+    const ca = new LocalCa(join(dir, 'origin-ca'));
+    await ca.ensure();
+    const leaf = await ca.issue(join(dir, 'origin-ca', 'origin'), [ORIGIN_HOST]);
+    tls = { ca: ca.paths.cert, cert: leaf.cert, key: leaf.key };
   }
   const reports: string[] = [];
   for (const mode of MODES) reports.push(await benchMode(mode));

@@ -1,30 +1,63 @@
 // The `berth` command line: a thin client of the control plane's REST API.
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../domain/version.js';
-import { registerAlarms } from './commands/alarms.js';
-import { registerAutoscale } from './commands/autoscale.js';
-import { registerBackup } from './commands/backup.js';
-import { registerCa } from './commands/ca.js';
-import { registerDeploy } from './commands/deploy.js';
-import { registerDown } from './commands/down.js';
-import { registerDrains } from './commands/drains.js';
-import { registerEvents } from './commands/events.js';
-import { registerInstall } from './commands/install.js';
-import { registerLogs } from './commands/logs.js';
-import { registerMetrics } from './commands/metrics.js';
-import { registerPipeline } from './commands/pipeline.js';
-import { registerProxy } from './commands/proxy.js';
-import { registerPs } from './commands/ps.js';
-import { registerRestart } from './commands/restart.js';
-import { registerScale } from './commands/scale.js';
-import { registerSecrets } from './commands/secrets.js';
-import { registerTargets } from './commands/targets.js';
-import { registerTop } from './commands/top.js';
-import { registerUp } from './commands/up.js';
 import { CliContext } from './context.js';
 import { EXIT_USAGE, printError } from './output.js';
 
-export function buildProgram(): Command {
+type Register = (program: Command, context: CliContext) => void;
+
+/**
+ * Each module of `commands/` and the top-level commands it registers, in the order `berth --help` lists them.
+ * Only the module of the command being run is loaded: loading every module (and what they import) took longer than
+ * most commands' own work.
+ */
+const COMMANDS: [load: () => Promise<Register>, names: readonly string[]][] = [
+  [async () => (await import('./commands/up.js')).registerUp, ['up', 'stop']],
+  [
+    async () => (await import('./commands/deploy.js')).registerDeploy,
+    ['deploy', 'apply', 'rollback', 'releases'],
+  ],
+  [async () => (await import('./commands/targets.js')).registerTargets, ['targets', 'export']],
+  [async () => (await import('./commands/ps.js')).registerPs, ['ps']],
+  [async () => (await import('./commands/scale.js')).registerScale, ['scale']],
+  [async () => (await import('./commands/restart.js')).registerRestart, ['restart']],
+  [async () => (await import('./commands/traffic.js')).registerTraffic, ['traffic']],
+  [async () => (await import('./commands/autoscale.js')).registerAutoscale, ['autoscale']],
+  [async () => (await import('./commands/secrets.js')).registerSecrets, ['secrets', 'config']],
+  [async () => (await import('./commands/addons.js')).registerAddons, ['addons']],
+  [async () => (await import('./commands/events.js')).registerEvents, ['events']],
+  [async () => (await import('./commands/logs.js')).registerLogs, ['logs']],
+  [async () => (await import('./commands/metrics.js')).registerMetrics, ['metrics']],
+  [async () => (await import('./commands/top.js')).registerTop, ['top']],
+  [async () => (await import('./commands/alarms.js')).registerAlarms, ['alarms']],
+  [async () => (await import('./commands/drains.js')).registerDrains, ['drains']],
+  [
+    async () => (await import('./commands/pipeline.js')).registerPipeline,
+    ['pipeline', 'git-remote', 'import'],
+  ],
+  [async () => (await import('./commands/down.js')).registerDown, ['down']],
+  [async () => (await import('./commands/proxy.js')).registerProxy, ['proxy']],
+  [async () => (await import('./commands/domains.js')).registerDomains, ['domains']],
+  [async () => (await import('./commands/ca.js')).registerCa, ['ca']],
+  [async () => (await import('./commands/backup.js')).registerBackup, ['backup', 'restore']],
+  [async () => (await import('./commands/install.js')).registerInstall, ['install']],
+];
+
+/** The command `args` (argv without node and the script) run: the first word that is not a global option. */
+export function commandName(args: readonly string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--data-dir') i++;
+    else if (!arg.startsWith('-')) return arg;
+  }
+  return undefined;
+}
+
+/**
+ * The program for `args`: the command they name registered, or every command when they name none or an unknown
+ * one (help, and commander's suggestion of the closest name, need them all).
+ */
+export async function buildProgram(args: readonly string[] = process.argv.slice(2)): Promise<Command> {
   const program = new Command('berth')
     .description('Berth: run your apps behind a health-checked load balancer with zero-downtime deploys')
     .version(VERSION, '-V, --version', 'print the version of Berth')
@@ -36,26 +69,9 @@ export function buildProgram(): Command {
       outputError: (text, write) => write(text.replace(/\n\(Did you mean (.+)\?\)/, ' (did you mean $1?)')),
     });
   const context = new CliContext(program);
-  registerUp(program, context);
-  registerDeploy(program, context);
-  registerTargets(program, context);
-  registerPs(program, context);
-  registerScale(program, context);
-  registerRestart(program, context);
-  registerAutoscale(program, context);
-  registerSecrets(program, context);
-  registerEvents(program, context);
-  registerLogs(program, context);
-  registerMetrics(program, context);
-  registerTop(program, context);
-  registerAlarms(program, context);
-  registerDrains(program, context);
-  registerPipeline(program, context);
-  registerDown(program, context);
-  registerProxy(program, context);
-  registerCa(program, context);
-  registerBackup(program, context);
-  registerInstall(program, context);
+  const name = commandName(args);
+  const named = COMMANDS.filter(([, names]) => name !== undefined && names.includes(name));
+  for (const [load] of named.length > 0 ? named : COMMANDS) (await load())(program, context);
   // A mistake gets one line and where to look, not the whole help.
   program.showHelpAfterError('(run `berth --help` for the commands)');
   for (const command of program.commands) hintAfterErrors(command, `berth ${command.name()}`);
@@ -67,9 +83,25 @@ function hintAfterErrors(command: Command, path: string): void {
   for (const sub of command.commands) hintAfterErrors(sub, `${path} ${sub.name()}`);
 }
 
+/**
+ * `berth addons create APP redis --version 7`: commander gives the program's own `--version` precedence wherever
+ * it appears, so after `addons create` it is renamed to the subcommand's `--server-version` before parsing.
+ */
+export function addonVersionArgs(argv: readonly string[]): string[] {
+  const addons = argv.indexOf('addons');
+  const create = addons < 0 ? -1 : argv.indexOf('create', addons + 1);
+  if (create < 0) return [...argv];
+  return argv.map((arg, i) =>
+    i > create && (arg === '--version' || arg.startsWith('--version='))
+      ? arg.replace('--version', '--server-version')
+      : arg,
+  );
+}
+
 export async function main(argv: string[]): Promise<number> {
   try {
-    await buildProgram().parseAsync(argv);
+    const args = addonVersionArgs(argv);
+    await (await buildProgram(args.slice(2))).parseAsync(args);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (error) {
     if (error instanceof CommanderError) {

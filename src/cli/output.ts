@@ -65,15 +65,4 @@ export function formatTime(epochMs: number): string {
     .replace(/\.\d+Z$/, 'Z');
 }
 
-/** `512B`, `1.5KiB`, `87MiB`: memory and sizes for tables. */
-export function formatBytes(bytes: number | null): string {
-  if (bytes === null) return '-';
-  const units = ['B', 'KiB', 'MiB', 'GiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value < 10 && unit > 0 ? value.toFixed(1) : Math.round(value)}${units[unit]}`;
-}
+export { formatBytes } from '../lib/size.js';

@@ -14,11 +14,11 @@ import type { Store } from './store/store.js';
 
 let world: ControlWorld;
 
-afterEach(async () => {
-  await world.stop();
-});
-
 describe('AppManager', () => {
+  afterEach(async () => {
+    await world.stop();
+  });
+
   it('restarts a service rolling: new instances of the same release, the old ones stopped only after', async () => {
     world = controlWorld();
     await world.apply(shopSpec());

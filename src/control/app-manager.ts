@@ -38,11 +38,18 @@ export interface ReleaseSecrets {
   configVars(app: string): Record<string, string>;
 }
 
+/** What a release needs of the domains module: that no host of the spec belongs to another app. */
+export interface ReleaseHosts {
+  /** Throws (`conflict` naming the owner, `invalid_spec`) for a host the app may not have. */
+  checkSpec(spec: AppSpec): void;
+}
+
 export class AppManager {
   readonly #store: Store;
   readonly #events: EventStore;
   readonly #changed: () => void;
   #secrets: ReleaseSecrets | undefined;
+  #hosts: ReleaseHosts | undefined;
   readonly #artifacts: ArtifactRetention | undefined;
   readonly #clock: Clock;
 
@@ -62,6 +69,11 @@ export class AppManager {
   /** Makes secret versions and config vars part of each service's config hash, and refuses missing secrets. */
   useSecrets(secrets: ReleaseSecrets): void {
     this.#secrets = secrets;
+  }
+
+  /** Refuses a spec with a host another app owns, before anything is stored or stopped. */
+  useHosts(hosts: ReleaseHosts): void {
+    this.#hosts = hosts;
   }
 
   /** Refuses a spec naming a secret the app does not have, before anything is stored or stopped. */
@@ -106,7 +118,7 @@ export class AppManager {
   #environmentChanges(
     spec: AppSpec,
     sourceDir: string,
-    services: ServiceRecord[],
+    services: readonly ServiceRecord[],
     changes: readonly ReleaseChange[],
   ): ReleaseChange[] {
     if (!this.#secrets) return [];
@@ -144,6 +156,7 @@ export class AppManager {
     const eventsAfter = this.#events.lastId();
     const result = this.#store.transaction((): ApplyResult => {
       this.assertNotDeploying(spec.app);
+      this.#hosts?.checkSpec(spec);
       this.#checkSecrets(spec);
       const app = this.#store.getApp(spec.app);
       const previous = app ? this.#store.getRelease(spec.app, app.currentRelease) : undefined;
@@ -352,7 +365,12 @@ export class AppManager {
   }
 
   /** Writes each service of `spec` as desired; returns the services whose processes must be replaced. */
-  #putServices(spec: AppSpec, release: number, sourceDir: string, existing: ServiceRecord[]): string[] {
+  #putServices(
+    spec: AppSpec,
+    release: number,
+    sourceDir: string,
+    existing: readonly ServiceRecord[],
+  ): string[] {
     const replaced: string[] = [];
     for (const [name, service] of Object.entries(spec.services)) {
       const before = existing.find((s) => s.name === name);
@@ -527,6 +545,7 @@ export type ReleaseChange =
   | { kind: 'settings'; service: string }
   | { kind: 'environment'; service: string }
   | { kind: 'routes'; service?: undefined }
+  | { kind: 'addons'; service?: undefined }
   /** Not a change (it makes no release): a count the release keeps from scaling although the spec says another. */
   | { kind: 'kept'; service: string; count: number; specified: number; by: 'autoscaler' | 'down' | 'scale' };
 
@@ -535,7 +554,7 @@ function releaseChanges(
   previous: ReleaseRecord | undefined,
   next: AppSpec,
   nextDigest: string | null,
-  services: ServiceRecord[],
+  services: readonly ServiceRecord[],
 ): ReleaseChange[] {
   const changes: ReleaseChange[] = [];
   if (previous && previous.artifactDigest !== nextDigest) {
@@ -568,6 +587,8 @@ function releaseChanges(
   }
   if (previous && JSON.stringify(previous.spec.routes) !== JSON.stringify(next.routes))
     changes.push({ kind: 'routes' });
+  if (previous && JSON.stringify(previous.spec.addons ?? {}) !== JSON.stringify(next.addons ?? {}))
+    changes.push({ kind: 'addons' });
   return changes;
 }
 
@@ -594,6 +615,8 @@ export function describeChange(change: ReleaseChange): string {
       return `~ ${change.service}: secrets or config vars`;
     case 'routes':
       return '~ routes';
+    case 'addons':
+      return '~ addons';
     case 'kept': {
       const why =
         change.by === 'autoscaler'
@@ -635,7 +658,7 @@ export function desiredCountOf(service: ServiceSpec, before: ServiceRecord | und
 }
 
 /** The services whose count a release keeps from scaling (`= web: keeps 5 instances ...`). */
-function keptCounts(spec: AppSpec, services: ServiceRecord[]): ReleaseChange[] {
+function keptCounts(spec: AppSpec, services: readonly ServiceRecord[]): ReleaseChange[] {
   const kept: ReleaseChange[] = [];
   for (const [name, service] of Object.entries(spec.services)) {
     const running = services.find((s) => s.name === name);
@@ -650,8 +673,9 @@ function keptCounts(spec: AppSpec, services: ServiceRecord[]): ReleaseChange[] {
 
 /**
  * The canary of a deployment: the replaced services whose spec says `strategy: canary` and that already run a
- * release to compare with (a first deploy has no old side). The first such service's steps and analysis govern
- * the deployment; null when none qualifies (a rolling deploy).
+ * release to compare with (a first deploy has no old side). They all have the same steps, interval and analysis
+ * (`canaryMismatches` refuses a spec where they differ), so the first's are the deployment's; null when none
+ * qualifies (a rolling deploy).
  */
 function canaryOf(
   spec: AppSpec,

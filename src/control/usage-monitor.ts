@@ -11,11 +11,17 @@ export class UsageMonitor {
   readonly #log: Logger;
   #latest = new Map<string, InstanceUsage>();
   #ticker: Ticker | undefined;
+  readonly #others: () => InstanceRef[];
 
-  constructor(store: Store, runtime: Runtime, log: Logger) {
+  /**
+   * `others`: processes the runtime runs besides instances (add-on servers), sampled in the same call (the
+   * runtime's CPU figures are deltas between its samples: it has one sampler).
+   */
+  constructor(store: Store, runtime: Runtime, log: Logger, others: () => InstanceRef[] = () => []) {
     this.#store = store;
     this.#runtime = runtime;
     this.#log = log;
+    this.#others = others;
   }
 
   start(intervalMs = 2000): void {
@@ -36,10 +42,15 @@ export class UsageMonitor {
       .listInstances({ live: true })
       .map((instance) => instanceRef(instance))
       .filter((ref): ref is InstanceRef => ref !== null);
-    this.#latest = await this.#runtime.sample(refs);
+    this.#latest = await this.#runtime.sample([...refs, ...this.#others()]);
   }
 
   usageOf(instance: Instance): InstanceUsage | null {
     return this.#latest.get(instance.id) ?? null;
+  }
+
+  /** The latest sample of a process by its runtime id (an instance's or an add-on server's). */
+  usageById(id: string): InstanceUsage | null {
+    return this.#latest.get(id) ?? null;
   }
 }

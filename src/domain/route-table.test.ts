@@ -49,6 +49,22 @@ describe('parseRouteTable', () => {
     ]);
   });
 
+  it('takes an external origin group (TLS by default) and refuses an origin host that could end a header line', () => {
+    const table = parseRouteTable({
+      targetGroups: [{ name: 'shop.heroku.origin', origin: { host: 'shop.herokuapp.com' }, targets: [] }],
+    });
+    assert.deepEqual(table.targetGroups[0]?.origin, { host: 'shop.herokuapp.com', tls: true });
+    const issues = issuesOf({
+      targetGroups: [{ name: 'o', origin: { host: 'x.test\r\nx-evil: 1' }, targets: [] }],
+    });
+    assert.deepEqual(issues, [
+      { path: 'targetGroups.0.origin.host', message: 'must be a host name or an IP address' },
+    ]);
+    assert.deepEqual(issuesOf({ targetGroups: [{ name: 'o', origin: { host: 'x.test', ca: 'nope' } }] }), [
+      { path: 'targetGroups.0.origin.ca', message: 'no PEM certificate in it' },
+    ]);
+  });
+
   it('rejects unknown target groups, duplicates and all-zero weights', () => {
     const issues = issuesOf({
       routes: [

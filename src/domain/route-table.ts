@@ -1,4 +1,5 @@
 // The route table and admin-API types: the only shapes the control plane and the proxy share.
+import { X509Certificate } from 'node:crypto';
 import { z } from 'zod';
 import { BerthError, type Issue } from './errors.js';
 
@@ -22,6 +23,10 @@ export const DEFAULT_DRAIN_MS = 30_000;
 export const DEFAULT_BODY_IDLE_TIMEOUT_MS = 60_000;
 /** Default time an upgraded connection (WebSocket) may stay idle before it is closed: ALB's and nginx's 60 s. */
 export const DEFAULT_TUNNEL_IDLE_TIMEOUT_MS = 60_000;
+/** Longest stickiness: ALB's 7 days. */
+export const MAX_STICKINESS_S = 604_800;
+/** Default stickiness: ALB's 1 day. */
+export const DEFAULT_STICKINESS_S = 86_400;
 /** Paths served over plain HTTP instead of being redirected to HTTPS. */
 export const DEFAULT_RESERVED_PATH_PREFIXES = ['/.well-known/acme-challenge/'];
 
@@ -73,9 +78,28 @@ const targetSchema = z
   })
   .strict();
 
+/**
+ * A target group whose targets live outside Berth (an external origin: the old platform during a migration). The
+ * proxy sends `host` as Host and, over TLS, as SNI, and verifies the certificate against it with the system's CAs
+ * plus `ca` (PEM, for a private CA).
+ */
+const originSchema = z
+  .object({
+    // Sent as a header line and an SNI name: a host name or an IP address, nothing that could end the line.
+    host: z
+      .string()
+      .min(1)
+      .max(253)
+      .regex(/^[A-Za-z0-9._:-]+$/, { message: 'must be a host name or an IP address' }),
+    tls: z.boolean().default(true),
+    ca: z.string().min(1).optional(),
+  })
+  .strict();
+
 const targetGroupSchema = z
   .object({
     name,
+    origin: originSchema.optional(),
     balancing: z.enum(['round_robin', 'least_outstanding']).default('round_robin'),
     health: healthSchema.default({ ...DEFAULT_HEALTH }),
     responseTimeoutMs: z.number().int().min(1).max(3_600_000).default(DEFAULT_RESPONSE_TIMEOUT_MS),
@@ -86,14 +110,60 @@ const targetGroupSchema = z
   })
   .strict();
 
+/** HSTS (RFC 6797) of a route: sent on its HTTPS responses only. */
+const hstsSchema = z
+  .object({
+    maxAgeS: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 31 - 1),
+    includeSubDomains: z.boolean().default(false),
+    preload: z.boolean().default(false),
+  })
+  .strict();
+
 const routeSchema = z
   .object({
     host: hostPattern,
     pathPrefix: z.string().startsWith('/').optional(),
     tunnelIdleTimeoutMs: z.number().int().min(100).max(86_400_000).default(DEFAULT_TUNNEL_IDLE_TIMEOUT_MS),
+    /** Plain HTTP requests for this route are redirected to HTTPS (default); false serves them over HTTP. */
+    redirect: z.boolean().default(true),
+    hsts: hstsSchema.optional(),
+    /**
+     * Sticky sessions across the route's groups (ALB's target-group stickiness, cookie `AWSALBTG`): while the route
+     * splits between groups, a client keeps the group it first got for `durationS` after its last request.
+     */
+    stickiness: z
+      .object({ durationS: z.number().int().min(1).max(MAX_STICKINESS_S) })
+      .strict()
+      .optional(),
+    /** `X-Berth-Release: v7` (or the `berth-release` cookie) picks the backend labelled `v7` (ALB listener rules). */
+    releaseOverride: z.boolean().default(false),
     backends: z
-      .array(z.object({ targetGroup: name, weight: z.number().int().min(0).max(1000).default(1) }).strict())
+      .array(
+        z
+          .object({
+            targetGroup: name,
+            weight: z.number().int().min(0).max(1000).default(1),
+            /** The label `X-Berth-Release` names: a release (`v7`) or an origin. */
+            release: name.optional(),
+          })
+          .strict(),
+      )
       .min(1),
+  })
+  .strict();
+
+/** An HTTP-01 challenge answer (RFC 8555 §8.3): `GET /.well-known/acme-challenge/<token>` for `host`. */
+const challengeSchema = z
+  .object({
+    host: hostPattern,
+    token: z.string().regex(/^[A-Za-z0-9_-]{1,256}$/, { message: 'must be base64url' }),
+    keyAuthorization: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,256}\.[A-Za-z0-9_-]{1,256}$/, { message: 'must be token.thumbprint' }),
   })
   .strict();
 
@@ -106,6 +176,7 @@ const routeTableSchema = z
     routes: z.array(routeSchema).default([]),
     targetGroups: z.array(targetGroupSchema).default([]),
     certificates: z.array(certificateSchema).default([]),
+    challenges: z.array(challengeSchema).default([]),
     reservedPathPrefixes: z.array(z.string().startsWith('/')).default([...DEFAULT_RESERVED_PATH_PREFIXES]),
   })
   .strict();
@@ -114,12 +185,18 @@ const routeTableSchema = z
 export type HealthCheckConfig = z.output<typeof healthSchema>;
 /** One upstream (an instance): where to connect and its share of the group's traffic. */
 export type TargetConfig = z.output<typeof targetSchema>;
+/** How the proxy reaches an external origin's targets: Host/SNI name, TLS, extra trusted CAs. */
+export type OriginConfig = z.output<typeof originSchema>;
 /** A set of interchangeable targets (one service release) with its balancing, health check and timeouts. */
 export type TargetGroupConfig = z.output<typeof targetGroupSchema>;
 /** Host (exact or `*.suffix`) and optional path prefix, sent to weighted target groups. */
 export type Route = z.output<typeof routeSchema>;
 /** A certificate and key in PEM files, served for `host` (SNI; `*.suffix` allowed). */
 export type CertificateConfig = z.output<typeof certificateSchema>;
+/** `Strict-Transport-Security: max-age=<maxAgeS>[; includeSubDomains][; preload]`. */
+export type HstsConfig = z.output<typeof hstsSchema>;
+/** What the proxy answers to a CA's HTTP-01 validation request. */
+export type AcmeChallenge = z.output<typeof challengeSchema>;
 /** Everything the proxy serves. Plain JSON; PUT whole to the admin API; persisted by the proxy. */
 export type RouteTable = z.output<typeof routeTableSchema>;
 /** What a writer may send: every field with a default may be left out. */
@@ -150,6 +227,8 @@ export function parseRouteTable(input: unknown): RouteTable {
       }
       ids.add(target.id);
     });
+    const caIssue = group.origin?.ca === undefined ? undefined : pemProblem(group.origin.ca);
+    if (caIssue !== undefined) issues.push({ path: `targetGroups.${i}.origin.ca`, message: caIssue });
     const codesIssue = checkSuccessCodes(group.health.successCodes);
     if (codesIssue) issues.push({ path: `targetGroups.${i}.health.successCodes`, message: codesIssue });
   });
@@ -166,12 +245,60 @@ export function parseRouteTable(input: unknown): RouteTable {
         });
       }
     });
+    const releases = new Set<string>();
+    route.backends.forEach((backend, j) => {
+      if (backend.release === undefined) return;
+      if (releases.has(backend.release))
+        issues.push({ path: `routes.${i}.backends.${j}.release`, message: `duplicate "${backend.release}"` });
+      releases.add(backend.release);
+    });
     if (route.backends.every((b) => b.weight === 0)) {
       issues.push({ path: `routes.${i}.backends`, message: 'at least one backend needs a weight above 0' });
     }
+    const hstsIssue = route.hsts === undefined ? undefined : hstsProblem(route.hsts);
+    if (hstsIssue !== undefined) issues.push({ path: `routes.${i}.hsts`, message: hstsIssue });
+  });
+  const tokens = new Set<string>();
+  table.challenges.forEach((challenge, i) => {
+    if (tokens.has(challenge.token))
+      issues.push({ path: `challenges.${i}.token`, message: `duplicate "${challenge.token}"` });
+    tokens.add(challenge.token);
   });
   if (issues.length > 0) throw new BerthError('invalid_route_table', 'invalid route table', { issues });
   return table;
+}
+
+/** Why a PEM bundle of CA certificates is refused (none in it, or one that does not parse), or undefined. */
+export function pemProblem(pem: string): string | undefined {
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) return 'no PEM certificate in it';
+  for (const block of blocks) {
+    try {
+      new X509Certificate(block);
+    } catch (error) {
+      return `a certificate does not parse: ${(error as Error).message}`;
+    }
+  }
+  return undefined;
+}
+
+/** HSTS preload lists take a site only with a year or more and every subdomain (hstspreload.org). */
+export const HSTS_PRELOAD_MIN_AGE_S = 31_536_000;
+
+/** Why an HSTS setting is refused, or undefined. */
+export function hstsProblem(hsts: {
+  maxAgeS: number;
+  includeSubDomains: boolean;
+  preload: boolean;
+}): string | undefined {
+  if (hsts.preload && (!hsts.includeSubDomains || hsts.maxAgeS < HSTS_PRELOAD_MIN_AGE_S))
+    return 'preload needs includeSubDomains and a maxAge of at least 1 year (365d): preload lists refuse less';
+  return undefined;
+}
+
+/** The header line a route's HSTS setting sends, with its CRLF. */
+export function hstsHeaderLine(hsts: HstsConfig): string {
+  return `strict-transport-security: max-age=${hsts.maxAgeS}${hsts.includeSubDomains ? '; includeSubDomains' : ''}${hsts.preload ? '; preload' : ''}\r\n`;
 }
 
 /** Validates one target registration (admin API body); throws `BerthError('invalid_request')`. */
@@ -252,8 +379,8 @@ export interface MetricsResponse {
   total: Counters;
   targetGroups: Record<string, Counters>;
   targets: TargetStatus[];
-  /** Requests that matched no route (404) or were redirected to HTTPS. */
-  unrouted: { notFound: number; redirected: number };
+  /** Requests that matched no route (404), were redirected to HTTPS, or were ACME HTTP-01 challenges answered. */
+  unrouted: { notFound: number; redirected: number; challenges: number };
 }
 
 /** Events of the proxy, numbered in order; kept in a ring so a control plane that was down can catch up. */

@@ -1,5 +1,6 @@
 // Checks of berth.yaml that span fields (routes → services, Procfile fallback, names, env); run on the raw value.
 
+import { DEFAULT_ADDON_ENV, isAddonKind } from './addon.js';
 import type { FieldPath } from './spec-location.js';
 import {
   describeValue,
@@ -18,6 +19,37 @@ export interface SpecProblem {
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Canary services whose steps, interval or analysis differ from the first one's. A deploy that changes several canary
+ * services moves them together (one deployment, one weight, one verdict over their requests), so they must agree;
+ * checked on the converted values (`2m` and `120s` agree), defaults included.
+ */
+export function canaryMismatches(
+  services: Record<
+    string,
+    { deploy: { strategy: string; steps: number[]; intervalMs: number; analysis: unknown } }
+  >,
+): SpecProblem[] {
+  const canaries = Object.entries(services).filter(([, s]) => s.deploy.strategy === 'canary');
+  const [first, ...rest] = canaries;
+  if (first === undefined) return [];
+  const problems: SpecProblem[] = [];
+  const [firstName, { deploy: want }] = first;
+  for (const [name, { deploy }] of rest) {
+    const differ = (['steps', 'intervalMs', 'analysis'] as const).filter(
+      (key) => JSON.stringify(deploy[key]) !== JSON.stringify(want[key]),
+    );
+    if (differ.length === 0) continue;
+    const fields = differ.map((key) => (key === 'intervalMs' ? 'interval' : key));
+    problems.push({
+      path: ['services', name, 'deploy'],
+      target: 'key',
+      message: `canary ${fields.join(', ')} differ from service ${firstName}'s: services ${firstName} and ${name} are canaries of one deployment when a release changes both, moved by the same steps and judged by one analysis; give them the same steps, interval and analysis`,
+    });
+  }
+  return problems;
 }
 
 /** What the app directory holds that the spec's meaning depends on. */
@@ -180,6 +212,81 @@ export function crossCheck(
     }
   });
 
+  problems.push(...checkAddons(raw['addons'], services));
+  problems.push(...checkOrigins(raw['origins'], services));
+  return problems;
+}
+
+/** Origin names: like service names, and not a service's name (`berth traffic` weighs both by name). */
+function checkOrigins(origins: unknown, services: Record<string, unknown> | undefined): SpecProblem[] {
+  const problems: SpecProblem[] = [];
+  if (!isRecord(origins)) return problems;
+  for (const name of Object.keys(origins)) {
+    const path = ['origins', name];
+    if (!NAME_PATTERN.test(name)) {
+      problems.push({
+        path,
+        target: 'key',
+        message: `expected ${NAME_EXPECTED}, got ${describeValue(name)}`,
+      });
+    } else if (services !== undefined && Object.hasOwn(services, name)) {
+      problems.push({
+        path,
+        target: 'key',
+        message: `"${name}" is also a service; an origin needs a name of its own (berth traffic weighs both by name)`,
+      });
+    }
+  }
+  return problems;
+}
+
+/**
+ * Add-on names, and the variables their URLs become: not the platform's, not two add-ons on one, and not set by a
+ * service's `env` too (a variable comes from one place).
+ */
+function checkAddons(addons: unknown, services: Record<string, unknown> | undefined): SpecProblem[] {
+  const problems: SpecProblem[] = [];
+  if (!isRecord(addons)) return problems;
+  const owners = new Map<string, string>();
+  for (const [name, addon] of Object.entries(addons)) {
+    const path = ['addons', name];
+    if (!NAME_PATTERN.test(name)) {
+      problems.push({
+        path,
+        target: 'key',
+        message: `expected ${NAME_EXPECTED}, got ${describeValue(name)}`,
+      });
+    }
+    const kind = typeof addon === 'string' ? addon : isRecord(addon) ? addon['kind'] : undefined;
+    if (!isAddonKind(kind)) continue;
+    const explicit = isRecord(addon) && typeof addon['as'] === 'string' ? addon['as'] : undefined;
+    const variable = explicit ?? DEFAULT_ADDON_ENV[kind];
+    const asPath = explicit === undefined ? path : [...path, 'as'];
+    const target = explicit === undefined ? 'key' : 'value';
+    if (variable === 'PORT' || variable.startsWith('BERTH_')) {
+      problems.push({ path: asPath, target, message: `${variable}: PORT and BERTH_* are set by Berth` });
+      continue;
+    }
+    const owner = owners.get(variable);
+    if (owner !== undefined) {
+      problems.push({
+        path: asPath,
+        target,
+        message: `add-on "${owner}" is already given as ${variable}; set "as:" to another variable name, e.g. ${name.toUpperCase().replaceAll('-', '_')}_URL`,
+      });
+      continue;
+    }
+    owners.set(variable, name);
+    for (const [service, spec] of Object.entries(services ?? {})) {
+      if (isRecord(spec) && isRecord(spec['env']) && Object.hasOwn(spec['env'], variable)) {
+        problems.push({
+          path: ['services', service, 'env', variable],
+          target: 'key',
+          message: `${variable} is the URL of add-on "${name}"; a variable comes from env or from an add-on, not both`,
+        });
+      }
+    }
+  }
   return problems;
 }
 

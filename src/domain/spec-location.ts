@@ -1,6 +1,7 @@
 // Maps a field path of berth.yaml back to the line and column where it is written.
 
-import { CST, type Document, isMap, isNode, isScalar, isSeq, type Node, Parser, type YAMLError } from 'yaml';
+import type { CST, Document, Node, YAMLError } from 'yaml';
+import { yamlLibrary } from '../lib/yaml-library.js';
 
 /** A field path as zod and the checks report it: keys of mappings and indexes of lists. */
 export type FieldPath = readonly (string | number)[];
@@ -15,7 +16,7 @@ export function formatPath(path: FieldPath): string {
 }
 
 function startOf(node: unknown): number | undefined {
-  return isNode(node) && node.range ? node.range[0] : undefined;
+  return yamlLibrary().isNode(node) && node.range ? node.range[0] : undefined;
 }
 
 /**
@@ -24,10 +25,13 @@ function startOf(node: unknown): number | undefined {
  * of the deepest mapping that exists, so "missing" errors point at the thing that lacks the field.
  */
 export function locate(doc: Document, path: FieldPath, target: 'key' | 'value'): number {
+  const { isMap, isScalar, isSeq } = yamlLibrary();
   let node: unknown = doc.contents;
   let keyStart: number | undefined;
   let offset = startOf(node) ?? 0;
   let found = true;
+  /** The path goes on inside a plain value: a short form (`cache: redis` for `{ kind: redis }`), whose value it is. */
+  let inScalar = false;
   for (const segment of path) {
     if (isMap(node)) {
       const pair = node.items.find(
@@ -44,12 +48,13 @@ export function locate(doc: Document, path: FieldPath, target: 'key' | 'value'):
       node = node.items[segment];
     } else {
       found = false;
+      inScalar = isScalar(node) && node.value !== null && target === 'value';
       break;
     }
     // An empty value (`web:`) has no useful position of its own; its key does.
     offset = (isScalar(node) && node.value === null ? keyStart : startOf(node)) ?? keyStart ?? offset;
   }
-  if (!found || target === 'key') offset = keyStart ?? offset;
+  if ((!found && !inScalar) || target === 'key') offset = keyStart ?? offset;
   return offset;
 }
 
@@ -123,6 +128,7 @@ function openTokenBefore(
     if (token === undefined || !('offset' in token) || token.offset > limit) return;
     if (matches(token) && (found === undefined || token.offset > found)) found = token.offset;
   };
+  const { CST, Parser } = yamlLibrary();
   for (const token of new Parser().parse(text)) {
     if (token.type !== 'document') continue;
     CST.visit(token, (item) => {
@@ -136,5 +142,5 @@ function openTokenBefore(
 /** The node at a path, if it is written in the document. */
 export function nodeAt(doc: Document, path: FieldPath): Node | undefined {
   const node: unknown = doc.getIn(path, true);
-  return isNode(node) ? node : undefined;
+  return yamlLibrary().isNode(node) ? node : undefined;
 }

@@ -3,6 +3,9 @@
 import { z } from 'zod';
 import { DURATION_EXAMPLES, formatDuration, parseDuration } from '../lib/duration.js';
 import { parseSize } from '../lib/size.js';
+import { ADDON_KINDS, isAddonKind, MIN_BACKUP_INTERVAL_MS } from './addon.js';
+import { hostNameProblem } from './host-name.js';
+import { hstsProblem, MAX_STICKINESS_S } from './route-table.js';
 import { DEFAULT_AUTOSCALE_MIN, DEFAULT_DEPLOY, DEFAULT_HEALTH_CHECK } from './spec-defaults.js';
 
 /** Names of apps and services become host labels, directory names and Kubernetes object names. */
@@ -122,9 +125,40 @@ const urlPath = leaf('a URL path starting with "/"', (v) =>
   typeof v === 'string' && v.startsWith('/') && !/\s/.test(v) ? ok(v) : no(),
 );
 
-const host = leaf('a host name such as shop.localhost or *.example.com (lowercase, no port)', (v) =>
-  typeof v === 'string' && v.length <= 253 && HOST_PATTERN.test(v) ? ok(v) : no(),
-);
+const host = leaf('a host name such as shop.localhost or *.example.com (lowercase, no port)', (v) => {
+  if (typeof v !== 'string') return no();
+  // The pattern first keeps the plain message for plain typos; the reason names what else is wrong.
+  const problem = hostNameProblem(v);
+  if (v.length <= 253 && HOST_PATTERN.test(v)) return problem === undefined ? ok(v) : no(problem);
+  return no(problem);
+});
+
+/** HSTS max-age: a duration of whole seconds (the header's unit), up to the header's 2^31-1 seconds. */
+const hstsMaxAge = leaf('a duration in whole seconds such as 365d, 180d or 1h', (v) => {
+  if (typeof v === 'number') return no(`add a unit, e.g. "${v}s"`);
+  if (typeof v !== 'string') return no();
+  try {
+    const ms = parseDuration(v);
+    return ms % 1000 === 0 && ms / 1000 <= 2 ** 31 - 1 ? ok(ms / 1000) : no();
+  } catch {
+    return no();
+  }
+});
+
+const hstsSchema = z
+  .strictObject({
+    maxAge: hstsMaxAge,
+    includeSubDomains: boolean.optional(),
+    preload: boolean.optional(),
+  })
+  .superRefine((hsts, ctx) => {
+    const problem = hstsProblem({
+      maxAgeS: hsts.maxAge,
+      includeSubDomains: hsts.includeSubDomains ?? false,
+      preload: hsts.preload ?? false,
+    });
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', path: ['preload'], message: problem });
+  });
 
 const successCodes = leaf('HTTP status codes such as "200", "200-299" or "200,204"', (v) => {
   const text = typeof v === 'number' ? String(v) : typeof v === 'string' ? v.replace(/\s+/g, '') : '';
@@ -289,6 +323,24 @@ const checkUrl = leaf('an http:// or https:// URL such as https://shop.example.c
   }
 });
 
+/** How long a sticky cookie lasts after a client's last request: whole seconds (its Max-Age), 1 s to ALB's 7 days. */
+const stickinessDuration = leaf('a duration in whole seconds from 1s to 7d such as 1h or 1d', (v) => {
+  if (typeof v === 'number') return no(`add a unit, e.g. "${v}s"`);
+  if (typeof v !== 'string') return no();
+  try {
+    const ms = parseDuration(v);
+    return ms % 1000 === 0 && ms >= 1000 && ms / 1000 <= MAX_STICKINESS_S ? ok(ms / 1000) : no();
+  } catch {
+    return no();
+  }
+});
+
+/** ALB's target-group stickiness: `{ enabled: true, duration: 1h }`. */
+const stickinessSchema = z.strictObject({
+  enabled: boolean,
+  duration: stickinessDuration.optional(),
+});
+
 const analysisSchema = z.strictObject({
   minRequests: wholeNumber(1, 1_000_000).optional(),
   max5xxRate: ratePercent.optional(),
@@ -312,10 +364,14 @@ const deploySchema = z
     steps: canarySteps.optional(),
     interval: duration.optional(),
     analysis: analysisSchema.optional(),
+    stickiness: stickinessSchema.optional(),
+    releaseOverride: boolean.optional(),
   })
   .superRefine((deploy, ctx) => {
+    // `analysis` also judges `berth traffic --ramp` (a service taking over from an external origin), so it may stand
+    // without a canary strategy.
     if (deploy.strategy !== 'canary') {
-      for (const key of ['steps', 'interval', 'analysis'] as const) {
+      for (const key of ['steps', 'interval'] as const) {
         if (deploy[key] !== undefined)
           ctx.addIssue({ code: 'custom', path: [key], message: 'only for strategy: canary' });
       }
@@ -419,6 +475,8 @@ const routeSchema = z.strictObject({
   pathPrefix: urlPath.optional(),
   service: nonEmptyText('the name of a service'),
   tunnelIdleTimeout: tunnelIdleTimeout.optional(),
+  hsts: hstsSchema.optional(),
+  redirect: boolean.optional(),
 });
 
 const pipelineSchema = z.strictObject({
@@ -430,6 +488,67 @@ const pipelineSchema = z.strictObject({
   target: name.optional(),
 });
 
+const addonKind = leaf(ADDON_KINDS.map((k) => `"${k}"`).join(' or '), (v) => (isAddonKind(v) ? ok(v) : no()));
+
+/** `15`, `7`, `7.0`: YAML may read a version as a number, taken as written. */
+const addonVersion = leaf('a version such as "15" or "7"', (v) => {
+  const text = typeof v === 'number' ? String(v) : v;
+  return typeof text === 'string' && /^\d+(\.\d+)?$/.test(text) ? ok(text) : no();
+});
+
+const backupInterval = leaf('a duration of at least 1m such as 24h, 6h or 30m', (v) => {
+  if (typeof v !== 'string' || /^\d+(\.\d+)?$/.test(v)) return no();
+  try {
+    const ms = parseDuration(v);
+    return ms >= MIN_BACKUP_INTERVAL_MS ? ok(ms) : no();
+  } catch {
+    return no();
+  }
+});
+
+const addonSchema = z.preprocess(
+  // `cache: redis` is the short form of `cache: { kind: redis }`.
+  (v) => (typeof v === 'string' ? { kind: v } : v),
+  z.strictObject({
+    kind: addonKind,
+    version: addonVersion.optional(),
+    as: envName.optional(),
+    backups: z
+      .strictObject({ every: backupInterval.optional(), keep: wholeNumber(1, 1000).optional() })
+      .optional(),
+  }),
+);
+
+/** An external origin's address: an http(s) URL with a host and at most a bare "/" path (paths are forwarded as sent). */
+const originUrl = leaf('an https:// (or http://) URL such as https://shop.herokuapp.com', (v) => {
+  if (typeof v !== 'string') return no();
+  let url: URL;
+  try {
+    url = new URL(v);
+  } catch {
+    return no();
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return no();
+  if (url.username !== '' || url.password !== '') return no('no user or password in the URL');
+  if (url.pathname !== '/' || url.search !== '' || url.hash !== '')
+    return no('no path: requests keep their own path');
+  return ok(url);
+});
+
+/** The Host header and TLS name of an origin: a plain host name (an IP address too), no wildcard, no port. */
+const originHost = leaf('a host name such as shop.herokuapp.com (lowercase, no port)', (v) => {
+  if (typeof v !== 'string' || v.startsWith('*.') || v.length > 253) return no();
+  return HOST_PATTERN.test(v) ? ok(v) : no();
+});
+
+const originSchema = z.strictObject({
+  url: originUrl,
+  host: originHost.optional(),
+  health: urlPath.optional(),
+  timeout: duration.optional(),
+  ca: nonEmptyText("the path of a PEM file of the CA that signed the origin's certificate").optional(),
+});
+
 /** berth.yaml as written, after field-level checks and unit conversion; defaults are filled in later. */
 export const specInputSchema = z.strictObject({
   app: name,
@@ -437,6 +556,8 @@ export const specInputSchema = z.strictObject({
   target: name.optional(),
   routes: z.array(routeSchema).optional(),
   services: z.record(z.string(), serviceSchema),
+  addons: z.record(z.string(), addonSchema).optional(),
+  origins: z.record(z.string(), originSchema).optional(),
   pipeline: pipelineSchema.optional(),
   registry: registrySchema.optional(),
 });

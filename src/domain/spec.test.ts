@@ -264,7 +264,7 @@ pipeline: { test: npm test }
 describe('parseSpec: bad input', () => {
   it('refuses an unknown key at the top level, suggesting the field that was meant', () => {
     assert.deepEqual(errorsOf('app: a\nservice:\n  web: { run: x }\nservices:\n  web: { run: x }\n'), [
-      'berth.yaml:2:1 service: unknown field; did you mean "services"? expected one of: app, runtime, target, routes, services, pipeline, registry',
+      'berth.yaml:2:1 service: unknown field; did you mean "services"? expected one of: app, runtime, target, routes, services, addons, origins, pipeline, registry',
     ]);
   });
 
@@ -417,8 +417,8 @@ pipeline: { deploy: sometimes }
 `),
       [
         'berth.yaml:1:6 app: expected a name of lowercase letters, digits and dashes, starting with a letter (at most 63 characters), got "Shop"',
-        'berth.yaml:2:1 replicas: unknown field; expected one of: app, runtime, target, routes, services, pipeline, registry',
-        'berth.yaml:4:11 routes[0].host: expected a host name such as shop.localhost or *.example.com (lowercase, no port), got "Shop.Localhost"',
+        'berth.yaml:2:1 replicas: unknown field; expected one of: app, runtime, target, routes, services, addons, origins, pipeline, registry',
+        'berth.yaml:4:11 routes[0].host: expected a host name such as shop.localhost or *.example.com (lowercase, no port), got "Shop.Localhost" (must be lower case)',
         'berth.yaml:5:14 routes[0].service: expected the name of a service in this file (web), got "api"',
         'berth.yaml:7:3 services.web: service "web" has no command: add "run:" or a "web: <command>" line to the Procfile (there is no Procfile)',
         'berth.yaml:8:16 services.web.instances: expected a whole number from 0 to 100, got "three"',
@@ -498,6 +498,83 @@ pipeline: { deploy: sometimes }
       'berth.yaml:3:3 services.web: service "web" has no command: add "run:" or a "web: <command>" line to the Procfile (the Procfile has no such line)',
       'Procfile:1:1 Procfile: expected "<process type>: <command>", got "web node s.js"',
     ]);
+  });
+});
+
+describe('parseSpec: addons', () => {
+  it('reads the short and the long form, filling in the variable and the backup policy', () => {
+    const spec = parseSpec(
+      [
+        'app: shop',
+        'services:',
+        '  web: { run: node server.js }',
+        'addons:',
+        '  cache: redis',
+        '  db: { kind: postgres, version: 15, as: SHOP_DB, backups: { every: 6h, keep: 3 } }',
+        '',
+      ].join('\n'),
+      { file: 'berth.yaml' },
+    );
+    assert.deepEqual(spec.addons, {
+      cache: { kind: 'redis', as: 'REDIS_URL', backups: { everyMs: 86_400_000, keep: 7 } },
+      db: { kind: 'postgres', version: '15', as: 'SHOP_DB', backups: { everyMs: 21_600_000, keep: 3 } },
+    });
+    assert.deepEqual(JSON.parse(JSON.stringify(spec)), spec, 'survives the JSON round trip of a release');
+  });
+
+  it('leaves addons out of a spec that declares none (its releases compare as before)', () => {
+    const spec = parseSpec('app: a\nservices:\n  web: { run: x }\n', { file: 'berth.yaml' });
+    assert.equal('addons' in spec, false);
+  });
+
+  it('refuses an unknown kind, a bad version, name or backup interval, each at its position', () => {
+    assert.deepEqual(
+      errorsOf(
+        [
+          'app: a',
+          'services:',
+          '  web: { run: x }',
+          'addons:',
+          '  cache: memcached',
+          '  Db: postgres',
+          '  db2: { kind: postgres, as: DB2, version: latest }',
+          '  db3: { kind: postgres, as: DB3, backups: { every: 10s, keep: 0 } }',
+          '  db4: { kind: postgres, as: DB4, size: big }',
+          '',
+        ].join('\n'),
+      ),
+      [
+        'berth.yaml:5:10 addons.cache.kind: expected "redis" or "postgres", got "memcached"',
+        'berth.yaml:6:3 addons.Db: expected a name of lowercase letters, digits and dashes, starting with a letter (at most 63 characters), got "Db"',
+        'berth.yaml:7:44 addons.db2.version: expected a version such as "15" or "7", got "latest"',
+        'berth.yaml:8:53 addons.db3.backups.every: expected a duration of at least 1m such as 24h, 6h or 30m, got "10s"',
+        'berth.yaml:8:64 addons.db3.backups.keep: expected a whole number from 1 to 1000, got 0',
+        'berth.yaml:9:35 addons.db4.size: unknown field; expected one of: kind, version, as, backups',
+      ],
+    );
+  });
+
+  it('refuses two add-ons on one variable, a platform variable, and a variable also set in env', () => {
+    assert.deepEqual(
+      errorsOf(
+        [
+          'app: a',
+          'services:',
+          '  web: { run: x, env: { DATABASE_URL: postgres://elsewhere } }',
+          'addons:',
+          '  cache: redis',
+          '  sessions: redis',
+          '  db: postgres',
+          '  internal: { kind: redis, as: BERTH_CACHE }',
+          '',
+        ].join('\n'),
+      ),
+      [
+        'berth.yaml:3:25 services.web.env.DATABASE_URL: DATABASE_URL is the URL of add-on "db"; a variable comes from env or from an add-on, not both',
+        'berth.yaml:6:3 addons.sessions: add-on "cache" is already given as REDIS_URL; set "as:" to another variable name, e.g. SESSIONS_URL',
+        'berth.yaml:8:32 addons.internal.as: BERTH_CACHE: PORT and BERTH_* are set by Berth',
+      ],
+    );
   });
 });
 
@@ -720,6 +797,127 @@ describe('parseSpec: containers', () => {
         'app: a\nservices:\n  web:\n    image: busybox\nregistry:\n  url: https://r.example.com\n',
       )[0]!,
       /registry\.url: expected a registry such as/,
+    );
+  });
+});
+
+describe('parseSpec: origins', () => {
+  it('reads an origin, with the URL host as Host and SNI unless host: says otherwise', () => {
+    const spec = parseSpec(
+      [
+        'app: shop',
+        'routes: [{ host: shop.localhost, service: web }]',
+        'services:',
+        '  web: { run: node server.js }',
+        'origins:',
+        '  heroku: { url: "https://shop.herokuapp.com", health: /health, timeout: 10s }',
+        '  old: { url: "http://10.0.0.5:8080/", host: shop.example.com, ca: certs/ca.pem }',
+        '',
+      ].join('\n'),
+      { file: 'berth.yaml' },
+    );
+    assert.deepEqual(spec.origins, {
+      heroku: {
+        url: 'https://shop.herokuapp.com',
+        tls: true,
+        address: 'shop.herokuapp.com',
+        port: 443,
+        host: 'shop.herokuapp.com',
+        healthPath: '/health',
+        responseTimeoutMs: 10_000,
+      },
+      old: {
+        url: 'http://10.0.0.5:8080',
+        tls: false,
+        address: '10.0.0.5',
+        port: 8080,
+        host: 'shop.example.com',
+        healthPath: '/',
+        responseTimeoutMs: 30_000,
+        ca: 'certs/ca.pem',
+      },
+    });
+    assert.equal('origins' in parseSpec('app: a\nservices:\n  web: { run: x }\n', { file: 'b.yaml' }), false);
+  });
+
+  it('refuses a URL that is not http(s) or has a path, a bad host, a name taken by a service, each at its place', () => {
+    assert.deepEqual(
+      errorsOf(
+        [
+          'app: a',
+          'services:',
+          '  web: { run: x }',
+          'origins:',
+          '  one: { url: "ftp://x.example" }',
+          '  two: { url: "https://x.example/shop" }',
+          '  three: { url: "https://x.example", host: "*.example.com" }',
+          '  web: { url: "https://x.example" }',
+          '  four: { host: x.example }',
+          '',
+        ].join('\n'),
+      ),
+      [
+        'berth.yaml:5:15 origins.one.url: expected an https:// (or http://) URL such as https://shop.herokuapp.com, got "ftp://x.example"',
+        'berth.yaml:6:15 origins.two.url: expected an https:// (or http://) URL such as https://shop.herokuapp.com, got "https://x.example/shop" (no path: requests keep their own path)',
+        'berth.yaml:7:44 origins.three.host: expected a host name such as shop.herokuapp.com (lowercase, no port), got "*.example.com"',
+        'berth.yaml:8:3 origins.web: "web" is also a service; an origin needs a name of its own (berth traffic weighs both by name)',
+        'berth.yaml:9:3 origins.four.url: missing; expected an https:// (or http://) URL such as https://shop.herokuapp.com',
+      ],
+    );
+  });
+});
+
+describe('parseSpec: stickiness, release override and canaries of several services', () => {
+  const withDeploy = (web: string, api = '{ strategy: rolling }') =>
+    `app: shop\nroutes:\n  - { host: shop.localhost, service: web }\nservices:\n  web:\n    run: node web.js\n    deploy: ${web}\n  api:\n    run: node api.js\n    deploy: ${api}\n`;
+
+  it('reads stickiness as whole seconds (1 day by default) and leaves both options out when unset', () => {
+    const parse = (deploy: string) =>
+      parseSpec(withDeploy(deploy), { file: 'berth.yaml' }).services['web']!.deploy;
+    assert.equal(parse('{ stickiness: { enabled: true, duration: 1h } }').stickinessS, 3600);
+    assert.equal(parse('{ stickiness: { enabled: true } }').stickinessS, 86_400);
+    const off = parse('{ stickiness: { enabled: false, duration: 1h } }');
+    assert.equal('stickinessS' in off, false);
+    assert.equal(parse('{ releaseOverride: true }').releaseOverride, true);
+    const plain = parse('{ strategy: canary }');
+    assert.equal('stickinessS' in plain || 'releaseOverride' in plain, false, 'stored specs compare equal');
+  });
+
+  it('refuses a stickiness duration out of range or in fractions of a second, and unknown keys', () => {
+    assert.deepEqual(errorsOf(withDeploy('{ stickiness: { enabled: true, duration: 8d } }')), [
+      'berth.yaml:7:54 services.web.deploy.stickiness.duration: expected a duration in whole seconds from 1s to 7d such as 1h or 1d, got "8d"',
+    ]);
+    assert.equal(errorsOf(withDeploy('{ stickiness: { enabled: true, duration: 1500ms } }')).length, 1);
+    assert.equal(errorsOf(withDeploy('{ stickiness: { duration: 1h } }')).length, 1);
+    assert.equal(errorsOf(withDeploy('{ releaseOverride: yes please }')).length, 1);
+  });
+
+  it('refuses canary services whose steps, interval or analysis differ, naming both services', () => {
+    const errors = errorsOf(
+      withDeploy(
+        '{ strategy: canary, steps: [10, 100], interval: 2m }',
+        '{ strategy: canary, steps: [50, 100], interval: 1m }',
+      ),
+    );
+    assert.equal(errors.length, 1);
+    assert.match(
+      errors[0]!,
+      /^berth\.yaml:10:5 services\.api\.deploy: canary steps, interval differ from service web's/,
+    );
+    assert.match(errors[0]!, /give them the same steps, interval and analysis/);
+    // Equal once converted (2m = 120s), defaults included: accepted.
+    const spec = parseSpec(
+      withDeploy(
+        '{ strategy: canary, steps: [10, 100], interval: 2m }',
+        '{ strategy: canary, steps: [10, 100], interval: 120s, analysis: { minRequests: 50 } }',
+      ),
+      { file: 'berth.yaml' },
+    );
+    assert.equal(spec.services['api']!.deploy.intervalMs, 120_000);
+    assert.equal(
+      errorsOf(withDeploy('{ strategy: canary }', '{ strategy: canary, analysis: { max5xxRate: "1%" } }'))
+        .length,
+      1,
     );
   });
 });

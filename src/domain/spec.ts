@@ -2,11 +2,21 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { isMap, isScalar, parseDocument } from 'yaml';
+import type { Document } from 'yaml';
 import type { core } from 'zod';
+import { yamlLibrary } from '../lib/yaml-library.js';
+import { type AddonSpec, DEFAULT_ADDON_BACKUPS, DEFAULT_ADDON_ENV } from './addon.js';
 import { BerthError, type Issue } from './errors.js';
 import { parseProcfile } from './procfile.js';
-import { crossCheck, needsProcfile, runtimeOf, type SpecContext, type SpecProblem } from './spec-checks.js';
+import { DEFAULT_STICKINESS_S } from './route-table.js';
+import {
+  canaryMismatches,
+  crossCheck,
+  needsProcfile,
+  runtimeOf,
+  type SpecContext,
+  type SpecProblem,
+} from './spec-checks.js';
 import {
   DEFAULT_AUTOSCALE_COOLDOWNS,
   DEFAULT_AUTOSCALE_MIN,
@@ -30,6 +40,10 @@ export interface RouteSpec {
   service: string;
   /** Idle timeout of upgraded connections (WebSockets) on this route, ms; the proxy's default (60 s) when unset. */
   tunnelIdleTimeoutMs?: number;
+  /** Strict-Transport-Security on this route's HTTPS responses; absent: none (the default). */
+  hsts?: { maxAgeS: number; includeSubDomains: boolean; preload: boolean };
+  /** `false`: plain HTTP requests are served, not redirected to HTTPS (absent: redirected). */
+  redirect?: false;
 }
 
 /** Active HTTP health check of a service's instances. Times in milliseconds. */
@@ -74,6 +88,17 @@ export interface DeploySpec {
   intervalMs: number;
   /** Canary only: what the analysis compares between the new and the old release. */
   analysis: CanaryAnalysisSpec;
+  /**
+   * Sticky sessions: while the service's route splits between releases, a client keeps the one it first got for
+   * this many seconds after its last request (a cookie; ALB's target-group stickiness). Absent: off (left out so
+   * that specs stored before it compare equal).
+   */
+  stickinessS?: number;
+  /**
+   * `X-Berth-Release: v7` and the `berth-release=v7` cookie send a request to that release while it is in the route,
+   * whatever its weight. Absent: off (anyone could pick an unreleased canary, and skew its analysis).
+   */
+  releaseOverride?: boolean;
 }
 
 /**
@@ -190,9 +215,36 @@ export interface AppSpec {
   target?: string;
   routes: RouteSpec[];
   services: Record<string, ServiceSpec>;
+  /** Managed databases of the app (`addons:`); absent when it declares none. */
+  addons?: Record<string, AddonSpec>;
+  /** External origins (`origins:`); absent when it declares none. */
+  origins?: Record<string, OriginSpec>;
   pipeline: PipelineSpec;
   /** Docker runtime: where release images are pushed; Berth's own registry when absent. */
   registry?: RegistrySpec;
+}
+
+/**
+ * An external origin (`origins:`): an app's old home outside Berth that a route can send a share of its requests to
+ * (`berth traffic`), while the app moves. The proxy reaches it at `address:port`, sends `host` as Host (and as SNI
+ * over TLS) and verifies the certificate against it.
+ */
+export interface OriginSpec {
+  /** As written, for display. */
+  url: string;
+  tls: boolean;
+  /** Where to connect: the URL's host (a name is resolved by the proxy, an IP address is used as is). */
+  address: string;
+  port: number;
+  /** Host header and TLS server name: `host:`, else the URL's host. */
+  host: string;
+  /** Health-check path; the proxy checks `GET /` when unset. */
+  healthPath: string;
+  responseTimeoutMs: number;
+  /** `ca:` as written (a path in the app directory). */
+  ca?: string;
+  /** The PEM text of `ca:`, read by the control plane when the release is made. */
+  caPem?: string;
 }
 
 /** Options of `parseSpec`: the file name used in error positions, and the app's Procfile text if it has one. */
@@ -217,7 +269,7 @@ const SPEC_KEYS_HINT_DISTANCE = 2;
  */
 export function parseSpec(text: string, options: ParseSpecOptions): AppSpec {
   const { file } = options;
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  const doc = yamlLibrary().parseDocument(text, { prettyErrors: false, uniqueKeys: true });
   const at = (offset: number): { location: string; line: number; column: number } => {
     const { line, column } = positionOf(text, offset);
     return { location: `${file}:${line}:${column}`, line, column };
@@ -324,16 +376,7 @@ function validate(
   if (!parsed.success) problems.push(...parsed.error.issues.flatMap((issue) => fromZodIssue(issue, allowed)));
   problems.push(...crossCheck(raw, procfile?.processes, context));
 
-  const issues: PlacedIssue[] = problems.map((problem) => {
-    const placed = place(problem.path, problem.target);
-    const issue: PlacedIssue = {
-      path: formatPath(problem.path),
-      message: problem.message,
-      order: placed.order,
-    };
-    if (placed.location !== undefined) issue.location = placed.location;
-    return issue;
-  });
+  const issues: PlacedIssue[] = problems.map((problem) => placeProblem(problem, place));
   // Procfile lines matter only when a service takes its command from there.
   if (procfile !== undefined && needsProcfile(raw, context)) {
     for (const issue of procfile.issues) {
@@ -346,7 +389,25 @@ function validate(
     }
   }
   if (issues.length > 0 || !parsed.success) throw specError(subject, issues);
-  return normalise(parsed.data, procfile?.processes ?? {}, runtimeOf(raw, context));
+  const spec = normalise(parsed.data, procfile?.processes ?? {}, runtimeOf(raw, context));
+  const mismatches = canaryMismatches(spec.services);
+  if (mismatches.length > 0)
+    throw specError(
+      subject,
+      mismatches.map((problem) => placeProblem(problem, place)),
+    );
+  return spec;
+}
+
+function placeProblem(problem: SpecProblem, place: Locator): PlacedIssue {
+  const placed = place(problem.path, problem.target);
+  const issue: PlacedIssue = {
+    path: formatPath(problem.path),
+    message: problem.message,
+    order: placed.order,
+  };
+  if (placed.location !== undefined) issue.location = placed.location;
+  return issue;
 }
 
 function notAnAppSpec(raw: unknown): string | undefined {
@@ -461,7 +522,8 @@ function editDistance(a: string, b: string): number {
  * YAML reads `VERSION: 1.10` as the number 1.1 and `DEBUG: yes` as a string; env values are strings, so numbers
  * and booleans are kept exactly as written in the file.
  */
-function keepEnvTextAsWritten(doc: ReturnType<typeof parseDocument>, raw: unknown): void {
+function keepEnvTextAsWritten(doc: Document, raw: unknown): void {
+  const { isMap, isScalar } = yamlLibrary();
   const services = doc.get('services', true);
   if (!isMap(services) || typeof raw !== 'object' || raw === null) return;
   const rawServices = (raw as Record<string, unknown>)['services'];
@@ -490,6 +552,14 @@ function normalise(
     const out: RouteSpec = { host: route.host, service: route.service };
     if (route.pathPrefix !== undefined) out.pathPrefix = route.pathPrefix;
     if (route.tunnelIdleTimeout !== undefined) out.tunnelIdleTimeoutMs = route.tunnelIdleTimeout;
+    if (route.hsts !== undefined) {
+      out.hsts = {
+        maxAgeS: route.hsts.maxAge,
+        includeSubDomains: route.hsts.includeSubDomains ?? false,
+        preload: route.hsts.preload ?? false,
+      };
+    }
+    if (route.redirect === false) out.redirect = false;
     return out;
   });
   const routed = new Set(routes.map((route) => route.service));
@@ -498,12 +568,45 @@ function normalise(
     services[name] = normaliseService(name, service, procfile[name] ?? '', routed.has(name), runtime);
   }
   const pipeline = input.pipeline ?? {};
+  const addons = Object.entries(input.addons ?? {}).map(([name, addon]): [string, AddonSpec] => [
+    name,
+    {
+      kind: addon.kind,
+      ...(addon.version !== undefined && { version: addon.version }),
+      as: addon.as ?? DEFAULT_ADDON_ENV[addon.kind],
+      backups: {
+        everyMs: addon.backups?.every ?? DEFAULT_ADDON_BACKUPS.everyMs,
+        keep: addon.backups?.keep ?? DEFAULT_ADDON_BACKUPS.keep,
+      },
+    },
+  ]);
+  const origins = Object.entries(input.origins ?? {}).map(([name, origin]): [string, OriginSpec] => {
+    const tls = origin.url.protocol === 'https:';
+    // URL keeps IPv6 literals in brackets; connecting wants the bare address.
+    const address = origin.url.hostname.replace(/^\[(.*)\]$/, '$1');
+    return [
+      name,
+      {
+        url: origin.url.href.replace(/\/$/, ''),
+        tls,
+        address,
+        port: origin.url.port === '' ? (tls ? 443 : 80) : Number(origin.url.port),
+        host: origin.host ?? address,
+        healthPath: origin.health ?? '/',
+        responseTimeoutMs: origin.timeout ?? DEFAULT_RESPONSE_TIMEOUT_MS,
+        ...(origin.ca === undefined ? {} : { ca: origin.ca }),
+      },
+    ];
+  });
   return {
     app: input.app,
     runtime,
     ...(input.target !== undefined && { target: input.target }),
     routes,
     services,
+    // Left out when empty, so the specs of apps without add-ons stay what they were.
+    ...(addons.length > 0 && { addons: Object.fromEntries(addons) }),
+    ...(origins.length > 0 && { origins: Object.fromEntries(origins) }),
     pipeline: {
       check: [...(pipeline.check ?? DEFAULT_PIPELINE.check)],
       test: [...(pipeline.test ?? DEFAULT_PIPELINE.test)],
@@ -568,6 +671,10 @@ function normaliseService(
       maxLatencyRatio: input.deploy?.analysis?.maxLatencyRatio ?? DEFAULT_CANARY_ANALYSIS.maxLatencyRatio,
       check: input.deploy?.analysis?.check ?? DEFAULT_CANARY_ANALYSIS.check,
     },
+    ...(input.deploy?.stickiness?.enabled === true && {
+      stickinessS: input.deploy.stickiness.duration ?? DEFAULT_STICKINESS_S,
+    }),
+    ...(input.deploy?.releaseOverride !== undefined && { releaseOverride: input.deploy.releaseOverride }),
   };
   let autoscale: AutoscaleSpec | undefined;
   if (input.autoscale !== undefined) {

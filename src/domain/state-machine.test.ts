@@ -1,6 +1,8 @@
 // Table tests of every state machine: each listed jump is allowed, every other one is refused, finals are final.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { ADDON_STATES } from './addon.js';
+import { CERTIFICATE_STATES } from './certificate.js';
 import { DEPLOYMENT_STATES } from './deployment.js';
 import { INSTANCE_STATES } from './instance.js';
 import { JOB_STATES, RUN_STATES } from './pipeline.js';
@@ -111,6 +113,32 @@ checkTable(
 
 checkTable(TARGET_LIFECYCLE, ['active → draining', 'draining → drained'], ['drained']);
 
+checkTable(
+  ADDON_STATES,
+  [
+    'provisioning → available',
+    'provisioning → failed',
+    'provisioning → destroying',
+    'available → unavailable',
+    'available → stopped',
+    'available → restoring',
+    'available → destroying',
+    'unavailable → available',
+    'unavailable → stopped',
+    'unavailable → restoring',
+    'unavailable → destroying',
+    'stopped → available',
+    'stopped → unavailable',
+    'stopped → restoring',
+    'stopped → destroying',
+    'restoring → available',
+    'restoring → unavailable',
+    'restoring → destroying',
+    'destroying → destroyed',
+  ],
+  ['destroyed', 'failed'],
+);
+
 describe('stateMachine', () => {
   it('refuses a table naming a state it does not list', () => {
     assert.throws(
@@ -126,3 +154,18 @@ describe('stateMachine', () => {
     });
   });
 });
+
+checkTable(
+  CERTIFICATE_STATES,
+  [
+    'pending → ordering',
+    'ordering → active',
+    'ordering → failed',
+    'failed → ordering',
+    'active → renewing',
+    'active → revoked',
+    'renewing → active',
+    'revoked → ordering',
+  ],
+  [],
+);

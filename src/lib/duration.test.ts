@@ -14,6 +14,8 @@ describe('parseDuration', () => {
     ['1m30s', 90_000],
     ['1h2m3s4ms', 3_723_004],
     ['90s', 90_000],
+    ['1d', 86_400_000],
+    ['365d', 31_536_000_000],
   ];
   for (const [text, ms] of good) {
     it(`reads ${text} as ${ms} ms`, () => assert.equal(parseDuration(text), ms));
@@ -26,7 +28,7 @@ describe('parseDuration', () => {
     });
   });
 
-  const bad = ['', '2', '2 s', '2sec', 's', '-1s', '1d', '1.5.s', '2S', ' 2s', '2s ', '1m30', 'ms'];
+  const bad = ['', '2', '2 s', '2sec', 's', '-1s', '1D', '1.5.s', '2S', ' 2s', '2s ', '1m30', 'ms'];
   for (const text of bad) {
     it(`refuses ${JSON.stringify(text)}`, () => assert.throws(() => parseDuration(text), RangeError));
   }
@@ -51,6 +53,8 @@ describe('formatDuration', () => {
     [90_000, '1m30s'],
     [3_600_000, '1h'],
     [3_723_004, '1h2m3s4ms'],
+    [86_400_000, '1d'],
+    [90_061_000, '1d1h1m1s'],
   ];
   for (const [ms, text] of table) {
     it(`writes ${ms} ms as ${text} and reads it back`, () => {

@@ -1,6 +1,5 @@
 // A process named by pid, start time and command line, and pid files that hold all three: a signal sent through
 // a pid file never reaches a process that merely got the same pid after the recorded one ended.
-import { randomBytes } from 'node:crypto';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 
 /** What tells one process from every other, now and after its pid is reused. */
@@ -40,6 +39,9 @@ export function isRunning(recorded: ProcessIdentity): boolean {
   );
 }
 
+/** Temporary files this process wrote: with its pid, a name no other writer uses (no node:crypto on the CLI's path). */
+let temporaries = 0;
+
 /**
  * Writes `identity` (and `extra` fields, e.g. a URL) as JSON to `path`, mode 0600, through a rename so that a
  * reader never sees half a file.
@@ -49,7 +51,7 @@ export function writePidFile(
   identity: ProcessIdentity,
   extra: Record<string, unknown> = {},
 ): void {
-  const temporary = `${path}.${randomBytes(4).toString('hex')}.tmp`;
+  const temporary = `${path}.${process.pid}.${++temporaries}.tmp`;
   writeFileSync(temporary, `${JSON.stringify({ ...extra, ...identity })}\n`, { mode: 0o600 });
   renameSync(temporary, path);
 }

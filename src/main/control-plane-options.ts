@@ -1,7 +1,9 @@
 // The control plane's command line and environment: one parser for `berth up`, `npm start`, systemd and tests.
 import { parseArgs } from 'node:util';
+import { ACME_DIRECTORIES } from '../control/domains/acme-issuer.js';
 import { resolveDataDir } from '../domain/data-dir.js';
 import { parseDuration } from '../lib/duration.js';
+import { mayBindPort } from '../lib/privileged-ports.js';
 
 /** Ports and addresses, each a flag with an environment variable of the same meaning. */
 export const LISTEN_ENV = {
@@ -12,8 +14,24 @@ export const LISTEN_ENV = {
 } as const;
 
 export const DEFAULT_API_PORT = 7070;
+/** The proxy's ports when it may bind privileged ports (root, CAP_NET_BIND_SERVICE): the standard ones. */
+export const PRODUCTION_PORTS = { http: 80, https: 443 } as const;
+/** Otherwise (a developer's account): the usual unprivileged alternatives. */
 export const DEFAULT_HTTP_PORT = 8080;
 export const DEFAULT_HTTPS_PORT = 8443;
+
+/** Where certificates come from: `--acme-directory` (a URL, a known CA's name, or `off`) and the account's details. */
+export interface AcmeArgs {
+  /** Null when ACME is off. */
+  directoryUrl: string | null;
+  email: string | undefined;
+  /** External account binding: the key id from the flag, the HMAC key only from the environment. */
+  eab: { kid: string; hmacKey: string } | undefined;
+  dnsHook: string | undefined;
+}
+
+/** Flag-less settings read from the environment only: a secret must not show in `ps`. */
+export const ACME_EAB_HMAC_ENV = 'BERTH_ACME_EAB_HMAC_KEY';
 
 export interface ControlPlaneArgs {
   dataDir: string;
@@ -31,6 +49,7 @@ export interface ControlPlaneArgs {
   autoscaleWindowMs: number;
   accessLog: boolean;
   openMetricsPort: number | undefined;
+  acme: AcmeArgs;
   /** How long a dashboard session lasts after sign-in. */
   sessionTtlMs: number;
 }
@@ -45,6 +64,7 @@ export class ArgumentError extends Error {}
 export function parseControlPlaneArgs(
   argv: string[],
   env: NodeJS.ProcessEnv = process.env,
+  mayBind: (port: number) => boolean = mayBindPort,
 ): ControlPlaneArgs {
   let values: Record<string, string | boolean | undefined>;
   try {
@@ -65,6 +85,10 @@ export function parseControlPlaneArgs(
         'autoscale-interval': { type: 'string' },
         'autoscale-window': { type: 'string' },
         'access-log': { type: 'boolean' },
+        'acme-directory': { type: 'string' },
+        'acme-email': { type: 'string' },
+        'acme-eab-kid': { type: 'string' },
+        'acme-dns-hook': { type: 'string' },
         'session-ttl': { type: 'string' },
       },
     }));
@@ -101,12 +125,18 @@ export function parseControlPlaneArgs(
     throw new ArgumentError(`--listen: expected an address such as 127.0.0.1, 0.0.0.0 or ::, got ${listen}`);
   }
   const metricsPort = text('metrics-port');
+  // 80 and 443 when the proxy may bind them, as a production server should; 8080 and 8443 on a developer's account.
+  const production = mayBind(PRODUCTION_PORTS.http) && mayBind(PRODUCTION_PORTS.https);
   return {
     dataDir: resolveDataDir(text('data-dir'), env),
     apiPort: port('api-port', LISTEN_ENV.apiPort, DEFAULT_API_PORT, 'port'),
     apiHost: text('api-host') ?? text('host') ?? '127.0.0.1',
-    httpPort: port('http-port', LISTEN_ENV.httpPort, DEFAULT_HTTP_PORT),
-    httpsPort: port('https-port', LISTEN_ENV.httpsPort, DEFAULT_HTTPS_PORT),
+    httpPort: port('http-port', LISTEN_ENV.httpPort, production ? PRODUCTION_PORTS.http : DEFAULT_HTTP_PORT),
+    httpsPort: port(
+      'https-port',
+      LISTEN_ENV.httpsPort,
+      production ? PRODUCTION_PORTS.https : DEFAULT_HTTPS_PORT,
+    ),
     listen,
     externalProxy: values['external-proxy'] === true,
     metricsIntervalMs: duration('metrics-interval', 'BERTH_METRICS_INTERVAL', '5s'),
@@ -115,5 +145,51 @@ export function parseControlPlaneArgs(
     accessLog: values['access-log'] === true || env.BERTH_ACCESS_LOG === '1',
     openMetricsPort: metricsPort === undefined ? undefined : port('metrics-port', 'BERTH_METRICS_PORT', 0),
     sessionTtlMs: duration('session-ttl', 'BERTH_SESSION_TTL', '8h'),
+    acme: acmeArgs(text, env),
+  };
+}
+
+/** `--acme-*` flags and `BERTH_ACME_*` variables; each bad value names its flag or variable. */
+function acmeArgs(
+  text: (flag: string, variable?: string) => string | undefined,
+  env: NodeJS.ProcessEnv,
+): AcmeArgs {
+  const directory = text('acme-directory', 'BERTH_ACME_DIRECTORY') ?? 'letsencrypt';
+  let directoryUrl: string | null;
+  if (directory === 'off') directoryUrl = null;
+  else if (Object.hasOwn(ACME_DIRECTORIES, directory)) directoryUrl = ACME_DIRECTORIES[directory]!;
+  else {
+    let url: URL | undefined;
+    try {
+      url = new URL(directory);
+    } catch {
+      url = undefined;
+    }
+    if (url?.protocol !== 'https:') {
+      throw new ArgumentError(
+        `--acme-directory: expected an https:// URL of an ACME directory, off, or one of ${Object.keys(ACME_DIRECTORIES).join(', ')}; got ${directory}`,
+      );
+    }
+    directoryUrl = url.href;
+  }
+  const email = text('acme-email', 'BERTH_ACME_EMAIL');
+  if (email !== undefined && !/^[^\s@:]+@[^\s@]+\.[^\s@]+$/.test(email))
+    throw new ArgumentError(`--acme-email: expected an e-mail address, got ${email}`);
+  const kid = text('acme-eab-kid', 'BERTH_ACME_EAB_KID');
+  const hmacKey = env[ACME_EAB_HMAC_ENV] || undefined;
+  if ((kid === undefined) !== (hmacKey === undefined)) {
+    throw new ArgumentError(
+      kid === undefined
+        ? `${ACME_EAB_HMAC_ENV} is set but --acme-eab-kid is not: external account binding needs both`
+        : `--acme-eab-kid needs its HMAC key in ${ACME_EAB_HMAC_ENV} (not a flag: ps would show it)`,
+    );
+  }
+  if (hmacKey !== undefined && !/^[A-Za-z0-9_-]+=*$/.test(hmacKey))
+    throw new ArgumentError(`${ACME_EAB_HMAC_ENV}: expected the base64url HMAC key your CA gave you`);
+  return {
+    directoryUrl,
+    ...(email === undefined ? { email: undefined } : { email }),
+    eab: kid === undefined || hmacKey === undefined ? undefined : { kid, hmacKey },
+    dnsHook: text('acme-dns-hook', 'BERTH_ACME_DNS_HOOK'),
   };
 }

@@ -2,15 +2,21 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { AddonService } from '../control/addons/addon-service.js';
+import { AddonStore } from '../control/addons/addon-store.js';
+import { AttachedSecrets } from '../control/addons/attached-secrets.js';
+import { registerAddonRoutes } from '../control/api/addon-routes.js';
 import { loadOrCreateToken } from '../control/api/admin-token.js';
 import { registerAutoscaleRoutes } from '../control/api/autoscale-routes.js';
 import { registerBackupRoutes } from '../control/api/backup-routes.js';
 import { registerCanaryRoutes } from '../control/api/canary-routes.js';
+import { registerDomainsRoutes } from '../control/api/domains-routes.js';
 import { registerKubeRoutes } from '../control/api/kube-routes.js';
 import { registerPipelineRoutes } from '../control/api/pipeline-routes.js';
 import { registerProxyRoutes } from '../control/api/proxy-routes.js';
 import { registerSecretsRoutes } from '../control/api/secrets-routes.js';
 import { createApi } from '../control/api/server.js';
+import { registerTrafficRoutes } from '../control/api/traffic-routes.js';
 import { AppManager } from '../control/app-manager.js';
 import { Autoscaler } from '../control/autoscale/autoscaler.js';
 import { MemoryLimiter } from '../control/autoscale/memory-limiter.js';
@@ -19,6 +25,10 @@ import { CanaryController } from '../control/deploy/canary-controller.js';
 import { Deployer } from '../control/deploy/deployer.js';
 import { DeploymentTracker } from '../control/deploy/deployment-tracker.js';
 import { DockerEngine } from '../control/docker/docker-engine.js';
+import { AcmeIssuer, newKeyPem } from '../control/domains/acme-issuer.js';
+import { CertificateManager } from '../control/domains/certificate-manager.js';
+import { DomainRegistry } from '../control/domains/domain-registry.js';
+import { DomainStore } from '../control/domains/domain-store.js';
 import { LocalRegistry } from '../control/images/local-registry.js';
 import { ReleaseImages } from '../control/images/release-images.js';
 import { KubeApps } from '../control/kube/kube-apps.js';
@@ -40,7 +50,9 @@ import { Store } from '../control/store/store.js';
 import { ProxySupervisor, type RunningProxy } from '../control/traffic/proxy-supervisor.js';
 import { RouteSync } from '../control/traffic/route-sync.js';
 import { TargetHealthFeed } from '../control/traffic/target-health-feed.js';
+import { TrafficController } from '../control/traffic/traffic-controller.js';
 import { UsageMonitor } from '../control/usage-monitor.js';
+import { addonMetricsService } from '../domain/addon.js';
 import { type ControlEndpoint, controlPaths } from '../domain/data-dir.js';
 import { BerthError } from '../domain/errors.js';
 import { proxyPaths } from '../domain/proxy-paths.js';
@@ -51,7 +63,12 @@ import { ensurePrivateDir, ensurePrivateFile } from '../lib/private-files.js';
 import { installProcessHandlers } from '../lib/process-handlers.js';
 import { identify, writePidFile } from '../lib/process-identity.js';
 import { Teardown } from '../lib/teardown.js';
-import { ArgumentError, parseControlPlaneArgs } from './control-plane-options.js';
+import {
+  ACME_EAB_HMAC_ENV,
+  type AcmeArgs,
+  ArgumentError,
+  parseControlPlaneArgs,
+} from './control-plane-options.js';
 import { lockDataDir } from './data-dir-lock.js';
 import { createObservability } from './observability.js';
 
@@ -87,6 +104,8 @@ export interface ControlPlaneOptions {
   autoscaleWindowMs?: number;
   /** Have a proxy started here write access logs, and split them into each app's log. */
   accessLog?: boolean;
+  /** Certificates for public hosts from this CA; absent or a null directory: ACME off (local CA only). */
+  acme?: AcmeArgs;
 }
 
 const KEEPER_MAIN = fileURLToPath(new URL('./proxy-keeper.js', import.meta.url));
@@ -185,7 +204,7 @@ async function start(
   const engine = DockerEngine.local(log);
   teardown.add('docker engine client', () => engine.close());
   const registry = new LocalRegistry({ dataDir: paths.dataDir, log });
-  teardown.add('image registry', () => registry.stop());
+  teardown.add('image registry', () => registry.close());
   const images = new ReleaseImages({
     engine,
     registry,
@@ -200,6 +219,22 @@ async function start(
     process: new ProcessRuntime({ log, owner }),
     docker: new DockerRuntime({ engine, owner, images, log }),
   });
+  // Add-on servers run on the same runtime as instances (shim, adoption, exit stream, sampling).
+  let usage: UsageMonitor | undefined;
+  const addons = new AddonService({
+    store: new AddonStore(db, events, () => clock.now()),
+    core: store,
+    events,
+    runtime,
+    secrets,
+    dataDir: paths.dataDir,
+    usage: (id) => usage?.usageById(id) ?? null,
+    clock,
+    log,
+  });
+  // Every service of an app gets its add-ons' URLs: in its environment and in its config hash.
+  const appSecrets = new AttachedSecrets(secrets, (app) => addons.attachedNames(app));
+  secrets.useAttachments((app) => addons.attachedNames(app));
   const proxySupervisor = new ProxySupervisor({
     dataDir: paths.dataDir,
     command: [process.execPath, KEEPER_MAIN],
@@ -226,26 +261,81 @@ async function start(
     },
   });
   const traffic = new RouteSync(proxy.admin, store, log, { health, clock });
+  // Hosts, their owners and certificates: public hosts get one from the CA, through the route table.
+  const acme = options.acme;
+  const directoryUrl = acme?.directoryUrl ?? null;
+  const domainStore = new DomainStore(db, events, clock);
+  const domains = new DomainRegistry({
+    store: domainStore,
+    apps: store,
+    acme: { enabled: directoryUrl !== null, dnsHook: acme?.dnsHook !== undefined },
+  });
+  const certificates =
+    directoryUrl === null
+      ? undefined
+      : new CertificateManager({
+          store: domainStore,
+          registry: domains,
+          issuer: new AcmeIssuer({
+            config: {
+              directoryUrl,
+              ...(acme?.email === undefined ? {} : { email: acme.email }),
+              ...(acme?.eab === undefined ? {} : { eab: acme.eab }),
+            },
+            // Sealed like an app secret, under the master key; one per CA directory.
+            accountKey: () => secrets.platformSecret(`acme-account ${directoryUrl}`, newKeyPem),
+            accountUrl: () => domainStore.accountUrl(directoryUrl),
+            saveAccount: (url) => {
+              domainStore.saveAccount(directoryUrl, url);
+              events.record({
+                actor: 'certificates',
+                kind: 'acme.account_created',
+                message: `ACME account registered at ${directoryUrl}: ${url}`,
+                data: { directory: directoryUrl, account: url },
+              });
+            },
+          }),
+          ...(acme?.dnsHook === undefined ? {} : { dnsHook: acme.dnsHook }),
+          traffic,
+          certsDir: join(proxyPaths(paths.dataDir).certsDir, 'acme'),
+          log,
+          clock,
+        });
+  traffic.useTls({
+    aliases: () => domains.aliases(),
+    certificates: () => certificates?.certificates() ?? [],
+    challenges: () => certificates?.challenges() ?? [],
+  });
   const builder = new ArtifactBuilder({
     artifactsDir: join(paths.dataDir, 'artifacts'),
     buildsDir: join(paths.dataDir, 'builds'),
     env: platformEnv(),
   });
-  const apps = new AppManager(store, () => reconciler?.kick(), {
-    artifacts: {
-      prune: (keep) => builder.prune(keep),
-      pruneImages: (keep) => images.prune(keep),
-      retainReleases: RETAINED_RELEASES,
+  const apps = new AppManager(
+    store,
+    () => {
+      reconciler?.kick();
+      certificates?.kick();
     },
-    clock,
-  });
-  apps.useSecrets(secrets);
+    {
+      artifacts: {
+        prune: (keep) => builder.prune(keep),
+        pruneImages: (keep) => images.prune(keep),
+        retainReleases: RETAINED_RELEASES,
+      },
+      clock,
+    },
+  );
+  apps.useSecrets(appSecrets);
+  apps.useHosts(domains);
   // Apps on Kubernetes targets: their releases and deployments live in the same store, their pods on the cluster.
   const kube = new KubeApps({ store, targets: new TargetStore(db, clock), secrets, log });
   kube.recover();
   teardown.add('Kubernetes rollouts', () => kube.stop());
   // A new secret version or config var is a new release: the services using it roll, health-gated.
   secrets.onChange((change) => {
+    // A deploy provisioning an add-on makes the release itself, with the add-on's URL in it.
+    if (change.release === false) return;
     try {
       const what = `${change.kind} ${change.names.join(', ')} changed`;
       const target = kube.targetOf(change.app);
@@ -267,9 +357,10 @@ async function start(
     }
   });
   const scrub = (text: string): string => scrubber.scrub(text);
-  const releasePhase = new CommandReleasePhase({ secrets, scrub, baseEnv: platformEnv() });
+  const releasePhase = new CommandReleasePhase({ secrets: appSecrets, scrub, baseEnv: platformEnv() });
   const deployer = new Deployer(apps, builder, {
     releasePhase,
+    addons,
     images,
     appSecrets: (app) =>
       secrets
@@ -295,7 +386,8 @@ async function start(
   reconciler = new Reconciler({
     store,
     runtime,
-    secrets,
+    secrets: appSecrets,
+    otherProcesses: () => addons.ownedRefs(),
     traffic,
     health,
     deployments: new DeploymentTracker(store, apps, clock),
@@ -303,7 +395,7 @@ async function start(
     log,
     logDir: paths.logs,
   });
-  const usage = new UsageMonitor(store, runtime, log);
+  usage = new UsageMonitor(store, runtime, log, () => addons.ownedRefs());
   const metrics = new MetricsStore(db, DEFAULT_RETENTION);
   const observability = createObservability({
     db,
@@ -317,6 +409,14 @@ async function start(
     collectIntervalMs: options.metricsIntervalMs,
     openMetricsPort: options.openMetricsPort,
     accessLogFile: options.accessLog ? join(proxyPaths(paths.dataDir).dir, 'access.log') : undefined,
+    otherProcesses: () =>
+      addons.servers().map((server) => ({
+        app: server.app,
+        service: addonMetricsService(server.name),
+        instance: server.processId,
+        healthy: server.healthy,
+        usage: usage?.usageById(server.processId) ?? null,
+      })),
   });
   const autoscaler = new Autoscaler({
     store,
@@ -338,6 +438,13 @@ async function start(
     log,
     changed: () => reconciler?.kick(),
   });
+  const trafficSplits = new TrafficController({
+    store,
+    proxyMetrics: () => proxy.admin.metrics(),
+    clock,
+    log,
+    changed: () => reconciler?.kick(),
+  });
   const api = createApi({
     token,
     store,
@@ -352,12 +459,25 @@ async function start(
     routes: [
       (a) => registerKubeRoutes(a, { kube, targets: kube.targets }),
       (a) => registerSecretsRoutes(a, secrets),
+      (a) => registerAddonRoutes(a, addons),
       (a) => observability.routes(a),
       (a) => registerAutoscaleRoutes(a, { store, autoscaler }),
       (a) => registerCanaryRoutes(a, { store, apps, canaries, actor: 'admin' }),
+      (a) => registerTrafficRoutes(a, { traffic: trafficSplits, actor: 'admin' }),
       (a) => registerPipelineRoutes(a, { pipelines, git: gitRepos, actor: 'admin' }),
-      (a) => registerBackupRoutes(a, { store, events, dataDir: paths.dataDir }),
+      (a) => registerBackupRoutes(a, { store, events, dataDir: paths.dataDir, addons }),
       (a) => registerProxyRoutes(a, proxySupervisor),
+      (a) =>
+        registerDomainsRoutes(a, {
+          registry: domains,
+          certificates,
+          directory: directoryUrl,
+          dnsHook: acme?.dnsHook !== undefined,
+          changed: () => {
+            certificates?.kick();
+            return traffic.sync();
+          },
+        }),
     ],
   });
 
@@ -398,6 +518,13 @@ async function start(
   teardown.add('target health feed', () => health.stop());
   await reconciler.start();
   teardown.add('reconciler', () => reconciler?.stop());
+  // After the reconciler's reclaim (which counts the add-on servers as owned); stopped before it closes the runtime.
+  await addons.start();
+  teardown.add('add-ons', () => addons.stop());
+  if (certificates !== undefined) {
+    certificates.start();
+    teardown.add('certificates', () => certificates.stop());
+  }
   // The keeper is watched from now on: started again when it dies, its journal recorded as proxy.* events.
   proxySupervisor.watch();
   teardown.add('proxy watch', () => proxySupervisor.stop());
@@ -409,6 +536,8 @@ async function start(
   teardown.add('autoscaler', () => autoscaler.stop());
   canaries.start();
   teardown.add('canaries', () => canaries.stop());
+  trafficSplits.start();
+  teardown.add('traffic splits', () => trafficSplits.stop());
   memoryLimiter.start();
   teardown.add('memory limits', () => memoryLimiter.stop());
   listening(url, proxy.ports);
@@ -419,6 +548,8 @@ async function start(
 
 async function main(): Promise<void> {
   const args = parseControlPlaneArgs(process.argv.slice(2));
+  // Read once: neither the proxy nor any instance inherits the CA's HMAC key.
+  delete process.env[ACME_EAB_HMAC_ENV];
   const plane = await startControlPlane({
     dataDir: args.dataDir,
     port: args.apiPort,
@@ -433,6 +564,7 @@ async function main(): Promise<void> {
     autoscaleWindowMs: args.autoscaleWindowMs,
     accessLog: args.accessLog,
     openMetricsPort: args.openMetricsPort,
+    acme: args.acme,
   });
   installProcessHandlers({ log: plane.log, close: () => plane.close() });
   process.stdout.write(

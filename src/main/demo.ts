@@ -1,6 +1,7 @@
-// `npm start`: runs Berth on the default data directory (the CLI's), deploys examples/hello, tidies up on Ctrl-C.
+// `npm start [example]`: runs Berth on the default data directory (the CLI's), deploys examples/hello (or another
+// example, e.g. `npm start -- notes`), tidies up on Ctrl-C.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -12,7 +13,12 @@ import { proxyPaths } from '../domain/proxy-paths.js';
 import { signalRecorded } from '../lib/process-identity.js';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
-const EXAMPLE = join(REPO, 'examples', 'hello');
+const EXAMPLES = join(REPO, 'examples');
+
+/** What each example shows beyond `/`: the paths worth a curl. */
+const TRY_PATHS: Record<string, string[]> = {
+  notes: ['/visits', '/notes', "-d 'buy milk' …/notes"],
+};
 const CONTROL_PLANE = fileURLToPath(new URL('./control-plane.js', import.meta.url));
 
 interface Started {
@@ -61,11 +67,24 @@ async function startControlPlane(dataDir: string): Promise<Started> {
 }
 
 async function main(): Promise<void> {
+  const example = process.argv[2] ?? 'hello';
+  const exampleDir = join(EXAMPLES, example);
+  if (!/^[a-z][a-z0-9-]*$/.test(example) || !existsSync(join(exampleDir, 'berth.yaml'))) {
+    const known = readdirSync(EXAMPLES).filter((name) => existsSync(join(EXAMPLES, name, 'berth.yaml')));
+    throw new Error(`no example ${JSON.stringify(example)}; the examples: ${known.join(', ')}`);
+  }
   const dataDir = resolveDataDir();
   const { child, url, ports } = await startControlPlane(dataDir);
   const client = ApiClient.fromDataDir(dataDir);
   const started = Date.now();
-  const result = await client.deploy(EXAMPLE);
+  let result: Awaited<ReturnType<ApiClient['deploy']>>;
+  try {
+    result = await client.deploy(exampleDir);
+  } catch (error) {
+    // Nothing of the example runs: the control plane this script started goes again.
+    child.kill('SIGTERM');
+    throw error;
+  }
   // A deploy keeps a service's count, and the last Ctrl-C stopped the example: start it at its spec's count.
   const status = await client.app(result.app);
   const stopped = status.services.filter((s) => s.desired === 0);
@@ -84,22 +103,38 @@ async function main(): Promise<void> {
   }
   const ca = proxyPaths(dataDir).caCert;
   const berth = 'node bin/berth.js';
+  const release = (await client.releases(result.app)).find((r) => r.version === status.release);
+  const host = release?.spec.routes[0]?.host ?? `${result.app}.localhost`;
+  const base = `https://${host}:${ports.https}`;
+  const addons = Object.keys(release?.spec.addons ?? {});
   process.stdout.write(
     [
       '',
       `Berth is running (data directory ${dataDir}, API ${url}); ${result.app} v${result.release} is healthy (${Date.now() - started} ms from apply).`,
       '',
-      `  https://hello.localhost:${ports.https}/    (HTTP on :${ports.http} redirects to it)`,
-      `  curl --cacert ${ca} https://hello.localhost:${ports.https}/`,
+      `  ${base}/    (HTTP on :${ports.http} redirects to it)`,
+      `  curl --cacert ${ca} ${base}/`,
+      ...(TRY_PATHS[example] ?? []).map((path) =>
+        path.includes('…')
+          ? `  curl --cacert ${ca} ${path.replace('…', base)}`
+          : `  curl --cacert ${ca} ${base}${path}`,
+      ),
       '',
       'Try:',
       `  ${berth} ps`,
-      `  ${berth} scale hello web=3`,
-      `  ${berth} events hello`,
-      `  ${berth} logs hello -f`,
+      ...(addons.length > 0
+        ? [
+            `  ${berth} addons ${result.app}              (its ${addons.join(' and ')} servers; their URLs are secrets)`,
+            `  ${berth} addons backup ${result.app} ${addons[0]}`,
+            `  ${berth} addons rotate ${result.app} ${addons[0]}       (new password; the app rolls onto it)`,
+          ]
+        : []),
+      `  ${berth} scale ${result.app} web=3`,
+      `  ${berth} events ${result.app}`,
+      `  ${berth} logs ${result.app} -f`,
       `  kill -9 <a pid from ps>, then ps again: it is replaced`,
       '',
-      'Ctrl-C stops the example, the control plane and (unless other apps still run) the proxy.',
+      `Ctrl-C stops the example${addons.length > 0 ? ' and its add-on servers (their data stays)' : ''}, the control plane and (unless other apps still run) the proxy.`,
       '',
     ].join('\n'),
   );
@@ -113,6 +148,11 @@ async function main(): Promise<void> {
     const until = Date.now() + 45_000;
     while (Date.now() < until && (await client.instances({ app: result.app }).catch(() => [])).length > 0) {
       await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    // Add-on servers outlive the control plane like instances; the example's are stopped (their data stays, and
+    // the next `npm start` starts them again).
+    for (const name of addons) {
+      await client.request('POST', `/v1/apps/${result.app}/addons/${name}/stop`, {}).catch(() => undefined);
     }
     // Other apps on this data directory keep their proxy.
     const others = await client.instances().catch(() => []);

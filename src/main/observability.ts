@@ -11,7 +11,7 @@ import { AccessLogSplitter } from '../control/logs/access-logs.js';
 import { DrainManager } from '../control/logs/drain-manager.js';
 import { LogRetention } from '../control/logs/log-retention.js';
 import { AlarmManager } from '../control/metrics/alarms.js';
-import { MetricsCollector } from '../control/metrics/metrics-collector.js';
+import { MetricsCollector, type OtherProcess } from '../control/metrics/metrics-collector.js';
 import type { MetricsStore } from '../control/metrics/metrics-store.js';
 import type { Database } from '../control/store/database.js';
 import type { Store } from '../control/store/store.js';
@@ -38,6 +38,8 @@ export interface ObservabilityOptions {
   openMetricsPort?: number;
   /** The proxy's access log file, when access logs are on: its lines are split into each app's log. */
   accessLogFile?: string;
+  /** Processes sampled beside the instances (add-on servers). */
+  otherProcesses?: () => OtherProcess[];
 }
 
 export interface Observability {
@@ -63,6 +65,7 @@ export function createObservability(options: ObservabilityOptions): Observabilit
     clock,
     log,
     intervalMs: options.collectIntervalMs,
+    ...(options.otherProcesses === undefined ? {} : { otherProcesses: options.otherProcesses }),
     onCollected: (at) => {
       try {
         alarms.evaluate(at);

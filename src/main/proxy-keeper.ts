@@ -7,8 +7,9 @@ import { parseArgs } from 'node:util';
 import { proxyPaths } from '../domain/proxy-paths.js';
 import { FileLock } from '../lib/file-lock.js';
 import { identify, readPidFile, runningPid, writePidFile } from '../lib/process-identity.js';
+import { DEFAULT_PORTS } from '../proxy/default-ports.js';
 import { Keeper, KeeperError } from '../proxy/keeper.js';
-import { DEFAULT_PORTS } from '../proxy/proxy-server.js';
+import { PROXY_OPTIONS } from './proxy-options.js';
 
 const USAGE = `usage: node dist/src/main/proxy-keeper.js --data-dir DIR [--http-port 8080] [--https-port 8443]
        [--host ADDR] [--admin-socket PATH] [--access-log | --access-log-file FILE] [--no-redirect]
@@ -40,21 +41,8 @@ function fail(message: string, code = 1): never {
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: {
-      'data-dir': { type: 'string' },
-      'http-port': { type: 'string' },
-      'https-port': { type: 'string' },
-      host: { type: 'string' },
-      'admin-socket': { type: 'string' },
-      'access-log': { type: 'boolean' },
-      'access-log-file': { type: 'string' },
-      'no-redirect': { type: 'boolean' },
-      'drain-ms': { type: 'string' },
-      'trusted-proxies': { type: 'string' },
-      'max-head-bytes': { type: 'string' },
-      workers: { type: 'string' },
-      help: { type: 'boolean' },
-    },
+    // --workers is the keeper's own: workers are not told how many they are.
+    options: { ...PROXY_OPTIONS, workers: { type: 'string' } },
   });
   if (values.help) {
     process.stdout.write(`${USAGE}\n`);

@@ -7,14 +7,11 @@ import type { KeeperStatus } from '../domain/proxy-keeper.js';
 import { proxyPaths } from '../domain/proxy-paths.js';
 import { AccessLog } from '../proxy/access-log.js';
 import { AdminApi, type KeeperLink } from '../proxy/admin-api.js';
+import { DEFAULT_PORTS } from '../proxy/default-ports.js';
 import type { FromWorker, ListenerName, ToWorker } from '../proxy/keeper.js';
-import {
-  DEFAULT_PORTS,
-  ProxyServer,
-  type ProxyWorkers,
-  type SharedProxyState,
-} from '../proxy/proxy-server.js';
+import { ProxyServer, type ProxyWorkers, type SharedProxyState } from '../proxy/proxy-server.js';
 import type { WorkerMetrics } from '../proxy/worker-metrics.js';
+import { PROXY_OPTIONS } from './proxy-options.js';
 
 const USAGE = `usage: node dist/src/main/proxy.js --data-dir DIR [--http-port 8080] [--https-port 8443] [--host ADDR]
        [--admin-socket PATH] [--access-log [FILE]] [--no-redirect] [--drain-ms 10000]
@@ -27,21 +24,7 @@ const USAGE = `usage: node dist/src/main/proxy.js --data-dir DIR [--http-port 80
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: {
-      'data-dir': { type: 'string' },
-      'http-port': { type: 'string' },
-      'https-port': { type: 'string' },
-      host: { type: 'string' },
-      'admin-socket': { type: 'string' },
-      'access-log': { type: 'boolean' },
-      'access-log-file': { type: 'string' },
-      'no-redirect': { type: 'boolean' },
-      'drain-ms': { type: 'string' },
-      'trusted-proxies': { type: 'string' },
-      'max-head-bytes': { type: 'string' },
-      worker: { type: 'boolean' },
-      help: { type: 'boolean' },
-    },
+    options: { ...PROXY_OPTIONS, worker: { type: 'boolean' } },
   });
   if (values.help || values['data-dir'] === undefined) {
     console.error(USAGE);

@@ -1,4 +1,4 @@
-// SNI certificate selection: user certificates from files, the local CA's localhost certificate, and
+// SNI certificate selection: certificates from files (ACME or the user's), the local CA's localhost certificate, and
 // per-host certificates for the *.localhost names routes serve, issued on first use (clients refuse "*.localhost").
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
@@ -13,6 +13,17 @@ export const DEFAULT_MAX_ISSUED = 256;
 /** openssl runs at once for on-demand certificates, and handshakes that may wait for one; beyond: the default. */
 const MAX_ISSUING = 2;
 const MAX_WAITING = 64;
+
+interface LoadedFiles {
+  stamp: string;
+  context: tls.SecureContext;
+}
+
+/** Identity and version of a file: a rewrite (new inode, or new size or mtime) makes another stamp. */
+function fileStamp(path: string): string {
+  const stat = statSync(path);
+  return `${stat.ino}:${stat.size}:${stat.mtimeMs}`;
+}
 
 export interface CertificateStoreOptions {
   /** Whether a route serves this lower-case host name: only those get a certificate issued on demand. */
@@ -32,6 +43,8 @@ export class CertificateStore {
   readonly #servesHost: (host: string) => boolean;
   readonly #maxIssued: number;
   #exact = new Map<string, tls.SecureContext>();
+  /** The contexts of the current table's certificate files, with the files' identity when they were read. */
+  #loaded = new Map<string, LoadedFiles>();
   #wildcard = new Map<string, tls.SecureContext>();
   #default: tls.SecureContext | undefined;
   #defaultPem: { cert: Buffer; key: Buffer } | undefined;
@@ -96,13 +109,19 @@ export class CertificateStore {
   replace(certificates: readonly CertificateConfig[]): void {
     const exact = new Map<string, tls.SecureContext>();
     const wildcard = new Map<string, tls.SecureContext>();
+    const loaded = new Map<string, LoadedFiles>();
     const issues: Issue[] = [];
     certificates.forEach((c, i) => {
       try {
-        const context = tls.createSecureContext({
-          cert: readFileSync(c.certFile),
-          key: readFileSync(c.keyFile),
-        });
+        const files = `${c.certFile}\0${c.keyFile}`;
+        const stamp = `${fileStamp(c.certFile)}\0${fileStamp(c.keyFile)}`;
+        // Files unchanged since the last table: the same context (a table is applied on every target change).
+        const known = this.#loaded.get(files);
+        const context =
+          known !== undefined && known.stamp === stamp
+            ? known.context
+            : tls.createSecureContext({ cert: readFileSync(c.certFile), key: readFileSync(c.keyFile) });
+        loaded.set(files, { stamp, context });
         if (c.host.startsWith('*.')) wildcard.set(c.host.slice(1), context);
         else exact.set(c.host, context);
       } catch (err) {
@@ -115,6 +134,7 @@ export class CertificateStore {
     if (issues.length > 0) throw new BerthError('invalid_route_table', 'invalid certificates', { issues });
     this.#exact = exact;
     this.#wildcard = wildcard;
+    this.#loaded = loaded;
   }
 
   /** `SNICallback` of the TLS server. */

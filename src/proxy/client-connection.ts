@@ -1,6 +1,7 @@
 // One client socket: reads request heads strictly and runs its requests one at a time as exchanges, or a tunnel.
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
+import type { AcmeChallenge } from '../domain/route-table.js';
 import type { AccessLog } from './access-log.js';
 import { Exchange, nextRequestId } from './exchange.js';
 import { errorResponse } from './failure.js';
@@ -24,8 +25,10 @@ export interface ListenerInfo {
 export interface ProxyContext {
   router: Router;
   reservedPathPrefixes: readonly string[];
+  /** HTTP-01 answers of the route table by token: served on both listeners, before any route. */
+  challenges: ReadonlyMap<string, AcmeChallenge>;
   accessLog: AccessLog | undefined;
-  unrouted: { notFound: number; redirected: number };
+  unrouted: { notFound: number; redirected: number; challenges: number };
   /** Set at shutdown: connections close after their current exchange. */
   stopping: boolean;
   connections: Set<ClientConnection>;
@@ -62,9 +65,12 @@ export class ClientConnection {
   readonly socket: net.Socket;
   readonly ctx: ProxyContext;
   readonly listener: ListenerInfo;
-  readonly remoteAddress: string;
-  /** The client is a trusted proxy: the forwarding headers it sends are passed on. */
-  readonly trusted: boolean;
+  /**
+   * Read with the first bytes (a getpeername call, while the socket is surely open), not at accept: many
+   * connections end after their TLS handshake.
+   */
+  #remoteAddress: string | undefined;
+  #trusted: boolean | undefined;
   /** Close after the current exchange (asked for, HTTP/1.0, shutdown, or the stream position is lost). */
   closeAfter = false;
   #phase: Phase = 'idle';
@@ -81,12 +87,7 @@ export class ClientConnection {
     this.socket = socket;
     this.ctx = ctx;
     this.listener = listener;
-    this.remoteAddress = normalizeAddress(socket.remoteAddress);
-    this.trusted =
-      ctx.trustedProxies?.check(this.remoteAddress, net.isIPv6(this.remoteAddress) ? 'ipv6' : 'ipv4') ??
-      false;
     ctx.connections.add(this);
-    socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('drain', () => {
       if (this.#exchange !== null) this.#exchange.onClientDrain();
@@ -94,6 +95,20 @@ export class ClientConnection {
     });
     socket.on('error', () => {});
     socket.on('close', () => this.#onClose());
+  }
+
+  get remoteAddress(): string {
+    this.#remoteAddress ??= normalizeAddress(this.socket.remoteAddress);
+    return this.#remoteAddress;
+  }
+
+  /** The client is a trusted proxy: the forwarding headers it sends are passed on. */
+  get trusted(): boolean {
+    if (this.#trusted === undefined) {
+      const address = this.remoteAddress;
+      this.#trusted = this.ctx.trustedProxies?.check(address, net.isIPv6(address) ? 'ipv6' : 'ipv4') ?? false;
+    }
+    return this.#trusted;
   }
 
   pause(reason: PauseReason): void {
@@ -180,6 +195,7 @@ export class ClientConnection {
   #onData(chunk: Buffer): void {
     switch (this.#phase) {
       case 'idle':
+        this.#remoteAddress ??= normalizeAddress(this.socket.remoteAddress);
         this.#buf = this.#buf === null || this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk]);
         this.#processBuffer();
         return;

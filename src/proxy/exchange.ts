@@ -4,7 +4,7 @@ import type net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { BodyFramer, FramingError } from './body-framer.js';
 import type { ClientConnection } from './client-connection.js';
-import { classifyFailure, errorResponse, type Failure } from './failure.js';
+import { classifyFailure, connectionFailureReason, errorResponse, type Failure } from './failure.js';
 import { findBareLf } from './field-line.js';
 import type { RequestHead } from './request-head.js';
 import { parseResponseHead, ResponseHeadError } from './response-head.js';
@@ -16,6 +16,10 @@ import type { UpstreamConnection, UpstreamOwner } from './upstream-connection.js
 const CRLF2 = Buffer.from('\r\n\r\n');
 const CRLF = Buffer.from('\r\n');
 const CHUNKED = 'transfer-encoding: chunked\r\n';
+/** Where a CA looks for an HTTP-01 answer (RFC 8555 §8.3). */
+const ACME_CHALLENGE_PREFIX = '/.well-known/acme-challenge/';
+/** A response's own HSTS line, replaced by the route's: the setting in berth.yaml is the one browsers get. */
+const STS_LINE = /\r\nstrict-transport-security:[^\r]*/gi;
 
 // Request ids look like UUIDs: a random per-process prefix and a counter. Unique, and far cheaper than a
 // random UUID per request (which showed up in profiles).
@@ -47,6 +51,16 @@ function replaySafe(method: string, group: TargetGroup): boolean {
   }
 }
 
+/** Header lines without their Host line (there is at most one: a second is refused as a bad request). */
+function withoutHost(kept: string): string {
+  const found = HOST_LINE.exec(kept);
+  if (found === null) return kept;
+  const start = found.index + found[1]!.length;
+  return kept.slice(0, start) + kept.slice(kept.indexOf('\r\n', start) + 2);
+}
+
+const HOST_LINE = /(^|\r\n)host:/i;
+
 /**
  * Writes a head and a body slice with ONE write call: socket writes (syscalls plus stream bookkeeping) are
  * the proxy's main cost. Small bodies travel inside the latin1 head string (byte-exact), large ones use cork.
@@ -77,11 +91,17 @@ export class Exchange implements UpstreamOwner {
   #target: Target | undefined;
   #lease: InFlightLease | null = null;
   #tunnelIdleMs = 0;
+  /** The matched route's HSTS line on the HTTPS listener, else ''. */
+  #hsts = '';
+  /** The Set-Cookie line that keeps a sticky route's client on its group, else ''. */
+  #setCookie = '';
   #upstream: UpstreamConnection | null = null;
   #upstreamHead = '';
   #firstBody: Buffer | null = null;
   /** How many times this request was sent again (a refused connection may follow a replay: see #fail). */
   #retries = 0;
+  /** The one replay so far went to the same target, on a fresh connection (a reused one had broken). */
+  #replayedOnSameTarget = false;
   readonly #reqFramer = new BodyFramer();
   #reqBodyDone = true;
   /** The whole request body came with the head (so the request can be sent again on another connection). */
@@ -142,18 +162,30 @@ export class Exchange implements UpstreamOwner {
     this.#wholeBodyInFirst = framer.done;
 
     const client = this.#client;
-    if (client.listener.redirect && !this.#isReserved(head.target)) {
+    const ctx = client.ctx;
+    if (ctx.challenges.size > 0 && head.target.startsWith(ACME_CHALLENGE_PREFIX) && this.#answerChallenge())
+      return;
+    const entry = ctx.router.match(head.host, head.target);
+    // Plain HTTP goes to HTTPS, except reserved paths and routes that say `redirect: false`.
+    if (
+      client.listener.redirect &&
+      (entry === undefined || entry.route.redirect) &&
+      !this.#isReserved(head.target)
+    ) {
       this.#redirect();
       return;
     }
-    const entry = client.ctx.router.match(head.host, head.target);
     if (entry === undefined) {
       client.ctx.unrouted.notFound++;
       this.#local(404, `No application is configured for host ${head.host}.`, false);
       return;
     }
     this.#tunnelIdleMs = entry.route.tunnelIdleTimeoutMs;
-    const group = entry.pickGroup();
+    // HSTS only over TLS: a browser ignores it on plain HTTP, where anyone on the path could have added it.
+    if (client.listener.proto === 'https') this.#hsts = entry.hstsLine;
+    const group = entry.pickGroup(head.cookie, head.release);
+    if (group !== undefined)
+      this.#setCookie = entry.stickyLine(group, head.cookie, head.release, client.listener.proto === 'https');
     this.#group = group ?? entry.primaryGroup;
     const target = group?.pick();
     if (group === undefined || target === undefined) {
@@ -183,13 +215,37 @@ export class Exchange implements UpstreamOwner {
         : '';
     const xff = trusted?.for === undefined ? client.remoteAddress : `${trusted.for}, ${client.remoteAddress}`;
     const forwardedHost = trusted?.host ?? head.authority;
+    // An external origin serves its own host name: Host is rewritten to it (X-Forwarded-Host keeps the client's).
+    const origin = this.#group?.config.origin;
+    const kept = origin === undefined ? head.kept : `host: ${origin.host}\r\n${withoutHost(head.kept)}`;
     return (
-      `${head.method} ${head.target} ${head.version}\r\n${head.kept}${framing}${trusted?.lines ?? ''}` +
+      `${head.method} ${head.target} ${head.version}\r\n${kept}${framing}${trusted?.lines ?? ''}` +
       `x-forwarded-for: ${xff}\r\nx-forwarded-proto: ${trusted?.proto ?? client.listener.proto}\r\n` +
       (forwardedHost === '' ? '' : `x-forwarded-host: ${forwardedHost}\r\n`) +
       `x-forwarded-port: ${trusted?.port ?? client.listener.port}\r\nx-request-id: ${this.#requestId}\r\n` +
       (head.upgrade !== undefined ? `connection: upgrade\r\nupgrade: ${head.upgrade}\r\n\r\n` : '\r\n')
     );
+  }
+
+  /** An HTTP-01 validation request for a token the route table holds: its key authorization. */
+  #answerChallenge(): boolean {
+    const head = this.#head;
+    const query = head.target.indexOf('?');
+    const token = head.target.slice(ACME_CHALLENGE_PREFIX.length, query === -1 ? undefined : query);
+    const challenge = this.#client.ctx.challenges.get(token);
+    if (challenge === undefined || challenge.host !== head.host) return false;
+    const client = this.#client;
+    client.ctx.unrouted.challenges++;
+    const close = client.closeAfter || !this.#reqBodyDone;
+    client.closeAfter = close;
+    this.#status = 200;
+    const body = head.method === 'HEAD' ? '' : challenge.keyAuthorization;
+    this.#write(
+      `HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: ${challenge.keyAuthorization.length}\r\n` +
+        `x-request-id: ${this.#requestId}\r\n${close ? 'connection: close\r\n' : ''}\r\n${body}`,
+    );
+    this.#end();
+    return true;
   }
 
   #isReserved(target: string): boolean {
@@ -453,7 +509,10 @@ export class Exchange implements UpstreamOwner {
       if (res.close) this.#upstreamReusable = false;
       // A body delimited by the upstream closing must be delimited the same way towards the client.
       if (framer.mode === 'close' || client.ctx.stopping) client.closeAfter = true;
-      let clientHead = `${res.head}${framing}x-request-id: ${this.#requestId}\r\n`;
+      let clientHead =
+        this.#hsts === ''
+          ? `${res.head}${framing}x-request-id: ${this.#requestId}\r\n${this.#setCookie}`
+          : `${res.head.replace(STS_LINE, '')}${framing}x-request-id: ${this.#requestId}\r\n${this.#hsts}${this.#setCookie}`;
       if (client.closeAfter) clientHead += 'connection: close\r\n\r\n';
       else if (head.version === 'HTTP/1.0') clientHead += 'connection: keep-alive\r\n\r\n';
       else clientHead += '\r\n';
@@ -541,8 +600,10 @@ export class Exchange implements UpstreamOwner {
    * The exchange failed before a response head arrived. It is sent again only when replay is safe: a connection
    * that never connected carried no byte, so the request goes to another target (and the failing one is marked
    * unhealthy); a connection that broke before answering may have delivered the request, so it is sent again
-   * only for methods that are safe to replay, once: on a fresh connection to the same target when the broken one
-   * was a reused keep-alive connection, else to another target. Otherwise the client gets the classified status.
+   * only for methods that are safe to replay: on a fresh connection to the same target when the broken one was a
+   * reused keep-alive connection, and to another target when a fresh connection broke, even after that first
+   * replay (a target being killed closes its open connections before its listener, so the fresh connection may
+   * still be accepted, then reset). Otherwise the client gets the classified status.
    */
   #fail(failure: Failure, conn?: UpstreamConnection, error?: NodeJS.ErrnoException): void {
     const target = this.#target;
@@ -558,10 +619,7 @@ export class Exchange implements UpstreamOwner {
       // A refused connection carried no byte, so it may follow a replay (a stale pooled connection to a target
       // that just died, then its refusal); a request that may have been delivered is replayed at most once.
       if (failure === 'connect_failed') {
-        group.markFailing(
-          target,
-          error?.code === 'ECONNREFUSED' ? 'connection refused' : (error?.code ?? 'connect failed'),
-        );
+        group.markFailing(target, connectionFailureReason(error));
         const other = group.pick(target);
         if (other !== undefined && other !== target) {
           this.#retry(other, false);
@@ -569,7 +627,7 @@ export class Exchange implements UpstreamOwner {
         }
       } else if (
         failure === 'reset_before_response' &&
-        this.#retries === 0 &&
+        (this.#retries === 0 || (this.#replayedOnSameTarget && conn.uses === 1)) &&
         this.#reqBodyDone &&
         this.#wholeBodyInFirst &&
         replaySafe(this.#head.method, group)
@@ -579,6 +637,7 @@ export class Exchange implements UpstreamOwner {
         // mid-request (killed, crashed): another target, as nginx's `proxy_next_upstream error` does.
         const next = conn.uses > 1 ? target : group.pick(target);
         if (next !== undefined && (next !== target || conn.uses > 1)) {
+          this.#replayedOnSameTarget = next === target;
           this.#retry(next, next === target);
           return;
         }

@@ -96,3 +96,29 @@ function escapeHtml(s: string): string {
             : `&#${c.charCodeAt(0)};`,
   );
 }
+
+/**
+ * Why a connection to a target failed, in words an operator can act on: a refusal, or what TLS said about the
+ * certificate (an external origin whose CA is not trusted, or whose certificate does not name its host).
+ */
+export function connectionFailureReason(error: NodeJS.ErrnoException | undefined): string {
+  if (error === undefined) return 'connect failed';
+  if (error.code === 'ECONNREFUSED') return 'connection refused';
+  if (error.code === 'ERR_TLS_CERT_ALTNAME_INVALID') return `TLS: ${error.message}`;
+  if (error.code !== undefined && TLS_TRUST_CODES.has(error.code))
+    return `TLS: certificate not trusted (${error.code}: ${error.message}); give the origin's CA as ca:`;
+  if (error.code?.startsWith('ERR_SSL') || error.code?.startsWith('ERR_TLS')) return `TLS: ${error.message}`;
+  return error.code ?? error.message;
+}
+
+/** OpenSSL's verification errors that mean "no trusted CA signed this chain". */
+const TLS_TRUST_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_SIGNATURE_FAILURE',
+]);

@@ -1,4 +1,5 @@
 // The proxy: listeners, the swappable route table, target groups, events and metrics, wired together.
+import { mkdirSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -15,13 +16,15 @@ import {
 import type { AccessLog } from './access-log.js';
 import { CertificateStore } from './certificate-store.js';
 import { ClientConnection, type ListenerInfo, type ProxyContext } from './client-connection.js';
+import { DEFAULT_PORTS } from './default-ports.js';
 import { EventLog } from './event-log.js';
 import { type HealthProbe, httpProbe } from './health-check.js';
 import { LocalCa } from './local-ca.js';
-import { Metrics } from './metrics.js';
+import { Metrics, type RawMetrics } from './metrics.js';
 import { DEFAULT_MAX_HEAD_BYTES } from './request-head.js';
 import { RouteTableStore } from './route-table-store.js';
 import { Router } from './router.js';
+import { StickyCookie } from './sticky-cookie.js';
 import { POOL_DEFAULTS, type Target } from './target.js';
 import { TargetGroup, type TargetGroupListener } from './target-group.js';
 import { sumWorkerMetrics, type WorkerMetrics } from './worker-metrics.js';
@@ -86,7 +89,9 @@ export interface SharedProxyState {
   draining: { targetGroup: string; target: string }[];
 }
 
-export const DEFAULT_PORTS = { http: 8080, https: 8443 } as const;
+/** How long, and how many, drained targets' final counters stay in `metrics()` for the control plane to read. */
+const DRAINED_COUNTERS_MS = 5 * 60_000;
+const DRAINED_COUNTERS_MAX = 1000;
 
 /** Everything the admin API drives. */
 export class ProxyServer {
@@ -96,6 +101,11 @@ export class ProxyServer {
   readonly #certs: CertificateStore;
   readonly #groups = new Map<string, TargetGroup>();
   readonly #retired = new Set<TargetGroup>();
+  /**
+   * Final counters of targets drained lately, by `group/id`, oldest first: the control plane reads counters every
+   * few seconds, and a target (or a whole retired group) that drains between two reads must still be counted.
+   */
+  readonly #recentlyDrained = new Map<string, { status: TargetStatus; raw: RawMetrics; at: number }>();
   readonly #ctx: ProxyContext;
   #table: RouteTable;
   #http: net.Server | undefined;
@@ -106,6 +116,7 @@ export class ProxyServer {
   readonly #workers: ProxyWorkers | undefined;
   /** Follower: the route table last adopted, as JSON (a health change alone does not rebuild the routes). */
   #adoptedTable = '';
+  #sticky: StickyCookie | undefined;
 
   private constructor(options: ProxyServerOptions) {
     this.#options = options;
@@ -120,8 +131,9 @@ export class ProxyServer {
     this.#ctx = {
       router: new Router([], this.#groups),
       reservedPathPrefixes: this.#table.reservedPathPrefixes,
+      challenges: new Map(),
       accessLog: options.accessLog,
-      unrouted: { notFound: 0, redirected: 0 },
+      unrouted: { notFound: 0, redirected: 0, challenges: 0 },
       stopping: false,
       connections: new Set(),
       maxHeadBytes: options.maxHeadBytes ?? DEFAULT_MAX_HEAD_BYTES,
@@ -148,6 +160,7 @@ export class ProxyServer {
         });
       },
       onDrained: (target, forced) => {
+        this.#rememberDrained(target);
         this.events.append({
           type: 'target_drained',
           targetGroup: target.groupName,
@@ -164,6 +177,15 @@ export class ProxyServer {
         }
       },
     };
+  }
+
+  /** The sticky-cookie key, read (or made) once, when a route first asks for stickiness. */
+  #stickyCookie(): StickyCookie {
+    if (this.#sticky === undefined) {
+      mkdirSync(this.#options.stateDir, { recursive: true, mode: 0o700 });
+      this.#sticky = StickyCookie.fromFile(join(this.#options.stateDir, 'sticky-cookie.key'));
+    }
+    return this.#sticky;
   }
 
   /** Loads the persisted route table, creates the local CA if needed, and starts listening. */
@@ -210,6 +232,7 @@ export class ProxyServer {
     const redirect = this.#options.redirectHttp ?? true;
     const httpInfo: ListenerInfo = { proto: 'http', port: 0, redirect, httpsPort: 0 };
     const httpsInfo: ListenerInfo = { proto: 'https', port: 0, redirect: false, httpsPort: 0 };
+    // noDelay here, not per socket: the server sets it on each accepted handle (one setsockopt, no JS call).
     const http = net.createServer({ noDelay: true }, (socket) => {
       new ClientConnection(socket, this.#ctx, httpInfo);
     });
@@ -334,7 +357,8 @@ export class ProxyServer {
   /** Swaps the route table in (synchronously: no request sees half of it). */
   #applyNow(table: RouteTable, restored = true): void {
     const follower = this.#workers?.role === 'follower';
-    // Certificates first: they are the only part that can still fail, and then nothing has changed.
+    // The parts that can still fail first (the sticky key's file, certificates): then nothing has changed.
+    const sticky = table.routes.some((r) => r.stickiness !== undefined) ? this.#stickyCookie() : undefined;
     this.#certs.replace(table.certificates);
     const wanted = new Set(table.targetGroups.map((g) => g.name));
     for (const config of table.targetGroups) {
@@ -366,8 +390,9 @@ export class ProxyServer {
     }
     this.#table = table;
     // The swap: requests that start from now on see the new routes; requests in flight keep their targets.
-    this.#ctx.router = new Router(table.routes, this.#groups);
+    this.#ctx.router = new Router(table.routes, this.#groups, sticky);
     this.#ctx.reservedPathPrefixes = table.reservedPathPrefixes;
+    this.#ctx.challenges = new Map(table.challenges.map((c) => [c.token, c]));
     this.events.append({
       type: 'route_table_applied',
       routes: table.routes.length,
@@ -468,19 +493,35 @@ export class ProxyServer {
     );
   }
 
-  /** This worker's own counters, as plain data (what it reports to the keeper). */
+  #rememberDrained(target: Target): void {
+    const now = Date.now();
+    const key = `${target.groupName}/${target.id}`;
+    this.#recentlyDrained.delete(key);
+    this.#recentlyDrained.set(key, { status: target.toStatus(), raw: target.metrics.toRaw(), at: now });
+    for (const [oldKey, entry] of this.#recentlyDrained) {
+      if (now - entry.at <= DRAINED_COUNTERS_MS && this.#recentlyDrained.size <= DRAINED_COUNTERS_MAX) break;
+      this.#recentlyDrained.delete(oldKey);
+    }
+  }
+
+  /** This worker's own counters, as plain data (what it reports to the keeper), recently drained targets included. */
   workerMetrics(): WorkerMetrics {
-    const out: WorkerMetrics = { groups: {}, unrouted: { ...this.#ctx.unrouted } };
+    const out: WorkerMetrics = { groups: {}, drained: {}, unrouted: { ...this.#ctx.unrouted } };
     for (const group of [...this.#groups.values(), ...this.#retired]) {
       if (out.groups[group.name] !== undefined) continue; // a retired group of a name in use again
       const targets: WorkerMetrics['groups'][string]['targets'] = {};
       for (const t of group.targets()) targets[t.id] = t.metrics.toRaw();
       out.groups[group.name] = { group: group.metrics.toRaw(), targets };
     }
+    const cutoff = Date.now() - DRAINED_COUNTERS_MS;
+    for (const [key, { raw, at }] of this.#recentlyDrained) if (at >= cutoff) out.drained[key] = raw;
     return out;
   }
 
-  /** Counters of every group and target; `others`: what the other workers counted, added in. */
+  /**
+   * Counters of every group and target, including targets drained in the last few minutes (their final values);
+   * `others`: what the other workers counted, added in.
+   */
   metrics(others?: WorkerMetrics): MetricsResponse {
     const all = sumWorkerMetrics(
       others === undefined ? [this.workerMetrics()] : [this.workerMetrics(), others],
@@ -494,10 +535,25 @@ export class ProxyServer {
       targetGroups[name] = sum.toJSON();
       total.add(sum);
     }
+    const targets = this.listTargets(undefined, others);
+    const listed = new Set(targets.map((t) => `${t.targetGroup}/${t.id}`));
+    const cutoff = Date.now() - DRAINED_COUNTERS_MS;
+    for (const [key, { status, at }] of this.#recentlyDrained) {
+      if (at < cutoff || listed.has(key)) continue;
+      // Every worker's final counts of it: a drain completes only once every worker is done with the target.
+      const counted = all.drained[key];
+      if (counted === undefined) {
+        targets.push(status);
+        continue;
+      }
+      const sum = new Metrics();
+      sum.addRaw(counted);
+      targets.push({ ...status, counters: sum.toJSON() });
+    }
     return {
       total: total.toJSON(),
       targetGroups,
-      targets: this.listTargets(undefined, others),
+      targets,
       unrouted: all.unrouted,
     };
   }

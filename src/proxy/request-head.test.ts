@@ -33,6 +33,21 @@ describe('parseRequestHead', () => {
     assert.equal(head.close, false);
   });
 
+  it('reads cookies and X-Berth-Release for routing and forwards their lines as sent', () => {
+    const head = parse(
+      'GET / HTTP/1.1\r\nHost: a\r\nCookie: a=1\r\nX-Berth-Release: v7\r\ncookie: berth-tg=x\r\nx-berth-release: v8',
+    );
+    assert.equal(head.cookie, 'a=1; berth-tg=x');
+    assert.equal(head.release, 'v7');
+    assert.equal(
+      head.kept,
+      'Host: a\r\nCookie: a=1\r\nX-Berth-Release: v7\r\ncookie: berth-tg=x\r\nx-berth-release: v8\r\n',
+    );
+    const none = parse('GET / HTTP/1.1\r\nHost: a\r\nCookies: a=1\r\nX_Berth_Release: v7');
+    assert.equal(none.cookie, undefined);
+    assert.equal(none.release, undefined);
+  });
+
   it('recognizes upgrades and connection options as tokens, and drops the headers Connection names', () => {
     const ws = parse('GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket');
     assert.equal(ws.upgrade, 'websocket');

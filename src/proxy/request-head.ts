@@ -65,6 +65,10 @@ export interface RequestHead {
   upgrade: string | undefined;
   requestId: string | undefined;
   forwarding: ForwardingHeaders | undefined;
+  /** The Cookie lines' values joined by `; ` (they are forwarded as sent too); undefined without one. */
+  cookie: string | undefined;
+  /** The first `X-Berth-Release` value (forwarded as sent too): the release a tester asks for. */
+  release: string | undefined;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:+/=@-]{1,128}$/;
@@ -83,6 +87,9 @@ const FORWARDED_PROTO = 9;
 const FORWARDED_HOST = 10;
 const FORWARDED_PORT = 11;
 const FORWARDED_OTHER = 12;
+/** Read and forwarded as sent: the proxy only looks at them. */
+const COOKIE = 13;
+const RELEASE = 14;
 
 /** Names whose `_` spelling (read as `-` by CGI, WSGI, Rack...) is never passed to apps. */
 const UNDERSCORE_DROPPED = new Set([
@@ -113,6 +120,7 @@ function kindOf(text: string, line: FieldLine): number {
     case 0x63 /* c */:
       if (length === 10 && text.slice(start, end).toLowerCase() === 'connection') return CONNECTION;
       if (length === 14 && text.slice(start, end).toLowerCase() === 'content-length') return CONTENT_LENGTH;
+      if (length === 6 && text.slice(start, end).toLowerCase() === 'cookie') return COOKIE;
       return KEEP;
     case 0x66 /* f */:
       return length === 9 && text.slice(start, end).toLowerCase() === 'forwarded' ? FORWARDED_OTHER : KEEP;
@@ -137,6 +145,7 @@ function kindOf(text: string, line: FieldLine): number {
         const name = text.slice(start, end).toLowerCase();
         if (name === 'x-request-id') return REQUEST_ID_HEADER;
         if (name === 'x-real-ip') return FORWARDED_OTHER;
+        if (name === 'x-berth-release') return RELEASE;
         if (!name.startsWith('x-forwarded-')) return KEEP;
         if (name === 'x-forwarded-for') return FORWARDED_FOR;
         if (name === 'x-forwarded-proto') return FORWARDED_PROTO;
@@ -201,6 +210,8 @@ export function parseRequestHead(buf: Buffer, end: number, partial = false): Req
   let upgrade: string | undefined;
   let requestId: string | undefined;
   let forwarding: ForwardingHeaders | undefined;
+  let cookie: string | undefined;
+  let release: string | undefined;
   let kept = '';
   let pos = lineEnd + 2;
   let keptFrom = pos;
@@ -248,6 +259,12 @@ export function parseRequestHead(buf: Buffer, end: number, partial = false): Req
         case REQUEST_ID_HEADER:
           if (requestId === undefined && REQUEST_ID.test(value)) requestId = value;
           break;
+        case COOKIE:
+          cookie = cookie === undefined ? value : `${cookie}; ${value}`;
+          break;
+        case RELEASE:
+          release ??= value;
+          break;
         case FORWARDED_FOR:
         case FORWARDED_PROTO:
         case FORWARDED_HOST:
@@ -262,8 +279,8 @@ export function parseRequestHead(buf: Buffer, end: number, partial = false): Req
           else forwarding.lines += text.slice(pos, LINE.next);
           break;
       }
-      // Host is forwarded as sent, unless an absolute-form target names the authority.
-      if (kind !== HOST || absoluteAuthority !== undefined) {
+      // Host is forwarded as sent, unless an absolute-form target names the authority; so are the lines only read.
+      if ((kind !== HOST || absoluteAuthority !== undefined) && kind !== COOKIE && kind !== RELEASE) {
         if (keptFrom < pos) kept += text.slice(keptFrom, pos);
         keptFrom = LINE.next;
       }
@@ -312,6 +329,8 @@ export function parseRequestHead(buf: Buffer, end: number, partial = false): Req
     upgrade: upgradeTo,
     requestId,
     forwarding,
+    cookie,
+    release,
   };
 }
 

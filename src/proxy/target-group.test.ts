@@ -56,3 +56,36 @@ describe('TargetGroup target selection', () => {
     assert.equal(g.pick()?.id, 'old');
   });
 });
+
+describe('TargetGroup of an external origin', () => {
+  it('gives its targets the TLS name and Host of the origin, and makes them anew when the origin settings change', () => {
+    const g = group(0, { t: 0 });
+    const origin = { host: 'shop.herokuapp.com', tls: true };
+    g.reconfigure({
+      ...g.config,
+      origin,
+      targets: [{ id: 'heroku', host: '127.0.0.1', port: 4, weight: 1 }],
+    });
+    const first = g.get('heroku')!;
+    assert.equal(first.hostHeader, 'shop.herokuapp.com');
+    assert.equal(first.tls?.servername, 'shop.herokuapp.com');
+    g.reconfigure({
+      ...g.config,
+      origin,
+      targets: [{ id: 'heroku', host: '127.0.0.1', port: 4, weight: 2 }],
+    });
+    assert.equal(g.get('heroku'), first, 'a new weight keeps the target, its pool and its health');
+    g.reconfigure({
+      ...g.config,
+      origin: { ...origin, tls: false },
+      targets: [{ id: 'heroku', host: '127.0.0.1', port: 4, weight: 2 }],
+    });
+    assert.notEqual(
+      g.get('heroku'),
+      first,
+      'other TLS settings: pooled connections made with the old ones go',
+    );
+    assert.notEqual(first.state, 'active');
+    assert.equal(g.get('heroku')?.tls, undefined);
+  });
+});

@@ -79,13 +79,26 @@ export class TargetGroup {
 
   #register(config: TargetConfig, restored: boolean): Target {
     const existing = this.#targets.get(config.id);
-    if (existing !== undefined && existing.host === config.host && existing.port === config.port) {
+    const originKey = this.config.origin === undefined ? '' : JSON.stringify(this.config.origin);
+    if (
+      existing !== undefined &&
+      existing.host === config.host &&
+      existing.port === config.port &&
+      existing.originKey === originKey
+    ) {
       existing.weight = config.weight;
       this.#candidates = null;
       return existing;
     }
     if (existing !== undefined) this.deregister(config.id);
-    const target = new Target(this.name, config, this.config.health, { registeredAt: this.#now(), restored });
+    const target = new Target(
+      this.name,
+      config,
+      this.config.health,
+      { registeredAt: this.#now(), restored },
+      undefined,
+      this.config.origin,
+    );
     this.#targets.set(target.id, target);
     this.#drained.delete(target.id);
     this.#candidates = null;

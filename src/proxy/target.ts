@@ -1,5 +1,13 @@
 // One registered upstream: address, weight, health, drain state, in-flight leases, metrics and its connection pool.
-import type { HealthCheckConfig, TargetConfig, TargetState, TargetStatus } from '../domain/route-table.js';
+import { isIP } from 'node:net';
+import tls from 'node:tls';
+import type {
+  HealthCheckConfig,
+  OriginConfig,
+  TargetConfig,
+  TargetState,
+  TargetStatus,
+} from '../domain/route-table.js';
 import { TARGET_LIFECYCLE } from '../domain/target-health.js';
 import { HealthCheck } from './health-check.js';
 import { Metrics } from './metrics.js';
@@ -31,6 +39,20 @@ export class InFlightLease {
   }
 }
 
+/** TLS to an external origin: SNI and verification against its host name, system CAs plus its own `ca`. */
+function originTls(origin: OriginConfig): tls.ConnectionOptions {
+  return {
+    // SNI takes host names only; an IP address is still verified against the certificate's IP entries.
+    ...(isIP(origin.host) === 0 ? { servername: origin.host } : {}),
+    checkServerIdentity: (_host, cert) => tls.checkServerIdentity(origin.host, cert),
+    // One context per target: `ca` given to each connect would parse every root certificate again each time.
+    ...(origin.ca === undefined
+      ? {}
+      : { secureContext: tls.createSecureContext({ ca: [...tls.rootCertificates, origin.ca] }) }),
+    rejectUnauthorized: true,
+  };
+}
+
 /** A target in a target group. Traffic goes only to `active` targets; see `TargetGroup.candidates`. */
 export class Target {
   readonly id: string;
@@ -49,6 +71,14 @@ export class Target {
   #onDrained: (() => void) | undefined;
   /** Other proxy workers (pids) that may still have work in flight to this draining target. */
   readonly #heldBy = new Set<number>();
+  /** An external origin's TLS settings (SNI, trusted CAs); undefined for plain TCP. */
+  readonly tls: tls.ConnectionOptions | undefined;
+  /** The newest TLS session ticket an external origin gave, offered by the next connection to it. */
+  #tlsSession: Buffer | undefined;
+  /** The Host header health checks send: an external origin's own name, else `host:port`. */
+  readonly hostHeader: string | undefined;
+  /** What the target was made with besides its address: a group whose origin settings change re-creates it. */
+  readonly originKey: string;
 
   constructor(
     groupName: string,
@@ -56,8 +86,12 @@ export class Target {
     health: HealthCheckConfig,
     checks: { registeredAt?: number; restored?: boolean } = {},
     maxIdle: number = POOL_DEFAULTS.maxIdle,
+    origin?: OriginConfig,
   ) {
     this.groupName = groupName;
+    this.tls = origin?.tls ? originTls(origin) : undefined;
+    this.hostHeader = origin?.host;
+    this.originKey = origin === undefined ? '' : JSON.stringify(origin);
     this.id = config.id;
     this.host = config.host;
     this.port = config.port;
@@ -159,14 +193,20 @@ export class Target {
       const conn = this.#idle.pop()!;
       if (!conn.closed) return conn;
     }
-    this.metrics.activeConnections++;
-    return new UpstreamConnection(this.host, this.port, this.#onConnectionClosed);
+    return this.acquireFresh();
   }
 
   /** A new connection, bypassing the pool (upgrades, and retries after a stale pooled connection). */
   acquireFresh(): UpstreamConnection {
     this.metrics.activeConnections++;
-    return new UpstreamConnection(this.host, this.port, this.#onConnectionClosed);
+    if (this.tls === undefined) return new UpstreamConnection(this.host, this.port, this.#onConnectionClosed);
+    // TLS: resume the last session the origin gave (an abbreviated handshake for every new pooled connection).
+    const secure = this.#tlsSession === undefined ? this.tls : { ...this.tls, session: this.#tlsSession };
+    const conn = new UpstreamConnection(this.host, this.port, this.#onConnectionClosed, secure);
+    conn.socket.on('session', (session: Buffer) => {
+      this.#tlsSession = session;
+    });
+    return conn;
   }
 
   /** Returns a connection after a complete exchange; it is closed instead when the pool is full or draining. */

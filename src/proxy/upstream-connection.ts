@@ -1,5 +1,7 @@
-// One pooled TCP connection to a target, with permanent listeners that forward to whoever holds it.
+// One pooled TCP (or TLS, to an external origin) connection to a target, with permanent listeners that forward to
+// whoever holds it.
 import net from 'node:net';
+import tls from 'node:tls';
 
 /** Whoever currently uses an upstream connection (an exchange of a client connection). */
 export interface UpstreamOwner {
@@ -32,9 +34,18 @@ export class UpstreamConnection {
   #error: NodeJS.ErrnoException | undefined;
   readonly #onClose: (conn: UpstreamConnection) => void;
 
-  constructor(host: string, port: number, onClose: (conn: UpstreamConnection) => void) {
+  /**
+   * `secure` makes it a TLS connection (an external origin): it counts as connected only once the handshake and the
+   * certificate check passed, so a refused certificate is a failed connect that carried no byte of the request.
+   */
+  constructor(
+    host: string,
+    port: number,
+    onClose: (conn: UpstreamConnection) => void,
+    secure?: tls.ConnectionOptions,
+  ) {
     this.#onClose = onClose;
-    const socket = net.connect({
+    const options = {
       host,
       port,
       noDelay: true,
@@ -46,9 +57,11 @@ export class UpstreamConnection {
           return true;
         },
       },
-    });
+    };
+    const socket: net.Socket =
+      secure === undefined ? net.connect(options) : tls.connect({ ...options, ...secure });
     this.socket = socket;
-    socket.on('connect', () => {
+    socket.on(secure === undefined ? 'connect' : 'secureConnect', () => {
       this.connected = true;
       this.owner?.onUpstreamConnect(this);
     });

@@ -11,7 +11,8 @@ function worker(requests: number, ms: number, inFlight: number): WorkerMetrics {
   group.record(503, true, 0.1, 0, 0);
   return {
     groups: { web: { group: group.toRaw(), targets: { a: target.toRaw() } } },
-    unrouted: { notFound: 1, redirected: 2 },
+    drained: { 'web/old': target.toRaw() },
+    unrouted: { notFound: 1, redirected: 2, challenges: 3 },
   };
 }
 
@@ -29,21 +30,27 @@ describe('sumWorkerMetrics', () => {
     for (let i = 0; i < 5; i++) one.record(200, false, 100, 10, 20);
     one.inFlight = 3;
     assert.deepEqual(counters(sum), one.toJSON());
-    assert.deepEqual(sum.unrouted, { notFound: 2, redirected: 4 });
+    assert.deepEqual(sum.unrouted, { notFound: 2, redirected: 4, challenges: 6 });
+    const drained = new Metrics();
+    drained.addRaw(sum.drained['web/old']!);
+    assert.equal(drained.toJSON().requests, 8, 'a drained target counts what every worker sent it');
+    assert.equal(drained.toJSON().inFlight, 0);
     const group = new Metrics();
     group.addRaw(sum.groups.web!.group);
     assert.equal(group.toJSON().proxyErrors['503'], 2);
   });
 
-  it('keeps the counts of workers gone but not their gauges, and forgets targets no longer served', () => {
+  it('keeps the counts of workers gone but not their gauges, and forgets targets no longer served or drained', () => {
     const gone = sumWorkerMetrics([worker(4, 1, 7)], { gauges: false });
     assert.equal(counters(gone).requests, 4);
     assert.equal(counters(gone).inFlight, 0);
     const served: WorkerMetrics = {
       groups: { web: { group: new Metrics().toRaw(), targets: {} } },
+      drained: {},
       unrouted: gone.unrouted,
     };
     const pruned = sumWorkerMetrics([gone], { only: served });
     assert.deepEqual(pruned.groups.web!.targets, {});
+    assert.deepEqual(pruned.drained, {});
   });
 });

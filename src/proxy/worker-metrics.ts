@@ -1,18 +1,26 @@
 // One proxy worker's counters as plain data, and their sum: how N workers report as one proxy.
 import { Metrics, type RawMetrics } from './metrics.js';
 
-/** What one worker counted: per target group (requests that reached no target) and per target, and unrouted. */
+/**
+ * What one worker counted: per target group (requests that reached no target) and per target, the final counts of
+ * targets drained in the last few minutes (keyed `group/target`), and requests routed nowhere.
+ */
 export interface WorkerMetrics {
   groups: Record<string, { group: RawMetrics; targets: Record<string, RawMetrics> }>;
-  unrouted: { notFound: number; redirected: number };
+  drained: Record<string, RawMetrics>;
+  unrouted: { notFound: number; redirected: number; challenges: number };
 }
 
-export const NO_WORKER_METRICS: WorkerMetrics = { groups: {}, unrouted: { notFound: 0, redirected: 0 } };
+export const NO_WORKER_METRICS: WorkerMetrics = {
+  groups: {},
+  drained: {},
+  unrouted: { notFound: 0, redirected: 0, challenges: 0 },
+};
 
 /**
  * Adds reports up. `gauges: false` leaves out in-flight requests and open connections (the reports of workers that
- * are gone: their counts stay, their gauges do not). `only`, when given, keeps the targets it lists (and every
- * group): a target that left the proxy is not remembered for ever.
+ * are gone: their counts stay, their gauges do not). `only`, when given, keeps the targets (and drained targets) it
+ * lists, and every group: a target that left the proxy is not remembered for ever.
  */
 export function sumWorkerMetrics(
   reports: readonly WorkerMetrics[],
@@ -20,10 +28,21 @@ export function sumWorkerMetrics(
 ): WorkerMetrics {
   const gauges = options.gauges ?? true;
   const groups = new Map<string, { group: Metrics; targets: Map<string, Metrics> }>();
-  const unrouted = { notFound: 0, redirected: 0 };
+  const unrouted = { notFound: 0, redirected: 0, challenges: 0 };
+  const drained = new Map<string, Metrics>();
   for (const report of reports) {
     unrouted.notFound += report.unrouted.notFound;
     unrouted.redirected += report.unrouted.redirected;
+    unrouted.challenges += report.unrouted.challenges;
+    for (const [key, raw] of Object.entries(report.drained)) {
+      if (options.only !== undefined && options.only.drained[key] === undefined) continue;
+      let target = drained.get(key);
+      if (target === undefined) {
+        target = new Metrics();
+        drained.set(key, target);
+      }
+      target.addRaw(raw, false); // a drained target has nothing in flight
+    }
     for (const [name, counted] of Object.entries(report.groups)) {
       let sum = groups.get(name);
       if (sum === undefined) {
@@ -42,7 +61,8 @@ export function sumWorkerMetrics(
       }
     }
   }
-  const out: WorkerMetrics = { groups: {}, unrouted };
+  const out: WorkerMetrics = { groups: {}, drained: {}, unrouted };
+  for (const [key, metrics] of drained) out.drained[key] = metrics.toRaw();
   for (const [name, sum] of groups) {
     const targets: Record<string, RawMetrics> = {};
     for (const [id, metrics] of sum.targets) targets[id] = metrics.toRaw();

@@ -22,7 +22,10 @@ export interface FakeProgram {
   exitAfterMs?: number;
   /** How it exits by itself; default code 0. */
   exit?: ExitStatus;
-  /** It ignores SIGTERM, so a stop needs SIGKILL after the stop timeout. */
+  /**
+   * It ignores SIGTERM, so a stop needs SIGKILL after the stop timeout, and exits with code 7 on SIGINT (as the
+   * contract's app does).
+   */
   ignoresTerm?: boolean;
   /** `start` fails with this message (the runtime could not start it). */
   failsToStart?: string;
@@ -141,9 +144,14 @@ export class FakeRuntime implements Runtime {
     });
   }
 
-  async stop(ref: InstanceRef, timeoutMs: number): Promise<StopOutcome> {
+  async stop(ref: InstanceRef, timeoutMs: number, signal: NodeJS.Signals = 'SIGTERM'): Promise<StopOutcome> {
     const process = this.host.processes.get(ref.instanceId);
     if (!process?.running) return 'gone';
+    if (signal !== 'SIGTERM') {
+      const handled = process.program.ignoresTerm && signal === 'SIGINT';
+      this.host.end(ref.instanceId, handled ? { code: 7, signal: null } : { code: null, signal });
+      return 'terminated';
+    }
     if (!process.program.ignoresTerm) {
       this.host.end(ref.instanceId, { code: 0, signal: null });
       return 'terminated';

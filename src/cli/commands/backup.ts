@@ -21,6 +21,7 @@ interface Manifest {
   apps: { name: string; release: number }[];
   artifacts: string[];
   masterKey: boolean;
+  addons?: { app: string; name: string; kind: string }[];
   notIncluded: string[];
 }
 
@@ -52,6 +53,11 @@ export function registerBackup(program: Command, context: CliContext): void {
       process.stdout.write(
         `backed up ${m.apps.map((a) => `${a.name} v${a.release}`).join(', ') || 'no apps'} (${m.artifacts.length} artifacts) to ${output} (${formatBytes(statSync(output).size)})\n`,
       );
+      if (m.addons !== undefined && m.addons.length > 0) {
+        process.stdout.write(
+          `add-ons dumped into it: ${m.addons.map((a) => `${a.app}/${a.name} (${a.kind})`).join(', ')}; their backups are in it too\n`,
+        );
+      }
       process.stdout.write(
         m.masterKey
           ? 'the file holds the master key: keep it as safe as the key itself\n'

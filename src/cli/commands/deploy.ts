@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import type { DeployResult, ServiceStatus } from '../../domain/api-types.js';
 import { canaryWeight, type Deployment, describeWindows } from '../../domain/deployment.js';
 import { BerthError } from '../../domain/errors.js';
-import { type AppSpec, parseSpec } from '../../domain/spec.js';
+import type { AppSpec } from '../../domain/spec.js';
 import { formatDuration, parseDuration } from '../../lib/duration.js';
 import type { ApiClient } from '../client.js';
 import type { CliContext } from '../context.js';
@@ -57,7 +57,7 @@ export function registerDeploy(program: Command, context: CliContext): void {
       if (options.promote || options.abort) {
         if (options.promote && options.abort)
           throw new UsageError('--promote and --abort exclude each other');
-        const name = appArgument(dir);
+        const name = await appArgument(dir);
         const deployment = await client.canary(name, options.promote ? 'promote' : 'abort');
         if (options.json) return printJson(deployment);
         const decision = deployment.canary?.last;
@@ -175,7 +175,7 @@ async function report(client: ApiClient, result: DeployResult, options: FollowOp
     if (options.json) printJson(result);
     return;
   }
-  const deployment = await follow(client, result.deployment, timeoutMs, !options.json);
+  const deployment = await follow(client, result, timeoutMs, !options.json);
   if (options.json) printJson({ ...result, deployment });
   else if (deployment.state === 'succeeded') {
     process.stdout.write(`v${deployment.toRelease} is live (${seconds(deployment)})\n`);
@@ -191,14 +191,33 @@ async function report(client: ApiClient, result: DeployResult, options: FollowOp
   if (deployment.state !== 'succeeded') process.exitCode = 1;
 }
 
-/** Polls the deployment, printing a line per service whenever its progress changes. */
-async function follow(client: ApiClient, id: number, timeoutMs: number, show: boolean): Promise<Deployment> {
+/**
+ * Polls the deployment, printing a line per service whenever its progress changes. On a Kubernetes target no
+ * instance of the app is on this machine: the lines are the deployer's `deployment.progress` events instead.
+ */
+async function follow(
+  client: ApiClient,
+  result: DeployResult,
+  timeoutMs: number,
+  show: boolean,
+): Promise<Deployment> {
+  const id = result.deployment!;
   const deadline = Date.now() + timeoutMs;
   let last = '';
   let lastDecision: number | undefined;
+  let eventsAfter = result.eventsAfter;
   for (;;) {
     const { deployment, status } = await client.deployment(id);
     const involved = status.services.filter((s) => deployment.services.some((d) => d.name === s.name));
+    if (show && involved.length === 0) {
+      const events = await client.events({ app: deployment.app, after: eventsAfter, limit: 10_000 });
+      for (const event of events) {
+        const data = event.data as { deployment?: number; line?: string };
+        if (event.kind === 'deployment.progress' && data.deployment === id && data.line !== undefined)
+          process.stdout.write(`  ${data.line}\n`);
+      }
+      eventsAfter = events.at(-1)?.id ?? eventsAfter;
+    }
     // The decision first: the step line that follows is its consequence.
     const decided = deployment.canary?.last;
     if (show && decided && decided.at !== lastDecision) {
@@ -274,9 +293,13 @@ export function explainDeployment(deployment: Deployment, services: readonly Ser
 }
 
 /** The app named on the command line, or by the `app:` of the directory's berth.yaml. */
-function appArgument(arg: string): string {
+async function appArgument(arg: string): Promise<string> {
   const path = resolve(arg, 'berth.yaml');
-  if (existsSync(path)) return parseSpec(readFileSync(path, 'utf8'), { file: path }).app;
+  if (existsSync(path)) {
+    // The spec's parser (yaml, zod: ~0.1 s of CPU) loads only here; a deploy sends the directory, unparsed.
+    const { parseSpec } = await import('../../domain/spec.js');
+    return parseSpec(readFileSync(path, 'utf8'), { file: path }).app;
+  }
   if (!/^[a-z0-9][a-z0-9-]*$/.test(arg))
     throw new UsageError(`${arg}: expected an app name or a directory with berth.yaml`);
   return arg;

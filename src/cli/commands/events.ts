@@ -29,9 +29,36 @@ export function registerEvents(program: Command, context: CliContext): void {
         process.stdout.write(options.json ? `${JSON.stringify(event)}\n` : line(event));
       };
       if (options.json && !options.follow) return printJson(events);
+      /**
+       * An app on a Kubernetes target: the cluster's events as they are recorded. The stream's backlog (read after
+       * the follower noted what exists) closes any gap since the lines above; those already shown are skipped.
+       */
+      const followCluster = async (
+        name: string,
+        shown: readonly AppLogLine[],
+        from: number,
+      ): Promise<void> => {
+        const printed = new Set(shown.map((l) => `${l.t} ${l.line}`));
+        const query = new URLSearchParams({ lines: String(limit), output: '0', follow: '1' });
+        try {
+          for await (const text of client.stream(
+            `/v1/apps/${encodeURIComponent(name)}/cluster-logs?${query}`,
+          )) {
+            if (text === '') continue;
+            const l = JSON.parse(text) as AppLogLine;
+            if (l.t < from || printed.has(`${l.t} ${l.line}`)) continue;
+            process.stdout.write(clusterText(l));
+          }
+        } catch (error) {
+          // An app on this machine has no cluster to follow; any other failure ends the command as Berth's would.
+          if (error instanceof BerthError && error.code === 'not_found') return;
+          process.stderr.write(`berth: ${(error as Error).message}\n`);
+          process.exit(1);
+        }
+      };
       // An app on a Kubernetes target: the cluster's events about its objects, merged in time order.
       const cluster =
-        app === undefined || options.follow
+        app === undefined
           ? []
           : await client
               .request<AppLogLine[]>(
@@ -42,15 +69,20 @@ export function registerEvents(program: Command, context: CliContext): void {
                 if (error instanceof BerthError && error.code === 'not_found') return [];
                 throw error;
               });
+      const clusterText = (l: AppLogLine): string =>
+        options.json
+          ? `${JSON.stringify(l)}\n`
+          : `${formatTime(l.t)}  ${'kubernetes'.padEnd(24)} ${'cluster'.padEnd(10)} ${l.line}\n`;
       const lines = [
-        ...events.map((event) => ({ t: event.at, text: line(event) })),
-        ...cluster.map((l) => ({
-          t: l.t,
-          text: `${formatTime(l.t)}  ${'kubernetes'.padEnd(24)} ${'cluster'.padEnd(10)} ${l.line}\n`,
+        ...events.map((event) => ({
+          t: event.at,
+          text: options.json ? `${JSON.stringify(event)}\n` : line(event),
         })),
+        ...cluster.map((l) => ({ t: l.t, text: clusterText(l) })),
       ].sort((a, b) => a.t - b.t);
       for (const { text } of lines) process.stdout.write(text);
       if (!options.follow) return;
+      if (app !== undefined) void followCluster(app, cluster, lines[0]?.t ?? 0);
       let after = events[events.length - 1]?.id ?? 0;
       if (after === 0) after = (await client.events({ limit: 1 }))[0]?.id ?? 0;
       let stopped = false;

@@ -54,17 +54,24 @@ export function registerLogs(program: Command, context: CliContext): void {
         };
         const client = context.client();
         const path = `/v1/apps/${encodeURIComponent(app)}/logs`;
+        // The server filters Berth's own lines; a cluster's lines are filtered here.
+        const keep = (line: AppLogLine): boolean =>
+          (options.events || line.source !== 'event') &&
+          (options.instance === undefined || line.instance === options.instance) &&
+          (options.grep === undefined || line.line.includes(options.grep));
         if (!options.follow) {
           const all = await client.request<AppLogLine[]>('GET', `${path}?${query}`);
           // An app on a Kubernetes target: its pods' output and the cluster's events, merged in.
           const cluster = new URLSearchParams({ lines: String(lines) });
           if (options.service !== undefined) cluster.set('service', options.service);
-          const pods = await client
-            .request<AppLogLine[]>('GET', `/v1/apps/${encodeURIComponent(app)}/cluster-logs?${cluster}`)
-            .catch((error: unknown) => {
-              if (error instanceof BerthError && error.code === 'not_found') return [];
-              throw error;
-            });
+          const pods = (
+            await client
+              .request<AppLogLine[]>('GET', `/v1/apps/${encodeURIComponent(app)}/cluster-logs?${cluster}`)
+              .catch((error: unknown) => {
+                if (error instanceof BerthError && error.code === 'not_found') return [];
+                throw error;
+              })
+          ).filter(keep);
           if (pods.length > 0)
             all.splice(0, all.length, ...[...all, ...pods].sort((a, b) => a.t - b.t).slice(-lines));
           if (options.json) return printJson(all);
@@ -74,13 +81,27 @@ export function registerLogs(program: Command, context: CliContext): void {
         query.set('follow', '1');
         const stop = new AbortController();
         process.once('SIGINT', () => stop.abort());
-        try {
-          for await (const text of client.stream(`${path}?${query}`, stop.signal)) {
-            if (text !== '') print(JSON.parse(text) as AppLogLine);
+        // An app on a Kubernetes target: its pods' logs as the cluster streams them and its events, beside Berth's.
+        const cluster = new URLSearchParams({ lines: String(lines), follow: '1' });
+        if (options.service !== undefined) cluster.set('service', options.service);
+        const follow = async (streamPath: string, optional: boolean): Promise<void> => {
+          try {
+            for await (const text of client.stream(streamPath, stop.signal)) {
+              if (text === '') continue;
+              const line = JSON.parse(text) as AppLogLine;
+              if (!optional || keep(line)) print(line);
+            }
+          } catch (error) {
+            if (stop.signal.aborted) return;
+            if (optional && error instanceof BerthError && error.code === 'not_found') return;
+            stop.abort();
+            throw error;
           }
-        } catch (error) {
-          if (!stop.signal.aborted) throw error;
-        }
+        };
+        await Promise.all([
+          follow(`${path}?${query}`, false),
+          follow(`/v1/apps/${encodeURIComponent(app)}/cluster-logs?${cluster}`, true),
+        ]);
       },
     );
 }

@@ -2,7 +2,6 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { parseEnvFile, splitHerokuConfig } from '../../domain/heroku.js';
 import type { PipelineJob, PipelineRun, PipelineStreamEvent } from '../../domain/pipeline.js';
 import type { ApiClient } from '../client.js';
 import type { CliContext } from '../context.js';
@@ -152,6 +151,8 @@ export function registerPipeline(program: Command, context: CliContext): void {
     .requiredOption('--env-file <file>', 'KEY=value lines')
     .action(async (app: string, options: { envFile: string }) => {
       if (!existsSync(options.envFile)) throw new UsageError(`${options.envFile}: no such file`);
+      // Loaded here: it brings the spec's parser (zod, yaml), which no other command of the CLI needs at start.
+      const { parseEnvFile, splitHerokuConfig } = await import('../../domain/heroku.js');
       const values = parseEnvFile(readFileSync(options.envFile, 'utf8'), options.envFile);
       const { config, secrets } = splitHerokuConfig(values);
       const client = context.client();

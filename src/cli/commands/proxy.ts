@@ -1,6 +1,11 @@
-// `berth proxy` (its keeper, workers and crashes) and `berth proxy restart` (a handover to a new worker).
+// `berth proxy` (its keeper, workers and crashes), `berth proxy restart` (a handover to a new worker) and
+// `berth proxy stop` (the proxy itself, once the control plane that would start it again is stopped).
 import type { Command } from 'commander';
+import { type ControlEndpoint, controlPaths } from '../../domain/data-dir.js';
+import { BerthError } from '../../domain/errors.js';
 import type { KeeperEntry, ProxyView } from '../../domain/proxy-keeper.js';
+import { proxyPaths } from '../../domain/proxy-paths.js';
+import { isRunning, readPidFile, signalRecorded } from '../../lib/process-identity.js';
 import type { CliContext } from '../context.js';
 import { formatAge, formatTime, printJson, printTable } from '../output.js';
 
@@ -26,7 +31,41 @@ export function registerProxy(program: Command, context: CliContext): void {
           `worker ${result.from} finishes its requests and exits\n`,
       );
     });
+  proxy
+    .command('stop')
+    .description('stop the proxy (after `berth stop`: a running control plane would start it again)')
+    .action(async () => {
+      const dataDir = context.dataDir;
+      const control = readPidFile<ControlEndpoint>(controlPaths(dataDir).endpoint);
+      if (control !== undefined && isRunning(control)) {
+        throw new BerthError(
+          'conflict',
+          `the control plane of ${dataDir} runs (pid ${control.pid}) and would start the proxy again: stop it first with \`berth stop\``,
+        );
+      }
+      const pidFile = proxyPaths(dataDir).pidFile;
+      const keeper = readPidFile(pidFile);
+      // Only the very keeper this data directory recorded (pid, start time and command line), never a reused pid.
+      const sent = signalRecorded(pidFile, 'SIGTERM');
+      if (keeper === undefined || sent.outcome !== 'signalled') {
+        process.stdout.write(`no proxy runs on the data directory ${dataDir}\n`);
+        return;
+      }
+      // The keeper lets its workers finish the requests in flight (their drain time) before it exits.
+      const deadline = Date.now() + PROXY_STOP_TIMEOUT_MS;
+      while (isRunning(keeper)) {
+        if (Date.now() > deadline)
+          throw new BerthError('runtime_failure', `the proxy (keeper pid ${sent.pid}) is still stopping`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      process.stdout.write(
+        `stopped the proxy (keeper pid ${sent.pid}); instances still running are no longer reachable through it (\`berth up\` starts it again)\n`,
+      );
+    });
 }
+
+/** The default drain time (10 s) with room for the keeper to end its workers. */
+const PROXY_STOP_TIMEOUT_MS = 30_000;
 
 function printView(view: ProxyView): void {
   const { health } = view;

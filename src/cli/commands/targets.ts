@@ -2,8 +2,8 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { stringify } from 'yaml';
 import type { KubeTarget } from '../../domain/api-types.js';
+import { yamlLibrary } from '../../lib/yaml-library.js';
 import type { CliContext } from '../context.js';
 import { formatTime, printJson, printTable, UsageError } from '../output.js';
 
@@ -79,7 +79,7 @@ export function registerTargets(program: Command, context: CliContext): void {
         .client()
         .request<unknown[]>('GET', `/v1/apps/${encodeURIComponent(app)}/export/k8s?${query}`);
       process.stdout.write(
-        objects.map((o) => `---\n${stringify(o, { aliasDuplicateObjects: false })}`).join(''),
+        objects.map((o) => `---\n${yamlLibrary().stringify(o, { aliasDuplicateObjects: false })}`).join(''),
       );
     });
 }

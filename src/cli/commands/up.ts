@@ -26,6 +26,10 @@ interface UpOptions {
   metricsInterval?: string;
   accessLog?: boolean;
   detach?: boolean;
+  acmeDirectory?: string;
+  acmeEmail?: string;
+  acmeEabKid?: string;
+  acmeDnsHook?: string;
 }
 
 /** The control plane's flags for what was given; the rest it takes from BERTH_* variables or its defaults. */
@@ -46,6 +50,14 @@ function controlPlaneArgs(dataDir: string, options: UpOptions): string[] {
   if (options.listen !== undefined) args.push('--listen', options.listen);
   if (options.metricsInterval !== undefined) args.push('--metrics-interval', options.metricsInterval);
   if (options.accessLog) args.push('--access-log');
+  for (const [flag, value] of [
+    ['acme-directory', options.acmeDirectory],
+    ['acme-email', options.acmeEmail],
+    ['acme-eab-kid', options.acmeEabKid],
+    ['acme-dns-hook', options.acmeDnsHook],
+  ] as const) {
+    if (value !== undefined) args.push(`--${flag}`, value);
+  }
   return args;
 }
 
@@ -58,13 +70,29 @@ export function registerUp(program: Command, context: CliContext): void {
       'port of the REST API on 127.0.0.1 (0 = any free port) [$BERTH_API_PORT, 7070]',
     )
     .option('--port <port>', 'the older name of --api-port')
-    .option('--http-port <port>', "the proxy's HTTP port (redirects to HTTPS) [$BERTH_HTTP_PORT, 8080]")
-    .option('--https-port <port>', "the proxy's HTTPS port [$BERTH_HTTPS_PORT, 8443]")
+    .option(
+      '--http-port <port>',
+      "the proxy's HTTP port (redirects to HTTPS, answers ACME challenges) [$BERTH_HTTP_PORT, 80 as root or with CAP_NET_BIND_SERVICE, else 8080]",
+    )
+    .option('--https-port <port>', "the proxy's HTTPS port [$BERTH_HTTPS_PORT, 443 when it may, else 8443]")
     .option('--listen <address>', "address of the proxy's listeners [$BERTH_LISTEN, every address]")
     .option('--detach', 'run in the background (log: <data-dir>/control.log); returns once it answers')
     .option('--metrics-port <port>', 'also serve Prometheus /metrics without a token on 127.0.0.1:<port>')
     .option('--metrics-interval <duration>', 'how often to collect metrics (default 5s)')
     .option('--access-log', "have the proxy log every request; shown in each app's `berth logs`")
+    .option(
+      '--acme-directory <url>',
+      'where public hosts get certificates (agreeing to its terms): letsencrypt, letsencrypt-staging, zerossl, google, an RFC 8555 directory URL, or off [$BERTH_ACME_DIRECTORY, letsencrypt]',
+    )
+    .option('--acme-email <address>', "the ACME account's contact [$BERTH_ACME_EMAIL]")
+    .option(
+      '--acme-eab-kid <kid>',
+      'external account binding key id (ZeroSSL, Google); its HMAC key in $BERTH_ACME_EAB_HMAC_KEY [$BERTH_ACME_EAB_KID]',
+    )
+    .option(
+      '--acme-dns-hook <command>',
+      'DNS-01 (needed for *.wildcards): a command that sets/clears $BERTH_ACME_NAME TXT $BERTH_ACME_VALUE [$BERTH_ACME_DNS_HOOK]',
+    )
     .action(async (options: UpOptions) => {
       const dataDir = context.dataDir;
       const args = [CONTROL_PLANE, ...controlPlaneArgs(dataDir, options)];

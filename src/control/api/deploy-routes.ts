@@ -6,6 +6,7 @@ import { BerthError } from '../../domain/errors.js';
 import type { AppManager } from '../app-manager.js';
 import type { Deployer } from '../deploy/deployer.js';
 import type { KubeApps } from '../kube/kube-apps.js';
+import { unpinnedImages } from '../kube/kube-manifests.js';
 import type { Store } from '../store/store.js';
 import { parseInput } from './parse-input.js';
 
@@ -44,8 +45,9 @@ export function registerDeployRoutes(api: FastifyInstance, options: DeployRoutes
     if (target === undefined) return deployer.deploy(body.directory, actor, file);
     if (kube === undefined)
       throw new BerthError('internal', 'this control plane deploys to no Kubernetes target');
+    await kube.checkRegistry(spec, target);
     // Images pinned by digest go as they are; anything else is built and pushed first (the app's registry).
-    const pinned = Object.values(spec.services).every((s) => /@sha256:[a-f0-9]{64}$/.test(s.image ?? ''));
+    const pinned = unpinnedImages(spec).length === 0;
     const built = pinned
       ? spec
       : (await deployer.build(body.directory, { specFile: file, fileNames: 'path' })).spec;

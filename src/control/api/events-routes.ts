@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { BerthEvent } from '../../domain/event.js';
 import type { Clock } from '../../lib/clock.js';
+import { requestStop } from '../../lib/request-stop.js';
 import type { Store } from '../store/store.js';
 import { parseInput } from './parse-input.js';
 
@@ -27,18 +28,20 @@ export function registerEventsRoutes(
     const { wait, ...filter } = query;
     let events: BerthEvent[] = options.store.listEvents(filter);
     if (events.length > 0 || !wait || filter.after === undefined) return events;
-    const stop = new AbortController();
-    request.raw.once('close', () => stop.abort());
-    options.closing?.addEventListener('abort', () => stop.abort(), { once: true });
-    // Every event is appended in this process: wake on the next one instead of polling the table.
-    events =
-      (await options.store.events.appended.until(
-        () => {
-          const fresh = options.store.listEvents(filter);
-          return fresh.length > 0 ? fresh : undefined;
-        },
-        { signal: stop.signal, timeoutMs: wait, clock: options.clock },
-      )) ?? [];
+    const stop = requestStop(request.raw, options.closing);
+    try {
+      // Every event is appended in this process: wake on the next one instead of polling the table.
+      events =
+        (await options.store.events.appended.until(
+          () => {
+            const fresh = options.store.listEvents(filter);
+            return fresh.length > 0 ? fresh : undefined;
+          },
+          { signal: stop.signal, timeoutMs: wait, clock: options.clock },
+        )) ?? [];
+    } finally {
+      stop.release();
+    }
     return events;
   });
 }

@@ -1,6 +1,7 @@
 // REST routes of Kubernetes targets: add, list and remove targets; an app's pods, cluster events and export.
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { requestStop } from '../../lib/request-stop.js';
 import type { KubeApps } from '../kube/kube-apps.js';
 import type { TargetStore } from '../kube/target-store.js';
 import { parseInput } from './parse-input.js';
@@ -23,6 +24,8 @@ const clusterLogsQuery = z.strictObject({
   lines: z.coerce.number().int().min(1).max(100_000).default(100),
   service: z.string().optional(),
   output: z.enum(['0', '1']).optional(),
+  /** `1`: the newest lines, then new ones as NDJSON until the client goes (`berth logs -f`, `berth events -f`). */
+  follow: z.enum(['0', '1']).optional(),
 });
 
 const exportQuery = z.strictObject({
@@ -36,6 +39,9 @@ export function registerKubeRoutes(
   options: { kube: KubeApps; targets: TargetStore },
 ): void {
   const { kube, targets } = options;
+  // Follow streams end when the API closes, so the server can close.
+  const closing = new AbortController();
+  api.addHook('preClose', async () => closing.abort());
   api.get('/v1/targets', async () => targets.list());
   api.post('/v1/targets', async (request) => kube.addTarget(parseInput(targetBody, request.body, 'body')));
   api.delete<{ Params: { name: string } }>('/v1/targets/:name', async (request) => {
@@ -45,9 +51,27 @@ export function registerKubeRoutes(
   api.get<{ Params: { app: string } }>('/v1/apps/:app/pods', async (request) =>
     kube.pods(request.params.app),
   );
-  api.get<{ Params: { app: string } }>('/v1/apps/:app/cluster-logs', async (request) => {
-    const query = parseInput(clusterLogsQuery, request.query, 'query');
-    return kube.logs(request.params.app, { ...query, output: query.output !== '0' });
+  api.get<{ Params: { app: string } }>('/v1/apps/:app/cluster-logs', async (request, reply) => {
+    const { follow, ...query } = parseInput(clusterLogsQuery, request.query, 'query');
+    const filter = {
+      ...(query.service === undefined ? {} : { service: query.service }),
+      output: query.output !== '0',
+    };
+    if (follow !== '1') return kube.logs(request.params.app, { ...query, ...filter });
+    // The follower notes what exists before the backlog is read, so no line falls between the two.
+    const follower = await kube.follower(request.params.app, filter);
+    await follower.start();
+    const backlog = await kube.logs(request.params.app, { ...query, ...filter });
+    reply.raw.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+    reply.raw.write(backlog.map((line) => `${JSON.stringify(line)}\n`).join(''));
+    const stop = requestStop(request.raw, closing.signal);
+    try {
+      await follower.run((line) => reply.raw.write(`${JSON.stringify(line)}\n`), stop.signal);
+    } finally {
+      stop.release();
+    }
+    reply.raw.end();
+    return reply;
   });
   api.get<{ Params: { app: string } }>('/v1/apps/:app/export/k8s', async (request) =>
     kube.export(request.params.app, parseInput(exportQuery, request.query, 'query')),

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { BerthError } from '../../domain/errors.js';
 import { systemClock } from '../../lib/clock.js';
 import { parseDuration } from '../../lib/duration.js';
+import { requestStop } from '../../lib/request-stop.js';
 import { AppLogFollower, type LogFilter, readAppLogs } from '../logs/app-logs.js';
 import type { DrainManager } from '../logs/drain-manager.js';
 import type { Store } from '../store/store.js';
@@ -81,21 +82,27 @@ export function registerLogsRoutes(
 
     reply.raw.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
     reply.raw.write(lines.map((line) => `${JSON.stringify(line)}\n`).join(''));
-    const stop = new AbortController();
-    request.raw.on('close', () => stop.abort());
-    if (options.closing?.aborted) stop.abort();
-    options.closing?.addEventListener('abort', () => stop.abort(), { once: true });
-    while (!stop.signal.aborted) {
-      const fresh = follower.poll();
-      if (fresh.length > 0 && !reply.raw.write(fresh.map((line) => `${JSON.stringify(line)}\n`).join(''))) {
-        // A slow reader: wait for the socket to drain instead of buffering without bound.
-        await new Promise<void>((resolve) => {
-          reply.raw.once('drain', resolve);
-          stop.signal.addEventListener('abort', () => resolve(), { once: true });
-        });
+    const stop = requestStop(request.raw, options.closing);
+    try {
+      while (!stop.signal.aborted) {
+        const fresh = follower.poll();
+        if (fresh.length > 0 && !reply.raw.write(fresh.map((line) => `${JSON.stringify(line)}\n`).join(''))) {
+          // A slow reader: wait for the socket to drain instead of buffering without bound.
+          await new Promise<void>((resolve) => {
+            const done = (): void => {
+              reply.raw.off('drain', done);
+              stop.signal.removeEventListener('abort', done);
+              resolve();
+            };
+            reply.raw.once('drain', done);
+            stop.signal.addEventListener('abort', done, { once: true });
+          });
+        }
+        // Instances' output files are written by their shims (other processes): polled, not notified.
+        await systemClock.sleep(options.pollMs ?? 200, { signal: stop.signal });
       }
-      // Instances' output files are written by their shims (other processes): polled, not notified.
-      await systemClock.sleep(options.pollMs ?? 200, { signal: stop.signal });
+    } finally {
+      stop.release();
     }
     reply.raw.end();
     return reply;

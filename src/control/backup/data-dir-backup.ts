@@ -24,6 +24,8 @@ import { BerthError } from '../../domain/errors.js';
 import { proxyPaths } from '../../domain/proxy-paths.js';
 import { VERSION } from '../../domain/version.js';
 import { ensurePrivateDir, ensurePrivateFile } from '../../lib/private-files.js';
+import { type AddonSnapshot, reviveAddons } from '../addons/addon-service.js';
+import { AddonStore } from '../addons/addon-store.js';
 import { masterKeyPath } from '../secrets/master-key.js';
 import { Database } from '../store/database.js';
 import { EventStore } from '../store/event-store.js';
@@ -46,6 +48,12 @@ export interface BackupManifest {
   /** `sha256:<hex>` of every artifact included (those of the releases the snapshot holds, still on disk). */
   artifacts: string[];
   masterKey: boolean;
+  /**
+   * A consistent dump of each add-on that was available (absent in backups from before add-ons, and in offline
+   * backups: a stopped Berth does not talk to its servers). A restore rebuilds each add-on from its dump, else
+   * from its newest backup (`addons/backups/`, always included).
+   */
+  addons?: AddonSnapshot[];
   /** What a backup never holds, in words, for whoever restores it. */
   notIncluded: string[];
 }
@@ -72,6 +80,8 @@ export async function prepareBackup(options: {
   store: Store;
   dataDir: string;
   includeMasterKey: boolean;
+  /** The running add-ons, dumped into the backup; without it (offline) only their backups are included. */
+  addons?: { snapshot(dir: string): Promise<AddonSnapshot[]> };
 }): Promise<PreparedBackup> {
   const { store, dataDir } = options;
   const scratch = join(dataDir, 'backups');
@@ -114,6 +124,11 @@ export async function prepareBackup(options: {
       .filter((hex) => existsSync(join(staged, hex)))
       .map((hex) => `sha256:${hex}`);
 
+    // After the snapshot, so that each backup it lists has its file; backups are immutable, like artifacts.
+    const addonBackups = join(dataDir, 'addons', 'backups');
+    if (existsSync(addonBackups)) linkTree(addonBackups, join(dir, 'addons', 'backups'));
+    const addons = options.addons === undefined ? undefined : await options.addons.snapshot(dir);
+
     const proxy = proxyPaths(dataDir);
     for (const [from, to] of [
       [join(proxy.dir, 'ca'), join(dir, 'proxy', 'ca')],
@@ -142,6 +157,7 @@ export async function prepareBackup(options: {
       apps,
       artifacts,
       masterKey: options.includeMasterKey,
+      ...(addons === undefined ? {} : { addons }),
       notIncluded: options.includeMasterKey ? NOT_INCLUDED : ['the master key (kept apart)', ...NOT_INCLUDED],
     };
     writeFileSync(join(dir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o600 });
@@ -203,6 +219,10 @@ export async function restoreBackup(options: {
       if (existsSync(join(staging, name))) renameSync(join(staging, name), join(dataDir, name));
     }
     if (existsSync(join(staging, 'proxy'))) renameSync(join(staging, 'proxy'), proxyPaths(dataDir).dir);
+    if (existsSync(join(staging, 'addons', 'backups'))) {
+      ensurePrivateDir(join(dataDir, 'addons'));
+      renameSync(join(staging, 'addons', 'backups'), join(dataDir, 'addons', 'backups'));
+    }
     for (const dir of ['artifacts', 'git', 'logs', 'proxy']) ensurePrivateDir(join(dataDir, dir));
 
     let masterKey: RestoreResult['masterKey'] = manifest.masterKey ? 'from-backup' : 'missing';
@@ -244,6 +264,13 @@ export async function restoreBackup(options: {
           });
         }
         endedInstances = live.length;
+        // Add-on servers belong to the Berth the backup was taken from too: each is rebuilt here at the next start.
+        reviveAddons(new AddonStore(db, store.events), {
+          snapshots: manifest.addons ?? [],
+          from: staging,
+          dataDir,
+          takenAt: manifest.createdAt,
+        });
         store.events.record({
           actor: 'system',
           kind: 'backup.restored',

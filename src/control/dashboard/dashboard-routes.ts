@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { BerthError } from '../../domain/errors.js';
 import type { BerthEvent } from '../../domain/event.js';
+import { requestStop } from '../../lib/request-stop.js';
 import { bearerMatches } from '../api/admin-token.js';
 import { parseInput } from '../api/parse-input.js';
 import type { Store } from '../store/store.js';
@@ -112,31 +113,32 @@ export function registerDashboardRoutes(api: FastifyInstance, options: Dashboard
       'cache-control': 'no-store',
       'x-accel-buffering': 'no',
     });
-    const stop = new AbortController();
-    request.raw.once('close', () => stop.abort());
-    if (options.closing.aborted) stop.abort();
-    options.closing.addEventListener('abort', () => stop.abort(), { once: true });
-    reply.raw.write(`retry: 2000\nevent: hello\ndata: ${JSON.stringify({ after })}\n\n`);
-    let nextTick = now() + options.tickMs;
-    while (!stop.signal.aborted) {
-      const fresh: BerthEvent[] = store.listEvents({ app: query.app, after, limit: 1000 });
-      if (fresh.length > 0) {
-        reply.raw.write(
-          fresh.map((e) => `id: ${e.id}\nevent: berth\ndata: ${JSON.stringify(e)}\n\n`).join(''),
-        );
-        after = fresh.at(-1)!.id;
-        continue;
+    const stop = requestStop(request.raw, options.closing);
+    try {
+      reply.raw.write(`retry: 2000\nevent: hello\ndata: ${JSON.stringify({ after })}\n\n`);
+      let nextTick = now() + options.tickMs;
+      while (!stop.signal.aborted) {
+        const fresh: BerthEvent[] = store.listEvents({ app: query.app, after, limit: 1000 });
+        if (fresh.length > 0) {
+          reply.raw.write(
+            fresh.map((e) => `id: ${e.id}\nevent: berth\ndata: ${JSON.stringify(e)}\n\n`).join(''),
+          );
+          after = fresh.at(-1)!.id;
+          continue;
+        }
+        if (now() >= nextTick) {
+          reply.raw.write(`event: tick\ndata: ${now()}\n\n`);
+          nextTick = now() + options.tickMs;
+        }
+        if (session && session.expiresAt <= now()) {
+          reply.raw.write('event: expired\ndata: {}\n\n');
+          break;
+        }
+        const until = Math.min(nextTick, session?.expiresAt ?? Number.POSITIVE_INFINITY);
+        await store.events.appended.wait({ signal: stop.signal, timeoutMs: Math.max(1, until - now()) });
       }
-      if (now() >= nextTick) {
-        reply.raw.write(`event: tick\ndata: ${now()}\n\n`);
-        nextTick = now() + options.tickMs;
-      }
-      if (session && session.expiresAt <= now()) {
-        reply.raw.write('event: expired\ndata: {}\n\n');
-        break;
-      }
-      const until = Math.min(nextTick, session?.expiresAt ?? Number.POSITIVE_INFINITY);
-      await store.events.appended.wait({ signal: stop.signal, timeoutMs: Math.max(1, until - now()) });
+    } finally {
+      stop.release();
     }
     reply.raw.end();
     return reply;

@@ -67,6 +67,8 @@ export function judgeCanary(
   baseline: ReleaseWindow,
   /** The user's check (`analysis.check`): null when it passed or there is none, else why it failed. */
   checkFailure: string | null = null,
+  /** What the reasons call the baseline: the old release, or an external origin during a traffic ramp. */
+  baselineName = 'old',
 ): Pick<CanaryDecision, 'verdict' | 'reasons'> {
   // The user's own check judges the new release whatever the sample size: a failure is an abort.
   if (checkFailure !== null) return { verdict: 'abort', reasons: [checkFailure] };
@@ -86,7 +88,10 @@ export function judgeCanary(
   check(rate > analysis.max5xxRatePercent, `5xx ${pct(rate)} (limit ${pct(analysis.max5xxRatePercent)})`);
   if (comparable) {
     const limit = baseline.errorRatePercent + analysis.max5xxIncreasePercent;
-    check(rate > limit, `5xx ${pct(rate)} vs old ${pct(baseline.errorRatePercent)} (limit ${pct(limit)})`);
+    check(
+      rate > limit,
+      `5xx ${pct(rate)} vs ${baselineName} ${pct(baseline.errorRatePercent)} (limit ${pct(limit)})`,
+    );
   }
   // 502-504: what the old release's rate predicts for as many requests, plus the allowance.
   const expected = comparable ? (baseline.gateway / baseline.requests) * canary.requests : 0;
@@ -100,7 +105,7 @@ export function judgeCanary(
     if (ceiling !== null) check(value > ceiling, `${name} ${ms(value)} (limit ${ms(ceiling)})`);
     if (comparable && old !== null) {
       const limit = analysis.maxLatencyRatio * Math.max(old, LATENCY_FLOOR_MS);
-      check(value > limit, `${name} ${ms(value)} vs old ${ms(old)} (limit ${ms(limit)})`);
+      check(value > limit, `${name} ${ms(value)} vs ${baselineName} ${ms(old)} (limit ${ms(limit)})`);
     }
   }
   if (failures.length > 0) return { verdict: 'abort', reasons: failures };

@@ -1,13 +1,15 @@
 // `berth deploy` and `berth rollback`: read the spec, build the artifact, run the release phase, hand the release
 // to the app manager. Split into build and release so a pipeline can build first and release on promote.
 import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
-import { basename, isAbsolute, join, relative } from 'node:path';
+import { basename, isAbsolute, join, relative, resolve } from 'node:path';
 import type { ApplyResult, DeployResult } from '../../domain/api-types.js';
 import { BerthError } from '../../domain/errors.js';
 import { appNameFrom, releaseCommandsOf, specFromProcfile } from '../../domain/heroku.js';
+import { pemProblem } from '../../domain/route-table.js';
 import { type AppSpec, parseSpec } from '../../domain/spec.js';
 import type { AppManager } from '../app-manager.js';
 import type { ReleaseImages } from '../images/release-images.js';
+import { unpinnedImages } from '../kube/kube-manifests.js';
 import type { Artifact, ArtifactBuilder } from './artifact-builder.js';
 
 /** A built, not yet released, app: what `Deployer.release` makes live. */
@@ -36,6 +38,8 @@ export interface DeployerOptions {
    * with a berth.yaml names the ones each service needs.
    */
   appSecrets?: (app: string) => string[];
+  /** Provisions the add-ons a spec declares (`addons:`) before its release, so their URLs are in it. */
+  addons?: { ensureDeclared(spec: AppSpec, actor: string): Promise<void> };
   /** Builds, pushes and resolves the images of container apps; without it such apps are refused. */
   images?: ReleaseImages;
 }
@@ -52,6 +56,11 @@ export interface BuildOptions {
   fileNames?: 'path' | 'name';
   /** Build output as it comes (the pipeline streams it); it is also in the artifact's `output`. */
   onOutput?: (text: string) => void;
+  /**
+   * The release goes to a Kubernetes target: images pinned by digest go as they are (as `berth deploy --target`
+   * sends them), so no Docker engine is needed on this machine for them.
+   */
+  toCluster?: boolean;
 }
 
 export class Deployer {
@@ -112,7 +121,10 @@ export class Deployer {
         `${specPath}: no such file; a deploy needs a berth.yaml (or a Procfile)`,
       );
     }
-    return { spec, releaseCommands: releaseCommandsOf(procfile, appJson) };
+    return {
+      spec: withOriginCas(spec, directory, specFile),
+      releaseCommands: releaseCommandsOf(procfile, appJson),
+    };
   }
 
   /** Reads and builds `directory` into an artifact; nothing is released. */
@@ -121,9 +133,10 @@ export class Deployer {
     // Refuse before a long build rather than after it; apply checks again in its transaction.
     this.#apps.assertNotDeploying(spec.app);
     const images = this.#options.images;
+    const asTheyAre = options.toCluster === true && unpinnedImages(spec).length === 0;
     if (spec.runtime === 'docker') {
       if (images === undefined) throw new BerthError('internal', 'this control plane runs no containers');
-      await images.assertAvailable(spec.app);
+      if (!asTheyAre) await images.assertAvailable(spec.app);
       if (releaseCommands.length > 0) {
         throw new BerthError(
           'invalid_spec',
@@ -132,7 +145,7 @@ export class Deployer {
       }
     }
     const artifact = await this.#builder.build(directory, spec);
-    if (spec.runtime !== 'docker' || images === undefined) {
+    if (spec.runtime !== 'docker' || images === undefined || asTheyAre) {
       if (artifact.output !== '') options.onOutput?.(artifact.output);
       return { spec, artifact, releaseCommands };
     }
@@ -157,6 +170,8 @@ export class Deployer {
   ): Promise<{ result: ApplyResult; releaseOutput: string }> {
     const { spec, artifact, releaseCommands } = prepared;
     this.#apps.assertNotDeploying(spec.app);
+    // Before the release phase (migrations need the database) and the release (its instances get the URLs).
+    await this.#options.addons?.ensureDeclared(spec, actor);
     let releaseOutput = '';
     if (releaseCommands.length > 0) {
       if (!this.#options.releasePhase)
@@ -212,4 +227,40 @@ function specPathIn(directory: string, name: string): string {
     );
   }
   return path;
+}
+
+/**
+ * The spec with each origin's `ca:` file (a path in the app directory) read into it: the release carries the CA it
+ * was made with, and the proxy never reads the app's files.
+ */
+function withOriginCas(spec: AppSpec, directory: string, specFile: string): AppSpec {
+  if (spec.origins === undefined) return spec;
+  const issues: { path: string; message: string }[] = [];
+  const origins = Object.fromEntries(
+    Object.entries(spec.origins).map(([name, origin]) => {
+      if (origin.ca === undefined) return [name, origin];
+      const path = resolve(directory, origin.ca);
+      try {
+        const pem = readFileSync(path, 'utf8');
+        // Every certificate of the bundle must parse: a broken one would only show as "not trusted" later.
+        const problem = pemProblem(pem);
+        if (problem !== undefined) throw new Error(problem);
+        return [name, { ...origin, caPem: pem }];
+      } catch (error) {
+        const reason =
+          (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message;
+        issues.push({ path: `origins.${name}.ca`, message: `${origin.ca}: ${reason}` });
+        return [name, origin];
+      }
+    }),
+  );
+  if (issues.length > 0)
+    throw new BerthError(
+      'invalid_spec',
+      `${specFile}: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
+      {
+        issues,
+      },
+    );
+  return { ...spec, origins };
 }

@@ -5,11 +5,11 @@ import { type ControlWorld, controlWorld, shopSpec } from '../../../test/fakes/c
 
 let world: ControlWorld;
 
-afterEach(async () => {
-  await world.stop();
-});
-
 describe('DeploymentTracker', () => {
+  afterEach(async () => {
+    await world.stop();
+  });
+
   it('ends a deployment succeeded once every new instance is healthy and nothing old is left', async () => {
     world = controlWorld();
     await world.apply(shopSpec({ instances: 2, env: 'one' }));

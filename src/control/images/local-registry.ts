@@ -1,10 +1,11 @@
 // The embedded image registry: Debian's docker-registry (Distribution 2.8) on 127.0.0.1, its storage in the data dir.
-import { spawn, spawnSync } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { BerthError } from '../../domain/errors.js';
+import { allocatePort } from '../../lib/free-port.js';
 import type { Logger } from '../../lib/logger.js';
 import {
   identify,
@@ -31,6 +32,8 @@ const MANIFEST_TYPES = [
   'application/vnd.oci.image.index.v1+json',
 ].join(', ');
 
+const execFileAsync = promisify(execFile);
+
 /**
  * Runs the registry the control plane pushes release images to and pulls them back from. It listens on 127.0.0.1
  * only, on a port chosen once and kept in its config (image references carry it), and lives as long as the
@@ -45,6 +48,8 @@ export class LocalRegistry {
   #users = 0;
   #collecting: Promise<void> | undefined;
   #idle: (() => void)[] = [];
+  /** Set by `close()`: the control plane is stopping, and nothing may start the registry again. */
+  #closed = false;
 
   constructor(options: LocalRegistryOptions) {
     this.#options = options;
@@ -62,6 +67,11 @@ export class LocalRegistry {
 
   /** `127.0.0.1:<port>`, once the registry answers (started if it was not running). */
   address(): Promise<string> {
+    if (this.#closed) {
+      return Promise.reject(
+        new BerthError('runtime_failure', 'the image registry is closed: the control plane is stopping'),
+      );
+    }
     this.#starting ??= this.#start().catch((error: unknown) => {
       this.#starting = undefined;
       throw error;
@@ -141,15 +151,24 @@ export class LocalRegistry {
     const collecting = (async () => {
       if (this.#users > 0) await new Promise<void>((resolve) => this.#idle.push(resolve));
       await this.stop();
-      const result = spawnSync(this.binary, ['garbage-collect', '--delete-untagged', this.#configPath], {
-        encoding: 'utf8',
-        timeout: 120_000,
-      });
-      output = `${result.stdout ?? ''}${result.stderr ?? ''}`;
-      if (result.status !== 0)
-        this.#options.log.warn({ status: result.status, output }, 'registry garbage collection failed');
-      // Serving again at once: pulls (a rollback's) should not wait for a start.
-      await this.address();
+      // Not spawnSync: the control plane keeps serving (API, health, reconcile) while the collector runs.
+      try {
+        const result = await execFileAsync(
+          this.binary,
+          ['garbage-collect', '--delete-untagged', this.#configPath],
+          { encoding: 'utf8', timeout: 120_000, maxBuffer: 64 * 1024 * 1024 },
+        );
+        output = `${result.stdout}${result.stderr}`;
+      } catch (error) {
+        const failed = error as { code?: unknown; signal?: unknown; stdout?: string; stderr?: string };
+        output = `${failed.stdout ?? ''}${failed.stderr ?? ''}` || String(error);
+        this.#options.log.warn(
+          { status: failed.code ?? null, signal: failed.signal ?? null, output },
+          'registry garbage collection failed',
+        );
+      }
+      // Serving again at once: pulls (a rollback's) should not wait for a start. Not once closed.
+      if (!this.#closed) await this.address();
     })();
     this.#collecting = collecting;
     try {
@@ -158,6 +177,16 @@ export class LocalRegistry {
       this.#collecting = undefined;
     }
     return output;
+  }
+
+  /**
+   * Stops the registry for good, as the control plane stops: a start in progress is let finish and then stopped
+   * (stopped before its pid file was written, it would have outlived the control plane), and none follows.
+   */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#starting?.catch(() => undefined);
+    await this.stop();
   }
 
   /** Stops the registry this data directory's control plane runs (never another process). */
@@ -233,7 +262,7 @@ export class LocalRegistry {
       const match = /^\s*addr:\s*(\S+)\s*$/m.exec(readFileSync(this.#configPath, 'utf8'));
       if (match) return match[1]!;
     }
-    const address = `127.0.0.1:${await freePort()}`;
+    const address = `127.0.0.1:${await allocatePort()}`;
     writeFileSync(
       this.#configPath,
       [
@@ -270,17 +299,4 @@ async function answers(address: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
-      );
-    });
-  });
 }

@@ -8,8 +8,9 @@ import type { AppSpec } from '../../domain/spec.js';
 import type { Logger } from '../../lib/logger.js';
 import type { ReleaseSecrets } from '../app-manager.js';
 import type { Store } from '../store/store.js';
-import { KubeCluster, type KubeTargetConfig } from './kube-cluster.js';
-import { KubeDeployer, type KubeRelease } from './kube-deployer.js';
+import { ClusterLogFollower, eventLine, podLine } from './cluster-log-follower.js';
+import type { KubeCluster, KubeTargetConfig } from './kube-cluster.js';
+import type { KubeDeployer, KubeDeployerOptions, KubeRelease } from './kube-deployer.js';
 import {
   checkForKubernetes,
   type KubeObject,
@@ -17,6 +18,7 @@ import {
   LABEL_PART_OF,
   objectNames,
   renderManifests,
+  unreachableImages,
 } from './kube-manifests.js';
 import { apiVersionsFor, LATEST_KNOWN } from './kube-versions.js';
 import type { TargetStore } from './target-store.js';
@@ -66,13 +68,13 @@ export class KubeApps {
     await Promise.allSettled([...this.#running]);
   }
 
-  #cluster(target: KubeTarget): KubeCluster {
+  async #cluster(target: KubeTarget): Promise<KubeCluster> {
     const config = {
       kubeconfig: target.kubeconfig,
       namespace: target.namespace,
       ...(target.context ? { context: target.context } : {}),
     };
-    return this.#options.cluster?.(config) ?? new KubeCluster(config);
+    return this.#options.cluster?.(config) ?? (await openCluster(config));
   }
 
   /** Adds (or replaces) a target once the cluster answered with its version, so a typo is caught at once. */
@@ -82,7 +84,7 @@ export class KubeApps {
     context?: string;
     namespace?: string;
   }): Promise<KubeTarget> {
-    const cluster = new KubeCluster(input);
+    const cluster = await openCluster(input);
     const versions = await cluster.versions();
     return this.#options.targets.put({
       name: input.name,
@@ -91,6 +93,22 @@ export class KubeApps {
       namespace: cluster.namespace,
       serverVersion: versions.server,
     });
+  }
+
+  /**
+   * Refuses an app whose images the target's nodes could not pull (a registry on loopback, Berth's own included, for
+   * a cluster elsewhere). Asked before a build (`berth deploy --target`, a pipeline run), so nothing is built, pushed
+   * or recorded in vain; a rollback or a secret change deploys a release that passed it.
+   */
+  async checkRegistry(spec: AppSpec, targetName: string): Promise<void> {
+    checkForKubernetes(spec, targetName);
+    const cluster = await this.#cluster(this.#options.targets.get(targetName));
+    const issues = unreachableImages(spec, cluster.server);
+    if (issues.length > 0) {
+      throw new BerthError('invalid_spec', `${spec.app}: target ${targetName} cannot pull its images`, {
+        issues,
+      });
+    }
   }
 
   /** The target of an app's current release, or undefined for an app on this machine. */
@@ -208,8 +226,8 @@ export class KubeApps {
     for (const name of Object.keys(counts)) {
       if (!current.spec.services[name]) throw new BerthError('not_found', `${app} has no service ${name}`);
     }
-    const cluster = this.#cluster(this.#options.targets.get(targetName));
-    const deployer = new KubeDeployer(cluster, { target: targetName, pollMs: this.#options.pollMs });
+    const cluster = await this.#cluster(this.#options.targets.get(targetName));
+    const deployer = await newDeployer(cluster, { target: targetName, pollMs: this.#options.pollMs });
     const scale: Record<string, number> = {};
     for (const name of Object.keys(current.spec.services)) {
       const live = await cluster.deployment(objectNames.workload(app, name));
@@ -278,7 +296,7 @@ export class KubeApps {
 
   /** The app's pods on its target: its instances there. */
   async pods(app: string): Promise<PodView[]> {
-    const cluster = this.#clusterOf(app);
+    const cluster = await this.#clusterOf(app);
     const pods = await cluster.pods(`${LABEL_PART_OF}=${app}`);
     return pods.map((pod) => ({
       name: pod.metadata?.name ?? '',
@@ -300,41 +318,29 @@ export class KubeApps {
     app: string,
     options: { lines: number; service?: string; output?: boolean },
   ): Promise<AppLogLine[]> {
-    const cluster = this.#clusterOf(app);
+    const cluster = await this.#clusterOf(app);
     const selector = `${LABEL_PART_OF}=${app}${options.service === undefined ? '' : `,${LABEL_COMPONENT}=${options.service}`}`;
     const found: AppLogLine[] = [];
     for (const pod of options.output === false ? [] : await cluster.pods(selector)) {
       const name = pod.metadata?.name ?? '';
       const service = pod.metadata?.labels?.[LABEL_COMPONENT] ?? null;
       for (const text of (await cluster.podLog(name, options.lines, false, true)) ?? []) {
-        // `2026-01-02T03:04:05.123456789Z line`: the kubelet's time of the line.
-        const space = text.indexOf(' ');
-        const t = Date.parse(text.slice(0, space));
-        found.push({
-          t: Number.isNaN(t) ? 0 : t,
-          source: 'out',
-          instance: name,
-          service,
-          line: text.slice(space + 1),
-        });
+        found.push(podLine(name, service, text));
       }
     }
-    for (const event of await cluster.events(app)) {
-      const object = `${event.involvedObject.kind} ${event.involvedObject.name}`;
-      found.push({
-        t: new Date(
-          event.lastTimestamp ?? event.eventTime ?? event.metadata.creationTimestamp ?? 0,
-        ).getTime(),
-        source: 'event',
-        instance: 'kubernetes',
-        service: null,
-        line: `${object}: ${event.reason ?? ''} ${event.message ?? ''}`.trim(),
-      });
-    }
+    for (const event of await cluster.events(app)) found.push(eventLine(event));
     return found.sort((a, b) => a.t - b.t).slice(-options.lines);
   }
 
-  #clusterOf(app: string): KubeCluster {
+  /** A follower of the app's pods' output and the cluster's events (`berth logs -f`, `berth events -f`). */
+  async follower(app: string, options: { service?: string; output?: boolean }): Promise<ClusterLogFollower> {
+    return new ClusterLogFollower(await this.#clusterOf(app), app, {
+      ...options,
+      ...(this.#options.pollMs === undefined ? {} : { pollMs: this.#options.pollMs }),
+    });
+  }
+
+  #clusterOf(app: string): Promise<KubeCluster> {
     const target = this.targetOf(app);
     if (target === undefined) throw new BerthError('not_found', `${app} runs on no Kubernetes target`);
     return this.#cluster(this.#options.targets.get(target));
@@ -360,7 +366,7 @@ export class KubeApps {
   ): Promise<void> {
     const { store, log } = this.#options;
     const app = next.spec.app;
-    const deployer = new KubeDeployer(this.#cluster(target), {
+    const deployer = await newDeployer(await this.#cluster(target), {
       target: target.name,
       pollMs: this.#options.pollMs,
       signal: this.#stopping.signal,
@@ -370,14 +376,15 @@ export class KubeApps {
           kind: 'deployment.progress',
           app,
           message: `${app} v${next.release} on ${target.name}: ${line}`,
-          data: { deployment: deployment.id },
+          // The line as it is, for `berth deploy` to print like a local deploy's progress.
+          data: { deployment: deployment.id, line },
         }),
     });
     try {
       // What a deploy keeps that the spec does not say, as locally: a count set by `berth scale` stays while the
       // spec's `instances` for that service is unchanged.
       const scale: Record<string, number> = {};
-      const cluster = this.#cluster(target);
+      const cluster = await this.#cluster(target);
       for (const service of Object.values(next.spec.services)) {
         if (previous?.spec.services[service.name]?.instances !== service.instances) continue;
         const live = await cluster.deployment(objectNames.workload(app, service.name));
@@ -434,3 +441,16 @@ export type ReleaseTarget = (
   app: string,
   version: number | undefined,
 ) => { spec: AppSpec; sourceDir: string; version: number };
+
+// The Kubernetes client and the object models take about 0.85 s of CPU to load: they are loaded when an app first
+// uses a target, not with every control plane (most never have one).
+
+async function openCluster(config: KubeTargetConfig): Promise<KubeCluster> {
+  const { KubeCluster } = await import('./kube-cluster.js');
+  return new KubeCluster(config);
+}
+
+async function newDeployer(cluster: KubeCluster, options: KubeDeployerOptions): Promise<KubeDeployer> {
+  const { KubeDeployer } = await import('./kube-deployer.js');
+  return new KubeDeployer(cluster, options);
+}

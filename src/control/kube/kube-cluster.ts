@@ -1,11 +1,15 @@
 // One Kubernetes cluster as Berth talks to it: server-side apply as field manager `berth`, prune by label, reads of
 // rollout state, pod logs and events. Every call goes through @kubernetes/client-node with the target's kubeconfig.
+
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest, type RequestOptions } from 'node:https';
+import { createInterface } from 'node:readline';
 import {
   ApiException,
   ApisApi,
   CoreV1Api,
   type CoreV1Event,
-  KubeConfig,
+  type KubeConfig,
   type KubernetesObject,
   KubernetesObjectApi,
   PatchStrategy,
@@ -17,6 +21,7 @@ import {
 import { BerthError, type Issue } from '../../domain/errors.js';
 import { appSelector, FIELD_MANAGER, type KubeObject } from './kube-manifests.js';
 import { apiVersionsFromDiscovery, type KubeApiVersions } from './kube-versions.js';
+import { PooledKubeConfig } from './pooled-kube-config.js';
 
 /** Where a target points: a kubeconfig file, one of its contexts (its current one when absent), a namespace. */
 export interface KubeTargetConfig {
@@ -41,13 +46,15 @@ export interface PruneResult {
 
 export class KubeCluster {
   readonly namespace: string;
+  /** The API server's URL, from the kubeconfig. */
+  readonly server: string;
   readonly #objects: KubernetesObjectApi;
   readonly #core: CoreV1Api;
   readonly #config: KubeConfig;
   #versions: Promise<KubeApiVersions> | undefined;
 
   constructor(target: KubeTargetConfig) {
-    const config = new KubeConfig();
+    const config = new PooledKubeConfig();
     try {
       config.loadFromFile(target.kubeconfig);
     } catch (error) {
@@ -67,9 +74,11 @@ export class KubeCluster {
       }
       config.setCurrentContext(target.context);
     }
-    if (config.getCurrentCluster() === null) {
+    const cluster = config.getCurrentCluster();
+    if (cluster === null) {
       throw new BerthError('invalid_request', `${target.kubeconfig}: its current context names no cluster`);
     }
+    this.server = cluster.server;
     const context = config.getContextObject(config.getCurrentContext());
     this.namespace = target.namespace ?? context?.namespace ?? 'default';
     this.#config = config;
@@ -227,6 +236,73 @@ export class KubeCluster {
     } catch {
       return undefined;
     }
+  }
+
+  /**
+   * Follows a container's log as the kubelet streams it (`follow=true`), each line with the kubelet's timestamp,
+   * from `sinceTime` (RFC 3339) or the container's start. Resolves when the stream ends however it ends (the
+   * container stopped, the pod went away, the connection broke, `signal` aborted); rejects when the cluster refuses
+   * to give the log. A plain request with the kubeconfig's agent and credentials: client-node's `Log` leaves its
+   * stream open when the connection breaks.
+   */
+  async followPodLog(
+    pod: string,
+    container: string,
+    options: { sinceTime?: string; signal: AbortSignal },
+    onLine: (line: string) => void,
+  ): Promise<void> {
+    const url = new URL(
+      `${this.server}/api/v1/namespaces/${encodeURIComponent(this.namespace)}/pods/${encodeURIComponent(pod)}/log`,
+    );
+    url.searchParams.set('container', container);
+    url.searchParams.set('follow', 'true');
+    url.searchParams.set('timestamps', 'true');
+    if (options.sinceTime !== undefined) url.searchParams.set('sinceTime', options.sinceTime);
+    const request: RequestOptions = {};
+    await this.#config.applyToHTTPSOptions(request);
+    if (options.signal.aborted) return;
+    await new Promise<void>((resolve, reject) => {
+      const send = url.protocol === 'http:' ? httpRequest : httpsRequest;
+      const call = send(url, { ...request, method: 'GET', signal: options.signal }, (response) => {
+        // A broken or aborted stream errors (`aborted`): its end is what matters, and `close` tells it.
+        response.on('error', () => {});
+        if (response.statusCode !== 200) {
+          let body = '';
+          response.setEncoding('utf8');
+          response.on('data', (chunk: string) => {
+            body += chunk;
+          });
+          response.once('close', () => {
+            const status = (() => {
+              try {
+                return JSON.parse(body) as StatusBody;
+              } catch {
+                return { message: body };
+              }
+            })();
+            reject(
+              new BerthError(
+                'runtime_failure',
+                `the cluster refused to follow the log of pod ${pod} (${response.statusCode}): ${status.message ?? ''}`,
+              ),
+            );
+          });
+          return;
+        }
+        const lines = createInterface({ input: response, crlfDelay: Number.POSITIVE_INFINITY });
+        lines.on('line', onLine);
+        // readline passes its input's errors on: the `aborted` of a broken stream, whose end `close` tells.
+        lines.on('error', () => {});
+        // The response's `close` comes after the last line, however it ended (end, reset, abort); readline's own
+        // `close` only on a clean end.
+        response.once('close', () => resolve());
+      });
+      call.on('error', (error) => {
+        if (options.signal.aborted) resolve();
+        else reject(clusterError(`follow the log of pod ${pod}`, error));
+      });
+      call.end();
+    });
   }
 
   /** The namespace's events about objects whose name starts with `prefix` (the app's), oldest first. */

@@ -15,6 +15,7 @@ import {
   RELEASE_ANNOTATION,
   renderManifests,
   unpinnedImages,
+  unreachableImages,
 } from './kube-manifests.js';
 import { validateManifests, validationIssues } from './kube-validate.js';
 import { apiVersionsFor, apiVersionsFromDiscovery, parseKubeVersion } from './kube-versions.js';
@@ -289,9 +290,59 @@ describe('Kubernetes manifests', () => {
     );
   });
 
+  it("refuses stickiness and release override, which act in Berth's proxy", () => {
+    const spec = ledger();
+    const [name, service] = Object.entries(spec.services)[0]!;
+    const sticky = {
+      ...spec,
+      services: {
+        ...spec.services,
+        [name]: { ...service, deploy: { ...service.deploy, stickinessS: 3600, releaseOverride: true } },
+      },
+    };
+    assert.throws(
+      () => checkForKubernetes(sticky, 'prod'),
+      (error: unknown) =>
+        error instanceof BerthError &&
+        error.issues?.map((i) => i.path).join(' ') ===
+          `services.${name}.deploy.stickiness services.${name}.deploy.releaseOverride`,
+    );
+  });
+
   it('names images not pinned by digest', () => {
     const spec = ledger(LEDGER_YAML.replace(`registry.example.com/ledger/web@${DIGEST}`, 'nginx:1.27'));
     assert.deepEqual(unpinnedImages(spec), ['web']);
+  });
+
+  it("refuses images from a loopback registry (Berth's own) for a cluster elsewhere, not for one on this machine", () => {
+    const local = ledger(
+      LEDGER_YAML.replaceAll('registry.example.com/ledger', '127.0.0.1:5000/berth/ledger'),
+    );
+    const remote = 'https://k8s.example.com:6443';
+    assert.deepEqual(
+      unreachableImages(local, remote).map((i) => i.path),
+      ['services.web.image', 'services.api.image', 'services.worker.image'],
+    );
+    assert.match(
+      unreachableImages(local, remote)[0]!.message,
+      /^web's image would come from 127\.0\.0\.1:5000, which the cluster's nodes cannot reach: set registry:/,
+    );
+    for (const here of ['https://127.0.0.1:6443', 'https://localhost:6443', 'https://[::1]:6443']) {
+      assert.deepEqual(unreachableImages(local, here), [], here);
+    }
+    assert.deepEqual(unreachableImages(ledger(), remote), [], 'a registry the nodes can reach');
+    // An image to build goes to the app's registry, else Berth's own on 127.0.0.1.
+    const built = ledger(
+      'app: shop\nruntime: docker\nservices:\n  web:\n    image: shop-web:latest\n    port: 3000\n',
+    );
+    assert.deepEqual(
+      unreachableImages(built, remote).map((i) => i.path),
+      ['registry'],
+    );
+    const pushed = ledger(
+      'app: shop\nruntime: docker\nregistry: { url: registry.example.com/team }\nservices:\n  web:\n    image: shop-web:latest\n    port: 3000\n',
+    );
+    assert.deepEqual(unreachableImages(pushed, remote), []);
   });
 
   it('reports a schema violation with the object and field', () => {

@@ -124,6 +124,15 @@ export function checkForKubernetes(spec: AppSpec, target: string): void {
           "a canary shifts traffic in Berth's proxy, which does not serve a Kubernetes target; use strategy: rolling there",
       });
     }
+    for (const key of ['stickiness', 'releaseOverride'] as const) {
+      const set =
+        key === 'stickiness' ? service.deploy.stickinessS !== undefined : service.deploy.releaseOverride;
+      if (set === true)
+        issues.push({
+          path: `services.${name}.deploy.${key}`,
+          message: `${key} acts in Berth's proxy, which does not serve a Kubernetes target; leave it out there`,
+        });
+    }
     if (service.autoscale?.memoryPercent !== undefined && service.resources?.memoryBytes === undefined) {
       issues.push({
         path: `services.${name}.autoscale.memory`,
@@ -134,6 +143,44 @@ export function checkForKubernetes(spec: AppSpec, target: string): void {
   if (issues.length > 0) {
     throw new BerthError('invalid_spec', `${spec.app} cannot run on target ${target} as it is`, { issues });
   }
+}
+
+/** 127.0.0.0/8, `localhost`, `::1`: an address that, on a cluster's node, is the node itself. */
+function isLoopback(host: string): boolean {
+  // `[::1]:5000`, `[::1]`, `127.0.0.1:5000`, `localhost`: the name without brackets and port.
+  const name = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d+$/, '');
+  return name === 'localhost' || name === '::1' || /^127\.\d+\.\d+\.\d+$/.test(name);
+}
+
+/**
+ * The services whose images the cluster's nodes could not pull: from a registry on loopback (Berth's own listens on
+ * 127.0.0.1, and is where an image is pushed when the app names no `registry:`), while the cluster's API server
+ * (`server`, the kubeconfig's URL) is elsewhere, so its nodes are other machines. A cluster on this machine (k3s,
+ * the tests' API server) pulls from here.
+ */
+export function unreachableImages(spec: AppSpec, server: string): Issue[] {
+  let host: string;
+  try {
+    host = new URL(server).host;
+  } catch {
+    return [];
+  }
+  if (isLoopback(host)) return [];
+  const issues: Issue[] = [];
+  for (const service of Object.values(spec.services)) {
+    const image = service.image;
+    const pinned = image !== undefined && /@sha256:[a-f0-9]{64}$/.test(image);
+    // An image to build goes to the app's registry, else Berth's own on 127.0.0.1.
+    const registry = pinned ? image.split('/')[0]! : (spec.registry?.url.split('/')[0] ?? '127.0.0.1');
+    if (pinned && !image.includes('/')) continue;
+    if (isLoopback(registry)) {
+      issues.push({
+        path: pinned ? `services.${service.name}.image` : 'registry',
+        message: `${service.name}'s image would come from ${registry}, which the cluster's nodes cannot reach: set registry: { url: … } to a registry they pull from (Berth pushes the app's images there)`,
+      });
+    }
+  }
+  return issues;
 }
 
 /** Whether every service's image is a digest reference (`…@sha256:…`): what a release must run on a cluster. */

@@ -1,10 +1,11 @@
-// Keeps instance log files within an age and a per-app size: files of ended instances go, oldest first.
+// Keeps the history of ended instances bounded: their records by age and count per service, their log files by age
+// and per-app size, oldest first (events stay: they say what happened to a pruned instance).
 import { readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { isLive } from '../../domain/instance.js';
 import type { Logger } from '../../lib/logger.js';
 import { every, type Ticker } from '../../lib/ticker.js';
-import type { Store } from '../store/store.js';
+import { DEFAULT_INSTANCE_HISTORY, type InstanceHistory, type Store } from '../store/store.js';
 
 export interface LogRetentionPolicy {
   /** Files of ended instances not written for this long are deleted. */
@@ -30,6 +31,8 @@ export interface LogRetentionOptions {
   logDir: string;
   log: Logger;
   policy?: LogRetentionPolicy;
+  /** How many ended instances' records are kept; `DEFAULT_INSTANCE_HISTORY` by default. */
+  history?: InstanceHistory;
   now?: () => number;
 }
 
@@ -61,6 +64,11 @@ export class LogRetention {
    */
   enforce(): string[] {
     const now = (this.#options.now ?? Date.now)();
+    const history = this.#options.history ?? DEFAULT_INSTANCE_HISTORY;
+    // Ended rows would otherwise pile up forever (a crash loop writes one a minute); the hot queries do not read
+    // them (indexes), but `berth ps --all`, backups and the file itself grow with them.
+    const pruned = this.#options.store.pruneEndedInstances(now - history.maxAgeMs, history.maxPerService);
+    if (pruned > 0) this.#options.log.info({ instances: pruned }, 'history retention pruned ended instances');
     const deleted: string[] = [];
     let apps: string[];
     try {

@@ -5,7 +5,7 @@ import type { Clock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/logger.js';
 import { every, type Ticker } from '../../lib/ticker.js';
 import type { Store } from '../store/store.js';
-import { serviceGroupOf } from '../traffic/target-groups.js';
+import { originOfGroup, serviceGroupOf } from '../traffic/target-groups.js';
 import { bucketBound, fromCumulative, type SparseHistogram, subtract } from './latency.js';
 import { type CounterDelta, emptyDelta, type InstanceSample, type MetricsStore } from './metrics-store.js';
 
@@ -33,6 +33,21 @@ export interface MetricsCollectorOptions {
   intervalMs?: number;
   /** Called after each successful collection (alarms evaluate then). */
   onCollected?: (at: number) => void;
+  /**
+   * Processes beside the instances whose CPU, memory and health are series of their app (add-on servers, as
+   * service `addon:<name>`); they take no routed traffic.
+   */
+  otherProcesses?: () => OtherProcess[];
+}
+
+/** A process sampled into an app's metrics beside its instances. */
+export interface OtherProcess {
+  app: string;
+  service: string;
+  /** Its runtime id (the series' instance). */
+  instance: string;
+  healthy: boolean;
+  usage: InstanceUsage | null;
 }
 
 export const DEFAULT_COLLECT_INTERVAL_MS = 5000;
@@ -40,6 +55,8 @@ export const DEFAULT_COLLECT_INTERVAL_MS = 5000;
 export class MetricsCollector {
   readonly #options: MetricsCollectorOptions;
   readonly #cursors = new Map<string, Cursor>();
+  /** Cursors that moved since they were last saved (an idle target's is not written again). */
+  readonly #moved = new Set<string>();
   #latest: { at: number; proxy: MetricsResponse } | undefined;
   #ticker: Ticker | undefined;
   #lastRetention = 0;
@@ -84,16 +101,9 @@ export class MetricsCollector {
     const since = this.#lastCollectedAt ?? at - (this.#options.intervalMs ?? DEFAULT_COLLECT_INTERVAL_MS);
     // Instances that ended since the last collection: their last row must not keep saying healthy.
     const ended = new Map<string, Instance>();
-    for (const service of services.values()) {
-      for (const instance of store.listInstances({ app: service.app, service: service.name, limit: 100 })) {
-        if (
-          instance.endedAt !== null &&
-          instance.endedAt > since &&
-          instance.endedAt <= at &&
-          !live.has(instance.id)
-        )
-          ended.set(instance.id, instance);
-      }
+    for (const instance of store.listEndedSince(since)) {
+      if (instance.endedAt !== null && instance.endedAt <= at && !live.has(instance.id))
+        ended.set(instance.id, instance);
     }
 
     for (const target of proxy.targets) {
@@ -107,18 +117,42 @@ export class MetricsCollector {
       // By the instance: a service's targets may sit in more than one group (a canary's release has its own).
       const service = instance && services.get(`${instance.app}.${instance.service}`);
       const delta = this.#advance(key, target.counters);
+      const origin = originOfGroup(target.targetGroup);
+      if (origin !== undefined) {
+        // An external origin's requests are series of its app, as service `origin:<name>` (add-ons' way).
+        samples.push({
+          app: origin.app,
+          service: `origin:${origin.origin}`,
+          release: 0,
+          instance: target.id,
+          delta,
+          gauges: {
+            inFlight: target.counters.inFlight,
+            cpuPercent: null,
+            memoryBytes: null,
+            memoryLimit: null,
+            healthy: target.health === 'healthy',
+            unhealthy: target.health === 'unhealthy',
+          },
+        });
+        continue;
+      }
       if (!service || !instance) continue;
+      const gauges = live.has(instance.id)
+        ? this.#gauges(instance, target.counters.inFlight)
+        : ended.has(instance.id)
+          ? ENDED_GAUGES
+          : undefined;
+      // A target whose instance ended earlier (still draining, or kept by the proxy): nothing to say, no row.
+      if (gauges === undefined && delta.requests === 0 && delta.bytesIn === 0 && delta.bytesOut === 0)
+        continue;
       samples.push({
         app: service.app,
         service: service.name,
         release: instance.release,
         instance: instance.id,
         delta,
-        gauges: live.has(instance.id)
-          ? this.#gauges(instance, target.counters.inFlight)
-          : ended.has(instance.id)
-            ? ENDED_GAUGES
-            : undefined,
+        ...(gauges === undefined ? {} : { gauges }),
       });
     }
 
@@ -147,6 +181,24 @@ export class MetricsCollector {
       });
     }
 
+    for (const other of this.#options.otherProcesses?.() ?? []) {
+      samples.push({
+        app: other.app,
+        service: other.service,
+        release: 0,
+        instance: other.instance,
+        delta: emptyDelta(),
+        gauges: {
+          inFlight: 0,
+          cpuPercent: other.usage?.cpuPercent ?? null,
+          memoryBytes: other.usage?.memoryBytes ?? null,
+          memoryLimit: null,
+          healthy: other.healthy,
+          unhealthy: !other.healthy,
+        },
+      });
+    }
+
     // One service row per service and collection: the health counts, and the 503s of a group with no target
     // (the proxy counts those on the group only).
     const health = new Map<string, { healthy: number; unhealthy: number }>();
@@ -167,6 +219,7 @@ export class MetricsCollector {
       const service = serviceGroupOf(group);
       const increment = before === undefined || count < before ? count : count - before;
       unrouted.set(service, (unrouted.get(service) ?? 0) + increment);
+      if (before !== count || this.#cursors.get(key)?.requests !== counters.requests) this.#moved.add(key);
       this.#cursors.set(key, { ...toCursor(counters), unrouted503: count });
     }
     for (const [group, service] of services) {
@@ -179,7 +232,9 @@ export class MetricsCollector {
         instance: '',
         delta: { ...emptyDelta(), requests: increment, e503: increment },
         serviceHealth: {
-          healthy: this.#fewestHealthy(service.app, service.name, now.healthy, since, at),
+          healthy: [...ended.values()].some((i) => i.app === service.app && i.service === service.name)
+            ? this.#fewestHealthy(service.app, service.name, now.healthy, since, at)
+            : now.healthy,
           unhealthy: now.unhealthy,
         },
       });
@@ -230,9 +285,12 @@ export class MetricsCollector {
 
   /** Increments of `counters` since the cursor of `key`; a counter that went down means the proxy restarted. */
   #advance(key: string, counters: Counters): CounterDelta {
-    const now = toCursor(counters);
     const before = this.#cursors.get(key);
+    // Cumulative counters that did not move: the same cursor, an empty delta, nothing to save again.
+    if (before !== undefined && unmoved(before, counters)) return emptyDelta();
+    const now = toCursor(counters);
     this.#cursors.set(key, now);
+    this.#moved.add(key);
     const reset = before === undefined || now.requests < before.requests;
     const base: Cursor = reset ? toCursor(undefined) : before;
     const latency = subtract(now.latency, base.latency);
@@ -256,9 +314,15 @@ export class MetricsCollector {
     };
   }
 
+  /** Saves the cursors that moved and forgets those of targets the proxy no longer lists. */
   #saveCursors(seen: ReadonlySet<string>, at: number): void {
-    this.#options.metrics.saveCursors(this.#cursors, seen, at);
-    for (const key of [...this.#cursors.keys()]) if (!seen.has(key)) this.#cursors.delete(key);
+    const moved = new Map(
+      [...this.#moved].filter((key) => seen.has(key)).map((key) => [key, this.#cursors.get(key)]),
+    );
+    const gone = [...this.#cursors.keys()].filter((key) => !seen.has(key));
+    this.#options.metrics.saveCursors(moved, gone, at);
+    for (const key of gone) this.#cursors.delete(key);
+    this.#moved.clear();
   }
 }
 
@@ -271,6 +335,19 @@ const ENDED_GAUGES: NonNullable<InstanceSample['gauges']> = {
   healthy: false,
   unhealthy: false,
 };
+
+/** True when the cumulative counters are where the cursor left them (no request since: nothing else moves). */
+function unmoved(cursor: Cursor, counters: Counters): boolean {
+  return (
+    cursor.requests === counters.requests &&
+    cursor.bytesIn === counters.bytesIn &&
+    cursor.bytesOut === counters.bytesOut &&
+    cursor.proxyErrors['499'] === counters.proxyErrors['499'] &&
+    cursor.proxyErrors['502'] === counters.proxyErrors['502'] &&
+    cursor.proxyErrors['503'] === counters.proxyErrors['503'] &&
+    cursor.proxyErrors['504'] === counters.proxyErrors['504']
+  );
+}
 
 function toCursor(counters: Counters | undefined): Cursor {
   if (!counters) {

@@ -164,6 +164,50 @@ export const METRICS_MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'metric points clustered on their key (no rowid)',
+    // The rows are found and updated by their key only: stored in the key's own b-tree there is no second copy of
+    // the key in an index beside a rowid table (a third less per row). The key starts (resolution, app, at) so an
+    // app's range (`berth metrics APP`) is one contiguous read, however long the history of other apps.
+    sql: `
+      CREATE TABLE metric_points_clustered (
+        resolution INTEGER NOT NULL,
+        at INTEGER NOT NULL,
+        app TEXT NOT NULL,
+        service TEXT NOT NULL,
+        release INTEGER NOT NULL,
+        instance TEXT NOT NULL,
+        requests INTEGER NOT NULL DEFAULT 0,
+        s1xx INTEGER NOT NULL DEFAULT 0,
+        s2xx INTEGER NOT NULL DEFAULT 0,
+        s3xx INTEGER NOT NULL DEFAULT 0,
+        s4xx INTEGER NOT NULL DEFAULT 0,
+        s5xx INTEGER NOT NULL DEFAULT 0,
+        e499 INTEGER NOT NULL DEFAULT 0,
+        e502 INTEGER NOT NULL DEFAULT 0,
+        e503 INTEGER NOT NULL DEFAULT 0,
+        e504 INTEGER NOT NULL DEFAULT 0,
+        bytes_in INTEGER NOT NULL DEFAULT 0,
+        bytes_out INTEGER NOT NULL DEFAULT 0,
+        latency_json TEXT NOT NULL DEFAULT '{}',
+        latency_max REAL NOT NULL DEFAULT 0,
+        samples INTEGER NOT NULL DEFAULT 0,
+        in_flight_sum REAL NOT NULL DEFAULT 0,
+        usage_samples INTEGER NOT NULL DEFAULT 0,
+        cpu_sum REAL NOT NULL DEFAULT 0,
+        memory_sum REAL NOT NULL DEFAULT 0,
+        memory_limit REAL,
+        healthy INTEGER NOT NULL DEFAULT 0,
+        unhealthy INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (resolution, app, at, service, instance)
+      ) WITHOUT ROWID;
+      INSERT INTO metric_points_clustered SELECT * FROM metric_points;
+      DROP TABLE metric_points;
+      ALTER TABLE metric_points_clustered RENAME TO metric_points;
+      CREATE INDEX metric_points_by_time ON metric_points (resolution, at);
+    `,
+  },
 ];
 
 export interface MetricsQuery {
@@ -363,15 +407,16 @@ export class MetricsStore {
     return new Map(rows.map((row) => [row.target, JSON.parse(row.counters_json) as unknown]));
   }
 
-  /** Saves the cursors of `seen` targets and forgets every other one, in one transaction. */
-  saveCursors(cursors: ReadonlyMap<string, unknown>, seen: ReadonlySet<string>, at: number): void {
+  /** Saves the `changed` cursors and deletes the `gone` ones, in one transaction (none when there is nothing). */
+  saveCursors(changed: ReadonlyMap<string, unknown>, gone: readonly string[], at: number): void {
+    if (changed.size === 0 && gone.length === 0) return;
     const put = this.#db.statement(
       'INSERT INTO metric_cursors (target, counters_json, at) VALUES (?, ?, ?) ON CONFLICT (target) DO UPDATE SET counters_json = excluded.counters_json, at = excluded.at',
     );
     const remove = this.#db.statement('DELETE FROM metric_cursors WHERE target = ?');
     this.#db.transaction(() => {
-      for (const key of seen) put.run(key, JSON.stringify(cursors.get(key)), at);
-      for (const key of cursors.keys()) if (!seen.has(key)) remove.run(key);
+      for (const [key, cursor] of changed) put.run(key, JSON.stringify(cursor), at);
+      for (const key of gone) remove.run(key);
     });
   }
 }

@@ -115,7 +115,7 @@ function response(targets: TargetStatus[], groups: Record<string, Counters> = {}
     total: counters({}, []),
     targetGroups: groups,
     targets,
-    unrouted: { notFound: 0, redirected: 0 },
+    unrouted: { notFound: 0, redirected: 0, challenges: 0 },
   };
 }
 

@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BerthError } from '../../domain/errors.js';
+import { shellQuote } from '../../lib/shell-quote.js';
 
 /** Pushes to this branch run the pipeline unless `git config berth.branch` in the repository says otherwise. */
 export const DEFAULT_DEPLOY_BRANCH = 'main';
@@ -74,8 +75,4 @@ function git(repository: string, args: string[]): string {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-}
-
-function shellQuote(text: string): string {
-  return `'${text.replace(/'/g, `'\\''`)}'`;
 }

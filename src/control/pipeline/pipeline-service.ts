@@ -35,7 +35,7 @@ export interface PipelineServiceOptions {
   apps: AppManager;
   deployer: Deployer;
   /** Deploys to Kubernetes targets (`pipeline.target`, else the app's `target`); without it those runs fail. */
-  kube?: Pick<KubeApps, 'deploy'>;
+  kube?: Pick<KubeApps, 'deploy' | 'checkRegistry'>;
   releasePhase: CommandReleasePhase;
   secrets: PipelineSecrets;
   events: EventStore;
@@ -316,9 +316,13 @@ export class PipelineService {
       try {
         // Build output streams into the job as it comes (an image build can take minutes).
         const append = this.#appender(app, number, buildIndex);
+        const target = spec.pipeline.target ?? spec.target;
+        // Before the build: an image the target's nodes cannot pull is not worth building and pushing.
+        if (target !== undefined) await this.#o.kube?.checkRegistry(spec, target);
         prepared = await this.#o.deployer.build(source, {
           app,
           onOutput: (text) => append(this.#o.scrub(text)),
+          toCluster: target !== undefined,
         });
         const nothing = prepared.artifact.commands.length
           ? ''

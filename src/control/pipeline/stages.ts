@@ -1,10 +1,12 @@
 // Which commands each pipeline stage runs: the spec's, else the defaults of a Node app (pure).
-import { isMap, parseDocument } from 'yaml';
+
 import type { PipelineSpec } from '../../domain/spec.js';
+import { yamlLibrary } from '../../lib/yaml-library.js';
 
 /** The stages a berth.yaml sets itself (an explicit `test: []` means no tests, not the defaults). */
 export function explicitStages(specText: string | undefined): { check: boolean; test: boolean } {
   if (specText === undefined) return { check: false, test: false };
+  const { isMap, parseDocument } = yamlLibrary();
   const pipeline = parseDocument(specText).get('pipeline');
   if (!isMap(pipeline)) return { check: false, test: false };
   return { check: pipeline.has('check'), test: pipeline.has('test') };

@@ -6,11 +6,11 @@ import { type ControlWorld, controlWorld, shopSpec, T0 } from '../../../test/fak
 
 let world: ControlWorld;
 
-afterEach(async () => {
-  await world.stop();
-});
-
 describe('Reconciler', () => {
+  afterEach(async () => {
+    await world.stop();
+  });
+
   it('starts the desired count, registers them, and makes each healthy only on the proxy’s word', async () => {
     world = controlWorld();
     await world.apply(shopSpec({ instances: 2 }));

@@ -1,6 +1,5 @@
 // The one loop that keeps every service at its desired count: observe → plan (pure) → apply, then wait for a kick.
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { Instance } from '../../domain/instance.js';
 import { isLive } from '../../domain/instance.js';
@@ -9,6 +8,7 @@ import type { TargetHealthStatus } from '../../domain/target-health.js';
 import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF, nextFailureCount } from '../../lib/backoff.js';
 import type { Clock } from '../../lib/clock.js';
 import { formatDuration } from '../../lib/duration.js';
+import { allocatePort } from '../../lib/free-port.js';
 import type { Logger } from '../../lib/logger.js';
 import { every, type Ticker } from '../../lib/ticker.js';
 import {
@@ -45,7 +45,7 @@ export interface TargetHealthView {
 
 /** The load balancer as the reconciler needs it: send who takes traffic, and drain one before it stops. */
 export interface TrafficControl {
-  sync(): Promise<void>;
+  sync(): Promise<unknown>;
   drain(instance: Instance, drainMs: number): Promise<void>;
 }
 
@@ -73,10 +73,18 @@ export interface ReconcilerOptions {
   /** A free port for a new instance; by default one the kernel gives on 127.0.0.1. */
   allocatePort?: () => Promise<number>;
   /**
-   * How often a pass runs when nothing wakes the loop (exits, health changes, applies and scales all do): a
-   * resync, as Kubernetes controllers have.
+   * Processes the runtime runs that are not instances (add-on servers, supervised by their own module): counted as
+   * owned when the processes no record accounts for are reclaimed.
+   */
+  otherProcesses?: () => InstanceRef[];
+  /**
+   * How often the loop looks whether anything it reads changed without waking it: a pass runs then only if the
+   * store changed since the last one (its generation) or a backoff ended. Exits, health changes, applies and scales
+   * wake it at once.
    */
   pollMs?: number;
+  /** A full pass at least this often even when nothing seems to have changed: a resync, as Kubernetes has. */
+  resyncMs?: number;
 }
 
 const ACTOR = 'reconciler';
@@ -85,9 +93,17 @@ export class Reconciler {
   readonly #options: Required<
     Omit<
       ReconcilerOptions,
-      'health' | 'backoff' | 'baseEnv' | 'traffic' | 'secrets' | 'deployments' | 'allocatePort'
+      | 'health'
+      | 'backoff'
+      | 'baseEnv'
+      | 'traffic'
+      | 'secrets'
+      | 'deployments'
+      | 'allocatePort'
+      | 'otherProcesses'
     >
   > & {
+    otherProcesses: () => InstanceRef[];
     health: TargetHealthView | undefined;
     allocatePort: () => Promise<number>;
     events: EventStore;
@@ -101,15 +117,21 @@ export class Reconciler {
   /** Exits reported by the runtime, not yet applied to the store. */
   readonly #exits = new Map<string, InstanceExit>();
   #loop: Ticker | undefined;
+  /** Something woke the loop since the last pass (a kick): the next tick passes whatever the store says. */
+  #kicked = true;
+  /** The store's generation when the last pass began, when it wants to look again, and when it ran. */
+  #seen = { generation: -1, wakeAt: null as number | null, at: 0 };
   /** The adoption of what a previous control plane left running: the first pass waits for it. */
   #adopted: Promise<void> | undefined;
 
   constructor(options: ReconcilerOptions) {
     this.#options = {
       pollMs: 1000,
+      resyncMs: 60_000,
       ...options,
       health: options.health,
       allocatePort: options.allocatePort ?? allocatePort,
+      otherProcesses: options.otherProcesses ?? (() => []),
       events: options.store.events,
       backoff: options.backoff ?? DEFAULT_BACKOFF,
       traffic: options.traffic,
@@ -147,6 +169,7 @@ export class Reconciler {
             throw error;
           });
           await this.#adopted;
+          if (!this.#due()) return this.#seen.wakeAt === null ? undefined : this.#seen.wakeAt - clock.now();
           const wakeAt = await this.reconcileOnce();
           return wakeAt === null ? undefined : wakeAt - clock.now();
         } finally {
@@ -167,11 +190,30 @@ export class Reconciler {
 
   /** Asks the loop to look again now (after an apply, a scale, an exit, a health change). */
   kick(): void {
+    this.#kicked = true;
     this.#loop?.kick();
+  }
+
+  /**
+   * Whether a pass could change anything: the loop was kicked, the store changed since the last pass began (a
+   * write nobody kicked for, or the last pass's own), a backoff ends, exits wait, or the resync is due. An idle
+   * control plane reads nothing: a pass re-reads every service and live instance and rebuilds the route table.
+   */
+  #due(): boolean {
+    const { store, clock } = this.#options;
+    const now = clock.now();
+    return (
+      this.#kicked ||
+      this.#exits.size > 0 ||
+      store.generation !== this.#seen.generation ||
+      (this.#seen.wakeAt !== null && now >= this.#seen.wakeAt) ||
+      now - this.#seen.at >= this.#options.resyncMs
+    );
   }
 
   /** Resolves after the next full pass of the loop: used by callers that want to see its effect. */
   settled(): Promise<void> {
+    this.#kicked = true;
     return this.#loop?.runNow() ?? Promise.resolve();
   }
 
@@ -181,6 +223,8 @@ export class Reconciler {
    */
   async reconcileOnce(): Promise<number | null> {
     const { store, clock } = this.#options;
+    this.#kicked = false;
+    this.#seen = { generation: store.generation, wakeAt: null, at: clock.now() };
     this.#observeExits();
     const services = store.listServices();
     const byName = new Map(services.map((s) => [`${s.app}/${s.name}`, s]));
@@ -204,8 +248,9 @@ export class Reconciler {
     await this.#options.traffic?.sync();
     this.#options.deployments?.checkProgress();
     // What was just started is looked at again at once: a service judged by its runtime is healthy when running.
-    if (plan.start.length > 0) return clock.now();
-    return plan.wakeAt;
+    const wakeAt = plan.start.length > 0 ? clock.now() : plan.wakeAt;
+    this.#seen.wakeAt = wakeAt;
+    return wakeAt;
   }
 
   /**
@@ -240,7 +285,7 @@ export class Reconciler {
       .listInstances({ live: true })
       .map((instance) => instanceRef(instance))
       .filter((ref): ref is InstanceRef => ref !== null);
-    const reclaimed = await runtime.reclaim(owned);
+    const reclaimed = await runtime.reclaim([...owned, ...this.#options.otherProcesses()]);
     if (reclaimed.length > 0) {
       events.record({
         actor: 'system',
@@ -593,19 +638,4 @@ export function platformEnv(env: NodeJS.ProcessEnv = process.env): Record<string
     if (value !== undefined) picked[name] = value;
   }
   return picked;
-}
-
-/** A free loopback port: bind port 0, read what the kernel gave, release it for the instance. */
-function allocatePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
-      );
-    });
-  });
 }

@@ -4,6 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import { BerthError } from '../../domain/errors.js';
 import type { InstanceUsage } from '../../domain/instance.js';
+import { systemClock } from '../../lib/clock.js';
 import { type Logger, silentLogger } from '../../lib/logger.js';
 import { every, type Ticker } from '../../lib/ticker.js';
 import {
@@ -197,10 +198,10 @@ export class DockerRuntime implements Runtime {
     );
   }
 
-  async stop(ref: InstanceRef, timeoutMs: number): Promise<StopOutcome> {
+  async stop(ref: InstanceRef, timeoutMs: number, signal: NodeJS.Signals = 'SIGTERM'): Promise<StopOutcome> {
     const name = this.containerName(ref.instanceId);
     if (!(await this.#isRunning(name))) return 'gone';
-    if (!(await this.#engine.killContainer(name, 'SIGTERM'))) return 'gone';
+    if (!(await this.#engine.killContainer(name, signal))) return 'gone';
     if (await this.#ended(ref, name, timeoutMs)) return 'terminated';
     await this.#engine.killContainer(name, 'SIGKILL');
     await this.#ended(ref, name, 5000);
@@ -309,7 +310,7 @@ export class DockerRuntime implements Runtime {
           info = await this.#engine.inspectContainer(name).catch(() => undefined);
           // The stream ended while the container still runs (the engine restarted it): follow again.
           if (info === undefined || info?.State.Running) {
-            await sleep(250, abort.signal);
+            await systemClock.sleep(250, { signal: abort.signal });
             if (abort.signal.aborted) return;
             continue;
           }
@@ -359,7 +360,7 @@ export class DockerRuntime implements Runtime {
         await watch?.done;
         return true;
       }
-      await sleep(this.#pollMs);
+      await systemClock.sleep(this.#pollMs);
     }
     return false;
   }
@@ -446,14 +447,4 @@ function recordedExit(logPath: string): ExitStatus | null {
 
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
 }

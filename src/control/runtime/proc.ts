@@ -1,6 +1,6 @@
 // Reading Linux's /proc: a process's identity (start time), state, process group and CPU/memory counters.
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 
 export interface ProcStat {
   pid: number;
@@ -18,7 +18,29 @@ export interface ProcStat {
 let ticksPerSecond: number | undefined;
 let pageSize: number | undefined;
 
-function sysconf(name: string, fallback: number): number {
+// The kernel hands every process these two values in its auxiliary vector (AT_CLKTCK, AT_PAGESZ): reading them
+// there spares a control plane two synchronous `getconf` runs at start.
+const AT_PAGESZ = 6;
+const AT_CLKTCK = 17;
+
+/** A value of this process's auxiliary vector (64-bit entries of key and value), else undefined. */
+function auxValue(key: number): number | undefined {
+  try {
+    const vector = readFileSync('/proc/self/auxv');
+    for (let at = 0; at + 16 <= vector.length; at += 16) {
+      const found = Number(vector.readBigUInt64LE(at));
+      if (found === 0) break; // AT_NULL ends the vector
+      if (found === key) return Number(vector.readBigUInt64LE(at + 8));
+    }
+  } catch {
+    // Not Linux, or /proc not mounted: getconf answers instead.
+  }
+  return undefined;
+}
+
+function sysconf(auxKey: number, name: string, fallback: number): number {
+  const fromVector = auxValue(auxKey);
+  if (fromVector !== undefined && fromVector > 0) return fromVector;
   try {
     const value = Number.parseInt(execFileSync('getconf', [name], { encoding: 'utf8' }).trim(), 10);
     return Number.isFinite(value) && value > 0 ? value : fallback;
@@ -28,12 +50,12 @@ function sysconf(name: string, fallback: number): number {
 }
 
 export function clockTicksPerSecond(): number {
-  ticksPerSecond ??= sysconf('CLK_TCK', 100);
+  ticksPerSecond ??= sysconf(AT_CLKTCK, 'CLK_TCK', 100);
   return ticksPerSecond;
 }
 
-function bytesPerPage(): number {
-  pageSize ??= sysconf('PAGESIZE', 4096);
+export function bytesPerPage(): number {
+  pageSize ??= sysconf(AT_PAGESZ, 'PAGESIZE', 4096);
   return pageSize;
 }
 
@@ -56,15 +78,30 @@ export function parseProcStat(text: string): ProcStat | undefined {
   };
 }
 
+/** One buffer for every read: a stat line is a few hundred bytes (the command name is at most 64). */
+const statBuffer = Buffer.alloc(4096);
+
 export function readProcStat(pid: number): ProcStat | undefined {
+  let fd: number;
   try {
-    return parseProcStat(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    fd = openSync(`/proc/${pid}/stat`, 'r');
   } catch {
     return undefined;
   }
+  try {
+    const length = readSync(fd, statBuffer, 0, statBuffer.length, 0);
+    return parseProcStat(statBuffer.toString('latin1', 0, length));
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
 }
 
-/** Every process on the machine, for summing usage per process group. */
+/**
+ * Every process on the machine, for summing usage per process group. A scan reads one small file per process
+ * (about 10 µs each): callers scan every few seconds at most.
+ */
 export function readAllProcStats(): ProcStat[] {
   const stats: ProcStat[] = [];
   for (const name of readdirSync('/proc')) {

@@ -2,7 +2,7 @@
 import { type ChildProcess, spawn as spawnChild } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdirSync, readFileSync, realpathSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, realpathSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BerthError } from '../../domain/errors.js';
@@ -28,8 +28,10 @@ export interface ProcessRuntimeOptions {
   spawn?: Spawn;
   /** How often `stop` looks whether a process group is gone. */
   pollMs?: number;
-  /** The compiled shim (`dist/src/main/instance-shim.js`) and the node that runs it. */
-  shim?: { node: string; script: string };
+  /** The instance shim's executable; `DEFAULT_SHIM` (built from `src/main/instance-shim.c`) by default. */
+  shim?: string;
+  /** Limits of the shim's output handling, smaller in tests (defaults in `instance-shim.c`). */
+  shimTuning?: ShimTuning;
   /**
    * Where limits become cgroups; `null` turns kernel limits off. Defaults to what the machine allows, under
    * `berth/<owner>/` (or `berth/shared/` without an owner).
@@ -63,14 +65,35 @@ export function ownerMark(dataDir: string): string {
 /** Default of `watchMs`. */
 export const ADOPTED_WATCH_MS = 250;
 
-/** The shim beside this module in dist/: `dist/src/control/runtime/` → `dist/src/main/instance-shim.js`. */
-export const DEFAULT_SHIM_SCRIPT = fileURLToPath(new URL('../../main/instance-shim.js', import.meta.url));
+/**
+ * The native shim `npm run build` compiles from `src/main/instance-shim.c` (scripts/build-shim.mjs) beside the
+ * compiled TypeScript: `dist/src/control/runtime/` → `dist/src/main/berth-shim`.
+ */
+export const DEFAULT_SHIM = fileURLToPath(new URL('../../main/berth-shim', import.meta.url));
+
+/** The shim's output limits: bytes queued for the disk, the longest line, a partial line's quiet spell. */
+export interface ShimTuning {
+  maxQueueBytes?: number;
+  maxLineBytes?: number;
+  partialFlushMs?: number;
+}
 
 /**
- * Node flags for the shim: it holds little (a bounded output queue), so a small heap keeps its resident memory
- * near node's floor.
+ * The shim's config as it reads it on stdin: `key=value` records ended by NUL (keys documented in
+ * `instance-shim.c`). No value may hold a NUL byte (none of an environment, a path or a command can).
  */
-const SHIM_NODE_FLAGS = ['--max-old-space-size=64', '--max-semi-space-size=1'];
+export function shimConfig(fields: Record<string, string | number | readonly string[] | undefined>): Buffer {
+  const records: string[] = [];
+  for (const [key, value] of Object.entries(fields)) {
+    if (value === undefined) continue;
+    for (const item of Array.isArray(value) ? value : [String(value)]) {
+      if (item.includes('\0'))
+        throw new BerthError('invalid_request', `${key}: a value may not contain a NUL byte`);
+      records.push(`${key}=${item}\0`);
+    }
+  }
+  return Buffer.from(records.join(''), 'utf8');
+}
 
 /** `<logs>/<app>/<id>.log` → `<logs>/<app>/<id>.exit`. */
 export function exitPathOf(logPath: string): string {
@@ -90,7 +113,8 @@ interface CpuSample {
 export class ProcessRuntime implements Runtime {
   readonly #spawn: Spawn;
   readonly #pollMs: number;
-  readonly #shim: { node: string; script: string };
+  readonly #shim: string;
+  readonly #shimTuning: ShimTuning;
   readonly #exitListeners = new Set<(exit: InstanceExit) => void>();
   readonly #children = new Map<number, ChildProcess>();
   readonly #adopted = new Map<string, InstanceRef>();
@@ -109,7 +133,8 @@ export class ProcessRuntime implements Runtime {
     if (this.#owner !== undefined) this.#cgroups?.sweep();
     this.#spawn = options.spawn ?? spawnChild;
     this.#pollMs = options.pollMs ?? 25;
-    this.#shim = options.shim ?? { node: process.execPath, script: DEFAULT_SHIM_SCRIPT };
+    this.#shim = options.shim ?? DEFAULT_SHIM;
+    this.#shimTuning = options.shimTuning ?? {};
     this.#watchMs = options.watchMs ?? ADOPTED_WATCH_MS;
     this.#log = options.log ?? silentLogger;
   }
@@ -124,11 +149,25 @@ export class ProcessRuntime implements Runtime {
     // Named after the instance; the shim moves the app (not itself) into them, so the shim's memory is not counted.
     const cgroups =
       request.limits && this.#cgroups ? this.#cgroups.create(request.instanceId, request.limits) : [];
+    // The shim's config (with the secrets) goes over a pipe that is then closed; checked before anything runs.
+    const config = shimConfig({
+      instance: request.instanceId,
+      command: request.command,
+      cwd: request.cwd,
+      log: request.logPath,
+      exit: exitPathOf(request.logPath),
+      env: Object.entries({ ...request.env, ...this.#mark() }).map(([name, value]) => `${name}=${value}`),
+      scrub: Object.entries(request.scrub ?? {}).map(([name, value]) => `${name}=${value}`),
+      cgroup: cgroups,
+      max_queue_bytes: this.#shimTuning.maxQueueBytes,
+      max_line_bytes: this.#shimTuning.maxLineBytes,
+      partial_flush_ms: this.#shimTuning.partialFlushMs,
+    });
     // The shim, not the app, is our child: it owns the app's pipes, so the app keeps writing its output when
-    // the control plane restarts or stops. Its config (with the secrets) goes over a pipe that is then closed.
+    // the control plane restarts or stops.
     let child: ChildProcess;
     try {
-      child = this.#spawn(this.#shim.node, [...SHIM_NODE_FLAGS, this.#shim.script], {
+      child = this.#spawn(this.#shim, [request.instanceId], {
         cwd: request.cwd,
         env: { PATH: request.env.PATH ?? '/usr/bin:/bin', ...this.#mark() },
         // detached = setsid(): its own session and process group, so a stop reaches the app and its children.
@@ -143,24 +182,19 @@ export class ProcessRuntime implements Runtime {
     try {
       await once(child, 'spawn');
     } catch (error) {
-      throw new BerthError('runtime_failure', `could not start \`${request.command}\` in ${request.cwd}`, {
-        cause: error,
-      });
+      const missing = (error as NodeJS.ErrnoException).code === 'ENOENT' && !existsSync(this.#shim);
+      throw new BerthError(
+        'runtime_failure',
+        missing
+          ? `the instance shim ${this.#shim} is missing: \`npm run build\` compiles it (it needs a C compiler: Debian package gcc)`
+          : `could not start \`${request.command}\` in ${request.cwd}`,
+        { cause: error },
+      );
     }
-    const config = {
-      instanceId: request.instanceId,
-      command: request.command,
-      cwd: request.cwd,
-      env: { ...request.env, ...this.#mark() },
-      logPath: request.logPath,
-      exitPath: exitPathOf(request.logPath),
-      scrub: request.scrub ?? {},
-      cgroups,
-    };
     child.stdin!.on('error', () => {
       // The shim died before reading its config: its exit is reported below.
     });
-    child.stdin!.end(JSON.stringify(config));
+    child.stdin!.end(config);
     const pid = child.pid!;
     child.unref();
     const stat = readProcStat(pid);
@@ -264,13 +298,20 @@ export class ProcessRuntime implements Runtime {
   async reclaim(owned: readonly InstanceRef[]): Promise<number[]> {
     if (this.#owner === undefined) return [];
     const groups = new Set(owned.filter((ref) => this.#isRunning(ref)).map((ref) => ref.pid));
+    // Every stray first, then the kills: killed one by one during the scan, an app found before its shim (pids
+    // wrap around) took the shim with it before the scan reached it, and the shim went unreported.
+    const strays = readAllProcStats().filter(
+      (stat) =>
+        stat.pid !== process.pid &&
+        stat.state !== 'Z' &&
+        !groups.has(stat.pgrp) &&
+        hasEnvEntry(stat.pid, `${OWNER_ENV}=${this.#owner}`),
+    );
     const killed: number[] = [];
-    for (const stat of readAllProcStats()) {
-      if (stat.pid === process.pid || stat.state === 'Z' || groups.has(stat.pgrp)) continue;
-      if (!hasEnvEntry(stat.pid, `${OWNER_ENV}=${this.#owner}`)) continue;
+    for (const { pid } of strays) {
       try {
-        process.kill(stat.pid, 'SIGKILL');
-        killed.push(stat.pid);
+        process.kill(pid, 'SIGKILL');
+        killed.push(pid);
       } catch {
         // Exited meanwhile.
       }
@@ -282,9 +323,13 @@ export class ProcessRuntime implements Runtime {
     return this.#owner === undefined ? {} : { [OWNER_ENV]: this.#owner };
   }
 
-  async stop(handle: InstanceRef, timeoutMs: number): Promise<StopOutcome> {
+  async stop(
+    handle: InstanceRef,
+    timeoutMs: number,
+    signal: NodeJS.Signals = 'SIGTERM',
+  ): Promise<StopOutcome> {
     if (!this.#isRunning(handle)) return 'gone';
-    signalGroup(handle.pid, 'SIGTERM');
+    signalGroup(handle.pid, signal);
     if (await this.#waitGone(handle, timeoutMs)) return 'terminated';
     signalGroup(handle.pid, 'SIGKILL');
     await this.#waitGone(handle, 5000);

@@ -20,7 +20,8 @@ import { ownerMark, ProcessRuntime } from './process-runtime.js';
 const NODE_APPS: Record<ContractApp, string> = {
   serves: 'process.on("SIGTERM", () => process.exit(0)); setInterval(() => {}, 1000); console.log("ready");',
   'exits 3': 'process.exitCode = 3;',
-  'ignores SIGTERM': 'process.on("SIGTERM", () => {}); setInterval(() => {}, 1000); console.log("ready");',
+  'ignores SIGTERM':
+    'process.on("SIGTERM", () => {}); process.on("SIGINT", () => process.exit(7)); setInterval(() => {}, 1000); console.log("ready");',
   prints: 'console.log("token=" + process.env.CONTRACT_TOKEN); console.error("warning");',
   'exceeds memory': 'const a = []; setInterval(() => a.push(Buffer.alloc(8 << 20, 1)), 5);',
 };
@@ -29,7 +30,7 @@ const NODE_APPS: Record<ContractApp, string> = {
 const SHELL_APPS: Record<ContractApp, string> = {
   serves: 'trap "exit 0" TERM; echo ready; while true; do sleep 0.1; done',
   'exits 3': 'exit 3',
-  'ignores SIGTERM': 'trap "" TERM; echo ready; while true; do sleep 0.1; done',
+  'ignores SIGTERM': 'trap "" TERM; trap "exit 7" INT; echo ready; while true; do sleep 0.1; done',
   prints: 'echo "token=$CONTRACT_TOKEN"; echo warning >&2',
   // tail keeps the whole "line" it reads, and /dev/zero has no newline.
   'exceeds memory': 'tail /dev/zero',

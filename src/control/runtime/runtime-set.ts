@@ -30,8 +30,8 @@ export class RuntimeSet implements Runtime {
     return this.#of(ref).adopt(ref);
   }
 
-  stop(ref: InstanceRef, timeoutMs: number): Promise<StopOutcome> {
-    return this.#of(ref).stop(ref, timeoutMs);
+  stop(ref: InstanceRef, timeoutMs: number, signal?: NodeJS.Signals): Promise<StopOutcome> {
+    return this.#of(ref).stop(ref, timeoutMs, signal);
   }
 
   async sample(refs: readonly InstanceRef[]): Promise<Map<string, InstanceUsage>> {

@@ -78,8 +78,10 @@ export interface Runtime {
    * (`missed`) before this resolves, with what its runtime recorded of its end.
    */
   adopt(ref: InstanceRef): Promise<void>;
-  /** Asks the instance to stop (SIGTERM, SIGKILL after `timeoutMs`); resolves once it is gone. */
-  stop(ref: InstanceRef, timeoutMs: number): Promise<StopOutcome>;
+  /**
+   * Asks the instance to stop (`signal`, SIGTERM unless said; SIGKILL after `timeoutMs`); resolves once it is gone.
+   */
+  stop(ref: InstanceRef, timeoutMs: number, signal?: NodeJS.Signals): Promise<StopOutcome>;
   /** CPU and memory of the running instances among `refs`, keyed by instance id. */
   sample(refs: readonly InstanceRef[]): Promise<Map<string, InstanceUsage>>;
   /**

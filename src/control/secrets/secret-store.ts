@@ -1,6 +1,6 @@
 // The secrets tables: secrets with their labels, sealed versions, the master key check, config vars.
 import { z } from 'zod';
-import type { Database, Migration } from '../store/database.js';
+import type { Database, Migration, Statement } from '../store/database.js';
 import type { SealedVersion } from './envelope.js';
 
 /** A secret's row: labels point at versions; a soft-deleted secret has `deletedAt` and `purgeAt`. */
@@ -69,7 +69,35 @@ export const SECRETS_MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'platform secrets (the ACME account key)',
+    sql: `
+      -- Berth's own secrets, sealed like app secrets (own data key, sealed by the master key, re-sealed on rotation).
+      CREATE TABLE platform_secrets (
+        name TEXT PRIMARY KEY,
+        nonce BLOB NOT NULL,
+        ciphertext BLOB NOT NULL,
+        sealed_key BLOB NOT NULL,
+        created_at INTEGER NOT NULL
+      );
+    `,
+  },
 ];
+
+const platformRow = z
+  .object({
+    name: z.string(),
+    nonce: z.instanceof(Buffer),
+    ciphertext: z.instanceof(Buffer),
+    sealed_key: z.instanceof(Buffer),
+  })
+  .transform((row) => ({
+    name: row.name,
+    nonce: row.nonce,
+    ciphertext: row.ciphertext,
+    sealedKey: row.sealed_key,
+  }));
 
 const secretRow = z
   .object({
@@ -131,10 +159,26 @@ export class SecretStore {
   readonly #db: Database;
   readonly #s: ReturnType<typeof statements>;
 
+  readonly #platform: {
+    one: Statement<SealedVersion & { name: string }>;
+    all: Statement<SealedVersion & { name: string }>;
+    insert: Statement<never>;
+    replaceKey: Statement<never>;
+  };
+
   constructor(db: Database) {
     db.migrate('secrets', SECRETS_MIGRATIONS);
     this.#db = db;
     this.#s = statements(db);
+    const columns = 'SELECT name, nonce, ciphertext, sealed_key FROM platform_secrets';
+    this.#platform = {
+      one: db.statement(`${columns} WHERE name = ?`, platformRow),
+      all: db.statement(`${columns} ORDER BY name`, platformRow),
+      insert: db.statement(
+        'INSERT INTO platform_secrets (name, nonce, ciphertext, sealed_key, created_at) VALUES (?, ?, ?, ?, ?)',
+      ),
+      replaceKey: db.statement('UPDATE platform_secrets SET sealed_key = ? WHERE name = ?'),
+    };
   }
 
   transaction<T>(fn: () => T): T {
@@ -152,6 +196,23 @@ export class SecretStore {
   /** True when any secret version exists (then a missing master key must not be replaced by a new one). */
   hasVersions(): boolean {
     return this.#s.anyVersion.get() !== undefined;
+  }
+
+  /** A platform secret's sealed value (Berth's own, e.g. `acme-account <directory>`). */
+  platformSecret(name: string): (SealedVersion & { name: string }) | undefined {
+    return this.#platform.one.get(name);
+  }
+
+  listPlatformSecrets(): (SealedVersion & { name: string })[] {
+    return this.#platform.all.all();
+  }
+
+  addPlatformSecret(name: string, sealed: SealedVersion, now: number): void {
+    this.#platform.insert.run(name, sealed.nonce, sealed.ciphertext, sealed.sealedKey, now);
+  }
+
+  replacePlatformSealedKey(name: string, sealedKey: Buffer): void {
+    this.#platform.replaceKey.run(sealedKey, name);
   }
 
   getSecret(app: string, name: string): SecretRow | undefined {

@@ -196,7 +196,7 @@ describe('SecretsService', () => {
     secrets.set('shop', { TOKEN: 'value-x1' }, 'test');
     secrets.setConfig('shop', { MODE: 'a' }, 'test');
     assert.deepEqual(seen, [
-      { app: 'shop', kind: 'secret', names: ['TOKEN'] },
+      { app: 'shop', kind: 'secret', names: ['TOKEN'], release: true },
       { app: 'shop', kind: 'config', names: ['MODE'] },
     ]);
     close();

@@ -55,6 +55,24 @@ export interface SecretsChange {
   app: string;
   kind: 'secret' | 'config';
   names: string[];
+  /**
+   * False when the caller makes the release itself (a deploy that provisions an add-on first): no release is made
+   * for this change alone.
+   */
+  release?: boolean;
+}
+
+/** How a change is made: `platform` allows Berth's own `BERTH_ADDON_*` names; `release: false` see `SecretsChange`. */
+export interface SecretChangeOptions {
+  platform?: boolean;
+  release?: boolean;
+}
+
+/** Secrets Berth keeps for itself (add-on passwords): never in a listing, an export or an instance's env. */
+export const PLATFORM_SECRET_PREFIX = 'BERTH_ADDON_';
+
+export function isPlatformSecret(name: string): boolean {
+  return name.startsWith(PLATFORM_SECRET_PREFIX);
 }
 
 export interface SecretsServiceOptions {
@@ -86,12 +104,18 @@ function reservedName(name: string): boolean {
   return name === 'PORT' || name.startsWith('BERTH_');
 }
 
-function checkNames(kind: string, names: readonly string[]): void {
+function checkNames(kind: string, names: readonly string[], platform = false): void {
   const issues: Issue[] = [];
   for (const name of names) {
     if (!ENV_NAME_PATTERN.test(name))
       issues.push({ path: name, message: 'must be letters, digits and _, not starting with a digit' });
-    else if (reservedName(name)) issues.push({ path: name, message: 'PORT and BERTH_* are set by Berth' });
+    else if (platform ? !isPlatformSecret(name) : reservedName(name))
+      issues.push({
+        path: name,
+        message: platform
+          ? `Berth's own secrets are named ${PLATFORM_SECRET_PREFIX}*`
+          : 'PORT and BERTH_* are set by Berth',
+      });
   }
   if (issues.length > 0) {
     throw new BerthError(
@@ -116,6 +140,7 @@ export class SecretsService {
   #master: MasterKey;
   readonly #cache = new Map<string, Cached>();
   readonly #listeners: ((change: SecretsChange) => void)[] = [];
+  #attachedNames: (app: string) => readonly string[] = () => [];
   #purge: Ticker | undefined;
 
   private constructor(options: SecretsServiceOptions, master: MasterKey, store: SecretStore) {
@@ -177,6 +202,18 @@ export class SecretsService {
     };
   }
 
+  /**
+   * Secrets every service of an app gets without naming them (add-on URLs, `AttachedSecrets`): `list` shows them
+   * used by every service.
+   */
+  useAttachments(names: (app: string) => readonly string[]): void {
+    this.#attachedNames = names;
+  }
+
+  #attached(app: string): readonly string[] {
+    return this.#attachedNames(app);
+  }
+
   // Reading, for the reconciler and the release path.
 
   /** Current values of `names`; throws `not_found` naming every missing (or unset) one. */
@@ -199,19 +236,26 @@ export class SecretsService {
 
   list(app: string): SecretInfo[] {
     const services = this.#apps.listServices(app);
-    return this.#store.listSecrets(app).map((row) => ({
-      name: row.name,
-      version: row.currentVersion,
-      previousVersion: row.previousVersion,
-      updatedAt: row.updatedAt,
-      usedBy: services.filter((s) => s.spec.secrets.includes(row.name)).map((s) => s.name),
-      deletedAt: row.deletedAt,
-      purgeAt: row.purgeAt,
-    }));
+    const attached = this.#attached(app);
+    return this.#store
+      .listSecrets(app)
+      .filter((row) => !isPlatformSecret(row.name))
+      .map((row) => ({
+        name: row.name,
+        version: row.currentVersion,
+        previousVersion: row.previousVersion,
+        updatedAt: row.updatedAt,
+        usedBy: services
+          .filter((s) => attached.includes(row.name) || s.spec.secrets.includes(row.name))
+          .map((s) => s.name),
+        deletedAt: row.deletedAt,
+        purgeAt: row.purgeAt,
+      }));
   }
 
   /** The one way a value leaves through the API: explicit, and recorded as an event. */
   reveal(app: string, name: string, actor: string): { name: string; version: number; value: string } {
+    refusePlatform(name);
     const cached = this.#live(app, name);
     if (!cached) throw new BerthError('not_found', `${app} has no secret ${name}`);
     this.#events.record({
@@ -227,10 +271,15 @@ export class SecretsService {
   // Changing secrets.
 
   /** Sets values (each a new version, labelled current) in one transaction; all or nothing. */
-  set(app: string, values: Record<string, string>, actor: string): { name: string; version: number }[] {
+  set(
+    app: string,
+    values: Record<string, string>,
+    actor: string,
+    options: SecretChangeOptions = {},
+  ): { name: string; version: number }[] {
     const names = Object.keys(values).sort();
     if (names.length === 0) throw new BerthError('invalid_request', 'no secrets given; expected NAME=VALUE');
-    checkNames('secret', names);
+    checkNames('secret', names, options.platform);
     checkAppName(app);
     const issues: Issue[] = [];
     for (const name of names) {
@@ -269,12 +318,13 @@ export class SecretsService {
       message: `${app} secrets set: ${written.map((w) => `${w.name} v${w.version}`).join(', ')}`,
       data: { secrets: written },
     });
-    this.#changed({ app, kind: 'secret', names });
+    this.#changed({ app, kind: 'secret', names, release: options.release ?? true });
     return written;
   }
 
   /** Moves `current` back to the `previous` version (and `previous` to what was current), as AWS does. */
   rollback(app: string, name: string, actor: string): { name: string; version: number; from: number } {
+    refusePlatform(name);
     const row = this.#requireLive(app, name);
     if (row.previousVersion === null || !this.#store.getVersion(app, name, row.previousVersion)) {
       throw new BerthError('conflict', `${app} secret ${name} has no previous version to roll back to`);
@@ -297,8 +347,9 @@ export class SecretsService {
     app: string,
     names: readonly string[],
     actor: string,
-    options: { force?: boolean; recoveryWindowMs?: number } = {},
+    options: { force?: boolean; recoveryWindowMs?: number } & SecretChangeOptions = {},
   ): { name: string; purgeAt: number | null }[] {
+    if (!options.platform) for (const name of names) refusePlatform(name);
     for (const name of names)
       if (!this.#store.getSecret(app, name))
         throw new BerthError('not_found', `${app} has no secret ${name}`);
@@ -324,12 +375,13 @@ export class SecretsService {
         : `${app} secrets unset: ${names.join(', ')} (restorable until ${new Date(purgeAt).toISOString()})`,
       data: { names, purgeAt: options.force ? null : purgeAt },
     });
-    this.#changed({ app, kind: 'secret', names: [...names] });
+    this.#changed({ app, kind: 'secret', names: [...names], release: options.release ?? true });
     return result;
   }
 
   /** Undoes an unset within the recovery window. */
   restore(app: string, name: string, actor: string): SecretInfo {
+    refusePlatform(name);
     const row = this.#store.getSecret(app, name);
     if (!row)
       throw new BerthError('not_found', `${app} has no secret ${name} (purged secrets cannot be restored)`);
@@ -368,6 +420,19 @@ export class SecretsService {
   }
 
   /**
+   * A platform secret (Berth's own, such as the ACME account key): opened from the store, or made by `create`,
+   * sealed like an app secret (its own data key under the master key, bound to its name) and stored first.
+   */
+  platformSecret(name: string, create: () => string): string {
+    const address = platformAddress(name);
+    const stored = this.#store.platformSecret(name);
+    if (stored !== undefined) return openValue(this.#master.key, stored, address);
+    const value = create();
+    this.#store.addPlatformSecret(name, sealValue(this.#master.key, value, address), this.#now());
+    return value;
+  }
+
+  /**
    * A new master key: every data key is re-sealed with it (values are not touched), in one transaction. With a
    * key file, the new key is written beside it first and renamed over it after the commit; a start after a
    * crash in between finds it there (see `finishInterruptedRotation`).
@@ -396,6 +461,14 @@ export class SecretsService {
           );
           resealed++;
         }
+        for (const secret of this.#store.listPlatformSecrets()) {
+          const address = platformAddress(secret.name);
+          this.#store.replacePlatformSealedKey(
+            secret.name,
+            resealDataKey(this.#master.key, next, secret.sealedKey, address),
+          );
+          resealed++;
+        }
         this.#store.setKeyCheck(makeKeyCheck(next), this.#now());
       });
     } catch (error) {
@@ -419,7 +492,7 @@ export class SecretsService {
   exportBundle(app: string, passphrase: string, actor: string): SecretsBundle {
     const secrets = Object.fromEntries(
       [...this.#cache.values()]
-        .filter((c) => c.app === app && this.#live(app, c.name))
+        .filter((c) => c.app === app && !isPlatformSecret(c.name) && this.#live(app, c.name))
         .map((c) => [c.name, c.value]),
     );
     const bundle = sealBundle(
@@ -562,6 +635,21 @@ export class SecretsService {
 
   #changed(change: SecretsChange): void {
     for (const listener of this.#listeners) listener(change);
+  }
+}
+
+/** Where a platform secret is bound: `@` cannot start an app name, so no app secret has this address. */
+function platformAddress(name: string): SecretAddress {
+  return { app: '@berth', name, version: 1 };
+}
+
+/** Berth's own secrets are changed by Berth alone (`berth addons rotate` for add-on passwords). */
+function refusePlatform(name: string): void {
+  if (isPlatformSecret(name)) {
+    throw new BerthError(
+      'invalid_request',
+      `${name} is an add-on password Berth manages; use \`berth addons rotate\` to change it`,
+    );
   }
 }
 

@@ -21,25 +21,40 @@ export class Statement<Row> {
   readonly #statement: BetterSqlite3.Statement;
   readonly #row: z.ZodType<Row> | undefined;
   readonly #sql: string;
+  readonly #db: Database;
 
-  constructor(statement: BetterSqlite3.Statement, sql: string, row: z.ZodType<Row> | undefined) {
+  constructor(
+    db: Database,
+    statement: BetterSqlite3.Statement,
+    sql: string,
+    row: z.ZodType<Row> | undefined,
+  ) {
+    this.#db = db;
     this.#statement = statement;
     this.#sql = sql;
     this.#row = row;
   }
 
   get(...params: Params): Row | undefined {
+    this.#db.observe(this.#sql, params);
     const raw = this.#statement.get(...params);
     return raw === undefined ? undefined : this.#check(raw);
   }
 
   all(...params: Params): Row[] {
+    this.#db.observe(this.#sql, params);
     return this.#statement.all(...params).map((raw) => this.#check(raw));
   }
 
   run(...params: Params): { changes: number; lastInsertRowid: number } {
+    this.#db.observe(this.#sql, params);
     const result = this.#statement.run(...params);
     return { changes: result.changes, lastInsertRowid: Number(result.lastInsertRowid) };
+  }
+
+  /** True when this statement checks its rows against `row` (the same schema object, or none). */
+  checks(row: z.ZodType<unknown> | undefined): boolean {
+    return this.#row === row;
   }
 
   #check(raw: unknown): Row {
@@ -87,6 +102,9 @@ export class Database {
   readonly #now: () => number;
   #depth = 0;
   #afterCommit: (() => void)[] = [];
+  /** Prepared statements by their SQL: a query built per call (a filter's variant) is prepared once. */
+  readonly #prepared = new Map<string, Statement<unknown>>();
+  #planObserver: ((sql: string, plan: string[]) => void) | undefined;
 
   private constructor(db: BetterSqlite3.Database, now: () => number) {
     this.#db = db;
@@ -149,9 +167,39 @@ export class Database {
     return Object.fromEntries(rows.map((r) => [r.owner, r.version]));
   }
 
-  /** A prepared statement; with `row`, every row it returns is checked against that schema. */
+  /**
+   * A prepared statement; with `row`, every row it returns is checked against that schema. The same SQL with the
+   * same row schema gives the same prepared statement back, so a repository may build a query per call.
+   */
   statement<Row = never>(sql: string, row?: z.ZodType<Row>): Statement<Row> {
-    return new Statement(this.#db.prepare(sql), sql, row);
+    const known = this.#prepared.get(sql) as Statement<Row> | undefined;
+    if (known?.checks(row)) return known;
+    const statement = new Statement(this, this.#db.prepare(sql), sql, row);
+    this.#prepared.set(sql, statement as Statement<unknown>);
+    return statement;
+  }
+
+  /** True inside `transaction` (what is read there may still be rolled back). */
+  get inTransaction(): boolean {
+    return this.#db.inTransaction;
+  }
+
+  /**
+   * Tests: every statement run from now on is first explained (`EXPLAIN QUERY PLAN`, with its parameters) and its
+   * plan's lines given to `observer`; that is how the indexes are checked against the queries as they really run.
+   */
+  explainEach(observer: ((sql: string, plan: string[]) => void) | undefined): void {
+    this.#planObserver = observer;
+  }
+
+  /** Called by statements before they run. */
+  observe(sql: string, params: Params): void {
+    if (this.#planObserver === undefined) return;
+    const rows = this.#db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as { detail: string }[];
+    this.#planObserver(
+      sql,
+      rows.map((row) => row.detail),
+    );
   }
 
   /** Runs `fn` in one transaction (nested calls join the outer one): all of it lands or none of it does. */

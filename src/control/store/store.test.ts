@@ -1,7 +1,7 @@
 // The store's transitions: a legal one writes state and event together; an illegal one writes nothing.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { openTestState } from '../../../test/fakes/state.js';
+import { openTestState, seedInstance } from '../../../test/fakes/state.js';
 import { IllegalTransition } from '../../domain/state-machine.js';
 import { ManualClock } from '../../lib/manual-clock.js';
 
@@ -110,5 +110,37 @@ describe('Store transitions', () => {
       events.list().map((e) => e.kind),
       ['deployment.succeeded'],
     );
+  });
+});
+
+describe('Store history', () => {
+  it('prunes ended instances by age and beyond a count per service, never a live one, and keeps their events', () => {
+    const { store, events } = openTestState();
+    const ended = (id: string, service: string, endedAt: number) =>
+      seedInstance(store, {
+        ...newInstance(id),
+        service,
+        createdAt: endedAt - 10,
+        endedAt,
+        exitCode: 0,
+        state: 'stopped',
+        reason: 'scale_in',
+      });
+    ended('old', 'web', 100);
+    for (let i = 1; i <= 4; i++) ended(`web-${i}`, 'web', 1000 + i);
+    ended('worker-1', 'worker', 1001);
+    seedInstance(store, { ...newInstance('live'), createdAt: 50, state: 'healthy' });
+    const before = events.list({ limit: 1000 }).length;
+
+    // Older than 500: `old`; beyond the newest 2 ended per service: web-1 and web-2.
+    assert.equal(store.pruneEndedInstances(500, 2), 3);
+    assert.deepEqual(
+      store.listInstances({}).map((i) => i.id),
+      ['web-4', 'web-3', 'live', 'worker-1'],
+    );
+    const kept = events.list({ limit: 1000 });
+    assert.equal(kept.length, before);
+    assert.ok(kept.some((e) => e.message === 'web-1 seeded stopped'));
+    assert.equal(store.pruneEndedInstances(500, 2), 0);
   });
 });

@@ -12,6 +12,7 @@ import { BerthError } from '../../domain/errors.js';
 import type { BerthEvent } from '../../domain/event.js';
 import { INSTANCE_STATES, type Instance, type InstanceState, LIVE_STATES } from '../../domain/instance.js';
 import type { AppSpec, ServiceSpec } from '../../domain/spec.js';
+import type { TrafficRamp, TrafficSplit } from '../../domain/traffic.js';
 import { type Clock, systemClock } from '../../lib/clock.js';
 import { Notifier } from '../../lib/notifier.js';
 import type { Database, Migration } from './database.js';
@@ -144,7 +145,63 @@ export const STORE_MIGRATIONS: readonly Migration[] = [
       ALTER TABLE instances ADD COLUMN target_group TEXT;
     `,
   },
+  {
+    version: 6,
+    name: 'indexes for every hot query, so history does not slow them',
+    // The live instances are found through a partial index that holds only them, however many ended rows there
+    // are; its WHERE is LIVE_INSTANCES (a query must spell it the same way to use it). An app's newest instances,
+    // the ones ended since a moment and the deployments in progress each have their own.
+    sql: `
+      DROP INDEX instances_by_service;
+      CREATE INDEX instances_live ON instances (app, service, created_at DESC, id)
+        WHERE state IN ('starting', 'healthy', 'unhealthy', 'draining');
+      CREATE INDEX instances_newest ON instances (app, service, created_at DESC, id);
+      CREATE INDEX instances_ended ON instances (ended_at) WHERE ended_at IS NOT NULL;
+      CREATE INDEX deployments_by_state ON deployments (state, app, id);
+    `,
+  },
+  {
+    version: 7,
+    name: 'traffic splits between services and external origins (berth traffic) and their ramps',
+    sql: `
+      CREATE TABLE traffic (
+        app TEXT PRIMARY KEY,
+        weights_json TEXT NOT NULL,
+        ramp_json TEXT,
+        updated_at INTEGER NOT NULL
+      );
+    `,
+  },
 ];
+
+/** The condition of the partial index `instances_live`, spelled as the index spells it. */
+export const LIVE_INSTANCES = `state IN (${LIVE_STATES.map((s) => `'${s}'`).join(', ')})`;
+
+/** How long ended instances are kept, and how many per service at most (`pruneEndedInstances`). */
+export interface InstanceHistory {
+  /** Ended longer ago than this: deleted (their log files go after the same time, `LogRetention`). */
+  maxAgeMs: number;
+  /** Per service, only the newest this many ended instances are kept (a crash loop makes one a minute). */
+  maxPerService: number;
+}
+
+export const DEFAULT_INSTANCE_HISTORY: InstanceHistory = { maxAgeMs: 7 * 24 * 3_600_000, maxPerService: 200 };
+
+const trafficRow = z.object({
+  app: z.string(),
+  weights_json: z.string(),
+  ramp_json: z.string().nullable(),
+  updated_at: z.number(),
+});
+
+function toTraffic(row: z.output<typeof trafficRow>): TrafficSplit {
+  return {
+    app: row.app,
+    weights: JSON.parse(row.weights_json) as Record<string, number>,
+    ramp: row.ramp_json === null ? null : (JSON.parse(row.ramp_json) as TrafficRamp),
+    updatedAt: row.updated_at,
+  };
+}
 
 const appRow = z.object({
   name: z.string(),
@@ -292,6 +349,15 @@ function toDeployment(row: z.output<typeof deploymentRow>): Deployment {
   };
 }
 
+/** Freezes `value` and everything in it: a cached record shared by every reader can never be changed by one. */
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const item of Object.values(value)) deepFreeze(item);
+  }
+  return value;
+}
+
 /**
  * The repository of the core tables. States change only through `transitionInstance` and
  * `transitionDeployment`: each refuses a jump its state machine does not allow and writes the state and its event
@@ -305,6 +371,11 @@ export class Store {
   readonly #db: Database;
   readonly #clock: Clock;
   readonly #s: ReturnType<typeof statements>;
+  #generation = 0;
+  /** The services as last read (parsed specs), frozen; dropped by every write to them. */
+  #services: readonly ServiceRecord[] | undefined;
+  /** Releases never change once made: parsed once each, frozen. */
+  readonly #releases = new Map<string, ReleaseRecord>();
 
   constructor(db: Database, events: EventStore, clock: Clock = systemClock) {
     db.migrate('store', STORE_MIGRATIONS);
@@ -312,6 +383,19 @@ export class Store {
     this.events = events;
     this.#clock = clock;
     this.#s = statements(db);
+  }
+
+  /**
+   * A number that changes with every write to the store's tables (apps, releases, services, instances,
+   * deployments; not events): a reader that saw the same number has nothing new to read.
+   */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  #wrote(options: { services?: boolean } = {}): void {
+    this.#generation++;
+    if (options.services) this.#services = undefined;
   }
 
   /** Runs `fn` in one transaction: all of it lands or none of it does. */
@@ -335,6 +419,8 @@ export class Store {
     if (from === to) return 0;
     const prefix = from.endsWith('/') ? from : `${from}/`;
     const target = to.endsWith('/') ? to : `${to}/`;
+    this.#wrote({ services: true });
+    this.#releases.clear();
     return this.transaction(() => {
       let changed = 0;
       for (const statement of this.#s.relocate) changed += statement.run({ prefix, target }).changes;
@@ -360,6 +446,7 @@ export class Store {
     description: string,
     artifactDigest: string | null = null,
   ): number {
+    this.#wrote();
     return this.transaction(() => {
       const now = this.#clock.now();
       const app = spec.app;
@@ -382,12 +469,21 @@ export class Store {
 
   /** Points the app at another of its releases (after an automatic rollback). */
   setCurrentRelease(app: string, version: number): void {
+    this.#wrote();
     this.#s.setCurrentRelease.run(version, this.#clock.now(), app);
   }
 
+  /** A release (frozen: shared by every caller). */
   getRelease(app: string, version: number): ReleaseRecord | undefined {
+    const key = `${app}\u0000${version}`;
+    const known = this.#releases.get(key);
+    if (known !== undefined) return known;
     const row = this.#s.release.get(app, version);
-    return row && toRelease(row);
+    if (row === undefined) return undefined;
+    const release = deepFreeze(toRelease(row));
+    // A release read inside a transaction may still be rolled back.
+    if (!this.#db.inTransaction) this.#releases.set(key, release);
+    return release;
   }
 
   listReleases(app: string): ReleaseRecord[] {
@@ -398,6 +494,7 @@ export class Store {
 
   /** A new deployment: `canary` when it carries canary progress, else `in_progress`. */
   createDeployment(deployment: Omit<Deployment, 'id' | 'state' | 'reason' | 'endedAt'>): Deployment {
+    this.#wrote();
     const { lastInsertRowid } = this.#s.insertDeployment.run(
       deployment.app,
       deployment.kind,
@@ -424,20 +521,50 @@ export class Store {
     return row && toDeployment(row);
   }
 
-  listDeployments(filter: { app?: string; state?: DeploymentState } = {}): Deployment[] {
-    return this.#s.deployments
-      .all({ app: filter.app ?? null, state: filter.state ?? null })
-      .map(toDeployment);
+  /**
+   * Deployments, oldest first: of one app, or those in an active state (`in_progress`, `canary`; each through an
+   * index), or all of them.
+   */
+  listDeployments(filter?: { app: string } | { state: 'in_progress' | 'canary' }): Deployment[] {
+    const rows =
+      filter === undefined
+        ? this.#s.allDeployments.all()
+        : 'app' in filter
+          ? this.#s.deploymentsOf.all(filter.app)
+          : this.#s.deploymentsInState.all(filter.state);
+    return rows.map(toDeployment);
   }
 
   /** Records a canary's progress (its step, window and last decision: data of the `canary` state). */
   setCanaryProgress(id: number, progress: CanaryProgress): void {
+    // The step's weights are in the route table: a new generation makes the next sync build it again.
+    this.#wrote();
     this.#s.setCanaryProgress.run(JSON.stringify(progress), id);
     this.#db.afterCommit(() => this.deploymentsChanged.notify());
   }
 
+  /** The app's traffic split (`berth traffic`), if one was ever set. */
+  getTraffic(app: string): TrafficSplit | undefined {
+    const row = this.#s.traffic.get(app);
+    return row === undefined ? undefined : toTraffic(row);
+  }
+
+  /** Every app's traffic split. */
+  listTraffic(): TrafficSplit[] {
+    return this.#s.allTraffic.all().map(toTraffic);
+  }
+
+  /** Sets an app's split (its weights and ramp); the next route table carries it. */
+  setTraffic(app: string, weights: Record<string, number>, ramp: TrafficRamp | null): TrafficSplit {
+    this.#wrote();
+    const now = this.#clock.now();
+    this.#s.putTraffic.run(app, JSON.stringify(weights), ramp === null ? null : JSON.stringify(ramp), now);
+    return { app, weights, ramp, updatedAt: now };
+  }
+
   /** Records the circuit breaker's counts of a deployment in progress (not a change of state). */
   setDeploymentServices(id: number, services: DeploymentService[]): void {
+    this.#wrote();
     this.#s.setDeploymentServices.run(JSON.stringify(services), id);
   }
 
@@ -455,6 +582,7 @@ export class Store {
       const before = this.getDeployment(id);
       if (!before) throw new BerthError('not_found', `no deployment ${id}`);
       DEPLOYMENT_STATES.assert(String(id), before.state, to);
+      this.#wrote();
       const endedAt = DEPLOYMENT_STATES.isFinal(to) ? this.#clock.now() : null;
       this.#s.transitionDeployment.run(to, reason, endedAt, id);
       this.events.record(event(before));
@@ -465,28 +593,44 @@ export class Store {
 
   // Services
 
-  listServices(app?: string): ServiceRecord[] {
-    return (app === undefined ? this.#s.allServices.all() : this.#s.services.all(app)).map(toService);
+  /**
+   * The services (of one app), by app and name. The records are frozen and shared: they are parsed once per change
+   * of the services table, not on every read (the reconciler, route sync and collector read them all often).
+   */
+  listServices(app?: string): readonly ServiceRecord[] {
+    const all = this.#allServices();
+    return app === undefined ? all : all.filter((service) => service.app === app);
   }
 
   getService(app: string, name: string): ServiceRecord | undefined {
-    const row = this.#s.service.get(app, name);
-    return row && toService(row);
+    return this.#allServices().find((service) => service.app === app && service.name === name);
+  }
+
+  #allServices(): readonly ServiceRecord[] {
+    if (this.#services !== undefined) return this.#services;
+    const services = Object.freeze(this.#s.allServices.all().map((row) => deepFreeze(toService(row))));
+    // What is read inside a transaction may still be rolled back: cached only outside one.
+    if (!this.#db.inTransaction) this.#services = services;
+    return services;
   }
 
   putService(service: ServiceRecord): void {
+    this.#wrote({ services: true });
     this.#s.putService.run({ ...service, specJson: JSON.stringify(service.spec) });
   }
 
   deleteService(app: string, name: string): void {
+    this.#wrote({ services: true });
     this.#s.deleteService.run(app, name);
   }
 
   setDesiredCount(app: string, name: string, count: number): void {
+    this.#wrote({ services: true });
     this.#s.setDesiredCount.run(count, app, name);
   }
 
   setRestartBackoff(app: string, name: string, failures: number, nextStartAt: number): void {
+    this.#wrote({ services: true });
     this.#s.setRestartBackoff.run(failures, nextStartAt, app, name);
   }
 
@@ -496,6 +640,7 @@ export class Store {
    * healthy. Returns how many were marked.
    */
   markForRestart(app: string, service: string): number {
+    this.#wrote();
     return Number(this.#s.markForRestart.run(app, service).changes);
   }
 
@@ -506,6 +651,7 @@ export class Store {
     instance: Omit<Instance, 'state' | 'runtime'> & { state?: 'starting'; runtime?: Instance['runtime'] },
   ): Instance {
     const row: Instance = { ...instance, runtime: instance.runtime ?? 'process', state: 'starting' };
+    this.#wrote();
     this.#s.insertInstance.run({
       id: row.id,
       app: row.app,
@@ -531,6 +677,7 @@ export class Store {
 
   /** Records where the runtime started the instance's process (not a change of state). */
   setInstanceProcess(id: string, process: { pid: number; processStart: number }): void {
+    this.#wrote();
     this.#s.setInstanceProcess.run(process.pid, process.processStart, id);
   }
 
@@ -549,6 +696,7 @@ export class Store {
       if (!before) throw new BerthError('not_found', `no instance ${id}`);
       INSTANCE_STATES.assert(id, before.state, to);
       const after: Instance = { ...before, ...change.facts, state: to, reason };
+      this.#wrote();
       this.#s.transitionInstance.run(
         after.state,
         after.reason,
@@ -568,7 +716,10 @@ export class Store {
     return row && toInstance(row);
   }
 
-  /** Instances, newest first within a service; `live` limits to those whose process should be running. */
+  /**
+   * Instances by app and service, newest first within a service; `live` limits to those whose process should be
+   * running (through the partial index that holds only them). Each filter's query is prepared once.
+   */
   listInstances(filter: { app?: string; service?: string; live?: boolean; limit?: number } = {}): Instance[] {
     const where: string[] = [];
     const values: unknown[] = [];
@@ -580,14 +731,38 @@ export class Store {
       where.push('service = ?');
       values.push(filter.service);
     }
-    if (filter.live) where.push(`state IN (${LIVE_STATES.map((s) => `'${s}'`).join(', ')})`);
+    if (filter.live) where.push(LIVE_INSTANCES);
+    if (filter.limit !== undefined) values.push(Math.floor(filter.limit));
+    // Named, not left to the planner: without statistics it may pick the newest-first index for `app = ?` and walk
+    // the app's whole history to find its few live rows.
     const sql =
-      `SELECT * FROM instances ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ` +
-      `ORDER BY app, service, created_at DESC, id ${filter.limit === undefined ? '' : `LIMIT ${Math.floor(filter.limit)}`}`;
+      `SELECT * FROM instances${filter.live ? ' INDEXED BY instances_live' : ''} ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ` +
+      `ORDER BY app, service, created_at DESC, id${filter.limit === undefined ? '' : ' LIMIT ?'}`;
     return this.#db
       .statement(sql, instanceRow)
       .all(...values)
       .map(toInstance);
+  }
+
+  /** Instances that ended after `since` (epoch ms), oldest end first. */
+  listEndedSince(since: number): Instance[] {
+    return this.#s.endedSince.all(since).map(toInstance);
+  }
+
+  /**
+   * Deletes the records of instances that ended before `before` and, per service, all but the newest
+   * `keepPerService` ended ones. Their events stay (they name the instance and say what happened); their log files
+   * go by the same age (`LogRetention`). Returns how many records went.
+   */
+  pruneEndedInstances(before: number, keepPerService: number): number {
+    return this.transaction(() => {
+      let deleted = this.#s.pruneEndedBefore.run(before).changes;
+      for (const service of this.#s.servicesWithEnded.all(keepPerService)) {
+        deleted += this.#s.pruneEndedBeyond.run(service.app, service.service, keepPerService).changes;
+      }
+      if (deleted > 0) this.#wrote();
+      return deleted;
+    });
   }
 
   // Events (the events table is the event store's; these read it for the store's callers)
@@ -622,12 +797,21 @@ function statements(db: Database) {
       "SELECT * FROM deployments WHERE app = ? AND state IN ('canary', 'in_progress') ORDER BY id DESC LIMIT 1",
       deploymentRow,
     ),
-    deployments: db.statement(
-      'SELECT * FROM deployments WHERE (@app IS NULL OR app = @app) AND (@state IS NULL OR state = @state) ORDER BY id',
+    allDeployments: db.statement('SELECT * FROM deployments ORDER BY id', deploymentRow),
+    deploymentsOf: db.statement('SELECT * FROM deployments WHERE app = ? ORDER BY id', deploymentRow),
+    deploymentsInState: db.statement(
+      'SELECT * FROM deployments WHERE state = ? ORDER BY app, id',
       deploymentRow,
     ),
     setDeploymentServices: db.statement('UPDATE deployments SET services_json = ? WHERE id = ?'),
     setCanaryProgress: db.statement('UPDATE deployments SET canary_json = ? WHERE id = ?'),
+    traffic: db.statement('SELECT * FROM traffic WHERE app = ?', trafficRow),
+    allTraffic: db.statement('SELECT * FROM traffic ORDER BY app', trafficRow),
+    putTraffic: db.statement(
+      `INSERT INTO traffic (app, weights_json, ramp_json, updated_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (app) DO UPDATE SET weights_json = excluded.weights_json, ramp_json = excluded.ramp_json,
+         updated_at = excluded.updated_at`,
+    ),
     transitionDeployment: db.statement(
       'UPDATE deployments SET state = ?, reason = ?, ended_at = ? WHERE id = ?',
     ),
@@ -662,6 +846,17 @@ function statements(db: Database) {
        WHERE id = ?`,
     ),
     instance: db.statement('SELECT * FROM instances WHERE id = ?', instanceRow),
+    endedSince: db.statement('SELECT * FROM instances WHERE ended_at > ? ORDER BY ended_at', instanceRow),
+    pruneEndedBefore: db.statement(`DELETE FROM instances WHERE ended_at < ? AND NOT ${LIVE_INSTANCES}`),
+    /** Services with more ended instances than are kept (counted through the newest-first index). */
+    servicesWithEnded: db.statement(
+      `SELECT app, service FROM instances WHERE NOT ${LIVE_INSTANCES} GROUP BY app, service HAVING COUNT(*) > ?`,
+      z.object({ app: z.string(), service: z.string() }),
+    ),
+    pruneEndedBeyond: db.statement(
+      `DELETE FROM instances WHERE id IN (SELECT id FROM instances WHERE app = ? AND service = ? AND NOT ${LIVE_INSTANCES}
+         ORDER BY created_at DESC LIMIT -1 OFFSET ?)`,
+    ),
     relocate: (
       [
         ['releases', 'source_dir'],

@@ -8,6 +8,7 @@ import { ProxyAdminClient } from '../../domain/proxy-admin-client.js';
 import type { KeeperEntry, ProxyHealth, ProxyRestartResult, ProxyView } from '../../domain/proxy-keeper.js';
 import { proxyPaths } from '../../domain/proxy-paths.js';
 import { type BackoffOptions, backoffDelay, nextFailureCount } from '../../lib/backoff.js';
+import { systemClock } from '../../lib/clock.js';
 import { formatDuration } from '../../lib/duration.js';
 import type { Logger } from '../../lib/logger.js';
 import { identify, runningPid } from '../../lib/process-identity.js';
@@ -130,7 +131,7 @@ export class ProxySupervisor {
         await this.#tick().catch((error: unknown) =>
           this.#options.log.warn({ err: error }, 'proxy watch failed; trying again'),
         );
-        await sleep(this.#options.watchMs ?? 500, wake.signal);
+        await systemClock.sleep(this.#options.watchMs ?? 500, { signal: wake.signal });
         if (wake.signal.aborted) this.#wake = new AbortController();
       }
     })();
@@ -171,7 +172,7 @@ export class ProxySupervisor {
     await this.#admin.restartWorkers();
     const deadline = startedAt + timeoutMs;
     for (;;) {
-      await sleep(50);
+      await systemClock.sleep(50);
       const now = await this.#admin.health().catch(() => undefined);
       const fresh =
         now?.keeper?.pid === before.keeper.pid ? now.keeper.journal.filter((e) => e.seq > after) : [];
@@ -329,7 +330,7 @@ export class ProxySupervisor {
           `the proxy did not answer on ${proxyPaths(this.#options.dataDir).adminSocket}; with --external-proxy its keeper is started by its own unit (systemctl status berth-proxy)`,
         );
       }
-      await sleep(200);
+      await systemClock.sleep(200);
     }
   }
 
@@ -412,7 +413,7 @@ export class ProxySupervisor {
         child.kill('SIGTERM');
         throw new BerthError('runtime_failure', `the proxy did not answer on ${paths.adminSocket} in time`);
       }
-      await sleep(50);
+      await systemClock.sleep(50);
     }
   }
 }
@@ -454,19 +455,4 @@ function eventOf(entry: KeeperEntry): { kind: string; message: string } | undefi
     case 'worker_drained':
       return undefined;
   }
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(timer);
-        resolve();
-      },
-      { once: true },
-    );
-  });
 }

@@ -42,8 +42,8 @@ describe('target groups of a service', () => {
     ]);
     const running = [deployment(1, 'succeeded', null), deployment(2, 'canary', { step: 1 })];
     assert.deepEqual(serviceBackends(running, 'shop', 'web'), [
-      { targetGroup: 'shop.web', weight: 50 },
-      { targetGroup: 'shop.web.v3', weight: 50 },
+      { targetGroup: 'shop.web', weight: 50, release: 'v2' },
+      { targetGroup: 'shop.web.v3', weight: 50, release: 'v3' },
     ]);
     assert.equal(
       homeTargetGroup(running, 'shop', 'web'),
@@ -58,8 +58,8 @@ describe('target groups of a service', () => {
     const history = [deployment(2, 'succeeded', { step: 2 }), deployment(3, 'succeeded', null)];
     assert.deepEqual(serviceBackends(history, 'shop', 'web'), [{ targetGroup: 'shop.web.v3', weight: 1 }]);
     assert.deepEqual(serviceBackends([...history, deployment(4, 'canary', {})], 'shop', 'web'), [
-      { targetGroup: 'shop.web.v3', weight: 90 },
-      { targetGroup: 'shop.web.v5', weight: 10 },
+      { targetGroup: 'shop.web.v3', weight: 90, release: 'v4' },
+      { targetGroup: 'shop.web.v5', weight: 10, release: 'v5' },
     ]);
   });
 });

@@ -7,6 +7,17 @@ export function targetGroupName(app: string, service: string): string {
   return `${app}.${service}`;
 }
 
+/** The group of an app's external origin (`origins:`): service names have no dots, so it cannot collide. */
+export function originGroupName(app: string, origin: string): string {
+  return `${app}.${origin}.origin`;
+}
+
+/** The app and origin of an origin's group (`shop.heroku.origin`), else undefined. */
+export function originOfGroup(group: string): { app: string; origin: string } | undefined {
+  const match = /^(.+)\.([^.]+)\.origin$/.exec(group);
+  return match === null ? undefined : { app: match[1]!, origin: match[2]! };
+}
+
 /** The group a canary's new instances join: their own, so the route can weigh it against the old release's. */
 export function canaryGroupName(app: string, service: string, release: number): string {
   return `${app}.${service}.v${release}`;
@@ -50,14 +61,15 @@ export function runningCanary(
 
 /**
  * The weighted groups of a service's route: its home group alone, or during a canary the old release's group at
- * 100 − step % and the canary's group at the step's %. An abort or a promotion changes the deployment's state, and
- * the next table has one group again: the weights move in one route-table swap.
+ * 100 − step % and the canary's group at the step's %, labelled with their releases (`v6`, `v7`: what
+ * `X-Berth-Release` names). An abort or a promotion changes the deployment's state, and the next table has one
+ * group again: the weights move in one route-table swap.
  */
 export function serviceBackends(
   deployments: readonly Deployment[],
   app: string,
   service: string,
-): { targetGroup: string; weight: number }[] {
+): { targetGroup: string; weight: number; release?: string }[] {
   const canary = runningCanary(deployments, app, service);
   if (canary === undefined) return [{ targetGroup: homeTargetGroup(deployments, app, service), weight: 1 }];
   const weight = canaryWeight(canary.canary!);
@@ -66,8 +78,13 @@ export function serviceBackends(
     app,
     service,
   );
+  const canaryBackend = { targetGroup: canaryGroupName(app, service, canary.toRelease), weight };
+  // The old side is the app's release the canary started from: the service as it was in that release.
+  const from = canary.fromRelease;
   return [
-    { targetGroup: stable, weight: 100 - weight },
-    { targetGroup: canaryGroupName(app, service, canary.toRelease), weight },
+    from === null
+      ? { targetGroup: stable, weight: 100 - weight }
+      : { targetGroup: stable, weight: 100 - weight, release: `v${from}` },
+    { ...canaryBackend, release: `v${canary.toRelease}` },
   ];
 }
