@@ -16,7 +16,7 @@
 // - It joins its cgroups (resource limits) before its exec: the shim places it, then lets it go on.
 // - Both streams go to one file, one JSON object per line: {"t":<epoch ms>,"s":"out"|"err","l":"..."}, with
 //   secret values replaced by [secret:NAME] before the disk, even when split across two writes; a partial line is
-//   written after ~200 ms of silence; lines are split at 16 KiB without cutting a UTF-8 character; invalid UTF-8
+//   written after ~200 ms of silence (but for a tail that may start a secret value: that waits for what follows); lines are split at 16 KiB without cutting a UTF-8 character; invalid UTF-8
 //   becomes U+FFFD (as node decodes it).
 // - The app never waits for the disk: a writer thread writes while the main thread reads the pipes; the queue is
 //   bounded (32 MiB) and what overflows it is counted and marked ([berth: N lines dropped]), never silent.
@@ -515,12 +515,18 @@ static bool take(struct stream *stream, const unsigned char *data, size_t n) {
   return completed;
 }
 
-/** Releases what the scrubber holds back and writes the partial line (a quiet spell, or the end of the stream). */
-static void flush_partial(struct stream *stream) {
+/**
+ * Writes the partial line: after a quiet spell (`at_end` false) or at the end of the stream. What the scrubber holds
+ * back (a tail that may start a secret value) is released only at the end: an app that prints a secret in two writes
+ * further apart than the quiet spell would otherwise have the rest of it written in clear.
+ */
+static void flush_partial(struct stream *stream, bool at_end) {
   static struct buf scrubbed;
   scrubbed.len = 0;
-  if (stream->held.len > 0) replace_all(stream->held.data, stream->held.len, stream->held.len, &scrubbed);
-  buf_clear(&stream->held);
+  if (at_end && stream->held.len > 0) {
+    replace_all(stream->held.data, stream->held.len, stream->held.len, &scrubbed);
+    buf_clear(&stream->held);
+  }
   take(stream, scrubbed.data, scrubbed.len);
   if (stream->line.len > 0) emit(stream, stream->line.data, stream->line.len);
   buf_clear(&stream->line);
@@ -765,7 +771,7 @@ int main(int argc, char **argv) {
       if (streams[i].flush_at == 0) continue;
       if (streams[i].flush_at <= now) {
         streams[i].flush_at = 0;
-        flush_partial(&streams[i]);
+        flush_partial(&streams[i], false);
       } else if (streams[i].flush_at < wake) wake = streams[i].flush_at;
     }
     struct pollfd fds[3] = {
@@ -805,7 +811,7 @@ int main(int argc, char **argv) {
 
   for (int i = 0; i < 2; i++) {
     streams[i].flush_at = 0;
-    flush_partial(&streams[i]);
+    flush_partial(&streams[i], true);
   }
   pthread_mutex_lock(&queue.lock);
   note_drops_locked();

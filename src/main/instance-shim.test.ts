@@ -235,6 +235,28 @@ describe('the native instance shim', () => {
     );
   });
 
+  it('keeps a tail that may start a secret through a quiet spell, so a secret split by one is still scrubbed', async () => {
+    const app = `
+      import { existsSync, readFileSync } from 'node:fs';
+      process.stdout.write('connecting with post');
+      const deadline = Date.now() + 10_000;
+      const poll = () => {
+        if (existsSync(process.env.LOG_PATH) && readFileSync(process.env.LOG_PATH, 'utf8').includes('connecting with')) {
+          process.stdout.write('gres://u:pw@db/x now\\n');
+        } else if (Date.now() < deadline) setTimeout(poll, 10);
+      };
+      poll();
+    `;
+    const { logPath } = await runApp(app, {
+      scrub: { DB_URL: 'postgres://u:pw@db/x' },
+      tuning: { partialFlushMs: 20 },
+    });
+    assert.deepEqual(
+      records(logPath).map((r) => r.l),
+      ['connecting with ', '[secret:DB_URL] now'],
+    );
+  });
+
   it('splits very long lines at 16 KiB without cutting a UTF-8 character', async () => {
     const line = `${'a'.repeat(16 * 1024 - 1)}é${'b'.repeat(20_000)}`;
     const { logPath } = await runApp(`process.stdout.write(${JSON.stringify(`${line}\n`)});`);

@@ -52,6 +52,36 @@ describe('OutputLog', () => {
     );
   });
 
+  it('keeps a tail that may start a secret through a quiet spell, so a secret split by one is still scrubbed', async () => {
+    const { path, fd } = tempFile();
+    const log = new OutputLog({ fd, scrub: { DB_URL: 'postgres://u:pw@db/x' }, partialFlushMs: 20 });
+    const out = log.stream('out');
+    out.push(Buffer.from('connecting with post'));
+    const deadline = Date.now() + 5000;
+    while (records(path).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    out.push(Buffer.from('gres://u:pw@db/x now\n'));
+    await log.close();
+    closeSync(fd);
+    assert.deepEqual(
+      records(path).map((r) => r.l),
+      ['connecting with ', '[secret:DB_URL] now'],
+    );
+  });
+
+  it('writes a held-back tail at the end of the stream when nothing completes it', async () => {
+    const { path, fd } = tempFile();
+    const log = new OutputLog({ fd, scrub: { DB_URL: 'postgres://u:pw@db/x' }, partialFlushMs: 20 });
+    const out = log.stream('out');
+    out.push(Buffer.from('last word: post'));
+    out.end();
+    await log.close();
+    closeSync(fd);
+    assert.deepEqual(
+      records(path).map((r) => r.l),
+      ['last word: post'],
+    );
+  });
+
   it('splits very long lines at 16 KiB without cutting a UTF-8 character', async () => {
     const { path, fd } = tempFile();
     const log = new OutputLog({ fd });

@@ -154,7 +154,7 @@ export class OutputStream {
     if (this.#pending.length > 0 || this.#scrubber.pendingBytes > 0) {
       this.#timer ??= setTimeout(() => {
         this.#timer = undefined;
-        this.#flushPartial();
+        this.#flushPartial(false);
       }, this.#partialFlushMs);
     }
   }
@@ -163,11 +163,16 @@ export class OutputStream {
   end(): void {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
-    this.#flushPartial();
+    this.#flushPartial(true);
   }
 
-  #flushPartial(): void {
-    this.#take(this.#scrubber.flush());
+  /**
+   * Writes the partial line. What the scrubber holds back (a tail that may start a secret value) is released only at
+   * the end: an app that prints a secret in two writes further apart than the quiet spell would otherwise have the
+   * rest of it written in clear.
+   */
+  #flushPartial(atEnd: boolean): void {
+    if (atEnd) this.#take(this.#scrubber.flush());
     if (this.#pending.length > 0) this.#emit(this.#pending);
     this.#pending = Buffer.alloc(0);
   }
