@@ -308,6 +308,7 @@ describe('the proxy keeper with two workers', () => {
       await withDeadline(arrived, 5000, 'the slow request at the backend');
       return { answer };
     });
+    const counted = (await admin.metrics()).targets.find((t) => t.id === 'one')!.counters.requests;
     assert.equal((await admin.deregisterTarget('k', 'one')).state, 'draining');
     const meanwhile = await admin.waitDrained('k', 'one', 500);
     assert.equal(meanwhile.state, 'draining', "the follower's request is still in flight");
@@ -317,6 +318,10 @@ describe('the proxy keeper with two workers', () => {
       body: 'one slow',
     });
     assert.equal((await admin.waitDrained('k', 'one', 5000)).state, 'drained');
+    // Its final counters, as the control plane reads them after a drain, are every worker's: the slow one included.
+    const drained = (await admin.metrics()).targets.find((t) => t.id === 'one');
+    assert.equal(drained?.state, 'drained');
+    assert.equal(drained?.counters.requests, counted + 1);
   });
 
   it('reaches every worker with route changes and target health', async () => {
