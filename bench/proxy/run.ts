@@ -219,7 +219,9 @@ interface Setup {
 /** Node's floor (`pipe-floor-server.ts`): a TCP relay that parses nothing; plain HTTP to the backend only. */
 async function startFloor(backendPort: number): Promise<Setup> {
   if (tls !== undefined || STICKY || PROTO === 'https')
-    throw new Error('setup floor: plain HTTP only (no BENCH_UPSTREAM=tls, BENCH_STICKY or BENCH_PROTO=https)');
+    throw new Error(
+      'setup floor: plain HTTP only (no BENCH_UPSTREAM=tls, BENCH_STICKY or BENCH_PROTO=https)',
+    );
   const child = start(process.execPath, [
     join(import.meta.dirname, 'pipe-floor-server.js'),
     String(backendPort),
@@ -340,7 +342,13 @@ http {
   );
   const child = start('nginx', ['-c', join(ndir, 'nginx.conf'), '-p', ndir]);
   await waitReady(port, HOST, PROTO);
-  return { name: 'nginx', port, scheme: PROTO, pids: [child.pid!, ...descendants(child.pid!)], stop: () => stop(child) };
+  return {
+    name: 'nginx',
+    port,
+    scheme: PROTO,
+    pids: [child.pid!, ...descendants(child.pid!)],
+    stop: () => stop(child),
+  };
 }
 
 async function startHaproxy(backendPort: number): Promise<Setup> {

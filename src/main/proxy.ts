@@ -10,7 +10,7 @@ import { AdminApi, type KeeperLink } from '../proxy/admin-api.js';
 import { DEFAULT_PORTS } from '../proxy/default-ports.js';
 import type { FromWorker, ListenerName, ToWorker } from '../proxy/keeper.js';
 import { ProxyServer, type ProxyWorkers, type SharedProxyState } from '../proxy/proxy-server.js';
-import type { WorkerMetrics } from '../proxy/worker-metrics.js';
+import { NO_WORKER_METRICS, type WorkerMetrics } from '../proxy/worker-metrics.js';
 import { PROXY_OPTIONS } from './proxy-options.js';
 
 const USAGE = `usage: node dist/src/main/proxy.js --data-dir DIR [--http-port 8080] [--https-port 8443] [--host ADDR]
@@ -258,7 +258,7 @@ class KeeperChannel implements KeeperLink {
       // The keeper answers within its own deadline; this one covers a keeper that went away.
       const timer = setTimeout(() => {
         this.#collects.delete(id);
-        resolve({ groups: {}, unrouted: { notFound: 0, redirected: 0 } });
+        resolve(NO_WORKER_METRICS);
       }, 3000);
       this.#collects.set(id, (metrics) => {
         clearTimeout(timer);
