@@ -24,6 +24,8 @@ const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
 const HOST = 'bench.example.org';
 /** Highest protocol the client offers (the client reads it too): TLSv1.3 (default) or TLSv1.2. */
 const MAX_TLS = process.env.BENCH_MAX_TLS ?? 'TLSv1.3';
+/** Worker processes of Berth (its keeper's `--workers`) and of nginx (`worker_processes`). */
+const WORKERS = Number(process.env.BENCH_WORKERS ?? 1);
 const dir = scratchDir('berth-bench-tls-');
 
 interface Setup {
@@ -50,7 +52,6 @@ function freePort(): Promise<number> {
   });
 }
 
-/** CPU seconds (user + sys) of these processes, from /proc. */
 /** One ECDSA P-256 certificate for HOST, from a CA of its own (the client verifies the chain and the name). */
 function certificates(): { ca: string; cert: string; key: string } {
   const run = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
@@ -80,17 +81,22 @@ function certificates(): { ca: string; cert: string; key: string } {
 
 async function startBerth(cert: string, key: string): Promise<Setup> {
   const dataDir = join(dir, 'berth');
-  const child = start(process.execPath, [
-    join(import.meta.dirname, '..', '..', 'src', 'main', 'proxy.js'),
-    '--data-dir',
-    dataDir,
-    '--http-port',
-    '0',
-    '--https-port',
-    '0',
-    '--host',
-    '127.0.0.1',
-  ]);
+  // The keeper and its workers, as `berth up` runs them (ticket keys shared by the workers).
+  const child = start(
+    process.execPath,
+    [
+      join(import.meta.dirname, '..', '..', 'src', 'main', 'proxy-keeper.js'),
+      '--data-dir',
+      dataDir,
+      '--http-port',
+      '0',
+      '--https-port',
+      '0',
+      '--host',
+      '127.0.0.1',
+    ],
+    { env: { BERTH_PROXY_WORKERS: String(WORKERS) } },
+  );
   const ready = await firstJsonLine<{ https: number }>(child, '"listening"');
   const admin = new ProxyAdminClient(proxyPaths(dataDir).adminSocket);
   // What an ACME certificate becomes in the route table: files for the host.
@@ -121,7 +127,7 @@ async function startNginx(cert: string, key: string): Promise<Setup> {
     join(ndir, 'nginx.conf'),
     `daemon off;
 master_process on;
-worker_processes 1;
+worker_processes ${WORKERS};
 pid ${ndir}/nginx.pid;
 error_log ${ndir}/error.log warn;
 events { worker_connections 4096; }
@@ -223,7 +229,7 @@ async function main(): Promise<void> {
   const ratio = (a: string, b: string, f: (s: Sample) => number) =>
     median(samples.get(a)!.map((x, i) => f(x) / f(samples.get(b)![i]!)));
   const lines = [
-    `### TLS handshakes (${MAX_TLS}), ECDSA P-256, ${CONCURRENCY} client connections at a time, ${SECONDS} s × ${ROUNDS} interleaved rounds (medians)`,
+    `### TLS handshakes (${MAX_TLS}), ECDSA P-256, ${WORKERS} worker(s) for Berth and nginx, ${CONCURRENCY} client connections at a time, ${SECONDS} s × ${ROUNDS} interleaved rounds (medians)`,
     '',
     '| setup | handshakes/s | server CPU µs/handshake | resumed | errors | rate ÷ nginx | CPU ÷ nginx |',
     '|---|---:|---:|---:|---:|---:|---:|',
