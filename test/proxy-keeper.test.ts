@@ -339,6 +339,52 @@ describe('the proxy keeper with two workers', () => {
     );
   });
 
+  it('sends no request, on any worker, to a new target still in its grace period', async () => {
+    // A port nothing listens on: an instance still booting. The follower must not serve it failing open.
+    const closed = http.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const bootingPort = (closed.address() as AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const table = await admin.getRouteTable();
+    await admin.putRouteTable({
+      ...table,
+      routes: [
+        ...table.routes,
+        {
+          host: 'fresh.localhost',
+          backends: [
+            { targetGroup: 'k', weight: 50 },
+            { targetGroup: 'fresh', weight: 50 },
+          ],
+        },
+      ],
+      targetGroups: [
+        ...table.targetGroups,
+        {
+          name: 'fresh',
+          health: { path: '/health', intervalMs: 200, timeoutMs: 100, graceMs: 60_000 },
+          targets: [{ id: 'booting', host: '127.0.0.1', port: bootingPort }],
+        },
+      ],
+    });
+    try {
+      const ok = (r: Awaited<ReturnType<typeof getOnce>>) => 'status' in r && r.status === 200;
+      const results = await onFollower(async () => {
+        // Once the follower has adopted the new route (404 before), every request must reach group k.
+        await waitFor('the new route on the follower', async () =>
+          ok(await getOnce(keeper.http, 'fresh.localhost')) ? true : undefined,
+        );
+        return Promise.all(Array.from({ length: 20 }, () => getOnce(keeper.http, 'fresh.localhost')));
+      });
+      assert.deepEqual(
+        results.filter((r) => !ok(r)),
+        [],
+      );
+    } finally {
+      await admin.putRouteTable(table);
+    }
+  });
+
   it('resumes a TLS session made by one worker on the other (shared ticket keys)', async () => {
     const connect = (session?: Buffer) =>
       new Promise<{ reused: boolean; session: Buffer }>((resolve, reject) => {

@@ -61,6 +61,8 @@ export class HealthCheck {
    * booting instance) and takes traffic when failing open, as before the restart.
    */
   readonly restored: boolean;
+  /** Set in a worker that does not check: the grace period's end as the checking worker has it (`adopt`). */
+  #adoptedGraceEndsAt: number | undefined;
 
   constructor(config: HealthCheckConfig, options: { registeredAt?: number; restored?: boolean } = {}) {
     this.#config = config;
@@ -92,6 +94,7 @@ export class HealthCheck {
 
   /** When the grace period ends (ms); failed checks before it do not count. */
   get graceEndsAt(): number {
+    if (this.#adoptedGraceEndsAt !== undefined) return this.#adoptedGraceEndsAt;
     return this.restored ? this.registeredAt : this.registeredAt + (this.#config.graceMs ?? 0);
   }
 
@@ -151,10 +154,12 @@ export class HealthCheck {
    * Takes the state decided by the one authority on this target's health (the proxy worker that checks it), in a
    * worker that does not check by itself; returns true when something changed.
    */
-  adopt(to: TargetHealth, reason: string): boolean {
-    if (this.#state === to && this.#reason === reason) return false;
+  adopt(to: TargetHealth, reason: string, graceEndsAt: number): boolean {
+    if (this.#state === to && this.#reason === reason && this.#adoptedGraceEndsAt === graceEndsAt)
+      return false;
     this.#state = to;
     this.#reason = reason;
+    this.#adoptedGraceEndsAt = graceEndsAt;
     this.#passes = 0;
     this.#failures = 0;
     return true;

@@ -85,7 +85,17 @@ export interface ProxyWorkers {
 /** What the authority worker publishes and the followers adopt: routes, targets with their health, drains. */
 export interface SharedProxyState {
   table: RouteTable;
-  health: { targetGroup: string; target: string; health: TargetHealth; reason: string }[];
+  /**
+   * Each active target's health as the authority decided it, and when its grace period ends (epoch ms): a new
+   * target still booting takes no traffic on any worker, a restored one serves failing open on every worker.
+   */
+  health: {
+    targetGroup: string;
+    target: string;
+    health: TargetHealth;
+    reason: string;
+    graceEndsAt: number;
+  }[];
   draining: { targetGroup: string; target: string }[];
 }
 
@@ -283,6 +293,7 @@ export class ProxyServer {
             target: t.id,
             health: t.health.state,
             reason: t.health.reason,
+            graceEndsAt: t.health.graceEndsAt,
           });
         else draining.push({ targetGroup: group.name, target: t.id });
       }
@@ -298,16 +309,18 @@ export class ProxyServer {
     const json = JSON.stringify(state.table);
     if (json !== this.#adoptedTable) {
       try {
-        this.#applyNow(state.table);
+        // Not `restored`: a target new to this worker is whatever the authority says it is (below).
+        this.#applyNow(state.table, false);
       } catch (err) {
         process.stderr.write(
           `${JSON.stringify({ event: 'shared_state_refused', error: err instanceof Error ? err.message : String(err) })}\n`,
         );
-        this.#applyNow({ ...state.table, certificates: [] });
+        this.#applyNow({ ...state.table, certificates: [] }, false);
       }
       this.#adoptedTable = json;
     }
-    for (const h of state.health) this.#groups.get(h.targetGroup)?.adoptHealth(h.target, h.health, h.reason);
+    for (const h of state.health)
+      this.#groups.get(h.targetGroup)?.adoptHealth(h.target, h.health, h.reason, h.graceEndsAt);
     for (const { targetGroup, target } of state.draining) {
       const group = this.#groups.get(targetGroup) ?? [...this.#retired].find((g) => g.name === targetGroup);
       const status = group?.status(target);

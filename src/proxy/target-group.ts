@@ -192,9 +192,9 @@ export class TargetGroup {
     if (change !== undefined) this.#healthChanged(target, change);
   }
 
-  /** Takes the health that the worker that checks `id` decided (see `HealthCheck.adopt`). */
-  adoptHealth(id: string, health: TargetHealth, reason: string): void {
-    if (this.#targets.get(id)?.health.adopt(health, reason)) this.#candidates = null;
+  /** Takes the health (and grace period) that the worker that checks `id` decided (see `HealthCheck.adopt`). */
+  adoptHealth(id: string, health: TargetHealth, reason: string, graceEndsAt: number): void {
+    if (this.#targets.get(id)?.health.adopt(health, reason, graceEndsAt)) this.#candidates = null;
   }
 
   #healthChanged(target: Target, change: TargetHealthTransition): void {
