@@ -385,6 +385,32 @@ describe('the proxy keeper with two workers', () => {
     }
   });
 
+  it('answers a route change only once the follower serves it too', async () => {
+    const table = await admin.getRouteTable();
+    const changed = {
+      ...table,
+      routes: [...table.routes, { host: 'settled.localhost', backends: [{ targetGroup: 'k' }] }],
+    };
+    process.kill(follower, 'SIGSTOP');
+    let answered = false;
+    let put: Promise<unknown>;
+    try {
+      put = admin.putRouteTable(changed).then(() => (answered = true));
+      await new Promise((resolve) => setTimeout(resolve, 300)); // an absence: the answer must not come meanwhile
+      assert.equal(answered, false, 'the change was answered while the follower could not have it');
+    } finally {
+      process.kill(follower, 'SIGCONT');
+    }
+    await withDeadline(put, 5000, 'the answer once the follower runs again');
+    try {
+      // No waiting: with the authority stopped, the follower answers for the new host at once.
+      const result = await onFollower(() => getOnce(keeper.http, 'settled.localhost'));
+      assert.equal('status' in result ? result.status : result.error, 200);
+    } finally {
+      await admin.putRouteTable(table);
+    }
+  });
+
   it('resumes a TLS session made by one worker on the other (shared ticket keys)', async () => {
     const connect = (session?: Buffer) =>
       new Promise<{ reused: boolean; session: Buffer }>((resolve, reject) => {

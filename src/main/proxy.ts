@@ -13,6 +13,9 @@ import { ProxyServer, type ProxyWorkers, type SharedProxyState } from '../proxy/
 import { NO_WORKER_METRICS, type WorkerMetrics } from '../proxy/worker-metrics.js';
 import { PROXY_OPTIONS } from './proxy-options.js';
 
+/** How long an admin change waits for the other workers to serve it before it is answered anyway. */
+const SETTLE_MS = 2000;
+
 const USAGE = `usage: node dist/src/main/proxy.js --data-dir DIR [--http-port 8080] [--https-port 8443] [--host ADDR]
        [--admin-socket PATH] [--access-log [FILE]] [--no-redirect] [--drain-ms 10000]
        [--trusted-proxies CIDR,...] [--max-head-bytes 16384]
@@ -143,7 +146,11 @@ class KeeperChannel implements KeeperLink {
   #status: KeeperStatus | null = null;
   #duties: WorkerDuties | undefined;
   /** Shared state that came before the proxy was up: adopted once it is. */
-  #pendingSync: SharedProxyState | undefined;
+  #pendingSync: { state: SharedProxyState; seq: number } | undefined;
+  /** Authority: the number of the last shared state sent, what each follower said it adopted, who waits. */
+  #seq = Date.now() * 1000; // grows across authorities too: a new one (a handover, a crash) starts later
+  readonly #syncedBy = new Map<number, number>();
+  #settleWaiters: { seq: number; done: () => void }[] = [];
   #ticketKeys: Buffer | undefined;
   #syncScheduled = false;
   #drainAsked = false;
@@ -177,10 +184,17 @@ class KeeperChannel implements KeeperLink {
           case 'status':
             this.#status = message.status;
             proxy?.peersLeft(message.status.workers.map((w) => w.pid));
+            this.#checkSettled();
             return;
           case 'sync':
-            if (proxy === undefined) this.#pendingSync = message.state;
-            else proxy.adoptShared(message.state);
+            if (proxy === undefined) this.#pendingSync = message;
+            else {
+              proxy.adoptShared(message.state);
+              this.send({ type: 'synced', seq: message.seq });
+            }
+            return;
+          case 'peer-synced':
+            this.#peerSynced(message.pid, message.seq);
             return;
           case 'peer-drained':
             proxy?.peerDrained(message.targetGroup, message.target, message.pid);
@@ -217,7 +231,10 @@ class KeeperChannel implements KeeperLink {
 
   serve(duties: WorkerDuties): void {
     this.#duties = duties;
-    if (this.#pendingSync !== undefined) duties.proxy.adoptShared(this.#pendingSync);
+    if (this.#pendingSync !== undefined) {
+      duties.proxy.adoptShared(this.#pendingSync.state);
+      this.send({ type: 'synced', seq: this.#pendingSync.seq });
+    }
     this.#pendingSync = undefined;
     // The state it loaded from disk goes to the followers (a new authority after a crash or a handover).
     this.#sync();
@@ -237,6 +254,7 @@ class KeeperChannel implements KeeperLink {
         this.#syncScheduled = true;
         setImmediate(() => this.#sync());
       },
+      settled: () => this.#settled(),
       onPassiveFailure: (targetGroup, target, reason) =>
         this.send({ type: 'failure', targetGroup, target, reason }),
       // The keeper passes it on unless this is the authority (an old one, of a handover, is not any more).
@@ -248,7 +266,44 @@ class KeeperChannel implements KeeperLink {
     this.#syncScheduled = false;
     const proxy = this.#duties?.proxy;
     if (proxy !== undefined && this.#duties !== undefined && this.#role === 'authority')
-      this.send({ type: 'sync', state: proxy.sharedState() });
+      this.send({ type: 'sync', state: proxy.sharedState(), seq: ++this.#seq });
+  }
+
+  /** Authority: waits until every serving follower has adopted what is shared now (at most SETTLE_MS). */
+  #settled(): Promise<void> {
+    if (this.#role !== 'authority') return Promise.resolve();
+    // A change made this turn goes out with the next sync, the one to wait for.
+    const seq = this.#syncScheduled ? this.#seq + 1 : this.#seq;
+    if (this.#allSynced(seq)) return Promise.resolve();
+    return new Promise((resolve) => {
+      const waiter = {
+        seq,
+        done: () => {
+          clearTimeout(timer);
+          this.#settleWaiters = this.#settleWaiters.filter((w) => w !== waiter);
+          resolve();
+        },
+      };
+      // A follower that hangs must not hold the admin API: past this, the change stands without its answer.
+      const timer = setTimeout(waiter.done, SETTLE_MS);
+      this.#settleWaiters.push(waiter);
+    });
+  }
+
+  #peerSynced(pid: number, seq: number): void {
+    if (seq > (this.#syncedBy.get(pid) ?? 0)) this.#syncedBy.set(pid, seq);
+    this.#checkSettled();
+  }
+
+  #allSynced(seq: number): boolean {
+    const followers = (this.#status?.workers ?? []).filter(
+      (w) => w.pid !== process.pid && w.state === 'serving',
+    );
+    return followers.every((w) => (this.#syncedBy.get(w.pid) ?? 0) >= seq);
+  }
+
+  #checkSettled(): void {
+    for (const waiter of [...this.#settleWaiters]) if (this.#allSynced(waiter.seq)) waiter.done();
   }
 
   /** The other workers' counters (and those of workers gone), summed by the keeper. */

@@ -38,8 +38,10 @@ export type ToWorker =
   | { type: 'status'; status: KeeperStatus }
   | { type: 'release-admin' }
   | { type: 'drain' }
-  /** To followers: the authority's state. */
-  | { type: 'sync'; state: SharedProxyState }
+  /** To followers: the authority's state, numbered. */
+  | { type: 'sync'; state: SharedProxyState; seq: number }
+  /** To the authority: a follower serves the shared state numbered `seq` (or a later one). */
+  | { type: 'peer-synced'; seq: number; pid: number }
   /** To the authority: a follower is done with a draining target / saw a connection to a target fail. */
   | { type: 'peer-drained'; targetGroup: string; target: string; pid: number }
   | { type: 'peer-failure'; targetGroup: string; target: string; reason: string }
@@ -54,7 +56,9 @@ export type FromWorker =
   | { type: 'ready'; ports: { http: number; https: number } }
   | { type: 'admin-released' }
   | { type: 'restart' }
-  | { type: 'sync'; state: SharedProxyState }
+  | { type: 'sync'; state: SharedProxyState; seq: number }
+  /** A follower adopted the shared state numbered `seq`. */
+  | { type: 'synced'; seq: number }
   | { type: 'drained'; targetGroup: string; target: string }
   | { type: 'failure'; targetGroup: string; target: string; reason: string }
   /** The authority asks for the others' counters, with its own. */
@@ -120,7 +124,7 @@ export class Keeper {
   #restarting: Promise<void> | undefined;
   #stopping = false;
   /** The authority's latest state, for followers that start later. */
-  #shared: SharedProxyState | undefined;
+  #shared: { state: SharedProxyState; seq: number } | undefined;
   #ticketKeys = randomBytes(TICKET_KEY_BYTES);
   /** The counters of workers that exited (their last report, gauges left out). */
   #departed: WorkerMetrics = NO_WORKER_METRICS;
@@ -220,7 +224,7 @@ export class Keeper {
         worker.send({ type: 'tickets', keys: this.#ticketKeys.toString('base64') });
         worker.send({ type: 'go' });
         worker.send({ type: 'status', status: this.status() });
-        if (!worker.admin && this.#shared !== undefined) worker.send({ type: 'sync', state: this.#shared });
+        if (!worker.admin && this.#shared !== undefined) worker.send({ type: 'sync', ...this.#shared });
       },
       onRestart: () => {
         void this.restart();
@@ -253,8 +257,11 @@ export class Keeper {
     switch (message.type) {
       case 'sync':
         if (from !== authority) return; // an old authority of a handover, no longer in charge
-        this.#shared = message.state;
+        this.#shared = { state: message.state, seq: message.seq };
         for (const worker of this.#others(from)) worker.send(message);
+        return;
+      case 'synced':
+        if (from !== authority) authority?.send({ type: 'peer-synced', seq: message.seq, pid: from.pid });
         return;
       case 'drained':
         if (from !== authority) authority?.send({ ...message, type: 'peer-drained', pid: from.pid });

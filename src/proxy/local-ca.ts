@@ -2,7 +2,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, link, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -135,7 +135,15 @@ export class LocalCa {
         'ext',
       ]);
       await chmod(`${tmp}.key`, 0o600);
-      await rename(`${tmp}.key`, key);
+      // Two proxy workers may issue the same name at once. The first to link its key wins; its certificate follows
+      // and neither is replaced, so whoever sees both files sees a matching pair.
+      try {
+        await link(`${tmp}.key`, key);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        if (await appears(cert, 5000)) return { cert, key };
+        await rename(`${tmp}.key`, key); // the other issuer died between its key and its certificate
+      }
       await rename(`${tmp}.crt`, cert);
     } finally {
       await rm(`${tmp}.cnf`, { force: true });
@@ -145,4 +153,14 @@ export class LocalCa {
     }
     return { cert, key };
   }
+}
+
+/** Waits (polling, up to `timeoutMs`) for a file another process is about to put in place. */
+async function appears(path: string, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!existsSync(path)) {
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return true;
 }

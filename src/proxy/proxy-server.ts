@@ -76,6 +76,11 @@ export interface ProxyWorkers {
   peers(): readonly number[];
   /** Authority: the shared state changed; publish `sharedState()` to the followers. */
   onSharedChange(): void;
+  /**
+   * Authority: resolves once every other serving worker has adopted the shared state as it is now (or after a
+   * bound, should one not answer): a change the admin API acknowledged is then served by every worker.
+   */
+  settled(): Promise<void>;
   /** Follower: a connection to a target failed while serving; the authority decides about its health. */
   onPassiveFailure(targetGroup: string, target: string, reason: string): void;
   /** A draining target has nothing in flight here any more. */
@@ -359,6 +364,7 @@ export class ProxyServer {
   async applyRouteTable(input: unknown): Promise<RouteTable> {
     const table = parseRouteTable(input);
     await this.#apply(table, true);
+    await this.#workers?.settled();
     return this.routeTable();
   }
 
@@ -435,6 +441,7 @@ export class ProxyServer {
     const target = group.register(config);
     this.#workers?.onSharedChange();
     await this.#store.save(this.routeTable());
+    await this.#workers?.settled();
     return target.toStatus();
   }
 
@@ -449,6 +456,7 @@ export class ProxyServer {
     if (!group.setWeight(id, weight)) throw new BerthError('not_found', `target "${id}" is not registered`);
     this.#workers?.onSharedChange();
     await this.#store.save(this.routeTable());
+    await this.#workers?.settled();
     return group.status(id)!;
   }
 
@@ -463,6 +471,7 @@ export class ProxyServer {
     }
     this.#workers?.onSharedChange();
     await this.#store.save(this.routeTable());
+    await this.#workers?.settled();
     return group.status(id)!;
   }
 
