@@ -437,6 +437,7 @@ async function start(
     clock,
     log,
     changed: () => reconciler?.kick(),
+    syncRoutes: () => traffic.sync(),
   });
   const trafficSplits = new TrafficController({
     store,

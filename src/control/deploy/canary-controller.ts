@@ -31,6 +31,11 @@ export interface CanaryControllerOptions {
   tickMs?: number;
   /** A step changed the weights: wake the reconciler, which pushes the route table. */
   changed: () => void;
+  /**
+   * Sends the route table now and resolves once the proxy serves it: `--promote` and `--abort` answer only then, so
+   * the weights they report are the ones requests get.
+   */
+  syncRoutes?: () => Promise<unknown>;
 }
 
 export class CanaryController {
@@ -75,6 +80,7 @@ export class CanaryController {
       by: actor,
     };
     this.#decided(deployment, decision, metrics);
+    await this.#o.syncRoutes?.();
     return this.#o.store.getDeployment(deployment.id)!;
   }
 
@@ -92,6 +98,7 @@ export class CanaryController {
       by: actor,
     };
     this.#decided(deployment, decision, metrics);
+    await this.#o.syncRoutes?.();
     return this.#o.store.getDeployment(deployment.id)!;
   }
 
