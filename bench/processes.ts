@@ -45,6 +45,32 @@ export function start(
   return child;
 }
 
+/**
+ * The proxy as `berth up` runs it: the keeper of `dist` (a build's root) and `workers` workers on port 0 of
+ * 127.0.0.1, its state in `dataDir`. The worker count goes by environment variable, which older builds ignore.
+ */
+export function startKeeper(
+  dist: string,
+  dataDir: string,
+  workers: number,
+  extra: string[] = [],
+): ChildProcess {
+  const args = [
+    '--data-dir',
+    dataDir,
+    '--http-port',
+    '0',
+    '--https-port',
+    '0',
+    '--host',
+    '127.0.0.1',
+    ...extra,
+  ];
+  return start(process.execPath, [join(dist, 'src', 'main', 'proxy-keeper.js'), ...args], {
+    env: { BERTH_PROXY_WORKERS: String(workers) },
+  });
+}
+
 /** The first stdout line containing `key`, parsed as JSON (a process's "ready" line), within 15 s. */
 export function firstJsonLine<T>(child: ChildProcess, key: string): Promise<T> {
   return new Promise((resolve, reject) => {

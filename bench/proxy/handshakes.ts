@@ -14,6 +14,7 @@ import {
   median,
   scratchDir,
   start,
+  startKeeper,
   stop,
   stopAll,
 } from '../processes.js';
@@ -81,22 +82,8 @@ function certificates(): { ca: string; cert: string; key: string } {
 
 async function startBerth(cert: string, key: string): Promise<Setup> {
   const dataDir = join(dir, 'berth');
-  // The keeper and its workers, as `berth up` runs them (ticket keys shared by the workers).
-  const child = start(
-    process.execPath,
-    [
-      join(import.meta.dirname, '..', '..', 'src', 'main', 'proxy-keeper.js'),
-      '--data-dir',
-      dataDir,
-      '--http-port',
-      '0',
-      '--https-port',
-      '0',
-      '--host',
-      '127.0.0.1',
-    ],
-    { env: { BERTH_PROXY_WORKERS: String(WORKERS) } },
-  );
+  // Ticket keys are the keeper's, shared by its workers.
+  const child = startKeeper(join(import.meta.dirname, '..', '..'), dataDir, WORKERS);
   const ready = await firstJsonLine<{ https: number }>(child, '"listening"');
   const admin = new ProxyAdminClient(proxyPaths(dataDir).adminSocket);
   // What an ACME certificate becomes in the route table: files for the host.

@@ -19,6 +19,7 @@ import {
   median,
   scratchDir,
   start,
+  startKeeper,
   stop,
   stopAll,
 } from '../processes.js';
@@ -233,23 +234,7 @@ async function startFloor(backendPort: number): Promise<Setup> {
 
 async function startBerth(backendPort: number, name = 'berth', root = ROOT): Promise<Setup> {
   const dataDir = join(dir, name);
-  // The keeper and its workers, as `berth up` runs them.
-  const child = start(
-    process.execPath,
-    [
-      join(root, 'src', 'main', 'proxy-keeper.js'),
-      '--data-dir',
-      dataDir,
-      '--http-port',
-      '0',
-      '--https-port',
-      '0',
-      '--host',
-      '127.0.0.1',
-      '--no-redirect',
-    ],
-    { env: { BERTH_PROXY_WORKERS: String(WORKERS) } },
-  ); // an environment variable: older builds ignore it
+  const child = startKeeper(root, dataDir, WORKERS, ['--no-redirect']);
   const ready = await firstJsonLine<{ http: number; https: number }>(child, '"listening"');
   tlsFiles ??= {
     cert: join(proxyPaths(dataDir).dir, 'certs', 'localhost.crt'),
