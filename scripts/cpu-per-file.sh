@@ -11,15 +11,16 @@ if [ ! -w "$root" ]; then
   exit 2
 fi
 one() {
-  local file=$1 name cg t0 t1 rc tmp
+  local file=$1 name cg t0 t1 rc file_tmpdir
   name=bt-$(echo "$file" | md5sum | cut -c1-8)
   cg=$root/$name
   mkdir -p "$cg"
   t0=$(date +%s%N)
   # TMPDIR passable by others, as the runner makes it: add-on servers run as an unprivileged user.
-  tmp=$(mktemp -d /tmp/berth-cpu-XXXX)
-  chmod 711 "$tmp"
-  bash -c "echo \$\$ > $cg/cgroup.procs; export TMPDIR=$tmp; exec node --test --test-reporter=dot $file" \
+  # Its own TMPDIR, removed below: what the file leaves there does not pile up in /tmp.
+  file_tmpdir=$(mktemp -d "${TMPDIR:-/tmp}/berth-cpu-XXXX")
+  chmod 711 "$file_tmpdir"
+  bash -c "echo \$\$ > $cg/cgroup.procs; export TMPDIR=$file_tmpdir; exec node --test --test-reporter=dot $file" \
     >"/tmp/cpu-$name.log" 2>&1
   rc=$?
   t1=$(date +%s%N)
@@ -28,7 +29,7 @@ one() {
     "$(awk "BEGIN{print ($t1-$t0)/1e9}")" "$rc" "$file"
   for pid in $(cat "$cg/cgroup.procs"); do echo "  left running: $pid $(tr '\0' ' ' <"/proc/$pid/cmdline" | cut -c1-100)"; done
   rmdir "$cg" 2>/dev/null
-  rm -rf "$tmp"
+  rm -rf "$file_tmpdir"
 }
 export -f one
 export root

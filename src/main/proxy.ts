@@ -184,14 +184,13 @@ class KeeperChannel implements KeeperLink {
           case 'status':
             this.#status = message.status;
             proxy?.peersLeft(message.status.workers.map((w) => w.pid));
+            for (const pid of this.#syncedBy.keys())
+              if (!message.status.workers.some((w) => w.pid === pid)) this.#syncedBy.delete(pid);
             this.#checkSettled();
             return;
           case 'sync':
             if (proxy === undefined) this.#pendingSync = message;
-            else {
-              proxy.adoptShared(message.state);
-              this.send({ type: 'synced', seq: message.seq });
-            }
+            else this.#adopt(proxy, message);
             return;
           case 'peer-synced':
             this.#peerSynced(message.pid, message.seq);
@@ -231,10 +230,7 @@ class KeeperChannel implements KeeperLink {
 
   serve(duties: WorkerDuties): void {
     this.#duties = duties;
-    if (this.#pendingSync !== undefined) {
-      duties.proxy.adoptShared(this.#pendingSync.state);
-      this.send({ type: 'synced', seq: this.#pendingSync.seq });
-    }
+    if (this.#pendingSync !== undefined) this.#adopt(duties.proxy, this.#pendingSync);
     this.#pendingSync = undefined;
     // The state it loaded from disk goes to the followers (a new authority after a crash or a handover).
     this.#sync();
@@ -267,6 +263,12 @@ class KeeperChannel implements KeeperLink {
     const proxy = this.#duties?.proxy;
     if (proxy !== undefined && this.#duties !== undefined && this.#role === 'authority')
       this.send({ type: 'sync', state: proxy.sharedState(), seq: ++this.#seq });
+  }
+
+  /** Follower: serves the authority's state, and says so (the authority answers admin changes on that word). */
+  #adopt(proxy: ProxyServer, sync: { state: SharedProxyState; seq: number }): void {
+    proxy.adoptShared(sync.state);
+    this.send({ type: 'synced', seq: sync.seq });
   }
 
   /** Authority: waits until every serving follower has adopted what is shared now (at most SETTLE_MS). */
