@@ -1,10 +1,15 @@
-// Node's floor for an HTTP proxy: a TCP relay that pipes each client connection to a backend connection of its own
-// and reads nothing (no HTTP parsing, routing, metrics or health checks). A Node proxy that parses HTTP cannot spend
-// less CPU per request than this; what Berth's proxy spends above it is Berth's, what this spends above nginx is Node's.
+// Node's floor for an HTTP proxy: a relay that pipes each client connection (TCP, or TLS when given a certificate) to
+// a backend connection of its own and reads nothing (no HTTP parsing, routing, metrics or health checks). A Node proxy
+// that parses HTTP cannot spend less than this; what Berth spends above it is Berth's, what this spends above nginx
+// is Node's.
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 
-const backendPort = Number(process.argv[2]);
-const server = net.createServer({ noDelay: true }, (client) => {
+// argv: the backend's port, then (for TLS, as Berth's HTTPS listener) a certificate and key file.
+const [backendArg, certFile, keyFile] = process.argv.slice(2);
+const backendPort = Number(backendArg);
+const relay = (client: net.Socket) => {
   const upstream = net.connect({ host: '127.0.0.1', port: backendPort, noDelay: true });
   const end = () => {
     client.destroy();
@@ -15,9 +20,13 @@ const server = net.createServer({ noDelay: true }, (client) => {
     socket.on('close', end);
   }
   client.pipe(upstream).pipe(client);
-});
+};
+const server =
+  certFile === undefined || keyFile === undefined
+    ? net.createServer({ noDelay: true }, relay)
+    : tls.createServer({ noDelay: true, cert: readFileSync(certFile), key: readFileSync(keyFile) }, relay);
 server.listen(0, '127.0.0.1', () => {
   const { port } = server.address() as net.AddressInfo;
-  process.stdout.write(`${JSON.stringify({ event: 'listening', http: port })}\n`);
+  process.stdout.write(`${JSON.stringify({ event: 'listening', port })}\n`);
 });
 process.on('SIGTERM', () => process.exit(0));

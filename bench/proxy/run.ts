@@ -60,6 +60,11 @@ const ORIGIN_HOST = 'origin.bench.test';
  * pins it to the 90 side (with an unrelated session cookie before it, as browsers send).
  */
 const STICKY = process.env.BENCH_STICKY === '1';
+/**
+ * `1`: nginx sends the upstream the forwarding headers Berth sends (X-Forwarded-For, -Proto, -Host, -Port and a
+ * request id) and returns the request id, so both do the same work and the backend parses the same head.
+ */
+const FORWARDED = process.env.BENCH_FORWARDED === '1';
 /** The Cookie header of sticky runs; Berth's token is known once its proxy has made its key. */
 let stickyCookie = '';
 
@@ -217,19 +222,24 @@ interface Setup {
   stop(): Promise<void>;
 }
 
-/** Node's floor (`pipe-floor-server.ts`): a TCP relay that parses nothing; plain HTTP to the backend only. */
+/**
+ * Node's floor (`pipe-floor-server.ts`): a relay that parses nothing, plain HTTP to the backend. With
+ * `BENCH_PROTO=https` it terminates TLS with Berth's certificate (list `berth` before `floor`).
+ */
 async function startFloor(backendPort: number): Promise<Setup> {
-  if (tls !== undefined || STICKY || PROTO === 'https')
+  if (tls !== undefined || STICKY) throw new Error('setup floor: no BENCH_UPSTREAM=tls or BENCH_STICKY');
+  if (PROTO === 'https' && tlsFiles === undefined)
     throw new Error(
-      'setup floor: plain HTTP only (no BENCH_UPSTREAM=tls, BENCH_STICKY or BENCH_PROTO=https)',
+      'setup floor over https: list berth before floor in BENCH_SETUPS (its certificate is used)',
     );
   const child = start(process.execPath, [
     join(import.meta.dirname, 'pipe-floor-server.js'),
     String(backendPort),
+    ...(PROTO === 'https' ? [tlsFiles!.cert, tlsFiles!.key] : []),
   ]);
-  const ready = await firstJsonLine<{ http: number }>(child, '"listening"');
-  await waitReady(ready.http);
-  return { name: 'floor', port: ready.http, scheme: 'http', pids: [child.pid!], stop: () => stop(child) };
+  const ready = await firstJsonLine<{ port: number }>(child, '"listening"');
+  await waitReady(ready.port, HOST, PROTO);
+  return { name: 'floor', port: ready.port, scheme: PROTO, pids: [child.pid!], stop: () => stop(child) };
 }
 
 async function startBerth(backendPort: number, name = 'berth', root = ROOT): Promise<Setup> {
@@ -310,6 +320,16 @@ http {
       proxy_pass ${tls === undefined ? 'http' : 'https'}://backend;
       proxy_http_version 1.1;
       proxy_set_header Connection "";${
+        FORWARDED
+          ? `
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Host $host;
+      proxy_set_header X-Forwarded-Port $server_port;
+      proxy_set_header X-Request-Id $request_id;
+      add_header X-Request-Id $request_id always;`
+          : ''
+      }${
         tls === undefined
           ? ''
           : `
