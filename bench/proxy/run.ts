@@ -224,7 +224,8 @@ interface Setup {
 
 /**
  * Node's floor (`pipe-floor-server.ts`): a relay that parses nothing, plain HTTP to the backend. With
- * `BENCH_PROTO=https` it terminates TLS with Berth's certificate (list `berth` before `floor`).
+ * `BENCH_PROTO=https` it terminates TLS with Berth's certificate (list `berth` before `floor`); with
+ * `BENCH_FORWARDED=1` it adds Berth's forwarding headers and request id, so it does Berth's wire work and no more.
  */
 async function startFloor(backendPort: number): Promise<Setup> {
   if (tls !== undefined || STICKY) throw new Error('setup floor: no BENCH_UPSTREAM=tls or BENCH_STICKY');
@@ -235,6 +236,7 @@ async function startFloor(backendPort: number): Promise<Setup> {
   const child = start(process.execPath, [
     join(import.meta.dirname, 'pipe-floor-server.js'),
     String(backendPort),
+    FORWARDED ? 'forwarded' : 'plain',
     ...(PROTO === 'https' ? [tlsFiles!.cert, tlsFiles!.key] : []),
   ]);
   const ready = await firstJsonLine<{ port: number }>(child, '"listening"');
