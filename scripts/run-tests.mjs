@@ -4,6 +4,7 @@
 import { setMaxListeners } from 'node:events';
 import {
   chmodSync,
+  existsSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -116,8 +117,10 @@ process.env.TMPDIR = runDir;
 // 33 CPU-s one process each, 12 CPU-s in one; docs/testing.md). node:test still names each test's own file.
 // Integration tests (dist/test) keep a process each: they start servers and detached processes of their own.
 const UNIT_GROUPS = 2;
+// A single unit file runs on its own, like an integration test: there is nothing to share a process with.
 const units = found.filter((file) => relative(process.cwd(), file).startsWith(join('dist', 'src')));
-const groups = Array.from({ length: Math.min(UNIT_GROUPS, units.length > 1 ? units.length : 0) }, () => ({
+if (units.length === 1) units.pop();
+const groups = Array.from({ length: Math.min(UNIT_GROUPS, units.length) }, () => ({
   files: [],
   ms: 0,
 }));
@@ -217,6 +220,18 @@ for (let round = 0, left = leftovers; left.length > 0 && round < 50; round++) {
   }
   await new Promise((resolve) => setTimeout(resolve, 100));
   left = processesIn(runDir);
+}
+
+// A Docker test file killed by its timeout never released the dockerd the tests started: stopped once unused.
+try {
+  const dockerHost = join(process.cwd(), 'dist', 'test', 'docker-host.js');
+  if (existsSync(dockerHost)) {
+    const { stopUnusedEngine } = await import(pathToFileURL(dockerHost).href);
+    if ((await stopUnusedEngine()) === 'stopped')
+      console.error('\nstopped the dockerd the tests had left running');
+  }
+} catch (error) {
+  console.error(`could not stop the tests' dockerd: ${error.message}`);
 }
 
 try {

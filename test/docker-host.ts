@@ -169,20 +169,36 @@ export async function leaseDockerEngine(): Promise<EngineLease> {
       if (!startedHere) return;
       await locked(async () => {
         rmSync(userFile, { force: true });
-        const users = readdirSync(join(STATE_DIR, 'users')).filter((pid) => {
-          const alive = existsSync(`/proc/${pid}`);
-          if (!alive) rmSync(join(STATE_DIR, 'users', pid), { force: true });
-          return alive;
-        });
-        if (users.length > 0) return;
-        if (signalRecorded(PID_FILE, 'SIGTERM').outcome === 'signalled') {
-          const recorded = readPidFile(PID_FILE);
-          await until('dockerd stopped', 30_000, async () => recorded === undefined || !isRunning(recorded));
-        }
-        rmSync(PID_FILE, { force: true });
+        await stopUnusedEngineLocked();
       });
     },
   };
+}
+
+/**
+ * Stops the dockerd the tests started once no test process uses it. Called by the last lease's release, and by
+ * scripts/run-tests.mjs after every run: a test file killed by its timeout never releases its lease. An engine
+ * the tests did not start has no pid file here and is never stopped.
+ */
+export async function stopUnusedEngine(): Promise<'stopped' | 'in use' | 'none'> {
+  if (!existsSync(PID_FILE)) return 'none';
+  return locked(stopUnusedEngineLocked);
+}
+
+async function stopUnusedEngineLocked(): Promise<'stopped' | 'in use' | 'none'> {
+  const users = readdirSync(join(STATE_DIR, 'users')).filter((pid) => {
+    const alive = existsSync(`/proc/${pid}`);
+    if (!alive) rmSync(join(STATE_DIR, 'users', pid), { force: true });
+    return alive;
+  });
+  if (users.length > 0) return 'in use';
+  const signalled = signalRecorded(PID_FILE, 'SIGTERM').outcome === 'signalled';
+  if (signalled) {
+    const recorded = readPidFile(PID_FILE);
+    await until('dockerd stopped', 30_000, async () => recorded === undefined || !isRunning(recorded));
+  }
+  rmSync(PID_FILE, { force: true });
+  return signalled ? 'stopped' : 'none';
 }
 
 /** Builds the busybox test image once per engine (in about a second: one file over scratch). */
