@@ -200,6 +200,8 @@ describe('the proxy keeper with two workers', () => {
   let follower: number;
   /** Health-check connections seen by the backends (local port of the prober). */
   const probeSockets = new Set<number>();
+  /** Health-check requests seen by the backends. */
+  let probes = 0;
   /** A request to `/slow` is held until this is called. */
   let releaseSlow: (() => void) | undefined;
   let slowArrived: (() => void) | undefined;
@@ -207,7 +209,10 @@ describe('the proxy keeper with two workers', () => {
 
   async function backend(body: string): Promise<number> {
     const server = http.createServer((req, res) => {
-      if (req.headers['user-agent'] === 'berth-health-check') probeSockets.add(req.socket.remotePort!);
+      if (req.headers['user-agent'] === 'berth-health-check') {
+        probes++;
+        probeSockets.add(req.socket.remotePort!);
+      }
       if (req.url === '/slow') {
         releaseSlow = () => res.end(`${body} slow`);
         slowArrived?.();
@@ -264,7 +269,9 @@ describe('the proxy keeper with two workers', () => {
 
   it('checks each target from one worker only, over one kept connection', async () => {
     probeSockets.clear();
-    await new Promise((resolve) => setTimeout(resolve, 1000)); // five check intervals
+    // Five checks: with a checker in each worker they would come over two connections.
+    const from = probes;
+    await waitFor('five health checks', () => (probes - from >= 5 ? true : undefined));
     assert.equal(probeSockets.size, 1, `health checks came over ${probeSockets.size} connections`);
   });
 
