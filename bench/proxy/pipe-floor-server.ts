@@ -3,17 +3,15 @@
 // that parses HTTP cannot spend less than this; what Berth spends above it is Berth's, what this spends above nginx
 // is Node's. With `forwarded` it also does the wire work Berth does on every exchange, and nothing else: the
 // forwarding headers and a request id added to each request head, the request id added to each response head.
-import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
+import { nextRequestId } from '../../src/proxy/exchange.js';
 
 // argv: the backend's port, `forwarded` or `plain`, then (for TLS, as Berth's HTTPS listener) a certificate and key.
 const [backendArg, mode, certFile, keyFile] = process.argv.slice(2);
 const backendPort = Number(backendArg);
 const proto = certFile === undefined ? 'http' : 'https';
-const ID_PREFIX = randomUUID().slice(0, 24);
-let idCounter = 0;
 
 /**
  * Adds the headers and forwards each head in one write, as Berth does. It assumes what the benchmark sends and
@@ -31,8 +29,7 @@ function relayWithHeaders(client: net.Socket, upstream: net.Socket): void {
     const head = chunk.toString('latin1', 0, headEnd + 2);
     const hostLine = head.indexOf('\nHost: ');
     const host = hostLine === -1 ? '' : head.slice(hostLine + 7, head.indexOf('\r', hostLine));
-    idCounter++;
-    requestId = ID_PREFIX + idCounter.toString(16).padStart(12, '0');
+    requestId = nextRequestId();
     upstream.write(
       `${head}${forwarding}x-forwarded-host: ${host}\r\n${port}x-request-id: ${requestId}\r\n\r\n`,
       'latin1',
@@ -61,6 +58,8 @@ function relayWithHeaders(client: net.Socket, upstream: net.Socket): void {
   });
 }
 
+if (mode !== 'forwarded' && mode !== 'plain')
+  throw new Error(`floor: mode ${mode}: expected forwarded or plain`);
 const forwarded = mode === 'forwarded';
 const relay = (client: net.Socket) => {
   const upstream = net.connect({ host: '127.0.0.1', port: backendPort, noDelay: true });
