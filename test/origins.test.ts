@@ -244,6 +244,16 @@ describe('external origins', { skip: proxyUnavailable }, () => {
     assert.equal(await greeting(), 'heroku');
   });
 
+  it('answers a split only once the proxy serves it: the next request follows the new weights', async () => {
+    const greeting = async () => JSON.parse((await load.send('GET', '/', undefined, 10_000)).body).greeting;
+    for (let i = 0; i < 10; i++) {
+      await setTraffic({ web: 100, heroku: 0 });
+      assert.equal(await greeting(), 'berth', `flip ${i}: all to web`);
+      await setTraffic({ web: 0, heroku: 100 });
+      assert.equal(await greeting(), 'heroku', `flip ${i}: all to heroku`);
+    }
+  });
+
   it('ramps the Berth side 10 -> 100 % under load with zero failed requests', async () => {
     await setTraffic({ web: 0, heroku: 100 });
     let status: TrafficStatus | undefined;

@@ -445,6 +445,7 @@ async function start(
     clock,
     log,
     changed: () => reconciler?.kick(),
+    syncRoutes: () => traffic.sync(),
   });
   const api = createApi({
     token,

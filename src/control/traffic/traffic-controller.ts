@@ -32,6 +32,11 @@ export interface TrafficControllerOptions {
   tickMs?: number;
   /** The weights changed: wake the reconciler, which pushes the route table. */
   changed: () => void;
+  /**
+   * Sends the route table now and resolves once the proxy serves it (every worker): a split, a ramp's start and an
+   * abort answer only then, so the weights they report are the ones requests get.
+   */
+  syncRoutes?: () => Promise<unknown>;
 }
 
 export class TrafficController {
@@ -71,6 +76,7 @@ export class TrafficController {
       });
     });
     this.#o.changed();
+    await this.#o.syncRoutes?.();
     return this.status(app);
   }
 
@@ -135,6 +141,7 @@ export class TrafficController {
       });
     });
     this.#o.changed();
+    await this.#o.syncRoutes?.();
     return this.status(app);
   }
 
@@ -157,6 +164,7 @@ export class TrafficController {
       },
       metrics,
     );
+    await this.#o.syncRoutes?.();
     return this.status(app);
   }
 
